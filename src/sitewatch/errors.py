@@ -1,0 +1,27 @@
+"""One root for every error sitewatch raises on purpose.
+
+Each subclass also inherits the builtin that fits, so callers may catch either
+(``except SiteError`` or ``except ValueError``).  Messages quote the offending input.
+"""
+
+from __future__ import annotations
+
+
+class SitewatchError(Exception):
+    """Root of all sitewatch errors: a user mistake or bad input, never a bug."""
+
+
+class SiteError(SitewatchError, ValueError):
+    """A site file or site definition is invalid, or a site is unknown."""
+
+
+class SceneError(SitewatchError, ValueError):
+    """An image cannot be read or catalogued (corrupt, no time, no overlap...)."""
+
+
+class GridError(SitewatchError, ValueError):
+    """A scene cannot be put on a site grid."""
+
+
+class StoreError(SitewatchError, RuntimeError):
+    """The catalogue database cannot be opened or is in an unexpected state."""

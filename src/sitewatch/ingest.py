@@ -1,0 +1,181 @@
+"""Ingest: turn files and folders into catalogue records of a site.
+
+All files are read and checked before anything is written; then the site (if new) and each
+scene are stored, one transaction each.  A failure while reading stores nothing; an
+interruption while storing leaves whole scenes only, and running the same ingest again
+completes it (scenes already stored are recognised by source and checksum).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+import shapely
+
+from .errors import SceneError, SiteError
+from .scenes import Scene, discover, iso, read_scene
+from .sites import Site, bare_site, builtin_site, builtin_site_ids
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+#: progress(stage, done, total): stage is "read" or "store".
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    """What happened to one scene."""
+
+    scene_id: str
+    source: str
+    status: str  # added | updated | unchanged | duplicate
+    acquired: str
+    sensor: str
+    note: str = ""
+
+
+@dataclass
+class IngestReport:
+    site_id: str
+    site_status: str  # existing | builtin | created
+    site_note: str = ""
+    items: list[IngestItem] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    warnings: list[str] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for i in self.items if i.status == status)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "site": self.site_id,
+            "site_status": self.site_status,
+            "site_note": self.site_note,
+            "scenes": [i.__dict__ for i in self.items],
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "warnings": self.warnings,
+        }
+
+
+def ingest(
+    store: Store,
+    paths: Iterable[str | Path],
+    site_id: str,
+    *,
+    time: datetime | None = None,
+    sensor: str | None = None,
+    site: Site | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Catalogue the scenes under ``paths`` for ``site_id``.
+
+    ``site`` registers that site definition when ``site_id`` is not stored yet (otherwise a
+    built-in site of that id is used, or a bare site is made from the scenes' footprints).
+    ``time`` dates scenes whose metadata and names carry no time.  Raises
+    :class:`SceneError` or :class:`SiteError` with nothing stored.
+    """
+    tick = progress or (lambda *_: None)
+    sources = discover(paths)
+    scenes: list[Scene] = []
+    skipped: list[tuple[str, str]] = []
+    for i, src in enumerate(sources):
+        tick("read", i, len(sources))
+        try:
+            scenes.append(read_scene(src, time=time, sensor=sensor))
+        except SceneError as exc:
+            if src.explicit or "acquisition time unknown" not in str(exc):
+                raise
+            skipped.append((src.key, "no acquisition time in metadata or file name"))
+    tick("read", len(sources), len(sources))
+    if not scenes:
+        where = ", ".join(str(p) for p in paths)
+        detail = f" ({len(skipped)} undated image(s) skipped)" if skipped else ""
+        raise SceneError(f"{where}: no scenes found{detail}")
+
+    report = IngestReport(site_id, "existing", skipped=skipped)
+    stored = store.get_site(site_id)
+    if stored is None:
+        stored, report.site_status, report.site_note = _new_site(site_id, scenes, site)
+    _check_overlap(stored, scenes, report)
+
+    # Ids: keep a re-ingested source's id; otherwise make the readable id unique in the site.
+    taken = store.scene_ids(site_id)
+    planned: list[tuple[Scene, str]] = []
+    for sc in scenes:
+        previous = store.find_scene(site_id, source=sc.source)
+        if previous is not None:
+            sc = replace(sc, id=previous.id, site_id=site_id)
+        else:
+            dup = store.find_scene(site_id, checksum=sc.checksum)
+            if dup is not None:
+                report.items.append(IngestItem(dup.id, sc.source, "duplicate", iso(sc.acquired),
+                                               sc.sensor, f"same files as scene {dup.id}"))
+                continue
+            sc = replace(sc, id=_unique(sc.id, taken), site_id=site_id)
+            taken.add(sc.id)
+        planned.append((sc, ""))
+        report.warnings.extend(f"{sc.id}: {w}" for w in sc.warnings)
+
+    if report.site_status != "existing":
+        store.put_site(stored, "builtin" if report.site_status == "builtin" else "bare")
+    for i, (sc, _) in enumerate(planned):
+        tick("store", i, len(planned))
+        status = store.put_scene(sc)  # one transaction per scene
+        note = "files changed since last ingest" if status == "updated" else ""
+        report.items.append(IngestItem(sc.id, sc.source, status, iso(sc.acquired), sc.sensor, note))
+        log.info("scene %s: %s", sc.id, status)
+    tick("store", len(planned), len(planned))
+    report.items.sort(key=lambda it: (it.acquired, it.scene_id))
+    return report
+
+
+def _new_site(site_id: str, scenes: list[Scene], given: Site | None) -> tuple[Site, str, str]:
+    if given is not None:
+        if given.id != site_id:
+            raise SiteError(f"site file defines site {given.id!r}, not {site_id!r}")
+        return given, "builtin", f"registered site {site_id!r} from its site file"
+    if site_id in builtin_site_ids():
+        return builtin_site(site_id), "builtin", f"registered built-in site {site_id!r}"
+    footprints = [s.footprint for s in scenes if s.footprint is not None]
+    if not footprints:
+        raise SiteError(
+            f"site {site_id!r} does not exist and the images have no georeferencing to make "
+            "one from; create it first (sitewatch site init / site add)"
+        )
+    boundary = shapely.set_precision(shapely.union_all(footprints).envelope, 1e-7)
+    note = (
+        f"created bare site {site_id!r} (no parts) from the footprint of "
+        f"{len(footprints)} scene(s); add parts with a site file"
+    )
+    return bare_site(site_id, boundary, "made from scene footprints at ingest"), "created", note
+
+
+def _check_overlap(site: Site, scenes: list[Scene], report: IngestReport) -> None:
+    outside = [s for s in scenes if s.footprint is not None and not s.footprint.intersects(
+        site.boundary)]
+    if outside:
+        names = ", ".join(f"{s.source}" for s in outside[:5])
+        more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+        raise SceneError(
+            f"{names}{more}: does not overlap site {site.id!r} (site bounds "
+            f"{tuple(round(v, 4) for v in site.boundary.bounds)}, lon/lat)"
+        )
+    for s in scenes:
+        if s.footprint is None:
+            report.warnings.append(
+                f"{s.id}: not georeferenced; overlap with site {site.id!r} cannot be checked"
+            )
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"

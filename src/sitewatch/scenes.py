@@ -1,0 +1,668 @@
+"""Scenes: find images in files and folders and read what a catalogue record needs.
+
+A *scene* is one acquisition of one sensor.  On disk it is one of
+
+* a single raster file (GeoTIFF/COG, JP2, PNG/BMP/JPEG, ...), one or many bands;
+* an ENVI image (a data file beside its ``.hdr``);
+* a set of one-file-per-band rasters sharing a stem (Sentinel-2 ``*_B04.tif``, Landsat
+  ``*_b4.tif``), with quality/mask files (``*_fmask.tif``, ``*_QA_PIXEL.tif``, ``*_SCL.tif``).
+
+:func:`discover` turns paths into :class:`SceneSource` groups of files; :func:`read_scene`
+opens them and returns a :class:`Scene` record (nothing is written anywhere).  Errors are
+:class:`~sitewatch.errors.SceneError` and name the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import rasterio
+import rasterio.errors
+import shapely
+from rasterio.windows import Window
+from shapely.geometry import box, mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+from . import bands as B
+from .errors import SceneError
+from .naming import NameInfo, parse_name, parse_text
+
+log = logging.getLogger(__name__)
+
+RASTER_EXTENSIONS = {
+    ".tif", ".tiff", ".jp2", ".j2k", ".png", ".bmp", ".jpg", ".jpeg", ".img", ".vrt",
+}
+_PLAIN_IMAGE_EXTENSIONS = {".png", ".bmp", ".jpg", ".jpeg"}
+_ENVI_DATA_EXTENSIONS = ("", ".img", ".dat", ".bsq", ".bil", ".bip", ".raw")
+_MASK_BANDS = {
+    "fmask": "fmask",
+    "cfmask": "fmask",
+    "qa_pixel": "qa_pixel",
+    "pixel_qa": "qa_pixel",
+    "scl": "scl",
+    "qa": "mask",
+    "mask": "mask",
+    "cloudmask": "mask",
+    "cloud_mask": "mask",
+}
+_TIME_TAGS = (
+    "ACQUISITION_TIME", "ACQUISITIONDATETIME", "ACQUISITION_DATETIME", "SENSING_TIME",
+    "DATATAKE_SENSING_START", "DATETIME", "DATE_ACQUIRED", "ACQUISITION_DATE",
+)
+_KNOWN_S2_SCALE = 1e-4
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class BandRef:
+    """Where one band of a scene lives and what it is."""
+
+    name: str  # the name used to select it: a common name when known ("red"), else "b3"
+    path: str
+    index: int  # 1-based band index in ``path``
+    common_name: str | None = None
+    wavelength: float | None = None  # micrometres
+    resolution: float | None = None  # metres (nominal when the sensor is known)
+    scale: float = 1.0
+    offset: float = 0.0
+    nodata: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BandRef:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class MaskRef:
+    """A provider quality/mask band and how to read it (``fmask``, ``qa_pixel``, ``scl``...)."""
+
+    kind: str
+    path: str
+    index: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MaskRef:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file that makes up a scene, with its size and SHA-256."""
+
+    path: str
+    size: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FileRef:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A catalogue record of one acquisition.  Geometry is lon/lat; ``crs`` is WKT."""
+
+    id: str
+    source: str  # the folder or file it was read from (absolute)
+    acquired: datetime  # UTC
+    time_source: str  # where ``acquired`` came from ("file name: ...", "tag ...", "given")
+    sensor: str  # "sentinel-2", "landsat", "sim-10m", "unknown"...
+    platform: str | None
+    bands: tuple[BandRef, ...]
+    masks: tuple[MaskRef, ...]
+    crs: str | None  # WKT; None for images without georeferencing
+    width: int  # of the finest band
+    height: int
+    transform: tuple[float, ...] | None  # affine (a, b, c, d, e, f) of the finest band
+    resolution: float | None  # metres, finest band
+    footprint: BaseGeometry | None  # lon/lat polygon; None without georeferencing
+    files: tuple[FileRef, ...]
+    checksum: str  # SHA-256 over the files' hashes
+    simulated: bool = False
+    site_id: str | None = None
+    warnings: tuple[str, ...] = ()
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.crs is not None
+
+    @property
+    def band_names(self) -> list[str]:
+        return [b.name for b in self.bands]
+
+    def band(self, name: str) -> BandRef:
+        """The band called ``name`` (a common name such as ``red`` or ``swir1``, or ``b3``)."""
+        want = B.canonical(name)
+        for b in self.bands:
+            if b.name == want or (b.common_name and b.common_name == want):
+                return b
+        raise SceneError(
+            f"scene {self.id!r} has no band {name!r} (bands: {', '.join(self.band_names)})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (times ISO 8601 UTC, geometry GeoJSON)."""
+        return {
+            "id": self.id,
+            "site": self.site_id,
+            "source": self.source,
+            "acquired": iso(self.acquired),
+            "time_source": self.time_source,
+            "sensor": self.sensor,
+            "platform": self.platform,
+            "bands": [b.to_dict() for b in self.bands],
+            "masks": [m.to_dict() for m in self.masks],
+            "crs": self.crs,
+            "width": self.width,
+            "height": self.height,
+            "transform": list(self.transform) if self.transform else None,
+            "resolution": self.resolution,
+            "footprint": mapping(self.footprint) if self.footprint is not None else None,
+            "georeferenced": self.georeferenced,
+            "files": [f.to_dict() for f in self.files],
+            "checksum": self.checksum,
+            "simulated": self.simulated,
+            "warnings": list(self.warnings),
+            "properties": dict(self.properties),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Scene:
+        return cls(
+            id=d["id"],
+            source=d["source"],
+            acquired=parse_time(d["acquired"]),
+            time_source=d["time_source"],
+            sensor=d["sensor"],
+            platform=d.get("platform"),
+            bands=tuple(BandRef.from_dict(b) for b in d["bands"]),
+            masks=tuple(MaskRef.from_dict(m) for m in d["masks"]),
+            crs=d.get("crs"),
+            width=d["width"],
+            height=d["height"],
+            transform=tuple(d["transform"]) if d.get("transform") else None,
+            resolution=d.get("resolution"),
+            footprint=shape(d["footprint"]) if d.get("footprint") else None,
+            files=tuple(FileRef.from_dict(f) for f in d["files"]),
+            checksum=d["checksum"],
+            simulated=bool(d.get("simulated", False)),
+            site_id=d.get("site"),
+            warnings=tuple(d.get("warnings", ())),
+            properties=dict(d.get("properties") or {}),
+        )
+
+
+def iso(t: datetime) -> str:
+    """``t`` as ISO 8601 UTC with a ``Z`` (seconds precision)."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an ISO 8601 date or date-time (``2024-01-10``, ``2024-01-10T02:14:00Z``, or
+    ``2024:01:10 02:14:00``); naive times are taken as UTC."""
+    s = str(text).strip()
+    if re.match(r"^\d{4}:\d{2}:\d{2} \d{2}:\d{2}:\d{2}$", s):
+        s = s.replace(":", "-", 2)
+    s = s.replace("Z", "+00:00").replace("z", "+00:00")
+    try:
+        t = datetime.fromisoformat(s)
+    except ValueError:
+        try:
+            t = datetime.strptime(s, "%Y%m%d")
+        except ValueError:
+            raise SceneError(f"cannot read time {text!r}: use ISO 8601, e.g. 2024-01-10") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return t.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+@dataclass(frozen=True)
+class SceneSource:
+    """A group of files that make up one scene, before anything is read."""
+
+    key: str  # the folder/file path the group is known by
+    kind: str  # "single", "envi", "bandset"
+    files: tuple[Path, ...]  # data files (for a band set: one per band or mask)
+    header: Path | None = None  # ENVI header
+    explicit: bool = False  # named by the user (errors are fatal) rather than found in a walk
+
+
+def _envi_data_for_header(hdr: Path) -> Path | None:
+    stem = hdr.with_suffix("")
+    for ext in _ENVI_DATA_EXTENSIONS:
+        cand = Path(str(stem) + ext)
+        if cand.is_file() and cand != hdr:
+            return cand
+    return None
+
+
+def _is_raster_name(p: Path) -> bool:
+    return p.suffix.lower() in RASTER_EXTENSIONS
+
+
+def discover(paths: Iterable[str | Path]) -> list[SceneSource]:
+    """Group files under ``paths`` into scenes.
+
+    A file names one scene (a band file of a set brings its siblings along).  A folder is
+    walked recursively: ENVI images are found by their headers, band files are grouped by
+    stem, other rasters are single scenes.  Paths that do not exist raise
+    :class:`SceneError`.
+    """
+    out: list[SceneSource] = []
+    seen: set[str] = set()
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if not p.exists():
+            raise SceneError(f"{raw}: no such file or folder")
+        p = p.resolve()
+        found = _discover_file(p) if p.is_file() else _discover_dir(p)
+        for src in found:
+            if src.key not in seen:
+                seen.add(src.key)
+                out.append(src)
+    return out
+
+
+def _discover_file(p: Path) -> list[SceneSource]:
+    if p.suffix.lower() == ".hdr":
+        data = _envi_data_for_header(p)
+        if data is None:
+            raise SceneError(f"{p}: ENVI header without its data file beside it")
+        return [SceneSource(str(data), "envi", (data,), p, explicit=True)]
+    hdr = _header_for(p)
+    if hdr is not None:
+        return [SceneSource(str(p), "envi", (p,), hdr, explicit=True)]
+    info = parse_name(p.name)
+    if info.band is not None:
+        siblings = [q for q in sorted(p.parent.iterdir()) if q.is_file() and _is_raster_name(q)]
+        group = [q for q in siblings if parse_name(q.name).stem == info.stem
+                 and parse_name(q.name).band is not None]
+        key = str(p.parent / info.stem)
+        return [SceneSource(key, "bandset", tuple(group), explicit=True)]
+    return [SceneSource(str(p), "single", (p,), explicit=True)]
+
+
+def _header_for(p: Path) -> Path | None:
+    for ext in (".hdr", ".HDR"):
+        cand = p.with_suffix(ext) if p.suffix.lower() in _ENVI_DATA_EXTENSIONS[1:] else None
+        for c in (cand, Path(str(p) + ext)):
+            if c is not None and c.is_file():
+                return c
+    return None
+
+
+def _discover_dir(root: Path) -> list[SceneSource]:
+    out: list[SceneSource] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        d = Path(dirpath)
+        names = sorted(filenames)
+        used: set[str] = set()
+        for n in names:  # ENVI first: their data files often have no extension
+            if n.lower().endswith(".hdr"):
+                data = _envi_data_for_header(d / n)
+                if data is not None:
+                    used.update({n, data.name})
+                    out.append(SceneSource(str(data), "envi", (data,), d / n))
+        groups: dict[str, list[Path]] = {}
+        for n in names:
+            p = d / n
+            if n in used or not _is_raster_name(p) or n.endswith(".aux.xml"):
+                continue
+            info = parse_name(n)
+            if info.band is not None:
+                groups.setdefault(info.stem, []).append(p)
+            else:
+                out.append(SceneSource(str(p), "single", (p,)))
+        for stem, files in groups.items():
+            out.append(SceneSource(str(d / stem), "bandset", tuple(files)))
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _file_refs(paths: Sequence[Path]) -> tuple[tuple[FileRef, ...], str]:
+    refs = tuple(
+        FileRef(str(p), p.stat().st_size, sha256_file(p)) for p in sorted(paths, key=str)
+    )
+    combined = hashlib.sha256(
+        "".join(f"{Path(r.path).name}:{r.sha256}\n" for r in refs).encode()
+    ).hexdigest()
+    return refs, combined
+
+
+def _open(path: Path) -> rasterio.io.DatasetReader:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        msg = str(exc).split("\n")[0]
+        raise SceneError(f"{path}: not a readable raster image ({msg})") from None
+
+
+def _probe_pixels(ds: rasterio.io.DatasetReader, path: Path) -> None:
+    """Read the first and last block of every band: truncated or corrupt files fail here."""
+    h, w = ds.height, ds.width
+    bh, bw = ds.block_shapes[0] if ds.block_shapes else (1, w)
+    bh, bw = max(1, min(bh, h)), max(1, min(bw, w))
+    windows = [Window(0, 0, bw, bh), Window(w - bw, h - bh, bw, bh)]
+    try:
+        for win in windows:
+            ds.read(window=win)
+    except Exception as exc:  # GDAL reports truncation through several error types
+        msg = str(exc).split("\n")[0]
+        raise SceneError(f"{path}: image data is corrupt or truncated ({msg})") from None
+
+
+def _is_geographic(crs: Any) -> bool:
+    return bool(crs is not None and crs.is_geographic)
+
+
+def _resolution_m(ds: rasterio.io.DatasetReader) -> float:
+    rx, ry = abs(ds.transform.a), abs(ds.transform.e)
+    if _is_geographic(ds.crs):
+        lat = (ds.bounds.top + ds.bounds.bottom) / 2
+        mx = rx * 111_320 * math.cos(math.radians(lat))
+        my = ry * 110_574
+        return float((mx + my) / 2)
+    return float((rx + ry) / 2)
+
+
+def _footprint(ds: rasterio.io.DatasetReader) -> BaseGeometry | None:
+    if ds.crs is None:
+        return None
+    from .geo import to_crs
+
+    poly = shapely.segmentize(box(*ds.bounds), max(ds.bounds.right - ds.bounds.left, 1) / 16)
+    fp = to_crs(poly, ds.crs, "EPSG:4326")
+    return shapely.set_precision(fp, 1e-7)
+
+
+def _time_from_tags(tags: dict[str, str]) -> tuple[datetime | None, str | None]:
+    upper = {k.upper(): v for k, v in tags.items()}
+    for key in _TIME_TAGS:
+        if key in upper and str(upper[key]).strip():
+            value = upper[key]
+            if key == "DATE_ACQUIRED" and "SCENE_CENTER_TIME" in upper:
+                centre = upper["SCENE_CENTER_TIME"].strip('"')
+                value = f"{value}T{centre}"
+            try:
+                return parse_time(value), f"tag {key}"
+            except SceneError:
+                log.warning("ignoring unreadable time tag %s=%r", key, value)
+    return None, None
+
+
+def read_envi_header(path: Path) -> dict[str, str]:
+    """The ``key = value`` pairs of an ENVI header (braced values joined on one line)."""
+    try:
+        text = path.read_text(encoding="latin-1")
+    except OSError as exc:
+        raise SceneError(f"{path}: cannot read ENVI header ({exc})") from None
+    if not text.lstrip().upper().startswith("ENVI"):
+        raise SceneError(f"{path}: not an ENVI header (must start with 'ENVI')")
+    out: dict[str, str] = {}
+    for m in re.finditer(r"^\s*([^=\n]+?)\s*=\s*(\{[^}]*\}|[^\n]*)", text, re.MULTILINE):
+        out[m.group(1).strip().lower()] = m.group(2).strip().strip("{}").strip()
+    return out
+
+
+def _band_ref_for(
+    info: NameInfo, band_id: str, path: Path, index: int, ds: rasterio.io.DatasetReader
+) -> BandRef:
+    spec: B.BandSpec | None = None
+    if info.sensor == "sentinel-2":
+        spec = B.SENTINEL2.get(band_id.upper().replace("B8A", "B8A"))
+        if spec is None and re.fullmatch(r"B\d", band_id.upper()):
+            spec = B.SENTINEL2.get("B0" + band_id[1:])
+    elif info.sensor == "landsat" and info.mission:
+        spec = B.landsat_table(info.mission).get(band_id.upper().lstrip("B").lstrip("0"))
+    common = spec.common_name if spec else None
+    scale, offset = _scale_offset(ds, index, info)
+    return BandRef(
+        name=common or f"b{band_id.lower().lstrip('b')}",
+        path=str(path),
+        index=index,
+        common_name=common,
+        wavelength=spec.wavelength if spec else None,
+        resolution=spec.resolution if spec and spec.resolution else _resolution_m(ds),
+        scale=scale,
+        offset=offset,
+        nodata=ds.nodata,
+    )
+
+
+def _scale_offset(ds: rasterio.io.DatasetReader, index: int, info: NameInfo) -> tuple[float, float]:
+    scale = float(ds.scales[index - 1]) if ds.scales else 1.0
+    offset = float(ds.offsets[index - 1]) if ds.offsets else 0.0
+    if scale == 1.0 and offset == 0.0 and ds.dtypes[index - 1] in ("uint16", "int16"):
+        if info.sensor == "sentinel-2":
+            scale = _KNOWN_S2_SCALE  # L1C/L2A digital numbers are reflectance x 10000
+            if info.acquired and info.acquired.date().isoformat() >= B.S2_BASELINE_04_START:
+                offset = -0.1  # baseline 04.00: DN offset of -1000
+        elif info.sensor == "landsat" and ds.dtypes[index - 1] == "int16":
+            scale = 1e-4  # pre-collection surface reflectance (ESPA) products
+    return scale, offset
+
+
+def _bands_of_multiband(
+    path: Path, ds: rasterio.io.DatasetReader, info: NameInfo, envi: dict[str, str] | None
+) -> tuple[list[BandRef], list[MaskRef]]:
+    bands: list[BandRef] = []
+    masks: list[MaskRef] = []
+    wavelengths: list[float | None] = [None] * ds.count
+    if envi and envi.get("wavelength"):
+        try:
+            wl = [float(v) for v in envi["wavelength"].split(",") if v.strip()]
+        except ValueError:
+            wl = []
+        units = envi.get("wavelength units", "micrometers").lower()
+        factor = 1e-3 if units.startswith("nano") else 1.0
+        if len(wl) == ds.count:
+            wavelengths = [w * factor for w in wl]
+    for i in range(1, ds.count + 1):
+        desc = (ds.descriptions[i - 1] or "").strip()
+        tags = ds.tags(i)
+        key = desc.lower().replace(" ", "_")
+        if key in _MASK_BANDS:
+            masks.append(MaskRef(_MASK_BANDS[key], str(path), i))
+            continue
+        wl = wavelengths[i - 1]
+        if wl is None and "wavelength" in {k.lower() for k in tags}:
+            try:
+                wl = float(next(v for k, v in tags.items() if k.lower() == "wavelength"))
+            except ValueError:
+                wl = None
+        common = None
+        if key and B.canonical(key) in B.known_common_names():
+            common = B.canonical(key)
+        elif wl is not None:
+            common = B.common_name_for_wavelength(wl)
+        scale, offset = _scale_offset(ds, i, info)
+        name = common if common and common not in [b.name for b in bands] else f"b{i}"
+        bands.append(
+            BandRef(name, str(path), i, common, wl, _resolution_m(ds), scale, offset, ds.nodata)
+        )
+    return bands, masks
+
+
+def read_scene(
+    src: SceneSource,
+    *,
+    time: datetime | None = None,
+    sensor: str | None = None,
+) -> Scene:
+    """Open the files of ``src`` and build its :class:`Scene` record.
+
+    ``time`` is used only when neither metadata nor the file names give the acquisition
+    time; ``sensor`` overrides the sensor read from metadata or names.  Raises
+    :class:`SceneError` for unreadable, corrupt or inconsistent input and for a scene whose
+    time is unknown.
+    """
+    warn: list[str] = []
+    envi = read_envi_header(src.header) if src.header else None
+    datasets: list[tuple[Path, NameInfo, rasterio.io.DatasetReader]] = []
+    try:
+        for path in src.files:
+            ds = _open(path)
+            datasets.append((path, parse_name(path.name), ds))
+            _probe_pixels(ds, path)
+        return _build(src, datasets, envi, time, sensor, warn)
+    finally:
+        for _, _, ds in datasets:
+            ds.close()
+
+
+def _build(
+    src: SceneSource,
+    datasets: list[tuple[Path, NameInfo, rasterio.io.DatasetReader]],
+    envi: dict[str, str] | None,
+    time: datetime | None,
+    sensor: str | None,
+    warn: list[str],
+) -> Scene:
+    key_name = Path(src.key).name
+    info = parse_name(key_name) if src.kind != "bandset" else parse_text(key_name)
+    if info.acquired is None and envi:
+        # ENVI headers often carry the Landsat MTL name in their band names.
+        hinfo = parse_text(envi.get("band names", "") + " " + envi.get("description", ""))
+        if hinfo.acquired is not None:
+            info = replace(hinfo, stem=info.stem)
+    if info.acquired is None and src.kind == "bandset":
+        # Landsat SR sets keep the scene id as the folder name; S2 sets may too.
+        finfo = parse_text(Path(src.key).parent.name)
+        if finfo.acquired is not None:
+            info = replace(finfo, stem=info.stem)
+
+    # Bands and masks.
+    bands: list[BandRef] = []
+    masks: list[MaskRef] = []
+    if src.kind == "bandset":
+        for path, finfo, ds in datasets:
+            band_id = finfo.band or "1"
+            kind = _MASK_BANDS.get(band_id.lower())
+            if kind:
+                masks.append(MaskRef(kind, str(path), 1))
+                continue
+            if ds.count != 1:
+                warn.append(f"{path.name}: {ds.count} bands in a band file; using band 1")
+            bands.append(_band_ref_for(info, band_id, path, 1, ds))
+        bands.sort(key=lambda b: _band_order(b, info))
+    else:
+        path, _, ds = datasets[0]
+        bands, masks = _bands_of_multiband(path, ds, info, envi)
+    if not bands:
+        raise SceneError(f"{src.key}: no image bands found (only masks)")
+
+    # Geometry: the finest band defines the record's grid; all bands must agree on CRS/extent.
+    ref_path, _, ref = min(datasets, key=lambda t: _resolution_m(t[2]))
+    for path, _, ds in datasets:
+        if (ds.crs is None) != (ref.crs is None) or (ds.crs and ds.crs != ref.crs):
+            raise SceneError(
+                f"{path}: CRS {ds.crs} differs from {ref_path.name}'s {ref.crs} in one scene"
+            )
+        if ds.crs is not None and not _same_extent(ds.bounds, ref.bounds, _resolution_m(ds), ds):
+            raise SceneError(f"{path}: extent {tuple(ds.bounds)} differs from "
+                             f"{ref_path.name}'s {tuple(ref.bounds)} in one scene")
+    georef = ref.crs is not None
+    if not georef:
+        warn.append("no georeferencing: pixel grid only (cannot be placed on a site's map grid)")
+    tags = dict(ref.tags())
+    tag_time, tag_src = _time_from_tags(tags)
+    if tag_time is None and envi and envi.get("acquisition time"):
+        tag_time, tag_src = parse_time(envi["acquisition time"]), "ENVI header acquisition time"
+    acquired, time_source = (tag_time, tag_src) if tag_time else (info.acquired, info.time_source)
+    if acquired is None:
+        if time is None:
+            raise SceneError(
+                f"{src.key}: acquisition time unknown (no time in its metadata and no "
+                "Sentinel-2/Landsat file name); give it with --time YYYY-MM-DD"
+            )
+        acquired, time_source = time.astimezone(UTC), "given"
+
+    sensor_name = sensor or tags.get("SENSOR") or info.sensor
+    if sensor_name is None and envi and "landsat" in envi.get("sensor type", "").lower():
+        sensor_name = "landsat"
+    platform = tags.get("PLATFORM") or info.platform
+    simulated = str(tags.get("SIMULATED", "")).lower() == "true"
+
+    refs, checksum = _file_refs([p for p, _, _ in datasets] + ([src.header] if src.header else []))
+    scene_id = make_scene_id(info, acquired, platform, sensor_name, Path(src.key))
+    return Scene(
+        id=scene_id,
+        source=src.key,
+        acquired=acquired,
+        time_source=time_source or "unknown",
+        sensor=sensor_name or "unknown",
+        platform=platform,
+        bands=tuple(bands),
+        masks=tuple(masks),
+        crs=ref.crs.to_wkt() if georef else None,
+        width=ref.width,
+        height=ref.height,
+        transform=tuple(ref.transform)[:6] if georef else None,
+        resolution=min((b.resolution for b in bands if b.resolution), default=None)
+        if georef else None,
+        footprint=_footprint(ref),
+        files=refs,
+        checksum=checksum,
+        simulated=simulated,
+        warnings=tuple(warn),
+    )
+
+
+def _same_extent(a: Any, b: Any, res_m: float, ds: rasterio.io.DatasetReader) -> bool:
+    # Bands of one scene share their extent to within one of the coarser pixel.
+    tol = max(abs(ds.transform.a), abs(ds.transform.e)) * 1.01
+    return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
+
+
+def _band_order(b: BandRef, info: NameInfo) -> tuple[float, str]:
+    return (b.wavelength if b.wavelength is not None else 99.0, b.name)
+
+
+def make_scene_id(
+    info: NameInfo, acquired: datetime, platform: str | None, sensor: str | None, key: Path
+) -> str:
+    """A readable id: ``S2A_20160120_T39QZG``, ``LE07_20080427_035032`` or ``<stem>``."""
+    day = acquired.strftime("%Y%m%d")
+    if info.key and (platform or sensor):
+        head = platform or {"sentinel-2": "S2", "landsat": "L"}.get(sensor or "", "X")
+        return f"{head}_{day}_{info.key}"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", key.name.split(".")[0]).strip("_") or "scene"
+    return stem[:80]
