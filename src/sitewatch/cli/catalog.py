@@ -1,0 +1,71 @@
+"""``sitewatch ingest`` and ``sitewatch scenes``."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from ..errors import SiteError
+from ..ingest import ingest as run_ingest
+from ..scenes import iso, parse_time
+from .common import Ctx, echo_json, err, out, pass_ctx, progress_bar
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--site", "site_id", required=True, help="Site id to catalogue the scenes under.")
+@click.option("--time", "time_", help="Acquisition time for images whose metadata and names "
+              "carry none (ISO 8601).")
+@click.option("--sensor", help="Sensor name, overriding what metadata says.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@pass_ctx
+def ingest(ctx: Ctx, paths: tuple[str, ...], site_id: str, time_: str | None,
+           sensor: str | None, as_json: bool) -> None:
+    """Catalogue images (files or folders) for a site.
+
+    Re-ingesting the same files does nothing; changed files are detected by checksum.
+    """
+    t = parse_time(time_) if time_ else None
+    with ctx.store() as store, progress_bar(not as_json) as tick:
+        report = run_ingest(store, paths, site_id, time=t, sensor=sensor, progress=tick)
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    if report.site_note:
+        err.print(f"[yellow]note:[/] {report.site_note}")
+    for w in report.warnings:
+        err.print(f"[yellow]warning:[/] {w}")
+    for path, reason in report.skipped:
+        err.print(f"skipped {path}: {reason}")
+    counts = ", ".join(f"{report.count(s)} {s}" for s in ("added", "updated", "unchanged",
+                                                          "duplicate") if report.count(s))
+    out.print(f"site {site_id!r}: {len(report.items)} scene(s): {counts}")
+    if ctx.verbosity >= 0:
+        for it in report.items:
+            if it.status != "unchanged":
+                out.print(f"  {it.status:9} {it.scene_id}  {it.acquired}  {it.sensor}"
+                          + (f"  ({it.note})" if it.note else ""))
+
+
+@click.command()
+@click.option("--site", "site_id", required=True, help="Site id.")
+@click.option("--sensor", help="Only this sensor.")
+@click.option("--json", "as_json", is_flag=True, help="Full records as JSON.")
+@pass_ctx
+def scenes(ctx: Ctx, site_id: str, sensor: str | None, as_json: bool) -> None:
+    """List the catalogued scenes of a site, oldest first."""
+    with ctx.store() as store:
+        if store.get_site(site_id) is None:
+            raise SiteError(f"no site {site_id!r} in the catalogue at {ctx.home}")
+        rows = store.scenes(site_id, sensor=sensor)
+    if as_json:
+        echo_json([s.to_dict() for s in rows])
+        return
+    t = Table("id", "acquired (UTC)", "sensor", "bands", "masks", "res (m)", "size", "georef")
+    for s in rows:
+        t.add_row(s.id, iso(s.acquired).replace("T", " ").rstrip("Z"), s.sensor,
+                  ",".join(s.band_names), ",".join(m.kind for m in s.masks) or "-",
+                  f"{s.resolution:g}" if s.resolution else "-", f"{s.width}x{s.height}",
+                  "yes" if s.georeferenced else "[yellow]no[/]")
+    out.print(t)
+    out.print(f"{len(rows)} scene(s)")

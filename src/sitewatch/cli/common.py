@@ -1,0 +1,84 @@
+"""Shared CLI plumbing: the context object, output helpers, progress bars, error mapping."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..errors import SitewatchError
+from ..home import resolve_home
+from ..store import Store
+
+
+@dataclass
+class Ctx:
+    home_option: str | None
+    verbosity: int
+
+    @property
+    def home(self) -> Path:
+        return resolve_home(self.home_option)
+
+    def store(self) -> Store:
+        return Store.open_home(self.home)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+#: Results go to stdout; messages, progress and errors to stderr.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+def setup_logging(verbosity: int) -> None:
+    level = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.WARNING, 1: logging.INFO}.get(
+        verbosity, logging.DEBUG if verbosity > 1 else logging.ERROR
+    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("sitewatch").setLevel(level)
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[Any]:
+    """A rich progress bar on stderr; yields ``tick(stage, done, total)``."""
+    if not enabled or not err.is_terminal:
+        yield lambda *_: None
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as prog:
+        tasks: dict[str, Any] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = prog.add_task(stage, total=total)
+            prog.update(tasks[stage], completed=done, total=total)
+
+        yield tick
+
+
+class SitewatchGroup(click.Group):
+    """Maps library errors to one-line messages and exit code 1 (no tracebacks)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SitewatchError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: finished work is kept; run the command again to resume")
+            raise SystemExit(130) from None

@@ -1,0 +1,72 @@
+"""``sitewatch demo``: the whole spine on the simulated site, offline."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from ..demo import REST, run_demo
+from .common import Ctx, err, out, pass_ctx, progress_bar
+
+
+def _pct(v: float) -> str:
+    return "-" if math.isnan(v) else f"{100 * v:.0f}"
+
+
+@click.command()
+@click.option("--workdir", type=click.Path(file_okay=False),
+              help="Where the simulated scenario and the page go [default: HOME/demo].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Scenario seed.")
+@pass_ctx
+def demo(ctx: Ctx, workdir: str | None, seed: int) -> None:
+    """Simulate a launch site, catalogue it, measure change per part, show it beside the
+    ground truth, and write an HTML page.  Offline; SIMULATED data."""
+    home = ctx.home
+    err.print(f"sitewatch demo: SIMULATED launch site; catalogue in {home}")
+    with progress_bar() as tick:
+        res = run_demo(home, workdir=Path(workdir) if workdir else None, seed=seed,
+                       progress=tick)
+    ing = res.ingest
+    out.print(f"catalogued {len(ing.items)} scenes of site {res.site.id!r} "
+              f"({ing.count('added')} new, {ing.count('unchanged')} unchanged)")
+    for sc, why in res.skipped:
+        out.print(f"  not usable: {sc.id} ({sc.acquired:%Y-%m-%d}): {why}")
+    parts = res.parts
+    for sensor in sorted({p.sensor for p in res.pairs}):
+        t = Table(title=f"changed % of each part's observed pixels, {sensor} "
+                        "(bold = flagged >= 5 %; [reverse] x [/] = ground-truth event there)",
+                  title_justify="left")
+        t.add_column("before -> after")
+        for p in parts:
+            t.add_column(p.replace("_", " "), justify="right", max_width=11)
+        t.add_column("rest", justify="right")
+        t.add_column("ground truth between the dates")
+        for pair in (q for q in res.pairs if q.sensor == sensor):
+            cells = []
+            for p in parts:
+                pc = pair.parts.get(p)
+                txt = "n/o" if pc is None or not pc.observed else _pct(pc.changed_fraction)
+                if pair.flagged(p):
+                    txt = f"[bold]{txt}[/]"
+                if pair.truth_at(p):
+                    txt = f"[reverse]{txt}[/]"
+                cells.append(txt)
+            truth = "; ".join(f"{e.id} {e.kind} @ {e.part}" for e in pair.events)
+            t.add_row(f"{pair.before.acquired:%m-%d} -> {pair.after.acquired:%m-%d}", *cells,
+                      _pct(pair.parts[REST].changed_fraction), truth)
+        out.print(t)
+    t = Table(title="planted events: seen at their part in the first usable pair spanning them?",
+              title_justify="left")
+    for c in ("event", "kind", "part", "start", "sensor", "pair", "max changed %", "flagged"):
+        t.add_column(c)
+    for c in res.checks:
+        pair = (f"{c.pair.before.acquired:%m-%d} -> {c.pair.after.acquired:%m-%d}"
+                if c.pair else "not observed")
+        t.add_row(c.event.id, c.event.kind, c.event.part, str(c.event.start), c.sensor, pair,
+                  _pct(c.best_fraction), "[bold]yes[/]" if c.detected else "no")
+    out.print(t)
+    if res.html:
+        out.print(f"page: {res.html}")

@@ -1,0 +1,42 @@
+"""``sitewatch``: the entry point and its global options."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .common import Ctx, SitewatchGroup, setup_logging
+
+
+@click.group(cls=SitewatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="sitewatch")
+@click.option("--home", "home", type=click.Path(file_okay=False), envvar="SITEWATCH_HOME",
+              help="Folder holding the catalogue and products [env SITEWATCH_HOME; default: "
+                   "the user data directory].")
+@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+@click.option("-q", "--quiet", count=True, help="Less output.")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, verbose: int, quiet: int) -> None:
+    """Watch facilities from orbit: catalogue imagery of sites and measure change per part."""
+    setup_logging(verbose - quiet)
+    ctx.obj = Ctx(home, verbose - quiet)
+
+
+def _register() -> None:
+    from . import catalog, demo, sites
+
+    cli.add_command(sites.site)
+    cli.add_command(catalog.ingest)
+    cli.add_command(catalog.scenes)
+    cli.add_command(demo.demo)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="sitewatch")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,136 @@
+"""``sitewatch site list|show|init|validate|add``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from ..errors import SiteError
+from ..sites import PART_KINDS, SITE_TYPES, Site, builtin_site, builtin_site_ids, load_site, new_site
+from .common import Ctx, echo_json, err, out, pass_ctx
+
+
+def _resolve(ctx: Ctx, ref: str) -> tuple[Site, str]:
+    """A site from a file path, the catalogue database, or the built-in catalogue."""
+    p = Path(ref)
+    if p.suffix.lower() in (".geojson", ".json") or p.is_file():
+        return load_site(p), "file"
+    home_db = ctx.home / "sitewatch.db"
+    if home_db.exists():
+        with ctx.store() as store:
+            site = store.get_site(ref)
+        if site is not None:
+            return site, "catalogue"
+    if ref in builtin_site_ids():
+        return builtin_site(ref), "built-in"
+    raise SiteError(f"no site {ref!r} in the catalogue or built in, and no such file")
+
+
+@click.group()
+def site() -> None:
+    """Define, check and list sites."""
+
+
+@site.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def list_(ctx: Ctx, as_json: bool) -> None:
+    """List built-in sites and sites in the catalogue."""
+    rows: dict[str, dict[str, object]] = {}
+    for sid in builtin_site_ids():
+        s = builtin_site(sid)
+        rows[sid] = {"id": sid, "name": s.name, "type": s.site_type, "origin": "built-in",
+                     "parts": len(s.parts), "placed": len(s.placed_parts()), "scenes": 0,
+                     "simulated": s.simulated}
+    if (ctx.home / "sitewatch.db").exists():
+        with ctx.store() as store:
+            for r in store.list_sites():
+                s = r.site
+                rows[s.id] = {"id": s.id, "name": s.name, "type": s.site_type,
+                              "origin": r.origin, "parts": len(s.parts),
+                              "placed": len(s.placed_parts()), "scenes": r.n_scenes,
+                              "simulated": s.simulated}
+    if as_json:
+        echo_json(list(rows.values()))
+        return
+    t = Table("id", "name", "type", "origin", "parts (placed)", "scenes")
+    for r in rows.values():
+        name = str(r["name"]) + (" [SIMULATED]" if r["simulated"] else "")
+        t.add_row(str(r["id"]), name, str(r["type"]), str(r["origin"]),
+                  f"{r['parts']} ({r['placed']})", str(r["scenes"]))
+    out.print(t)
+
+
+@site.command("show")
+@click.argument("site_ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the site file (GeoJSON).")
+@pass_ctx
+def show(ctx: Ctx, site_ref: str, as_json: bool) -> None:
+    """Show a site (id in the catalogue, built-in id, or site file) and its parts."""
+    s, origin = _resolve(ctx, site_ref)
+    if as_json:
+        click.echo(s.dumps(), nl=False)
+        return
+    lon, lat = s.center
+    out.print(f"[bold]{s.id}[/]: {s.name}" + ("  [reverse] SIMULATED [/]" if s.simulated else ""))
+    out.print(f"type {s.site_type}; from {origin}; centre {lat:.5f} N, {lon:.5f} E")
+    if s.properties.get("note"):
+        out.print(f"note: {s.properties['note']}")
+    t = Table("part", "kind", "status", "label")
+    for p in s.parts:
+        t.add_row(p.name, p.kind, "placed" if p.placed else "[yellow]unplaced[/]", p.label)
+    out.print(t)
+    if s.unplaced_parts():
+        out.print(f"{len(s.unplaced_parts())} part(s) unplaced: their positions are not known; "
+                  "add geometry in the site file to watch them.")
+
+
+@site.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def validate(files: tuple[str, ...]) -> None:
+    """Check site files; exit 1 at the first invalid one."""
+    for f in files:
+        s = load_site(f)
+        out.print(f"{f}: valid site {s.id!r} with {len(s.parts)} part(s), "
+                  f"{len(s.unplaced_parts())} unplaced")
+
+
+@site.command("init")
+@click.argument("site_id")
+@click.option("--lat", type=float, required=True, help="Centre latitude (WGS 84 degrees).")
+@click.option("--lon", type=float, required=True, help="Centre longitude (WGS 84 degrees).")
+@click.option("--size", "size_m", type=float, default=3000.0, show_default=True,
+              help="Width of the square boundary, metres.")
+@click.option("--name", help="Human-readable name.")
+@click.option("--type", "site_type", type=click.Choice(SITE_TYPES), default="launch_site",
+              show_default=True, help="Site type (sets the part template).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the site file here (default: stdout).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+def init(site_id: str, lat: float, lon: float, size_m: float, name: str | None,
+         site_type: str, output: str | None, overwrite: bool) -> None:
+    """Write a new site file: a square boundary and the type's parts, unplaced."""
+    s = new_site(site_id, lon, lat, half_size_m=size_m / 2, name=name, site_type=site_type)
+    text = s.dumps()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    p = Path(output)
+    if p.exists() and not overwrite:
+        raise click.ClickException(f"{p} exists; use --overwrite to replace it")
+    p.write_text(text, encoding="utf-8")
+    err.print(f"wrote {p}: site {site_id!r}, {len(s.parts)} unplaced part(s); draw their "
+              f"polygons (kinds: {', '.join(PART_KINDS)}) then `sitewatch site add {p}`")
+
+
+@site.command("add")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@pass_ctx
+def add(ctx: Ctx, file: str) -> None:
+    """Register (or update) a site in the catalogue from a site file."""
+    s = load_site(file)
+    with ctx.store() as store:
+        status = store.put_site(s, "file")
+    out.print(f"site {s.id!r}: {status}")

@@ -1,0 +1,240 @@
+"""The site grid, and loading any catalogued scene onto it.
+
+A site's grid is north-up in the local UTM zone, its pixels aligned to multiples of the
+resolution (so grids of one site at one resolution always coincide), covering the site
+boundary plus a margin.  :func:`load_scene` reads only the window of each band file that
+covers the grid, reprojects it, and returns float32 values (reflectance where the scale is
+known) with NaN where a pixel is not observed, plus a :mod:`quality <sitewatch.masks>` map
+that says why.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.errors
+from affine import Affine
+from rasterio.crs import CRS as RioCRS
+from rasterio.enums import Resampling
+from rasterio.features import rasterize
+from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window, from_bounds
+
+from .errors import GridError, SceneError
+from .geo import local_utm_crs, to_crs
+from .masks import Quality, combine, quality_from_mask
+from .scenes import BandRef, Scene
+from .sites import Site
+
+#: Default margin around the site boundary, metres.
+DEFAULT_MARGIN_M = 200.0
+#: Bands loaded when none are asked for.
+DEFAULT_BANDS = ("blue", "green", "red", "nir")
+
+
+@dataclass(frozen=True)
+class SiteGrid:
+    """A raster grid: CRS (WKT; None for a bare pixel grid), affine transform and shape."""
+
+    crs: str | None
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def resolution(self) -> float:
+        return abs(self.transform.a)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in the grid CRS."""
+        t = self.transform
+        return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
+
+    @property
+    def rio_crs(self) -> RioCRS | None:
+        return RioCRS.from_wkt(self.crs) if self.crs else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"crs": self.crs, "transform": list(self.transform)[:6],
+                "width": self.width, "height": self.height}
+
+    def part_masks(self, site: Site) -> dict[str, np.ndarray]:
+        """A boolean mask per placed part (pixels whose centre falls in the part)."""
+        if self.crs is None:
+            raise GridError("a pixel grid without a CRS cannot place site parts")
+        out: dict[str, np.ndarray] = {}
+        for p in site.placed_parts():
+            geom = p.footprint(self.crs)
+            if geom is None or geom.is_empty:
+                continue
+            m = rasterize([(geom, 1)], out_shape=self.shape, transform=self.transform,
+                          fill=0, dtype="uint8").astype(bool)
+            if not m.any():  # a part smaller than a pixel: take the pixel it falls in
+                m = rasterize([(geom, 1)], out_shape=self.shape, transform=self.transform,
+                              fill=0, dtype="uint8", all_touched=True).astype(bool)
+            out[p.name] = m
+        return out
+
+
+def site_grid(site: Site, resolution: float, *, margin_m: float = DEFAULT_MARGIN_M,
+              crs: Any = None) -> SiteGrid:
+    """The grid of ``site`` at ``resolution`` metres (local UTM unless ``crs`` is given).
+
+    >>> from sitewatch.sites import builtin_site
+    >>> g = site_grid(builtin_site("sohae-sim"), 10.0)
+    >>> g.resolution, g.width == g.height, g.transform.c % 10 == 0
+    (10.0, True, True)
+    """
+    if not (resolution > 0 and math.isfinite(resolution)):
+        raise GridError(f"grid resolution must be a positive number of metres, got {resolution}")
+    lon, lat = site.center
+    target = crs if crs is not None else local_utm_crs(lon, lat)
+    b = to_crs(site.boundary, "EPSG:4326", target).bounds
+    r = float(resolution)
+    left = math.floor((b[0] - margin_m) / r) * r
+    bottom = math.floor((b[1] - margin_m) / r) * r
+    right = math.ceil((b[2] + margin_m) / r) * r
+    top = math.ceil((b[3] + margin_m) / r) * r
+    width, height = round((right - left) / r), round((top - bottom) / r)
+    if width * height > 40_000 * 40_000:
+        raise GridError(
+            f"site {site.id!r} at {r} m makes a {width} x {height} grid; use a coarser "
+            "resolution or a smaller boundary"
+        )
+    wkt = (target if hasattr(target, "to_wkt") else RioCRS.from_user_input(target)).to_wkt()
+    return SiteGrid(wkt, Affine(r, 0, left, 0, -r, top), width, height)
+
+
+def pixel_grid(scene: Scene) -> SiteGrid:
+    """The scene's own pixel grid (for images without georeferencing)."""
+    return SiteGrid(None, Affine.identity(), scene.width, scene.height)
+
+
+@dataclass
+class GridImage:
+    """A scene on a grid: ``data`` (bands, rows, cols) float32, NaN where not observed."""
+
+    scene_id: str
+    acquired: datetime
+    sensor: str
+    grid: SiteGrid
+    bands: tuple[str, ...]
+    data: np.ndarray
+    quality: np.ndarray  # uint8 Quality codes
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.quality == Quality.VALID
+
+    @property
+    def valid_fraction(self) -> float:
+        return float(self.valid.mean())
+
+    def band(self, name: str) -> np.ndarray:
+        from .bands import canonical
+
+        try:
+            return self.data[self.bands.index(canonical(name))]
+        except ValueError:
+            raise SceneError(
+                f"{self.scene_id}: band {name!r} not loaded (loaded: {', '.join(self.bands)})"
+            ) from None
+
+
+def _src_window(ds: rasterio.io.DatasetReader, grid: SiteGrid) -> Window | None:
+    """The window of ``ds`` covering ``grid`` (padded by 2 pixels), or None if disjoint."""
+    left, bottom, right, top = transform_bounds(grid.rio_crs, ds.crs, *grid.bounds,
+                                                densify_pts=21)
+    win = from_bounds(left, bottom, right, top, ds.transform)
+    col0 = max(0, math.floor(win.col_off) - 2)
+    row0 = max(0, math.floor(win.row_off) - 2)
+    col1 = min(ds.width, math.ceil(win.col_off + win.width) + 2)
+    row1 = min(ds.height, math.ceil(win.row_off + win.height) + 2)
+    if col1 <= col0 or row1 <= row0:
+        return None
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def _open(path: str) -> rasterio.io.DatasetReader:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise SceneError(f"{path}: cannot open ({str(exc).splitlines()[0]}); was it moved or "
+                         "changed since ingest?") from None
+
+
+def _read_to_grid(path: str, index: int, grid: SiteGrid, resampling: Resampling,
+                  as_float: bool, nodata: float | None) -> np.ndarray:
+    with _open(path) as ds:
+        if grid.crs is None:
+            if ds.crs is not None or (ds.height, ds.width) != grid.shape:
+                raise GridError(f"{path}: does not match the pixel grid {grid.shape}")
+            arr = ds.read(index).astype("float32" if as_float else ds.dtypes[index - 1])
+            if as_float and nodata is not None:
+                arr[arr == nodata] = np.nan
+            return arr
+        if ds.crs is None:
+            raise GridError(f"{path}: has no georeferencing; it cannot go on a map grid")
+        dtype = "float32" if as_float else ds.dtypes[index - 1]
+        fill = np.nan if as_float else 255
+        dst = np.full(grid.shape, fill, dtype=dtype)
+        win = _src_window(ds, grid)
+        if win is None:
+            return dst
+        src = ds.read(index, window=win)
+        if as_float:
+            src = src.astype("float32")
+            if nodata is not None:
+                src[src == nodata] = np.nan
+        reproject(
+            source=src, destination=dst,
+            src_transform=ds.window_transform(win), src_crs=ds.crs,
+            src_nodata=np.nan if as_float else None,
+            dst_transform=grid.transform, dst_crs=grid.rio_crs,
+            dst_nodata=fill, resampling=resampling,
+        )
+        return dst
+
+
+def load_scene(
+    scene: Scene,
+    grid: SiteGrid,
+    bands: Sequence[str] | None = DEFAULT_BANDS,
+    *,
+    resampling: Resampling = Resampling.bilinear,
+    apply_masks: bool = True,
+) -> GridImage:
+    """Put ``scene`` on ``grid``: selected ``bands`` (common names; None = all) and quality.
+
+    Values are ``DN * scale + offset`` (reflectance for known sensors).  A band that the
+    scene lacks raises :class:`SceneError` naming the scene and its bands.
+    """
+    refs: list[BandRef] = [scene.band(b) for b in bands] if bands else list(scene.bands)
+    data = np.empty((len(refs), *grid.shape), dtype="float32")
+    for i, ref in enumerate(refs):
+        arr = _read_to_grid(ref.path, ref.index, grid, resampling, True, ref.nodata)
+        data[i] = arr * ref.scale + ref.offset
+    quality = [np.where(np.isnan(data).any(axis=0), Quality.NODATA, Quality.VALID)
+               .astype(np.uint8)]
+    if apply_masks:
+        for m in scene.masks:
+            codes = _read_to_grid(m.path, m.index, grid, Resampling.nearest, False, None)
+            quality.append(quality_from_mask(m.kind, codes))
+    q = combine(*quality)
+    data[:, q != Quality.VALID] = np.nan
+    names = tuple(r.common_name or r.name for r in refs)
+    return GridImage(scene.id, scene.acquired, scene.sensor, grid, names, data, q)

@@ -1,0 +1,85 @@
+"""Fixtures: small synthetic rasters written on the fly, and the shared real data folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+SHARED_DATA = Path(os.environ.get("SITEWATCH_DATA", Path(__file__).parents[1] / ".." / "shared"
+                                  / "data")).resolve()
+
+#: A UTM 51N point inside the simulated site (Sohae's public coordinates).
+SOHAE_UTM = (646_260.0, 4_391_410.0)
+
+
+def write_tif(path: Path, data: np.ndarray, *, crs: str | None = "EPSG:32651",
+              transform: Affine | None = None, nodata: float | None = None,
+              tags: dict[str, str] | None = None, descriptions: Sequence[str] | None = None,
+              band_tags: Sequence[dict[str, str]] | None = None, driver: str = "GTiff",
+              scales: Sequence[float] | None = None) -> Path:
+    """Write ``data`` (bands, rows, cols) or (rows, cols) as a raster file."""
+    arr = data if data.ndim == 3 else data[None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = {"driver": driver, "width": arr.shape[2], "height": arr.shape[1],
+               "count": arr.shape[0], "dtype": arr.dtype.name}
+    if crs is not None:
+        profile["crs"] = crs
+        profile["transform"] = transform or Affine(10, 0, SOHAE_UTM[0] - 500, 0, -10,
+                                                   SOHAE_UTM[1] + 500)
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(path, "w", **profile) as ds:
+        ds.write(arr)
+        if tags:
+            ds.update_tags(**tags)
+        for i, d in enumerate(descriptions or []):
+            ds.set_band_description(i + 1, d)
+        for i, t in enumerate(band_tags or []):
+            ds.update_tags(i + 1, **t)
+        if scales:
+            ds.scales = tuple(scales)
+    return path
+
+
+@pytest.fixture
+def make_tif(tmp_path: Path):
+    """make_tif(name, data, **kw) -> path under tmp_path."""
+
+    def _make(name: str, data: np.ndarray, **kw) -> Path:
+        return write_tif(tmp_path / name, data, **kw)
+
+    return _make
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An isolated sitewatch home (also set as SITEWATCH_HOME)."""
+    h = tmp_path / "home"
+    monkeypatch.setenv("SITEWATCH_HOME", str(h))
+    return h
+
+
+def rng_image(seed: int, bands: int = 4, size: int = 100) -> np.ndarray:
+    """Smooth-ish random reflectance-like uint16 data."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(bands, size, size))
+    x = ndimage.gaussian_filter(x, (0, 2, 2))
+    x = (x - x.min()) / (x.max() - x.min())
+    return (1000 + 2000 * x).astype(np.uint16)
+
+
+def need_shared(*parts: str) -> Path:
+    """The path under ../shared/data, or skip the test saying why."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data not available: {p} (the ../shared folder sits beside the "
+                    "project in development and CI; set SITEWATCH_DATA to point elsewhere)")
+    return p

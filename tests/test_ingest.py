@@ -1,0 +1,179 @@
+import sqlite3
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from affine import Affine
+
+from conftest import SOHAE_UTM, need_shared, rng_image, write_tif
+from sitewatch.errors import SceneError, SiteError, StoreError
+from sitewatch.ingest import ingest
+from sitewatch.store import Store
+
+
+def series(folder, n=3, offset=(0.0, 0.0)):
+    """n dated 4-band scenes at Sohae, one file each."""
+    t = Affine(10, 0, SOHAE_UTM[0] - 500 + offset[0], 0, -10, SOHAE_UTM[1] + 500 + offset[1])
+    return [
+        write_tif(folder / f"scene_{i}.tif", rng_image(i), transform=t,
+                  tags={"ACQUISITION_TIME": f"2024-0{i + 1}-01T02:00:00Z"},
+                  descriptions=["blue", "green", "red", "nir"])
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open_path(tmp_path / "db" / "sitewatch.db") as s:
+        yield s
+
+
+def test_ingest_is_idempotent_and_detects_changes(store, tmp_path):
+    files = series(tmp_path / "imgs")
+    r = ingest(store, [tmp_path / "imgs"], "sohae")
+    assert r.site_status == "builtin" and r.count("added") == 3
+    assert [s.id for s in store.scenes("sohae")] == ["scene_0", "scene_1", "scene_2"]
+    assert store.get_site("sohae").name == "Sohae Satellite Launching Station"
+
+    again = ingest(store, [tmp_path / "imgs"], "sohae")
+    assert again.count("unchanged") == 3 and again.count("added") == 0
+
+    # Rewrite one file with other pixels: detected by checksum, record updated in place.
+    old = store.get_scene("sohae", "scene_1").checksum
+    write_tif(files[1], rng_image(99), transform=Affine(10, 0, SOHAE_UTM[0] - 500, 0, -10,
+                                                        SOHAE_UTM[1] + 500),
+              tags={"ACQUISITION_TIME": "2024-02-01T02:00:00Z"})
+    r = ingest(store, [tmp_path / "imgs"], "sohae")
+    assert r.count("updated") == 1 and r.count("unchanged") == 2
+    assert store.get_scene("sohae", "scene_1").checksum != old
+    assert len(store.scenes("sohae")) == 3
+
+    # The same bytes under another name are a duplicate, not a new scene.
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "scene_0.tif").write_bytes(files[0].read_bytes())
+    r = ingest(store, [tmp_path / "copy"], "sohae")
+    assert r.count("duplicate") == 1 and len(store.scenes("sohae")) == 3
+
+
+def test_new_site_is_made_from_footprints(store, tmp_path):
+    series(tmp_path / "imgs", 2)
+    r = ingest(store, [tmp_path / "imgs"], "newsite")
+    assert r.site_status == "created" and "bare site" in r.site_note
+    site = store.get_site("newsite")
+    assert site.parts == () and all(s.footprint.within(site.boundary.buffer(1e-6))
+                                    for s in store.scenes("newsite"))
+
+
+def test_no_overlap_stores_nothing(store, tmp_path):
+    series(tmp_path / "far", 2, offset=(50_000, 0))  # 50 km east of the site
+    with pytest.raises(SceneError, match=r"scene_0.tif.*does not overlap site 'sohae'"):
+        ingest(store, [tmp_path / "far"], "sohae")
+    assert store.get_site("sohae") is None and store.list_sites() == []
+
+
+def test_corrupt_file_in_folder_stores_nothing(store, tmp_path):
+    series(tmp_path / "imgs", 2)
+    (tmp_path / "imgs" / "broken.tif").write_text("garbage")
+    with pytest.raises(SceneError, match="broken.tif: not a readable raster"):
+        ingest(store, [tmp_path / "imgs"], "sohae")
+    assert store.list_sites() == []
+
+
+def test_undated_images_in_a_folder_are_skipped_but_named_ones_fail(store, tmp_path):
+    series(tmp_path / "imgs", 1)
+    write_tif(tmp_path / "imgs" / "label.tif", np.zeros((100, 100), np.uint8))
+    r = ingest(store, [tmp_path / "imgs"], "sohae")
+    assert r.count("added") == 1 and r.skipped[0][0].endswith("label.tif")
+    with pytest.raises(SceneError, match="label.tif: acquisition time unknown"):
+        ingest(store, [tmp_path / "imgs" / "label.tif"], "sohae")
+    r = ingest(store, [tmp_path / "imgs" / "label.tif"], "sohae",
+               time=datetime(2024, 5, 1, tzinfo=UTC))
+    assert r.count("added") == 1
+
+
+def test_interrupted_ingest_resumes(store, tmp_path):
+    series(tmp_path / "imgs", 3)
+
+    def stop_after_first(stage, done, total):
+        if stage == "store" and done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest(store, [tmp_path / "imgs"], "sohae", progress=stop_after_first)
+    assert len(store.scenes("sohae")) == 1  # whole scenes only
+    r = ingest(store, [tmp_path / "imgs"], "sohae")
+    assert r.count("unchanged") == 1 and r.count("added") == 2
+    assert len(store.scenes("sohae")) == 3
+
+
+def test_schema_version_guards(tmp_path):
+    db = tmp_path / "sitewatch.db"
+    Store.open_path(db).close()
+    con = sqlite3.connect(db)
+    con.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="schema version 999 is newer"):
+        Store.open_path(db)
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE x (a)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="not a sitewatch catalogue"):
+        Store.open_path(other)
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database at all" * 100)
+    with pytest.raises(StoreError, match="not a usable database"):
+        Store.open_path(junk)
+
+
+def test_unknown_site_from_pixel_images_needs_a_site(store, tmp_path):
+    p = write_tif(tmp_path / "x.png", rng_image(1, 3).astype(np.uint8), crs=None, driver="PNG")
+    with pytest.raises(SiteError, match="no georeferencing"):
+        ingest(store, [p], "pixels", time=datetime(2024, 1, 1, tzinfo=UTC))
+
+
+# ----------------------------------------------------------------------- real data
+
+
+def test_real_oscd_cities(store):
+    root = need_shared("oscd")
+    cities = sorted(p for p in root.iterdir() if (p / "imgs_1").is_dir())
+    assert len(cities) == 10
+    for city in cities:
+        r = ingest(store, [city], city.name)
+        assert r.count("added") == 2, city.name
+        expected = [line.split(": ")[1].strip() for line in
+                    (city / "dates.txt").read_text().splitlines() if ": " in line]
+        scenes = store.scenes(city.name)
+        assert len(scenes) == 2
+        for sc in scenes:
+            assert len(sc.bands) == 13 and sc.sensor == "sentinel-2"
+        got = sorted(sc.acquired.strftime("%Y%m%d") for sc in scenes)
+        # dates.txt is wrong for a few date-2 images; the file names are right (data README).
+        assert got[0] == expected[0], city.name
+        assert r.skipped  # the change-map labels in cm/ are not scenes
+
+
+def test_real_colorado_series(store):
+    root = need_shared("landsat_timeseries_colorado")
+    r = ingest(store, [root], "colorado")
+    assert r.count("added") == 105 and r.site_status == "created"
+    scenes = store.scenes("colorado")
+    assert len({s.acquired for s in scenes}) == 105
+    assert all(s.masks and s.masks[0].kind == "fmask" for s in scenes)
+    assert all(s.band_names == ["red", "nir", "swir16"] for s in scenes)
+    assert scenes[0].acquired.year == 2008 and scenes[-1].acquired.year == 2013
+    assert ingest(store, [root], "colorado").count("unchanged") == 105
+
+
+def test_real_landsat_pairs(store):
+    root = need_shared("landsat_pairs")
+    for city, days in (("Taizhou", ["2000-03-17", "2003-02-06"]),
+                       ("Nanjing", ["2000-05-03", "2002-07-12"])):
+        ingest(store, [root / city], city.lower())
+        scenes = store.scenes(city.lower())
+        assert [s.acquired.date().isoformat() for s in scenes] == days
+        assert all(len(s.bands) == 6 and s.resolution == 30 for s in scenes)
+        assert scenes[0].band_names[:4] == ["blue", "green", "red", "nir"]

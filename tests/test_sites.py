@@ -1,0 +1,126 @@
+import json
+
+import pytest
+import shapely
+
+from sitewatch.errors import SiteError
+from sitewatch.sites import (
+    builtin_site,
+    builtin_site_ids,
+    load_site,
+    loads_site,
+    new_site,
+    site_from_geojson,
+)
+
+
+def fc(*features):
+    return {"type": "FeatureCollection", "features": list(features)}
+
+
+def boundary(props=None, coords=None):
+    coords = coords or [[[124.70, 39.65], [124.71, 39.65], [124.71, 39.67], [124.70, 39.67],
+                         [124.70, 39.65]]]
+    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": coords},
+            "properties": {"role": "site", "id": "t1", "name": "Test", **(props or {})}}
+
+
+def part(name="pad", kind="launch_pad", coords=None, **props):
+    coords = coords or [[[124.702, 39.655], [124.704, 39.655], [124.704, 39.657],
+                         [124.702, 39.657], [124.702, 39.655]]]
+    geom = None if coords == "none" else {"type": "Polygon", "coordinates": coords}
+    return {"type": "Feature", "geometry": geom,
+            "properties": {"name": name, "kind": kind, **props}}
+
+
+def test_builtin_catalogue():
+    assert {"sohae", "sohae-sim"} <= set(builtin_site_ids())
+    sohae = builtin_site("sohae")
+    assert sohae.name == "Sohae Satellite Launching Station"
+    lon, lat = sohae.center
+    assert abs(lon - 124.705) < 0.001 and abs(lat - 39.660) < 0.001
+    # Positions of Sohae's parts are not public knowledge: never guessed.
+    assert sohae.parts and sohae.placed_parts() == []
+    assert "Tongchang-ri" in sohae.properties["aliases"]
+    sim = builtin_site("sohae-sim")
+    assert sim.simulated and len(sim.placed_parts()) == len(sim.parts) >= 8
+    assert all(p.geometry.within(sim.boundary) for p in sim.parts)
+    with pytest.raises(SiteError, match="no built-in site 'nope'"):
+        builtin_site("nope")
+
+
+def test_roundtrip_and_unplaced(tmp_path):
+    site = site_from_geojson(fc(boundary(), part(), part("fuel", "fuel_storage", "none", x=1)))
+    assert [p.name for p in site.unplaced_parts()] == ["fuel"]
+    assert site.part("fuel").properties == {"x": 1}
+    f = tmp_path / "s.geojson"
+    f.write_text(site.dumps())
+    again = load_site(f)
+    assert again == site or again.to_geojson() == site.to_geojson()
+    assert json.loads(f.read_text())["type"] == "FeatureCollection"
+
+
+def test_line_and_point_parts_are_buffered():
+    line = {"type": "Feature", "geometry": {"type": "LineString", "coordinates": [
+        [124.701, 39.66], [124.709, 39.66]]}, "properties": {"name": "rail", "kind": "rail_line",
+                                                           "width_m": 20}}
+    site = site_from_geojson(fc(boundary(), line))
+    fp = site.part("rail").footprint("EPSG:32651")
+    length = site.part("rail").footprint("EPSG:32651").length / 2  # ~ line length
+    assert fp.area == pytest.approx(length * 20, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"type": "Feature"}, "must be a GeoJSON FeatureCollection"),
+        (fc(part()), "no feature with properties.role = 'site'"),
+        (fc(boundary(), boundary()), "a second feature with role 'site'"),
+        (fc(boundary(), part(kind="lanch_pad")),
+         r"feature 1 \('pad'\): field 'properties.kind' is 'lanch_pad'.*did you mean 'launch_pad'"),
+        (fc(boundary(), part(), part()), r"feature 2 \('pad'\): duplicate part name 'pad'"),
+        (fc(boundary(coords=[[[124.70, 39.65], [124.71, 39.67], [124.71, 39.65],
+                              [124.70, 39.67], [124.70, 39.65]]])),
+         "field 'geometry' is invalid: Self-intersection"),
+        (fc(boundary(coords=[[[39.65, 124.70], [39.65, 124.71], [39.67, 124.71],
+                              [39.67, 124.70], [39.65, 124.70]]])),
+         r"out of range \(RFC 7946 order is \[longitude, latitude\]: are they swapped\?\)"),
+        (fc(boundary(), part(coords=[[[39.655, 124.702], [39.655, 124.704], [39.657, 124.704],
+                                      [39.657, 124.702], [39.655, 124.702]]])), "swapped"),
+        (fc(boundary(), part(coords=[[[24.702, 39.655], [24.704, 39.655], [24.704, 39.657],
+                                      [24.702, 39.657], [24.702, 39.655]]])),
+         "lies wholly outside the site boundary"),
+        (fc(boundary({"id": "Bad Id!"})), "field 'properties.id' is 'Bad Id!'"),
+        (fc(boundary(), part(name=None)), "field 'properties.name' is None"),
+        (fc({"type": "Feature", "geometry": None, "properties": {"role": "site", "id": "x"}}),
+         "the site boundary is required"),
+        (fc(boundary(), {"type": "Feature", "geometry": {"type": "Polygon"},
+                         "properties": {"name": "p", "kind": "other"}}),
+         "'geometry.coordinates' is missing"),
+    ],
+)
+def test_validation_errors_name_feature_and_field(doc, message):
+    with pytest.raises(SiteError, match=message):
+        site_from_geojson(doc, "my.geojson")
+
+
+def test_bad_json_reports_line(tmp_path):
+    f = tmp_path / "broken.geojson"
+    f.write_text('{"type": "FeatureCollection",\n "features": [,]}')
+    with pytest.raises(SiteError, match=r"broken.geojson: not valid JSON \(line 2"):
+        load_site(f)
+    with pytest.raises(SiteError, match="no such site file"):
+        load_site(tmp_path / "missing.geojson")
+
+
+def test_new_site_template():
+    s = new_site("mysite", 124.705, 39.66, half_size_m=1000)
+    assert s.placed_parts() == [] and "launch_pad" in [p.name for p in s.parts]
+    from sitewatch.geo import to_crs
+
+    area = to_crs(s.boundary, "EPSG:4326", "EPSG:32651").area
+    assert area == pytest.approx(4e6, rel=0.01)
+    assert loads_site(s.dumps()).id == "mysite"
+    with pytest.raises(SiteError):
+        new_site("x", 200.0, 39.0)
+    assert isinstance(s.boundary, shapely.Polygon)
