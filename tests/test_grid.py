@@ -6,7 +6,7 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 
-from conftest import SOHAE_UTM, rng_image, write_tif
+from conftest import rng_image, write_tif
 from sitewatch.errors import GridError, SceneError
 from sitewatch.grid import _src_window, load_scene, pixel_grid, site_grid
 from sitewatch.masks import Quality, quality_from_mask
@@ -36,7 +36,7 @@ def test_site_grid_is_aligned_utm_and_covers_the_site(site):
     from sitewatch.geo import to_crs
 
     b = to_crs(site.boundary, "EPSG:4326", g.crs).bounds
-    left, bottom, right, top = g.bounds
+    left, bottom, right, _top = g.bounds
     assert left <= b[0] - 100 and right >= b[2] + 100 and bottom <= b[1] - 100
     assert right - (b[2] + 100) < 10  # no more than one extra pixel
     g3 = site_grid(site, 3.0)
@@ -87,7 +87,7 @@ def test_geographic_source_reprojects(tmp_path, site):
 
 def test_only_the_needed_window_is_read(tmp_path, site):
     grid = site_grid(site, 10.0)
-    left, bottom, right, top = grid.bounds
+    left, _bottom, _right, top = grid.bounds
     t = Affine(10, 0, left - 20_000, 0, -10, top + 20_000)  # a 60 km square image
     with rasterio.open(tmp_path / "big.tif", "w", driver="GTiff", width=6000, height=6000,
                        count=1, dtype="uint8", crs="EPSG:32651", transform=t, tiled=True,

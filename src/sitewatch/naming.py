@@ -95,7 +95,11 @@ def _d(s: str) -> datetime:
 
 
 def split_band(stem: str) -> tuple[str, str | None]:
-    """Split a band suffix off a file stem: ``"T33UUU_..._B04"`` -> (``"T33UUU_..."``, ``"B04"``)."""
+    """Split a band suffix off a file stem.
+
+    >>> split_band("T33UUU_20170216T102101_B04")
+    ('T33UUU_20170216T102101', 'B04')
+    """
     m = _BAND_SUFFIX.match(stem)
     if not m:
         return stem, None
@@ -149,7 +153,8 @@ def parse_text(text: str, *, band: str | None = None) -> NameInfo:
         mission = int(m.group("mission"))
         letter = {4: "T", 5: "T", 7: "E", 8: "C"}[mission]
         return NameInfo(stem, band, _d(m.group("date")), "Landsat MTL name",
-                        f"L{letter}0{mission}", "landsat", mission, m.group("path") + m.group("row"))
+                        f"L{letter}0{mission}", "landsat", mission,
+                        m.group("path") + m.group("row"))
     return NameInfo(stem, band)
 
 

@@ -8,6 +8,7 @@ interrupted ingest leaves whole scenes or none, and re-running completes it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -319,10 +320,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
-    try:
+    with contextlib.suppress(Exception):  # e.g. read-only media
         cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-    except Exception:  # pragma: no cover - e.g. read-only media
-        pass
     cur.close()
 
 

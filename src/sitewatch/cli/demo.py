@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from ..demo import REST, run_demo
 from .common import Ctx, err, out, pass_ctx, progress_bar
 
 
@@ -24,6 +23,8 @@ def _pct(v: float) -> str:
 def demo(ctx: Ctx, workdir: str | None, seed: int) -> None:
     """Simulate a launch site, catalogue it, measure change per part, show it beside the
     ground truth, and write an HTML page.  Offline; SIMULATED data."""
+    from ..demo import REST, run_demo  # the simulator loads only when the demo runs
+
     home = ctx.home
     err.print(f"sitewatch demo: SIMULATED launch site; catalogue in {home}")
     with progress_bar() as tick:

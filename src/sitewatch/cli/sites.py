@@ -8,7 +8,15 @@ import click
 from rich.table import Table
 
 from ..errors import SiteError
-from ..sites import PART_KINDS, SITE_TYPES, Site, builtin_site, builtin_site_ids, load_site, new_site
+from ..sites import (
+    PART_KINDS,
+    SITE_TYPES,
+    Site,
+    builtin_site,
+    builtin_site_ids,
+    load_site,
+    new_site,
+)
 from .common import Ctx, echo_json, err, out, pass_ctx
 
 

@@ -1,0 +1,88 @@
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import rng_image
+from sitewatch import __version__
+from sitewatch.cli.main import cli
+
+
+@pytest.fixture
+def run(home):
+    runner = CliRunner()
+
+    def _run(*args, ok=True):
+        r = runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        if ok:
+            assert r.exit_code == 0, r.output
+        return r
+
+    return _run
+
+
+def test_version_and_help(run):
+    assert __version__ in run("--version").output
+    assert "ingest" in run("--help").output
+
+
+def test_site_commands(run, tmp_path, home):
+    out = run("site", "list", "--json").output
+    ids = {s["id"] for s in json.loads(out)}
+    assert {"sohae", "sohae-sim"} <= ids
+    shown = run("site", "show", "sohae").output
+    assert "unplaced" in shown and "launch_pad" in shown
+    f = tmp_path / "mine.geojson"
+    run("site", "init", "mine", "--lat", "39.66", "--lon", "124.705", "-o", f)
+    assert run("site", "validate", f).output.startswith(f"{f}: valid site 'mine'")
+    r = run("site", "init", "mine", "--lat", "39.66", "--lon", "124.705", "-o", f, ok=False)
+    assert r.exit_code != 0 and "--overwrite" in r.output
+    assert "added" in run("site", "add", f).output
+    assert "mine" in run("site", "list").output
+    assert not (tmp_path / "sitewatch.db").exists() and (home / "sitewatch.db").exists()
+
+
+def test_bad_site_file_is_one_line_error(run, tmp_path):
+    f = tmp_path / "bad.geojson"
+    f.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": None, "properties": {"role": "site", "id": "x"}}]}))
+    r = run("site", "validate", f, ok=False)
+    assert r.exit_code == 1
+    assert "the site boundary is required" in r.output and "Traceback" not in r.output
+
+
+def test_ingest_and_scenes(run, tmp_path, make_tif):
+    for i in range(2):
+        make_tif(f"imgs/s{i}.tif", rng_image(i), tags={"ACQUISITION_TIME": f"2024-0{i+1}-05"},
+                 descriptions=["blue", "green", "red", "nir"])
+    r = run("ingest", tmp_path / "imgs", "--site", "sohae-sim")
+    assert "2 added" in r.output
+    assert "2 unchanged" in run("ingest", tmp_path / "imgs", "--site", "sohae-sim").output
+    rows = json.loads(run("scenes", "--site", "sohae-sim", "--json").output)
+    assert [s["id"] for s in rows] == ["s0", "s1"]
+    assert rows[0]["acquired"] == "2024-01-05T00:00:00Z" and rows[0]["bands"][0]["name"] == "blue"
+    table = run("scenes", "--site", "sohae-sim").output
+    assert "s1" in table and "2 scene(s)" in table
+    report = json.loads(run("ingest", tmp_path / "imgs", "--site", "sohae-sim", "--json").output)
+    assert {s["status"] for s in report["scenes"]} == {"unchanged"}
+
+
+def test_ingest_errors_are_clear(run, tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_text("hello")
+    r = run("ingest", bad, "--site", "sohae", ok=False)
+    assert r.exit_code == 1 and "bad.tif: not a readable raster image" in r.output
+    assert "Traceback" not in r.output
+    png = tmp_path / "x.png"
+    import rasterio
+
+    with rasterio.open(png, "w", driver="PNG", width=10, height=10, count=1,
+                       dtype="uint8") as ds:
+        ds.write(np.zeros((1, 10, 10), np.uint8))
+    r = run("ingest", png, "--site", "sohae", ok=False)
+    assert "acquisition time unknown" in r.output and "--time" in r.output
+    r = run("ingest", png, "--site", "sohae", "--time", "yesterday", ok=False)
+    assert "cannot read time 'yesterday'" in r.output
+    r = run("scenes", "--site", "nowhere", ok=False)
+    assert "no site 'nowhere'" in r.output
