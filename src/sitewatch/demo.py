@@ -2,7 +2,8 @@
 
 1. simulate the ``sohae-sim`` scenario (a made-up layout at Sohae's coordinates; SIMULATED);
 2. ingest its scenes into the catalogue (re-running the demo re-ingests nothing);
-3. load every scene onto the site grid of its sensor;
+3. load every scene onto the site grid of its sensor, co-registered to the clearest one
+   (the estimated shifts are checked against the simulator's true ones);
 4. measure change between consecutive usable dates, per part;
 5. set the per-part change beside the ground-truth events, and write an HTML page with the
    before/after images.
@@ -12,6 +13,7 @@ Later capabilities replace each stage with the real one; the demo grows with the
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable
@@ -22,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from .change import ChangeResult, robust_difference
+from .coregister import Shift, estimate_shift
 from .errors import GridError
-from .grid import GridImage, load_scene, site_grid
+from .grid import GridImage, SiteGrid, load_scene, site_grid
 from .ingest import IngestReport, ingest
 from .scenes import Scene
 from .simulate import Scenario, SimEvent, simulate_scenario
@@ -72,6 +75,19 @@ class EventCheck:
     best_fraction: float
 
 
+@dataclass(frozen=True)
+class ShiftCheck:
+    """An estimated co-registration shift beside the simulator's true one (grid pixels)."""
+
+    scene: str
+    estimated: Shift
+    true: Shift
+
+    @property
+    def error(self) -> float:
+        return (self.estimated - self.true).magnitude
+
+
 @dataclass
 class DemoResult:
     scenario: Scenario
@@ -80,6 +96,7 @@ class DemoResult:
     skipped: list[tuple[Scene, str]] = field(default_factory=list)  # (scene, why unusable)
     pairs: list[PairRow] = field(default_factory=list)
     checks: list[EventCheck] = field(default_factory=list)
+    shifts: list[ShiftCheck] = field(default_factory=list)
     html: Path | None = None
 
     @property
@@ -109,43 +126,61 @@ def run_demo(home: Path, *, workdir: Path | None = None, seed: int = 0,
     by_sensor: dict[str, list[Scene]] = {}
     for s in scenes:
         by_sensor.setdefault(s.sensor, []).append(s)
+    truth_shift = {Path(sc.path).stem: Shift(*sc.shift_px) for sc in scenario.scenes}
     done, total = 0, len(scenes)
     for sensor, group in sorted(by_sensor.items()):
         grid = site_grid(site, group[0].resolution or 10.0)
         masks = grid.part_masks(site)
-        from rasterio.features import rasterize
-
-        from .geo import to_crs
-
-        inside = rasterize([(to_crs(site.boundary, "EPSG:4326", grid.crs), 1)],
-                           out_shape=grid.shape, transform=grid.transform).astype(bool)
-        pixel_area = grid.resolution**2
-        prev: GridImage | None = None
-        prev_scene: Scene | None = None
+        inside = _site_mask(site, grid)
+        # Load every scene; keep those that see enough of the site.
+        usable: list[tuple[Scene, GridImage]] = []
         for sc in group:
             done += 1
-            tick("load and compare", done, total)
+            tick("load", done, total)
             img = load_scene(sc, grid)
             seen = float(img.valid[inside].mean())
             if seen < MIN_USABLE:
                 res.skipped.append((sc, f"{seen:.0%} of the site observed (cloud or no data)"))
-                continue
-            if prev is not None and prev_scene is not None:
+            else:
+                usable.append((sc, img))
+        if len(usable) < 2:
+            continue
+        # Co-register every usable scene to the clearest one, undoing the shift in one warp.
+        ref_sc, ref_img = max(usable, key=lambda t: t[1].valid_fraction)
+        aligned: list[tuple[Scene, GridImage]] = []
+        for sc, img in usable:
+            if sc.id != ref_sc.id:
                 try:
-                    ch = robust_difference(prev, img)
+                    shift = estimate_shift(ref_img.band("nir"), img.band("nir"))
                 except GridError as exc:
-                    res.skipped.append((sc, str(exc)))
+                    res.skipped.append((sc, f"co-registration failed: {exc}"))
                     continue
-                stats = part_changes(ch, masks, pixel_area, site_mask=inside)
-                events = scenario.events_between(prev_scene.acquired, sc.acquired)
-                res.pairs.append(PairRow(sensor, prev_scene, sc, stats, events, ch, (prev, img)))
-            prev, prev_scene = img, sc
+                img = load_scene(sc, grid, shift=shift)
+                true = truth_shift.get(sc.id) and truth_shift[sc.id] - truth_shift[ref_sc.id]
+                if true is not None:
+                    res.shifts.append(ShiftCheck(sc.id, shift, true))
+            aligned.append((sc, img))
+        pixel_area = grid.resolution**2
+        for (sa, ia), (sb, ib) in itertools.pairwise(aligned):
+            ch = robust_difference(ia, ib)
+            stats = part_changes(ch, masks, pixel_area, site_mask=inside)
+            events = scenario.events_between(sa.acquired, sb.acquired)
+            res.pairs.append(PairRow(sensor, sa, sb, stats, events, ch, (ia, ib)))
     res.checks = _check_events(res)
     if html:
         from .report.demo_page import write_demo_page
 
         res.html = write_demo_page(res, work / "report")
     return res
+
+
+def _site_mask(site: Site, grid: SiteGrid) -> np.ndarray:
+    from rasterio.features import rasterize
+
+    from .geo import to_crs
+
+    shape = to_crs(site.boundary, "EPSG:4326", grid.crs)
+    return rasterize([(shape, 1)], out_shape=grid.shape, transform=grid.transform).astype(bool)
 
 
 def _check_events(res: DemoResult) -> list[EventCheck]:
@@ -169,4 +204,4 @@ def date_label(t: datetime) -> str:
     return t.strftime("%Y-%m-%d")
 
 
-__all__ = ["REST", "DemoResult", "EventCheck", "PairRow", "run_demo"]
+__all__ = ["REST", "DemoResult", "EventCheck", "PairRow", "ShiftCheck", "run_demo"]

@@ -27,6 +27,7 @@ from rasterio.features import rasterize
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window, from_bounds
 
+from .coregister import Shift
 from .errors import GridError, SceneError
 from .geo import local_utm_crs, to_crs
 from .masks import Quality, combine, quality_from_mask
@@ -133,6 +134,7 @@ class GridImage:
     bands: tuple[str, ...]
     data: np.ndarray
     quality: np.ndarray  # uint8 Quality codes
+    shift: Shift | None = None  # the content shift undone while loading, if any
 
     @property
     def valid(self) -> np.ndarray:
@@ -178,7 +180,8 @@ def _open(path: str) -> rasterio.io.DatasetReader:
 
 
 def _read_to_grid(path: str, index: int, grid: SiteGrid, resampling: Resampling,
-                  as_float: bool, nodata: float | None) -> np.ndarray:
+                  as_float: bool, nodata: float | None, shift: Shift | None = None,
+                  ) -> np.ndarray:
     with _open(path) as ds:
         if grid.crs is None:
             if ds.crs is not None or (ds.height, ds.width) != grid.shape:
@@ -200,11 +203,16 @@ def _read_to_grid(path: str, index: int, grid: SiteGrid, resampling: Resampling,
             src = src.astype("float32")
             if nodata is not None:
                 src[src == nodata] = np.nan
+        # A content shift (dy, dx) is undone by warping onto the grid moved by that much:
+        # output pixel (r, c) takes what the scene shows at (r + dy, c + dx). One resampling.
+        dst_transform = grid.transform
+        if shift is not None and (shift.dx or shift.dy):
+            dst_transform = grid.transform * Affine.translation(shift.dx, shift.dy)
         reproject(
             source=src, destination=dst,
             src_transform=ds.window_transform(win), src_crs=ds.crs,
             src_nodata=np.nan if as_float else None,
-            dst_transform=grid.transform, dst_crs=grid.rio_crs,
+            dst_transform=dst_transform, dst_crs=grid.rio_crs,
             dst_nodata=fill, resampling=resampling,
         )
         return dst
@@ -217,24 +225,27 @@ def load_scene(
     *,
     resampling: Resampling = Resampling.bilinear,
     apply_masks: bool = True,
+    shift: Shift | None = None,
 ) -> GridImage:
     """Put ``scene`` on ``grid``: selected ``bands`` (common names; None = all) and quality.
 
-    Values are ``DN * scale + offset`` (reflectance for known sensors).  A band that the
-    scene lacks raises :class:`SceneError` naming the scene and its bands.
+    Values are ``DN * scale + offset`` (reflectance for known sensors).  ``shift`` is the
+    scene's content displacement from :func:`sitewatch.coregister.estimate_shift`; it is
+    undone in the same warp.  A band that the scene lacks raises :class:`SceneError` naming
+    the scene and its bands.
     """
     refs: list[BandRef] = [scene.band(b) for b in bands] if bands else list(scene.bands)
     data = np.empty((len(refs), *grid.shape), dtype="float32")
     for i, ref in enumerate(refs):
-        arr = _read_to_grid(ref.path, ref.index, grid, resampling, True, ref.nodata)
+        arr = _read_to_grid(ref.path, ref.index, grid, resampling, True, ref.nodata, shift)
         data[i] = arr * ref.scale + ref.offset
     quality = [np.where(np.isnan(data).any(axis=0), Quality.NODATA, Quality.VALID)
                .astype(np.uint8)]
     if apply_masks:
         for m in scene.masks:
-            codes = _read_to_grid(m.path, m.index, grid, Resampling.nearest, False, None)
+            codes = _read_to_grid(m.path, m.index, grid, Resampling.nearest, False, None, shift)
             quality.append(quality_from_mask(m.kind, codes))
     q = combine(*quality)
     data[:, q != Quality.VALID] = np.nan
     names = tuple(r.common_name or r.name for r in refs)
-    return GridImage(scene.id, scene.acquired, scene.sensor, grid, names, data, q)
+    return GridImage(scene.id, scene.acquired, scene.sensor, grid, names, data, q, shift)

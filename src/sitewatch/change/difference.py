@@ -1,12 +1,14 @@
 """A first, simple change measure: robustly normalised, misregistration-tolerant difference.
 
 For each band the *after* image is matched to the *before* image by median and MAD over the
-pixels both observe (a crude relative normalisation that absorbs gain, offset and haze
-changes).  The difference of each pixel is taken against the closest value in a small
-neighbourhood of the other date (``tolerance_px``), in both directions, which keeps
-sub-pixel misregistration from lighting up every edge.  Each band's difference is scaled by
-its robust spread over the scene, and the score is the root-mean-square over bands: about 1
-for ordinary pixels, large where something changed.  ``changed = score > threshold``.
+pixels both observe (a crude relative normalisation that absorbs gain and offset).  Each
+band's noise scale is the robust spread (MAD) of the plain difference over the scene.  The
+difference of each pixel is then taken against the closest value in a small neighbourhood of
+the other date (``tolerance_px``), in both directions, which keeps residual sub-pixel
+misregistration from lighting up every edge; co-register first (:mod:`sitewatch.coregister`).
+The score is the root-mean-square over bands of difference / spread: small for ordinary
+pixels, large where something changed.  ``changed = score > threshold``; isolated single
+pixels are dropped.
 """
 
 from __future__ import annotations
@@ -88,10 +90,13 @@ def robust_difference(
         sx, sy = _mad(xv), _mad(yv)
         gain = sx / sy if sy > 0 else 1.0
         y_n = (y - np.median(yv)) * gain + np.median(xv)
-        # Symmetric neighbourhood tolerance: a change must be unexplained from both sides.
+        # The noise scale is that of the plain difference over the scene...
+        plain = (y_n - x)[observed]
+        spread = _mad(plain) or float(np.std(plain)) or 1.0
+        # ...and the magnitude is symmetric and neighbourhood-tolerant: a change must be
+        # unexplained from both sides within tolerance_px.
         d = np.fmax(_neighbour_min_abs(y_n, x, tolerance_px),
                     _neighbour_min_abs(x, y_n, tolerance_px))
-        spread = _mad(d[observed]) or float(np.std(d[observed])) or 1.0
         z2 += (d / spread) ** 2
     score = np.sqrt(z2 / len(bands)).astype(np.float32)
     score[~observed] = np.nan

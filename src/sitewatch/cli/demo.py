@@ -31,8 +31,14 @@ def demo(ctx: Ctx, workdir: str | None, seed: int) -> None:
         res = run_demo(home, workdir=Path(workdir) if workdir else None, seed=seed,
                        progress=tick)
     ing = res.ingest
-    out.print(f"catalogued {len(ing.items)} scenes of site {res.site.id!r} "
-              f"({ing.count('added')} new, {ing.count('unchanged')} unchanged)")
+    counts = ", ".join(f"{ing.count(k)} {k}" for k in ("added", "updated", "unchanged")
+                       if ing.count(k))
+    out.print(f"catalogued {len(ing.items)} scenes of site {res.site.id!r} ({counts})")
+    if res.shifts:
+        errs = sorted(c.error for c in res.shifts)
+        out.print(f"co-registered {len(errs)} scenes to the clearest of their sensor; error "
+                  f"against the simulator's true shifts: median {errs[len(errs) // 2]:.2f} px, "
+                  f"max {errs[-1]:.2f} px")
     for sc, why in res.skipped:
         out.print(f"  not usable: {sc.id} ({sc.acquired:%Y-%m-%d}): {why}")
     parts = res.parts

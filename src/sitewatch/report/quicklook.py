@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 
 from ..grid import GridImage
 
@@ -35,11 +37,13 @@ def write_png(path: Path, rgb: np.ndarray, scale: int = 1) -> Path:
     if scale > 1:
         rgb = rgb.repeat(scale, axis=1).repeat(scale, axis=2)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(
-        path, "w", driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=3,
-        dtype="uint8",
-    ) as ds:
-        ds.write(rgb)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a picture, not a map
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(
+            path, "w", driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=3,
+            dtype="uint8",
+        ) as ds:
+            ds.write(rgb)
     return path
 
 
