@@ -11,7 +11,6 @@ that says why.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +30,7 @@ from .coregister import Shift
 from .errors import GridError, SceneError
 from .geo import local_utm_crs, to_crs
 from .masks import Quality, combine, quality_from_mask
-from .scenes import BandRef, Scene
+from .scenes import BandRef, Scene, open_raster
 from .sites import Site
 
 #: Default margin around the site boundary, metres.
@@ -169,20 +168,10 @@ def _src_window(ds: rasterio.io.DatasetReader, grid: SiteGrid) -> Window | None:
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
-def _open(path: str) -> rasterio.io.DatasetReader:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            return rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
-        raise SceneError(f"{path}: cannot open ({str(exc).splitlines()[0]}); was it moved or "
-                         "changed since ingest?") from None
-
-
 def _read_to_grid(path: str, index: int, grid: SiteGrid, resampling: Resampling,
                   as_float: bool, nodata: float | None, shift: Shift | None = None,
                   ) -> np.ndarray:
-    with _open(path) as ds:
+    with open_raster(path) as ds:
         if grid.crs is None:
             if ds.crs is not None or (ds.height, ds.width) != grid.shape:
                 raise GridError(f"{path}: does not match the pixel grid {grid.shape}")
@@ -207,7 +196,7 @@ def _read_to_grid(path: str, index: int, grid: SiteGrid, resampling: Resampling,
         # output pixel (r, c) takes what the scene shows at (r + dy, c + dx). One resampling.
         dst_transform = grid.transform
         if shift is not None and (shift.dx or shift.dy):
-            dst_transform = grid.transform * Affine.translation(shift.dx, shift.dy)
+            dst_transform = grid.transform @ Affine.translation(shift.dx, shift.dy)
         reproject(
             source=src, destination=dst,
             src_transform=ds.window_transform(win), src_crs=ds.crs,

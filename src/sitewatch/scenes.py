@@ -365,7 +365,8 @@ def _file_refs(paths: Sequence[Path]) -> tuple[tuple[FileRef, ...], str]:
     return refs, combined
 
 
-def _open(path: Path) -> rasterio.io.DatasetReader:
+def open_raster(path: str | Path) -> rasterio.io.DatasetReader:
+    """Open a raster for reading; :class:`SceneError` names the file when it cannot be read."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -539,7 +540,7 @@ def read_scene(
     datasets: list[tuple[Path, NameInfo, rasterio.io.DatasetReader]] = []
     try:
         for path in src.files:
-            ds = _open(path)
+            ds = open_raster(path)
             datasets.append((path, parse_name(path.name), ds))
             _probe_pixels(ds, path)
         return _build(src, datasets, envi, time, sensor, warn)

@@ -71,7 +71,7 @@ from shapely.ops import nearest_points
 from . import __version__
 from .errors import SiteError, SitewatchError
 from .geo import local_utm_crs, to_crs
-from .sites import Site, builtin_site
+from .sites import Site, builtin_site, plain_json
 
 logger = logging.getLogger(__name__)
 
@@ -405,14 +405,6 @@ def _fan(apex: tuple[float, float], direction: float, radius: float,
 
 def _lonlat(geom: BaseGeometry, crs: Any) -> BaseGeometry:
     return shapely.set_precision(to_crs(geom, crs, "EPSG:4326"), 1e-7)
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def _iso(t: datetime) -> str:
@@ -1277,7 +1269,7 @@ def _event_json(e: SimEvent) -> dict[str, Any]:
         "end": e.end.isoformat() if e.end else None,
         "description": e.description,
         "stages": [{"date": d.isoformat(), "state": s} for d, s in e.stages],
-        "geometry": _plain(mapping(e.geometry)),
+        "geometry": plain_json(mapping(e.geometry)),
     }
 
 

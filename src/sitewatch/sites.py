@@ -152,19 +152,19 @@ class Site:
             props = {"role": "part", "name": p.name, "kind": p.kind, **dict(p.properties)}
             geom = mapping(p.geometry) if p.geometry is not None else None
             features.append({"type": "Feature", "geometry": geom, "properties": props})
-        return {"type": "FeatureCollection", "features": _plain(features)}
+        return {"type": "FeatureCollection", "features": plain_json(features)}
 
     def dumps(self) -> str:
         """The site file as text (stable key order, 2-space indent)."""
         return json.dumps(self.to_geojson(), indent=2, ensure_ascii=False) + "\n"
 
 
-def _plain(obj: Any) -> Any:
+def plain_json(obj: Any) -> Any:
     """Tuples (as shapely's ``mapping`` returns) to lists, recursively, for stable JSON."""
     if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
+        return {k: plain_json(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
+        return [plain_json(v) for v in obj]
     return obj
 
 
