@@ -1,5 +1,6 @@
 """The demo end to end (about 15 s): simulate, ingest, co-register, compare, page."""
 
+import json
 import re
 
 from click.testing import CliRunner
@@ -41,3 +42,10 @@ def test_demo_cli_prints_table_and_page(home, tmp_path):
     assert r.exit_code == 0, r.output
     assert "planted events" in r.output and "E5" in r.output and "page:" in r.output
     assert "co-registered" in r.output
+    r = CliRunner().invoke(cli, ["demo", "--workdir", str(tmp_path / "w"),
+                                "--json"])
+    assert r.exit_code == 0
+    data = json.loads(r.stdout)
+    assert data["simulated"] is True and len(data["event_checks"]) == 10
+    assert {s["status"] for s in data["catalogue"]["scenes"]} == {"unchanged"}
+    assert data["pairs"][0]["parts"]["launch_pad"]["observed_fraction"] > 0.5

@@ -28,7 +28,7 @@ from .coregister import Shift, estimate_shift
 from .errors import GridError
 from .grid import GridImage, SiteGrid, load_scene, site_grid
 from .ingest import IngestReport, ingest
-from .scenes import Scene
+from .scenes import Scene, iso
 from .simulate import Scenario, SimEvent, simulate_scenario
 from .sites import Site
 from .store import Store
@@ -102,6 +102,49 @@ class DemoResult:
     @property
     def parts(self) -> list[str]:
         return [p.name for p in self.site.placed_parts()]
+
+    def to_dict(self) -> dict[str, object]:
+        """Everything the demo found, JSON-ready (NaN becomes null)."""
+
+        def num(v: float) -> float | None:
+            return None if v is None or math.isnan(v) else round(float(v), 6)
+
+        def event(e: SimEvent) -> dict[str, object]:
+            return {"id": e.id, "kind": e.kind, "part": e.part, "parts": list(e.parts),
+                    "start": str(e.start), "end": str(e.end) if e.end else None,
+                    "description": e.description}
+
+        return {
+            "simulated": True,
+            "site": self.site.id,
+            "scenario": str(self.scenario.out_dir),
+            "catalogue": self.ingest.to_dict(),
+            "not_usable": [{"scene": sc.id, "reason": why} for sc, why in self.skipped],
+            "coregistration": [
+                {"scene": c.scene, "estimated": [c.estimated.dy, c.estimated.dx],
+                 "true": [round(c.true.dy, 6), round(c.true.dx, 6)], "error_px": num(c.error)}
+                for c in self.shifts
+            ],
+            "pairs": [
+                {"sensor": p.sensor, "before": p.before.id, "after": p.after.id,
+                 "before_time": iso(p.before.acquired), "after_time": iso(p.after.acquired),
+                 "events": [e.id for e in p.events],
+                 "parts": {n: {"observed_fraction": num(pc.observed_fraction),
+                               "changed_fraction": num(pc.changed_fraction),
+                               "changed_area_m2": num(pc.changed_area_m2),
+                               "flagged": p.flagged(n)}
+                           for n, pc in p.parts.items()}}
+                for p in self.pairs
+            ],
+            "events": [event(e) for e in self.scenario.events],
+            "event_checks": [
+                {"event": c.event.id, "sensor": c.sensor, "detected": c.detected,
+                 "max_changed_fraction": num(c.best_fraction),
+                 "pair": [c.pair.before.id, c.pair.after.id] if c.pair else None}
+                for c in self.checks
+            ],
+            "page": str(self.html) if self.html else None,
+        }
 
 
 #: progress(stage, done, total)

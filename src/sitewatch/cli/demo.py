@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from .common import Ctx, err, out, pass_ctx, progress_bar
+from .common import Ctx, echo_json, err, out, pass_ctx, progress_bar
 
 
 def _pct(v: float) -> str:
@@ -19,17 +19,21 @@ def _pct(v: float) -> str:
 @click.option("--workdir", type=click.Path(file_okay=False),
               help="Where the simulated scenario and the page go [default: HOME/demo].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Scenario seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @pass_ctx
-def demo(ctx: Ctx, workdir: str | None, seed: int) -> None:
+def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
     """Simulate a launch site, catalogue it, measure change per part, show it beside the
     ground truth, and write an HTML page.  Offline; SIMULATED data."""
     from ..demo import REST, run_demo  # the simulator loads only when the demo runs
 
     home = ctx.home
     err.print(f"sitewatch demo: SIMULATED launch site; catalogue in {home}")
-    with progress_bar() as tick:
+    with progress_bar(not as_json) as tick:
         res = run_demo(home, workdir=Path(workdir) if workdir else None, seed=seed,
                        progress=tick)
+    if as_json:
+        echo_json(res.to_dict())
+        return
     ing = res.ingest
     counts = ", ".join(f"{ing.count(k)} {k}" for k in ("added", "updated", "unchanged")
                        if ing.count(k))
