@@ -86,3 +86,24 @@ def test_ingest_errors_are_clear(run, tmp_path):
     assert "cannot read time 'yesterday'" in r.output
     r = run("scenes", "--site", "nowhere", ok=False)
     assert "no site 'nowhere'" in r.output
+
+
+def test_load_writes_scene_on_site_grid(run, tmp_path, make_tif):
+    import rasterio
+
+    make_tif("imgs/s0.tif", rng_image(0), tags={"ACQUISITION_TIME": "2024-01-05"},
+             descriptions=["blue", "green", "red", "nir"], nodata=0)
+    run("ingest", tmp_path / "imgs", "--site", "sohae-sim")
+    out = tmp_path / "s0_grid.tif"
+    r = run("load", "--site", "sohae-sim", "--scene", "s0", "--bands", "red,nir",
+            "-o", out)
+    assert str(out) in r.output
+    with rasterio.open(out) as ds:
+        assert ds.descriptions == ("red", "nir", "quality")
+        assert ds.crs.to_epsg() == 32651 and ds.res == (10.0, 10.0)
+        q = ds.read(3)
+        assert {0.0, 1.0} <= set(q.ravel().tolist())  # observed inside, no data outside
+    r = run("load", "--site", "sohae-sim", "--scene", "s0", "-o", out, ok=False)
+    assert "exists" in r.output
+    r = run("load", "--site", "sohae-sim", "--scene", "nope", "-o", out, ok=False)
+    assert "has no scene 'nope'" in r.output

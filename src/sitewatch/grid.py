@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -115,6 +116,45 @@ def site_grid(site: Site, resolution: float, *, margin_m: float = DEFAULT_MARGIN
         )
     wkt = (target if hasattr(target, "to_wkt") else RioCRS.from_user_input(target)).to_wkt()
     return SiteGrid(wkt, Affine(r, 0, left, 0, -r, top), width, height)
+
+
+def default_resolution(scenes: Sequence[Scene]) -> float:
+    """The grid resolution for these scenes: their sensor's standard GSD (Sentinel-2 10 m,
+    Landsat 30 m...) or else the finest native resolution among them."""
+    from .bands import DEFAULT_RESOLUTION
+
+    known = [DEFAULT_RESOLUTION[s.sensor] for s in scenes if s.sensor in DEFAULT_RESOLUTION]
+    if known:
+        return min(known)
+    native = [s.resolution for s in scenes if s.resolution]
+    if not native:
+        raise GridError("no georeferenced scene to choose a grid resolution from")
+    return float(min(native))
+
+
+def write_geotiff(img: GridImage, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a grid image as a GeoTIFF: the bands (float32, NaN = not observed) and a last
+    uint8-valued band ``quality`` (see :class:`~sitewatch.masks.Quality`)."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise GridError(f"{p} exists; pass overwrite to replace it")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    profile = {"driver": "GTiff", "width": img.grid.width, "height": img.grid.height,
+               "count": len(img.bands) + 1, "dtype": "float32", "nodata": np.nan,
+               "compress": "deflate", "predictor": 3, "tiled": True,
+               "blockxsize": 256, "blockysize": 256}
+    if img.grid.crs is not None:
+        profile.update(crs=img.grid.rio_crs, transform=img.grid.transform)
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(p, "w", **profile) as ds:
+        ds.write(img.data, indexes=list(range(1, len(img.bands) + 1)))
+        ds.write(img.quality.astype("float32"), len(img.bands) + 1)
+        for i, name in enumerate((*img.bands, "quality")):
+            ds.set_band_description(i + 1, name)
+        ds.update_tags(SCENE=img.scene_id, ACQUISITION_TIME=img.acquired.isoformat(),
+                       SENSOR=img.sensor)
+        if img.shift is not None:
+            ds.update_tags(SHIFT_DY=str(img.shift.dy), SHIFT_DX=str(img.shift.dx))
+    return p
 
 
 def pixel_grid(scene: Scene) -> SiteGrid:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from ..errors import SiteError
+from ..errors import SceneError, SiteError
+from ..grid import default_resolution, load_scene, pixel_grid, site_grid, write_geotiff
 from ..ingest import ingest as run_ingest
-from ..scenes import iso, parse_time
+from ..scenes import parse_time
 from .common import Ctx, echo_json, err, out, pass_ctx, progress_bar
 
 
@@ -61,11 +62,52 @@ def scenes(ctx: Ctx, site_id: str, sensor: str | None, as_json: bool) -> None:
     if as_json:
         echo_json([s.to_dict() for s in rows])
         return
-    t = Table("id", "acquired (UTC)", "sensor", "bands", "masks", "res (m)", "size", "georef")
+    t = Table(box=None, header_style="bold")
+    t.add_column("id", no_wrap=True)
+    t.add_column("acquired (UTC)", no_wrap=True)
+    for col in ("sensor", "bands", "masks", "res m", "size", "georef"):
+        t.add_column(col)
     for s in rows:
-        t.add_row(s.id, iso(s.acquired).replace("T", " ").rstrip("Z"), s.sensor,
-                  ",".join(s.band_names), ",".join(m.kind for m in s.masks) or "-",
+        t.add_row(s.id, s.acquired.strftime("%Y-%m-%d %H:%M"), s.sensor, str(len(s.bands)),
+                  ",".join(m.kind for m in s.masks) or "-",
                   f"{s.resolution:g}" if s.resolution else "-", f"{s.width}x{s.height}",
                   "yes" if s.georeferenced else "[yellow]no[/]")
     out.print(t)
     out.print(f"{len(rows)} scene(s)")
+
+
+@click.command()
+@click.option("--site", "site_id", required=True, help="Site id.")
+@click.option("--scene", "scene_id", required=True, help="Scene id (see `sitewatch scenes`).")
+@click.option("--resolution", type=float,
+              help="Grid resolution in metres [default: the sensor's standard GSD].")
+@click.option("--bands", help="Comma-separated common names (e.g. red,nir,swir1) "
+              "[default: all bands].")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="GeoTIFF to write.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@pass_ctx
+def load(ctx: Ctx, site_id: str, scene_id: str, resolution: float | None, bands: str | None,
+         output: str, overwrite: bool) -> None:
+    """Put a catalogued scene on its site's grid and write it as a GeoTIFF.
+
+    The last band is the quality code (0 observed, 1 no data, 2 cloud, 3 shadow, 4 snow,
+    5 cirrus, 6 defective, 7 masked); values are NaN where not observed.
+    """
+    with ctx.store() as store:
+        site = store.get_site(site_id)
+        if site is None:
+            raise SiteError(f"no site {site_id!r} in the catalogue at {ctx.home}")
+        scene = store.get_scene(site_id, scene_id)
+    if scene is None:
+        raise SceneError(f"site {site_id!r} has no scene {scene_id!r}")
+    if scene.georeferenced:
+        grid = site_grid(site, resolution or default_resolution([scene]))
+    else:
+        grid = pixel_grid(scene)
+    names = [b.strip() for b in bands.split(",") if b.strip()] if bands else None
+    img = load_scene(scene, grid, names)
+    path = write_geotiff(img, output, overwrite=overwrite)
+    err.print(f"{scene.id} on the {grid.resolution:g} m grid of {site_id!r}: "
+              f"{grid.width} x {grid.height} px, {img.valid_fraction:.0%} observed")
+    out.print(str(path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import logging
 import sys
 from collections.abc import Iterator
@@ -35,8 +36,10 @@ class Ctx:
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
-#: Results go to stdout; messages, progress and errors to stderr.
-out = Console(highlight=False, soft_wrap=True)
+#: Results go to stdout; messages, progress and errors to stderr.  Piped output is not
+#: squeezed into 80 columns: tables stay whole for the next program or file.
+out = Console(highlight=False, soft_wrap=True,
+              width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
 err = Console(stderr=True, highlight=False)
 
 

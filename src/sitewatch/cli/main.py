@@ -28,6 +28,7 @@ def _register() -> None:
     cli.add_command(sites.site)
     cli.add_command(catalog.ingest)
     cli.add_command(catalog.scenes)
+    cli.add_command(catalog.load)
     cli.add_command(demo.demo)
 
 
