@@ -107,3 +107,30 @@ def test_load_writes_scene_on_site_grid(run, tmp_path, make_tif):
     assert "exists" in r.output
     r = run("load", "--site", "sohae-sim", "--scene", "nope", "-o", out, ok=False)
     assert "has no scene 'nope'" in r.output
+
+
+HOSTILE = "[/bold] [red]x[/red] <script>alert(1)</script> \x1b[31m"
+
+
+def test_hostile_text_is_shown_literally(run, tmp_path, make_tif):
+    """Names, labels, paths and metadata may hold rich markup or HTML: shown as text."""
+    from sitewatch.sites import builtin_site, site_from_geojson
+
+    doc = builtin_site("sohae-sim").to_geojson()
+    doc["features"][0]["properties"]["name"] = HOSTILE
+    doc["features"][0]["properties"]["note"] = "[/]"
+    doc["features"][1]["properties"]["label"] = "[/nope] label"
+    f = tmp_path / "[odd].geojson"
+    f.write_text(json.dumps(doc))
+    assert site_from_geojson(doc).name == HOSTILE
+    run("site", "validate", f)
+    run("site", "add", f)
+    listed = run("site", "list").output
+    assert "[red]x[/red]" in listed
+    shown = run("site", "show", "sohae-sim").output
+    assert "[/bold] [red]x[/red] <script>" in shown and "[/nope] label" in shown
+    make_tif("[imgs]/a.tif", rng_image(0), tags={"ACQUISITION_TIME": "2024-01-05",
+                                                "SENSOR": "[/x]"},
+             descriptions=["blue", "green", "red", "nir"])
+    run("ingest", tmp_path / "[imgs]", "--site", "sohae-sim")
+    assert "[/x]" in run("scenes", "--site", "sohae-sim").output

@@ -9,7 +9,7 @@ from ..errors import SceneError, SiteError
 from ..grid import default_resolution, load_scene, pixel_grid, site_grid, write_geotiff
 from ..ingest import ingest as run_ingest
 from ..scenes import parse_time
-from .common import Ctx, echo_json, err, out, pass_ctx, progress_bar
+from .common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
 
 
 @click.command()
@@ -33,19 +33,19 @@ def ingest(ctx: Ctx, paths: tuple[str, ...], site_id: str, time_: str | None,
         echo_json(report.to_dict())
         return
     if report.site_note:
-        err.print(f"[yellow]note:[/] {report.site_note}")
+        err.print(f"[yellow]note:[/] {esc(report.site_note)}")
     for w in report.warnings:
-        err.print(f"[yellow]warning:[/] {w}")
+        err.print(f"[yellow]warning:[/] {esc(w)}")
     for path, reason in report.skipped:
-        err.print(f"skipped {path}: {reason}")
+        err.print(f"skipped {esc(path)}: {esc(reason)}")
     counts = ", ".join(f"{report.count(s)} {s}" for s in ("added", "updated", "unchanged",
                                                           "duplicate") if report.count(s))
-    out.print(f"site {site_id!r}: {len(report.items)} scene(s): {counts}")
+    out.print(f"site {esc(repr(site_id))}: {len(report.items)} scene(s): {counts}")
     if ctx.verbosity >= 0:
         for it in report.items:
             if it.status != "unchanged":
-                out.print(f"  {it.status:9} {it.scene_id}  {it.acquired}  {it.sensor}"
-                          + (f"  ({it.note})" if it.note else ""))
+                out.print(esc(f"  {it.status:9} {it.scene_id}  {it.acquired}  {it.sensor}"
+                              + (f"  ({it.note})" if it.note else "")))
 
 
 @click.command()
@@ -68,8 +68,8 @@ def scenes(ctx: Ctx, site_id: str, sensor: str | None, as_json: bool) -> None:
     for col in ("sensor", "bands", "masks", "res m", "size", "georef"):
         t.add_column(col)
     for s in rows:
-        t.add_row(s.id, s.acquired.strftime("%Y-%m-%d %H:%M"), s.sensor, str(len(s.bands)),
-                  ",".join(m.kind for m in s.masks) or "-",
+        t.add_row(esc(s.id), s.acquired.strftime("%Y-%m-%d %H:%M"), esc(s.sensor),
+                  str(len(s.bands)), esc(",".join(m.kind for m in s.masks) or "-"),
                   f"{s.resolution:g}" if s.resolution else "-", f"{s.width}x{s.height}",
                   "yes" if s.georeferenced else "[yellow]no[/]")
     out.print(t)
@@ -108,6 +108,6 @@ def load(ctx: Ctx, site_id: str, scene_id: str, resolution: float | None, bands:
     names = [b.strip() for b in bands.split(",") if b.strip()] if bands else None
     img = load_scene(scene, grid, names)
     path = write_geotiff(img, output, overwrite=overwrite)
-    err.print(f"{scene.id} on the {grid.resolution:g} m grid of {site_id!r}: "
+    err.print(f"{esc(scene.id)} on the {grid.resolution:g} m grid of {esc(repr(site_id))}: "
               f"{grid.width} x {grid.height} px, {img.valid_fraction:.0%} observed")
-    out.print(str(path))
+    out.print(esc(path))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import SitewatchError
@@ -41,6 +42,11 @@ pass_ctx = click.make_pass_decorator(Ctx)
 out = Console(highlight=False, soft_wrap=True,
               width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
 err = Console(stderr=True, highlight=False)
+
+
+def esc(value: Any) -> str:
+    """Text from users, files or metadata, made safe for rich (``[...]`` is not markup)."""
+    return escape(str(value))
 
 
 def echo_json(obj: Any) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from .common import Ctx, echo_json, err, out, pass_ctx, progress_bar
+from .common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
 
 
 def _pct(v: float) -> str:
@@ -27,7 +27,7 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
     from ..demo import REST, run_demo  # the simulator loads only when the demo runs
 
     home = ctx.home
-    err.print(f"sitewatch demo: SIMULATED launch site; catalogue in {home}")
+    err.print(f"sitewatch demo: SIMULATED launch site; catalogue in {esc(home)}")
     with progress_bar(not as_json) as tick:
         res = run_demo(home, workdir=Path(workdir) if workdir else None, seed=seed,
                        progress=tick)
@@ -44,7 +44,7 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
                   f"against the simulator's true shifts: median {errs[len(errs) // 2]:.2f} px, "
                   f"max {errs[-1]:.2f} px")
     for sc, why in res.skipped:
-        out.print(f"  not usable: {sc.id} ({sc.acquired:%Y-%m-%d}): {why}")
+        out.print(esc(f"  not usable: {sc.id} ({sc.acquired:%Y-%m-%d}): {why}"))
     parts = res.parts
     for sensor in sorted({p.sensor for p in res.pairs}):
         t = Table(title=f"changed % of each part's observed pixels, {sensor} "
@@ -80,4 +80,4 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
                   _pct(c.best_fraction), "[bold]yes[/]" if c.detected else "no")
     out.print(t)
     if res.html:
-        out.print(f"page: {res.html}")
+        out.print(f"page: {esc(res.html)}")

@@ -17,7 +17,7 @@ from ..sites import (
     load_site,
     new_site,
 )
-from .common import Ctx, echo_json, err, out, pass_ctx
+from .common import Ctx, echo_json, err, esc, out, pass_ctx
 
 
 def _resolve(ctx: Ctx, ref: str) -> tuple[Site, str]:
@@ -65,8 +65,8 @@ def list_(ctx: Ctx, as_json: bool) -> None:
         return
     t = Table("id", "name", "type", "origin", "parts (placed)", "scenes")
     for r in rows.values():
-        name = str(r["name"]) + (" [SIMULATED]" if r["simulated"] else "")
-        t.add_row(str(r["id"]), name, str(r["type"]), str(r["origin"]),
+        name = esc(r["name"]) + (" \\[SIMULATED]" if r["simulated"] else "")
+        t.add_row(esc(r["id"]), name, esc(r["type"]), str(r["origin"]),
                   f"{r['parts']} ({r['placed']})", str(r["scenes"]))
     out.print(t)
 
@@ -82,13 +82,15 @@ def show(ctx: Ctx, site_ref: str, as_json: bool) -> None:
         click.echo(s.dumps(), nl=False)
         return
     lon, lat = s.center
-    out.print(f"[bold]{s.id}[/]: {s.name}" + ("  [reverse] SIMULATED [/]" if s.simulated else ""))
-    out.print(f"type {s.site_type}; from {origin}; centre {lat:.5f} N, {lon:.5f} E")
+    out.print(f"[bold]{esc(s.id)}[/]: {esc(s.name)}"
+              + ("  [reverse] SIMULATED [/]" if s.simulated else ""))
+    out.print(f"type {esc(s.site_type)}; from {origin}; centre {lat:.5f} N, {lon:.5f} E")
     if s.properties.get("note"):
-        out.print(f"note: {s.properties['note']}")
+        out.print(f"note: {esc(s.properties['note'])}")
     t = Table("part", "kind", "status", "label")
     for p in s.parts:
-        t.add_row(p.name, p.kind, "placed" if p.placed else "[yellow]unplaced[/]", p.label)
+        t.add_row(esc(p.name), p.kind, "placed" if p.placed else "[yellow]unplaced[/]",
+                  esc(p.label))
     out.print(t)
     if s.unplaced_parts():
         out.print(f"{len(s.unplaced_parts())} part(s) unplaced: their positions are not known; "
@@ -101,7 +103,7 @@ def validate(files: tuple[str, ...]) -> None:
     """Check site files; exit 1 at the first invalid one."""
     for f in files:
         s = load_site(f)
-        out.print(f"{f}: valid site {s.id!r} with {len(s.parts)} part(s), "
+        out.print(f"{esc(f)}: valid site {esc(repr(s.id))} with {len(s.parts)} part(s), "
                   f"{len(s.unplaced_parts())} unplaced")
 
 
@@ -129,7 +131,7 @@ def init(site_id: str, lat: float, lon: float, size_m: float, name: str | None,
     if p.exists() and not overwrite:
         raise click.ClickException(f"{p} exists; use --overwrite to replace it")
     p.write_text(text, encoding="utf-8")
-    err.print(f"wrote {p}: site {site_id!r}, {len(s.parts)} unplaced part(s); draw their "
+    err.print(f"wrote {esc(p)}: site {esc(repr(site_id))}, {len(s.parts)} unplaced part(s); draw their "
               f"polygons (kinds: {', '.join(PART_KINDS)}) then `sitewatch site add {p}`")
 
 
@@ -141,4 +143,4 @@ def add(ctx: Ctx, file: str) -> None:
     s = load_site(file)
     with ctx.store() as store:
         status = store.put_site(s, "file")
-    out.print(f"site {s.id!r}: {status}")
+    out.print(f"site {esc(repr(s.id))}: {status}")
