@@ -131,8 +131,9 @@ def init(site_id: str, lat: float, lon: float, size_m: float, name: str | None,
     if p.exists() and not overwrite:
         raise click.ClickException(f"{p} exists; use --overwrite to replace it")
     p.write_text(text, encoding="utf-8")
-    err.print(f"wrote {esc(p)}: site {esc(repr(site_id))}, {len(s.parts)} unplaced part(s); draw their "
-              f"polygons (kinds: {', '.join(PART_KINDS)}) then `sitewatch site add {p}`")
+    err.print(f"wrote {esc(p)}: site {esc(repr(site_id))}, {len(s.parts)} unplaced part(s); "
+              f"draw their polygons (kinds: {', '.join(PART_KINDS)}) then "
+              f"`sitewatch site add {esc(p)}`")
 
 
 @site.command("add")
