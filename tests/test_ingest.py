@@ -177,3 +177,21 @@ def test_real_landsat_pairs(store):
         assert [s.acquired.date().isoformat() for s in scenes] == days
         assert all(len(s.bands) == 6 and s.resolution == 30 for s in scenes)
         assert scenes[0].band_names[:4] == ["blue", "green", "red", "nir"]
+
+
+def test_unchanged_sources_are_recognised_without_raster_work(store, tmp_path, monkeypatch):
+    series(tmp_path / "imgs", 3)
+    ingest(store, [tmp_path / "imgs"], "sohae")
+    import sitewatch.ingest as ing
+
+    def boom(*a, **k):
+        raise AssertionError("read_scene called for an unchanged file")
+
+    monkeypatch.setattr(ing, "read_scene", boom)
+    r = ingest(store, [tmp_path / "imgs"], "sohae")
+    assert r.count("unchanged") == 3
+    # A changed file still goes through the full read (and so fails here, as it should).
+    write_tif(tmp_path / "imgs" / "scene_2.tif", rng_image(42),
+              tags={"ACQUISITION_TIME": "2024-03-01T02:00:00Z"})
+    with pytest.raises(AssertionError, match="read_scene called"):
+        ingest(store, [tmp_path / "imgs"], "sohae")

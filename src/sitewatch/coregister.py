@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from skimage.registration import phase_cross_correlation
 
 from .errors import GridError
 
@@ -72,6 +71,8 @@ def estimate_shift(
     if both.mean() < min_valid:
         raise GridError(f"only {both.mean():.0%} of the pixels observed on both images; "
                         f"co-registration needs {min_valid:.0%}")
+    from skimage.registration import phase_cross_correlation  # heavy: load when used
+
     shift, error, _ = phase_cross_correlation(
         _prepare(reference, both), _prepare(moving, both), upsample_factor=upsample,
         normalization=None,

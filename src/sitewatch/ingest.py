@@ -17,7 +17,7 @@ from pathlib import Path
 import shapely
 
 from .errors import SceneError, SiteError
-from .scenes import Scene, discover, iso, read_scene
+from .scenes import Scene, discover, iso, read_scene, source_checksum
 from .sites import Site, bare_site, builtin_site, builtin_site_ids
 from .store import Store
 
@@ -82,9 +82,18 @@ def ingest(
     tick = progress or (lambda *_: None)
     sources = discover(paths)
     scenes: list[Scene] = []
+    unchanged: list[IngestItem] = []
     skipped: list[tuple[str, str]] = []
+    site_known = store.get_site(site_id) is not None
     for i, src in enumerate(sources):
         tick("read", i, len(sources))
+        # A source already catalogued with the same content needs no raster work at all.
+        known = store.find_scene(site_id, source=src.key) if site_known else None
+        if (known is not None and sensor is None and time is None
+                and known.checksum == source_checksum(src)):
+            unchanged.append(IngestItem(known.id, known.source, "unchanged",
+                                        iso(known.acquired), known.sensor))
+            continue
         try:
             scenes.append(read_scene(src, time=time, sensor=sensor))
         except SceneError as exc:
@@ -92,12 +101,12 @@ def ingest(
                 raise
             skipped.append((src.key, "no acquisition time in metadata or file name"))
     tick("read", len(sources), len(sources))
-    if not scenes:
+    if not scenes and not unchanged:
         where = ", ".join(str(p) for p in paths)
         detail = f" ({len(skipped)} undated image(s) skipped)" if skipped else ""
         raise SceneError(f"{where}: no scenes found{detail}")
 
-    report = IngestReport(site_id, "existing", skipped=skipped)
+    report = IngestReport(site_id, "existing", items=unchanged, skipped=skipped)
     stored = store.get_site(site_id)
     if stored is None:
         stored, report.site_status, report.site_note = _new_site(site_id, scenes, site)

@@ -356,6 +356,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def _file_refs(paths: Sequence[Path]) -> tuple[tuple[FileRef, ...], str]:
+    """Each file's size and SHA-256, and the scene checksum over them (name:hash lines)."""
     refs = tuple(
         FileRef(str(p), p.stat().st_size, sha256_file(p)) for p in sorted(paths, key=str)
     )
@@ -520,6 +521,14 @@ def _bands_of_multiband(
             BandRef(name, str(path), i, common, wl, _resolution_m(ds), scale, offset, ds.nodata)
         )
     return bands, masks
+
+
+def source_checksum(src: SceneSource) -> str:
+    """The checksum :func:`read_scene` would record for ``src``, without opening any raster.
+
+    Lets a re-ingest recognise unchanged files by content before doing any raster work.
+    """
+    return _file_refs([*src.files, *([src.header] if src.header else [])])[1]
 
 
 def read_scene(
