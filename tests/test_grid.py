@@ -149,3 +149,81 @@ def test_part_masks(site):
     assert set(masks) == {p.name for p in site.placed_parts()}
     pad = masks["launch_pad"].sum() * 100
     assert pad == pytest.approx(120 * 140, rel=0.1)  # the pad is 120 m x 140 m
+
+
+def test_grid_in_phase_with_landsat_reads_pixels_unchanged(tmp_path, site):
+    """Landsat pixel edges sit at odd multiples of 15 m: the grid follows, no half-pixel blur."""
+    from sitewatch.grid import grid_for_scenes
+
+    g0 = site_grid(site, 30.0)
+    left, _, _, top = g0.bounds
+    t = Affine(30, 0, left - 15 - 300, 0, -30, top + 15 + 300)
+    data = (np.arange(100 * 100).reshape(100, 100) % 97).astype(np.int16)
+    d = tmp_path / "LE71190382000077EDC00"
+    write_tif(d / "LE71190382000077EDC00_b4.tif", data, transform=t, nodata=-9999)
+    sc = scene_of(d)
+    grid = grid_for_scenes(site, [sc])
+    assert grid.resolution == 30 and grid.transform.c % 30 == pytest.approx((left - 15) % 30)
+    img = load_scene(sc, grid, ["nir"])
+    # Every grid pixel is exactly one source pixel (scaled by 1e-4): no averaging.
+    col0, row0 = ~t @ (grid.transform.c, grid.transform.f)
+    c0, r0 = round(col0), round(row0)
+    expect = data[r0 : r0 + grid.height, c0 : c0 + grid.width] * 1e-4
+    assert np.allclose(img.band("nir"), expect, atol=1e-6)
+
+
+def test_masked_pixels_and_south_up_and_shift_window(tmp_path, site):
+    grid = site_grid(site, 10.0, margin_m=0)
+    left, bottom, right, top = grid.bounds
+    # An internal (per-dataset) mask and no nodata value: masked pixels are not observed.
+    t = Affine(10, 0, left - 200, 0, -10, top + 200)
+    h, w = grid.height + 40, grid.width + 40
+    data = np.full((h, w), 500, np.uint16)
+    p = tmp_path / "masked.tif"
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
+            p, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint16",
+            crs="EPSG:32651", transform=t) as ds:
+        ds.write(data, 1)
+        m = np.full((h, w), 255, np.uint8)
+        m[:, : w // 2] = 0
+        ds.write_mask(m)
+    ds_scene = scene_of(p, time=datetime(2024, 1, 1, tzinfo=UTC))
+    img = load_scene(ds_scene, grid, bands=None)
+    assert img.quality[:, :5].min() == Quality.NODATA and img.valid[:, -5:].all()
+    # A large shift still finds source pixels beyond the unshifted window.
+    from sitewatch.coregister import Shift
+
+    img = load_scene(ds_scene, grid, bands=None, shift=Shift(-15, 12))
+    assert img.valid[:, -5:].all()
+    # South-up rasters load instead of failing.
+    su = Affine(10, 0, left - 200, 0, 10, bottom - 200)
+    q = write_tif(tmp_path / "southup.tif", np.ones((h, w), np.float32), transform=su,
+                  tags={"ACQUISITION_TIME": "2024-01-01"})
+    assert load_scene(scene_of(q), grid, bands=None).valid.all()
+
+
+def test_cloud_is_resampled_conservatively(tmp_path, site):
+    """3 m cloud blobs on a 10 m grid: no grid pixel touched by cloud stays valid."""
+    grid = site_grid(site, 10.0, margin_m=0)
+    left, _, _, top = grid.bounds
+    t = Affine(3, 0, left, 0, -3, top)
+    h, w = grid.height * 10 // 3, grid.width * 10 // 3
+    rng = np.random.default_rng(0)
+    fmask = np.zeros((h, w), np.uint8)
+    for y, x in rng.integers(0, min(h, w) - 2, size=(300, 2)):
+        fmask[y : y + 2, x : x + 2] = 4
+    refl = np.where(fmask == 4, 9000, 1000).astype(np.int16)
+    d = tmp_path / "LE71190382000077EDC00"
+    write_tif(d / "LE71190382000077EDC00_b4.tif", refl, transform=t, nodata=-9999)
+    write_tif(d / "LE71190382000077EDC00_fmask.tif", fmask, transform=t)
+    img = load_scene(scene_of(d), grid, ["nir"])
+    assert np.nanmax(img.band("nir")[img.valid]) == pytest.approx(0.1, abs=1e-4)
+    assert (img.quality == Quality.CLOUD).mean() > (fmask == 4).mean()
+
+
+def test_landsat_collection1_pixel_qa():
+    # 66 = clear + fill-free (bits 1, 6), 322 = clear (+ bits 6, 8), 80 = snow, 72 = shadow,
+    # 96 = cloud (+ bit 6), 1 = fill.
+    v = np.array([66, 322, 80, 72, 96, 1])
+    assert quality_from_mask("pixel_qa", v).tolist() == [
+        0, 0, Quality.SNOW, Quality.SHADOW, Quality.CLOUD, Quality.NODATA]

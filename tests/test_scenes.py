@@ -120,3 +120,65 @@ def test_band_set_with_mixed_crs(tmp_path):
 def test_missing_path():
     with pytest.raises(SceneError, match="no such file or folder"):
         discover(["/nonexistent/x.tif"])
+
+
+def test_product_layouts_make_one_scene_each(tmp_path):
+    """Auxiliary layers of standard products are not scenes, bands or masks."""
+    img = rng_image(9, 1)[0]
+    c2 = tmp_path / "c2"
+    stem = "LC08_L2SP_118032_20200101_20200113_02_T1"
+    for b in ("SR_B2", "SR_B3", "SR_B4", "SR_B5", "QA_PIXEL", "QA_RADSAT", "SR_QA_AEROSOL",
+              "ST_B10", "ST_QA", "ST_TRAD"):
+        write_tif(c2 / f"{stem}_{b}.TIF", img)
+    (srcs,) = [discover([c2])]
+    assert len(srcs) == 1
+    s = read_scene(srcs[0])
+    assert s.band_names == ["blue", "green", "red", "nir"] and [m.kind for m in s.masks] == [
+        "qa_pixel"]
+    # Collection 2 L2 surface reflectance scale.
+    assert (s.band("red").scale, s.band("red").offset) == (2.75e-5, -0.2)
+
+    espa = tmp_path / "espa"
+    for b in ("sr_band3", "sr_band4", "pixel_qa", "radsat_qa", "sr_cloud_qa"):
+        write_tif(espa / f"LC08_L1TP_035032_20200101_20200113_01_T1_{b}.tif",
+                  img.astype(np.int16))
+    (src,) = discover([espa])
+    s = read_scene(src)
+    assert s.band_names == ["green", "red"] and s.masks[0].kind == "pixel_qa"  # OLI numbering
+
+    safe = tmp_path / "s2"
+    for b in ("B02", "B03", "B04", "B08", "TCI", "AOT", "WVP"):
+        write_tif(safe / f"T51SUJ_20240301T021601_{b}_10m.jp2.tif", img)
+    assert len(discover([safe])) == 1
+    (tmp_path / "hidden").mkdir()
+    (tmp_path / "hidden" / "._T51SUJ_20240301T021601_B02.tif").write_text("macOS junk")
+    write_tif(tmp_path / "hidden" / "T51SUJ_20240301T021601_B02.tif", img)
+    assert len(discover([tmp_path / "hidden"])) == 1
+
+
+def test_sentinel2_scale_follows_processing_baseline(tmp_path):
+    img = rng_image(10, 1)[0]
+    old = "S2B_MSIL2A_20190601T021609_N0212_R003_T51SUJ_20190601T050000"
+    new = "S2B_MSIL2A_20190601T021609_N0500_R003_T51SUJ_20230101T050000"
+    for stem, offset in ((old, 0.0), (new, -0.1)):
+        d = tmp_path / stem
+        write_tif(d / f"{stem}_B04.tif", img)
+        s = read_one(d)
+        assert s.band("red").offset == offset and s.band("red").scale == pytest.approx(1e-4)
+        assert s.band("red").nodata == 0  # DN 0 is Sentinel-2's fill, declared or not
+
+
+def test_undeclared_sentinel2_fill_is_not_observed(tmp_path):
+    from sitewatch.grid import load_scene, site_grid
+    from sitewatch.sites import builtin_site
+
+    grid = site_grid(builtin_site("sohae-sim"), 10.0, margin_m=0)
+    left, _, _, top = grid.bounds
+    t = Affine(10, 0, left, 0, -10, top)
+    img = np.full((grid.height, grid.width), 1500, np.uint16)
+    img[:, :50] = 0  # swath edge: DN 0, no nodata declared in the file
+    d = tmp_path / "S2"
+    write_tif(d / "T51SUJ_20240301T021601_B04.tif", img, transform=t)
+    g = load_scene(read_one(d), grid, ["red"])
+    assert not g.valid[:, :49].any() and g.valid[:, 51:].all()
+    assert np.nanmin(g.band("red")) == pytest.approx(0.05)  # (1500 - 1000) / 10000

@@ -25,13 +25,14 @@ from rasterio.crs import CRS as RioCRS
 from rasterio.enums import Resampling
 from rasterio.features import rasterize
 from rasterio.warp import reproject, transform_bounds
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import Window
+from scipy import ndimage
 
 from .coregister import Shift
 from .errors import GridError, SceneError
 from .geo import local_utm_crs, to_crs
 from .masks import Quality, combine, quality_from_mask
-from .scenes import BandRef, Scene, open_raster
+from .scenes import BandRef, MaskRef, Scene, open_raster
 from .sites import Site
 
 #: Default margin around the site boundary, metres.
@@ -90,8 +91,13 @@ class SiteGrid:
 
 
 def site_grid(site: Site, resolution: float, *, margin_m: float = DEFAULT_MARGIN_M,
-              crs: Any = None) -> SiteGrid:
+              crs: Any = None, anchor: tuple[float, float] = (0.0, 0.0)) -> SiteGrid:
     """The grid of ``site`` at ``resolution`` metres (local UTM unless ``crs`` is given).
+
+    Pixel edges sit at ``anchor + k * resolution`` (x and y): (0, 0) aligns them to multiples
+    of the resolution; Landsat's own grid has edges at odd multiples of 15 m, so
+    :func:`grid_for_scenes` takes the phase from the scenes to avoid resampling them by half a
+    pixel.
 
     >>> from sitewatch.sites import builtin_site
     >>> g = site_grid(builtin_site("sohae-sim"), 10.0)
@@ -104,10 +110,11 @@ def site_grid(site: Site, resolution: float, *, margin_m: float = DEFAULT_MARGIN
     target = crs if crs is not None else local_utm_crs(lon, lat)
     b = to_crs(site.boundary, "EPSG:4326", target).bounds
     r = float(resolution)
-    left = math.floor((b[0] - margin_m) / r) * r
-    bottom = math.floor((b[1] - margin_m) / r) * r
-    right = math.ceil((b[2] + margin_m) / r) * r
-    top = math.ceil((b[3] + margin_m) / r) * r
+    ax, ay = anchor[0] % r, anchor[1] % r
+    left = math.floor((b[0] - margin_m - ax) / r) * r + ax
+    bottom = math.floor((b[1] - margin_m - ay) / r) * r + ay
+    right = math.ceil((b[2] + margin_m - ax) / r) * r + ax
+    top = math.ceil((b[3] + margin_m - ay) / r) * r + ay
     width, height = round((right - left) / r), round((top - bottom) / r)
     if width * height > 40_000 * 40_000:
         raise GridError(
@@ -130,6 +137,24 @@ def default_resolution(scenes: Sequence[Scene]) -> float:
     if not native:
         raise GridError("no georeferenced scene to choose a grid resolution from")
     return float(min(native))
+
+
+def grid_for_scenes(site: Site, scenes: Sequence[Scene], resolution: float | None = None,
+                    *, margin_m: float = DEFAULT_MARGIN_M) -> SiteGrid:
+    """The site grid for these scenes: their sensor's resolution (unless given), in the local
+    UTM zone, with pixel edges in phase with the first scene that is already on a grid of that
+    CRS and resolution (so it is read without resampling)."""
+    res = float(resolution) if resolution is not None else default_resolution(scenes)
+    lon, lat = site.center
+    utm = RioCRS.from_user_input(local_utm_crs(lon, lat).to_wkt())
+    anchor = (0.0, 0.0)
+    for sc in scenes:
+        if sc.crs and sc.transform and RioCRS.from_wkt(sc.crs) == utm:
+            a, _, c, _, e, f = sc.transform
+            if abs(abs(a) - res) < 1e-6 and abs(abs(e) - res) < 1e-6:
+                anchor = (c % res, f % res)
+                break
+    return site_grid(site, res, margin_m=margin_m, anchor=anchor)
 
 
 def write_geotiff(img: GridImage, path: str | Path, *, overwrite: bool = False) -> Path:
@@ -194,57 +219,96 @@ class GridImage:
             ) from None
 
 
-def _src_window(ds: rasterio.io.DatasetReader, grid: SiteGrid) -> Window | None:
-    """The window of ``ds`` covering ``grid`` (padded by 2 pixels), or None if disjoint."""
-    left, bottom, right, top = transform_bounds(grid.rio_crs, ds.crs, *grid.bounds,
-                                                densify_pts=21)
-    win = from_bounds(left, bottom, right, top, ds.transform)
-    col0 = max(0, math.floor(win.col_off) - 2)
-    row0 = max(0, math.floor(win.row_off) - 2)
-    col1 = min(ds.width, math.ceil(win.col_off + win.width) + 2)
-    row1 = min(ds.height, math.ceil(win.row_off + win.height) + 2)
+def _dst_transform(grid: SiteGrid, shift: Shift | None) -> Affine:
+    """The warp's destination transform: a content shift (dy, dx) is undone by warping onto
+    the grid moved by that much, so output pixel (r, c) takes what the scene shows at
+    (r + dy, c + dx).  One resampling, whatever the source CRS."""
+    if shift is not None and (shift.dx or shift.dy):
+        return grid.transform @ Affine.translation(shift.dx, shift.dy)
+    return grid.transform
+
+
+def _src_window(ds: rasterio.io.DatasetReader, grid: SiteGrid,
+                dst_transform: Affine | None = None) -> Window | None:
+    """The window of ``ds`` covering ``grid`` as warped through ``dst_transform`` (padded by
+    2 source pixels), or None if disjoint.  Works for north-up and south-up sources."""
+    t = dst_transform or grid.transform
+    xs, ys = t @ (np.array([0, grid.width, 0, grid.width]), np.array([0, 0, grid.height,
+                                                                      grid.height]))
+    left, bottom, right, top = transform_bounds(grid.rio_crs, ds.crs, xs.min(), ys.min(),
+                                                xs.max(), ys.max(), densify_pts=21)
+    cols, rows = ~ds.transform @ (np.array([left, right, left, right]),
+                                  np.array([bottom, bottom, top, top]))
+    col0 = max(0, math.floor(cols.min()) - 2)
+    row0 = max(0, math.floor(rows.min()) - 2)
+    col1 = min(ds.width, math.ceil(cols.max()) + 2)
+    row1 = min(ds.height, math.ceil(rows.max()) + 2)
     if col1 <= col0 or row1 <= row0:
         return None
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
-def _read_to_grid(path: str, index: int, grid: SiteGrid, resampling: Resampling,
-                  as_float: bool, nodata: float | None, shift: Shift | None = None,
-                  ) -> np.ndarray:
+def _check_pixel_grid(ds: rasterio.io.DatasetReader, path: str, grid: SiteGrid,
+                      shift: Shift | None) -> None:
+    if ds.crs is not None or (ds.height, ds.width) != grid.shape:
+        raise GridError(f"{path}: does not match the pixel grid {grid.shape}")
+    if shift is not None and (shift.dx or shift.dy):
+        raise GridError(f"{path}: shifts are not applied on a pixel grid (no georeferencing)")
+
+
+def _read_band(path: str, index: int, grid: SiteGrid, resampling: Resampling,
+               nodata: float | None, shift: Shift | None) -> np.ndarray:
+    """One band on the grid, float32, NaN where the source has no valid data (its nodata,
+    GDAL's mask: internal masks, alpha, nodata) or does not reach."""
     with open_raster(path) as ds:
         if grid.crs is None:
-            if ds.crs is not None or (ds.height, ds.width) != grid.shape:
-                raise GridError(f"{path}: does not match the pixel grid {grid.shape}")
-            arr = ds.read(index).astype("float32" if as_float else ds.dtypes[index - 1])
-            if as_float and nodata is not None:
-                arr[arr == nodata] = np.nan
-            return arr
-        if ds.crs is None:
+            _check_pixel_grid(ds, path, grid, shift)
+            win = Window(0, 0, ds.width, ds.height)
+        elif ds.crs is None:
             raise GridError(f"{path}: has no georeferencing; it cannot go on a map grid")
-        dtype = "float32" if as_float else ds.dtypes[index - 1]
-        fill = np.nan if as_float else 255
-        dst = np.full(grid.shape, fill, dtype=dtype)
-        win = _src_window(ds, grid)
+        else:
+            win = _src_window(ds, grid, _dst_transform(grid, shift))
+        dst = np.full(grid.shape, np.nan, dtype="float32")
         if win is None:
             return dst
-        src = ds.read(index, window=win)
-        if as_float:
-            src = src.astype("float32")
-            if nodata is not None:
-                src[src == nodata] = np.nan
-        # A content shift (dy, dx) is undone by warping onto the grid moved by that much:
-        # output pixel (r, c) takes what the scene shows at (r + dy, c + dx). One resampling.
-        dst_transform = grid.transform
-        if shift is not None and (shift.dx or shift.dy):
-            dst_transform = grid.transform @ Affine.translation(shift.dx, shift.dy)
-        reproject(
-            source=src, destination=dst,
-            src_transform=ds.window_transform(win), src_crs=ds.crs,
-            src_nodata=np.nan if as_float else None,
-            dst_transform=dst_transform, dst_crs=grid.rio_crs,
-            dst_nodata=fill, resampling=resampling,
-        )
+        src = ds.read(index, window=win).astype("float32")
+        src[ds.read_masks(index, window=win) == 0] = np.nan
+        if nodata is not None and not np.isnan(nodata):
+            src[src == nodata] = np.nan
+        if grid.crs is None:
+            return src
+        reproject(source=src, destination=dst, src_transform=ds.window_transform(win),
+                  src_crs=ds.crs, src_nodata=np.nan, dst_transform=_dst_transform(grid, shift),
+                  dst_crs=grid.rio_crs, dst_nodata=np.nan, resampling=resampling)
         return dst
+
+
+def _read_quality(mask: MaskRef, grid: SiteGrid, shift: Shift | None) -> np.ndarray:
+    """A provider mask as Quality codes on the grid.  Codes are translated at the mask's own
+    resolution, then warped with ``max`` (any unusable source pixel makes the grid pixel
+    unusable), and cloud-like classes are buffered by one grid pixel, which bilinear
+    resampling of the data reaches."""
+    with open_raster(mask.path) as ds:
+        if grid.crs is None:
+            _check_pixel_grid(ds, mask.path, grid, shift)
+            win = Window(0, 0, ds.width, ds.height)
+        else:
+            win = _src_window(ds, grid, _dst_transform(grid, shift))
+        if win is None:
+            return np.full(grid.shape, Quality.NODATA, dtype=np.uint8)
+        q = quality_from_mask(mask.kind, ds.read(mask.index, window=win))
+        q[ds.read_masks(mask.index, window=win) == 0] = Quality.NODATA
+        if grid.crs is None:
+            dst = q
+        else:
+            dst = np.full(grid.shape, 255, dtype=np.uint8)
+            reproject(source=q, destination=dst, src_transform=ds.window_transform(win),
+                      src_crs=ds.crs, src_nodata=255, dst_transform=_dst_transform(grid, shift),
+                      dst_crs=grid.rio_crs, dst_nodata=255, resampling=Resampling.max)
+            dst[dst == 255] = Quality.NODATA
+    cloudy = np.where(dst > Quality.NODATA, dst, 0)
+    ring = ndimage.maximum_filter(cloudy, size=3)
+    return np.where((dst == Quality.VALID) & (ring > 0), ring, dst).astype(np.uint8)
 
 
 def load_scene(
@@ -266,14 +330,12 @@ def load_scene(
     refs: list[BandRef] = [scene.band(b) for b in bands] if bands else list(scene.bands)
     data = np.empty((len(refs), *grid.shape), dtype="float32")
     for i, ref in enumerate(refs):
-        arr = _read_to_grid(ref.path, ref.index, grid, resampling, True, ref.nodata, shift)
+        arr = _read_band(ref.path, ref.index, grid, resampling, ref.nodata, shift)
         data[i] = arr * ref.scale + ref.offset
     quality = [np.where(np.isnan(data).any(axis=0), Quality.NODATA, Quality.VALID)
                .astype(np.uint8)]
     if apply_masks:
-        for m in scene.masks:
-            codes = _read_to_grid(m.path, m.index, grid, Resampling.nearest, False, None, shift)
-            quality.append(quality_from_mask(m.kind, codes))
+        quality.extend(_read_quality(m, grid, shift) for m in scene.masks)
     q = combine(*quality)
     data[:, q != Quality.VALID] = np.nan
     names = tuple(r.common_name or r.name for r in refs)

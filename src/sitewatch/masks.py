@@ -6,6 +6,8 @@ is not usable.  Provider masks are translated here:
 * Fmask / CFmask (Landsat ESPA): 0 clear, 1 water, 2 cloud shadow, 3 snow, 4 cloud, 255 fill;
 * Landsat Collection 2 ``QA_PIXEL`` bits: 0 fill, 1 dilated cloud, 2 cirrus, 3 cloud,
   4 cloud shadow, 5 snow;
+* Landsat Collection 1 (ESPA) ``pixel_qa`` bits: 0 fill, 1 clear, 2 water, 3 cloud shadow,
+  4 snow, 5 cloud;
 * Sentinel-2 ``SCL``: 0 no data, 1 saturated/defective, 3 cloud shadow, 8/9 cloud, 10 cirrus,
   11 snow;
 * a generic ``mask`` band: non-zero = not usable.
@@ -58,6 +60,12 @@ def quality_from_mask(kind: str, values: np.ndarray) -> np.ndarray:
         q[bit(2)] = Quality.CIRRUS
         q[bit(1) | bit(3)] = Quality.CLOUD
         q[bit(0)] = Quality.NODATA
+    elif kind == "pixel_qa":
+        b = v.astype(np.uint32)
+        q[((b >> 4) & 1).astype(bool)] = Quality.SNOW
+        q[((b >> 3) & 1).astype(bool)] = Quality.SHADOW
+        q[((b >> 5) & 1).astype(bool)] = Quality.CLOUD
+        q[(b & 1).astype(bool)] = Quality.NODATA
     elif kind == "scl":
         q[v == 1] = Quality.DEFECTIVE
         q[v == 3] = Quality.SHADOW

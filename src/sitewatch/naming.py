@@ -35,12 +35,18 @@ _S2A_ANCHOR_ORBIT = 162
 _S2A_ANCHOR_TIME = datetime(2015, 7, 4, 10, 10, tzinfo=UTC)
 _S2_ORBIT_PERIOD = timedelta(days=10) / 143
 
-_LANDSAT_SENSOR = {"T": "tm", "E": "etm+", "C": "oli-tirs", "O": "oli", "M": "mss"}
-
 _BAND_SUFFIX = re.compile(
-    r"^(?P<stem>.+?)[_-](?:SR_)?(?P<band>"
+    r"^(?P<stem>.+?)[_-](?:SR_|sr_)?(?P<band>"
     r"B(?:0?[1-9]|1[0-2]|8A)(?:_\d+m)?|b\d{1,2}|band\d{1,2}|"
-    r"fmask|cfmask|QA_PIXEL|pixel_qa|SCL(?:_\d+m)?|qa|mask|cloud_?mask)$",
+    r"fmask|cfmask|QA_PIXEL|pixel_qa|SCL(?:_\d+m)?|mask|cloud_?mask)$",
+    re.IGNORECASE,
+)
+
+#: Layers of standard products that are neither image bands nor the quality mask sitewatch
+#: uses: true-colour previews, atmosphere and saturation layers, surface temperature.
+AUXILIARY = re.compile(
+    r"[_-](?:TCI|AOT|WVP|CLD|SNW|QA_RADSAT|SR_QA_AEROSOL|ST_[A-Z0-9]+|radsat_qa|"
+    r"sr_cloud_qa|sr_atmos_opacity|sr_aerosol|bqa|ANG|MTL|VAA|VZA|SAA|SZA)(?:_\d+m)?$",
     re.IGNORECASE,
 )
 
@@ -49,7 +55,7 @@ _S2_OPER = re.compile(
     r"A(?P<orbit>\d{6})_T(?P<tile>\d{2}[A-Z]{3})"
 )
 _S2_PRODUCT = re.compile(
-    r"(?P<plat>S2[ABC])_MSI(?P<level>L1C|L2A)_(?P<time>\d{8}T\d{6})_N\d{4}_R\d{3}_"
+    r"(?P<plat>S2[ABC])_MSI(?P<level>L1C|L2A)_(?P<time>\d{8}T\d{6})_N(?P<baseline>\d{4})_R\d{3}_"
     r"T(?P<tile>\d{2}[A-Z]{3})"
 )
 _S2_TILE = re.compile(r"(?:^|_)T(?P<tile>\d{2}[A-Z]{3})_(?P<time>\d{8}T\d{6})(?:_|$)")
@@ -58,7 +64,7 @@ _LANDSAT_ID = re.compile(
     r"(?P<year>\d{4})(?P<doy>\d{3})[A-Z]{3}\d{2}"
 )
 _LANDSAT_C = re.compile(
-    r"(?:^|_)L(?P<sensor>[CETMO])0(?P<mission>[4-9])_L\w{3}_(?P<path>\d{3})(?P<row>\d{3})_"
+    r"(?:^|_)L(?P<sensor>[CETMO])0(?P<mission>[4-9])_(?P<level>L\w{3})_(?P<path>\d{3})(?P<row>\d{3})_"
     r"(?P<date>\d{8})_\d{8}_\d{2}_(?:T1|T2|RT)"
 )
 _LANDSAT_MTL = re.compile(
@@ -78,6 +84,8 @@ class NameInfo:
     sensor: str | None = None  # "sentinel-2", "landsat"
     mission: int | None = None  # Landsat mission number
     key: str | None = None  # tile ("T33UUU") or path/row ("035032")
+    level: str | None = None  # processing level: "L1C", "L2A", "L2SP", ...
+    baseline: str | None = None  # Sentinel-2 processing baseline ("0400"), when named
 
 
 def s2a_orbit_time(orbit: int) -> datetime:
@@ -129,10 +137,11 @@ def parse_text(text: str, *, band: str | None = None) -> NameInfo:
         else:  # no anchor known for S2B OPER names (they are rare): fall back, and say so
             acq, src = _t(m.group("proc")), "file name: processing time (S2B OPER name)"
         return NameInfo(stem, band, acq, src, m.group("plat"), "sentinel-2", None,
-                        "T" + m.group("tile"))
+                        "T" + m.group("tile"), m.group("level"), "0000")
     if m := _S2_PRODUCT.search(text):
         return NameInfo(stem, band, _t(m.group("time")), "file name: Sentinel-2 product id",
-                        m.group("plat"), "sentinel-2", None, "T" + m.group("tile"))
+                        m.group("plat"), "sentinel-2", None, "T" + m.group("tile"),
+                        m.group("level"), m.group("baseline"))
     if m := _S2_TILE.search(text):
         return NameInfo(stem, band, _t(m.group("time")), "file name: Sentinel-2 tile file",
                         None, "sentinel-2", None, "T" + m.group("tile"))
@@ -140,7 +149,7 @@ def parse_text(text: str, *, band: str | None = None) -> NameInfo:
         mission = int(m.group("mission"))
         return NameInfo(stem, band, _d(m.group("date")), "file name: Landsat product id",
                         f"L{m.group('sensor')}0{mission}", "landsat", mission,
-                        m.group("path") + m.group("row"))
+                        m.group("path") + m.group("row"), m.group("level"))
     if m := _LANDSAT_ID.search(text):
         mission = int(m.group("mission"))
         acq = datetime(int(m.group("year")), 1, 1, tzinfo=UTC) + timedelta(
@@ -158,8 +167,7 @@ def parse_text(text: str, *, band: str | None = None) -> NameInfo:
     return NameInfo(stem, band)
 
 
-def landsat_sensor_letter(platform: str | None) -> str | None:
-    """``"LE07"`` -> ``"etm+"``."""
-    if platform and len(platform) >= 2:
-        return _LANDSAT_SENSOR.get(platform[1])
-    return None
+def is_auxiliary(name: str) -> bool:
+    """True for product layers that are not scenes, bands or masks (``*_TCI.jp2``...)."""
+    stem = name.rsplit("/", 1)[-1].split(".", 1)[0]
+    return bool(AUXILIARY.search(stem))

@@ -35,7 +35,7 @@ from shapely.geometry.base import BaseGeometry
 
 from . import bands as B
 from .errors import SceneError
-from .naming import NameInfo, parse_name, parse_text
+from .naming import NameInfo, is_auxiliary, parse_name, parse_text
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,13 @@ RASTER_EXTENSIONS = {
 }
 _PLAIN_IMAGE_EXTENSIONS = {".png", ".bmp", ".jpg", ".jpeg"}
 _ENVI_DATA_EXTENSIONS = ("", ".img", ".dat", ".bsq", ".bil", ".bip", ".raw")
+#: Band ids / descriptions that are provider quality masks, and how to decode them.
 _MASK_BANDS = {
     "fmask": "fmask",
     "cfmask": "fmask",
-    "qa_pixel": "qa_pixel",
-    "pixel_qa": "qa_pixel",
+    "qa_pixel": "qa_pixel",  # Landsat Collection 2
+    "pixel_qa": "pixel_qa",  # Landsat Collection 1 (ESPA): a different bit layout
     "scl": "scl",
-    "qa": "mask",
     "mask": "mask",
     "cloudmask": "mask",
     "cloud_mask": "mask",
@@ -301,7 +301,7 @@ def _discover_file(p: Path) -> list[SceneSource]:
     if info.band is not None:
         siblings = [q for q in sorted(p.parent.iterdir()) if q.is_file() and _is_raster_name(q)]
         group = [q for q in siblings if parse_name(q.name).stem == info.stem
-                 and parse_name(q.name).band is not None]
+                 and parse_name(q.name).band is not None and not is_auxiliary(q.name)]
         key = str(p.parent / info.stem)
         return [SceneSource(key, "bandset", tuple(group), explicit=True)]
     return [SceneSource(str(p), "single", (p,), explicit=True)]
@@ -319,7 +319,7 @@ def _header_for(p: Path) -> Path | None:
 def _discover_dir(root: Path) -> list[SceneSource]:
     out: list[SceneSource] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         d = Path(dirpath)
         names = sorted(filenames)
         used: set[str] = set()
@@ -332,7 +332,7 @@ def _discover_dir(root: Path) -> list[SceneSource]:
         groups: dict[str, list[Path]] = {}
         for n in names:
             p = d / n
-            if n in used or not _is_raster_name(p) or n.endswith(".aux.xml"):
+            if n in used or n.startswith(".") or not _is_raster_name(p) or is_auxiliary(n):
                 continue
             info = parse_name(n)
             if info.band is not None:
@@ -465,21 +465,47 @@ def _band_ref_for(
         resolution=spec.resolution if spec and spec.resolution else _resolution_m(ds),
         scale=scale,
         offset=offset,
-        nodata=ds.nodata,
+        nodata=_nodata(ds, index, info),
     )
 
 
 def _scale_offset(ds: rasterio.io.DatasetReader, index: int, info: NameInfo) -> tuple[float, float]:
+    """DN -> reflectance for ``index``: the file's own scale/offset, else the product's.
+
+    Sentinel-2 L1C/L2A: DN / 10000, with an offset of -1000 DN from processing baseline 04.00
+    (taken from the product name, else assumed for data sensed from 2022-01-25, when it came
+    in).  Landsat Collection 2 L2 surface reflectance: DN * 2.75e-5 - 0.2.  Landsat ESPA
+    (Collection 1) surface reflectance (int16): DN / 10000.
+    """
     scale = float(ds.scales[index - 1]) if ds.scales else 1.0
     offset = float(ds.offsets[index - 1]) if ds.offsets else 0.0
-    if scale == 1.0 and offset == 0.0 and ds.dtypes[index - 1] in ("uint16", "int16"):
-        if info.sensor == "sentinel-2":
-            scale = _KNOWN_S2_SCALE  # L1C/L2A digital numbers are reflectance x 10000
-            if info.acquired and info.acquired.date().isoformat() >= B.S2_BASELINE_04_START:
-                offset = -0.1  # baseline 04.00: DN offset of -1000
-        elif info.sensor == "landsat" and ds.dtypes[index - 1] == "int16":
-            scale = 1e-4  # pre-collection surface reflectance (ESPA) products
+    if scale != 1.0 or offset != 0.0 or ds.dtypes[index - 1] not in ("uint16", "int16"):
+        return scale, offset
+    if info.sensor == "sentinel-2":
+        if info.baseline is not None:
+            newer = info.baseline >= "0400"
+        else:
+            newer = bool(info.acquired and
+                         info.acquired.date().isoformat() >= B.S2_BASELINE_04_START)
+        return _KNOWN_S2_SCALE, (-0.1 if newer else 0.0)
+    if info.sensor == "landsat":
+        if info.level in ("L2SP", "L2SR") and ds.dtypes[index - 1] == "uint16":
+            return 2.75e-5, -0.2
+        if ds.dtypes[index - 1] == "int16":
+            return 1e-4, 0.0
     return scale, offset
+
+
+def _nodata(ds: rasterio.io.DatasetReader, index: int, info: NameInfo) -> float | None:
+    """The band's nodata value; Sentinel-2 and Landsat products use DN 0 as fill even where
+    the file does not declare it.  NaN is left to the float data itself (NaN is never valid)."""
+    nd = ds.nodatavals[index - 1] if ds.nodatavals else None
+    if nd is not None and math.isnan(nd):
+        return None
+    if nd is None and info.sensor in ("sentinel-2", "landsat") and ds.dtypes[index - 1] in (
+            "uint8", "uint16"):
+        return 0.0
+    return nd
 
 
 def _bands_of_multiband(
@@ -517,9 +543,8 @@ def _bands_of_multiband(
             common = B.common_name_for_wavelength(wl)
         scale, offset = _scale_offset(ds, i, info)
         name = common if common and common not in [b.name for b in bands] else f"b{i}"
-        bands.append(
-            BandRef(name, str(path), i, common, wl, _resolution_m(ds), scale, offset, ds.nodata)
-        )
+        bands.append(BandRef(name, str(path), i, common, wl, _resolution_m(ds), scale, offset,
+                             _nodata(ds, i, info)))
     return bands, masks
 
 

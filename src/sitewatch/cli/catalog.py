@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from ..errors import SceneError, SiteError
-from ..grid import default_resolution, load_scene, pixel_grid, site_grid, write_geotiff
+from ..grid import grid_for_scenes, load_scene, pixel_grid, write_geotiff
 from ..ingest import ingest as run_ingest
 from ..scenes import parse_time
 from .common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
@@ -101,10 +101,11 @@ def load(ctx: Ctx, site_id: str, scene_id: str, resolution: float | None, bands:
         scene = store.get_scene(site_id, scene_id)
     if scene is None:
         raise SceneError(f"site {site_id!r} has no scene {scene_id!r}")
-    if scene.georeferenced:
-        grid = site_grid(site, resolution or default_resolution([scene]))
-    else:
-        grid = pixel_grid(scene)
+    if resolution is not None and not resolution > 0:
+        raise click.BadParameter(f"must be a positive number of metres, not {resolution}",
+                                 param_hint="--resolution")
+    grid = (grid_for_scenes(site, [scene], resolution) if scene.georeferenced
+            else pixel_grid(scene))
     names = [b.strip() for b in bands.split(",") if b.strip()] if bands else None
     img = load_scene(scene, grid, names)
     path = write_geotiff(img, output, overwrite=overwrite)
