@@ -49,3 +49,17 @@ def test_demo_cli_prints_table_and_page(home, tmp_path):
     assert data["simulated"] is True and len(data["event_checks"]) == 10
     assert {s["status"] for s in data["catalogue"]["scenes"]} == {"unchanged"}
     assert data["pairs"][0]["parts"]["launch_pad"]["observed_fraction"] > 0.5
+
+
+def test_demo_after_another_scenario_does_not_keep_dangling_scenes(home, tmp_path):
+    run_demo(home, workdir=tmp_path / "one", html=False)
+    import shutil
+
+    shutil.rmtree(tmp_path / "one")  # the earlier scenario's files are gone
+    res = run_demo(home, workdir=tmp_path / "two", html=False)
+    from sitewatch.store import Store
+
+    with Store.open_home(home) as store:
+        scenes = store.scenes("sohae-sim")
+    assert len(scenes) == len(res.scenario.scenes)
+    assert all("two" in s.source for s in scenes)

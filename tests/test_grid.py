@@ -174,7 +174,7 @@ def test_grid_in_phase_with_landsat_reads_pixels_unchanged(tmp_path, site):
 
 def test_masked_pixels_and_south_up_and_shift_window(tmp_path, site):
     grid = site_grid(site, 10.0, margin_m=0)
-    left, bottom, right, top = grid.bounds
+    left, bottom, _, top = grid.bounds
     # An internal (per-dataset) mask and no nodata value: masked pixels are not observed.
     t = Affine(10, 0, left - 200, 0, -10, top + 200)
     h, w = grid.height + 40, grid.width + 40

@@ -195,3 +195,48 @@ def test_unchanged_sources_are_recognised_without_raster_work(store, tmp_path, m
               tags={"ACQUISITION_TIME": "2024-03-01T02:00:00Z"})
     with pytest.raises(AssertionError, match="read_scene called"):
         ingest(store, [tmp_path / "imgs"], "sohae")
+
+
+def test_duplicates_in_one_batch_moves_and_corrections(store, tmp_path):
+    a = series(tmp_path / "a", 1)[0]
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "copy.tif").write_bytes(a.read_bytes())
+    r = ingest(store, [tmp_path / "a", tmp_path / "b"], "sohae")
+    assert r.count("added") == 1 and r.count("duplicate") == 1
+    # The data moves: the record follows it instead of calling the new place a duplicate.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    a.rename(moved / a.name)
+    (tmp_path / "b" / "copy.tif").unlink()
+    r = ingest(store, [moved], "sohae")
+    assert r.count("updated") == 1 and "moved" in r.items[0].note
+    (only,) = store.scenes("sohae")
+    assert only.source == str((moved / a.name).resolve())
+    # A corrected time is a change to the record, not "unchanged".
+    p = write_tif(tmp_path / "nt" / "undated.tif", rng_image(7), descriptions=["red"])
+    ingest(store, [p], "sohae", time=datetime(2020, 5, 1, tzinfo=UTC))
+    r = ingest(store, [p], "sohae", time=datetime(2021, 6, 1, tzinfo=UTC))
+    assert r.count("updated") == 1
+    assert store.get_scene("sohae", "undated").acquired.year == 2021
+
+
+def test_home_with_url_characters(tmp_path):
+    home = tmp_path / "we?ird%41"
+    from sitewatch.sites import builtin_site
+
+    with Store.open_home(home) as s:
+        s.put_site(builtin_site("sohae"), "builtin")
+    assert (home / "sitewatch.db").exists()
+    assert not (tmp_path / "we").exists()
+
+
+def test_store_clash_is_a_clear_error(store, tmp_path):
+    series(tmp_path / "imgs", 1)
+    ingest(store, [tmp_path / "imgs"], "sohae")
+    sc = store.scenes("sohae")[0]
+    from dataclasses import replace
+
+    # Another writer inserted the same source under another id between our read and write.
+    with pytest.raises(StoreError, match="another sitewatch may be writing"):
+        store.put_scene(replace(sc, id="other-id"))
+    assert len(store.scenes("sohae")) == 1

@@ -158,12 +158,18 @@ def run_demo(home: Path, *, workdir: Path | None = None, seed: int = 0,
     work = Path(workdir) if workdir else Path(home) / "demo"
     scenario = simulate_scenario(work / "scenario", seed=seed,
                                  progress=lambda d, n: tick("simulate", d, n))
+    scene_dir = (scenario.out_dir / "scenes").resolve()
     with Store.open_home(home) as store:
-        report = ingest(store, [scenario.out_dir / "scenes"], SITE_ID, site=scenario.site,
-                        progress=tick)
+        # The demo owns the simulated scenes of its site: drop those of earlier scenarios
+        # (another seed or work folder), so the catalogue never points at files now gone.
+        for old in store.scenes(SITE_ID):
+            if old.simulated and Path(old.source).resolve().parent != scene_dir:
+                store.delete_scene(SITE_ID, old.id)
+        report = ingest(store, [scene_dir], SITE_ID, site=scenario.site, progress=tick)
         site = store.get_site(SITE_ID)
         assert site is not None
-        scenes = store.scenes(SITE_ID)
+        scenes = [s for s in store.scenes(SITE_ID)
+                  if s.simulated and Path(s.source).resolve().parent == scene_dir]
     res = DemoResult(scenario, site, report)
 
     by_sensor: dict[str, list[Scene]] = {}

@@ -115,27 +115,40 @@ def ingest(
     # Ids: keep a re-ingested source's id; otherwise make the readable id unique in the site.
     taken = store.scene_ids(site_id)
     planned: list[tuple[Scene, str]] = []
+    batch: dict[str, str] = {}  # checksum -> scene id, within this ingest
     for sc in scenes:
+        note = ""
         previous = store.find_scene(site_id, source=sc.source)
         if previous is not None:
             sc = replace(sc, id=previous.id, site_id=site_id)
+        elif sc.checksum in batch:
+            report.items.append(IngestItem(batch[sc.checksum], sc.source, "duplicate",
+                                           iso(sc.acquired), sc.sensor,
+                                           f"same files as {batch[sc.checksum]} in this ingest"))
+            continue
         else:
             dup = store.find_scene(site_id, checksum=sc.checksum)
-            if dup is not None:
+            if dup is not None and any(Path(f.path).exists() for f in dup.files):
                 report.items.append(IngestItem(dup.id, sc.source, "duplicate", iso(sc.acquired),
                                                sc.sensor, f"same files as scene {dup.id}"))
                 continue
-            sc = replace(sc, id=_unique(sc.id, taken), site_id=site_id)
-            taken.add(sc.id)
-        planned.append((sc, ""))
+            if dup is not None:  # same content, old files gone: the data moved
+                sc = replace(sc, id=dup.id, site_id=site_id)
+                note = f"files moved from {dup.source}"
+            else:
+                sc = replace(sc, id=_unique(sc.id, taken), site_id=site_id)
+                taken.add(sc.id)
+        batch[sc.checksum] = sc.id
+        planned.append((sc, note))
         report.warnings.extend(f"{sc.id}: {w}" for w in sc.warnings)
 
     if report.site_status != "existing":
         store.put_site(stored, "builtin" if report.site_status == "builtin" else "bare")
-    for i, (sc, _) in enumerate(planned):
+    for i, (sc, note) in enumerate(planned):
         tick("store", i, len(planned))
         status = store.put_scene(sc)  # one transaction per scene
-        note = "files changed since last ingest" if status == "updated" else ""
+        if status == "updated" and not note:
+            note = "record changed since the last ingest (files, time or sensor)"
         report.items.append(IngestItem(sc.id, sc.source, status, iso(sc.acquired), sc.sensor, note))
         log.info("scene %s: %s", sc.id, status)
     tick("store", len(planned), len(planned))

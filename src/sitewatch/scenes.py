@@ -356,13 +356,12 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def _file_refs(paths: Sequence[Path]) -> tuple[tuple[FileRef, ...], str]:
-    """Each file's size and SHA-256, and the scene checksum over them (name:hash lines)."""
+    """Each file's size and SHA-256, and the scene checksum over their contents."""
     refs = tuple(
         FileRef(str(p), p.stat().st_size, sha256_file(p)) for p in sorted(paths, key=str)
     )
-    combined = hashlib.sha256(
-        "".join(f"{Path(r.path).name}:{r.sha256}\n" for r in refs).encode()
-    ).hexdigest()
+    # Content only: a copy under another name is the same scene (names are in the record).
+    combined = hashlib.sha256("".join(f"{r.sha256}\n" for r in refs).encode()).hexdigest()
     return refs, combined
 
 

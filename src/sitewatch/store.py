@@ -91,8 +91,8 @@ class Store:
     1
     """
 
-    def __init__(self, url: str):
-        self.url = url
+    def __init__(self, url: str | sa.engine.URL):
+        self.url = url if isinstance(url, str) else url.render_as_string()
         try:
             self.engine = sa.create_engine(url, future=True)
         except Exception as exc:
@@ -107,8 +107,12 @@ class Store:
         if str(path) == ":memory:":
             return cls("sqlite+pysqlite:///:memory:")
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        return cls(f"sqlite+pysqlite:///{p}")
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the catalogue folder {p.parent}: {exc}") from None
+        # URL.create, not string formatting: '?' or '%' in a folder name must stay a path.
+        return cls(sa.engine.URL.create("sqlite+pysqlite", database=str(p)))
 
     @classmethod
     def open_home(cls, home: str | Path) -> Store:
@@ -183,6 +187,14 @@ class Store:
 
     def put_site(self, site: Site, origin: str, conn: sa.Connection | None = None) -> str:
         """Insert or replace a site.  Returns ``"added"``, ``"updated"`` or ``"unchanged"``."""
+        try:
+            return self._put_site(site, origin, conn)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"site {site.id!r} could not be stored ({exc.orig}); another "
+                             "sitewatch may be writing the catalogue: run the command again"
+                             ) from None
+
+    def _put_site(self, site: Site, origin: str, conn: sa.Connection | None) -> str:
         text = site.dumps()
         with self._conn(conn) as c:
             row = c.execute(
@@ -232,37 +244,50 @@ class Store:
     # ------------------------------------------------------------------ scenes
 
     def put_scene(self, scene: Scene, conn: sa.Connection | None = None) -> str:
-        """Insert a scene, or update it when its files changed.
+        """Insert a scene, or update the stored scene of that id when its record differs.
 
-        Returns ``"added"``, ``"updated"`` (same source, new checksum) or ``"unchanged"``.
+        Returns ``"added"``, ``"updated"`` (files, time, sensor, source... changed) or
+        ``"unchanged"``.  A clash with another writer raises :class:`StoreError`; the
+        transaction is rolled back, so nothing is half-written.
         """
         if scene.site_id is None:
             raise StoreError(f"scene {scene.id!r} has no site")
         record = json.dumps(scene.to_dict(), sort_keys=True)
-        with self._conn(conn) as c:
-            t = scenes_table
-            row = c.execute(
-                sa.select(t.c.id, t.c.checksum).where(
-                    (t.c.site_id == scene.site_id) & (t.c.source == scene.source)
-                )
-            ).first()
-            now = _now()
-            values = {
-                "acquired": iso(scene.acquired), "sensor": scene.sensor,
-                "checksum": scene.checksum, "record": record, "updated_at": now,
-            }
-            if row is None:
-                c.execute(t.insert().values(site_id=scene.site_id, id=scene.id,
-                                            source=scene.source, ingested_at=now, **values))
-                return "added"
-            if row.checksum == scene.checksum:
-                return "unchanged"
-            c.execute(
-                t.update().where((t.c.site_id == scene.site_id) & (t.c.id == row.id)).values(
-                    **values
-                )
-            )
-            return "updated"
+        t = scenes_table
+        try:
+            with self._conn(conn) as c:
+                row = c.execute(
+                    sa.select(t.c.record).where(
+                        (t.c.site_id == scene.site_id) & (t.c.id == scene.id))
+                ).first()
+                now = _now()
+                values = {
+                    "acquired": iso(scene.acquired), "sensor": scene.sensor,
+                    "source": scene.source, "checksum": scene.checksum, "record": record,
+                    "updated_at": now,
+                }
+                if row is None:
+                    c.execute(t.insert().values(site_id=scene.site_id, id=scene.id,
+                                                ingested_at=now, **values))
+                    return "added"
+                if row.record == record:
+                    return "unchanged"
+                c.execute(t.update().where((t.c.site_id == scene.site_id)
+                                           & (t.c.id == scene.id)).values(**values))
+                return "updated"
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(
+                f"scene {scene.id!r} of site {scene.site_id!r} could not be stored "
+                f"({exc.orig}); another sitewatch may be writing the catalogue: nothing was "
+                "half-written, run the command again"
+            ) from None
+
+    def delete_scene(self, site_id: str, scene_id: str) -> bool:
+        """Remove a scene record (its files are untouched).  True if it existed."""
+        t = scenes_table
+        with self.engine.begin() as c:
+            res = c.execute(t.delete().where((t.c.site_id == site_id) & (t.c.id == scene_id)))
+        return bool(res.rowcount)
 
     def find_scene(self, site_id: str, *, source: str | None = None,
                    checksum: str | None = None) -> Scene | None:

@@ -35,8 +35,8 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
         echo_json(res.to_dict())
         return
     ing = res.ingest
-    counts = ", ".join(f"{ing.count(k)} {k}" for k in ("added", "updated", "unchanged")
-                       if ing.count(k))
+    counts = ", ".join(f"{ing.count(k)} {k}" for k in ("added", "updated", "unchanged",
+                                                        "duplicate") if ing.count(k)) or "none"
     out.print(f"catalogued {len(ing.items)} scenes of site {res.site.id!r} ({counts})")
     if res.shifts:
         errs = sorted(c.error for c in res.shifts)
