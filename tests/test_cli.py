@@ -105,8 +105,18 @@ def test_load_writes_scene_on_site_grid(run, tmp_path, make_tif):
         assert {0.0, 1.0} <= set(q.ravel().tolist())  # observed inside, no data outside
     r = run("load", "--site", "sohae-sim", "--scene", "s0", "-o", out, ok=False)
     assert "exists" in r.output
-    r = run("load", "--site", "sohae-sim", "--scene", "nope", "-o", out, ok=False)
+    r = run("load", "--site", "sohae-sim", "--scene", "nope", "-o", tmp_path / "n.tif", ok=False)
     assert "has no scene 'nope'" in r.output
+    r = run("load", "--site", "sohae-sim", "--scene", "s0", "-o", tmp_path / "x.png", ok=False)
+    assert "name it .tif" in r.output
+    r = run("load", "--site", "sohae-sim", "--scene", "s0", "--resolution", "0", "-o",
+            tmp_path / "z.tif", ok=False)
+    assert "positive number" in r.output
+    r = run("load", "--site", "sohae-sim", "--scene", "s0", "--resolution", "0.05", "-o",
+            tmp_path / "big.tif", ok=False)
+    assert "GiB" in r.output and "Traceback" not in r.output
+    r = run("--home", "/proc/nope", "site", "add", tmp_path / "x.geojson", ok=False)
+    assert r.exit_code != 0 and "Traceback" not in r.output
 
 
 HOSTILE = "[/bold] [red]x[/red] <script>alert(1)</script> \x1b[31m"

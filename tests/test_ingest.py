@@ -240,3 +240,14 @@ def test_store_clash_is_a_clear_error(store, tmp_path):
     with pytest.raises(StoreError, match="another sitewatch may be writing"):
         store.put_scene(replace(sc, id="other-id"))
     assert len(store.scenes("sohae")) == 1
+
+
+def test_time_in_a_walk_dates_only_a_folder_of_undated_images(store, tmp_path):
+    series(tmp_path / "mixed", 1)
+    write_tif(tmp_path / "mixed" / "label.tif", np.zeros((100, 100), np.uint8))
+    r = ingest(store, [tmp_path / "mixed"], "sohae", time=datetime(2024, 5, 1, tzinfo=UTC))
+    assert r.count("added") == 1 and r.skipped  # the label is not dated with --time
+    for i in range(2):
+        write_tif(tmp_path / "plain" / f"img{i}.tif", rng_image(i), descriptions=["red"])
+    r = ingest(store, [tmp_path / "plain"], "sohae", time=datetime(2024, 6, 1, tzinfo=UTC))
+    assert r.count("added") == 2 and not r.skipped

@@ -182,3 +182,17 @@ def test_undeclared_sentinel2_fill_is_not_observed(tmp_path):
     g = load_scene(read_one(d), grid, ["red"])
     assert not g.valid[:, :49].any() and g.valid[:, 51:].all()
     assert np.nanmin(g.band("red")) == pytest.approx(0.05)  # (1500 - 1000) / 10000
+
+
+def test_naive_times_are_utc(make_tif, monkeypatch):
+    import time as _time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    _time.tzset()
+    try:
+        p = make_tif("x.png", rng_image(6, 3).astype(np.uint8), crs=None, driver="PNG")
+        s = read_one(p, time=datetime(2020, 1, 1))
+        assert s.acquired == datetime(2020, 1, 1, tzinfo=UTC)
+    finally:
+        monkeypatch.delenv("TZ")
+        _time.tzset()

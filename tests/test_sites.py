@@ -124,3 +124,31 @@ def test_new_site_template():
     with pytest.raises(SiteError):
         new_site("x", 200.0, 39.0)
     assert isinstance(s.boundary, shapely.Polygon)
+
+
+@pytest.mark.parametrize(
+    ("coords", "message"),
+    [
+        ([[[True, 39.65], [124.71, 39.65], [124.71, 39.67], [124.70, 39.65]]], "bad position"),
+        ([[[10**400, 39.65], [124.71, 39.65], [124.71, 39.67], [124.70, 39.65]]],
+         "too large|out of range"),
+        ([[[-179.99, 10.0], [179.99, 10.0], [179.99, 10.1], [-179.99, 10.0]]],
+         "antimeridian"),
+    ],
+)
+def test_hostile_coordinates(coords, message):
+    with pytest.raises(SiteError, match=message):
+        site_from_geojson(fc(boundary(coords=coords)))
+
+
+def test_deep_nesting_and_part_sizes():
+    deep = [[[[[[[[[124.7, 39.66]]]]]]]]]
+    with pytest.raises(SiteError, match="nested too deeply|malformed"):
+        site_from_geojson(fc(boundary(coords=deep)))
+    for bad in ("big", None, -5, float("inf")):
+        with pytest.raises(SiteError, match=r"'properties.radius_m'.*positive number"):
+            site_from_geojson(fc(boundary(), part(radius_m=bad)))
+    with pytest.raises(SiteError, match="antimeridian"):
+        new_site("x", 179.99, 10.0)
+    with pytest.raises(SiteError, match="between 0 and 200 km"):
+        new_site("x", 124.7, 39.6, half_size_m=1e12)

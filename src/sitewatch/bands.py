@@ -39,7 +39,6 @@ SENTINEL2 = _specs(
         ("B10", "cirrus", 1.375, 60.0),
         ("B11", "swir16", 1.610, 20.0),
         ("B12", "swir22", 2.190, 20.0),
-        ("SCL", None, None, 20.0),
     ]
 )
 
@@ -73,7 +72,7 @@ LANDSAT_OLI = _specs(
     ]
 )
 
-ALIASES = {"swir1": "swir16", "swir2": "swir22", "nir08": "nir08", "rededge": "rededge1"}
+ALIASES = {"swir1": "swir16", "swir2": "swir22", "rededge": "rededge1"}
 
 #: Wavelength windows (um) used to name bands that carry only a wavelength (ENVI headers).
 _WINDOWS = [

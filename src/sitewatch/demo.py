@@ -18,7 +18,6 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ import numpy as np
 from .change import ChangeResult, robust_difference
 from .coregister import Shift, estimate_shift
 from .errors import GridError
-from .grid import GridImage, SiteGrid, load_scene, site_grid
+from .grid import GridImage, load_scene, site_grid
 from .ingest import IngestReport, ingest
 from .scenes import Scene, iso
 from .simulate import Scenario, SimEvent, simulate_scenario
@@ -180,7 +179,7 @@ def run_demo(home: Path, *, workdir: Path | None = None, seed: int = 0,
     for sensor, group in sorted(by_sensor.items()):
         grid = site_grid(site, group[0].resolution or 10.0)
         masks = grid.part_masks(site)
-        inside = _site_mask(site, grid)
+        inside = grid.site_mask(site)
         # Load every scene; keep those that see enough of the site.
         usable: list[tuple[Scene, GridImage]] = []
         for sc in group:
@@ -223,15 +222,6 @@ def run_demo(home: Path, *, workdir: Path | None = None, seed: int = 0,
     return res
 
 
-def _site_mask(site: Site, grid: SiteGrid) -> np.ndarray:
-    from rasterio.features import rasterize
-
-    from .geo import to_crs
-
-    shape = to_crs(site.boundary, "EPSG:4326", grid.crs)
-    return rasterize([(shape, 1)], out_shape=grid.shape, transform=grid.transform).astype(bool)
-
-
 def _check_events(res: DemoResult) -> list[EventCheck]:
     checks = []
     for sensor in sorted({p.sensor for p in res.pairs}):
@@ -247,10 +237,6 @@ def _check_events(res: DemoResult) -> list[EventCheck]:
             hit = any(pair.flagged(n) for n in ev.parts)
             checks.append(EventCheck(ev, sensor, pair, hit, best))
     return checks
-
-
-def date_label(t: datetime) -> str:
-    return t.strftime("%Y-%m-%d")
 
 
 __all__ = ["REST", "DemoResult", "EventCheck", "PairRow", "ShiftCheck", "run_demo"]

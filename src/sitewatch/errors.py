@@ -19,6 +19,10 @@ class SceneError(SitewatchError, ValueError):
     """An image cannot be read or catalogued (corrupt, no time, no overlap...)."""
 
 
+class UndatedSceneError(SceneError):
+    """An image whose acquisition time is in neither its metadata nor its file name."""
+
+
 class GridError(SitewatchError, ValueError):
     """A scene cannot be put on a site grid."""
 

@@ -37,6 +37,8 @@ from .sites import Site
 
 #: Default margin around the site boundary, metres.
 DEFAULT_MARGIN_M = 200.0
+#: The most memory one loaded image may take (bands x pixels x 4 bytes).
+MAX_LOAD_BYTES = 4 * 2**30
 #: Bands loaded when none are asked for.
 DEFAULT_BANDS = ("blue", "green", "red", "nir")
 
@@ -71,6 +73,14 @@ class SiteGrid:
     def to_dict(self) -> dict[str, Any]:
         return {"crs": self.crs, "transform": list(self.transform)[:6],
                 "width": self.width, "height": self.height}
+
+    def site_mask(self, site: Site) -> np.ndarray:
+        """Pixels whose centre falls inside the site boundary."""
+        if self.crs is None:
+            raise GridError("a pixel grid without a CRS cannot place the site boundary")
+        shape = to_crs(site.boundary, "EPSG:4326", self.crs)
+        return rasterize([(shape, 1)], out_shape=self.shape, transform=self.transform,
+                         fill=0, dtype="uint8").astype(bool)
 
     def part_masks(self, site: Site) -> dict[str, np.ndarray]:
         """A boolean mask per placed part (pixels whose centre falls in the part)."""
@@ -163,14 +173,23 @@ def write_geotiff(img: GridImage, path: str | Path, *, overwrite: bool = False) 
     p = Path(path)
     if p.exists() and not overwrite:
         raise GridError(f"{p} exists; pass overwrite to replace it")
-    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.suffix.lower() not in (".tif", ".tiff"):
+        raise GridError(f"{p}: a GeoTIFF is written; name it .tif")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GridError(f"cannot create {p.parent}: {exc}") from None
     profile = {"driver": "GTiff", "width": img.grid.width, "height": img.grid.height,
                "count": len(img.bands) + 1, "dtype": "float32", "nodata": np.nan,
                "compress": "deflate", "predictor": 3, "tiled": True,
                "blockxsize": 256, "blockysize": 256}
     if img.grid.crs is not None:
         profile.update(crs=img.grid.rio_crs, transform=img.grid.transform)
-    with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(p, "w", **profile) as ds:
+    try:
+        ds = rasterio.open(p, "w", **profile)
+    except rasterio.errors.RasterioIOError as exc:
+        raise GridError(f"{p}: cannot write ({str(exc).splitlines()[0]})") from None
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"), ds:
         ds.write(img.data, indexes=list(range(1, len(img.bands) + 1)))
         ds.write(img.quality.astype("float32"), len(img.bands) + 1)
         for i, name in enumerate((*img.bands, "quality")):
@@ -328,6 +347,13 @@ def load_scene(
     the scene and its bands.
     """
     refs: list[BandRef] = [scene.band(b) for b in bands] if bands else list(scene.bands)
+    need = len(refs) * grid.width * grid.height * 4
+    if need > MAX_LOAD_BYTES:
+        raise GridError(
+            f"{scene.id}: {len(refs)} band(s) on a {grid.width} x {grid.height} grid need "
+            f"{need / 2**30:.1f} GiB (limit {MAX_LOAD_BYTES / 2**30:.0f} GiB); use a coarser "
+            "resolution, fewer bands or a smaller site"
+        )
     data = np.empty((len(refs), *grid.shape), dtype="float32")
     for i, ref in enumerate(refs):
         arr = _read_band(ref.path, ref.index, grid, resampling, ref.nodata, shift)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import shapely
 
-from .errors import SceneError, SiteError
-from .scenes import Scene, discover, iso, read_scene, source_checksum
+from .errors import SceneError, SiteError, UndatedSceneError
+from .scenes import Scene, SceneSource, discover, iso, read_scene, source_checksum
 from .sites import Site, bare_site, builtin_site, builtin_site_ids
 from .store import Store
 
@@ -42,7 +42,7 @@ class IngestItem:
 @dataclass
 class IngestReport:
     site_id: str
-    site_status: str  # existing | builtin | created
+    site_status: str  # existing | builtin | file | created
     site_note: str = ""
     items: list[IngestItem] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
@@ -85,6 +85,7 @@ def ingest(
     unchanged: list[IngestItem] = []
     skipped: list[tuple[str, str]] = []
     site_known = store.get_site(site_id) is not None
+    undated: list[SceneSource] = []
     for i, src in enumerate(sources):
         tick("read", i, len(sources))
         # A source already catalogued with the same content needs no raster work at all.
@@ -95,11 +96,18 @@ def ingest(
                                         iso(known.acquired), known.sensor))
             continue
         try:
-            scenes.append(read_scene(src, time=time, sensor=sensor))
-        except SceneError as exc:
-            if src.explicit or "acquisition time unknown" not in str(exc):
+            # --time dates files named on the command line; in folder walks, see below.
+            scenes.append(read_scene(src, time=time if src.explicit else None, sensor=sensor))
+        except UndatedSceneError:
+            if src.explicit:
                 raise
-            skipped.append((src.key, "no acquisition time in metadata or file name"))
+            undated.append(src)
+    if time is not None and undated and not scenes and not unchanged:
+        # A walk that found only undated images: --time was meant for them.
+        scenes.extend(read_scene(src, time=time, sensor=sensor) for src in undated)
+        undated = []
+    skipped.extend((src.key, "no acquisition time in metadata or file name")
+                   for src in undated)
     tick("read", len(sources), len(sources))
     if not scenes and not unchanged:
         where = ", ".join(str(p) for p in paths)
@@ -143,7 +151,8 @@ def ingest(
         report.warnings.extend(f"{sc.id}: {w}" for w in sc.warnings)
 
     if report.site_status != "existing":
-        store.put_site(stored, "builtin" if report.site_status == "builtin" else "bare")
+        origin = {"builtin": "builtin", "file": "file"}.get(report.site_status, "bare")
+        store.put_site(stored, origin)
     for i, (sc, note) in enumerate(planned):
         tick("store", i, len(planned))
         status = store.put_scene(sc)  # one transaction per scene
@@ -160,7 +169,7 @@ def _new_site(site_id: str, scenes: list[Scene], given: Site | None) -> tuple[Si
     if given is not None:
         if given.id != site_id:
             raise SiteError(f"site file defines site {given.id!r}, not {site_id!r}")
-        return given, "builtin", f"registered site {site_id!r} from its site file"
+        return given, "file", f"registered site {site_id!r} from its site file"
     if site_id in builtin_site_ids():
         return builtin_site(site_id), "builtin", f"registered built-in site {site_id!r}"
     footprints = [s.footprint for s in scenes if s.footprint is not None]

@@ -34,7 +34,7 @@ from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from . import bands as B
-from .errors import SceneError
+from .errors import SceneError, UndatedSceneError
 from .naming import NameInfo, is_auxiliary, parse_name, parse_text
 
 log = logging.getLogger(__name__)
@@ -214,9 +214,14 @@ class Scene:
         )
 
 
+def as_utc(t: datetime) -> datetime:
+    """``t`` in UTC; a naive time is taken as UTC (never as the machine's local time)."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
 def iso(t: datetime) -> str:
     """``t`` as ISO 8601 UTC with a ``Z`` (seconds precision)."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return as_utc(t).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(text: str) -> datetime:
@@ -448,7 +453,7 @@ def _band_ref_for(
 ) -> BandRef:
     spec: B.BandSpec | None = None
     if info.sensor == "sentinel-2":
-        spec = B.SENTINEL2.get(band_id.upper().replace("B8A", "B8A"))
+        spec = B.SENTINEL2.get(band_id.upper())
         if spec is None and re.fullmatch(r"B\d", band_id.upper()):
             spec = B.SENTINEL2.get("B0" + band_id[1:])
     elif info.sensor == "landsat" and info.mission:
@@ -616,7 +621,7 @@ def _build(
             if ds.count != 1:
                 warn.append(f"{path.name}: {ds.count} bands in a band file; using band 1")
             bands.append(_band_ref_for(info, band_id, path, 1, ds))
-        bands.sort(key=lambda b: _band_order(b, info))
+        bands.sort(key=_band_order)
     else:
         path, _, ds = datasets[0]
         bands, masks = _bands_of_multiband(path, ds, info, envi)
@@ -630,7 +635,7 @@ def _build(
             raise SceneError(
                 f"{path}: CRS {ds.crs} differs from {ref_path.name}'s {ref.crs} in one scene"
             )
-        if ds.crs is not None and not _same_extent(ds.bounds, ref.bounds, _resolution_m(ds), ds):
+        if ds.crs is not None and not _same_extent(ds.bounds, ref.bounds, ds):
             raise SceneError(f"{path}: extent {tuple(ds.bounds)} differs from "
                              f"{ref_path.name}'s {tuple(ref.bounds)} in one scene")
     georef = ref.crs is not None
@@ -639,15 +644,20 @@ def _build(
     tags = dict(ref.tags())
     tag_time, tag_src = _time_from_tags(tags)
     if tag_time is None and envi and envi.get("acquisition time"):
-        tag_time, tag_src = parse_time(envi["acquisition time"]), "ENVI header acquisition time"
+        try:
+            tag_time = parse_time(envi["acquisition time"])
+            tag_src = "ENVI header acquisition time"
+        except SceneError:
+            raise SceneError(f"{src.header}: unreadable 'acquisition time' "
+                             f"{envi['acquisition time']!r}") from None
     acquired, time_source = (tag_time, tag_src) if tag_time else (info.acquired, info.time_source)
     if acquired is None:
         if time is None:
-            raise SceneError(
+            raise UndatedSceneError(
                 f"{src.key}: acquisition time unknown (no time in its metadata and no "
                 "Sentinel-2/Landsat file name); give it with --time YYYY-MM-DD"
             )
-        acquired, time_source = time.astimezone(UTC), "given"
+        acquired, time_source = as_utc(time), "given"
 
     sensor_name = sensor or tags.get("SENSOR") or info.sensor
     if sensor_name is None and envi and "landsat" in envi.get("sensor type", "").lower():
@@ -680,13 +690,13 @@ def _build(
     )
 
 
-def _same_extent(a: Any, b: Any, res_m: float, ds: rasterio.io.DatasetReader) -> bool:
+def _same_extent(a: Any, b: Any, ds: rasterio.io.DatasetReader) -> bool:
     # Bands of one scene share their extent to within one of the coarser pixel.
     tol = max(abs(ds.transform.a), abs(ds.transform.e)) * 1.01
     return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
 
-def _band_order(b: BandRef, info: NameInfo) -> tuple[float, str]:
+def _band_order(b: BandRef) -> tuple[float, str]:
     return (b.wavelength if b.wavelength is not None else 99.0, b.name)
 
 

@@ -21,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import copy
 import difflib
 import json
 import math
@@ -180,12 +179,24 @@ def _where(source: str, index: int | None = None, name: str | None = None) -> st
     return f"{source}: {who}"
 
 
-def _check_positions(coords: Any, where: str) -> None:
+def _number(c: Any) -> bool:
+    return type(c) in (int, float)  # not bool, which is an int to Python
+
+
+def _check_positions(coords: Any, where: str, depth: int = 0) -> None:
     """Each position is [lon, lat(, z)] with lon in [-180, 180] and lat in [-90, 90]."""
-    if isinstance(coords, list | tuple) and coords and isinstance(coords[0], int | float):
-        if len(coords) < 2 or not all(isinstance(c, int | float) for c in coords):
-            raise SiteError(f"{where}: field 'geometry.coordinates': bad position {coords!r}")
-        lon, lat = coords[0], coords[1]
+    if depth > 6:
+        raise SiteError(f"{where}: field 'geometry.coordinates' is nested too deeply")
+    if isinstance(coords, list | tuple) and coords and not isinstance(coords[0], list | tuple):
+        if len(coords) < 2 or len(coords) > 3 or not all(_number(c) for c in coords):
+            raise SiteError(
+                f"{where}: field 'geometry.coordinates': bad position {str(coords)[:80]} "
+                "(expected [longitude, latitude] numbers)"
+            )
+        try:
+            lon, lat = float(coords[0]), float(coords[1])
+        except OverflowError:
+            raise SiteError(f"{where}: field 'geometry.coordinates': number too large") from None
         if not (math.isfinite(lon) and math.isfinite(lat)):
             raise SiteError(f"{where}: field 'geometry.coordinates': non-finite {coords!r}")
         if abs(lat) > 90 or abs(lon) > 180:
@@ -202,7 +213,7 @@ def _check_positions(coords: Any, where: str) -> None:
     if not isinstance(coords, list | tuple):
         raise SiteError(f"{where}: field 'geometry.coordinates' is not an array")
     for c in coords:
-        _check_positions(c, where)
+        _check_positions(c, where, depth + 1)
 
 
 def _parse_geometry(raw: Any, where: str, allowed: Iterable[str]) -> BaseGeometry | None:
@@ -292,6 +303,12 @@ def site_from_geojson(data: Any, source: str = "<site>") -> Site:
         raise SiteError(f"{where}: field 'geometry': the site boundary is required")
     boundary = _parse_geometry(feat.get("geometry"), where, ("Polygon", "MultiPolygon"))
     assert boundary is not None
+    lon0, _, lon1, _ = boundary.bounds
+    if lon1 - lon0 > 180:
+        raise SiteError(
+            f"{where}: field 'geometry' spans {lon1 - lon0:.0f} degrees of longitude: sites "
+            "that cross the antimeridian (180 degrees) are not supported yet"
+        )
 
     parts: list[Part] = []
     seen: dict[str, int] = {}
@@ -318,6 +335,12 @@ def site_from_geojson(data: Any, source: str = "<site>") -> Site:
             where,
             ("Polygon", "MultiPolygon", "LineString", "MultiLineString", "Point", "MultiPoint"),
         )
+        for key in ("width_m", "radius_m"):
+            if key in pprops and not (_number(pprops[key]) and 0 < pprops[key] < 1e5):
+                raise SiteError(
+                    f"{where}: field 'properties.{key}' is {pprops[key]!r}; expected a "
+                    "positive number of metres"
+                )
         if geom is not None and not geom.intersects(boundary):
             raise SiteError(
                 f"{where}: field 'geometry' lies wholly outside the site boundary (are the "
@@ -396,14 +419,18 @@ def square_boundary(lon: float, lat: float, half_size_m: float) -> BaseGeometry:
     """A lon/lat polygon of a square ``2 * half_size_m`` wide centred on (lon, lat)."""
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise SiteError(f"centre ({lon}, {lat}) is not a WGS 84 longitude, latitude")
-    if not half_size_m > 0:
-        raise SiteError(f"half size must be positive, got {half_size_m}")
+    if not 0 < half_size_m <= 100_000:
+        raise SiteError(f"site size must be between 0 and 200 km, got {2 * half_size_m:g} m")
     from .geo import local_utm_crs, to_crs
 
     utm = local_utm_crs(lon, lat)
     c = to_crs(shapely.Point(lon, lat), "EPSG:4326", utm)
     sq = box(c.x - half_size_m, c.y - half_size_m, c.x + half_size_m, c.y + half_size_m)
-    return shapely.set_precision(to_crs(sq, utm, "EPSG:4326"), 1e-7)
+    out = shapely.set_precision(to_crs(sq, utm, "EPSG:4326"), 1e-7)
+    if out.bounds[2] - out.bounds[0] > 180:
+        raise SiteError(f"a site around ({lon}, {lat}) would cross the antimeridian: not "
+                        "supported yet")
+    return out
 
 
 def new_site(
@@ -428,10 +455,3 @@ def bare_site(site_id: str, boundary: BaseGeometry, note: str) -> Site:
     """A site with a boundary and no parts, e.g. made from the footprint of ingested scenes."""
     _parse_name(site_id, "site", "id")
     return Site(site_id, site_id, boundary, (), {"site_type": "facility", "note": note})
-
-
-def with_properties(site: Site, **props: Any) -> Site:
-    """A copy of ``site`` with properties added or replaced."""
-    merged = copy.deepcopy(dict(site.properties))
-    merged.update(props)
-    return Site(site.id, site.name, site.boundary, site.parts, merged)

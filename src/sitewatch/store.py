@@ -177,12 +177,6 @@ class Store:
         with self.engine.connect() as conn:
             return self._version(conn)
 
-    @contextmanager
-    def transaction(self) -> Iterator[sa.Connection]:
-        """One atomic unit of work (commit on success, rollback on any exception)."""
-        with self.engine.begin() as conn:
-            yield conn
-
     # ------------------------------------------------------------------ sites
 
     def put_site(self, site: Site, origin: str, conn: sa.Connection | None = None) -> str:

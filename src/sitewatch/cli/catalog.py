@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.table import Table
 
@@ -94,6 +96,8 @@ def load(ctx: Ctx, site_id: str, scene_id: str, resolution: float | None, bands:
     The last band is the quality code (0 observed, 1 no data, 2 cloud, 3 shadow, 4 snow,
     5 cirrus, 6 defective, 7 masked); values are NaN where not observed.
     """
+    if Path(output).exists() and not overwrite:
+        raise click.ClickException(f"{output} exists; use --overwrite to replace it")
     with ctx.store() as store:
         site = store.get_site(site_id)
         if site is None:

@@ -88,6 +88,11 @@ class SitewatchGroup(click.Group):
             return super().invoke(ctx)
         except SitewatchError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # unwritable or missing paths the library did not wrap
+            raise click.ClickException(f"{exc}") from None
+        except MemoryError:
+            raise click.ClickException("not enough memory for this; use a coarser "
+                                       "resolution or a smaller site") from None
         except KeyboardInterrupt:
             err.print("interrupted: finished work is kept; run the command again to resume")
             raise SystemExit(130) from None
