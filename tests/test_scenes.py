@@ -196,3 +196,18 @@ def test_naive_times_are_utc(make_tif, monkeypatch):
     finally:
         monkeypatch.delenv("TZ")
         _time.tzset()
+
+
+def test_sentinel2_safe_resolution_folders_make_one_scene(tmp_path):
+    img = rng_image(11, 1)[0]
+    t20 = Affine(20, 0, SOHAE_UTM[0] - 500, 0, -20, SOHAE_UTM[1] + 500)
+    granule = tmp_path / "S2B.SAFE" / "GRANULE" / "L2A_T51SUJ" / "IMG_DATA"
+    stem = "T51SUJ_20240301T021601"
+    for b in ("B02", "B03", "B04", "B08", "TCI"):
+        write_tif(granule / "R10m" / f"{stem}_{b}_10m.tif", img)
+    for b in ("B02", "B11", "SCL", "AOT"):
+        write_tif(granule / "R20m" / f"{stem}_{b}_20m.tif", img[::2, ::2], transform=t20)
+    (src,) = discover([tmp_path / "S2B.SAFE"])
+    s = read_scene(src)
+    assert s.band_names == ["blue", "green", "red", "nir", "swir16"]
+    assert s.band("blue").resolution == 10 and [m.kind for m in s.masks] == ["scl"]

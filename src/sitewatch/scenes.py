@@ -321,8 +321,15 @@ def _header_for(p: Path) -> Path | None:
     return None
 
 
+_RES_SUFFIX = re.compile(r"_(\d+)m$", re.IGNORECASE)
+
+
 def _discover_dir(root: Path) -> list[SceneSource]:
     out: list[SceneSource] = []
+    # Band files are grouped by product stem across the whole walk, so a Sentinel-2 .SAFE
+    # whose bands sit in R10m/R20m/R60m folders is one scene; where a band comes at several
+    # resolutions, the finest is kept.
+    groups: dict[str, dict[str, tuple[int, Path]]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         d = Path(dirpath)
@@ -334,18 +341,25 @@ def _discover_dir(root: Path) -> list[SceneSource]:
                 if data is not None:
                     used.update({n, data.name})
                     out.append(SceneSource(str(data), "envi", (data,), d / n))
-        groups: dict[str, list[Path]] = {}
         for n in names:
             p = d / n
             if n in used or n.startswith(".") or not _is_raster_name(p) or is_auxiliary(n):
                 continue
             info = parse_name(n)
-            if info.band is not None:
-                groups.setdefault(info.stem, []).append(p)
-            else:
+            if info.band is None:
                 out.append(SceneSource(str(p), "single", (p,)))
-        for stem, files in groups.items():
-            out.append(SceneSource(str(d / stem), "bandset", tuple(files)))
+                continue
+            m = _RES_SUFFIX.search(n.split(".", 1)[0])
+            res = int(m.group(1)) if m else 0
+            bands = groups.setdefault(info.stem, {})
+            key = info.band.upper()
+            if key not in bands or res < bands[key][0]:
+                bands[key] = (res, p)
+    for stem, bands in groups.items():
+        files = tuple(sorted((p for _, p in bands.values()), key=str))
+        folders = {p.parent for p in files}
+        key = files[0].parent / stem if len(folders) == 1 else root / stem
+        out.append(SceneSource(str(key), "bandset", files))
     return out
 
 
