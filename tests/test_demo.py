@@ -25,6 +25,9 @@ def test_demo_shows_planted_events(home, tmp_path):
              if not name.startswith("(") and pc.observed and not p.truth_at(name)]
     false_flags = sum(pc.changed_fraction >= 0.05 for pc in quiet) / len(quiet)
     assert false_flags < 0.15
+    sm = res.summary()
+    assert sm["quiet_flagged"] == false_flags and sm["event_flagged"] > 0.5
+    assert sm["event_checks_hit"] == hits
     page = res.html.read_text()
     assert "SIMULATED DATA" in page and "E3" in page
     assert len(re.findall(r'<img src="pair\d+_', page)) == 3 * len(res.pairs)
@@ -49,6 +52,7 @@ def test_demo_cli_prints_table_and_page(home, tmp_path):
     assert data["simulated"] is True and len(data["event_checks"]) == 10
     assert {s["status"] for s in data["catalogue"]["scenes"]} == {"unchanged"}
     assert data["pairs"][0]["parts"]["launch_pad"]["observed_fraction"] > 0.5
+    assert data["summary"]["event_checks"] == 10
 
 
 def test_demo_after_another_scenario_does_not_keep_dangling_scenes(home, tmp_path):

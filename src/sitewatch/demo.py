@@ -102,6 +102,29 @@ class DemoResult:
     def parts(self) -> list[str]:
         return [p.name for p in self.site.placed_parts()]
 
+    def summary(self) -> dict[str, float | int]:
+        """How the change measure did against the ground truth, over part-pairs (a part in a
+        pair of consecutive usable dates, observed on both): the share flagged where nothing
+        happened and where an event did, event checks hit, and co-registration error."""
+        quiet, busy = [], []
+        for p in self.pairs:
+            for name, pc in p.parts.items():
+                if name == REST or not pc.observed:
+                    continue
+                (busy if p.truth_at(name) else quiet).append(p.flagged(name))
+        errors = sorted(c.error for c in self.shifts)
+        return {
+            "quiet_part_pairs": len(quiet),
+            "quiet_flagged": sum(quiet) / len(quiet) if quiet else math.nan,
+            "event_part_pairs": len(busy),
+            "event_flagged": sum(busy) / len(busy) if busy else math.nan,
+            "event_checks": len(self.checks),
+            "event_checks_hit": sum(c.detected for c in self.checks),
+            "shift_error_median_px": errors[len(errors) // 2] if errors else math.nan,
+            "shift_error_max_px": errors[-1] if errors else math.nan,
+            "coregistered_scenes": len(errors),
+        }
+
     def to_dict(self) -> dict[str, object]:
         """Everything the demo found, JSON-ready (NaN becomes null)."""
 
@@ -142,6 +165,8 @@ class DemoResult:
                  "pair": [c.pair.before.id, c.pair.after.id] if c.pair else None}
                 for c in self.checks
             ],
+            "summary": {k: (num(v) if isinstance(v, float) else v)
+                        for k, v in self.summary().items()},
             "page": str(self.html) if self.html else None,
         }
 

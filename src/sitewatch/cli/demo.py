@@ -79,5 +79,10 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
         t.add_row(c.event.id, c.event.kind, c.event.part, str(c.event.start), c.sensor, pair,
                   _pct(c.best_fraction), "[bold]yes[/]" if c.detected else "no")
     out.print(t)
+    sm = res.summary()
+    out.print(f"flagged (>= 5 % changed): {sm['quiet_flagged']:.1%} of "
+              f"{sm['quiet_part_pairs']} part-pairs where nothing happened, "
+              f"{sm['event_flagged']:.1%} of {sm['event_part_pairs']} where an event did; "
+              f"{sm['event_checks_hit']} of {sm['event_checks']} events seen at their part")
     if res.html:
         out.print(f"page: {esc(res.html)}")
