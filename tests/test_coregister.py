@@ -63,3 +63,46 @@ def test_shift_arithmetic():
     d = Shift(1, 2) - Shift(0.5, 1)
     assert (d.dy, d.dx) == (0.5, 1) and Shift(3, 4).magnitude == 5
     assert (-Shift(1, -2)).dx == 2
+
+
+def test_register_accepts_a_clean_translation():
+    from sitewatch.coregister import register
+
+    ref = texture(5, 192)
+    rng = np.random.default_rng(1)
+    moving = ndimage.shift(ref, (0.8, -1.4), order=3, mode="reflect")
+    moving = moving + rng.normal(scale=0.01 * ref.std(), size=ref.shape)
+    reg = register(ref, moving)
+    assert reg.status == "ok" and reg.reliability > 0.5
+    assert reg.shift.dy == pytest.approx(0.8, abs=0.1) and reg.shift.dx == pytest.approx(-1.4,
+                                                                                         abs=0.1)
+    assert reg.residual_px < 0.3 and len(reg.local) == 9
+
+
+def test_register_catches_rotation_and_rejects_unrelated_images():
+    from sitewatch.coregister import register
+
+    ref = texture(6, 192)
+    rotated = ndimage.rotate(ref, 2.0, reshape=False, order=3, mode="reflect")
+    reg = register(ref, rotated)
+    # 2 degrees over a 192 px image moves the corners ~2-3 px in opposite directions.
+    assert reg.status in ("flagged", "rejected") and reg.residual_px > 0.5
+    other = texture(7, 192)
+    assert register(ref, other).status == "rejected"
+
+
+def test_register_rms_error_on_known_shifts_at_sentinel2_like_snr():
+    """Issue 3 target: < 0.1 px RMS on synthetic known shifts at realistic SNR."""
+    from sitewatch.coregister import register
+
+    rng = np.random.default_rng(2)
+    errs = []
+    for _ in range(12):
+        ref = texture(int(rng.integers(1000)), 128)
+        dy, dx = rng.uniform(-2, 2, size=2)
+        mov = ndimage.shift(ref, (dy, dx), order=3, mode="reflect")
+        snr = 50.0  # signal std / noise std
+        mov = mov + rng.normal(scale=ref.std() / snr, size=ref.shape)
+        s = register(ref, mov, windows=1).shift
+        errs.append((s.dy - dy) ** 2 + (s.dx - dx) ** 2)
+    assert np.sqrt(np.mean(errs)) < 0.1

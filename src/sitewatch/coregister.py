@@ -79,3 +79,102 @@ def estimate_shift(
     )
     # scikit-image gives the shift that registers `moving` onto `reference`: the opposite.
     return Shift(-float(shift[0]), -float(shift[1]), float(error))
+
+
+@dataclass(frozen=True)
+class LocalShift:
+    """The shift measured in one window of a registration check (window centre in pixels)."""
+
+    row: float
+    col: float
+    shift: Shift | None  # None where the window had too little observed or textured data
+
+    @property
+    def reliability(self) -> float:
+        return _reliability(self.shift)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A scene's co-registration to its reference, with how far to trust it.
+
+    ``status`` is ``ok``, ``flagged`` (usable, but the local windows disagree more than they
+    should: rotation, warp or changed ground) or ``rejected`` (do not compare this scene
+    without a closer look: the match is unreliable or the windows disagree badly).
+    """
+
+    shift: Shift
+    reliability: float  # 1 - scikit-image's normalised RMS error of the global match, 0..1
+    residual_px: float  # RMS of (local - global) over usable windows; NaN if fewer than 3
+    local: tuple[LocalShift, ...]
+    status: str
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "dy": self.shift.dy, "dx": self.shift.dx, "reliability": self.reliability,
+            "residual_px": None if np.isnan(self.residual_px) else self.residual_px,
+            "status": self.status, "reason": self.reason,
+            "local": [{"row": w.row, "col": w.col,
+                       "dy": w.shift.dy if w.shift else None,
+                       "dx": w.shift.dx if w.shift else None} for w in self.local],
+        }
+
+
+def _reliability(shift: Shift | None) -> float:
+    if shift is None or np.isnan(shift.error):
+        return 0.0
+    return float(np.clip(1.0 - shift.error, 0.0, 1.0))
+
+
+def register(
+    reference: np.ndarray,
+    moving: np.ndarray,
+    *,
+    windows: int = 3,
+    min_reliability: float = 0.3,
+    flag_residual_px: float = 0.5,
+    reject_residual_px: float = 1.5,
+    upsample: int = 20,
+) -> Registration:
+    """Co-register ``moving`` to ``reference`` and check the result locally.
+
+    The global shift comes from :func:`estimate_shift` over the whole image; the same
+    estimate on a ``windows`` x ``windows`` grid of tiles shows whether one translation
+    explains the whole scene.  A rotation or warp makes the local shifts drift across the
+    image; a bad match makes them scatter.  Raises :class:`GridError` when the images share
+    too few observed pixels for any estimate.
+    """
+    glob = estimate_shift(reference, moving, upsample=upsample)
+    rel = _reliability(glob)
+    h, w = reference.shape
+    local: list[LocalShift] = []
+    if windows > 1 and min(h, w) // windows >= 24:
+        ys = np.linspace(0, h, windows + 1).astype(int)
+        xs = np.linspace(0, w, windows + 1).astype(int)
+        for i in range(windows):
+            for j in range(windows):
+                r = reference[ys[i]:ys[i + 1], xs[j]:xs[j + 1]]
+                m = moving[ys[i]:ys[i + 1], xs[j]:xs[j + 1]]
+                try:
+                    s = estimate_shift(r, m, upsample=upsample, min_valid=0.5)
+                except GridError:
+                    s = None
+                if s is not None and _reliability(s) < min_reliability:
+                    s = None  # flat or changed ground: no evidence either way
+                local.append(LocalShift((ys[i] + ys[i + 1]) / 2, (xs[j] + xs[j + 1]) / 2, s))
+    usable = [lw.shift for lw in local if lw.shift is not None]
+    residual = (float(np.sqrt(np.mean([(s - glob).magnitude ** 2 for s in usable])))
+                if len(usable) >= 3 else float("nan"))
+    if rel < min_reliability:
+        status, reason = "rejected", f"unreliable match (reliability {rel:.2f})"
+    elif not np.isnan(residual) and residual > reject_residual_px:
+        status, reason = "rejected", (f"local shifts disagree by {residual:.2f} px RMS "
+                                      "(rotation, warp or a wrong match)")
+    elif not np.isnan(residual) and residual > flag_residual_px:
+        status, reason = "flagged", f"local shifts disagree by {residual:.2f} px RMS"
+    else:
+        status = "ok"
+        reason = ("global and local shifts agree" if not np.isnan(residual)
+                  else "global shift only (too few textured windows to check locally)")
+    return Registration(glob, rel, residual, tuple(local), status, reason)
