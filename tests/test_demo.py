@@ -15,6 +15,13 @@ def test_demo_shows_planted_events(home, tmp_path):
     # Co-registration recovers the simulator's shifts.
     errors = sorted(c.error for c in res.shifts)
     assert errors[len(errors) // 2] < 0.15 and errors[-1] < 0.5
+    # Every co-registration is recorded with its scene in the catalogue.
+    from sitewatch.store import Store
+
+    with Store.open_home(home) as store:
+        regs = store.registrations("sohae-sim")
+    assert len(regs) >= len(res.shifts) and {r["grid"] for r in regs} == {"10m", "3m"}
+    assert all(r["status"] in ("ok", "flagged", "rejected") for r in regs)
     # The fully clouded scene is reported as not usable, not compared.
     assert any("observed" in why for _, why in res.skipped)
     # Most planted events show at their part in the first pair that spans them, and the

@@ -251,3 +251,28 @@ def test_time_in_a_walk_dates_only_a_folder_of_undated_images(store, tmp_path):
         write_tif(tmp_path / "plain" / f"img{i}.tif", rng_image(i), descriptions=["red"])
     r = ingest(store, [tmp_path / "plain"], "sohae", time=datetime(2024, 6, 1, tzinfo=UTC))
     assert r.count("added") == 2 and not r.skipped
+
+
+def test_v1_catalogue_is_migrated_and_registrations_recorded(tmp_path):
+    from sitewatch.coregister import Registration, Shift
+    from sitewatch.store import SCHEMA_VERSION
+
+    db = tmp_path / "old.db"
+    series(tmp_path / "imgs", 2)
+    with Store.open_path(db) as s:
+        ingest(s, [tmp_path / "imgs"], "sohae")
+    # Make it a version-1 catalogue, as sitewatch 0.1 wrote it.
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE registrations")
+    con.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with Store.open_path(db) as s:
+        assert s.schema_version() == SCHEMA_VERSION == 2
+        assert len(s.scenes("sohae")) == 2  # nothing lost
+        reg = Registration(Shift(0.5, -1.25, 0.2), 0.8, 0.1, (), "ok", "fine")
+        s.put_registration("sohae", "scene_1", "10m", "scene_0", reg)
+        s.put_registration("sohae", "scene_1", "10m", "scene_0", reg)  # replaced, not doubled
+        (row,) = s.registrations("sohae")
+        assert (row["dy"], row["dx"], row["status"]) == (0.5, -1.25, "ok")
+        assert s.delete_scene("sohae", "scene_1") and s.registrations("sohae") == []

@@ -3,7 +3,8 @@
 1. simulate the ``sohae-sim`` scenario (a made-up layout at Sohae's coordinates; SIMULATED);
 2. ingest its scenes into the catalogue (re-running the demo re-ingests nothing);
 3. load every scene onto the site grid of its sensor, co-registered to the clearest one
-   (the estimated shifts are checked against the simulator's true ones);
+   (checked locally on a grid of windows, recorded in the catalogue, and compared with the
+   simulator's true shifts);
 4. measure change between consecutive usable dates, per part;
 5. set the per-part change beside the ground-truth events, and write an HTML page with the
    before/after images.
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .change import ChangeResult, robust_difference
-from .coregister import Shift, estimate_shift
+from .coregister import Shift, register
 from .errors import GridError
 from .grid import GridImage, load_scene, site_grid
 from .ingest import IngestReport, ingest
@@ -96,6 +97,7 @@ class DemoResult:
     pairs: list[PairRow] = field(default_factory=list)
     checks: list[EventCheck] = field(default_factory=list)
     shifts: list[ShiftCheck] = field(default_factory=list)
+    flagged_registrations: list[tuple[Scene, str]] = field(default_factory=list)
     html: Path | None = None
 
     @property
@@ -221,13 +223,22 @@ def run_demo(home: Path, *, workdir: Path | None = None, seed: int = 0,
         # Co-register every usable scene to the clearest one, undoing the shift in one warp.
         ref_sc, ref_img = max(usable, key=lambda t: t[1].valid_fraction)
         aligned: list[tuple[Scene, GridImage]] = []
+        grid_key = f"{grid.resolution:g}m"
         for sc, img in usable:
             if sc.id != ref_sc.id:
                 try:
-                    shift = estimate_shift(ref_img.band("nir"), img.band("nir"))
+                    reg = register(ref_img.band("nir"), img.band("nir"))
                 except GridError as exc:
                     res.skipped.append((sc, f"co-registration failed: {exc}"))
                     continue
+                with Store.open_home(home) as store:  # every shift is kept with its scene
+                    store.put_registration(SITE_ID, sc.id, grid_key, ref_sc.id, reg)
+                if reg.status == "rejected":
+                    res.skipped.append((sc, f"co-registration rejected: {reg.reason}"))
+                    continue
+                if reg.status == "flagged":
+                    res.flagged_registrations.append((sc, reg.reason))
+                shift = reg.shift
                 img = load_scene(sc, grid, shift=shift)
                 true = truth_shift.get(sc.id) and truth_shift[sc.id] - truth_shift[ref_sc.id]
                 if true is not None:

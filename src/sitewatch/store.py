@@ -27,7 +27,7 @@ from .sites import Site, loads_site
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "sitewatch.db"
 
 metadata = sa.MetaData()
@@ -65,6 +65,25 @@ scenes_table = sa.Table(
     sa.Column("ingested_at", sa.String(32), nullable=False),
     sa.Column("updated_at", sa.String(32), nullable=False),
     sa.UniqueConstraint("site_id", "source", name="uq_scene_source"),
+)
+
+
+registrations_table = sa.Table(
+    "registrations",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("scene_id", sa.String(128), primary_key=True),
+    sa.Column("grid", sa.String(64), primary_key=True),  # e.g. "10m": one grid per resolution
+    sa.Column("reference_id", sa.String(128), nullable=False),
+    sa.Column("dy", sa.Float, nullable=False),
+    sa.Column("dx", sa.Float, nullable=False),
+    sa.Column("reliability", sa.Float, nullable=False),
+    sa.Column("residual_px", sa.Float, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),  # the full Registration as JSON
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.ForeignKeyConstraint(["site_id", "scene_id"], ["scenes.site_id", "scenes.id"],
+                            ondelete="CASCADE"),
 )
 
 
@@ -276,10 +295,39 @@ class Store:
                 "half-written, run the command again"
             ) from None
 
+    def put_registration(self, site_id: str, scene_id: str, grid: str, reference_id: str,
+                         registration: Any) -> None:
+        """Record (or replace) a scene's co-registration on a grid (e.g. ``"10m"``)."""
+        t = registrations_table
+        reg = registration
+        values = {
+            "reference_id": reference_id, "dy": reg.shift.dy, "dx": reg.shift.dx,
+            "reliability": reg.reliability,
+            "residual_px": None if reg.residual_px != reg.residual_px else reg.residual_px,
+            "status": reg.status, "detail": json.dumps(reg.to_dict(), sort_keys=True),
+            "created_at": _now(),
+        }
+        key = (t.c.site_id == site_id) & (t.c.scene_id == scene_id) & (t.c.grid == grid)
+        with self.engine.begin() as c:
+            c.execute(t.delete().where(key))
+            c.execute(t.insert().values(site_id=site_id, scene_id=scene_id, grid=grid,
+                                        **values))
+
+    def registrations(self, site_id: str, grid: str | None = None) -> list[dict[str, Any]]:
+        """Recorded co-registrations of a site's scenes, as dicts (scene_id, dy, dx, ...)."""
+        t = registrations_table
+        cond = t.c.site_id == site_id
+        if grid is not None:
+            cond &= t.c.grid == grid
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t).where(cond).order_by(t.c.scene_id)).mappings().all()
+        return [dict(r) for r in rows]
+
     def delete_scene(self, site_id: str, scene_id: str) -> bool:
         """Remove a scene record (its files are untouched).  True if it existed."""
-        t = scenes_table
+        t, r = scenes_table, registrations_table
         with self.engine.begin() as c:
+            c.execute(r.delete().where((r.c.site_id == site_id) & (r.c.scene_id == scene_id)))
             res = c.execute(t.delete().where((t.c.site_id == site_id) & (t.c.id == scene_id)))
         return bool(res.rowcount)
 
@@ -344,7 +392,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _v1_to_v2(conn: sa.Connection) -> None:
+    """Version 2 records every co-registration shift with its scene."""
+    registrations_table.create(conn)
+
+
 #: Migrations from version N to N+1, keyed by N.  Each runs inside the opening transaction.
-MIGRATIONS: dict[int, Any] = {}
+MIGRATIONS: dict[int, Any] = {1: _v1_to_v2}
 
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "SiteRow", "Store", "parse_time"]

@@ -43,6 +43,8 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
         out.print(f"co-registered {len(errs)} scenes to the clearest of their sensor; error "
                   f"against the simulator's true shifts: median {errs[len(errs) // 2]:.2f} px, "
                   f"max {errs[-1]:.2f} px")
+    for sc, why in res.flagged_registrations:
+        out.print(esc(f"  co-registration flagged: {sc.id}: {why}"))
     for sc, why in res.skipped:
         out.print(esc(f"  not usable: {sc.id} ({sc.acquired:%Y-%m-%d}): {why}"))
     parts = res.parts
