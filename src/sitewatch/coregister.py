@@ -100,7 +100,8 @@ class Registration:
 
     ``status`` is ``ok``, ``flagged`` (usable, but the local windows disagree more than they
     should: rotation, warp or changed ground) or ``rejected`` (do not compare this scene
-    without a closer look: the match is unreliable or the windows disagree badly).
+    without a closer look: the windows disagree badly, or the match is unreliable and too
+    few windows match confidently to confirm it).
     """
 
     shift: Shift
@@ -166,8 +167,12 @@ def register(
     usable = [lw.shift for lw in local if lw.shift is not None]
     residual = (float(np.sqrt(np.mean([(s - glob).magnitude ** 2 for s in usable])))
                 if len(usable) >= 3 else float("nan"))
-    if rel < min_reliability:
-        status, reason = "rejected", f"unreliable match (reliability {rel:.2f})"
+    if rel < min_reliability and np.isnan(residual):
+        # A low global score alone also comes from real change between dates (OSCD's urban
+        # pairs score 0.07-0.3 yet their windows agree to 0.1-0.2 px); it rejects only
+        # when too few windows match confidently to confirm the shift.
+        status, reason = "rejected", (f"unreliable match (reliability {rel:.2f}) that the "
+                                      "local windows cannot confirm")
     elif not np.isnan(residual) and residual > reject_residual_px:
         status, reason = "rejected", (f"local shifts disagree by {residual:.2f} px RMS "
                                       "(rotation, warp or a wrong match)")
