@@ -186,16 +186,21 @@ def run_demo(home: Path, *, workdir: Path | None = None, seed: int = 0,
                                  progress=lambda d, n: tick("simulate", d, n))
     scene_dir = (scenario.out_dir / "scenes").resolve()
     with Store.open_home(home) as store:
-        # The demo owns the simulated scenes of its site: drop those of earlier scenarios
-        # (another seed or work folder), so the catalogue never points at files now gone.
-        for old in store.scenes(SITE_ID):
-            if old.simulated and Path(old.source).resolve().parent != scene_dir:
-                store.delete_scene(SITE_ID, old.id)
-        report = ingest(store, [scene_dir], SITE_ID, site=scenario.site, progress=tick)
-        site = store.get_site(SITE_ID)
-        assert site is not None
-        scenes = [s for s in store.scenes(SITE_ID)
-                  if s.simulated and Path(s.source).resolve().parent == scene_dir]
+        return _run(store, scenario, scene_dir, work, tick, html)
+
+
+def _run(store: Store, scenario: Scenario, scene_dir: Path, work: Path, tick: Progress,
+         html: bool) -> DemoResult:
+    # The demo owns the simulated scenes of its site: drop those of earlier scenarios
+    # (another seed or work folder), so the catalogue never points at files now gone.
+    for old in store.scenes(SITE_ID):
+        if old.simulated and Path(old.source).resolve().parent != scene_dir:
+            store.delete_scene(SITE_ID, old.id)
+    report = ingest(store, [scene_dir], SITE_ID, site=scenario.site, progress=tick)
+    site = store.get_site(SITE_ID)
+    assert site is not None
+    scenes = [s for s in store.scenes(SITE_ID)
+              if s.simulated and Path(s.source).resolve().parent == scene_dir]
     res = DemoResult(scenario, site, report)
 
     by_sensor: dict[str, list[Scene]] = {}
@@ -231,8 +236,7 @@ def run_demo(home: Path, *, workdir: Path | None = None, seed: int = 0,
                 except GridError as exc:
                     res.skipped.append((sc, f"co-registration failed: {exc}"))
                     continue
-                with Store.open_home(home) as store:  # every shift is kept with its scene
-                    store.put_registration(SITE_ID, sc.id, grid_key, ref_sc.id, reg)
+                store.put_registration(SITE_ID, sc.id, grid_key, ref_sc.id, reg)
                 if reg.status == "rejected":
                     res.skipped.append((sc, f"co-registration rejected: {reg.reason}"))
                     continue
