@@ -1,0 +1,213 @@
+"""Multivariate alteration detection (MAD / IR-MAD) and relative radiometric normalisation.
+
+MAD (Nielsen, Conradsen & Simpson 1998) finds the linear combinations ``a'X`` and ``b'Y`` of
+the two dates' bands that are most correlated (canonical correlation analysis); their
+differences, the MAD variates, are uncorrelated and, where nothing changed, approximately
+Gaussian with variance ``2(1 - rho_i)``.  The sum of their squared standardised values is then
+chi-square with ``p`` (bands) degrees of freedom, so ``1 - chi2.cdf(Z, p)`` is the probability
+that a pixel did *not* change.  Iteratively reweighted MAD (IR-MAD; Nielsen 2007) repeats the
+analysis with those probabilities as weights, so the canonical variates come to describe the
+unchanged background alone.  MAD is invariant to any linear transform of either date: gain,
+offset and band mixing do not matter.
+
+The no-change pixels IR-MAD finds make a good training set for *relative normalisation*
+(Canty & Nielsen 2008): per band, an orthogonal (total least squares) regression of the
+reference date on the other date over those pixels gives a gain and offset that map the other
+date onto the reference's radiometry, regardless of season-wide haze or sensor gain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg, stats
+
+from ..errors import SitewatchError
+
+#: Pixels with a no-change probability above this train the normalisation.
+NO_CHANGE_PROBABILITY = 0.95
+
+
+class NormalisationError(SitewatchError, ValueError):
+    """Too few usable pixels, or degenerate bands, for MAD or normalisation."""
+
+
+@dataclass(frozen=True)
+class MADFit:
+    """Canonical vectors and statistics of a (weighted) MAD analysis of two dates."""
+
+    a: np.ndarray  # (p, p) columns: canonical vectors of X, ordered lowest correlation first
+    b: np.ndarray  # (p, p) same for Y
+    mean_x: np.ndarray  # (p,)
+    mean_y: np.ndarray  # (p,)
+    rho: np.ndarray  # (p,) canonical correlations, ascending
+    sigma: np.ndarray  # (p,) robust standard deviation of each MAD variate
+    iterations: int
+    converged: bool
+
+    @property
+    def dof(self) -> int:
+        return len(self.rho)
+
+    def variates(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """MAD variates of pixels ``x``, ``y`` given as (p, n) arrays -> (p, n)."""
+        return (self.a.T @ (x - self.mean_x[:, None])
+                - self.b.T @ (y - self.mean_y[:, None]))
+
+    def chi2(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The chi-square change statistic of (p, n) pixels (large = changed) -> (n,)."""
+        m = self.variates(x, y) / self.sigma[:, None]
+        return np.einsum("ij,ij->j", m, m)
+
+    def no_change_probability(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return stats.chi2.sf(self.chi2(x, y), self.dof)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"canonical_correlations": [round(float(r), 6) for r in self.rho],
+                "iterations": self.iterations, "converged": self.converged}
+
+
+#: Statistics are gathered from at most this many pixels (evenly strided).
+MAX_FIT_PIXELS = 1_000_000
+
+
+def pixels(arr: np.ndarray, observed: np.ndarray, limit: int | None = None) -> np.ndarray:
+    """(bands, rows, cols) -> (bands, n) float64 of the observed pixels, strided down to
+    about ``limit`` pixels when given.  Bands-first keeps the matrix products fast."""
+    x = arr[:, observed]
+    if limit is not None and x.shape[1] > limit:
+        x = x[:, :: int(np.ceil(x.shape[1] / limit))]
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def fit_mad(x: np.ndarray, y: np.ndarray, *, iterate: bool = True, max_iter: int = 50,
+            tol: float = 1e-4, ridge: float = 1e-6, min_pixels: int = 100) -> MADFit:
+    """(IR-)MAD of pixels ``x`` (reference) and ``y`` (other date), each (p bands, n).
+
+    ``iterate=False`` is plain MAD.  ``ridge`` regularises nearly singular covariances
+    (duplicated or saturated bands) by that fraction of the mean variance.
+    """
+    if x.shape != y.shape or x.ndim != 2:
+        raise NormalisationError(f"MAD needs two (bands, n) arrays of one shape, got "
+                                 f"{x.shape} and {y.shape}")
+    p, n = x.shape
+    if n < max(min_pixels, 2 * p + 2):
+        raise NormalisationError(f"MAD needs at least {max(min_pixels, 2 * p + 2)} pixels "
+                                 f"observed on both dates, got {n}")
+    w = np.ones(n)
+    rho_old = np.zeros(p)
+    converged = False
+    fit: MADFit | None = None
+    for it in range(1, (max_iter if iterate else 1) + 1):
+        sw = w.sum()
+        if sw < 2 * p + 2:
+            raise NormalisationError("IR-MAD weights collapsed: almost every pixel looks "
+                                     "changed")
+        mx = x @ w / sw
+        my = y @ w / sw
+        xc, yc = x - mx[:, None], y - my[:, None]
+        wx = xc * w
+        sxx = wx @ xc.T / sw
+        syy = (yc * w) @ yc.T / sw
+        sxy = wx @ yc.T / sw
+        reg = ridge * (np.trace(sxx) + np.trace(syy)) / (2 * p)
+        sxx = sxx + reg * np.eye(p)
+        syy = syy + reg * np.eye(p)
+        if np.any(np.diag(sxx) <= reg) or np.any(np.diag(syy) <= reg):
+            raise NormalisationError("MAD: a band is constant over the observed pixels")
+        try:
+            syy_inv = linalg.inv(syy)
+            # Generalised symmetric eigenproblem Sxy Syy^-1 Syx a = rho^2 Sxx a.
+            rho2, a = linalg.eigh(sxy @ syy_inv @ sxy.T, sxx)
+        except linalg.LinAlgError as exc:
+            raise NormalisationError(f"MAD: covariance is singular ({exc})") from None
+        rho = np.sqrt(np.clip(rho2, 0.0, 1.0))  # ascending: largest change variance first
+        b = syy_inv @ sxy.T @ a
+        b /= np.sqrt(np.einsum("ij,ij->j", b, syy @ b))  # unit variance of b'Y
+        # a'Sxx a = 1 comes from eigh; make each pair positively correlated.
+        sign = np.sign(np.einsum("ij,ij->j", a, sxy @ b))
+        sign[sign == 0] = 1
+        b = b * sign
+        # Each MAD variate's spread is measured robustly over all pixels rather than taken
+        # as 2(1 - rho): the weighted (IR-MAD) covariance describes the quietest core of
+        # the background and would make the chi-square statistic of ordinary unchanged
+        # pixels several times too large.  The median absolute deviation ignores the
+        # (minority) changed pixels and keeps the null distribution close to chi2(p).
+        m = a.T @ xc - b.T @ yc
+        sigma = np.median(np.abs(m - np.median(m, axis=1)[:, None]), axis=1) * 1.4826
+        sigma = np.maximum(sigma, np.sqrt(np.maximum(2.0 * (1.0 - rho), 1e-12)) * 1e-3)
+        fit = MADFit(a, b, mx, my, rho, sigma, it, converged)
+        if not iterate:
+            break
+        if it > 1 and np.max(np.abs(rho - rho_old)) < tol:
+            converged = True
+            break
+        rho_old = rho
+        z = m / sigma[:, None]
+        w = stats.chi2.sf(np.einsum("ij,ij->j", z, z), p)
+    assert fit is not None
+    return MADFit(fit.a, fit.b, fit.mean_x, fit.mean_y, fit.rho, fit.sigma, fit.iterations,
+                  converged or not iterate)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-band gain and offset mapping the other date onto the reference: ``g * y + o``."""
+
+    gain: np.ndarray
+    offset: np.ndarray
+    n_pixels: int
+    mad: MADFit
+
+    def apply(self, after: np.ndarray) -> np.ndarray:
+        """Normalise a (bands, rows, cols) array of the other date."""
+        return (after * self.gain[:, None, None].astype(np.float32)
+                + self.offset[:, None, None].astype(np.float32))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"gain": [round(float(g), 6) for g in self.gain],
+                "offset": [round(float(o), 6) for o in self.offset],
+                "no_change_pixels": self.n_pixels, "irmad": self.mad.to_dict()}
+
+
+def orthogonal_regression(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Total least squares line ``x ~ g * y + o`` (errors in both variables).
+
+    >>> y = np.arange(10.0)
+    >>> orthogonal_regression(2 * y + 1, y)
+    (2.0, 1.0)
+    """
+    mx, my = x.mean(), y.mean()
+    sxx = np.mean((x - mx) ** 2)
+    syy = np.mean((y - my) ** 2)
+    sxy = np.mean((x - mx) * (y - my))
+    if sxy == 0:
+        raise NormalisationError("orthogonal regression: the dates are uncorrelated")
+    g = (sxx - syy + np.sqrt((sxx - syy) ** 2 + 4 * sxy**2)) / (2 * sxy)
+    return round(float(g), 12), round(float(mx - g * my), 12)
+
+
+def fit_normalisation(before: np.ndarray, after: np.ndarray, *,
+                      probability: float = NO_CHANGE_PROBABILITY,
+                      min_pixels: int = 100) -> Normalisation:
+    """Relative normalisation of ``after`` to ``before`` from IR-MAD's no-change pixels.
+
+    Both are (bands, rows, cols) on one grid, NaN where not observed.
+    """
+    from .base import observed_both
+
+    obs = observed_both(before, after)
+    x, y = pixels(before, obs, MAX_FIT_PIXELS), pixels(after, obs, MAX_FIT_PIXELS)
+    mad = fit_mad(x, y, min_pixels=min_pixels)
+    keep = mad.no_change_probability(x, y) > probability
+    if keep.sum() < min_pixels:
+        raise NormalisationError(
+            f"only {int(keep.sum())} pixels are confidently unchanged (need {min_pixels})"
+        )
+    gains, offsets = [], []
+    for i in range(x.shape[0]):
+        g, o = orthogonal_regression(x[i, keep], y[i, keep])
+        gains.append(g)
+        offsets.append(o)
+    return Normalisation(np.array(gains), np.array(offsets), int(keep.sum()), mad)

@@ -1,0 +1,321 @@
+"""Optical change detectors: difference, ratio, CVA, MAD, IR-MAD, PCA-k-means, index change.
+
+Each is a :class:`~sitewatch.change.base.Detector`; see :mod:`sitewatch.change.base` for the
+two-step (fit on a sample, score any window) contract.  Scores grow with change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import ndimage
+
+from .base import Detector, Fitted, MethodError, observed_both, register_detector, with_nan
+from .normalise import MAX_FIT_PIXELS, fit_mad, pixels
+
+_MAD_TO_SIGMA = 1.4826
+
+
+def _robust_sigma(values: np.ndarray) -> float:
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return 1.0
+    s = float(np.median(np.abs(v - np.median(v)))) * _MAD_TO_SIGMA
+    return s if s > 0 else (float(np.std(v)) or 1.0)
+
+
+def _neighbour_min_abs(a: np.ndarray, b: np.ndarray, r: int) -> np.ndarray:
+    """min over |dy|,|dx| <= r of |a(y, x) - b(y + dy, x + dx)| for (bands, rows, cols)."""
+    if r <= 0:
+        return np.abs(a - b)
+    best = np.full(a.shape, np.inf, dtype=np.float32)
+    pad = np.pad(b, ((0, 0), (r, r), (r, r)), mode="edge")
+    h, w = a.shape[1:]
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            np.fmin(best, np.abs(a - pad[:, r + dy:r + dy + h, r + dx:r + dx + w]), out=best)
+    return best
+
+
+def _tolerant_abs_difference(x: np.ndarray, y: np.ndarray, r: int) -> np.ndarray:
+    """|y - x| that a shift of up to ``r`` pixels cannot explain, from both sides."""
+    if r <= 0:
+        return np.abs(y - x)
+    return np.fmax(_neighbour_min_abs(y, x, r), _neighbour_min_abs(x, y, r))
+
+
+@register_detector
+class Difference(Detector):
+    name = "difference"
+    sensor = "optical"
+    summary = ("Per-band difference scaled by its robust noise, tolerant of a residual "
+               "shift of `tolerance` pixels; score = RMS over bands.")
+    reference = "Singh 1989 (image differencing); robust scaling by the MAD"
+    default_threshold = "4"
+
+    @classmethod
+    def params(cls) -> dict[str, Any]:
+        return {"tolerance": 1}
+
+    @property
+    def halo(self) -> int:  # type: ignore[override]
+        return int(self.options["tolerance"])
+
+    def fit(self, before, after, bands) -> Fitted:
+        return {"sigma": [_robust_sigma(after[i] - before[i]) for i in range(len(bands))]}
+
+    def score(self, before, after, bands, fitted) -> np.ndarray:
+        obs = observed_both(before, after)
+        d = _tolerant_abs_difference(before, after, int(self.options["tolerance"]))
+        z = d / np.asarray(fitted["sigma"], dtype=np.float32)[:, None, None]
+        return with_nan(np.sqrt(np.mean(z**2, axis=0)), obs)
+
+
+@register_detector
+class Ratio(Detector):
+    name = "ratio"
+    sensor = "optical"
+    summary = ("Per-band log ratio scaled by its robust noise; score = RMS over bands. "
+               "Insensitive to multiplicative illumination change.")
+    reference = "Singh 1989 (image ratioing)"
+    default_threshold = "4"
+
+    def fit(self, before, after, bands) -> Fitted:
+        lr = _log_ratio(before, after)
+        return {"sigma": [_robust_sigma(lr[i]) for i in range(len(bands))]}
+
+    def score(self, before, after, bands, fitted) -> np.ndarray:
+        obs = observed_both(before, after)
+        z = _log_ratio(before, after) / np.asarray(fitted["sigma"], np.float32)[:, None, None]
+        return with_nan(np.sqrt(np.mean(z**2, axis=0)), obs)
+
+
+def _log_ratio(before: np.ndarray, after: np.ndarray, floor: float = 1e-3) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.log(np.maximum(after, floor) / np.maximum(before, floor))
+
+
+@register_detector
+class CVA(Detector):
+    name = "cva"
+    sensor = "optical"
+    summary = "Change vector analysis: the length of the vector of band differences."
+    reference = "Malila 1980; Johnson & Kasischke 1998"
+    default_threshold = "otsu"
+
+    def fit(self, before, after, bands) -> Fitted:
+        return {}
+
+    def score(self, before, after, bands, fitted) -> np.ndarray:
+        obs = observed_both(before, after)
+        return with_nan(np.sqrt(np.sum((after - before) ** 2, axis=0)), obs)
+
+
+@register_detector
+class MAD(Detector):
+    name = "mad"
+    sensor = "optical"
+    summary = ("Multivariate alteration detection: canonical-correlation differences; score "
+               "= chi-square statistic (p bands degrees of freedom).")
+    reference = "Nielsen, Conradsen & Simpson 1998"
+    default_threshold = "significance"
+    normalise = False  # invariant to linear transforms of either date
+    iterate = False
+
+    @classmethod
+    def params(cls) -> dict[str, Any]:
+        return {"max_iter": 50}
+
+    def dof(self, n_bands: int) -> int | None:
+        return n_bands
+
+    def fit(self, before, after, bands) -> Fitted:
+        obs = observed_both(before, after)
+        f = fit_mad(pixels(before, obs, MAX_FIT_PIXELS), pixels(after, obs, MAX_FIT_PIXELS),
+                    iterate=self.iterate,
+                    max_iter=int(self.options["max_iter"]))
+        return {"mad": f, **f.to_dict()}
+
+    def score(self, before, after, bands, fitted) -> np.ndarray:
+        obs = observed_both(before, after)
+        out = np.full(obs.shape, np.nan, dtype=np.float32)
+        out[obs] = fitted["mad"].chi2(pixels(before, obs), pixels(after, obs))
+        return out
+
+
+@register_detector
+class IRMAD(MAD):
+    name = "irmad"
+    summary = ("Iteratively reweighted MAD: MAD refitted on the pixels it finds unchanged; "
+               "score = chi-square statistic.")
+    reference = "Nielsen 2007, IEEE TIP 16(2)"
+    iterate = True
+
+
+@register_detector
+class PCAKMeans(Detector):
+    name = "pca-kmeans"
+    sensor = "optical"
+    summary = ("PCA of h x h blocks of the difference image, then k-means (k=2); score = "
+               "distance to the no-change centre minus distance to the change centre.")
+    reference = "Celik 2009, IEEE GRSL 6(4)"
+    default_threshold = "0"
+
+    @classmethod
+    def params(cls) -> dict[str, Any]:
+        return {"block": 5, "variance": 0.9, "seed": 0}
+
+    @property
+    def halo(self) -> int:  # type: ignore[override]
+        return int(self.options["block"]) // 2
+
+    def _difference(self, before, after) -> np.ndarray:
+        obs = observed_both(before, after)
+        d = np.sqrt(np.sum((after - before) ** 2, axis=0))
+        d[~obs] = 0.0
+        return d.astype(np.float32)
+
+    def _vectors(self, d: np.ndarray) -> np.ndarray:
+        h = int(self.options["block"])
+        r = h // 2
+        pad = np.pad(d, r, mode="reflect")
+        return sliding_window_view(pad, (h, h)).reshape(d.shape[0] * d.shape[1], h * h)
+
+    def fit(self, before, after, bands) -> Fitted:
+        from scipy.cluster.vq import kmeans2
+
+        h = int(self.options["block"])
+        if h < 1 or h % 2 == 0:
+            raise MethodError(f"pca-kmeans: block must be an odd size >= 1, got {h}")
+        obs = observed_both(before, after)
+        d = self._difference(before, after)
+        rows, cols = (d.shape[0] // h) * h, (d.shape[1] // h) * h
+        if rows == 0 or cols == 0:
+            raise MethodError(f"pca-kmeans: the image is smaller than one {h} x {h} block")
+        # Non-overlapping blocks (Celik's training set), observed blocks only.
+        blocks = d[:rows, :cols].reshape(rows // h, h, cols // h, h).swapaxes(1, 2)
+        okb = obs[:rows, :cols].reshape(rows // h, h, cols // h, h).swapaxes(1, 2)
+        blocks = blocks.reshape(-1, h * h)[okb.reshape(-1, h * h).all(axis=1)]
+        if len(blocks) < 2 * h * h:
+            raise MethodError("pca-kmeans: too few fully observed blocks to fit")
+        mean = blocks.mean(axis=0)
+        evals, evecs = np.linalg.eigh(np.cov((blocks - mean).T))
+        order = np.argsort(evals)[::-1]
+        evals, evecs = evals[order], evecs[:, order]
+        frac = np.cumsum(evals) / max(evals.sum(), 1e-20)
+        s = int(np.searchsorted(frac, float(self.options["variance"])) + 1)
+        proj = evecs[:, :s]
+        v = (self._vectors(d) - mean) @ proj
+        v = v[obs.ravel()]
+        if len(v) > 200_000:
+            v = v[:: len(v) // 200_000]
+        rng = np.random.default_rng(int(self.options["seed"]))
+        centres, _ = kmeans2(v.astype(np.float64), 2, minit="++", seed=rng)
+        # The change cluster is the one whose centre means more difference.
+        back = centres @ proj.T + mean
+        change = int(np.argmax(back.mean(axis=1)))
+        return {"mean": mean, "projection": proj, "components": s,
+                "change_centre": centres[change], "nochange_centre": centres[1 - change]}
+
+    def score(self, before, after, bands, fitted) -> np.ndarray:
+        obs = observed_both(before, after)
+        d = self._difference(before, after)
+        v = (self._vectors(d) - fitted["mean"]) @ fitted["projection"]
+        s = (np.linalg.norm(v - fitted["nochange_centre"], axis=1)
+             - np.linalg.norm(v - fitted["change_centre"], axis=1))
+        return with_nan(s.reshape(d.shape), obs)
+
+
+def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (a - b) / (a + b)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+class _IndexChange(Detector):
+    """Change of a normalised-difference index, signed so that the change of interest is
+    positive: ``sign * (index_after - index_before)``."""
+
+    sensor = "optical"
+    plus: str
+    minus: str
+    sign: float
+
+    def fit(self, before, after, bands) -> Fitted:
+        self.check_bands(bands)
+        return {}
+
+    def score(self, before, after, bands, fitted) -> np.ndarray:
+        self.check_bands(bands)
+        i, j = bands.index(self.plus), bands.index(self.minus)
+        delta = _nd(after[i], after[j]) - _nd(before[i], before[j])
+        return with_nan(self.sign * delta, observed_both(before, after))
+
+
+@register_detector
+class NDVILoss(_IndexChange):
+    name = "ndvi-loss"
+    summary = "Vegetation loss: NDVI(before) - NDVI(after)."
+    reference = "Tucker 1979 (NDVI); Lyon et al. 1998 (NDVI differencing)"
+    default_threshold = "0.2"
+    needs = ("nir", "red")
+    plus, minus, sign = "nir", "red", -1.0
+
+
+@register_detector
+class BurnScar(_IndexChange):
+    name = "dnbr"
+    summary = ("Burn scars: differenced normalised burn ratio NBR(before) - NBR(after); "
+               "0.1 is the USGS lower bound of low severity.")
+    reference = "Key & Benson 2006 (FIREMON dNBR)"
+    default_threshold = "0.1"
+    needs = ("nir", "swir22")
+    plus, minus, sign = "nir", "swir22", -1.0
+
+
+@register_detector
+class BuiltUpGain(_IndexChange):
+    name = "ndbi-gain"
+    summary = ("Construction, cleared or paved ground: NDBI(after) - NDBI(before), "
+               "NDBI = (swir16 - nir) / (swir16 + nir).")
+    reference = "Zha, Gao & Ni 2003 (NDBI)"
+    default_threshold = "0.1"
+    needs = ("swir16", "nir")
+    plus, minus, sign = "swir16", "nir", 1.0
+
+
+@register_detector
+class BrightnessChange(Detector):
+    name = "brightness"
+    sensor = "optical"
+    summary = ("Absolute change of mean visible brightness (new concrete, vehicles, "
+               "demolition), scaled by its robust noise.")
+    reference = "image differencing of a brightness band"
+    default_threshold = "4"
+    needs = ("blue", "green", "red")
+
+    def _brightness(self, arr, bands) -> np.ndarray:
+        return np.mean([arr[bands.index(b)] for b in self.needs], axis=0)
+
+    def fit(self, before, after, bands) -> Fitted:
+        self.check_bands(bands)
+        d = self._brightness(after, bands) - self._brightness(before, bands)
+        return {"sigma": _robust_sigma(d)}
+
+    def score(self, before, after, bands, fitted) -> np.ndarray:
+        d = self._brightness(after, bands) - self._brightness(before, bands)
+        return with_nan(np.abs(d) / fitted["sigma"], observed_both(before, after))
+
+
+def local_mean(a: np.ndarray, size: int) -> np.ndarray:
+    """Mean over a size x size window (NaN-aware: the mean of the finite neighbours)."""
+    ok = np.isfinite(a)
+    s = ndimage.uniform_filter(np.where(ok, a, 0.0).astype(np.float64), size, mode="reflect")
+    n = ndimage.uniform_filter(ok.astype(np.float64), size, mode="reflect")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = s / n
+    out[n < 1e-9] = np.nan
+    return out.astype(np.float32)
