@@ -124,7 +124,7 @@ def windows(shape: tuple[int, int], size: int) -> list[Window]:
 
 
 def sub_grid(grid: SiteGrid, win: Window) -> SiteGrid:
-    return SiteGrid(grid.crs, grid.transform * Affine.translation(win.col_off, win.row_off),
+    return SiteGrid(grid.crs, grid.transform @ Affine.translation(win.col_off, win.row_off),
                     int(win.width), int(win.height))
 
 
@@ -459,7 +459,7 @@ def _strip_polygons(row: list[tuple[Window, np.ndarray, np.ndarray]], grid: Site
     score = np.concatenate([s for _, _, s in row], axis=1)
     w0 = row[0][0]
     strip = Window(0, w0.row_off, grid.width, changed.shape[0])
-    tr = grid.transform * Affine.translation(0, strip.row_off)
+    tr = grid.transform @ Affine.translation(0, strip.row_off)
     top, bottom = strip.row_off, strip.row_off + strip.height
     for f in post.polygons(changed, tr, grid.crs, score=score):
         geom_rows = _row_extent(f["geometry"], grid.transform)
@@ -475,8 +475,8 @@ def _row_extent(geom: dict[str, Any], transform: Affine) -> tuple[float, float]:
 
     minx, miny, maxx, maxy = shape(geom).bounds
     inv = ~transform
-    r1 = (inv * (minx, miny))[1]
-    r2 = (inv * (maxx, maxy))[1]
+    r1 = (inv @ (minx, miny))[1]
+    r2 = (inv @ (maxx, maxy))[1]
     return min(r1, r2), max(r1, r2)
 
 
@@ -534,7 +534,7 @@ def _pixel_area_m2(grid: SiteGrid) -> float | None:
     if crs.is_geographic:
         from pyproj import Geod
 
-        lon, lat = grid.transform * (grid.width / 2, grid.height / 2)
+        lon, lat = grid.transform @ (grid.width / 2, grid.height / 2)
         a, e = grid.transform.a, grid.transform.e
         geod = Geod(ellps="WGS84")
         area, _ = geod.polygon_area_perimeter([lon, lon + a, lon + a, lon],
