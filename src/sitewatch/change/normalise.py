@@ -42,9 +42,10 @@ class MADFit:
     mean_x: np.ndarray  # (p,)
     mean_y: np.ndarray  # (p,)
     rho: np.ndarray  # (p,) canonical correlations, ascending
-    sigma: np.ndarray  # (p,) robust standard deviation of each MAD variate
+    sigma: np.ndarray  # (p,) calibrated standard deviation of each MAD variate (scoring)
     iterations: int
     converged: bool
+    sigma_w: np.ndarray | None = None  # (p,) sqrt(2(1 - rho)) of the weighted fit
 
     @property
     def dof(self) -> int:
@@ -61,6 +62,7 @@ class MADFit:
         return np.einsum("ij,ij->j", m, m)
 
     def no_change_probability(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The chi-square tail probability of each pixel's (calibrated) statistic."""
         return stats.chi2.sf(self.chi2(x, y), self.dof)
 
     def to_dict(self) -> dict[str, object]:
@@ -129,26 +131,30 @@ def fit_mad(x: np.ndarray, y: np.ndarray, *, iterate: bool = True, max_iter: int
         sign = np.sign(np.einsum("ij,ij->j", a, sxy @ b))
         sign[sign == 0] = 1
         b = b * sign
-        # Each MAD variate's spread is measured robustly over all pixels rather than taken
-        # as 2(1 - rho): the weighted (IR-MAD) covariance describes the quietest core of
-        # the background and would make the chi-square statistic of ordinary unchanged
-        # pixels several times too large.  The median absolute deviation ignores the
-        # (minority) changed pixels and keeps the null distribution close to chi2(p).
+        sigma_w = np.sqrt(np.maximum(2.0 * (1.0 - rho), 1e-12))
         m = a.T @ xc - b.T @ yc
-        sigma = np.median(np.abs(m - np.median(m, axis=1)[:, None]), axis=1) * 1.4826
-        sigma = np.maximum(sigma, np.sqrt(np.maximum(2.0 * (1.0 - rho), 1e-12)) * 1e-3)
-        fit = MADFit(a, b, mx, my, rho, sigma, it, converged)
-        if not iterate:
-            break
-        if it > 1 and np.max(np.abs(rho - rho_old)) < tol:
-            converged = True
+        z = m / sigma_w[:, None]
+        zz = np.einsum("ij,ij->j", z, z)
+        fit = MADFit(a, b, mx, my, rho, sigma_w, it, converged, sigma_w)
+        if not iterate or (it > 1 and np.max(np.abs(rho - rho_old)) < tol):
+            converged = converged or it > 1
             break
         rho_old = rho
-        z = m / sigma[:, None]
-        w = stats.chi2.sf(np.einsum("ij,ij->j", z, z), p)
+        w = stats.chi2.sf(zz, p)
     assert fit is not None
-    return MADFit(fit.a, fit.b, fit.mean_x, fit.mean_y, fit.rho, fit.sigma, fit.iterations,
-                  converged or not iterate)
+    # The weighted covariance describes the quietest core of the background, so 2(1 - rho)
+    # understates the spread of ordinary unchanged pixels and their chi-square comes out
+    # several times too large.  For scoring, each variate's spread is measured robustly
+    # (median absolute deviation) over the pixels that are not clearly changed, which keeps
+    # the null distribution close to chi2(p) without letting a large change inflate it.
+    core = zz < stats.chi2.isf(1e-6, p)
+    if core.sum() < max(50, 0.2 * n):
+        core = np.ones(n, bool)
+    mc = m[:, core]
+    sigma = np.median(np.abs(mc - np.median(mc, axis=1)[:, None]), axis=1) * 1.4826
+    sigma = np.maximum(sigma, fit.sigma_w * 1e-3)
+    return MADFit(fit.a, fit.b, fit.mean_x, fit.mean_y, fit.rho, sigma, fit.iterations,
+                  converged or not iterate, fit.sigma_w)
 
 
 @dataclass(frozen=True)

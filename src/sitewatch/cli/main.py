@@ -23,12 +23,15 @@ def cli(ctx: click.Context, home: str | None, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
-    from . import catalog, demo, sites
+    from . import catalog, demo, detect, sites
 
     cli.add_command(sites.site)
     cli.add_command(catalog.ingest)
     cli.add_command(catalog.scenes)
     cli.add_command(catalog.load)
+    cli.add_command(detect.detect)
+    cli.add_command(detect.methods)
+    cli.add_command(detect.train)
     cli.add_command(demo.demo)
 
 

@@ -1,0 +1,109 @@
+"""Training the learned change classifier from labelled image pairs on disk.
+
+Each pair is BEFORE, AFTER (scenes as the catalogue accepts them) and LABEL, a single-band
+raster on BEFORE's grid (its finest band) whose pixels equal to ``change_value`` are change.
+The pair goes through the same preparation as :func:`sitewatch.change.tiled.detect_scenes`
+(AFTER co-registered to BEFORE, both masked, AFTER normalised when the classifier wants it),
+so the model sees at training time what it will see when it is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SceneError
+from ..scenes import open_raster
+from .base import MethodError, observed_both
+from .normalise import NormalisationError, fit_normalisation
+from .tiled import (OPTICAL_BANDS, PairLoader, coregister_pair, open_input, scene_grid,
+                    sensor_kind)
+
+
+def read_label(path: str | Path, shape: tuple[int, int], change_value: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(change, labelled) boolean maps from a label raster that must match ``shape``."""
+    try:
+        with open_raster(path) as ds:
+            if (ds.height, ds.width) != shape:
+                raise SceneError(f"label {path}: {ds.width} x {ds.height} pixels, but BEFORE's "
+                                 f"grid is {shape[1]} x {shape[0]}; the label must be on "
+                                 "BEFORE's grid at its finest resolution")
+            v = ds.read(1)
+            labelled = ds.read_masks(1) > 0
+    except OSError as exc:
+        raise SceneError(f"label {path}: cannot be read ({exc})") from None
+    if v.dtype.kind == "f":
+        labelled &= np.isfinite(v)
+    change = (v == change_value) & labelled
+    return change, labelled
+
+
+def prepare_pair(before: str | Path, after: str | Path, bands: Sequence[str] | None,
+                 normalise: bool) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], Any]:
+    """Both dates of a pair as arrays on BEFORE's grid, co-registered and masked."""
+    sb, sa = open_input(before), open_input(after)
+    kind, _ = sensor_kind(sb, None)
+    if kind != "optical":
+        raise MethodError(f"{before}: the learned classifier is for optical images")
+    have = {b.common_name or b.name for b in sb.bands} & {b.common_name or b.name
+                                                           for b in sa.bands}
+    use = tuple(bands) if bands else tuple(b for b in OPTICAL_BANDS if b in have)
+    missing = [b for b in use if b not in have]
+    if missing or not use:
+        raise MethodError(f"{before} / {after}: band(s) {', '.join(missing) or 'none'} not in "
+                          "both images")
+    grid = scene_grid(sb)
+    loader = PairLoader(sb, sa, grid, use, spectral_clouds=not sb.masks and not sa.masks)
+    if grid.crs is not None:
+        reg = coregister_pair(loader, [b for b in use if b in ("red", "green", "nir")]
+                              or list(use))
+        if reg is not None and reg.status != "rejected":
+            loader.shift = reg.shift
+    b, a = loader.load(None)
+    if normalise:
+        try:
+            a = fit_normalisation(b, a).apply(a)
+        except NormalisationError:
+            pass
+    return b, a, use, grid
+
+
+def train_from_files(
+    pairs: Sequence[tuple[str | Path, str | Path, str | Path]],
+    out_path: str | Path,
+    *,
+    change_value: float = 1,
+    bands: Sequence[str] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    **train_options: Any,
+) -> Any:
+    """Train on labelled pairs of files and save the model to ``out_path``; returns it."""
+    from .learned import LearnedDetector, train
+
+    tick = progress or (lambda *_: None)
+    arrays = []
+    names: tuple[str, ...] | None = None
+    for i, (before, after, label) in enumerate(pairs):
+        tick("reading pairs", i, len(pairs))
+        b, a, use, grid = prepare_pair(before, after, bands, LearnedDetector.normalise)
+        if names is not None and use != names:
+            raise MethodError(f"{before}: has bands {', '.join(use)}, the first pair "
+                              f"{', '.join(names)}; give --bands to pick common ones")
+        names = use
+        change, labelled = read_label(label, grid.shape, change_value)
+        valid = labelled & observed_both(b, a)
+        if not valid.any():
+            raise MethodError(f"{label}: no labelled pixel is observed on both dates")
+        arrays.append((b, a, change, valid))
+    tick("reading pairs", len(pairs), len(pairs))
+    if not any(c[v].any() for _, _, c, v in arrays):
+        raise MethodError(f"no label pixel equals the change value {change_value:g}; check "
+                          "--change-value")
+    assert names is not None
+    model = train(arrays, names, progress=progress, **train_options)
+    model.save(out_path)
+    return model

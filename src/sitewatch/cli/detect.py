@@ -1,0 +1,176 @@
+"""``sitewatch detect``, ``sitewatch methods`` and ``sitewatch train``: change detection
+between two images, without a site or a catalogue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from .common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
+
+
+def _params(items: tuple[str, ...]) -> dict[str, Any]:
+    """``key=value`` pairs; values parsed as int, float or bool where they look like one."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--param")
+        value: Any = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            for conv in (int, float):
+                try:
+                    value = conv(raw)
+                    break
+                except ValueError:
+                    continue
+        params[key.strip()] = value
+    return params
+
+
+def _bands(text: str | None) -> list[str] | None:
+    return [b.strip() for b in text.split(",") if b.strip()] if text else None
+
+
+@click.command()
+@click.argument("before", type=click.Path(exists=True))
+@click.argument("after", type=click.Path(exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for change.tif, score.tif, changes.geojson and summary.json.")
+@click.option("--method", "-m", help="Detector (see `sitewatch methods`) [default: irmad for "
+              "optical, sar-log-ratio for SAR].")
+@click.option("--threshold", "-t", help="otsu, ki (Kittler-Illingworth), significance, "
+              "quantile, or a number [default: the method's].")
+@click.option("--alpha", type=float, default=0.01, show_default=True,
+              help="Significance level for --threshold significance.")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False),
+              help="A classifier trained with `sitewatch train` (instead of --method).")
+@click.option("--sensor", type=click.Choice(["optical", "sar"]),
+              help="What the images are, when their files do not say (plain SAR intensity "
+                   "images carry no metadata).")
+@click.option("--bands", help="Comma-separated bands to compare (common names such as "
+              "red,nir,swir16) [default: blue..swir22 as available].")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A method parameter (see `sitewatch methods --json`); repeatable.")
+@click.option("--mask", type=click.Path(exists=True, dir_okay=False),
+              help="Areas to ignore: a GeoJSON of polygons or a raster (non-zero = ignore).")
+@click.option("--min-pixels", type=int, default=4, show_default=True,
+              help="Drop change objects smaller than this.")
+@click.option("--no-coregister", is_flag=True, help="Do not co-register AFTER to BEFORE.")
+@click.option("--no-normalise", is_flag=True, help="No relative radiometric normalisation.")
+@click.option("--no-clouds", is_flag=True, help="No spectral cloud test (when the scenes "
+              "have no provider cloud mask).")
+@click.option("--window", type=int, default=1024, show_default=True,
+              help="Processing window (pixels); memory grows with its square.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs already in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json.")
+@pass_ctx
+def detect(ctx: Ctx, before: str, after: str, out_dir: str, method: str | None,
+           threshold: str | None, alpha: float, model: str | None, sensor: str | None,
+           bands: str | None, params: tuple[str, ...], mask: str | None, min_pixels: int,
+           no_coregister: bool, no_normalise: bool, no_clouds: bool, window: int,
+           overwrite: bool, as_json: bool) -> None:
+    """Detect change from BEFORE to AFTER.
+
+    Each is an image as the catalogue accepts it: a multiband file, or a folder of
+    one-file-per-band (such as a Sentinel-2 band set or an OSCD imgs_1).  Writes, on
+    BEFORE's grid at its finest resolution: change.tif (uint8: 1 change, 0 no change, 255
+    not observed), score.tif (float32), changes.geojson (objects with area) and
+    summary.json.
+    """
+    from ..change.tiled import detect_scenes
+
+    if model and method:
+        raise click.UsageError("give --method or --model, not both")
+    det: Any = method
+    if model:
+        from ..change.learned import detector_from_file
+
+        det = detector_from_file(model)
+    with progress_bar(not as_json) as tick:
+        run = detect_scenes(
+            before, after, out_dir, method=det, sensor=sensor, params=_params(params) or None,
+            threshold=threshold, alpha=alpha, bands=_bands(bands),
+            normalise=False if no_normalise else None, coregister=not no_coregister,
+            mask=mask, clouds=not no_clouds, window=window, min_pixels=min_pixels,
+            overwrite=overwrite, progress=tick)
+    s = run.summary
+    if as_json:
+        echo_json(s)
+        return
+    for note in s["notes"]:
+        err.print(f"[yellow]note:[/] {esc(note)}")
+    reg = s["registration"]
+    if reg:
+        out.print(esc(f"co-registration: {reg['status']}, shift dy={reg['dy']:+.2f} "
+                      f"dx={reg['dx']:+.2f} px ({reg['reason']})"))
+    frac = s["changed_fraction"]
+    area = s["changed_area_m2"]
+    out.print(esc(
+        f"{s['method']} on {', '.join(s['bands'])}: threshold {s['threshold']:.4g} "
+        f"({s['threshold_rule']}); {s['pixels']['changed']} of {s['pixels']['observed']} "
+        f"observed pixels changed" + (f" ({100 * frac:.2f}%)" if frac is not None else "")
+        + (f", {area / 1e4:.2f} ha" if area else "") + f", {s['objects']} object(s)"))
+    out.print(esc(f"wrote {', '.join(s['outputs'])} to {run.out_dir} in {s['seconds']:.1f} s"))
+
+
+@click.command()
+@click.option("--sensor", type=click.Choice(["optical", "sar"]), help="Only this sensor.")
+@click.option("--json", "as_json", is_flag=True, help="Full descriptions as JSON.")
+def methods(sensor: str | None, as_json: bool) -> None:
+    """List the change detectors."""
+    from ..change.base import methods as all_methods
+    from ..change.detect import DEFAULT_METHOD
+
+    found = all_methods(sensor)
+    if as_json:
+        echo_json([{**m.describe(), "default_for": [k for k, v in DEFAULT_METHOD.items()
+                                                    if v == m.name]} for m in found])
+        return
+    table = Table("method", "sensor", "threshold", "what it does", box=None)
+    for m in found:
+        star = " *" if DEFAULT_METHOD.get(m.sensor) == m.name else ""
+        table.add_row(esc(m.name + star), m.sensor, esc(m.default_threshold), esc(m.summary))
+    out.print(table)
+    out.print("* the default for its sensor.  A trained classifier: `sitewatch detect "
+              "--model FILE` (see `sitewatch train`).")
+
+
+@click.command()
+@click.option("--pair", "pairs", nargs=3, multiple=True, required=True,
+              type=click.Path(exists=True), metavar="BEFORE AFTER LABEL",
+              help="A labelled pair; LABEL is a single-band raster on BEFORE's grid. "
+                   "Repeatable.")
+@click.option("--change-value", type=float, default=1, show_default=True,
+              help="LABEL pixels equal to this are change; all others no change.")
+@click.option("--bands", help="Comma-separated bands [default: blue..swir22 as available].")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="The model file to write.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
+@pass_ctx
+def train(ctx: Ctx, pairs: tuple[tuple[str, str, str], ...], change_value: float,
+          bands: str | None, out_path: str, overwrite: bool, as_json: bool) -> None:
+    """Train a per-pixel change classifier (gradient boosting) from labelled pairs.
+
+    Nothing is downloaded: the model learns only from the pairs given.  Use it with
+    `sitewatch detect BEFORE AFTER --model FILE`.
+    """
+    from ..change.training import train_from_files
+
+    if Path(out_path).exists() and not overwrite:
+        raise click.UsageError(f"{out_path} exists; give --overwrite to replace it")
+    with progress_bar(not as_json) as tick:
+        model = train_from_files(pairs, out_path, change_value=change_value,
+                                 bands=_bands(bands), progress=tick)
+    info = model.header
+    if as_json:
+        echo_json(info)
+        return
+    out.print(esc(f"trained on {len(pairs)} pair(s), bands {', '.join(info['bands'])}; "
+                  f"wrote {out_path}"))
