@@ -62,6 +62,9 @@ def threshold_for(det: Detector, sample_scores: np.ndarray, rule: str | float | 
     """The threshold and a description of the rule that gave it."""
     how = det.default_threshold if rule is None else str(rule)
     values = finite_sample(sample_scores)
+    if values.size and np.ptp(values) == 0 and thresholds._fixed(how) is None:
+        # Identical dates (or a constant score): nothing changed; nothing exceeds this.
+        return float(values[0]), f"{how} (all scores equal: no change)"
     try:
         t = thresholds.pick(values, how, alpha=alpha, dof=det.dof(n_bands))
     except ValueError as exc:

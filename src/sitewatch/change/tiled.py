@@ -248,7 +248,7 @@ def _check_out(out_dir: Path, overwrite: bool) -> None:
     existing = [n for n in OUTPUTS if (out_dir / n).exists()]
     if existing and not overwrite:
         raise SceneError(f"{out_dir}: already holds {', '.join(existing)}; choose another "
-                         "folder or overwrite")
+                         "folder or overwrite them (--overwrite)")
 
 
 def _profile(grid: SiteGrid, dtype: str, nodata: float, block: int) -> dict[str, Any]:
