@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, stats
+from scipy import linalg, special, stats
 
 from ..errors import SitewatchError
 
@@ -63,7 +63,7 @@ class MADFit:
 
     def no_change_probability(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The chi-square tail probability of each pixel's (calibrated) statistic."""
-        return stats.chi2.sf(self.chi2(x, y), self.dof)
+        return special.chdtrc(self.dof, self.chi2(x, y))
 
     def to_dict(self) -> dict[str, object]:
         return {"canonical_correlations": [round(float(r), 6) for r in self.rho],
@@ -71,7 +71,7 @@ class MADFit:
 
 
 #: Statistics are gathered from at most this many pixels (evenly strided).
-MAX_FIT_PIXELS = 1_000_000
+MAX_FIT_PIXELS = 250_000
 
 
 def pixels(arr: np.ndarray, observed: np.ndarray, limit: int | None = None) -> np.ndarray:
@@ -83,7 +83,7 @@ def pixels(arr: np.ndarray, observed: np.ndarray, limit: int | None = None) -> n
     return np.ascontiguousarray(x, dtype=np.float64)
 
 
-def fit_mad(x: np.ndarray, y: np.ndarray, *, iterate: bool = True, max_iter: int = 50,
+def fit_mad(x: np.ndarray, y: np.ndarray, *, iterate: bool = True, max_iter: int = 30,
             tol: float = 1e-4, ridge: float = 1e-6, min_pixels: int = 100) -> MADFit:
     """(IR-)MAD of pixels ``x`` (reference) and ``y`` (other date), each (p bands, n).
 
@@ -140,7 +140,7 @@ def fit_mad(x: np.ndarray, y: np.ndarray, *, iterate: bool = True, max_iter: int
             converged = converged or it > 1
             break
         rho_old = rho
-        w = stats.chi2.sf(zz, p)
+        w = special.chdtrc(p, zz)  # chi-square survival function
     assert fit is not None
     # The weighted covariance describes the quietest core of the background, so 2(1 - rho)
     # understates the spread of ordinary unchanged pixels and their chi-square comes out

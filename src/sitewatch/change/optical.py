@@ -126,7 +126,7 @@ class MAD(Detector):
 
     @classmethod
     def params(cls) -> dict[str, Any]:
-        return {"max_iter": 50}
+        return {"max_iter": 30}
 
     def dof(self, n_bands: int) -> int | None:
         return n_bands
