@@ -77,13 +77,14 @@ speckle of neighbouring pixels is correlated, so the ENL is not ENL x window² i
 ``sar-omnibus`` estimates it with :func:`enl` on the *filtered* images, in blocks of
 2 x window + 1 pixels, multiplied by the factor that corrects the block variance for the
 correlation the box filter itself introduces (correlated samples make a block's variance too
-small).  The result is exact for white speckle; speckle that was already correlated is
-under-corrected (on synthetic data the ENL comes out 5-10 % high for white and 15-30 % high
-for correlated speckle, which raises the false-alarm rate a little above ``alpha``).  Larger
-blocks would be less biased on pure speckle but on real scenes hold texture, which then
-dominates the filtered variance; the estimate is therefore kept between the unfiltered ENL
-and window² times it, the only values box-averaging can give in a homogeneous area.  Several bands (e.g. VV and VH) are treated as independent diagonal elements:
-the statistics add up and the degrees of freedom are ``bands x (k - 1)``.
+small).  That factor is exact for white speckle; speckle that was already correlated is
+under-corrected.  On synthetic data the ENL comes out 5-10 % high for white and 15-30 % high
+for correlated speckle, which raises the false-alarm rate a little above ``alpha`` (1.2-1.3 %
+for alpha = 1 %).  Larger blocks would be less biased on pure speckle, but on real scenes
+they hold texture, which then dominates the filtered variance; the estimate is therefore kept
+between the unfiltered ENL and window² times it, the only values box-averaging can give in
+a homogeneous area.  Several bands (e.g. VV and VH) are treated as independent diagonal
+elements: the statistics add up and the degrees of freedom are ``bands x (k - 1)``.
 
 Inputs are intensities (linear power, not dB); ``amplitude=True`` squares amplitudes first.
 Values below ``floor`` (zeros of quantised data, water, radar shadow) are raised to it so
@@ -104,7 +105,7 @@ from scipy import stats
 from .base import Detector, Fitted, MethodError, observed_both, register_detector, with_nan
 from .optical import local_mean
 
-__all__ = ["OmnibusResult", "enl", "omnibus_series"]
+__all__ = ["LogRatio", "Omnibus", "OmnibusResult", "default_floor", "enl", "omnibus_series"]
 
 #: Fewest usable blocks :func:`enl` accepts.
 MIN_BLOCKS = 10
@@ -233,19 +234,22 @@ def _filtered_enl(filtered: np.ndarray, window: int, raw: float) -> float:
     return float(min(max(est, raw), raw * window * window))
 
 
-def default_floor(values: np.ndarray) -> float:
-    """The value below which SAR data are raised before taking ratios or logarithms.
+def default_floor(values: np.ndarray, amplitude: bool = False) -> float:
+    """The intensity below which SAR data are raised before taking ratios or logarithms.
 
-    The larger of 1/1000 of the median positive value (it clips about 0.1 % of 1-look
+    The larger of 1/1000 of the median positive intensity (it clips about 0.1 % of 1-look
     speckle, far below anything the tests or thresholds look at) and half the smallest
-    positive value (half a quantisation step for integer data, whose zeros are "below one
-    step" rather than "no backscatter").
+    positive value (half a quantisation step for integer data, whose zeros mean "below one
+    step" rather than "no backscatter"), squared for ``amplitude`` data.
     """
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v) & (v > 0)]
     if v.size == 0:
         raise MethodError("no positive value in the images; nothing to compare")
-    return max(1e-3 * float(np.median(v)), 0.5 * float(v.min()))
+    step = 0.5 * float(v.min())
+    if amplitude:
+        return max(1e-3 * float(np.median(v)) ** 2, step * step)
+    return max(1e-3 * float(np.median(v)), step)
 
 
 # --------------------------------------------------------------------------------------
@@ -281,18 +285,19 @@ class _SARDetector(Detector):
             _check_values(np.asarray(a), f"{self.name} ({label} image)")
 
     def _floor(self, before: np.ndarray, after: np.ndarray) -> float:
-        """The intensity floor: the ``floor`` option, or :func:`default_floor`."""
+        """The intensity floor: the ``floor`` option (in the units of the input), or
+        :func:`default_floor`."""
         f = self.options["floor"]
-        if f is not None:
-            if not float(f) > 0:
-                raise MethodError(f"{self.name}: floor must be > 0, got {f!r}")
-            f = float(f)
-        else:
+        amplitude = bool(self.options["amplitude"])
+        if f is None:
             try:
-                f = default_floor(np.concatenate([np.ravel(before), np.ravel(after)]))
+                return default_floor(np.concatenate([np.ravel(before), np.ravel(after)]),
+                                     amplitude)
             except MethodError as exc:
                 raise MethodError(f"{self.name}: {exc}") from None
-        return f * f if self.options["amplitude"] else f
+        if not float(f) > 0:
+            raise MethodError(f"{self.name}: floor must be > 0, got {f!r}")
+        return float(f) ** 2 if amplitude else float(f)
 
     def _means(self, a: np.ndarray, floor: float) -> np.ndarray:
         """Local means (bands, rows, cols), raised to ``floor``; NaN stays NaN."""
@@ -367,7 +372,13 @@ class Omnibus(_SARDetector):
                 est = []
                 for a in (before, after):
                     x = np.maximum(self._intensity(a[i]), floor)
-                    est.append(_filtered_enl(self._means(a[i:i + 1], floor)[0], w, enl(x)))
+                    try:
+                        est.append(_filtered_enl(self._means(a[i:i + 1], floor)[0], w,
+                                                 enl(x)))
+                    except MethodError as exc:
+                        raise MethodError(f"{self.name}: cannot estimate the number of "
+                                          f"looks ({exc}); give it as the enl parameter"
+                                          ) from None
                 looks.append(float(np.mean(est)))
         return {"floor": floor, "window": w, "enl": looks}
 

@@ -9,6 +9,7 @@ so the model sees at training time what it will see when it is used.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,7 @@ from ..errors import SceneError
 from ..scenes import open_raster
 from .base import MethodError, observed_both
 from .normalise import NormalisationError, fit_normalisation
-from .tiled import (OPTICAL_BANDS, PairLoader, coregister_pair, open_input, scene_grid,
-                    sensor_kind)
+from .tiled import OPTICAL_BANDS, PairLoader, coregister_pair, open_input, scene_grid, sensor_kind
 
 
 def read_label(path: str | Path, shape: tuple[int, int], change_value: float
@@ -65,10 +65,8 @@ def prepare_pair(before: str | Path, after: str | Path, bands: Sequence[str] | N
             loader.shift = reg.shift
     b, a = loader.load(None)
     if normalise:
-        try:
+        with contextlib.suppress(NormalisationError):  # as detection does: go on without
             a = fit_normalisation(b, a).apply(a)
-        except NormalisationError:
-            pass
     return b, a, use, grid
 
 
