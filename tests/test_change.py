@@ -5,8 +5,8 @@ import pytest
 from affine import Affine
 from scipy import ndimage
 
-from sitewatch.change import robust_difference
-from sitewatch.errors import GridError
+from sitewatch.change.base import MethodError
+from sitewatch.change.detect import detect_arrays
 from sitewatch.grid import GridImage, SiteGrid
 from sitewatch.zonal import REST, part_changes
 
@@ -19,6 +19,11 @@ def image(data, sid="a", quality=None):
     d[:, q != 0] = np.nan
     return GridImage(sid, datetime(2024, 1, 1, tzinfo=UTC), "x", GRID,
                      ("blue", "green", "red", "nir"), d, q)
+
+
+def robust_difference(before, after):
+    """The misregistration-tolerant difference detector on two grid images."""
+    return detect_arrays(before.data, after.data, before.bands, "difference")
 
 
 def scene(seed=0):
@@ -70,5 +75,5 @@ def test_unobserved_pixels_and_part_statistics():
 def test_refuses_nearly_unobserved_pairs():
     a = scene(3)
     q = np.full((80, 80), 2, np.uint8)
-    with pytest.raises(GridError, match="observed on both dates"):
+    with pytest.raises(MethodError, match="observed on both dates"):
         robust_difference(image(a), image(a, "b", q))

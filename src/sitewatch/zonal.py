@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .change import ChangeResult
+from .change.base import ChangeMap
 
 #: The name under which the site area outside every named part is reported.
 REST = "(rest of site)"
@@ -34,7 +34,7 @@ class PartChange:
 
 
 def part_changes(
-    result: ChangeResult,
+    result: ChangeMap,
     masks: Mapping[str, np.ndarray],
     pixel_area_m2: float,
     *,

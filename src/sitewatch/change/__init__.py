@@ -1,10 +1,18 @@
-"""Change detection between images on a common grid.
+"""Change detection between two images of a place.
 
-For now one simple, robust measure (:func:`~sitewatch.change.difference.robust_difference`);
-the full engine (co-registration, IR-MAD normalisation, CVA, MAD, PCA-k-means, SAR tests)
-lands here as one module per family.
+* :mod:`~sitewatch.change.base`: the detector interface (fit on a sample, score any window),
+  :class:`~sitewatch.change.base.ChangeMap` and the registry (``sitewatch methods``);
+* :mod:`~sitewatch.change.optical` and :mod:`~sitewatch.change.sar`: the detectors;
+* :mod:`~sitewatch.change.normalise`: MAD / IR-MAD and relative radiometric normalisation;
+* :mod:`~sitewatch.change.thresholds`: Otsu, Kittler-Illingworth, significance levels;
+* :mod:`~sitewatch.change.post`: cleaning and change polygons with area;
+* :mod:`~sitewatch.change.detect`: a pair of arrays in memory;
+  :mod:`~sitewatch.change.tiled`: two whole scenes window by window (``sitewatch detect``);
+* :mod:`~sitewatch.change.learned` and :mod:`~sitewatch.change.training`: the trained
+  classifier (``sitewatch train``, ``detect --model``).
 """
 
-from .difference import ChangeResult, robust_difference
+from .base import ChangeMap, Detector, MethodError, get_detector, methods
+from .detect import detect_arrays
 
-__all__ = ["ChangeResult", "robust_difference"]
+__all__ = ["ChangeMap", "Detector", "MethodError", "detect_arrays", "get_detector", "methods"]
