@@ -153,3 +153,38 @@ def test_cli_detect_methods_and_errors(make_tif, tmp_path):
     assert next(m for m in listed if m["name"] == "irmad")["default_for"] == ["optical"]
     res = runner.invoke(cli, ["methods", "--sensor", "sar"])
     assert res.exit_code == 0 and "sar-omnibus" in res.output and "irmad" not in res.output
+
+
+def _kappa(pred, truth):
+    n = pred.size
+    tp, tn = (pred & truth).sum(), (~pred & ~truth).sum()
+    fp, fn = (pred & ~truth).sum(), (~pred & truth).sum()
+    po = (tp + tn) / n
+    pe = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / n**2
+    return (po - pe) / (1 - pe)
+
+
+def test_cli_detect_on_the_real_ottawa_sar_pair(tmp_path):
+    from conftest import need_shared
+
+    d = need_shared("sar", "ottawa")
+    res = CliRunner().invoke(cli, ["detect", str(d / "ottawa_1.bmp"), str(d / "ottawa_2.bmp"),
+                                   "--sensor", "sar", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    change, _ = read(tmp_path / "o" / "change.tif")
+    truth, _ = read(d / "ottawa_gt.bmp")
+    assert _kappa(change == 1, truth > 127) > 0.9  # measured 0.921
+
+
+def test_detect_on_a_real_oscd_folder_pair_lands_on_the_label_grid(tmp_path):
+    from conftest import need_shared
+
+    d = need_shared("oscd", "beihai")
+    run = detect_scenes(d / "imgs_1", d / "imgs_2", tmp_path / "o", method="cva")
+    change, ds = read(tmp_path / "o" / "change.tif")
+    label, _ = read(d / "cm" / "beihai-cm.tif")  # (the label itself has no georeference)
+    _, b02 = read(next((d / "imgs_1").glob("*_B02.tif")))
+    assert change.shape == label.shape and ds.transform.almost_equals(b02.transform)
+    assert run.summary["before"]["acquired"].startswith("2016-12-09")
+    assert run.summary["registration"]["status"] in ("ok", "flagged")
+    assert 0 < run.summary["changed_fraction"] < 0.5

@@ -301,6 +301,9 @@ def detect_scenes(
     use = choose_bands(det, sb, sa, kind, bands)
     det.check_bands(use)
     grid = scene_grid(sb)
+    if grid.crs is None:
+        notes.append("the images are not georeferenced: outputs are on BEFORE's pixel grid, "
+                     "polygons in pixel coordinates, and no co-registration is applied")
     if (sb.crs is None) != (sa.crs is None):
         raise GridError(f"{sb.id} and {sa.id}: one is georeferenced and the other is not")
     if sb.footprint is not None and sa.footprint is not None and not sb.footprint.intersects(

@@ -3,10 +3,12 @@ between two images, without a site or a catalogue."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import click
+from rasterio.errors import NotGeoreferencedWarning
 from rich.table import Table
 
 from .common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
@@ -92,7 +94,9 @@ def detect(ctx: Ctx, before: str, after: str, out_dir: str, method: str | None,
         from ..change.learned import detector_from_file
 
         det = detector_from_file(model)
-    with progress_bar(not as_json) as tick:
+    with progress_bar(not as_json) as tick, warnings.catch_warnings():
+        # Plain pictures (SAR BMPs) are fine here: the summary says they are on pixel grids.
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
         run = detect_scenes(
             before, after, out_dir, method=det, sensor=sensor, params=_params(params) or None,
             threshold=threshold, alpha=alpha, bands=_bands(bands),
