@@ -6,7 +6,7 @@ two-step (fit on a sample, score any window) contract.  Scores grow with change.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -92,7 +92,9 @@ class Ratio(Detector):
         return with_nan(np.sqrt(np.mean(z**2, axis=0)), obs)
 
 
-def _log_ratio(before: np.ndarray, after: np.ndarray, floor: float = 1e-3) -> np.ndarray:
+def _log_ratio(before: np.ndarray, after: np.ndarray, floor: float = 0.02) -> np.ndarray:
+    # The floor keeps dark surfaces (water at 0.01-0.05 reflectance, where sensor noise is
+    # 10-40 % of the signal) from dominating: with 1e-3 every water pixel scored > 4 sigma.
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.log(np.maximum(after, floor) / np.maximum(before, floor))
 
@@ -139,10 +141,16 @@ class MAD(Detector):
         return {"mad": f, **f.to_dict()}
 
     def score(self, before, after, bands, fitted) -> np.ndarray:
-        obs = observed_both(before, after)
-        out = np.full(obs.shape, np.nan, dtype=np.float32)
-        out[obs] = fitted["mad"].chi2(pixels(before, obs), pixels(after, obs))
-        return out
+        # float32 over the whole window (NaN propagates to the unobserved pixels): no
+        # gathering of the observed pixels into float64 copies, ~4x faster per window.
+        f = fitted["mad"]
+        p = before.shape[0]
+        a = (f.a / f.sigma).T.astype(np.float32)
+        b = (f.b / f.sigma).T.astype(np.float32)
+        m = a @ (before.reshape(p, -1) - f.mean_x.astype(np.float32)[:, None])
+        m -= b @ (after.reshape(p, -1) - f.mean_y.astype(np.float32)[:, None])
+        z = np.einsum("ij,ij->j", m, m).reshape(before.shape[1:])
+        return with_nan(z, observed_both(before, after))
 
 
 @register_detector
@@ -248,10 +256,17 @@ class _IndexChange(Detector):
         self.check_bands(bands)
         return {}
 
+    #: Below this sum of the two bands on both dates the index is noise (water, shadow):
+    #: its change there is taken as 0.
+    dark: ClassVar[float] = 0.1
+
     def score(self, before, after, bands, fitted) -> np.ndarray:
         self.check_bands(bands)
         i, j = bands.index(self.plus), bands.index(self.minus)
         delta = _nd(after[i], after[j]) - _nd(before[i], before[j])
+        with np.errstate(invalid="ignore"):
+            dark = ((before[i] + before[j] < self.dark) & (after[i] + after[j] < self.dark))
+        delta[dark] = 0.0
         return with_nan(self.sign * delta, observed_both(before, after))
 
 
