@@ -188,3 +188,29 @@ def test_detect_on_a_real_oscd_folder_pair_lands_on_the_label_grid(tmp_path):
     assert run.summary["before"]["acquired"].startswith("2016-12-09")
     assert run.summary["registration"]["status"] in ("ok", "flagged")
     assert 0 < run.summary["changed_fraction"] < 0.5
+
+
+def test_cli_train_then_detect_with_the_model(make_tif, tmp_path):
+    pa, pb, *_ = scene_pair(make_tif)
+    label = np.ones((200, 200), np.uint8)
+    label[OBJ] = 2
+    label[OBJ2] = 2
+    pl = make_tif("label.tif", label, transform=T)
+    runner = CliRunner()
+    model = tmp_path / "m.joblib"
+    res = runner.invoke(cli, ["train", "--pair", str(pa), str(pb), str(pl), "--change-value",
+                              "2", "--out", str(model), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["bands"] == list(NAMES) and model.exists()
+    res = runner.invoke(cli, ["detect", str(pa), str(pb), "--model", str(model), "--out",
+                              str(tmp_path / "o"), "--json"])
+    assert res.exit_code == 0, res.output
+    change, _ = read(tmp_path / "o" / "change.tif")
+    assert (change[OBJ] == 1).mean() > 0.8 and (change == 1).mean() < 0.05
+    # Training refuses to clobber a model, and a wrong change value is explained.
+    res = runner.invoke(cli, ["train", "--pair", str(pa), str(pb), str(pl), "--out",
+                              str(model)])
+    assert res.exit_code != 0 and "--overwrite" in res.output
+    res = runner.invoke(cli, ["train", "--pair", str(pa), str(pb), str(pl), "--change-value",
+                              "7", "--out", str(tmp_path / "m2.joblib")])
+    assert res.exit_code == 1 and "change value 7" in res.output

@@ -172,7 +172,7 @@ def train(ctx: Ctx, pairs: tuple[tuple[str, str, str], ...], change_value: float
     with progress_bar(not as_json) as tick:
         model = train_from_files(pairs, out_path, change_value=change_value,
                                  bands=_bands(bands), progress=tick)
-    info = model.header
+    info = model.header()
     if as_json:
         echo_json(info)
         return
