@@ -113,7 +113,7 @@ def pixels(arr: np.ndarray, observed: np.ndarray, limit: int | None = None) -> n
 
 
 def fit_mad(x: np.ndarray, y: np.ndarray, *, iterate: bool = True, max_iter: int = 30,
-            tol: float = 1e-3, ridge: float = 1e-6, min_pixels: int = 100) -> MADFit:
+            tol: float = 1e-4, ridge: float = 1e-6, min_pixels: int = 100) -> MADFit:
     """(IR-)MAD of pixels ``x`` (reference) and ``y`` (other date), each (p bands, n).
 
     ``iterate=False`` is plain MAD.  ``ridge`` regularises nearly singular covariances
