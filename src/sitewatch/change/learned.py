@@ -1,0 +1,650 @@
+"""The learned change detector: a gradient-boosted classifier of per-pixel features.
+
+Unsupervised detectors flag every spectral change; a labelled set of pairs (such as OSCD,
+whose labels mark urban change only) can teach a classifier *which* changes matter.  This
+module
+
+* turns a pair of co-registered (bands, rows, cols) arrays into per-pixel features
+  (:func:`features`, names from :func:`feature_names`): both dates' bands, their differences
+  and log-ratios, spectral indices (NDVI, NDBI, NBR, NDWI where the bands exist) of both
+  dates and their change, visible brightness, and local texture of the change magnitude and
+  of each date's brightness over 3 x 3 and 7 x 7 windows.  Nothing depends on scene-wide
+  statistics, so a window with a halo of :data:`HALO` pixels scores exactly as the whole
+  scene would;
+* trains a :class:`sklearn.ensemble.HistGradientBoostingClassifier` on balanced samples of
+  change / no-change pixels of several labelled pairs (:func:`train`) and picks the
+  threshold on P(change) that maximises F1 on pixels the model did not learn from (out of
+  fold, pair by pair, when there are several pairs);
+* keeps model, bands, feature names, threshold and a training summary in one file
+  (:meth:`ChangeModel.save`, :func:`load_model`);
+* wraps a model as a :class:`~sitewatch.change.base.Detector` (:class:`LearnedDetector`,
+  :func:`detector_from_file`) whose score is P(change).
+
+scikit-learn is an optional dependency (``pip install 'sitewatch[learn]'``), imported only
+when a model is trained, saved or loaded.
+
+.. warning::
+   A model file is a pickle (joblib).  Loading one can run arbitrary code: load only model
+   files you made yourself or otherwise trust.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from .base import Detector, Fitted, MethodError, observed_both, with_nan
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "HALO",
+    "ChangeModel",
+    "LearnedDetector",
+    "detector_from_file",
+    "feature_names",
+    "features",
+    "load_model",
+    "train",
+]
+
+#: What the header of a model file says it is, and the layout version.
+FORMAT = "sitewatch-change-model"
+FORMAT_VERSION = 1
+
+#: Normalised-difference indices used when both of their bands are present: (plus, minus).
+INDICES: dict[str, tuple[str, str]] = {
+    "ndvi": ("nir", "red"),
+    "ndbi": ("swir16", "nir"),
+    "nbr": ("nir", "swir22"),
+    "ndwi": ("green", "nir"),
+}
+#: Band groups whose anomalous change (HACD) is a feature, when all their bands are present;
+#: "all" is every band of the model.  Groups with the same bands as an earlier one are skipped.
+HACD_GROUPS: dict[str, tuple[str, ...]] = {
+    "visible": ("blue", "green", "red"),
+    "10m": ("blue", "green", "red", "nir"),
+    "six": ("blue", "green", "red", "nir", "swir16", "swir22"),
+    "all": (),
+}
+#: Window sizes of the texture features and of the smoothed HACD scores.
+TEXTURE_SIZES = (3, 7)
+HACD_SIZES = (3, 5, 9, 15)
+#: Context pixels a window needs on each side for its features to equal the whole scene's.
+HALO = max(*TEXTURE_SIZES, *HACD_SIZES) // 2
+_VISIBLE = ("blue", "green", "red")
+_FLOOR = 1e-3  # reflectance floor of the log-ratios
+_MAD_TO_SIGMA = 1.4826
+#: Scene statistics are gathered from at most this many pixels (evenly strided).
+STATS_PIXELS = 500_000
+
+#: Hyper-parameters of the classifier (fixed; chosen on OSCD leave-one-city-out runs).
+HGB_PARAMS: dict[str, Any] = {
+    "learning_rate": 0.1,
+    "max_iter": 100,
+    "max_leaf_nodes": 31,
+    "min_samples_leaf": 100,
+    "l2_regularization": 1.0,
+    "early_stopping": False,
+}
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+# --------------------------------------------------------------------------- features
+
+
+def _sklearn():
+    try:
+        import sklearn
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise MethodError(
+            "the learned change detector needs scikit-learn: pip install 'sitewatch[learn]'"
+        ) from None
+    return sklearn
+
+
+def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (a - b) / (a + b)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _local_stats(a: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """NaN-aware mean and standard deviation over size x size windows."""
+    ok = np.isfinite(a)
+    x = np.where(ok, a, 0.0).astype(np.float64)
+    n = ndimage.uniform_filter(ok.astype(np.float64), size, mode="reflect")
+    s1 = ndimage.uniform_filter(x, size, mode="reflect")
+    s2 = ndimage.uniform_filter(x * x, size, mode="reflect")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / n
+        std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
+    empty = n < 1e-6
+    mean[empty] = np.nan
+    std[empty] = np.nan
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _robust_sigma(v: np.ndarray) -> float:
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 1.0
+    s = float(np.median(np.abs(v - np.median(v)))) * _MAD_TO_SIGMA
+    return s if s > 0 else (float(np.std(v)) or 1.0)
+
+
+def _log_ratio(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.log(np.maximum(a, _FLOOR) / np.maximum(b, _FLOOR))
+
+
+def _brightness_bands(bands: Sequence[str]) -> list[str]:
+    vis = [b for b in _VISIBLE if b in bands]
+    return vis or list(bands)
+
+
+def hacd_groups(bands: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The HACD band groups available with ``bands`` (see :data:`HACD_GROUPS`)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, group in HACD_GROUPS.items():
+        g = group if group else tuple(bands)
+        if all(b in bands for b in g) and g not in out.values():
+            out[name] = g
+    return out
+
+
+@dataclass(frozen=True)
+class HACD:
+    """Hyperbolic anomalous change detection (Theiler & Perkins 2006) fitted on a pair.
+
+    With x, y a pixel's bands on the two dates and z = (x, y), the anomaly is
+    ``A = z' Cz^-1 z - x' Cx^-1 x - y' Cy^-1 y`` (centred values, scene covariances): large
+    where the pixel's change is unusual *given* the change the whole scene underwent
+    (seasons, haze, gain), small for pixels that are merely rare on either date.  It is
+    invariant to any affine transform of either date.
+    """
+
+    mean_x: np.ndarray
+    mean_y: np.ndarray
+    inv_z: np.ndarray
+    inv_x: np.ndarray
+    inv_y: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, ridge: float = 1e-6) -> HACD:
+        """From (p, n) pixel arrays of the two dates."""
+        p = x.shape[0]
+        mx, my = x.mean(axis=1), y.mean(axis=1)
+        z = np.vstack([x - mx[:, None], y - my[:, None]])
+        c = z @ z.T / max(z.shape[1] - 1, 1)
+        c = c + ridge * np.trace(c) / (2 * p) * np.eye(2 * p)
+        try:
+            return cls(mx, my, np.linalg.inv(c), np.linalg.inv(c[:p, :p]),
+                       np.linalg.inv(c[p:, p:]))
+        except np.linalg.LinAlgError as exc:
+            raise MethodError(f"HACD: singular band covariance ({exc})") from None
+
+    def anomaly(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """sqrt(max(A, 0)) of (p, n) pixel arrays -> (n,)."""
+        xc, yc = x - self.mean_x[:, None], y - self.mean_y[:, None]
+        z = np.vstack([xc, yc])
+        a = (np.einsum("in,ij,jn->n", z, self.inv_z, z)
+             - np.einsum("in,ij,jn->n", xc, self.inv_x, xc)
+             - np.einsum("in,ij,jn->n", yc, self.inv_y, yc))
+        return np.sqrt(np.maximum(a, 0.0))
+
+
+def _pixels(arr: np.ndarray, mask: np.ndarray, limit: int | None = None) -> np.ndarray:
+    x = arr[:, mask]
+    if limit is not None and x.shape[1] > limit:
+        x = x[:, :: int(np.ceil(x.shape[1] / limit))]
+    return np.asarray(x, dtype=np.float64)
+
+
+def pair_stats(before: np.ndarray, after: np.ndarray, bands: Sequence[str]) -> dict[str, Any]:
+    """Scene-wide statistics the features are relative to (from a sample of the pair):
+    the robust noise of every band's difference and log-ratio and of the brightness
+    difference, and the HACD fit of each band group."""
+    bands = list(bands)
+    before = np.asarray(before, dtype=np.float32)
+    after = np.asarray(after, dtype=np.float32)
+    obs = observed_both(before, after)
+    if obs.sum() < 10 * (2 * len(bands) + 2):
+        raise MethodError(f"too few pixels observed on both dates ({int(obs.sum())}) for the "
+                          "scene statistics of the learned detector")
+    b = _pixels(before, obs, STATS_PIXELS)
+    a = _pixels(after, obs, STATS_PIXELS)
+    vis = [bands.index(n) for n in _brightness_bands(bands)]
+    stats: dict[str, Any] = {
+        "diff_sigma": np.array([_robust_sigma(a[i] - b[i]) for i in range(len(bands))]),
+        "ratio_sigma": np.array([_robust_sigma(_log_ratio(b[i], a[i]))
+                                 for i in range(len(bands))]),
+        "brightness_sigma": _robust_sigma(a[vis].mean(axis=0) - b[vis].mean(axis=0)),
+        "hacd": {},
+    }
+    for name, group in hacd_groups(bands).items():
+        ix = [bands.index(n) for n in group]
+        stats["hacd"][name] = HACD.fit(b[ix], a[ix])
+    return stats
+
+
+def feature_names(bands: Sequence[str]) -> list[str]:
+    """Names of the features :func:`features` computes for ``bands``, in order."""
+    bands = list(bands)
+    names = [f"{b}_diff_z" for b in bands] + [f"{b}_logratio_z" for b in bands]
+    for idx, (p, m) in INDICES.items():
+        if p in bands and m in bands:
+            names += [f"{idx}_before", f"{idx}_after", f"{idx}_diff"]
+    names += ["brightness_before", "brightness_after", "brightness_diff_z",
+              "change_magnitude"]
+    for s in TEXTURE_SIZES:
+        names += [f"magnitude_mean{s}", f"magnitude_std{s}", f"brightness_diff_mean{s}",
+                  f"brightness_before_std{s}", f"brightness_after_std{s}"]
+    for g in hacd_groups(bands):
+        names += [f"hacd_{g}"] + [f"hacd_{g}_mean{s}" for s in HACD_SIZES]
+        names.append(f"hacd_{g}_std{HACD_SIZES[-2]}")
+    return names
+
+
+def features(before: np.ndarray, after: np.ndarray, bands: Sequence[str],
+             stats: dict[str, Any] | None = None) -> np.ndarray:
+    """Per-pixel features of a pair: (n_features, rows, cols) float32, NaN where a value
+    cannot be computed (see :func:`feature_names`).
+
+    ``stats`` are the scene statistics from :func:`pair_stats` (default: computed from
+    this pair itself); passing the statistics of the whole scene makes a window's features
+    (with :data:`HALO` pixels of context) equal to the whole scene's.  Pixels not observed
+    on both dates get NaN; neighbourhood values average the observed neighbours only.
+    """
+    bands = list(bands)
+    before = np.asarray(before, dtype=np.float32)
+    after = np.asarray(after, dtype=np.float32)
+    if before.ndim != 3 or before.shape != after.shape or before.shape[0] != len(bands):
+        raise MethodError(f"features need two (bands, rows, cols) arrays of one shape with "
+                          f"{len(bands)} band(s); got {before.shape} and {after.shape}")
+    if stats is None:
+        stats = pair_stats(before, after, bands)
+    obs = observed_both(before, after)
+    b = np.where(obs, before, np.nan)
+    a = np.where(obs, after, np.nan)
+    dz = (a - b) / stats["diff_sigma"].astype(np.float32)[:, None, None]
+    lz = _log_ratio(b, a) / stats["ratio_sigma"].astype(np.float32)[:, None, None]
+    out: list[np.ndarray] = [dz, lz]
+    idx = {n: i for i, n in enumerate(bands)}
+    for p, m in INDICES.values():
+        if p in idx and m in idx:
+            ib, ia = _nd(b[idx[p]], b[idx[m]]), _nd(a[idx[p]], a[idx[m]])
+            out.append(np.stack([ib, ia, ia - ib]))
+    vis = [idx[n] for n in _brightness_bands(bands)]
+    bb, ba = b[vis].mean(axis=0), a[vis].mean(axis=0)
+    bz = (ba - bb) / np.float32(stats["brightness_sigma"])
+    mag = np.sqrt(np.mean(dz * dz, axis=0))
+    out.append(np.stack([bb, ba, bz, mag]))
+    for s in TEXTURE_SIZES:
+        m_mean, m_std = _local_stats(mag, s)
+        d_mean, _ = _local_stats(bz, s)
+        _, b_std = _local_stats(bb, s)
+        _, a_std = _local_stats(ba, s)
+        out.append(np.stack([m_mean, m_std, d_mean, b_std, a_std]))
+    for name, group in hacd_groups(bands).items():
+        ix = [idx[n] for n in group]
+        h = np.full(obs.shape, np.nan, dtype=np.float32)
+        h[obs] = stats["hacd"][name].anomaly(_pixels(b[ix], obs), _pixels(a[ix], obs))
+        layers = [h] + [_local_stats(h, s)[0] for s in HACD_SIZES]
+        layers.append(_local_stats(h, HACD_SIZES[-2])[1])
+        out.append(np.stack(layers))
+    f = np.concatenate(out, axis=0).astype(np.float32, copy=False)
+    f[:, ~obs] = np.nan
+    return f
+
+
+def _table(f: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(n_features, rows, cols) -> (n_pixels, n_features) of the pixels under ``mask``."""
+    return np.ascontiguousarray(f[:, mask].T)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass
+class ChangeModel:
+    """A trained classifier with what is needed to use it again.
+
+    ``estimator`` is the fitted scikit-learn classifier; ``threshold`` the P(change) above
+    which a pixel is change; ``summary`` says how it was trained.
+    """
+
+    estimator: Any
+    bands: tuple[str, ...]
+    feature_names: list[str]
+    threshold: float
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def halo(self) -> int:
+        return HALO
+
+    def header(self) -> dict[str, Any]:
+        """The JSON-able description stored in front of the estimator."""
+        from .. import __version__
+
+        return {"format": FORMAT, "format_version": FORMAT_VERSION,
+                "sitewatch_version": __version__,
+                "sklearn_version": _sklearn().__version__,
+                "bands": list(self.bands), "feature_names": list(self.feature_names),
+                "threshold": float(self.threshold), "halo": HALO,
+                "hgb_params": dict(HGB_PARAMS),
+                "training": self.summary}
+
+    def _pick(self, before: np.ndarray, after: np.ndarray, bands: Sequence[str]
+              ) -> tuple[np.ndarray, np.ndarray]:
+        bands = tuple(bands)
+        missing = [b for b in self.bands if b not in bands]
+        if missing:
+            raise MethodError(f"the change model needs band(s) {', '.join(missing)}; the "
+                              f"pair has {', '.join(bands) or 'none'}")
+        pick = [bands.index(b) for b in self.bands]
+        return (np.asarray(before, dtype=np.float32)[pick],
+                np.asarray(after, dtype=np.float32)[pick])
+
+    def scene_stats(self, before: np.ndarray, after: np.ndarray,
+                    bands: Sequence[str]) -> dict[str, Any]:
+        """The scene statistics (:func:`pair_stats`) of a pair, or of a sample of a scene."""
+        b, a = self._pick(before, after, bands)
+        return pair_stats(b, a, self.bands)
+
+    def predict_proba(self, before: np.ndarray, after: np.ndarray, bands: Sequence[str],
+                      stats: dict[str, Any] | None = None) -> np.ndarray:
+        """P(change) of every pixel of a pair: float32 (rows, cols), NaN where not
+        observed on both dates.  ``bands`` must include the model's bands (extra bands are
+        ignored, order does not matter); ``stats`` are the scene statistics
+        (:meth:`scene_stats`; default: of this pair)."""
+        before, after = self._pick(before, after, bands)
+        obs = observed_both(before, after)
+        out = np.full(obs.shape, np.nan, dtype=np.float32)
+        if obs.any():
+            x = _table(features(before, after, self.bands, stats), obs)
+            out[obs] = self.estimator.predict_proba(x)[:, 1]
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model to ``path`` (one joblib file: header dict + estimator)."""
+        import joblib
+
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        header = self.header()
+        json.dumps(header)  # must stay JSON-able
+        joblib.dump({"header": header, "estimator": self.estimator}, p, compress=3)
+        return p
+
+
+def load_model(path: str | Path, *, bands: Sequence[str] | None = None) -> ChangeModel:
+    """Read a model written by :meth:`ChangeModel.save`.
+
+    Raises :class:`MethodError` naming the file when it is missing, unreadable, not a
+    sitewatch change model, of an unknown format version, or lacks ``bands`` the caller
+    requires (when given).  A model saved with another scikit-learn version loads with a
+    warning: its predictions may differ.
+
+    .. warning:: model files are pickles; load only files you trust.
+    """
+    p = Path(path)
+    sk = _sklearn()
+    if not p.is_file():
+        raise MethodError(f"{p}: no such change model file")
+    import joblib
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn's own version warning: ours is clearer
+            blob = joblib.load(p)
+    except Exception as exc:  # corrupt, truncated, not a joblib file...
+        raise MethodError(f"{p}: not a readable sitewatch change model "
+                          f"({type(exc).__name__}: {exc})") from None
+    header = blob.get("header") if isinstance(blob, dict) else None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise MethodError(f"{p}: not a sitewatch change model file")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise MethodError(f"{p}: change model format version {header.get('format_version')!r}"
+                          f" is not supported (this sitewatch reads {FORMAT_VERSION})")
+    est = blob.get("estimator")
+    if not hasattr(est, "predict_proba"):
+        raise MethodError(f"{p}: the change model file holds no classifier")
+    model_bands = tuple(header.get("bands") or ())
+    names = list(header.get("feature_names") or [])
+    if not model_bands or names != feature_names(model_bands):
+        raise MethodError(f"{p}: its features do not match this sitewatch's; retrain the model")
+    if header.get("sklearn_version") != sk.__version__:
+        warnings.warn(f"{p}: saved with scikit-learn {header.get('sklearn_version')}, "
+                      f"running {sk.__version__}; predictions may differ (retrain to be sure)",
+                      UserWarning, stacklevel=2)
+    if bands is not None:
+        missing = [b for b in model_bands if b not in tuple(bands)]
+        if missing:
+            raise MethodError(f"{p}: the model needs band(s) {', '.join(missing)}; given "
+                              f"{', '.join(bands) or 'none'}")
+    return ChangeModel(est, model_bands, names, float(header["threshold"]),
+                       dict(header.get("training") or {}))
+
+
+# --------------------------------------------------------------------------- training
+
+Pair = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _classifier(seed: int):
+    _sklearn()
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(random_state=seed, **HGB_PARAMS)
+
+
+def _sample(label: np.ndarray, valid: np.ndarray, per_class: int,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices of up to ``per_class`` change and as many no-change valid pixels."""
+    flat_l, flat_v = label.ravel(), valid.ravel()
+    pos = np.flatnonzero(flat_l & flat_v)
+    neg = np.flatnonzero(~flat_l & flat_v)
+    if len(pos) > per_class:
+        pos = rng.choice(pos, per_class, replace=False)
+    if len(neg) > per_class:
+        neg = rng.choice(neg, per_class, replace=False)
+    return pos, neg
+
+
+def best_f1_threshold(prob: np.ndarray, label: np.ndarray) -> tuple[float, float]:
+    """The threshold on ``prob`` maximising F1 of ``label`` (and that F1).
+
+    >>> best_f1_threshold(np.array([0.1, 0.4, 0.6, 0.9]), np.array([0, 0, 1, 1], bool))
+    (0.5, 1.0)
+    """
+    prob = np.asarray(prob, dtype=np.float64)
+    label = np.asarray(label, dtype=bool)
+    if not label.any():
+        return 0.5, 0.0
+    order = np.argsort(-prob, kind="stable")
+    p, lab = prob[order], label[order]
+    tp = np.cumsum(lab)
+    k = np.arange(1, len(p) + 1)
+    f1 = 2 * tp / (k + lab.sum())
+    # Only cut between distinct values: a cut inside a run of ties is not realisable.
+    last = np.r_[p[1:] != p[:-1], True]
+    f1 = np.where(last, f1, -1.0)
+    i = int(np.argmax(f1))
+    nxt = p[i + 1] if i + 1 < len(p) else max(p[i] - 1e-3, 0.0)
+    return round(float(0.5 * (p[i] + nxt)), 6), float(f1[i])
+
+
+def train(
+    pairs: Sequence[Pair],
+    bands: Sequence[str],
+    *,
+    max_samples: int = 100_000,
+    holdout_samples: int = 200_000,
+    folds: int = 3,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> ChangeModel:
+    """Train a change classifier on labelled pairs.
+
+    ``pairs`` are ``(before, after, label, valid)``: two (bands, rows, cols) float arrays on
+    one grid (NaN = not observed) and two boolean (rows, cols) maps, ``label`` True = change,
+    ``valid`` True = labelled.  Up to ``max_samples`` pixels in all are drawn for fitting,
+    half change and half no change, split evenly between the pairs (a pair with fewer
+    change pixels gives all it has).
+
+    The threshold on P(change) is the one that maximises F1 on pixels the model did not
+    learn from, at their natural change rate: with several pairs, models are fitted on
+    ``folds`` groups of pairs in turn and each predicts the pairs it left out (so the
+    threshold allows for a new scene being unlike the training scenes); with one pair, on
+    ``holdout_samples`` random pixels kept out of fitting.  The final model is then fitted
+    on all the samples.  ``progress(stage, done, total)`` is called as work proceeds.
+    """
+    bands = tuple(bands)
+    if not pairs:
+        raise MethodError("train: no labelled pairs given")
+    names = feature_names(bands)
+    rng = np.random.default_rng(seed)
+    per_class = max(1, max_samples // (2 * len(pairs)))
+    per_hold = max(1, holdout_samples // len(pairs))
+    xs, ys, groups, hold_x, hold_y = [], [], [], [], []
+    n_change = n_valid = 0
+    single = len(pairs) == 1 or folds < 2
+    for i, pair in enumerate(pairs):
+        if progress:
+            progress("features", i, len(pairs))
+        before, after, label, valid = pair
+        before = np.asarray(before, dtype=np.float32)
+        after = np.asarray(after, dtype=np.float32)
+        if before.shape != after.shape or before.ndim != 3 or before.shape[0] != len(bands):
+            raise MethodError(f"train: pair {i} must be two (bands, rows, cols) arrays of one "
+                              f"shape with {len(bands)} band(s); got {before.shape} and "
+                              f"{after.shape}")
+        label = np.asarray(label, dtype=bool)
+        valid = np.asarray(valid, dtype=bool) & observed_both(before, after)
+        if label.shape != before.shape[1:] or valid.shape != label.shape:
+            raise MethodError(f"train: pair {i}: label and valid must be {before.shape[1:]}")
+        n_change += int((label & valid).sum())
+        n_valid += int(valid.sum())
+        f = features(before, after, bands).reshape(len(names), -1)
+        usable = valid.copy()
+        if single:
+            # Random held-out pixels at the natural change rate, kept out of fitting.
+            cand = np.flatnonzero(usable.ravel())
+            h = rng.choice(cand, min(per_hold, len(cand) // 5), replace=False)
+            hold_x.append(f[:, h].T)
+            hold_y.append(label.ravel()[h])
+            usable.flat[h] = False
+        pos, neg = _sample(label, usable, per_class, rng)
+        idx = np.concatenate([pos, neg])
+        xs.append(f[:, idx].T)
+        ys.append(label.ravel()[idx])
+        groups.append(np.full(len(idx), i))
+        if not single:
+            # Natural-rate pixels of this pair for the out-of-fold threshold.
+            cand = np.flatnonzero(valid.ravel())
+            h = rng.choice(cand, min(per_hold, len(cand)), replace=False)
+            hold_x.append(f[:, h].T)
+            hold_y.append(label.ravel()[h])
+        del f
+    x = np.concatenate(xs)
+    y = np.concatenate(ys)
+    g = np.concatenate(groups)
+    if y.all() or not y.any():
+        raise MethodError("train: the labels need both change and no-change pixels")
+
+    if single:
+        if progress:
+            progress("fit", 0, 1)
+        est = _classifier(seed).fit(x, y)
+        hx, hy = np.concatenate(hold_x), np.concatenate(hold_y)
+        t, f1 = best_f1_threshold(est.predict_proba(hx)[:, 1], hy)
+        how = f"max F1 on {len(hy)} held-out pixels of the training pair"
+    else:
+        k = min(folds, len(pairs))
+        fold_of = np.arange(len(pairs)) % k
+        oof_p, oof_y = [], []
+        for j in range(k):
+            if progress:
+                progress("fit", j, k + 1)
+            train_pairs = np.flatnonzero(fold_of != j)
+            m = np.isin(g, train_pairs)
+            if y[m].all() or not y[m].any():
+                continue
+            est_j = _classifier(seed).fit(x[m], y[m])
+            for i in np.flatnonzero(fold_of == j):
+                oof_p.append(est_j.predict_proba(hold_x[i])[:, 1])
+                oof_y.append(hold_y[i])
+        t, f1 = best_f1_threshold(np.concatenate(oof_p), np.concatenate(oof_y))
+        how = f"max F1 out of fold ({k} folds of pairs, {sum(map(len, oof_y))} pixels)"
+        if progress:
+            progress("fit", k, k + 1)
+        est = _classifier(seed).fit(x, y)
+    summary = {"pairs": len(pairs), "samples": len(y), "change_samples": int(y.sum()),
+               "labelled_pixels": n_valid, "change_pixels": n_change,
+               "threshold_rule": how, "threshold_f1": round(f1, 4), "seed": seed,
+               "classifier": "HistGradientBoostingClassifier", "params": dict(HGB_PARAMS)}
+    return ChangeModel(est, bands, names, t, summary)
+
+
+# --------------------------------------------------------------------------- detector
+
+
+class LearnedDetector(Detector):
+    """A trained :class:`ChangeModel` as a detector: score = P(change).
+
+    Not registered by name (it needs a model file): build it with
+    ``LearnedDetector(model=load_model(path))`` or :func:`detector_from_file`.
+    """
+
+    name = "learned"
+    sensor = "optical"
+    summary = ("Gradient-boosted classifier of per-pixel spectral, index and texture "
+               "features trained on labelled pairs; score = P(change).")
+    reference = "Ke et al. 2017 (LightGBM-style histogram gradient boosting), scikit-learn"
+    # Trained on raw (L1C or L2A) reflectance of both dates; the model learns the
+    # radiometric differences it must ignore, and IR-MAD normalisation did not help it.
+    normalise = False
+
+    @classmethod
+    def params(cls) -> dict[str, Any]:
+        return {"model": None}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        model = self.options["model"]
+        if isinstance(model, (str, Path)):
+            model = load_model(model)
+        if not isinstance(model, ChangeModel):
+            raise MethodError("method 'learned' needs a trained model: "
+                              "LearnedDetector(model=load_model(path))")
+        self.model = model
+        self.options["model"] = model
+        self.default_threshold = f"{model.threshold:.6g}"  # type: ignore[misc]
+        self.needs = tuple(model.bands)  # type: ignore[misc]
+        self.halo = model.halo  # type: ignore[misc]
+
+    def fit(self, before, after, bands) -> Fitted:
+        self.check_bands(tuple(bands))
+        return {"scene_stats": self.model.scene_stats(before, after, bands)}
+
+    def score(self, before, after, bands, fitted) -> np.ndarray:
+        self.check_bands(tuple(bands))
+        p = self.model.predict_proba(before, after, bands, fitted.get("scene_stats"))
+        return with_nan(p, observed_both(np.asarray(before), np.asarray(after)) & np.isfinite(p))
+
+
+def detector_from_file(path: str | Path) -> LearnedDetector:
+    """A :class:`LearnedDetector` from a model file (a pickle: load only files you
+    trust)."""
+    return LearnedDetector(model=load_model(path))
