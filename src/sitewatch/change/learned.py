@@ -30,8 +30,11 @@ when a model is trained, saved or loaded.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +51,15 @@ __all__ = [
     "HALO",
     "ChangeModel",
     "LearnedDetector",
+    "PairSample",
     "detector_from_file",
     "feature_names",
     "features",
+    "fit_samples",
     "load_model",
+    "pair_stats",
+    "read_header",
+    "sample_pair",
     "train",
 ]
 
@@ -342,7 +350,6 @@ class ChangeModel:
                 "sklearn_version": _sklearn().__version__,
                 "bands": list(self.bands), "feature_names": list(self.feature_names),
                 "threshold": float(self.threshold), "halo": HALO,
-                "hgb_params": dict(HGB_PARAMS),
                 "training": self.summary}
 
     def _pick(self, before: np.ndarray, after: np.ndarray, bands: Sequence[str]
@@ -377,64 +384,99 @@ class ChangeModel:
         return out
 
     def save(self, path: str | Path) -> Path:
-        """Write the model to ``path`` (one joblib file: header dict + estimator)."""
+        """Write the model to ``path``: one file holding a JSON header line
+        (:meth:`header`) and the estimator, pickled by joblib and zlib-compressed."""
         import joblib
 
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        header = self.header()
-        json.dumps(header)  # must stay JSON-able
-        joblib.dump({"header": header, "estimator": self.estimator}, p, compress=3)
+        header = json.dumps(self.header(), sort_keys=True).encode()
+        buf = io.BytesIO()
+        joblib.dump(self.estimator, buf)
+        tmp = p.with_name(p.name + ".part")
+        with open(tmp, "wb") as f:
+            f.write(_MAGIC + b"\n" + header + b"\n")
+            f.write(zlib.compress(buf.getvalue(), 6))
+        os.replace(tmp, p)
         return p
 
 
-def load_model(path: str | Path, *, bands: Sequence[str] | None = None) -> ChangeModel:
-    """Read a model written by :meth:`ChangeModel.save`.
+_MAGIC = b"SITEWATCH-CHANGE-MODEL"
+_MAX_HEADER = 1 << 20
 
-    Raises :class:`MethodError` naming the file when it is missing, unreadable, not a
-    sitewatch change model, of an unknown format version, or lacks ``bands`` the caller
-    requires (when given).  A model saved with another scikit-learn version loads with a
-    warning: its predictions may differ.
 
-    .. warning:: model files are pickles; load only files you trust.
+def read_header(path: str | Path) -> dict[str, Any]:
+    """The JSON header of a model file, read without unpickling anything.
+
+    Raises :class:`MethodError` naming the file when it is missing or is not a sitewatch
+    change model of a format version this sitewatch reads.
     """
     p = Path(path)
-    sk = _sklearn()
     if not p.is_file():
         raise MethodError(f"{p}: no such change model file")
-    import joblib
-
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # sklearn's own version warning: ours is clearer
-            blob = joblib.load(p)
-    except Exception as exc:  # corrupt, truncated, not a joblib file...
-        raise MethodError(f"{p}: not a readable sitewatch change model "
-                          f"({type(exc).__name__}: {exc})") from None
-    header = blob.get("header") if isinstance(blob, dict) else None
+        with open(p, "rb") as f:
+            magic = f.readline(len(_MAGIC) + 1).rstrip(b"\n")
+            line = f.readline(_MAX_HEADER) if magic == _MAGIC else b""
+        header = json.loads(line) if line else None
+    except (OSError, ValueError) as exc:
+        raise MethodError(f"{p}: not a readable sitewatch change model ({exc})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise MethodError(f"{p}: not a sitewatch change model file")
     if header.get("format_version") != FORMAT_VERSION:
         raise MethodError(f"{p}: change model format version {header.get('format_version')!r}"
                           f" is not supported (this sitewatch reads {FORMAT_VERSION})")
-    est = blob.get("estimator")
-    if not hasattr(est, "predict_proba"):
-        raise MethodError(f"{p}: the change model file holds no classifier")
+    return header
+
+
+def load_model(path: str | Path, *, bands: Sequence[str] | None = None) -> ChangeModel:
+    """Read a model written by :meth:`ChangeModel.save`.
+
+    Raises :class:`MethodError` naming the file when it is missing, unreadable or
+    truncated, not a sitewatch change model, of an unknown format version, built with
+    features this sitewatch does not compute, or lacks ``bands`` the caller requires (when
+    given).  The header is checked before anything is unpickled.  A model saved with
+    another scikit-learn version loads with a warning: its predictions may differ.
+
+    .. warning:: model files are pickles; load only files you trust.
+    """
+    import joblib
+
+    p = Path(path)
+    sk = _sklearn()
+    header = read_header(p)
     model_bands = tuple(header.get("bands") or ())
     names = list(header.get("feature_names") or [])
     if not model_bands or names != feature_names(model_bands):
-        raise MethodError(f"{p}: its features do not match this sitewatch's; retrain the model")
-    if header.get("sklearn_version") != sk.__version__:
-        warnings.warn(f"{p}: saved with scikit-learn {header.get('sklearn_version')}, "
-                      f"running {sk.__version__}; predictions may differ (retrain to be sure)",
-                      UserWarning, stacklevel=2)
+        raise MethodError(f"{p}: its features do not match this sitewatch's "
+                          f"({__name__}); retrain the model")
     if bands is not None:
         missing = [b for b in model_bands if b not in tuple(bands)]
         if missing:
             raise MethodError(f"{p}: the model needs band(s) {', '.join(missing)}; given "
                               f"{', '.join(bands) or 'none'}")
-    return ChangeModel(est, model_bands, names, float(header["threshold"]),
-                       dict(header.get("training") or {}))
+    if header.get("sklearn_version") != sk.__version__:
+        warnings.warn(f"{p}: saved with scikit-learn {header.get('sklearn_version')}, "
+                      f"running {sk.__version__}; predictions may differ (retrain to be sure)",
+                      UserWarning, stacklevel=2)
+    try:
+        with open(p, "rb") as f:
+            f.readline(len(_MAGIC) + 1)
+            f.readline(_MAX_HEADER)
+            payload = zlib.decompress(f.read())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn's own version warning: ours is clearer
+            est = joblib.load(io.BytesIO(payload))
+    except Exception as exc:  # truncated, corrupt, incompatible pickle...
+        raise MethodError(f"{p}: the change model cannot be read "
+                          f"({type(exc).__name__}: {exc})") from None
+    if not hasattr(est, "predict_proba"):
+        raise MethodError(f"{p}: the change model file holds no classifier")
+    try:
+        threshold = float(header["threshold"])
+    except (KeyError, TypeError, ValueError):
+        raise MethodError(f"{p}: the change model has no valid threshold") from None
+    return ChangeModel(est, model_bands, names, threshold, dict(header.get("training") or {}))
 
 
 # --------------------------------------------------------------------------- training
@@ -485,6 +527,120 @@ def best_f1_threshold(prob: np.ndarray, label: np.ndarray) -> tuple[float, float
     return round(float(0.5 * (p[i] + nxt)), 6), float(f1[i])
 
 
+@dataclass
+class PairSample:
+    """Pixels drawn from one labelled pair for training (see :func:`sample_pair`).
+
+    ``x``/``y``: balanced change / no-change pixels to fit on (n, n_features) and (n,);
+    ``hold_x``/``hold_y``: other pixels of the pair, at its natural change rate, for
+    choosing the threshold; ``change_pixels`` / ``labelled_pixels``: the pair's totals.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    hold_x: np.ndarray
+    hold_y: np.ndarray
+    change_pixels: int
+    labelled_pixels: int
+
+
+def sample_pair(before: np.ndarray, after: np.ndarray, label: np.ndarray, valid: np.ndarray,
+                bands: Sequence[str], *, per_class: int = 5_000, holdout: int = 20_000,
+                seed: int | np.random.Generator = 0) -> PairSample:
+    """Features of one labelled pair, sampled for :func:`fit_samples`.
+
+    ``before``/``after`` are (bands, rows, cols) arrays on one grid (NaN = not observed),
+    ``label`` True = change and ``valid`` True = labelled, both (rows, cols).  ``holdout``
+    random labelled pixels (at most a fifth of them) are set aside first; then up to
+    ``per_class`` change and as many no-change pixels are drawn from the rest.  Scene
+    statistics (:func:`pair_stats`) come from the whole pair.
+    """
+    bands = tuple(bands)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    before = np.asarray(before, dtype=np.float32)
+    after = np.asarray(after, dtype=np.float32)
+    if before.shape != after.shape or before.ndim != 3 or before.shape[0] != len(bands):
+        raise MethodError(f"training pairs must be two (bands, rows, cols) arrays of one "
+                          f"shape with {len(bands)} band(s); got {before.shape} and "
+                          f"{after.shape}")
+    label = np.asarray(label, dtype=bool)
+    valid = np.asarray(valid, dtype=bool)
+    if label.shape != before.shape[1:] or valid.shape != label.shape:
+        raise MethodError(f"label and valid must be {before.shape[1:]} boolean maps; got "
+                          f"{label.shape} and {valid.shape}")
+    valid = valid & observed_both(before, after)
+    f = features(before, after, bands).reshape(len(feature_names(bands)), -1)
+    flat_l = label.ravel()
+    cand = np.flatnonzero(valid.ravel())
+    h = np.sort(rng.choice(cand, min(holdout, len(cand) // 5), replace=False))
+    usable = valid.copy()
+    usable.flat[h] = False
+    pos, neg = _sample(label, usable, per_class, rng)
+    idx = np.concatenate([pos, neg])
+    return PairSample(np.ascontiguousarray(f[:, idx].T), flat_l[idx],
+                      np.ascontiguousarray(f[:, h].T), flat_l[h],
+                      int((label & valid).sum()), int(valid.sum()))
+
+
+def fit_samples(samples: Sequence[PairSample], bands: Sequence[str], *, folds: int = 3,
+                seed: int = 0, progress: ProgressFn | None = None) -> ChangeModel:
+    """Fit the classifier on samples of labelled pairs and choose its threshold.
+
+    The threshold on P(change) maximises F1 on held-out pixels the model did not learn
+    from, at their natural change rate.  With several pairs (and ``folds`` >= 2) models are
+    fitted on ``folds`` groups of pairs in turn and each predicts the held-out pixels of the
+    pairs it left out, so the threshold allows for a new scene being unlike the training
+    scenes; with one pair, the model predicts that pair's held-out pixels.  The final model
+    is then fitted on all the samples.  ``progress(stage, done, total)`` reports the fits.
+    """
+    bands = tuple(bands)
+    if not samples:
+        raise MethodError("train: no labelled pairs given")
+    x = np.concatenate([s.x for s in samples])
+    y = np.concatenate([s.y for s in samples])
+    if y.all() or not y.any():
+        raise MethodError("train: the labels need both change and no-change pixels")
+    k = min(folds, len(samples)) if folds >= 2 else 1
+    total = k + 1 if k > 1 else 1
+    oof_p, oof_y = [], []
+    if k > 1:
+        fold_of = np.arange(len(samples)) % k
+        for j in range(k):
+            if progress:
+                progress("fit", j, total)
+            tr = [s for s, f in zip(samples, fold_of, strict=True) if f != j]
+            ytr = np.concatenate([s.y for s in tr])
+            if ytr.all() or not ytr.any():
+                continue
+            est_j = _classifier(seed).fit(np.concatenate([s.x for s in tr]), ytr)
+            for s, f in zip(samples, fold_of, strict=True):
+                if f == j and len(s.hold_y):
+                    oof_p.append(est_j.predict_proba(s.hold_x)[:, 1])
+                    oof_y.append(s.hold_y)
+    if progress:
+        progress("fit", total - 1, total)
+    est = _classifier(seed).fit(x, y)
+    if not oof_p:  # one pair (or one fold): the final model on the held-out pixels
+        k = 1
+        oof_p = [est.predict_proba(s.hold_x)[:, 1] for s in samples if len(s.hold_y)]
+        oof_y = [s.hold_y for s in samples if len(s.hold_y)]
+    if not oof_p:
+        raise MethodError("train: no held-out pixels to choose the threshold on")
+    t, f1 = best_f1_threshold(np.concatenate(oof_p), np.concatenate(oof_y))
+    n_hold = sum(map(len, oof_y))
+    how = (f"max F1 out of fold ({k} folds of pairs, {n_hold} held-out pixels)" if k > 1
+           else f"max F1 on {n_hold} held-out pixels of the training pair(s)")
+    if progress:
+        progress("fit", total, total)
+    summary = {"pairs": len(samples), "samples": len(y), "change_samples": int(y.sum()),
+               "labelled_pixels": sum(s.labelled_pixels for s in samples),
+               "change_pixels": sum(s.change_pixels for s in samples),
+               "threshold_rule": how, "threshold_f1": round(f1, 4), "seed": seed,
+               "classifier": "HistGradientBoostingClassifier",
+               "params": {k: est.get_params()[k] for k in HGB_PARAMS}}
+    return ChangeModel(est, bands, feature_names(bands), t, summary)
+
+
 def train(
     pairs: Sequence[Pair],
     bands: Sequence[str],
@@ -501,100 +657,28 @@ def train(
     one grid (NaN = not observed) and two boolean (rows, cols) maps, ``label`` True = change,
     ``valid`` True = labelled.  Up to ``max_samples`` pixels in all are drawn for fitting,
     half change and half no change, split evenly between the pairs (a pair with fewer
-    change pixels gives all it has).
-
-    The threshold on P(change) is the one that maximises F1 on pixels the model did not
-    learn from, at their natural change rate: with several pairs, models are fitted on
-    ``folds`` groups of pairs in turn and each predicts the pairs it left out (so the
-    threshold allows for a new scene being unlike the training scenes); with one pair, on
-    ``holdout_samples`` random pixels kept out of fitting.  The final model is then fitted
-    on all the samples.  ``progress(stage, done, total)`` is called as work proceeds.
+    change pixels gives all it has), so every scene weighs the same; ``holdout_samples``
+    other pixels (split likewise) choose the threshold (see :func:`fit_samples`).
+    ``progress(stage, done, total)`` is called as work proceeds.
     """
     bands = tuple(bands)
     if not pairs:
         raise MethodError("train: no labelled pairs given")
-    names = feature_names(bands)
     rng = np.random.default_rng(seed)
     per_class = max(1, max_samples // (2 * len(pairs)))
     per_hold = max(1, holdout_samples // len(pairs))
-    xs, ys, groups, hold_x, hold_y = [], [], [], [], []
-    n_change = n_valid = 0
-    single = len(pairs) == 1 or folds < 2
-    for i, pair in enumerate(pairs):
+    samples = []
+    for i, (before, after, label, valid) in enumerate(pairs):
         if progress:
             progress("features", i, len(pairs))
-        before, after, label, valid = pair
-        before = np.asarray(before, dtype=np.float32)
-        after = np.asarray(after, dtype=np.float32)
-        if before.shape != after.shape or before.ndim != 3 or before.shape[0] != len(bands):
-            raise MethodError(f"train: pair {i} must be two (bands, rows, cols) arrays of one "
-                              f"shape with {len(bands)} band(s); got {before.shape} and "
-                              f"{after.shape}")
-        label = np.asarray(label, dtype=bool)
-        valid = np.asarray(valid, dtype=bool) & observed_both(before, after)
-        if label.shape != before.shape[1:] or valid.shape != label.shape:
-            raise MethodError(f"train: pair {i}: label and valid must be {before.shape[1:]}")
-        n_change += int((label & valid).sum())
-        n_valid += int(valid.sum())
-        f = features(before, after, bands).reshape(len(names), -1)
-        usable = valid.copy()
-        if single:
-            # Random held-out pixels at the natural change rate, kept out of fitting.
-            cand = np.flatnonzero(usable.ravel())
-            h = rng.choice(cand, min(per_hold, len(cand) // 5), replace=False)
-            hold_x.append(f[:, h].T)
-            hold_y.append(label.ravel()[h])
-            usable.flat[h] = False
-        pos, neg = _sample(label, usable, per_class, rng)
-        idx = np.concatenate([pos, neg])
-        xs.append(f[:, idx].T)
-        ys.append(label.ravel()[idx])
-        groups.append(np.full(len(idx), i))
-        if not single:
-            # Natural-rate pixels of this pair for the out-of-fold threshold.
-            cand = np.flatnonzero(valid.ravel())
-            h = rng.choice(cand, min(per_hold, len(cand)), replace=False)
-            hold_x.append(f[:, h].T)
-            hold_y.append(label.ravel()[h])
-        del f
-    x = np.concatenate(xs)
-    y = np.concatenate(ys)
-    g = np.concatenate(groups)
-    if y.all() or not y.any():
-        raise MethodError("train: the labels need both change and no-change pixels")
-
-    if single:
-        if progress:
-            progress("fit", 0, 1)
-        est = _classifier(seed).fit(x, y)
-        hx, hy = np.concatenate(hold_x), np.concatenate(hold_y)
-        t, f1 = best_f1_threshold(est.predict_proba(hx)[:, 1], hy)
-        how = f"max F1 on {len(hy)} held-out pixels of the training pair"
-    else:
-        k = min(folds, len(pairs))
-        fold_of = np.arange(len(pairs)) % k
-        oof_p, oof_y = [], []
-        for j in range(k):
-            if progress:
-                progress("fit", j, k + 1)
-            train_pairs = np.flatnonzero(fold_of != j)
-            m = np.isin(g, train_pairs)
-            if y[m].all() or not y[m].any():
-                continue
-            est_j = _classifier(seed).fit(x[m], y[m])
-            for i in np.flatnonzero(fold_of == j):
-                oof_p.append(est_j.predict_proba(hold_x[i])[:, 1])
-                oof_y.append(hold_y[i])
-        t, f1 = best_f1_threshold(np.concatenate(oof_p), np.concatenate(oof_y))
-        how = f"max F1 out of fold ({k} folds of pairs, {sum(map(len, oof_y))} pixels)"
-        if progress:
-            progress("fit", k, k + 1)
-        est = _classifier(seed).fit(x, y)
-    summary = {"pairs": len(pairs), "samples": len(y), "change_samples": int(y.sum()),
-               "labelled_pixels": n_valid, "change_pixels": n_change,
-               "threshold_rule": how, "threshold_f1": round(f1, 4), "seed": seed,
-               "classifier": "HistGradientBoostingClassifier", "params": dict(HGB_PARAMS)}
-    return ChangeModel(est, bands, names, t, summary)
+        try:
+            samples.append(sample_pair(before, after, label, valid, bands,
+                                       per_class=per_class, holdout=per_hold, seed=rng))
+        except MethodError as exc:
+            raise MethodError(f"train: pair {i}: {exc}") from None
+    if progress:
+        progress("features", len(pairs), len(pairs))
+    return fit_samples(samples, bands, folds=folds, seed=seed, progress=progress)
 
 
 # --------------------------------------------------------------------------- detector

@@ -1,0 +1,243 @@
+"""The learned change detector on synthetic pairs: new bright roofs are change; a global gain
+and a seasonal vegetation shift are not."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sitewatch.change import learned
+from sitewatch.change.base import MethodError
+from sitewatch.change.detect import detect_arrays
+from sitewatch.change.learned import (
+    HALO,
+    LearnedDetector,
+    detector_from_file,
+    feature_names,
+    features,
+    load_model,
+    pair_stats,
+    read_header,
+    train,
+)
+
+BANDS = ("blue", "green", "red", "nir", "swir16", "swir22")
+#: Reflectance of each cover type in BANDS.
+SPECTRA = {
+    "soil": (0.10, 0.13, 0.17, 0.24, 0.30, 0.25),
+    "veg": (0.04, 0.07, 0.04, 0.40, 0.20, 0.10),
+    "town": (0.09, 0.10, 0.11, 0.16, 0.19, 0.17),
+    "water": (0.06, 0.05, 0.03, 0.02, 0.01, 0.01),
+    "roof": (0.20, 0.21, 0.22, 0.24, 0.25, 0.24),
+}
+SIZE = 96
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_openmp_thread():
+    """These fits are tiny: one thread is fastest, and spares a busy machine the cost of
+    OpenMP threads waiting on each other (10 x slower on a loaded 2-core box)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
+def synthetic_pair(seed: int, gain: float = 1.1):
+    """(before, after, label, nuisance) on a SIZE x SIZE grid.
+
+    Blocks of soil, vegetation, town and water; on the second date every band is scaled by
+    ``gain`` (haze/sun), vegetation turns autumnal (NIR down, red up), a third of the
+    fields are harvested (vegetation to bare soil: a large spectral change) and a few soil
+    or vegetation blocks become bright roofs: only the roofs are change.
+    """
+    rng = np.random.default_rng(seed)
+    block = 8
+    n = SIZE // block
+    kinds = rng.choice(["soil", "veg", "town", "water"], size=(n, n), p=[0.3, 0.4, 0.2, 0.1])
+    cover = np.repeat(np.repeat(kinds, block, axis=0), block, axis=1)
+    before = np.zeros((len(BANDS), SIZE, SIZE), np.float32)
+    for k, spec in SPECTRA.items():
+        before[:, cover == k] = np.asarray(spec, np.float32)[:, None]
+    before *= rng.uniform(0.85, 1.15, size=(1, SIZE, SIZE)).astype(np.float32)
+    after = before.copy()
+    veg = cover == "veg"
+    after[3, veg] *= 0.6   # NIR drop in autumn
+    after[2, veg] *= 1.8   # red up
+    after[4, veg] *= 1.3
+    harvest = np.repeat(np.repeat((kinds == "veg") & (rng.random((n, n)) < 0.35), block,
+                                  axis=0), block, axis=1)
+    after[:, harvest] = (np.asarray(SPECTRA["soil"], np.float32)[:, None]
+                         * rng.uniform(0.85, 1.15, size=harvest.sum()).astype(np.float32))
+    label = np.zeros((SIZE, SIZE), bool)
+    cand = np.argwhere((kinds == "soil") | (kinds == "veg"))
+    for i, j in cand[rng.choice(len(cand), size=max(3, len(cand) // 8), replace=False)]:
+        r, c = i * block + 1, j * block + 1
+        size = block - 2
+        label[r:r + size, c:c + size] = True
+    after[:, label] = (np.asarray(SPECTRA["roof"], np.float32)[:, None]
+                       * rng.uniform(0.9, 1.1, size=label.sum()).astype(np.float32))
+    after = after * gain + 0.005
+    before += rng.normal(0, 0.004, before.shape).astype(np.float32)
+    after += rng.normal(0, 0.004, after.shape).astype(np.float32)
+    nuisance = veg & ~label
+    return before, after, label, nuisance
+
+
+def _f1(pred: np.ndarray, truth: np.ndarray) -> float:
+    tp = int((pred & truth).sum())
+    return 2 * tp / max(int(pred.sum()) + int(truth.sum()), 1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    pairs = []
+    for seed, gain in ((1, 1.0), (2, 1.15)):
+        b, a, lab, _ = synthetic_pair(seed, gain)
+        pairs.append((b, a, lab, np.ones(lab.shape, bool)))
+    return train(pairs, BANDS, max_samples=20_000, holdout_samples=8_000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def test_pair():
+    return synthetic_pair(3, gain=0.9)
+
+
+def test_feature_names_match_features():
+    b, a, _, _ = synthetic_pair(5)
+    f = features(b, a, BANDS)
+    assert f.shape == (len(feature_names(BANDS)), SIZE, SIZE)
+    assert f.dtype == np.float32
+    # Fewer bands, fewer features: indices need their bands.
+    assert "ndbi_diff" not in feature_names(("blue", "green", "red", "nir"))
+    assert "ndvi_diff" in feature_names(("blue", "green", "red", "nir"))
+
+
+def test_unobserved_pixels_are_nan():
+    b, a, _, _ = synthetic_pair(5)
+    a[:, 10, 10] = np.nan
+    f = features(b, a, BANDS)
+    assert np.isnan(f[:, 10, 10]).all()
+    assert np.isfinite(f[:, 20, 20]).all()
+
+
+def test_window_with_halo_matches_whole_scene():
+    b, a, _, _ = synthetic_pair(6)
+    stats = pair_stats(b, a, BANDS)
+    whole = features(b, a, BANDS, stats)
+    r0, r1, c0, c1 = 30, 60, 20, 50
+    win = features(b[:, r0 - HALO:r1 + HALO, c0 - HALO:c1 + HALO],
+                   a[:, r0 - HALO:r1 + HALO, c0 - HALO:c1 + HALO], BANDS, stats)
+    np.testing.assert_allclose(win[:, HALO:-HALO, HALO:-HALO], whole[:, r0:r1, c0:c1],
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_learns_roofs_and_ignores_seasons(model, test_pair):
+    b, a, lab, nuisance = test_pair
+    p = model.predict_proba(b, a, BANDS)
+    assert p.dtype == np.float32 and p.shape == lab.shape
+    pred = p > model.threshold
+    assert _f1(pred, lab) > 0.8
+    assert pred[nuisance].mean() < 0.05
+    assert 0.0 < model.threshold < 1.0
+    assert model.summary["pairs"] == 2
+
+
+def test_detect_arrays_with_learned_detector(model, test_pair):
+    b, a, lab, nuisance = test_pair
+    det = LearnedDetector(model=model)
+    assert det.default_threshold == f"{model.threshold:.6g}"
+    assert det.halo == HALO
+    cm = detect_arrays(b, a, BANDS, method=det)
+    assert cm.method == "learned"
+    assert cm.threshold == pytest.approx(model.threshold, rel=1e-5)
+    assert _f1(cm.changed, lab) > 0.8
+    assert cm.changed[nuisance].mean() < 0.05
+    # Extra bands in another order are fine: the model picks its own.
+    order = [5, 0, 3, 1, 4, 2]
+    cm2 = detect_arrays(b[order], a[order], [BANDS[i] for i in order], method=det)
+    np.testing.assert_array_equal(cm2.changed, cm.changed)
+
+
+def test_save_load_round_trip(model, test_pair, tmp_path):
+    b, a, _, _ = test_pair
+    path = model.save(tmp_path / "m.swmodel")
+    header = read_header(path)
+    assert header["bands"] == list(BANDS)
+    assert header["threshold"] == model.threshold
+    assert header["feature_names"] == feature_names(BANDS)
+    json.dumps(header)
+    again = load_model(path)
+    np.testing.assert_array_equal(again.predict_proba(b, a, BANDS),
+                                  model.predict_proba(b, a, BANDS))
+    det = detector_from_file(path)
+    assert det.default_threshold == f"{model.threshold:.6g}"
+    assert det.model.summary == model.summary
+
+
+def test_bad_files_name_the_file(model, tmp_path):
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"\x00\x01 not a model at all")
+    with pytest.raises(MethodError, match="garbage.bin"):
+        load_model(garbage)
+    with pytest.raises(MethodError, match="nothere"):
+        load_model(tmp_path / "nothere.swmodel")
+    good = model.save(tmp_path / "good.swmodel")
+    cut = tmp_path / "cut.swmodel"
+    cut.write_bytes(good.read_bytes()[:-200])
+    with pytest.raises(MethodError, match="cut.swmodel"):
+        load_model(cut)
+    with pytest.raises(MethodError, match=r"good\.swmodel.*swir22"):
+        load_model(good, bands=("blue", "green", "red", "nir", "swir16"))
+
+
+def test_foreign_version_and_features(model, tmp_path):
+    path = model.save(tmp_path / "m.swmodel")
+    raw = path.read_bytes()
+    magic, header, payload = raw.split(b"\n", 2)
+    h = json.loads(header)
+
+    def write(name, **changes):
+        p = tmp_path / name
+        p.write_bytes(magic + b"\n" + json.dumps({**h, **changes}).encode() + b"\n" + payload)
+        return p
+
+    with pytest.raises(MethodError, match="v9.swmodel.*version"):
+        load_model(write("v9.swmodel", format_version=9))
+    with pytest.raises(MethodError, match="feat.swmodel"):
+        load_model(write("feat.swmodel", feature_names=["x"]))
+    with pytest.raises(MethodError, match="other.swmodel"):
+        load_model(write("other.swmodel", format="something-else"))
+    with pytest.warns(UserWarning, match="old.swmodel.*0.1"):
+        load_model(write("old.swmodel", sklearn_version="0.1"))
+
+
+def test_detector_needs_a_model_and_its_bands(model, test_pair):
+    with pytest.raises(MethodError, match="trained model"):
+        LearnedDetector()
+    with pytest.raises(MethodError, match="no parameter"):
+        LearnedDetector(model=model, alpha=1)
+    b, a, _, _ = test_pair
+    with pytest.raises(MethodError, match="swir22"):
+        detect_arrays(b[:5], a[:5], BANDS[:5], method=LearnedDetector(model=model))
+
+
+def test_train_rejects_bad_input():
+    b, a, lab, _ = synthetic_pair(7)
+    with pytest.raises(MethodError, match="no labelled pairs"):
+        train([], BANDS)
+    with pytest.raises(MethodError, match="both change and no-change"):
+        train([(b, a, np.zeros_like(lab), np.ones_like(lab))], BANDS)
+    with pytest.raises(MethodError, match="pair 0"):
+        train([(b[:3], a[:3], lab, np.ones_like(lab))], BANDS)
+
+
+def test_best_f1_threshold():
+    p = np.array([0.1, 0.2, 0.3, 0.8, 0.9])
+    y = np.array([0, 0, 1, 1, 1], bool)
+    t, f1 = learned.best_f1_threshold(p, y)
+    assert 0.2 < t < 0.3 and f1 == 1.0
