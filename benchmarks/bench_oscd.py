@@ -323,9 +323,8 @@ def run_config(cfg: Config, cities: list[City], keep_maps: bool = False) -> Resu
     return Result(cfg, counts, time.perf_counter() - t0, notes, maps)
 
 
-def loco_threshold(res: Result, cities: list[City]) -> tuple[Result, dict[str, float]]:
-    """Re-threshold a run's scores at a fixed value chosen leave-one-city-out: for each
-    city, the candidate maximising the pooled F1 of the *other* cities."""
+def _threshold_table(res: Result, cities: list[City]) -> dict[str, np.ndarray]:
+    """Confusion counts of each city at every candidate fixed threshold (after cleaning)."""
     table = {}
     for city in cities:
         cm = res.maps[city.name]
@@ -339,17 +338,41 @@ def loco_threshold(res: Result, cities: list[City]) -> tuple[Result, dict[str, f
                             max_hole_pixels=res.config.max_hole_pixels)
             rows.append(confusion(ch, city.label, mask))
         table[city.name] = np.array(rows)
+    return table
+
+
+def loco_select(runs: list[Result], cities: list[City], label: str
+                ) -> tuple[Result, dict[str, str]]:
+    """Leave-one-city-out choice among configurations x fixed thresholds: for each city,
+    the (configuration, threshold) maximising the pooled F1 of the *other* cities is
+    applied to it.  ``runs`` must have kept their change maps."""
+    tables = [_threshold_table(r, cities) for r in runs]
     counts, chosen = {}, {}
     for city in cities:
-        others = sum(table[c.name] for c in cities if c.name != city.name)
-        f1 = [scores(row)["f1"] for row in others]
-        k = int(np.argmax(f1))
-        chosen[city.name] = HACD_CANDIDATES[k]
-        counts[city.name] = table[city.name][k]
-    cfg = Config(res.config.label.replace(" (proposed default)", "").replace(">2.0", "")
-                 + "> fixed threshold chosen leave-one-city-out",
-                 res.config.method, res.config.bands, "loco", params=res.config.params)
-    return Result(cfg, counts, res.seconds), chosen
+        best = (-1.0, 0, 0)
+        for i, table in enumerate(tables):
+            others = sum(table[c.name] for c in cities if c.name != city.name)
+            for k, row in enumerate(others):
+                f = scores(row)["f1"]
+                if f > best[0]:
+                    best = (f, i, k)
+        _, i, k = best
+        counts[city.name] = tables[i][city.name][k]
+        what = runs[i].config.label.split(" >")[0]
+        chosen[city.name] = (f"{what} >{HACD_CANDIDATES[k]:g}" if len(runs) > 1
+                             else f"{HACD_CANDIDATES[k]:g}")
+    cfg = Config(label, "hacd", runs[0].config.bands, "loco")
+    return Result(cfg, counts, sum(r.seconds for r in runs)), chosen
+
+
+def hacd_grid() -> list[Config]:
+    """The HACD settings a leave-one-city-out selection may choose among."""
+    out = []
+    for key, bands in (("3", "blue,green,red"), ("4", "all")):
+        for w in (3, 5, 7):
+            out.append(Config(f"hacd {key} bands w{w}", "hacd", key, "2.0",
+                              params={"bands": bands, "window": w}))
+    return out
 
 
 def run_learned(cities: list[City], bands_key: str, seed: int, folds: int,
@@ -419,7 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", action=argparse.BooleanOptionalAction, default=True,
                     help="threshold / band / normalisation variants and HACD")
     ap.add_argument("--coregister", action=argparse.BooleanOptionalAction, default=True)
-    ap.add_argument("--learned-bands", default="13", choices=sorted(BAND_SETS))
+    ap.add_argument("--learned-bands", default="4,13",
+                    help="band sets (comma-separated keys: 3, 4, 6, 13) to train on")
     ap.add_argument("--learned-folds", type=int, default=3)
     ap.add_argument("--learned-samples", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)
@@ -455,22 +479,38 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{cfg.label}: pooled F1 {res.pooled()['f1']:.3f} ({res.seconds:.0f} s)")
         results.append(res)
         if keep and len(cities) > 1:
-            lres, chosen = loco_threshold(res, cities)
+            lres, chosen = loco_select(
+                [res], cities, "hacd visible w5, fixed threshold chosen leave-one-city-out")
             results.append(lres)
             res.maps.clear()
-            extra.append("Leave-one-city-out thresholds of the proposed HACD default: "
-                         + ", ".join(f"{k} {v:g}" for k, v in chosen.items()) + ".")
-    learned_info = None
+            extra.append("- Leave-one-city-out thresholds of HACD visible w5 (each chosen on "
+                         "the other cities): "
+                         + ", ".join(f"{k} {v}" for k, v in chosen.items()) + ".")
+    if args.variants and len(cities) > 1:
+        grid = [run_config(cfg, cities, keep_maps=True) for cfg in hacd_grid()]
+        lres, chosen = loco_select(
+            grid, cities, "hacd, bands (3 or 4) x window (3, 5, 7) x threshold chosen "
+            "leave-one-city-out")
+        results.append(lres)
+        log(f"{lres.config.label}: pooled F1 {lres.pooled()['f1']:.3f}")
+        extra.append("- Nested selection, per test city (chosen on the other cities): "
+                     + "; ".join(f"{k}: {v}" for k, v in chosen.items()) + ".")
+        del grid
+    learned_info: dict[str, dict[str, Any]] = {}
     if args.learned and len(cities) > 2:
-        try:
-            lres, learned_info = run_learned(cities, args.learned_bands, args.seed,
-                                             args.learned_folds, args.learned_samples,
-                                             200_000, log)
-        except MethodError as exc:
-            log(f"learned: {exc}")
-        else:
+        for key in [k.strip() for k in args.learned_bands.split(",") if k.strip()]:
+            if key not in BAND_SETS:
+                ap.error(f"--learned-bands: unknown band set {key!r}")
+            try:
+                lres, info = run_learned(cities, key, args.seed, args.learned_folds,
+                                         args.learned_samples, 200_000, log)
+            except SitewatchError as exc:
+                log(f"learned ({key} bands): {exc}")
+                continue
             results.append(lres)
-            log(f"learned: pooled F1 {lres.pooled()['f1']:.3f} ({lres.seconds:.0f} s)")
+            learned_info[key] = info
+            log(f"{lres.config.label}: pooled F1 {lres.pooled()['f1']:.3f} "
+                f"({lres.seconds:.0f} s)")
     wall = time.perf_counter() - t_start
 
     import scipy
@@ -513,12 +553,13 @@ def main(argv: list[str] | None = None) -> int:
         rs = [r for r in results if r.config.group == group]
         if rs:
             lines += [f"## {title}", "", *table(rs, cities), ""]
-    lines += extra
-    if learned_info:
-        lines += ["", "Learned: threshold on P(change) chosen out of fold on the 9 training "
-                  "cities (and that out-of-fold F1), per test city: "
+    if extra:
+        lines += ["Selections:", "", *extra]
+    for key, info in learned_info.items():
+        lines += [f"- Learned ({key} bands): threshold on P(change) chosen out of fold on the "
+                  "training cities (and that out-of-fold F1), per test city: "
                   + ", ".join(f"{k} {v['threshold']:.3f} ({v['oof_f1']:.2f})"
-                              for k, v in learned_info.items()) + "."]
+                              for k, v in info.items()) + "."]
     notes = [f"- {r.config.label}: {k}: {v}" for r in results for k, v in r.notes.items()]
     if notes:
         lines += ["", "Notes:", "", *notes]
