@@ -8,8 +8,8 @@ Usage (from the repository root)::
         [--cities paris,pisa] [--out docs/bench_oscd.md] [--no-learned] [--no-variants]
 
 For each OSCD city both dates are put on the date-1 10 m grid (all 13 bands, bilinear),
-date 2 is co-registered to date 1 as ``sitewatch detect`` does (one global shift from the
-central window, applied unless the match is rejected), and the label (1 = no change,
+date 2 is co-registered to date 1 as ``sitewatch detect`` does (one global shift of the red
+band from the central window, applied unless the match is rejected), and the label (1 = no change,
 2 = change) is checked to be on the same grid.  Each configuration runs through
 :func:`sitewatch.change.detect.detect_arrays` (normalisation, fit, score, threshold,
 cleaning).  Precision, recall, F1 and Cohen's kappa are for the change class over the
@@ -60,7 +60,7 @@ from sitewatch.change.base import (
 from sitewatch.change.detect import detect_arrays, normalise_pair, resolve
 from sitewatch.change.normalise import MAX_FIT_PIXELS, pixels
 from sitewatch.change.optical import local_mean
-from sitewatch.change.tiled import open_input, scene_grid
+from sitewatch.change.tiled import open_input, registration_bands, scene_grid
 from sitewatch.coregister import register
 from sitewatch.errors import SitewatchError
 from sitewatch.grid import load_scene
@@ -183,7 +183,7 @@ def load_city(root: Path, name: str, coregister: bool) -> City:
     after = load_scene(s2, grid, ALL13).data
     shift = "not tried"
     if coregister:
-        ix = [ALL13.index(b) for b in ("red", "green", "nir")]
+        ix = [ALL13.index(b) for b in registration_bands(ALL13)]
         reg = register(np.mean(before[ix], axis=0), np.mean(after[ix], axis=0))
         s = reg.shift
         if reg.status == "rejected":

@@ -20,7 +20,15 @@ from ..errors import SceneError
 from ..scenes import open_raster
 from .base import MethodError, observed_both
 from .normalise import NormalisationError, fit_normalisation
-from .tiled import OPTICAL_BANDS, PairLoader, coregister_pair, open_input, scene_grid, sensor_kind
+from .tiled import (
+    OPTICAL_BANDS,
+    PairLoader,
+    coregister_pair,
+    open_input,
+    registration_bands,
+    scene_grid,
+    sensor_kind,
+)
 
 
 def read_label(path: str | Path, shape: tuple[int, int], change_value: float
@@ -59,8 +67,7 @@ def prepare_pair(before: str | Path, after: str | Path, bands: Sequence[str] | N
     grid = scene_grid(sb)
     loader = PairLoader(sb, sa, grid, use, spectral_clouds=not sb.masks and not sa.masks)
     if grid.crs is not None:
-        reg = coregister_pair(loader, [b for b in use if b in ("red", "green", "nir")]
-                              or list(use))
+        reg = coregister_pair(loader, registration_bands(use))
         if reg is not None and reg.status != "rejected":
             loader.shift = reg.shift
     b, a = loader.load(None)
