@@ -38,7 +38,7 @@ def pair(seed: int = 0, gain: float = 1.15, offset: float = 0.02, noise: float =
 
 
 @pytest.mark.parametrize("method", ["difference", "ratio", "cva", "mad", "irmad",
-                                    "pca-kmeans", "brightness"])
+                                    "pca-kmeans", "brightness", "hacd"])
 def test_each_method_finds_the_planted_roof_and_little_else(method):
     a, b, truth = pair()
     cm = detect_arrays(a, b, BANDS6, method)
@@ -190,3 +190,40 @@ def test_every_registered_method_describes_itself():
         assert d["summary"] and d["sensor"] in ("optical", "sar")
         rule = d["default_threshold"]
         assert rule in thresholds.THRESHOLD_METHODS or rule == "ki" or float(rule) == float(rule)
+
+
+def test_hacd_ignores_any_per_band_affine_change_of_a_date_and_finds_the_roof():
+    """Scene-wide change (a different gain and offset per band, and bands mixed as a
+    different atmosphere would) is explained by the joint statistics; a roof is not."""
+    a, b, truth = pair(roof=0.0)
+    det = get_detector("hacd")
+    bands3 = BANDS6[:3]
+    mix = np.array([[1.3, 0.2, 0.0], [0.1, 0.8, 0.1], [0.0, 0.3, 1.1]], np.float32)
+    b2 = np.einsum("ij,jrc->irc", mix, b[:3]) + np.float32([0.05, -0.01, 0.02])[:, None, None]
+    s1 = det.score(a[:3], b[:3], bands3, det.fit(a[:3], b[:3], bands3))
+    s2 = det.score(a[:3], b2, bands3, det.fit(a[:3], b2, bands3))
+    np.testing.assert_allclose(s1, s2, rtol=1e-3, atol=1e-3)  # invariant
+    b2[:, ROOF[0], ROOF[1]] += 0.12
+    cm = detect_arrays(a[:3], b2, bands3, "hacd")
+    assert cm.threshold == 2.0 and not cm.details.get("normalisation")
+    assert cm.changed[truth].mean() > 0.9
+    assert cm.changed[~truth].mean() < 0.01
+    # Per pixel (window 1) the roof still stands out, but noise speckles more.
+    px = detect_arrays(a[:3], b2, bands3, get_detector("hacd", window=1), threshold="4")
+    assert px.changed[truth].mean() > 0.9
+
+
+def test_hacd_band_choice_and_bad_parameters():
+    a, b, truth = pair()
+    allb = get_detector("hacd", bands="all", window=3)
+    assert allb.needs == () and allb.halo == 1
+    cm = detect_arrays(a, b, BANDS6, allb, threshold="3")
+    assert cm.changed[truth].mean() > 0.9
+    with pytest.raises(MethodError, match="needs band"):
+        detect_arrays(a[3:], b[3:], BANDS6[3:], "hacd")
+    for bad in (4, 0, 2.5, True, "5"):
+        with pytest.raises(MethodError, match="window"):
+            get_detector("hacd", window=bad)
+    with pytest.raises(MethodError, match="too few pixels"):
+        nan = np.full_like(a[:3], np.nan)
+        get_detector("hacd").fit(nan, nan, BANDS6[:3])

@@ -150,7 +150,7 @@ def test_cli_detect_methods_and_errors(make_tif, tmp_path):
     res = runner.invoke(cli, ["methods", "--json"])
     listed = json.loads(res.output)
     assert {"irmad", "cva", "sar-log-ratio"} <= {m["name"] for m in listed}
-    assert next(m for m in listed if m["name"] == "irmad")["default_for"] == ["optical"]
+    assert next(m for m in listed if m["name"] == "hacd")["default_for"] == ["optical"]
     res = runner.invoke(cli, ["methods", "--sensor", "sar"])
     assert res.exit_code == 0 and "sar-omnibus" in res.output and "irmad" not in res.output
 

@@ -17,7 +17,7 @@ from .base import ChangeMap, Detector, MethodError, finite_sample, get_detector,
 from .normalise import Normalisation, NormalisationError, fit_normalisation
 
 #: Default detector per sensor, chosen on the benchmarks (docs/benchmarks.md).
-DEFAULT_METHOD = {"optical": "irmad", "sar": "sar-log-ratio"}
+DEFAULT_METHOD = {"optical": "hacd", "sar": "sar-log-ratio"}
 
 
 def resolve(method: str | Detector | None, sensor: str = "optical",

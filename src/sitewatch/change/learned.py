@@ -44,6 +44,7 @@ import numpy as np
 from scipy import ndimage
 
 from .base import Detector, Fitted, MethodError, observed_both, with_nan
+from .optical import HACD
 
 __all__ = [
     "FORMAT",
@@ -168,47 +169,6 @@ def hacd_groups(bands: Sequence[str]) -> dict[str, tuple[str, ...]]:
         if all(b in bands for b in g) and g not in out.values():
             out[name] = g
     return out
-
-
-@dataclass(frozen=True)
-class HACD:
-    """Hyperbolic anomalous change detection (Theiler & Perkins 2006) fitted on a pair.
-
-    With x, y a pixel's bands on the two dates and z = (x, y), the anomaly is
-    ``A = z' Cz^-1 z - x' Cx^-1 x - y' Cy^-1 y`` (centred values, scene covariances): large
-    where the pixel's change is unusual *given* the change the whole scene underwent
-    (seasons, haze, gain), small for pixels that are merely rare on either date.  It is
-    invariant to any affine transform of either date.
-    """
-
-    mean_x: np.ndarray
-    mean_y: np.ndarray
-    inv_z: np.ndarray
-    inv_x: np.ndarray
-    inv_y: np.ndarray
-
-    @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, ridge: float = 1e-6) -> HACD:
-        """From (p, n) pixel arrays of the two dates."""
-        p = x.shape[0]
-        mx, my = x.mean(axis=1), y.mean(axis=1)
-        z = np.vstack([x - mx[:, None], y - my[:, None]])
-        c = z @ z.T / max(z.shape[1] - 1, 1)
-        c = c + ridge * np.trace(c) / (2 * p) * np.eye(2 * p)
-        try:
-            return cls(mx, my, np.linalg.inv(c), np.linalg.inv(c[:p, :p]),
-                       np.linalg.inv(c[p:, p:]))
-        except np.linalg.LinAlgError as exc:
-            raise MethodError(f"HACD: singular band covariance ({exc})") from None
-
-    def anomaly(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """sqrt(max(A, 0)) of (p, n) pixel arrays -> (n,)."""
-        xc, yc = x - self.mean_x[:, None], y - self.mean_y[:, None]
-        z = np.vstack([xc, yc])
-        a = (np.einsum("in,ij,jn->n", z, self.inv_z, z)
-             - np.einsum("in,ij,jn->n", xc, self.inv_x, xc)
-             - np.einsum("in,ij,jn->n", yc, self.inv_y, yc))
-        return np.sqrt(np.maximum(a, 0.0))
 
 
 def _pixels(arr: np.ndarray, mask: np.ndarray, limit: int | None = None) -> np.ndarray:

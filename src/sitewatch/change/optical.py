@@ -1,4 +1,5 @@
-"""Optical change detectors: difference, ratio, CVA, MAD, IR-MAD, PCA-k-means, index change.
+"""Optical change detectors: difference, ratio, CVA, MAD, IR-MAD, PCA-k-means, index change,
+brightness change and hyperbolic anomalous change (HACD).
 
 Each is a :class:`~sitewatch.change.base.Detector`; see :mod:`sitewatch.change.base` for the
 two-step (fit on a sample, score any window) contract.  Scores grow with change.
@@ -6,12 +7,14 @@ two-step (fit on a sample, score any window) contract.  Scores grow with change.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
+from ..bands import canonical
 from .base import Detector, Fitted, MethodError, observed_both, register_detector, with_nan
 from .normalise import MAX_FIT_PIXELS, fit_mad, pixels
 
@@ -334,3 +337,111 @@ def local_mean(a: np.ndarray, size: int) -> np.ndarray:
         out = s / n
     out[n < 1e-9] = np.nan
     return out.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class HACD:
+    """Hyperbolic anomalous change detection (Theiler & Perkins 2006) fitted on a pair.
+
+    With x, y a pixel's bands on the two dates and z = (x, y), the anomaly is
+    ``A = z' Cz^-1 z - x' Cx^-1 x - y' Cy^-1 y`` (centred values, scene covariances): large
+    where the pixel's change is unusual *given* the change the whole scene underwent
+    (seasons, haze, gain), small for pixels that are merely rare on either date.  It is
+    invariant to any affine transform of either date.
+    """
+
+    mean_x: np.ndarray
+    mean_y: np.ndarray
+    inv_z: np.ndarray
+    inv_x: np.ndarray
+    inv_y: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, ridge: float = 1e-6) -> HACD:
+        """From (p, n) pixel arrays of the two dates."""
+        p = x.shape[0]
+        mx, my = x.mean(axis=1), y.mean(axis=1)
+        z = np.vstack([x - mx[:, None], y - my[:, None]])
+        c = z @ z.T / max(z.shape[1] - 1, 1)
+        c = c + ridge * np.trace(c) / (2 * p) * np.eye(2 * p)
+        try:
+            return cls(mx, my, np.linalg.inv(c), np.linalg.inv(c[:p, :p]),
+                       np.linalg.inv(c[p:, p:]))
+        except np.linalg.LinAlgError as exc:
+            raise MethodError(f"HACD: singular band covariance ({exc})") from None
+
+    def anomaly(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """sqrt(max(A, 0)) of (p, n) pixel arrays -> (n,)."""
+        xc, yc = x - self.mean_x[:, None], y - self.mean_y[:, None]
+        z = np.vstack([xc, yc])
+        a = (np.sum(z * (self.inv_z @ z), axis=0)
+             - np.sum(xc * (self.inv_x @ xc), axis=0)
+             - np.sum(yc * (self.inv_y @ yc), axis=0))
+        return np.sqrt(np.maximum(a, 0.0))
+
+
+@register_detector
+class HACDChange(Detector):
+    """Hyperbolic anomalous change, averaged over a small neighbourhood.
+
+    The scene-wide joint statistics of the two dates explain whatever happened everywhere
+    (season, haze, sensor gain, a different sun), so only change that is unusual for this
+    pair scores high; the window average turns speckled pixel anomalies into objects.  No
+    normalisation is needed (the statistic is invariant to an affine transform of either
+    date).  The default threshold 2 (on sqrt of the anomaly, 5 x 5 mean, visible bands) was
+    chosen on OSCD and holds leave-one-city-out (each city's own best lies in 1.7-2.0).
+    """
+
+    name = "hacd"
+    sensor = "optical"
+    summary = ("Hyperbolic anomalous change: change the scene-wide joint statistics of the two "
+               "dates do not explain (seasons, haze and gain are pervasive, hence explained), "
+               "averaged over a `window` x `window` neighbourhood.")
+    reference = "Theiler & Perkins 2006, IEEE TGRS 44(11); Theiler 2008 (hyperbolic ACD)"
+    default_threshold = "2"
+    needs = ("blue", "green", "red")
+    normalise = False
+
+    @classmethod
+    def params(cls) -> dict[str, Any]:
+        return {"bands": "blue,green,red", "window": 5}
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        spec = self.options["bands"]
+        if isinstance(spec, (list, tuple)):
+            spec = ",".join(map(str, spec))
+        spec = str(spec or "").strip()
+        self.use = (() if spec in ("", "all")
+                    else tuple(canonical(b) for b in spec.split(",") if b.strip()))
+        self.needs = self.use  # type: ignore[misc]
+        w = self.options["window"]
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or int(w) != w or w < 1 \
+                or int(w) % 2 == 0:
+            raise MethodError(f"hacd: window must be an odd whole number >= 1, got {w!r}")
+        self.options["window"] = int(w)
+        self.halo = int(w) // 2  # type: ignore[misc]
+
+    def _index(self, bands) -> list[int]:
+        self.check_bands(tuple(bands))
+        return [bands.index(b) for b in self.use] if self.use else list(range(len(bands)))
+
+    def fit(self, before, after, bands) -> Fitted:
+        ix = self._index(bands)
+        obs = observed_both(before[ix], after[ix])
+        if obs.sum() < 10 * 2 * len(ix):
+            raise MethodError(f"hacd: too few pixels observed on both dates ({int(obs.sum())}) "
+                              "to estimate the band covariances")
+        h = HACD.fit(pixels(before[ix], obs, MAX_FIT_PIXELS),
+                     pixels(after[ix], obs, MAX_FIT_PIXELS))
+        return {"hacd": h}
+
+    def score(self, before, after, bands, fitted) -> np.ndarray:
+        ix = self._index(bands)
+        obs = observed_both(before[ix], after[ix])
+        out = np.full(obs.shape, np.nan, dtype=np.float32)
+        out[obs] = fitted["hacd"].anomaly(pixels(before[ix], obs), pixels(after[ix], obs))
+        w = int(self.options["window"])
+        if w > 1:
+            out = local_mean(out, w)
+        return with_nan(out, obs)
