@@ -352,32 +352,37 @@ class HACD:
 
     mean_x: np.ndarray
     mean_y: np.ndarray
-    inv_z: np.ndarray
-    inv_x: np.ndarray
-    inv_y: np.ndarray
+    #: The quadratic form of the anomaly: inv(Cz) - blockdiag(inv(Cx), inv(Cy)).
+    q: np.ndarray
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, ridge: float = 1e-6) -> HACD:
         """From (p, n) pixel arrays of the two dates."""
         p = x.shape[0]
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
         mx, my = x.mean(axis=1), y.mean(axis=1)
         z = np.vstack([x - mx[:, None], y - my[:, None]])
         c = z @ z.T / max(z.shape[1] - 1, 1)
         c = c + ridge * np.trace(c) / (2 * p) * np.eye(2 * p)
         try:
-            return cls(mx, my, np.linalg.inv(c), np.linalg.inv(c[:p, :p]),
-                       np.linalg.inv(c[p:, p:]))
+            q = np.linalg.inv(c)
+            q[:p, :p] -= np.linalg.inv(c[:p, :p])
+            q[p:, p:] -= np.linalg.inv(c[p:, p:])
         except np.linalg.LinAlgError as exc:
             raise MethodError(f"HACD: singular band covariance ({exc})") from None
+        return cls(mx, my, q)
 
     def anomaly(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """sqrt(max(A, 0)) of (p, n) pixel arrays -> (n,)."""
-        xc, yc = x - self.mean_x[:, None], y - self.mean_y[:, None]
-        z = np.vstack([xc, yc])
-        a = (np.sum(z * (self.inv_z @ z), axis=0)
-             - np.sum(xc * (self.inv_x @ xc), axis=0)
-             - np.sum(yc * (self.inv_y @ yc), axis=0))
-        return np.sqrt(np.maximum(a, 0.0))
+        """sqrt(max(A, 0)) of (p, n) pixel arrays -> (n,), float32 for float32 input
+        (A is a few units where it matters; float32 keeps six digits of it)."""
+        dt = np.float32 if x.dtype == np.float32 and y.dtype == np.float32 else np.float64
+        p = self.mean_x.shape[0]
+        z = np.empty((2 * p, x.shape[1]), dtype=dt)
+        np.subtract(x, self.mean_x.astype(dt)[:, None], out=z[:p])
+        np.subtract(y, self.mean_y.astype(dt)[:, None], out=z[p:])
+        a = np.einsum("in,in->n", z, self.q.astype(dt) @ z)
+        return np.sqrt(np.maximum(a, 0.0, out=a), out=a)
 
 
 @register_detector
@@ -440,7 +445,9 @@ class HACDChange(Detector):
         ix = self._index(bands)
         obs = observed_both(before[ix], after[ix])
         out = np.full(obs.shape, np.nan, dtype=np.float32)
-        out[obs] = fitted["hacd"].anomaly(pixels(before[ix], obs), pixels(after[ix], obs))
+        b = np.asarray(before[ix], dtype=np.float32)[:, obs]
+        a = np.asarray(after[ix], dtype=np.float32)[:, obs]
+        out[obs] = fitted["hacd"].anomaly(b, a)
         w = int(self.options["window"])
         if w > 1:
             out = local_mean(out, w)
