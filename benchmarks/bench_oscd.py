@@ -46,20 +46,14 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from sitewatch.bands import canonical
 from sitewatch.change import post
 from sitewatch.change.base import (
     Detector,
-    Fitted,
-    MethodError,
     get_detector,
     methods,
     observed_both,
-    with_nan,
 )
 from sitewatch.change.detect import detect_arrays, normalise_pair, resolve
-from sitewatch.change.normalise import MAX_FIT_PIXELS, pixels
-from sitewatch.change.optical import local_mean
 from sitewatch.change.tiled import open_input, registration_bands, scene_grid
 from sitewatch.coregister import register
 from sitewatch.errors import SitewatchError
@@ -77,75 +71,6 @@ BAND_SETS: dict[str, tuple[str, ...]] = {
     "13": ALL13,
 }
 HACD_CANDIDATES = tuple(round(1.0 + 0.1 * i, 1) for i in range(21))  # 1.0 .. 3.0
-
-
-# --------------------------------------------------------------------------- HACD
-
-
-class HACDDetector(Detector):
-    """Hyperbolic anomalous change detection (the detector proposed for optical.py; used
-    here only when sitewatch does not register one named ``hacd`` yet)."""
-
-    name = "hacd"
-    sensor = "optical"
-    summary = ("Hyperbolic anomalous change detection: change that the scene-wide joint "
-               "statistics of the two dates do not explain (seasons, haze and gain are "
-               "pervasive, hence explained); score = sqrt of the anomaly, averaged over a "
-               "`window` x `window` neighbourhood.")
-    reference = "Theiler & Perkins 2006, IEEE TGRS 44(11); Theiler 2008 (hyperbolic ACD)"
-    default_threshold = "2"
-    needs = ("blue", "green", "red")
-    normalise = False  # invariant to any affine transform of either date
-
-    @classmethod
-    def params(cls) -> dict[str, Any]:
-        return {"bands": "blue,green,red", "window": 5}
-
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        spec = str(self.options["bands"] or "").strip()
-        self.use = (() if spec in ("", "all")
-                    else tuple(canonical(b.strip()) for b in spec.split(",")))
-        self.needs = self.use  # type: ignore[misc]
-        w = self.options["window"]
-        if isinstance(w, bool) or int(w) != w or w < 1 or w % 2 == 0:
-            raise MethodError(f"hacd: window must be an odd size >= 1, got {w!r}")
-
-    @property
-    def halo(self) -> int:  # type: ignore[override]
-        return int(self.options["window"]) // 2
-
-    def _index(self, bands) -> list[int]:
-        self.check_bands(tuple(bands))
-        return [bands.index(b) for b in self.use] if self.use else list(range(len(bands)))
-
-    def fit(self, before, after, bands) -> Fitted:
-        from sitewatch.change.learned import HACD
-
-        ix = self._index(bands)
-        obs = observed_both(before[ix], after[ix])
-        h = HACD.fit(pixels(before[ix], obs, MAX_FIT_PIXELS),
-                     pixels(after[ix], obs, MAX_FIT_PIXELS))
-        return {"hacd": h, "hacd_bands": [bands[i] for i in ix]}
-
-    def score(self, before, after, bands, fitted) -> np.ndarray:
-        ix = self._index(bands)
-        obs = observed_both(before[ix], after[ix])
-        out = np.full(obs.shape, np.nan, dtype=np.float32)
-        out[obs] = fitted["hacd"].anomaly(pixels(before[ix], obs), pixels(after[ix], obs))
-        w = int(self.options["window"])
-        if w > 1:
-            out = local_mean(out, w)
-        return with_nan(out, obs)
-
-
-def hacd(**params: Any) -> Detector:
-    try:
-        return get_detector("hacd", **params)
-    except MethodError as exc:
-        if "unknown method" not in str(exc):
-            raise
-        return HACDDetector(**params)
 
 
 # --------------------------------------------------------------------------- data
@@ -227,7 +152,7 @@ def scores(c: np.ndarray) -> dict[str, float]:
 @dataclass
 class Config:
     label: str
-    method: str  # detector name, or "hacd"
+    method: str  # detector name
     bands: str  # key of BAND_SETS
     threshold: str | None = None
     alpha: float = 0.01
@@ -238,8 +163,6 @@ class Config:
     group: str = "variants"
 
     def detector(self) -> Detector:
-        if self.method == "hacd":
-            return hacd(**self.params)
         return resolve(self.method, "optical", self.params)
 
 
