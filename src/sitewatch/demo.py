@@ -256,7 +256,8 @@ def _run(store: Store, scenario: Scenario, scene_dir: Path, work: Path, tick: Pr
         pixel_area = grid.resolution**2
         for (sa, ia), (sb, ib) in itertools.pairwise(aligned):
             ch = detect_arrays(ia.data, ib.data, ia.bands, method)
-            stats = part_changes(ch, masks, pixel_area, site_mask=inside)
+            stats = part_changes(ch, masks, pixel_area, site_mask=inside, before=ia.data,
+                                 after=ib.data, bands=ia.bands)
             events = scenario.events_between(sa.acquired, sb.acquired)
             res.pairs.append(PairRow(sensor, sa, sb, stats, events, ch, (ia, ib)))
     res.checks = _check_events(res)

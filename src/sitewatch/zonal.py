@@ -1,21 +1,47 @@
-"""Per-part statistics of a change map (zonal statistics over the site's parts)."""
+"""Per-part statistics of a change map (zonal statistics over the site's parts).
+
+For each part (and the site outside every named part, :data:`REST`): how much of it was
+observed, how much changed, the change score's mean and 95th percentile, the change objects
+inside or touching it, and, when both dates' bands are given, the part's mean spectral
+indices on each date and their change.  "Not observed" is a result: a part under cloud gets
+``observed_fraction`` 0 and NaN measures, never zeros.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from .change.base import ChangeMap
 
 #: The name under which the site area outside every named part is reported.
 REST = "(rest of site)"
+#: A part counts as observed on a date when at least this share of it was seen.
+MIN_OBSERVED = 0.5
+#: Indices reported when their bands are present: name -> how to compute from a band dict.
+INDEX_BANDS: dict[str, tuple[str, ...]] = {
+    "ndvi": ("nir", "red"),
+    "nbr": ("nir", "swir22"),
+    "brightness": ("blue", "green", "red"),
+}
+_NAN = float("nan")
 
 
 @dataclass(frozen=True)
 class PartChange:
-    """Change at one part between two dates.  Fractions are of the part's pixels."""
+    """Change at one part between two dates.  Fractions are of the part's pixels
+    (``observed_fraction``) or of its observed pixels (``changed_fraction``).
+
+    ``objects``: change objects (8-connected changed pixels) inside or touching the part;
+    ``objects_area_m2``: their whole area (inside and outside the part);
+    ``largest_object_m2``: the largest of them.  ``<index>_before`` / ``<index>_after``:
+    the part's mean NDVI, NBR and visible brightness on each date over the pixels observed
+    on both (NaN when the bands are missing or nothing was observed); ``<index>_change`` =
+    after - before.
+    """
 
     part: str
     pixels: int
@@ -24,13 +50,39 @@ class PartChange:
     changed_area_m2: float
     mean_score: float
     p95_score: float
+    objects: int = 0
+    objects_area_m2: float = 0.0
+    largest_object_m2: float = 0.0
+    ndvi_before: float = _NAN
+    ndvi_after: float = _NAN
+    ndvi_change: float = _NAN
+    nbr_before: float = _NAN
+    nbr_after: float = _NAN
+    nbr_change: float = _NAN
+    brightness_before: float = _NAN
+    brightness_after: float = _NAN
+    brightness_change: float = _NAN
 
     @property
     def observed(self) -> bool:
-        return self.observed_fraction >= 0.5
+        return self.observed_fraction >= MIN_OBSERVED
 
     def to_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
+
+
+def _index(arr: np.ndarray, bands: Sequence[str], name: str) -> np.ndarray | None:
+    need = INDEX_BANDS[name]
+    if any(b not in bands for b in need):
+        return None
+    get = {b: arr[bands.index(b)].astype(np.float64) for b in need}
+    if name == "brightness":
+        return np.mean([get[b] for b in need], axis=0)
+    a, b = get[need[0]], get[need[1]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (a - b) / (a + b)
+    out[~np.isfinite(out)] = np.nan
+    return out
 
 
 def part_changes(
@@ -39,26 +91,61 @@ def part_changes(
     pixel_area_m2: float,
     *,
     site_mask: np.ndarray | None = None,
+    before: np.ndarray | None = None,
+    after: np.ndarray | None = None,
+    bands: Sequence[str] | None = None,
 ) -> dict[str, PartChange]:
-    """Change statistics for each part mask, and for the site outside all parts (``REST``)."""
+    """Change statistics for each part mask, and for the site outside all parts (``REST``).
+
+    ``before``/``after`` (bands, rows, cols) with their ``bands`` names, on the change
+    map's grid, add the index measures; without them those stay NaN.
+    """
     zones = dict(masks)
     if site_mask is not None:
         outside = site_mask.copy()
         for m in masks.values():
             outside &= ~m
         zones[REST] = outside
+    indices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if before is not None and after is not None and bands is not None:
+        bands = list(bands)
+        for name in INDEX_BANDS:
+            ib, ia = _index(before, bands, name), _index(after, bands, name)
+            if ib is not None and ia is not None:
+                indices[name] = (ib, ia)
+    labels, n_obj = ndimage.label(result.changed & result.observed,
+                                  structure=np.ones((3, 3), bool))
+    sizes = np.bincount(labels.ravel(), minlength=n_obj + 1)
     out: dict[str, PartChange] = {}
     for name, m in zones.items():
         n = int(m.sum())
         obs = m & result.observed
         n_obs = int(obs.sum())
         if n == 0 or n_obs == 0:
-            out[name] = PartChange(name, n, 0.0, float("nan"), 0.0, float("nan"), float("nan"))
+            out[name] = PartChange(name, n, 0.0, _NAN, 0.0, _NAN, _NAN)
             continue
         ch = int((result.changed & obs).sum())
         s = result.score[obs]
+        s = s[np.isfinite(s)]
+        # Objects inside or touching: labels under the part grown by one pixel.
+        near = ndimage.binary_dilation(m, structure=np.ones((3, 3), bool))
+        ids = np.unique(labels[near])
+        ids = ids[ids > 0]
+        obj_px = sizes[ids]
+        extra: dict[str, float] = {}
+        for iname, (ib, ia) in indices.items():
+            both = obs & np.isfinite(ib) & np.isfinite(ia)
+            if both.any():
+                vb, va = float(ib[both].mean()), float(ia[both].mean())
+                extra.update({f"{iname}_before": vb, f"{iname}_after": va,
+                              f"{iname}_change": va - vb})
         out[name] = PartChange(
             name, n, n_obs / n, ch / n_obs, ch * pixel_area_m2,
-            float(np.mean(s)), float(np.percentile(s, 95)),
+            float(np.mean(s)) if s.size else _NAN,
+            float(np.percentile(s, 95)) if s.size else _NAN,
+            objects=int(ids.size),
+            objects_area_m2=float(obj_px.sum()) * pixel_area_m2,
+            largest_object_m2=float(obj_px.max()) * pixel_area_m2 if ids.size else 0.0,
+            **extra,
         )
     return out
