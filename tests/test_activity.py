@@ -178,3 +178,61 @@ def test_the_annual_cycle_is_taken_out_before_looking():
 def test_unsorted_times_are_refused():
     with pytest.raises(BaselineError, match="increasing"):
         find_changepoints(WEEKS[::-1], noise(0))
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def test_departures_become_graded_readable_alerts_with_stable_ids():
+    from sitewatch.activity import from_departure
+
+    b = fit_baseline(WEEKS, noise(11))
+    t = str(WEEKS[-1] + 7)
+    assert from_departure("sohae", "pad", "changed_fraction", t, b.departure(t, 0.0105),
+                          b) is None
+    grades = {}
+    for spreads in (4, 6.5, 12):
+        x = float(b.expected(t)) + spreads * b.scale
+        a = from_departure("sohae", "pad", "changed_fraction", t, b.departure(t, x), b,
+                           before_scene="S1", after_scene="S2")
+        grades[spreads] = a.tier
+    assert grades == {4: "info", 6.5: "watch", 12: "warning"}
+    assert a.before_scene == "S1" and a.kind == "departure" and a.confidence == "high"
+    assert "pad: changed_fraction" in a.text and "spreads above normal" in a.text
+    assert t[:10] in a.text and "100 dates of history" in a.text
+    again = from_departure("sohae", "pad", "changed_fraction", t + "T10:00:00",
+                           b.departure(t, x), b)
+    other = from_departure("sohae", "tower", "changed_fraction", t, b.departure(t, x), b)
+    assert again.id == a.id and other.id != a.id  # same event, same id
+
+
+def test_short_history_caps_the_tier_and_says_so():
+    from sitewatch.activity import from_changepoint, from_departure
+
+    few = fit_baseline(WEEKS[:3], [0.01, 0.011, 0.009], floor=0.001)
+    t = str(WEEKS[3])
+    d = few.departure(t, 0.5)
+    a = from_departure("s", "pad", "changed_fraction", t, d, few)
+    assert d.raw_z > 100 and a.tier == "info"  # a warning with a long history
+    assert "low confidence, 3 dates of history" in a.text
+    cp = find_changepoints(WEEKS, np.r_[noise(1)[:60], noise(2)[60:] + 0.02])[0]
+    assert from_changepoint("s", "pad", "m", cp, fit_baseline(WEEKS, noise(3))).tier \
+        == "warning"
+    assert from_changepoint("s", "pad", "m", cp, few).tier == "watch"  # lowered one tier
+
+
+def test_change_points_become_alerts_a_new_level_at_least_watch():
+    from sitewatch.activity import from_changepoint
+
+    v = noise(6)
+    v[60:] += 0.008  # four spreads, for good
+    b = fit_baseline(WEEKS, v)
+    (cp,) = find_changepoints(WEEKS, v)
+    a = from_changepoint("s", "rail terminal", "changed_fraction", cp, b)
+    assert a.kind == "level_shift" and a.tier == "watch"  # persistent: at least watch
+    assert "a new level from" in a.text and str(WEEKS[60]) in a.text
+    v = noise(8)
+    v[-1] += 0.014
+    (cp,) = find_changepoints(WEEKS, v)
+    a = from_changepoint("s", "pad", "changed_fraction", cp, fit_baseline(WEEKS, v))
+    assert a.kind == "unconfirmed" and "next usable scene" in a.text
