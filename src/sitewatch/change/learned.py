@@ -44,7 +44,8 @@ import numpy as np
 from scipy import ndimage
 
 from .base import Detector, Fitted, MethodError, observed_both, with_nan
-from .optical import HACD
+from .normalise import pixels as _pixels
+from .optical import HACD, _robust_sigma
 
 __all__ = [
     "FORMAT",
@@ -90,7 +91,6 @@ HACD_SIZES = (3, 5, 9, 15)
 HALO = max(*TEXTURE_SIZES, *HACD_SIZES) // 2
 _VISIBLE = ("blue", "green", "red")
 _FLOOR = 1e-3  # reflectance floor of the log-ratios
-_MAD_TO_SIGMA = 1.4826
 #: Scene statistics are gathered from at most this many pixels (evenly strided).
 STATS_PIXELS = 500_000
 
@@ -143,14 +143,6 @@ def _local_stats(a: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def _robust_sigma(v: np.ndarray) -> float:
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return 1.0
-    s = float(np.median(np.abs(v - np.median(v)))) * _MAD_TO_SIGMA
-    return s if s > 0 else (float(np.std(v)) or 1.0)
-
-
 def _log_ratio(b: np.ndarray, a: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.log(np.maximum(a, _FLOOR) / np.maximum(b, _FLOOR))
@@ -169,13 +161,6 @@ def hacd_groups(bands: Sequence[str]) -> dict[str, tuple[str, ...]]:
         if all(b in bands for b in g) and g not in out.values():
             out[name] = g
     return out
-
-
-def _pixels(arr: np.ndarray, mask: np.ndarray, limit: int | None = None) -> np.ndarray:
-    x = arr[:, mask]
-    if limit is not None and x.shape[1] > limit:
-        x = x[:, :: int(np.ceil(x.shape[1] / limit))]
-    return np.asarray(x, dtype=np.float64)
 
 
 def pair_stats(before: np.ndarray, after: np.ndarray, bands: Sequence[str]) -> dict[str, Any]:
