@@ -40,6 +40,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import code_state  # noqa: E402
+
 FULL = 10980
 DEFAULT_SIZES = (1024, 4096, FULL)
 DEFAULT_FULL_METHODS = ("irmad", "cva")
@@ -210,19 +213,6 @@ def child(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parent
-def code_state() -> str:
-    """The repository commit the library was measured at, and whether src/ had edits."""
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "src"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return f"commit {head}" + (" with uncommitted changes in src/" if dirty else "")
-
-
-
 def machine() -> dict[str, Any]:
     import numpy
     import rasterio

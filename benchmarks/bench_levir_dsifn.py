@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -41,6 +40,9 @@ from sitewatch.change.base import MethodError, methods
 from sitewatch.change.detect import detect_arrays
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import code_state  # noqa: E402
+
 DATASETS = {"LEVIR-CD": "levir_cd_samples", "DSIFN-CD": "dsifn_cd_samples"}
 BANDS = ("red", "green", "blue")  # the PNGs' band order
 # Published numbers on the full test splits (Bandara & Patel, IGARSS 2022), for context.
@@ -91,18 +93,6 @@ def tiles_of(root: Path, models: dict[str, Path]) -> tuple[list[str], list[str]]
               and all((d / n).is_file() for d in models.values()))
         (keep if ok else dropped).append(n)
     return keep, dropped
-
-
-def code_state() -> str:
-    """The repository commit the library was measured at, and whether src/ had edits."""
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "src"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return f"commit {head}" + (" with uncommitted changes in src/" if dirty else "")
 
 
 class Counts:
