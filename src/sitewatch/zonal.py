@@ -127,9 +127,12 @@ def part_changes(
         ch = int((result.changed & obs).sum())
         s = result.score[obs]
         s = s[np.isfinite(s)]
-        # Objects inside or touching: labels under the part grown by one pixel.
-        near = ndimage.binary_dilation(m, structure=np.ones((3, 3), bool))
-        ids = np.unique(labels[near])
+        # Objects inside or touching: labels under the part grown by one pixel (within the
+        # part's bounding box plus one, not over the whole grid).
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        box = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2))
+        near = ndimage.binary_dilation(m[box], structure=np.ones((3, 3), bool))
+        ids = np.unique(labels[box][near])
         ids = ids[ids > 0]
         obj_px = sizes[ids]
         extra: dict[str, float] = {}
