@@ -27,7 +27,7 @@ from .sites import Site, loads_site
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "sitewatch.db"
 
 metadata = sa.MetaData()
@@ -85,6 +85,94 @@ registrations_table = sa.Table(
     sa.ForeignKeyConstraint(["site_id", "scene_id"], ["scenes.site_id", "scenes.id"],
                             ondelete="CASCADE"),
 )
+
+
+#: Per site and grid, the scene every other scene of that grid is co-registered to.
+grids_table = sa.Table(
+    "grids",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("grid", sa.String(64), primary_key=True),
+    sa.Column("reference_id", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)
+
+#: One row per scene processed by ``sitewatch run`` with one set of parameters.  Written in
+#: the same transaction as the scene's observations: a scene is processed wholly or not.
+processed_table = sa.Table(
+    "processed",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("scene_id", sa.String(128), primary_key=True),
+    sa.Column("params_hash", sa.String(16), primary_key=True),
+    sa.Column("grid", sa.String(64), nullable=False),
+    sa.Column("acquired", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # see pipeline.STATUSES
+    sa.Column("previous_id", sa.String(128), nullable=True),
+    sa.Column("chain", sa.Text, nullable=False),  # JSON: what the result depends on
+    sa.Column("params", sa.Text, nullable=False),  # JSON: the parameters (provenance)
+    sa.Column("detail", sa.Text, nullable=False),  # JSON: reasons, registration, thresholds
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.ForeignKeyConstraint(["site_id", "scene_id"], ["scenes.site_id", "scenes.id"],
+                            ondelete="CASCADE"),
+)
+
+#: Per scene, part and reference (previous usable date, rolling composite, or none): the
+#: part's measures (zonal.PartChange as JSON, NaN as null).
+observations_table = sa.Table(
+    "observations",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("scene_id", sa.String(128), primary_key=True),
+    sa.Column("params_hash", sa.String(16), primary_key=True),
+    sa.Column("part", sa.Text, primary_key=True),
+    sa.Column("reference", sa.String(16), primary_key=True),  # previous | composite | none
+    sa.Column("grid", sa.String(64), nullable=False),
+    sa.Column("acquired", sa.String(32), nullable=False, index=True),
+    sa.Column("reference_id", sa.String(128), nullable=True),
+    sa.Column("observed_fraction", sa.Float, nullable=False),
+    sa.Column("changed_fraction", sa.Float, nullable=True),
+    sa.Column("measures", sa.Text, nullable=False),
+    sa.ForeignKeyConstraint(["site_id", "scene_id", "params_hash"],
+                            ["processed.site_id", "processed.scene_id",
+                             "processed.params_hash"], ondelete="CASCADE"),
+)
+
+#: Alerts with their lifecycle: new -> seen -> dismissed (with a reason) | confirmed.
+alerts_table = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False, index=True),
+    sa.Column("part", sa.Text, nullable=False),
+    sa.Column("time", sa.String(32), nullable=False),
+    sa.Column("start", sa.String(32), nullable=False),  # the usable date before the event
+    sa.Column("end", sa.String(32), nullable=False),  # the last date showing it
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("params_hash", sa.String(16), nullable=False),
+    sa.Column("record", sa.Text, nullable=False),  # the full Alert as JSON
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
+#: Every ``sitewatch run``: its parameters and what it did (provenance of the results).
+runs_table = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("site_id", sa.String(64), nullable=False, index=True),
+    sa.Column("params_hash", sa.String(16), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("finished_at", sa.String(32), nullable=True),
+    sa.Column("summary", sa.Text, nullable=True),
+)
+
+ALERT_STATUSES = ("new", "seen", "dismissed", "confirmed")
 
 
 def _now() -> str:
@@ -326,8 +414,12 @@ class Store:
     def delete_scene(self, site_id: str, scene_id: str) -> bool:
         """Remove a scene record (its files are untouched).  True if it existed."""
         t, r = scenes_table, registrations_table
+        o, pr = observations_table, processed_table
         with self.engine.begin() as c:
             c.execute(r.delete().where((r.c.site_id == site_id) & (r.c.scene_id == scene_id)))
+            c.execute(o.delete().where((o.c.site_id == site_id) & (o.c.scene_id == scene_id)))
+            c.execute(pr.delete().where((pr.c.site_id == site_id)
+                                        & (pr.c.scene_id == scene_id)))
             res = c.execute(t.delete().where((t.c.site_id == site_id) & (t.c.id == scene_id)))
         return bool(res.rowcount)
 
@@ -374,6 +466,206 @@ class Store:
             rows = c.execute(sa.select(t.c.record).where(cond).order_by(t.c.acquired, t.c.id))
             return [Scene.from_dict(json.loads(r[0])) for r in rows]
 
+    # ------------------------------------------------------------------ runs and results
+
+    def grid_reference(self, site_id: str, grid: str) -> str | None:
+        """The scene a site's grid is co-registered to, once chosen."""
+        t = grids_table
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(t.c.reference_id).where(
+                (t.c.site_id == site_id) & (t.c.grid == grid))).first()
+        return row[0] if row else None
+
+    def set_grid_reference(self, site_id: str, grid: str, scene_id: str) -> None:
+        t = grids_table
+        with self.engine.begin() as c:
+            c.execute(t.delete().where((t.c.site_id == site_id) & (t.c.grid == grid)))
+            c.execute(t.insert().values(site_id=site_id, grid=grid, reference_id=scene_id,
+                                        created_at=_now()))
+
+    def processed(self, site_id: str, params_hash: str) -> dict[str, dict[str, Any]]:
+        """Scenes of a site already processed with these parameters: id -> row (``chain``,
+        ``params`` and ``detail`` decoded)."""
+        t = processed_table
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t).where(
+                (t.c.site_id == site_id) & (t.c.params_hash == params_hash))).mappings().all()
+        out = {}
+        for r in rows:
+            d = dict(r)
+            for k in ("chain", "params", "detail"):
+                d[k] = json.loads(d[k])
+            out[d["scene_id"]] = d
+        return out
+
+    def put_result(self, site_id: str, scene_id: str, params_hash: str, *, grid: str,
+                   acquired: str, status: str, previous_id: str | None,
+                   chain: dict[str, Any], params: dict[str, Any], detail: dict[str, Any],
+                   observations: list[dict[str, Any]]) -> None:
+        """Store one scene's result and its per-part observations in one transaction,
+        replacing any earlier result of the same scene and parameters."""
+        pr, o = processed_table, observations_table
+        key_p = ((pr.c.site_id == site_id) & (pr.c.scene_id == scene_id)
+                 & (pr.c.params_hash == params_hash))
+        key_o = ((o.c.site_id == site_id) & (o.c.scene_id == scene_id)
+                 & (o.c.params_hash == params_hash))
+        rows = [{
+            "site_id": site_id, "scene_id": scene_id, "params_hash": params_hash,
+            "part": ob["part"], "reference": ob["reference"], "grid": grid,
+            "acquired": acquired, "reference_id": ob.get("reference_id"),
+            "observed_fraction": float(ob["observed_fraction"]),
+            "changed_fraction": _finite(ob.get("changed_fraction")),
+            "measures": json.dumps(_nan_to_none(ob["measures"]), sort_keys=True),
+        } for ob in observations]
+        try:
+            with self.engine.begin() as c:
+                c.execute(o.delete().where(key_o))
+                c.execute(pr.delete().where(key_p))
+                c.execute(pr.insert().values(
+                    site_id=site_id, scene_id=scene_id, params_hash=params_hash, grid=grid,
+                    acquired=acquired, status=status, previous_id=previous_id,
+                    chain=json.dumps(chain, sort_keys=True),
+                    params=json.dumps(params, sort_keys=True),
+                    detail=json.dumps(_nan_to_none(detail), sort_keys=True, default=str),
+                    created_at=_now()))
+                if rows:
+                    c.execute(o.insert(), rows)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"results of scene {scene_id!r} could not be stored ({exc.orig}); "
+                             "nothing was half-written: run the command again") from None
+
+    def observations(self, site_id: str, params_hash: str, *, part: str | None = None,
+                     reference: str | None = None) -> list[dict[str, Any]]:
+        """Stored per-part observations in time order (``measures`` decoded; null -> NaN)."""
+        o = observations_table
+        cond = (o.c.site_id == site_id) & (o.c.params_hash == params_hash)
+        if part is not None:
+            cond &= o.c.part == part
+        if reference is not None:
+            cond &= o.c.reference == reference
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(o).where(cond).order_by(
+                o.c.acquired, o.c.scene_id, o.c.part, o.c.reference)).mappings().all()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["measures"] = {k: (float("nan") if v is None else v)
+                             for k, v in json.loads(d["measures"]).items()}
+            if d["changed_fraction"] is None:
+                d["changed_fraction"] = float("nan")
+            out.append(d)
+        return out
+
+    def start_run(self, site_id: str, params_hash: str, params: dict[str, Any],
+                  version: str) -> int:
+        with self.engine.begin() as c:
+            res = c.execute(runs_table.insert().values(
+                site_id=site_id, params_hash=params_hash,
+                params=json.dumps(params, sort_keys=True), version=version,
+                started_at=_now()))
+        return int(res.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
+        with self.engine.begin() as c:
+            c.execute(runs_table.update().where(runs_table.c.id == run_id).values(
+                finished_at=_now(), summary=json.dumps(summary, sort_keys=True, default=str)))
+
+    def last_run(self, site_id: str, *, finished: bool = False) -> dict[str, Any] | None:
+        """The latest run of a site (its ``params`` decoded), or None."""
+        t = runs_table
+        cond = t.c.site_id == site_id
+        if finished:
+            cond &= t.c.finished_at.is_not(None)
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(t).where(cond).order_by(t.c.id.desc()).limit(1)
+                            ).mappings().first()
+        if row is None:
+            return None
+        d = dict(row)
+        d["params"] = json.loads(d["params"])
+        d["summary"] = json.loads(d["summary"]) if d["summary"] else None
+        return d
+
+    # ------------------------------------------------------------------ alerts
+
+    def alerts(self, site_id: str | None = None, *, status: str | tuple[str, ...] | None = None,
+               part: str | None = None) -> list[dict[str, Any]]:
+        """Stored alerts in time order (``record`` decoded)."""
+        t = alerts_table
+        cond = sa.true()
+        if site_id is not None:
+            cond &= t.c.site_id == site_id
+        if status:
+            cond &= t.c.status.in_([status] if isinstance(status, str) else list(status))
+        if part is not None:
+            cond &= t.c.part == part
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t).where(cond).order_by(t.c.time, t.c.part, t.c.id)
+                             ).mappings().all()
+        return [{**dict(r), "record": json.loads(r["record"])} for r in rows]
+
+    def get_alert(self, alert_id: str) -> dict[str, Any] | None:
+        """One alert by id, or by a unique prefix of at least 4 characters."""
+        t = alerts_table
+        alert_id = alert_id.strip().lower()
+        if len(alert_id) < 4:
+            raise StoreError(f"alert id {alert_id!r} is too short (give at least 4 characters)")
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t).where(t.c.id.startswith(alert_id, autoescape=True))
+                             .limit(2)).mappings().all()
+        if len(rows) > 1:
+            raise StoreError(f"alert id {alert_id!r} is ambiguous: give more characters")
+        return {**dict(rows[0]), "record": json.loads(rows[0]["record"])} if rows else None
+
+    def put_alert(self, record: dict[str, Any], params_hash: str,
+                  replaces: str | None = None) -> str:
+        """Insert an alert, or update the stored one of the same id (or ``replaces``).
+
+        Returns ``"new"``, ``"updated"`` (tier, kind, dates or text changed; the status and
+        its reason are kept) or ``"unchanged"``.
+        """
+        t = alerts_table
+        key = replaces or record["id"]
+        values = {
+            "site_id": record["site"], "part": record["part"], "time": record["time"],
+            "start": record["start"], "end": record["end"], "tier": record["tier"],
+            "kind": record["kind"], "params_hash": params_hash,
+        }
+        with self.engine.begin() as c:
+            row = c.execute(sa.select(t).where(t.c.id == key)).mappings().first()
+            now = _now()
+            if row is None:
+                c.execute(t.insert().values(
+                    id=record["id"], status="new", reason=None,
+                    record=json.dumps(_nan_to_none(record), sort_keys=True),
+                    created_at=now, updated_at=now, **values))
+                return "new"
+            old = json.loads(row["record"])
+            record = {**record, "id": row["id"]}
+            text = json.dumps(_nan_to_none(record), sort_keys=True)
+            if json.dumps(old, sort_keys=True) == text:
+                return "unchanged"
+            c.execute(t.update().where(t.c.id == row["id"]).values(
+                record=text, updated_at=now, **values))
+            return "updated"
+
+    def set_alert_status(self, alert_id: str, status: str, reason: str | None = None
+                         ) -> dict[str, Any]:
+        """Move an alert along its lifecycle; returns the updated alert."""
+        if status not in ALERT_STATUSES:
+            raise StoreError(f"unknown alert status {status!r}; use one of "
+                             f"{', '.join(ALERT_STATUSES)}")
+        found = self.get_alert(alert_id)
+        if found is None:
+            raise StoreError(f"no alert {alert_id!r} (see `sitewatch alerts SITE`)")
+        t = alerts_table
+        with self.engine.begin() as c:
+            c.execute(t.update().where(t.c.id == found["id"]).values(
+                status=status, reason=reason, updated_at=_now()))
+        out = self.get_alert(found["id"])
+        assert out is not None
+        return out
+
     @contextmanager
     def _conn(self, conn: sa.Connection | None) -> Iterator[sa.Connection]:
         if conn is not None:
@@ -381,6 +673,24 @@ class Store:
         else:
             with self.engine.begin() as c:
                 yield c
+
+
+def _finite(v: Any) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return v if v == v and v not in (float("inf"), float("-inf")) else None
+
+
+def _nan_to_none(obj: Any) -> Any:
+    """JSON cannot hold NaN: unobserved measures are stored as null."""
+    if isinstance(obj, float):
+        return _finite(obj)
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -397,7 +707,14 @@ def _v1_to_v2(conn: sa.Connection) -> None:
     registrations_table.create(conn)
 
 
-#: Migrations from version N to N+1, keyed by N.  Each runs inside the opening transaction.
-MIGRATIONS: dict[int, Any] = {1: _v1_to_v2}
+def _v2_to_v3(conn: sa.Connection) -> None:
+    """Version 3 keeps what ``sitewatch run`` measured: grids, processed scenes, per-part
+    observations, alerts and runs."""
+    for t in (grids_table, processed_table, observations_table, alerts_table, runs_table):
+        t.create(conn)
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "SiteRow", "Store", "parse_time"]
+
+#: Migrations from version N to N+1, keyed by N.  Each runs inside the opening transaction.
+MIGRATIONS: dict[int, Any] = {1: _v1_to_v2, 2: _v2_to_v3}
+
+__all__ = ["ALERT_STATUSES", "DB_NAME", "SCHEMA_VERSION", "SiteRow", "Store", "parse_time"]

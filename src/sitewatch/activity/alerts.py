@@ -53,9 +53,22 @@ class Alert:
     text: str
     before_scene: str | None = None
     after_scene: str | None = None
+    #: Filled for events (:func:`sitewatch.activity.events.group_events`): the usable date
+    #: before the event, the last date that shows it, the grid, the change objects at the
+    #: part on the first date, and every finding (per measure) that makes up the event.
+    start: str | None = None
+    end: str | None = None
+    grid: str | None = None
+    changed_area_m2: float = 0.0
+    objects: int = 0
+    objects_area_m2: float = 0.0
+    largest_object_m2: float = 0.0
+    findings: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["findings"] = list(self.findings)
+        return d
 
 
 def alert_id(site: str, part: str, measure: str, kind: str, time: str) -> str:

@@ -7,7 +7,8 @@ level and spread (median and scaled MAD; with a year or more of data, an annual 
 by iteratively reweighted least squares with Huber weights, kept only when it explains a
 real share of the spread).  :meth:`Baseline.departure` says how far a new value lies from
 normal as an equivalent normal z: with few dates the predictive distribution is Student's t
-with n - 1 degrees of freedom, so the same raw departure counts for less.
+with n - 1 degrees of freedom, so the same raw departure counts for less (unless the
+spread is the measure's known noise floor, which is not estimated from the history).
 
 >>> import numpy as np
 >>> t = np.arange("2024-01-01", "2024-03-01", 5, dtype="datetime64[D]")
@@ -22,9 +23,10 @@ with n - 1 degrees of freedom, so the same raw departure counts for less.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -70,6 +72,9 @@ def days(times: Any) -> np.ndarray:
     arr = np.atleast_1d(np.asarray(times, dtype=object))
     out = np.empty(arr.shape, dtype=np.float64)
     for i, t in enumerate(arr.ravel()):
+        if isinstance(t, str) and (t.endswith("Z") or "+" in t[10:] or t[19:].count("-")):
+            with contextlib.suppress(ValueError):  # an ISO string with an offset: to UTC
+                t = datetime.fromisoformat(t.replace("Z", "+00:00"))
         if getattr(t, "tzinfo", None) is not None:
             t = t.astimezone(UTC).replace(tzinfo=None)
         try:
@@ -180,10 +185,14 @@ class Baseline:
             return Departure(value, exp, math.nan, math.nan, math.nan)
         raw = (value - exp) / self.scale
         # Predictive distribution of a new value with location and scale estimated from n
-        # values: Student's t, n - 1 degrees of freedom, scale * sqrt(1 + 1/n).
-        df = max(self.n - 1, 1)
+        # values: Student's t, n - 1 degrees of freedom, scale * sqrt(1 + 1/n).  When the
+        # spread is the floor (the history is quieter than the measure's known noise), the
+        # scale is not estimated from the sample: only the level's uncertainty remains.
         t = raw / math.sqrt(1.0 + 1.0 / self.n)
-        p = float(stats.t.sf(abs(t), df))
+        if self.floor > 0 and self.scale <= self.floor:
+            p = float(stats.norm.sf(abs(t)))
+        else:
+            p = float(stats.t.sf(abs(t), max(self.n - 1, 1)))
         z = math.copysign(float(stats.norm.isf(p)), raw) if p > 0 else math.copysign(40.0, raw)
         return Departure(value, exp, raw, z, p)
 

@@ -1,0 +1,197 @@
+"""From a part's stored observations to alert events.
+
+Each part is watched through a few measures of its observations against the previous usable
+date (:mod:`sitewatch.pipeline` stores them):
+
+* ``changed_fraction``: the share of the part that changed since the previous usable date.
+  Each date is scored against a baseline learned from the dates *before* it only (so a run
+  gives the same answer incrementally or from scratch), and only rises count: a part
+  changing less than usual is not news.
+* ``brightness_rel`` and ``ndvi_rel``: the part's mean brightness and NDVI on each date
+  *minus the same for the rest of the site*, so that season, haze and sensor gain, which
+  move the whole site together, cancel; change points (:mod:`.changepoints`) tell a
+  persistent new level (construction, razing) from a spike (transient activity).
+
+Dates that are part of an alert are left out of the history that later dates are scored
+against (an event is not normal), unless the alert was dismissed: a dismissed alert was
+normal after all, so its dates join the history and similar values stop alerting.
+
+Findings at one part whose dates touch (a finding's previous usable date is no later than
+the last date of the event so far) are one event, and one alert: the strongest finding sets
+the tier, a level shift among them makes the event persistent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .alerts import TIERS, Alert, alert_id, from_changepoint, from_departure
+from .baseline import fit_baseline
+from .changepoints import find_changepoints
+
+#: Measures scored as departures from normal (rises only), with their noise floor.
+DEPARTURE_FLOORS: dict[str, float] = {"changed_fraction": 0.01}
+#: Level measures searched for change points, with their noise floor.
+LEVEL_FLOORS: dict[str, float] = {"brightness_rel": 0.005, "ndvi_rel": 0.01}
+#: Dates of history needed before a date is scored at all.
+MIN_HISTORY = 2
+#: Words for an event by its kind.
+KIND_WORDS = {
+    "level_shift": "persistent change (a new level)",
+    "spike": "short-lived activity",
+    "unconfirmed": "change on the latest date, not yet confirmed",
+    "departure": "unusual change",
+}
+
+
+@dataclass(frozen=True)
+class Obs:
+    """One observation of a part on a date, against the previous usable date."""
+
+    time: str
+    scene_id: str
+    previous_id: str | None
+    previous_time: str | None
+    grid: str
+    measures: Mapping[str, float] = field(default_factory=dict)
+
+
+def _value(o: Obs, m: str) -> float:
+    v = o.measures.get(m, math.nan)
+    return float(v) if v is not None else math.nan
+
+
+def series_findings(site: str, part: str, series: Sequence[Obs], *,
+                    dismissed: Iterable[str] = (), levels: bool = True) -> list[Alert]:
+    """Findings (one :class:`Alert` per measure and date) for one part on one grid.
+
+    ``series``: the part's observations in time order; ``dismissed``: times (ISO) that
+    belong to dismissed alerts and so count as normal.
+    """
+    series = list(series)
+    if not series:
+        return []
+    dismissed = set(dismissed)
+    times = [o.time for o in series]
+    out: list[Alert] = []
+    flagged = np.zeros(len(series), bool)
+    for measure, floor in DEPARTURE_FLOORS.items():
+        v = np.array([_value(o, measure) for o in series])
+        for i in range(len(series)):
+            if not math.isfinite(v[i]):
+                continue
+            normal = ~flagged[:i] | np.array([t in dismissed for t in times[:i]], bool)
+            hist = np.isfinite(v[:i]) & normal
+            if hist.sum() < MIN_HISTORY:
+                continue
+            b = fit_baseline(times[:i], v[:i], floor=floor, normal=normal)
+            d = b.departure(times[i], v[i])
+            if not d.z > 0:
+                continue
+            a = from_departure(site, part, measure, times[i], d, b,
+                               before_scene=series[i].previous_id,
+                               after_scene=series[i].scene_id)
+            if a is not None:
+                flagged[i] = True
+                out.append(_placed(a, series[i]))
+    if levels:
+        normal = ~flagged | np.array([t in dismissed for t in times], bool)
+        for measure, floor in LEVEL_FLOORS.items():
+            v = np.array([_value(o, measure) for o in series])
+            if np.isfinite(v).sum() < 4:
+                continue
+            b = fit_baseline(times, v, floor=floor, normal=normal)
+            for cp in find_changepoints(times, v, baseline=b, floor=floor):
+                o = series[cp.index]
+                a = from_changepoint(site, part, measure, cp, b, before_scene=o.previous_id,
+                                     after_scene=o.scene_id)
+                if a is not None:
+                    out.append(_placed(a, o))
+    out.sort(key=lambda a: (a.time, a.measure))
+    return out
+
+
+def _placed(a: Alert, o: Obs) -> Alert:
+    m = o.measures
+    return replace(a, start=o.previous_time or o.time, end=a.time, grid=o.grid,
+                   changed_area_m2=_num(m.get("changed_area_m2")),
+                   objects=int(_num(m.get("objects"))),
+                   objects_area_m2=_num(m.get("objects_area_m2")),
+                   largest_object_m2=_num(m.get("largest_object_m2")))
+
+
+def _num(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return 0.0
+    return f if math.isfinite(f) else 0.0
+
+
+def _rank(a: Alert) -> tuple[int, float]:
+    return TIERS.index(a.tier), abs(a.z) if math.isfinite(a.z) else 0.0
+
+
+def group_events(site: str, findings: Iterable[Alert]) -> list[Alert]:
+    """One alert per event: findings at a part whose dates touch are merged."""
+    by_part: dict[str, list[Alert]] = {}
+    for f in findings:
+        by_part.setdefault(f.part, []).append(f)
+    events: list[Alert] = []
+    for part, fs in by_part.items():
+        fs.sort(key=lambda a: (a.time, a.start or a.time))
+        group: list[Alert] = []
+        for f in fs:
+            if group and (f.start or f.time) <= max(g.end or g.time for g in group):
+                group.append(f)
+                continue
+            if group:
+                events.append(_event(site, part, group))
+            group = [f]
+        if group:
+            events.append(_event(site, part, group))
+    events.sort(key=lambda a: (a.time, a.part))
+    return events
+
+
+def _event(site: str, part: str, group: list[Alert]) -> Alert:
+    top = max(group, key=_rank)
+    kinds = {g.kind for g in group}
+    kind = next((k for k in ("level_shift", "spike", "departure", "unconfirmed")
+                 if k in kinds), top.kind)
+    tier = max((g.tier for g in group), key=TIERS.index)
+    if kind == "level_shift":
+        tier = max(tier, "watch", key=TIERS.index)
+    first = min(group, key=lambda g: g.time)
+    end = max(g.end or g.time for g in group)
+    start = min(g.start or g.time for g in group)
+    # Change objects: from the first date's pair that shows change, where the objects are.
+    src = max((g for g in group if g.time == first.time), key=lambda g: g.objects)
+    when = first.time[:10] if end[:10] == first.time[:10] else \
+        f"{first.time[:10]} to {end[:10]}"
+    objs = (f"; {src.objects} change object{'s' if src.objects != 1 else ''} at the part, "
+            f"largest {src.largest_object_m2:,.0f} m2" if src.objects else "")
+    text = (f"{part}: {KIND_WORDS.get(kind, kind)}, {when} (previous usable image "
+            f"{start[:10]}){objs}. " + " ".join(g.text.split(": ", 1)[-1] for g in group[:4]))
+    if len(group) > 4:
+        text += f" (+{len(group) - 4} more findings)"
+    return Alert(
+        alert_id(site, part, "event", "event", first.time), site, part, first.time,
+        top.measure, kind, tier, top.value, top.expected, top.z, top.confidence, top.history,
+        text, src.before_scene, src.after_scene, start=start, end=end, grid=src.grid,
+        changed_area_m2=src.changed_area_m2, objects=src.objects,
+        objects_area_m2=src.objects_area_m2, largest_object_m2=src.largest_object_m2,
+        findings=tuple({k: v for k, v in g.to_dict().items()
+                        if k in ("time", "measure", "kind", "tier", "value", "expected", "z",
+                                 "grid", "text", "before_scene", "after_scene")}
+                       for g in group),
+    )
+
+
+__all__ = ["DEPARTURE_FLOORS", "LEVEL_FLOORS", "MIN_HISTORY", "Obs", "group_events",
+           "series_findings"]

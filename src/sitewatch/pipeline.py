@@ -1,0 +1,475 @@
+"""``sitewatch run``: the incremental pipeline from catalogued scenes to per-part
+observations and alerts.
+
+For each grid of a site (one per sensor resolution), scenes are taken in time order and each
+one that has no result with the current parameters (or whose result rests on a different
+chain: another previous date, composite, reference or file) is
+
+1. loaded onto the site grid with its quality mask (cloud, shadow, no data);
+2. judged usable when at least ``min_usable`` of the site is observed ("not observed" is
+   stored as a result for every part);
+3. co-registered to the grid's reference scene (the first that sees at least 90% of the
+   site), the shift undone in the same warp;
+4. compared with the previous usable date and with a rolling clear-sky composite (the
+   per-pixel median of the last ``composite`` usable dates), the detector normalising
+   radiometry as it prefers;
+5. scored per part (:func:`sitewatch.zonal.part_changes`), and stored with its parameters in
+   one transaction: a crash or Ctrl-C loses at most the scene in hand, and the next run
+   resumes from there.
+
+After the scenes, every part's series is scored (:mod:`sitewatch.activity.events`) and
+alerts are stored; an event already alerted is updated, never alerted twice.  The library
+never prints: progress goes to a callback, messages to :mod:`logging`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time as _time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .activity.events import DEPARTURE_FLOORS, Obs, group_events, series_findings
+from .change.base import MethodError
+from .change.detect import DEFAULT_METHOD, detect_arrays, resolve
+from .change.tiled import OPTICAL_BANDS, registration_bands, sensor_kind
+from .coregister import Shift, register
+from .errors import GridError, SitewatchError
+from .grid import GridImage, SiteGrid, default_resolution, grid_for_scenes, load_scene
+from .scenes import Scene, iso
+from .sites import Site
+from .store import Store
+from .zonal import REST, part_changes
+
+log = logging.getLogger(__name__)
+
+#: Bumped whenever the pipeline's algorithm changes what it stores: results of another
+#: version are recomputed.
+PIPELINE_VERSION = 1
+#: A scene whose site coverage reaches this can be a grid's co-registration reference.
+REFERENCE_MIN_SEEN = 0.9
+#: Co-registration shifts smaller than this (pixels) are recorded but not applied.
+MIN_APPLIED_SHIFT_PX = 0.05
+#: Result statuses.  ``first``/``ok`` are usable dates; the others are not.
+STATUSES = ("first", "ok", "unusable", "rejected", "failed")
+USABLE = ("first", "ok")
+
+#: progress(stage, done, total)
+Progress = Callable[[str, int, int], None]
+
+
+class PipelineError(SitewatchError):
+    """The pipeline cannot run for this site (unknown site, no scenes, bad parameters)."""
+
+
+@dataclass(frozen=True)
+class RunParams:
+    """What a run's results depend on.  ``method`` None: the sensor's default detector
+    (optical HACD on the visible bands, or on every loaded band when the visible bands are
+    missing; SAR log-ratio)."""
+
+    method: str | None = None
+    method_params: dict[str, Any] = field(default_factory=dict)
+    min_usable: float = 0.5
+    composite: int = 5
+    #: Whether change points in a part's brightness and NDVI (relative to the rest of the
+    #: site) raise alerts on their own.  Off by default: with less than a year of history
+    #: the seasons move parts with more or less vegetation than their surroundings apart,
+    #: and on the simulated site that made most parts "shift level" every spring and
+    #: autumn.  Either way they say whether a departure was a new level or a spike.
+    levels: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_usable <= 1.0:
+            raise PipelineError(f"min_usable must be in (0, 1], got {self.min_usable!r}")
+        if not isinstance(self.composite, int) or self.composite < 2:
+            raise PipelineError(f"composite must be an integer >= 2, got {self.composite!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "pipeline_version": PIPELINE_VERSION}
+
+    @property
+    def hash(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunParams:
+        d = {k: v for k, v in d.items() if k != "pipeline_version"}
+        return cls(**d)
+
+
+@dataclass
+class RunReport:
+    """What one run did."""
+
+    site: str
+    params: RunParams
+    processed: list[tuple[str, str, str]] = field(default_factory=list)  # (scene, status, why)
+    reused: int = 0
+    alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # new/updated
+    seconds: float = 0.0
+    grids: dict[str, str] = field(default_factory=dict)  # grid -> reference scene
+
+    def count(self, status: str) -> int:
+        return sum(1 for _, s, _ in self.processed if s == status)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "site": self.site, "params": self.params.to_dict(), "params_hash": self.params.hash,
+            "reused": self.reused, "seconds": round(self.seconds, 3), "grids": self.grids,
+            "processed": [{"scene": s, "status": st, "detail": why}
+                          for s, st, why in self.processed],
+            "alerts": {k: v for k, v in self.alerts.items()},
+        }
+
+
+def grid_key(scene: Scene) -> str:
+    """The grid a scene is processed on: its sensor kind and resolution, e.g. ``optical-10m``."""
+    kind, _ = sensor_kind(scene, None)
+    return f"{kind}-{default_resolution([scene]):g}m"
+
+
+def load_bands(scenes: Sequence[Scene], kind: str) -> tuple[str, ...]:
+    """The bands every scene of a grid has, standard optical ones first."""
+    have = [set(s.band_names) for s in scenes]
+    shared = set.intersection(*have) if have else set()
+    if kind == "optical":
+        pick = tuple(b for b in OPTICAL_BANDS if b in shared)
+        if pick:
+            return pick
+    first = scenes[0].band_names
+    return tuple(b for b in first if b in shared)
+
+
+def detector_for(params: RunParams, kind: str, bands: Sequence[str]) -> tuple[str, dict]:
+    """The detector name and parameters for a grid."""
+    name = params.method or DEFAULT_METHOD[kind]
+    p = dict(params.method_params)
+    if name == "hacd" and "bands" not in p and not {"blue", "green", "red"} <= set(bands):
+        p["bands"] = "all"
+    resolve(name, kind, p).check_bands(tuple(bands))  # fails early, naming what is missing
+    return name, p
+
+
+class _Grid:
+    """The state of one grid while its scenes are processed."""
+
+    def __init__(self, store: Store, site: Site, key: str, scenes: list[Scene],
+                 params: RunParams):
+        self.store, self.site, self.key, self.scenes, self.params = store, site, key, scenes, params
+        self.kind = key.split("-", 1)[0]
+        self.grid: SiteGrid = grid_for_scenes(site, scenes)
+        self.bands = load_bands(scenes, self.kind)
+        if not self.bands:
+            raise PipelineError(f"{site.id}: the {key} scenes share no band")
+        self.method, self.method_params = detector_for(params, self.kind, self.bands)
+        self.reg_bands = registration_bands(self.bands)
+        self.masks = self.grid.part_masks(site)
+        self.inside = self.grid.site_mask(site)
+        self.pixel_area = self.grid.resolution ** 2
+        self.cache: dict[str, GridImage] = {}
+        self.ref_id: str | None = None
+        self.ref_band: np.ndarray | None = None
+
+    def load(self, sc: Scene, shift: Shift | None = None) -> GridImage:
+        return load_scene(sc, self.grid, self.bands, shift=shift)
+
+    def reg_image(self, img: GridImage) -> np.ndarray:
+        return np.mean([img.band(b) for b in self.reg_bands], axis=0)
+
+    def seen(self, img: GridImage) -> float:
+        return float(img.valid[self.inside].mean()) if self.inside.any() else 0.0
+
+    def choose_reference(self) -> str:
+        """The stored reference, or the first scene seeing >= 90% of the site (else the one
+        seeing most)."""
+        stored = self.store.grid_reference(self.site.id, self.key)
+        ids = {s.id for s in self.scenes}
+        if stored in ids:
+            self.ref_id = stored
+            return stored
+        best, best_seen = None, -1.0
+        for sc in self.scenes:
+            try:
+                img = load_scene(sc, self.grid, self.reg_bands)
+            except SitewatchError as exc:
+                log.warning("%s: cannot be read as a reference: %s", sc.id, exc)
+                continue
+            s = self.seen(img)
+            if s > best_seen:
+                best, best_seen = sc.id, s
+            if s >= REFERENCE_MIN_SEEN:
+                break
+        if best is None:
+            raise PipelineError(f"{self.site.id}: no {self.key} scene could be read")
+        self.store.set_grid_reference(self.site.id, self.key, best)
+        self.ref_id = best
+        return best
+
+    def reference_band(self) -> np.ndarray:
+        if self.ref_band is None:
+            sc = next(s for s in self.scenes if s.id == self.ref_id)
+            self.ref_band = self.reg_image(load_scene(sc, self.grid, self.reg_bands))
+        return self.ref_band
+
+    def aligned(self, scene_id: str) -> GridImage:
+        """A usable scene, loaded again with its recorded shift (cached)."""
+        if scene_id not in self.cache:
+            sc = next(s for s in self.scenes if s.id == scene_id)
+            shift = None
+            for r in self.store.registrations(self.site.id, self.key):
+                if r["scene_id"] == scene_id and r["reference_id"] == self.ref_id:
+                    s = Shift(r["dy"], r["dx"])
+                    shift = s if s.magnitude >= MIN_APPLIED_SHIFT_PX else None
+            self.cache[scene_id] = self.load(sc, shift)
+        return self.cache[scene_id]
+
+    def keep_only(self, ids: Iterable[str]) -> None:
+        keep = set(ids)
+        for k in list(self.cache):
+            if k not in keep:
+                del self.cache[k]
+
+
+def _chain(sc: Scene, ref: str, previous: str | None, composite: list[str]) -> dict[str, Any]:
+    return {"checksum": sc.checksum, "reference": ref, "previous": previous,
+            "composite": composite}
+
+
+def _not_observed(g: _Grid, img: GridImage | None) -> list[dict[str, Any]]:
+    zones = dict(g.masks)
+    out = g.inside.copy()
+    for m in g.masks.values():
+        out &= ~m
+    zones[REST] = out
+    rows = []
+    for name, m in zones.items():
+        n = int(m.sum())
+        frac = float(img.valid[m].mean()) if (img is not None and n) else 0.0
+        rows.append({"part": name, "reference": "none", "reference_id": None,
+                     "observed_fraction": frac, "changed_fraction": math.nan,
+                     "measures": {"pixels": n, "observed_fraction": frac}})
+    return rows
+
+
+def _observations(g: _Grid, before: np.ndarray, after: GridImage, reference: str,
+                  reference_id: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    ch = detect_arrays(before, after.data, g.bands, g.method, sensor=g.kind,
+                       params=g.method_params or None)
+    stats = part_changes(ch, g.masks, g.pixel_area, site_mask=g.inside, before=before,
+                         after=after.data, bands=g.bands)
+    rows = [{"part": name, "reference": reference, "reference_id": reference_id,
+             "observed_fraction": pc.observed_fraction, "changed_fraction": pc.changed_fraction,
+             "measures": pc.to_dict()} for name, pc in stats.items()]
+    info = {"threshold": ch.threshold, "rule": ch.threshold_rule, "method": ch.method,
+            "changed_fraction_site": float(ch.changed[g.inside & ch.observed].mean())
+            if (g.inside & ch.observed).any() else math.nan}
+    return rows, info
+
+
+def _composite(images: Sequence[GridImage]) -> np.ndarray:
+    """Per-pixel median of the images (clear-sky: masked pixels are NaN and skipped)."""
+    stack = np.stack([im.data for im in images])
+    out = np.full(stack.shape[1:], np.nan, np.float32)
+    seen = np.isfinite(stack).any(axis=0)
+    if seen.any():
+        out[seen] = np.nanmedian(stack[:, seen], axis=0)
+    return out
+
+
+def _process_grid(g: _Grid, done: dict[str, dict[str, Any]], report: RunReport,
+                  tick: Callable[[], None]) -> None:
+    store, site, params = g.store, g.site, g.params
+    ref = g.choose_reference()
+    report.grids[g.key] = ref
+    usable: list[str] = []
+    times = {s.id: iso(s.acquired) for s in g.scenes}
+    for sc in g.scenes:
+        previous = usable[-1] if usable else None
+        comp_ids = usable[-params.composite:]
+        chain = _chain(sc, ref, previous, comp_ids)
+        row = done.get(sc.id)
+        if row is not None and row["chain"] == chain and row["grid"] == g.key:
+            report.reused += 1
+            if row["status"] in USABLE:
+                usable.append(sc.id)
+            tick()
+            continue
+        status, why, detail, obs = _process_scene(g, sc, ref, previous, comp_ids)
+        detail.update({"bands": list(g.bands), "method": g.method,
+                       "method_params": g.method_params, "version": __version__})
+        store.put_result(site.id, sc.id, params.hash, grid=g.key, acquired=times[sc.id],
+                         status=status, previous_id=previous if status == "ok" else None,
+                         chain=chain, params=params.to_dict(), detail=detail,
+                         observations=obs)
+        report.processed.append((sc.id, status, why))
+        if status in USABLE:
+            usable.append(sc.id)
+            g.keep_only(usable[-(params.composite + 1):])
+        else:
+            g.cache.pop(sc.id, None)
+        tick()
+
+
+def _process_scene(g: _Grid, sc: Scene, ref: str, previous: str | None, comp_ids: list[str]
+                   ) -> tuple[str, str, dict[str, Any], list[dict[str, Any]]]:
+    try:
+        img = g.load(sc)
+    except SitewatchError as exc:
+        return "failed", f"cannot be loaded: {exc}", {"error": str(exc)}, _not_observed(g, None)
+    seen = g.seen(img)
+    detail: dict[str, Any] = {"site_observed": seen}
+    if seen < g.params.min_usable:
+        why = f"{seen:.0%} of the site observed (cloud, shadow or no data)"
+        return "unusable", why, {**detail, "reason": why}, _not_observed(g, img)
+    if sc.id != ref:
+        try:
+            reg = register(g.reference_band(), g.reg_image(img))
+        except GridError as exc:
+            why = f"co-registration failed: {exc}"
+            return "rejected", why, {**detail, "reason": why}, _not_observed(g, img)
+        g.store.put_registration(g.site.id, sc.id, g.key, ref, reg)
+        detail["registration"] = {"dy": reg.shift.dy, "dx": reg.shift.dx,
+                                  "status": reg.status, "reason": reg.reason}
+        if reg.status == "rejected":
+            why = f"co-registration rejected: {reg.reason}"
+            return "rejected", why, {**detail, "reason": why}, _not_observed(g, img)
+        if reg.shift.magnitude >= MIN_APPLIED_SHIFT_PX:
+            img = g.load(sc, reg.shift)
+    g.cache[sc.id] = img
+    if previous is None:
+        return "first", "first usable date", detail, _not_observed(g, img)
+    try:
+        prev = g.aligned(previous)
+        obs, info = _observations(g, prev.data, img, "previous", previous)
+        detail["previous"] = info
+        if len(comp_ids) >= 2:
+            comp = _composite([g.aligned(i) for i in comp_ids])
+            c_obs, c_info = _observations(g, comp, img, "composite", ",".join(comp_ids))
+            obs += c_obs
+            detail["composite"] = {**c_info, "members": comp_ids}
+    except (MethodError, GridError) as exc:
+        why = f"change detection failed: {exc}"
+        g.cache.pop(sc.id, None)
+        return "failed", why, {**detail, "reason": why}, _not_observed(g, img)
+    return "ok", f"{seen:.0%} of the site observed", detail, obs
+
+
+def series(store: Store, site_id: str, params_hash: str) -> dict[tuple[str, str], list[Obs]]:
+    """Every part's observations against the previous usable date, per (part, grid)."""
+    times: dict[str, str] = {}
+    for r in store.observations(site_id, params_hash, reference="previous"):
+        times[r["scene_id"]] = r["acquired"]
+    for r in store.observations(site_id, params_hash, reference="none"):
+        times[r["scene_id"]] = r["acquired"]
+    rows = store.observations(site_id, params_hash, reference="previous")
+    rest = {r["scene_id"]: r["measures"] for r in rows if r["part"] == REST}
+    out: dict[tuple[str, str], list[Obs]] = {}
+    for r in rows:
+        m = dict(r["measures"])
+        around = rest.get(r["scene_id"], {})
+        if r["part"] != REST:  # levels relative to the rest of the site (see events)
+            for name in ("brightness", "ndvi"):
+                m[f"{name}_rel"] = m.get(f"{name}_after", math.nan) - around.get(
+                    f"{name}_after", math.nan)
+        prev = r["reference_id"]
+        prev_time = times.get(prev)
+        if prev_time is None and prev:
+            sc = store.get_scene(site_id, prev)
+            prev_time = iso(sc.acquired) if sc else None
+        out.setdefault((r["part"], r["grid"]), []).append(
+            Obs(r["acquired"], r["scene_id"], prev, prev_time, r["grid"], m))
+    return out
+
+
+def score_alerts(store: Store, site_id: str, params: RunParams) -> dict[str, list[dict]]:
+    """Score every part's series and store the alerts; returns the new and updated ones."""
+    stored = store.alerts(site_id)
+    dismissed: dict[str, set[str]] = {}
+    for a in stored:
+        if a["status"] == "dismissed":
+            dismissed.setdefault(a["part"], set()).update(
+                f["time"] for f in a["record"].get("findings", []))
+    findings = []
+    for (part, _grid), obs in sorted(series(store, site_id, params.hash).items()):
+        findings += series_findings(site_id, part, obs, dismissed=dismissed.get(part, ()),
+                                    levels=params.levels)
+    out: dict[str, list[dict]] = {"new": [], "updated": []}
+    by_id = {a["id"]: a for a in stored}
+    claimed: set[str] = set()
+    for ev in group_events(site_id, findings):
+        if not params.levels and not any(f["measure"] in DEPARTURE_FLOORS
+                                         for f in ev.findings):
+            continue  # level change points only characterise departures (see RunParams)
+        # The same event found again (perhaps now starting a date earlier) updates the
+        # stored alert whose dates it overlaps.
+        target = ev.id if ev.id in by_id else next(
+            (a["id"] for a in stored if a["part"] == ev.part and a["id"] not in claimed
+             and a["start"] <= (ev.end or ev.time) and ev.start <= a["end"]), ev.id)
+        claimed.add(target)
+        what = store.put_alert(ev.to_dict(), params.hash, replaces=target)
+        if what in out:
+            got = store.get_alert(target)
+            assert got is not None
+            out[what].append(got)
+    return out
+
+
+def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
+             progress: Progress | None = None,
+             sinks: Sequence[Any] = ()) -> RunReport:
+    """Process every catalogued scene of ``site_id`` not yet processed with ``params``, then
+    score the series and store alerts; new and updated alerts go to each sink's
+    ``emit(alerts, site)``."""
+    t0 = _time.perf_counter()
+    params = params or RunParams()
+    site = store.get_site(site_id)
+    if site is None:
+        raise PipelineError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
+    if not site.placed_parts():
+        log.warning("%s: the site has no placed parts; only the rest of the site is scored",
+                    site_id)
+    scenes = [s for s in store.scenes(site_id) if s.georeferenced]
+    if not scenes:
+        raise PipelineError(f"site {site_id!r} has no georeferenced scenes; ingest some first "
+                            "(`sitewatch ingest PATH --site SITE`)")
+    report = RunReport(site_id, params)
+    run_id = store.start_run(site_id, params.hash, params.to_dict(), __version__)
+    done = store.processed(site_id, params.hash)
+    groups: dict[str, list[Scene]] = {}
+    for s in scenes:
+        groups.setdefault(grid_key(s), []).append(s)
+    total, count = len(scenes), 0
+    tick_cb = progress or (lambda *_: None)
+
+    def tick() -> None:
+        nonlocal count
+        count += 1
+        tick_cb("process", count, total)
+
+    for key in sorted(groups):
+        g = _Grid(store, site, key, groups[key], params)
+        _process_grid(g, done, report, tick)
+    tick_cb("alerts", 0, 1)
+    report.alerts = score_alerts(store, site_id, params)
+    tick_cb("alerts", 1, 1)
+    report.seconds = _time.perf_counter() - t0
+    for sink in sinks:
+        sink.emit(report.alerts, site)
+    store.finish_run(run_id, {"processed": len(report.processed), "reused": report.reused,
+                              "new_alerts": len(report.alerts["new"]),
+                              "updated_alerts": len(report.alerts["updated"]),
+                              "seconds": round(report.seconds, 3)})
+    return report
+
+
+__all__ = ["PIPELINE_VERSION", "STATUSES", "PipelineError", "RunParams", "RunReport",
+           "grid_key", "run_site", "score_alerts", "series"]
