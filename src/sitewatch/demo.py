@@ -6,7 +6,9 @@
    (checked locally on a grid of windows, recorded in the catalogue, and compared with the
    simulator's true shifts);
 4. measure change between consecutive usable dates, per part;
-5. set the per-part change beside the ground-truth events, and write an HTML page with the
+5. run the watch pipeline (``sitewatch run``: per-part observations, baselines, alerts)
+   and score its alerts against the planted events (hits, misses, false alarms, lag);
+6. set the per-part change beside the ground-truth events, and write an HTML page with the
    before/after images.
 
 Later capabilities replace each stage with the real one; the demo grows with them.
@@ -23,13 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+from . import evaluate
 from .change.base import ChangeMap
 from .change.detect import detect_arrays
 from .coregister import Shift, register
 from .errors import GridError
+from .evaluate import Scorecard
 from .grid import GridImage, load_scene, site_grid
 from .ingest import IngestReport, ingest
-from .scenes import Scene, iso
+from .pipeline import RunParams, RunReport, run_site, usable_dates
+from .scenes import Scene, iso, parse_time
 from .simulate import Scenario, SimEvent, simulate_scenario
 from .sites import Site
 from .store import Store
@@ -103,6 +108,9 @@ class DemoResult:
     shifts: list[ShiftCheck] = field(default_factory=list)
     flagged_registrations: list[tuple[Scene, str]] = field(default_factory=list)
     html: Path | None = None
+    run: RunReport | None = None
+    alerts: list[dict] = field(default_factory=list)
+    scorecard: Scorecard | None = None
 
     @property
     def parts(self) -> list[str]:
@@ -129,6 +137,18 @@ class DemoResult:
             "shift_error_median_px": errors[len(errors) // 2] if errors else math.nan,
             "shift_error_max_px": errors[-1] if errors else math.nan,
             "coregistered_scenes": len(errors),
+        }
+
+    def _alert_score(self) -> dict[str, object] | None:
+        if self.scorecard is None:
+            return None
+        sc = self.scorecard
+        return {
+            "summary": sc.summary(),
+            "changes": [{"event": h.change.event, "kind": h.change.kind, "date": h.change.time,
+                         "parts": list(h.change.parts), "alert": h.alert, "lag": h.lag}
+                        for h in sc.hits],
+            "false_alarms": [a["id"] for a in sc.false_alarms],
         }
 
     def to_dict(self) -> dict[str, object]:
@@ -173,6 +193,10 @@ class DemoResult:
             ],
             "summary": {k: (num(v) if isinstance(v, float) else v)
                         for k, v in self.summary().items()},
+            "run": self.run.to_dict() if self.run else None,
+            "alerts": [{k: a[k] for k in ("id", "part", "time", "tier", "kind", "status")}
+                       | {"text": a["record"]["text"]} for a in self.alerts],
+            "alert_score": self._alert_score(),
             "page": str(self.html) if self.html else None,
         }
 
@@ -198,9 +222,12 @@ def _run(store: Store, scenario: Scenario, scene_dir: Path, work: Path, tick: Pr
          html: bool, method: str) -> DemoResult:
     # The demo owns the simulated scenes of its site: drop those of earlier scenarios
     # (another seed or work folder), so the catalogue never points at files now gone.
-    for old in store.scenes(SITE_ID):
-        if old.simulated and Path(old.source).resolve().parent != scene_dir:
-            store.delete_scene(SITE_ID, old.id)
+    stale = [old for old in store.scenes(SITE_ID)
+             if old.simulated and Path(old.source).resolve().parent != scene_dir]
+    for old in stale:
+        store.delete_scene(SITE_ID, old.id)
+    if stale:  # alerts about another scenario's scenes would be about nothing now
+        store.delete_alerts(SITE_ID)
     report = ingest(store, [scene_dir], SITE_ID, site=scenario.site, progress=tick)
     site = store.get_site(SITE_ID)
     assert site is not None
@@ -261,6 +288,14 @@ def _run(store: Store, scenario: Scenario, scene_dir: Path, work: Path, tick: Pr
             events = scenario.events_between(sa.acquired, sb.acquired)
             res.pairs.append(PairRow(sensor, sa, sb, stats, events, ch, (ia, ib)))
     res.checks = _check_events(res)
+    params = RunParams(method=method)
+    res.run = run_site(store, SITE_ID, params, progress=tick)
+    res.alerts = store.alerts(SITE_ID)
+    usable = usable_dates(store, SITE_ID, params.hash)
+    days = [t for ts in usable.values() for t in ts]
+    years = ((parse_time(max(days)) - parse_time(min(days))).days / 365.25) if days else 0.0
+    res.scorecard = evaluate.score(res.alerts, evaluate.changes_from_events(scenario.events),
+                                   usable, part_years=(len(res.parts) + 1) * years)
     if html:
         from .report.demo_page import write_demo_page
 

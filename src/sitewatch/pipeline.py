@@ -423,6 +423,15 @@ def score_alerts(store: Store, site_id: str, params: RunParams) -> dict[str, lis
     return out
 
 
+def usable_dates(store: Store, site_id: str, params_hash: str) -> dict[str, list[str]]:
+    """Per grid, the acquisition times of the usable scenes (sorted ISO strings)."""
+    out: dict[str, list[str]] = {}
+    for row in store.processed(site_id, params_hash).values():
+        if row["status"] in USABLE:
+            out.setdefault(row["grid"], []).append(row["acquired"])
+    return {g: sorted(v) for g, v in out.items()}
+
+
 def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
              progress: Progress | None = None,
              sinks: Sequence[Any] = ()) -> RunReport:
@@ -472,4 +481,4 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
 
 
 __all__ = ["PIPELINE_VERSION", "STATUSES", "PipelineError", "RunParams", "RunReport",
-           "grid_key", "run_site", "score_alerts", "series"]
+           "grid_key", "run_site", "score_alerts", "series", "usable_dates"]

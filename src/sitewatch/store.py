@@ -649,6 +649,12 @@ class Store:
                 record=text, updated_at=now, **values))
             return "updated"
 
+    def delete_alerts(self, site_id: str) -> int:
+        """Remove every alert of a site (the demo does, when its scenario changes)."""
+        with self.engine.begin() as c:
+            res = c.execute(alerts_table.delete().where(alerts_table.c.site_id == site_id))
+        return int(res.rowcount or 0)
+
     def set_alert_status(self, alert_id: str, status: str, reason: str | None = None
                          ) -> dict[str, Any]:
         """Move an alert along its lifecycle; returns the updated alert."""
