@@ -23,7 +23,7 @@ def cli(ctx: click.Context, home: str | None, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
-    from . import catalog, demo, detect, sites
+    from . import catalog, demo, detect, sites, watch
 
     cli.add_command(sites.site)
     cli.add_command(catalog.ingest)
@@ -32,6 +32,10 @@ def _register() -> None:
     cli.add_command(detect.detect)
     cli.add_command(detect.methods)
     cli.add_command(detect.train)
+    cli.add_command(watch.run)
+    cli.add_command(watch.timeline)
+    cli.add_command(watch.alerts)
+    cli.add_command(watch.alert)
     cli.add_command(demo.demo)
 
 

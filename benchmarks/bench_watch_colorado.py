@@ -1,0 +1,741 @@
+#!/usr/bin/env python
+"""The watch pipeline on a real Landsat series with planted events (issue 4): detection
+rate, detection lag and false alarms per part-year of ``sitewatch.pipeline.run_site``.
+
+Usage (from the repository root)::
+
+    python benchmarks/bench_watch_colorado.py [--data ../shared/data] [--seeds 10]
+        [--events 8] [--methods default,ratio,cva] [--out docs/bench_watch_colorado.md]
+
+The series is ``landsat_timeseries_colorado``: 105 real Landsat 5/7 scenes (2008-2013,
+61 x 61 px at 30 m, red / nir / swir16 surface reflectance with an Fmask band) with their
+real clouds, snow, shadows, SLC-off gaps and seasons.  For each seed a copy of the series
+is written to a temporary folder with ``--events`` changes planted in it:
+
+* sizes: every size of :data:`SIZES` once per seed, the rest drawn at random from them;
+* shapes: compact blobs grown from a random pixel by random 4-connected growth, at least
+  :data:`EDGE` px from the image edge;
+* dates: a scene index drawn uniformly in [15, 100) of the 105 (time order), so every event
+  has history before it; the event's day is drawn between the previous scene and that one;
+* kinds: half construction-like (bright bare concrete), half clearing-like (vegetation
+  removed to bare soil), reflectances drawn per event from :data:`KINDS` with a small
+  per-date gain jitter and per-pixel noise;
+* persistence: the planted reflectance is written into that scene and every later one, on
+  pixels the scene's Fmask calls clear (0) or water (1) and that have data in every band.
+  Cloud, shadow, snow and fill stay on top, as they would on the ground.
+
+Parts: one per event (its bounding box grown by 1 px, at least 5 x 5 px, named
+``event_e<i>_<n>px``) and as many untouched 5 x 5 px parts (``quiet_q<i>``) on ground with no
+planted change; parts keep a 1 px gap from each other.  The site boundary is the image
+footprint less 5 m.  The copy is catalogued with ``sitewatch.ingest.ingest`` and every
+method runs through ``run_site`` on the same store (alerts cleared before each method, so
+one method's alerts cannot be taken for another's).  Alerts are scored with
+``sitewatch.evaluate.score``: an event is detected when an alert at its part has a finding
+on one of the first two usable scenes at or after its day (lag 0 or 1 usable scene).  False
+alarms per part-year on the untouched parts = alerts there / (untouched parts x years
+spanned by the usable dates).  Everything is drawn from the seed, so a run is repeatable.
+Temporary copies are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import math
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.warp import transform_geom
+
+from sitewatch import evaluate
+from sitewatch.grid import grid_for_scenes
+from sitewatch.ingest import ingest
+from sitewatch.pipeline import RunParams, run_site, usable_dates
+from sitewatch.sites import site_from_geojson
+from sitewatch.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import code_state  # noqa: E402
+
+SERIES = "landsat_timeseries_colorado"
+BAND_FILES = {"red": "b3", "nir": "b4", "swir16": "b5"}
+SCALE = 1e-4  # DN -> reflectance (the files carry no scale; values confirm 1e-4)
+NODATA = -9999
+PLANT_ON = (0, 1)  # Fmask codes the planted ground shows through: clear, water
+SIZES = (1, 2, 4, 8, 12, 20)
+BIG = 4  # the target is for events of at least this many pixels
+EDGE = 3  # planted pixels stay this far (px) from the image edge
+FIRST_SCENE, LAST_SCENE = 15, 100  # event scene index drawn in [FIRST, LAST)
+QUIET_SIZE = 5
+MIN_PART = 5
+#: Reflectance ranges (red, nir, swir16) an event's level is drawn from.
+KINDS: dict[str, tuple[tuple[float, float], ...]] = {
+    "construction": ((0.20, 0.30), (0.25, 0.32), (0.30, 0.40)),
+    "clearing": ((0.12, 0.18), (0.18, 0.24), (0.25, 0.32)),
+}
+GAIN_SD = 0.03  # per-date multiplicative jitter of an event's level (haze, sun angle)
+NOISE_SD = 0.005  # per-pixel, per-date additive noise (reflectance)
+TARGET_DETECT = 0.90
+TARGET_FA = 1.0
+
+# --------------------------------------------------------------------------- the series
+
+
+@dataclass
+class SceneDir:
+    name: str
+    day: date
+
+    def path(self, root: Path, band: str) -> Path:
+        return root / self.name / f"{self.name}_{band}.tif"
+
+
+def list_scenes(root: Path) -> list[SceneDir]:
+    out = []
+    for d in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        # Landsat scene ids: LXSPPPRRRYYYYDDD...
+        year, doy = int(d[9:13]), int(d[13:16])
+        out.append(SceneDir(d, date(year, 1, 1) + timedelta(days=doy - 1)))
+    out.sort(key=lambda s: (s.day, s.name))
+    return out
+
+
+def read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as f:
+        return f.read(1)
+
+
+@dataclass
+class Series:
+    root: Path
+    scenes: list[SceneDir]
+    shape: tuple[int, int]
+    transform: Any
+    crs: Any
+    fmask: list[np.ndarray] = field(default_factory=list)
+    bands: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, root: Path) -> Series:
+        scenes = list_scenes(root)
+        with rasterio.open(scenes[0].path(root, "fmask")) as f:
+            shape, transform, crs = (f.height, f.width), f.transform, f.crs
+        s = cls(root, scenes, shape, transform, crs)
+        s.fmask = [read(sc.path(root, "fmask")) for sc in scenes]
+        s.bands = {b: [read(sc.path(root, f)) for sc in scenes] for b, f in BAND_FILES.items()}
+        return s
+
+    def plantable(self, k: int) -> np.ndarray:
+        ok = np.isin(self.fmask[k], PLANT_ON)
+        for arrs in self.bands.values():
+            ok &= arrs[k] != NODATA
+        return ok
+
+    def clear_levels(self) -> dict[str, tuple[float, float, float]]:
+        """Median clear-sky reflectance per band over the summer (Jun-Sep) scenes, and the
+        5th and 95th percentiles of the pixels: what the ground looks like."""
+        out = {}
+        for b, arrs in self.bands.items():
+            vals = [a[(f == 0) & (a != NODATA)] for a, f, sc in zip(arrs, self.fmask,
+                                                                   self.scenes, strict=True)
+                    if 6 <= sc.day.month <= 9]
+            v = np.concatenate(vals).astype(float) * SCALE
+            out[b] = (float(np.percentile(v, 5)), float(np.median(v)),
+                      float(np.percentile(v, 95)))
+        return out
+
+
+# --------------------------------------------------------------------------- planting
+
+
+@dataclass
+class Event:
+    id: str
+    size: int
+    kind: str
+    scene: int  # index of the first scene that shows it (when clear there)
+    day: date  # the day it appears on the ground
+    pixels: np.ndarray  # (n, 2) rows, cols
+    level: np.ndarray  # (3,) reflectance red, nir, swir16
+    part: str = ""
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)  # r0, r1, c0, c1 inclusive
+
+
+@dataclass
+class Layout:
+    seed: int
+    events: list[Event]
+    quiet: dict[str, tuple[int, int, int, int]]
+
+    @property
+    def boxes(self) -> dict[str, tuple[int, int, int, int]]:
+        return {**{e.part: e.box for e in self.events}, **self.quiet}
+
+
+def _grow_blob(rng: np.random.Generator, size: int, shape: tuple[int, int]) -> np.ndarray:
+    h, w = shape
+    r, c = int(rng.integers(EDGE, h - EDGE)), int(rng.integers(EDGE, w - EDGE))
+    blob = [(r, c)]
+    have = {(r, c)}
+    while len(blob) < size:
+        frontier = sorted({(y + dy, x + dx) for y, x in blob
+                           for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1))
+                           if EDGE <= y + dy < h - EDGE and EDGE <= x + dx < w - EDGE} - have)
+        y, x = frontier[int(rng.integers(len(frontier)))]
+        blob.append((y, x))
+        have.add((y, x))
+    return np.array(blob)
+
+
+def _part_box(pix: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    r0, c0 = pix.min(axis=0) - 1
+    r1, c1 = pix.max(axis=0) + 1
+    for lo, hi, n in ((0, 1, shape[0]), (2, 3, shape[1])):
+        b = [r0, r1, c0, c1]
+        while b[hi] - b[lo] + 1 < MIN_PART:  # grow alternately on each side
+            if (b[hi] - b[lo]) % 2 == 0 and b[lo] > 0:
+                b[lo] -= 1
+            elif b[hi] < n - 1:
+                b[hi] += 1
+            else:
+                b[lo] -= 1
+        r0, r1, c0, c1 = b
+    return int(r0), int(r1), int(c0), int(c1)
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int], gap: int = 1) -> bool:
+    return not (a[1] + gap < b[0] or b[1] + gap < a[0] or a[3] + gap < b[2] or b[3] + gap < a[2])
+
+
+def make_layout(seed: int, n_events: int, series: Series) -> Layout:
+    rng = np.random.default_rng([4, seed])
+    shape = series.shape
+    sizes = list(SIZES[:n_events]) + [int(rng.choice(SIZES))
+                                      for _ in range(max(0, n_events - len(SIZES)))]
+    rng.shuffle(sizes)
+    kinds = ["construction", "clearing"] * (n_events // 2 + 1)
+    kinds = kinds[:n_events]
+    rng.shuffle(kinds)
+    events: list[Event] = []
+    boxes: list[tuple[int, int, int, int]] = []
+    for i, (size, kind) in enumerate(zip(sizes, kinds, strict=True)):
+        for _try in range(1000):
+            pix = _grow_blob(rng, size, shape)
+            box = _part_box(pix, shape)
+            if not any(_overlaps(box, b) for b in boxes):
+                break
+        else:
+            raise SystemExit(f"seed {seed}: no room for event {i} ({size} px)")
+        k = int(rng.integers(FIRST_SCENE, LAST_SCENE))
+        prev, this = series.scenes[k - 1].day, series.scenes[k].day
+        day = prev + timedelta(days=int(rng.integers(1, (this - prev).days + 1)))
+        level = np.array([rng.uniform(lo, hi) for lo, hi in KINDS[kind]])
+        e = Event(f"E{i}", size, kind, k, day, pix, level, f"event_e{i}_{size}px", box)
+        events.append(e)
+        boxes.append(box)
+    quiet: dict[str, tuple[int, int, int, int]] = {}
+    for q in range(n_events):
+        for _try in range(1000):
+            r0 = int(rng.integers(EDGE, shape[0] - EDGE - QUIET_SIZE + 1))
+            c0 = int(rng.integers(EDGE, shape[1] - EDGE - QUIET_SIZE + 1))
+            box = (r0, r0 + QUIET_SIZE - 1, c0, c0 + QUIET_SIZE - 1)
+            if not any(_overlaps(box, b) for b in boxes):
+                break
+        else:
+            raise SystemExit(f"seed {seed}: no room for untouched part {q}")
+        quiet[f"quiet_q{q}"] = box
+        boxes.append(box)
+    return Layout(seed, events, quiet)
+
+
+def write_copy(series: Series, layout: Layout, dest: Path) -> int:
+    """The series with the layout's events planted, under ``dest`` (same folder and file
+    names, profiles and tags).  Returns the number of planted pixel-dates."""
+    planted = 0
+    bands = list(BAND_FILES)
+    for k, sc in enumerate(series.scenes):
+        (dest / sc.name).mkdir(parents=True)
+        shutil.copy2(sc.path(series.root, "fmask"), sc.path(dest, "fmask"))
+        live = [e for e in layout.events if e.scene <= k]
+        if not live:
+            for f in BAND_FILES.values():
+                shutil.copy2(sc.path(series.root, f), sc.path(dest, f))
+            continue
+        arrs = {b: series.bands[b][k].copy() for b in bands}
+        ok = series.plantable(k)
+        for j, e in enumerate(layout.events):
+            if e.scene > k:
+                continue
+            rng = np.random.default_rng([5, layout.seed, j, k])
+            gain = 1.0 + rng.normal(0.0, GAIN_SD)
+            rr, cc = e.pixels[:, 0], e.pixels[:, 1]
+            on = ok[rr, cc]
+            for i, b in enumerate(bands):
+                v = e.level[i] * gain + rng.normal(0.0, NOISE_SD, len(rr))
+                dn = np.clip(np.round(v / SCALE), 1, 10000).astype(np.int16)
+                arrs[b][rr[on], cc[on]] = dn[on]
+            planted += int(on.sum())
+        for b, f in BAND_FILES.items():
+            src = sc.path(series.root, f)
+            with rasterio.open(src) as s:
+                profile, tags = s.profile, s.tags()
+                band_tags, desc = s.tags(1), s.descriptions
+            with rasterio.open(sc.path(dest, f), "w", **profile) as o:
+                o.write(arrs[b], 1)
+                o.update_tags(**tags)
+                o.update_tags(1, **band_tags)
+                if desc and desc[0]:
+                    o.set_band_description(1, desc[0])
+    return planted
+
+
+# --------------------------------------------------------------------------- the site
+
+
+def _lonlat(series: Series, r0: float, r1: float, c0: float, c1: float,
+            inset_m: float = 0.0) -> dict[str, Any]:
+    """Pixel rows r0..r1 and columns c0..c1 (inclusive) as a lon/lat polygon."""
+    t = series.transform
+    x0, y0 = t * (c0, r0)
+    x1, y1 = t * (c1 + 1, r1 + 1)
+    x0, x1 = min(x0, x1) + inset_m, max(x0, x1) - inset_m
+    y0, y1 = min(y0, y1) + inset_m, max(y0, y1) - inset_m
+    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+    return transform_geom(series.crs, "EPSG:4326", {"type": "Polygon", "coordinates": [ring]})
+
+
+def site_geojson(series: Series, layout: Layout, site_id: str) -> dict[str, Any]:
+    h, w = series.shape
+    feats = [{"type": "Feature", "geometry": _lonlat(series, 0, h - 1, 0, w - 1, inset_m=5.0),
+              "properties": {"role": "site", "id": site_id, "name": f"Colorado planted, seed "
+                             f"{layout.seed}", "site_type": "facility", "simulated": True}}]
+    for name, (r0, r1, c0, c1) in layout.boxes.items():
+        feats.append({"type": "Feature", "geometry": _lonlat(series, r0, r1, c0, c1),
+                      "properties": {"role": "part", "name": name, "kind": "other"}})
+    return {"type": "FeatureCollection", "features": feats}
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class MethodResult:
+    """Everything one method gives over the seeds."""
+
+    label: str
+    seconds: list[float] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # one per planted event
+    quiet_alerts: list[dict[str, Any]] = field(default_factory=list)
+    quiet_part_years: float = 0.0
+    event_fa: int = 0  # unexplained alerts at event parts
+    rest_alerts: int = 0
+    all_fa: int = 0
+    all_alerts: int = 0
+    all_part_years: float = 0.0
+    statuses: Counter = field(default_factory=Counter)
+    why: Counter = field(default_factory=Counter)  # non-usable reasons (shortened)
+    usable: list[int] = field(default_factory=list)
+    years: list[float] = field(default_factory=list)
+    detector: set = field(default_factory=set)
+    shifts: list[float] = field(default_factory=list)
+
+
+def _first_lag(alerts: list[dict[str, Any]], part: str, day: str, use: list[str]
+               ) -> int | None:
+    """Usable scenes from the first one at or after ``day`` to the first finding at ``part``
+    on or after it (any lag), None when no alert there ever shows it."""
+    i0 = bisect.bisect_left(use, day)
+    best = None
+    for a in alerts:
+        if a["part"] != part:
+            continue
+        for f in a["record"].get("findings") or []:
+            d = f["time"][:10]
+            if d >= day and d in use:
+                lag = use.index(d) - i0
+                best = lag if best is None else min(best, lag)
+    return best
+
+
+def _short(why: str) -> str:
+    if "observed" in why and "%" in why:
+        return "under min_usable of the site observed"
+    return why.split(":")[0] + (": " + why.split(":", 1)[1].strip()[:60] if ":" in why else "")
+
+
+def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
+              layout: Layout, report: Any) -> None:
+    alerts = store.alerts(site_id)
+    usable = usable_dates(store, site_id, params.hash)
+    use = sorted(t[:10] for ts in usable.values() for t in ts)
+    if len(usable) != 1:
+        raise SystemExit(f"expected one grid, got {sorted(usable)}")
+    years = (date.fromisoformat(use[-1]) - date.fromisoformat(use[0])).days / 365.25
+    changes = [evaluate.TruthChange(e.id, e.day.isoformat(), (e.part,), e.kind)
+               for e in layout.events]
+    n_parts = len(layout.events) + len(layout.quiet) + 1  # + the rest of the site
+    card = evaluate.score(alerts, changes, usable, part_years=n_parts * years)
+    for e, hit in zip(layout.events, card.hits, strict=True):
+        i0 = bisect.bisect_left(use, e.day.isoformat())
+        res.events.append({
+            "seed": layout.seed, "id": e.id, "size": e.size, "kind": e.kind,
+            "day": e.day.isoformat(), "detected": hit.alert is not None, "lag": hit.lag,
+            "first_lag": _first_lag(alerts, e.part, e.day.isoformat(), use),
+            "first_usable": use[i0] if i0 < len(use) else None})
+    fa_ids = {a["id"] for a in card.false_alarms}
+    for a in alerts:
+        if a["part"] in layout.quiet:
+            res.quiet_alerts.append({"seed": layout.seed, "part": a["part"],
+                                     "time": a["time"][:10], "tier": a["tier"],
+                                     "kind": a["kind"], "z": a["record"].get("z"),
+                                     "value": a["record"].get("value")})
+        elif a["id"] in fa_ids and a["part"].startswith("event_"):
+            res.event_fa += 1
+        elif a["part"] not in layout.boxes:
+            res.rest_alerts += 1
+    res.quiet_part_years += len(layout.quiet) * years
+    res.all_fa += len(card.false_alarms)
+    res.all_alerts += len(alerts)
+    res.all_part_years += card.part_years
+    res.seconds.append(report.seconds)
+    res.usable.append(len(use))
+    res.years.append(years)
+    res.statuses.update(st for _, st, _ in report.processed)
+    res.why.update(_short(why) for _, st, why in report.processed
+                   if st not in ("ok", "first"))
+    for row in store.processed(site_id, params.hash).values():
+        det = row["detail"]
+        res.detector.add(f"{det.get('method')} {det.get('method_params')}")
+        reg = det.get("registration")
+        if reg and row["status"] in ("ok", "first"):
+            res.shifts.append(math.hypot(reg["dy"], reg["dx"]))
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _pct(n: int, d: int) -> str:
+    return f"{100 * n / d:.0f} % ({n}/{d})" if d else "–"
+
+
+def _num(v: float | None, fmt: str = ".2f") -> str:
+    return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else \
+        format(v, fmt)
+
+
+def _met(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
+def summary(res: MethodResult) -> dict[str, Any]:
+    ev = res.events
+    big = [e for e in ev if e["size"] >= BIG]
+    lags = [e["first_lag"] for e in ev if e["first_lag"] is not None]
+    big_lags = [e["first_lag"] for e in big if e["first_lag"] is not None]
+    det_big = sum(e["detected"] for e in big)
+    fa_q = len(res.quiet_alerts) / res.quiet_part_years if res.quiet_part_years else math.nan
+    return {
+        "big_rate": det_big / len(big) if big else math.nan, "big_n": len(big),
+        "big_det": det_big, "all_det": sum(e["detected"] for e in ev), "all_n": len(ev),
+        "lags": lags, "big_lags": big_lags, "fa_quiet": fa_q,
+        "fa_all": res.all_fa / res.all_part_years if res.all_part_years else math.nan,
+    }
+
+
+def render(results: list[MethodResult], layouts: list[Layout], series: Series, args: Any,
+           cmd: str, wall: float, extras: dict[str, Any]) -> str:
+    lv = series.clear_levels()
+    n_sc = len(series.scenes)
+    lines = [
+        "# Watch pipeline on a real Landsat series with planted events (Colorado)",
+        "",
+        f"- command: `{cmd}`",
+        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs; Python {platform.python_version()}, numpy {np.__version__}, "
+        f"rasterio {rasterio.__version__}",
+        f"- code: {code_state()}",
+        f"- wall time: {wall:.0f} s",
+        "",
+        "## What was done",
+        "",
+        f"The real series `{SERIES}` ({n_sc} Landsat 5/7 scenes, "
+        f"{series.scenes[0].day} to {series.scenes[-1].day}, {series.shape[0]} x "
+        f"{series.shape[1]} px at 30 m, red / nir / swir16 with Fmask) was copied once per "
+        f"seed (seeds {', '.join(str(lay.seed) for lay in layouts)}) with {args.events} "
+        "changes planted in each: sizes "
+        f"{', '.join(str(s) for s in SIZES)} px each once per seed and the rest drawn from "
+        "them; compact 4-connected blobs at random places at least "
+        f"{EDGE} px from the edge; the first scene showing each drawn uniformly from scene "
+        f"indices [{FIRST_SCENE}, {LAST_SCENE}) and its day between the previous scene and "
+        "that one; half construction-like, half clearing-like; persistent (written into that "
+        "scene and every later one where Fmask says clear or water and every band has data, "
+        "so clouds, shadows, snow and gaps stay on top).",
+        "",
+        "Planted reflectance (each event's level drawn uniformly per band, then per date a "
+        f"gain jitter of sd {GAIN_SD:.0%} and per pixel noise of sd {NOISE_SD}) against the "
+        "ground's clear-sky reflectance in the summer scenes (Jun-Sep; 5th percentile / "
+        "median / 95th percentile of the pixels):",
+        "",
+        "| | red | nir | swir16 |",
+        "|---|---|---|---|",
+        "| ground, summer | " + " | ".join(f"{lv[b][0]:.3f} / {lv[b][1]:.3f} / {lv[b][2]:.3f}"
+                                           for b in BAND_FILES) + " |",
+    ]
+    for k, rng_ in KINDS.items():
+        lines.append(f"| {k} | " + " | ".join(f"{lo:.2f}-{hi:.2f}" for lo, hi in rng_) + " |")
+    lines += [
+        "",
+        f"Parts per seed: one per event (its bounding box grown by 1 px, at least {MIN_PART} "
+        f"x {MIN_PART} px) and {args.events} untouched {QUIET_SIZE} x {QUIET_SIZE} px parts "
+        "on ground with no planted change, 1 px apart; the site is the image footprint. "
+        "Each copy is catalogued with `ingest` and run with `run_site(store, site, "
+        "RunParams(method=M))` at the pipeline's defaults (min_usable "
+        f"{RunParams().min_usable}, composite {RunParams().composite}, levels "
+        f"{RunParams().levels}); alerts are cleared between methods. Detected = an alert at "
+        f"the event's part with a finding on one of the first {evaluate.MAX_LAG + 1} usable "
+        "scenes at or after the event's day (`sitewatch.evaluate.score`, lag 0 = the first "
+        "usable scene after the change). *Lag (any)* = usable scenes from that first one to "
+        "the first finding at the part on or after the day, however late. False alarms per "
+        "part-year on the untouched parts = every alert there / (untouched parts x the years "
+        "spanned by the usable scenes); *all parts* = the unexplained alerts of "
+        "`evaluate.score` at every part, the rest of the site included, over (all parts + 1) "
+        "x years.",
+        "",
+        "## Headline",
+        "",
+        f"Targets (issue 4): >= {TARGET_DETECT:.0%} of planted events of >= {BIG} px "
+        f"detected within one usable scene; <= {TARGET_FA:g} false alarm per part-year on "
+        "untouched parts.",
+        "",
+        "| method (detector as run) | detected, >= 4 px | target | FA / part-year, untouched "
+        "| target | FA / part-year, all parts | detected, all sizes | s per run (mean) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    sums = {r.label: summary(r) for r in results}
+    for r in results:
+        s = sums[r.label]
+        det = "; ".join(sorted(r.detector))
+        lines.append(
+            f"| {r.label} (`{det}`) | {_pct(s['big_det'], s['big_n'])} | "
+            f"{_met(s['big_rate'] >= TARGET_DETECT)} | {_num(s['fa_quiet'])} "
+            f"({len(r.quiet_alerts)} in {r.quiet_part_years:.0f}) | "
+            f"{_met(s['fa_quiet'] <= TARGET_FA)} | {_num(s['fa_all'])} | "
+            f"{_pct(s['all_det'], s['all_n'])} | {statistics.mean(r.seconds):.1f} |")
+    lines += ["", "## Detection by size (within one usable scene)", "",
+              "| method | " + " | ".join(f"{s} px" for s in SIZES) + " | >= 4 px |",
+              "|---|" + "---|" * (len(SIZES) + 1)]
+    for r in results:
+        cells = []
+        for size in SIZES:
+            ev = [e for e in r.events if e["size"] == size]
+            cells.append(_pct(sum(e["detected"] for e in ev), len(ev)))
+        s = sums[r.label]
+        lines.append(f"| {r.label} | " + " | ".join(cells) +
+                     f" | {_pct(s['big_det'], s['big_n'])} |")
+    lines += ["", "By kind (>= 4 px):", "", "| method | construction | clearing |",
+              "|---|---|---|"]
+    for r in results:
+        cells = []
+        for kind in KINDS:
+            ev = [e for e in r.events if e["kind"] == kind and e["size"] >= BIG]
+            cells.append(_pct(sum(e["detected"] for e in ev), len(ev)))
+        lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
+    lines += ["", "## Detection lag (usable scenes)", "",
+              "Lag 0 = the first usable scene at or after the event's day. *within window*: "
+              "the lag of the detections `evaluate.score` counts (0 or 1); *any*: to the first "
+              "finding at the part on or after the day however late, and how many events ever "
+              "got one.", "",
+              "| method | lag 0 | lag 1 | mean lag (within window) | ever found | mean / median "
+              "lag (any) | max lag (any) | mean / median lag (any), >= 4 px |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        s = sums[r.label]
+        win = [e["lag"] for e in r.events if e["lag"] is not None]
+        la, bl = s["lags"], s["big_lags"]
+        lines.append(
+            f"| {r.label} | {win.count(0)} | {win.count(1)} | "
+            f"{_num(statistics.mean(win) if win else None)} | {_pct(len(la), len(r.events))} | "
+            f"{_num(statistics.mean(la) if la else None)} / "
+            f"{_num(statistics.median(la) if la else None, 'g')} | {max(la) if la else '–'} | "
+            f"{_num(statistics.mean(bl) if bl else None)} / "
+            f"{_num(statistics.median(bl) if bl else None, 'g')} |")
+    lines += ["", "## False alarms", "",
+              "| method | alerts at untouched parts | part-years (untouched) | per part-year | "
+              "unexplained alerts at event parts | alerts on the rest of the site | "
+              "unexplained, all parts | all alerts |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        s = sums[r.label]
+        lines.append(f"| {r.label} | {len(r.quiet_alerts)} | {r.quiet_part_years:.1f} | "
+                     f"{_num(s['fa_quiet'])} | {r.event_fa} | {r.rest_alerts} | {r.all_fa} | "
+                     f"{r.all_alerts} |")
+    lines += ["", "Untouched-part alerts by date (dates with the most; the same date across "
+              "seeds and places points at the scene, not the ground). *tiers*: info / watch "
+              "/ warning.", ""]
+    for r in results:
+        by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for a in r.quiet_alerts:
+            by_day[a["time"]].append(a)
+        if not by_day:
+            lines.append(f"- {r.label}: none")
+            continue
+        top = sorted(by_day.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:8]
+        tiers = Counter(a["tier"] for a in r.quiet_alerts)
+        share = sum(len(v) for _, v in top) / len(r.quiet_alerts)
+        lines.append(
+            f"- {r.label}: {len(by_day)} dates; tiers " +
+            ", ".join(f"{t} {tiers[t]}" for t in ("info", "watch", "warning")) +
+            "; top dates (alerts, seeds): " + ", ".join(
+                f"{d} ({len(v)}, {len({a['seed'] for a in v})})" for d, v in top) +
+            f" = {share:.0%} of them")
+    lines += ["", "## Scenes", ""]
+    for r in results:
+        runs = len(r.seconds)
+        st = ", ".join(f"{k} {v / runs:g}" for k, v in sorted(r.statuses.items()))
+        why = "; ".join(f"{k} ({v / runs:g})" for k, v in r.why.most_common())
+        sh = (f"; applied co-registration shifts: median {statistics.median(r.shifts):.2f} px,"
+              f" max {max(r.shifts):.2f} px" if r.shifts else "")
+        lines.append(f"- {r.label}: per run, scene statuses {st}; usable scenes "
+                     f"{min(r.usable)}-{max(r.usable)} spanning {statistics.mean(r.years):.2f} "
+                     f"years; not usable: {why or 'none'}{sh}.")
+    if extras.get("reference"):
+        lines.append(f"- co-registration reference: {extras['reference']}")
+    lines += ["", "## Planted events", "",
+              "| seed | events (id size kind day) |", "|---|---|"]
+    for lay in layouts:
+        lines.append(f"| {lay.seed} | " + "; ".join(
+            f"{e.id} {e.size}px {e.kind[:5]} {e.day}" for e in lay.events) + " |")
+    lines += ["", f"Planted pixel-dates written per seed: "
+              f"{', '.join(str(v) for v in extras['planted'])}.", ""]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def method_label(m: str | None) -> str:
+    return m if m else "default"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    default_data = os.environ.get("SITEWATCH_DATA") or str(REPO.parent / "shared" / "data")
+    ap.add_argument("--data", default=default_data,
+                    help=f"folder holding {SERIES}/ (default: $SITEWATCH_DATA or "
+                         "../shared/data)")
+    ap.add_argument("--seeds", type=int, default=10, help="number of seeds (0, 1, ...)")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--events", type=int, default=8, help="planted events per seed")
+    ap.add_argument("--methods", default="default,ratio,cva",
+                    help="comma-separated detectors for RunParams(method=...); 'default' = "
+                         "the pipeline's default (HACD)")
+    ap.add_argument("--out", default=str(REPO / "docs" / "bench_watch_colorado.md"))
+    ap.add_argument("--workdir", default=None,
+                    help="where the temporary copies go (a new folder inside it, removed)")
+    args = ap.parse_args(argv)
+    if args.events < 2 or args.seeds < 1:
+        ap.error("need --events >= 2 and --seeds >= 1")
+
+    t_start = time.perf_counter()
+    root = Path(args.data) / SERIES
+    if not root.is_dir():
+        print(f"no {SERIES} under {args.data}; give --data or set SITEWATCH_DATA",
+              file=sys.stderr)
+        return 2
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t_start:6.0f} s] {msg}", file=sys.stderr, flush=True)
+
+    series = Series.load(root)
+    log(f"read {len(series.scenes)} scenes {series.shape}")
+    results = {m: MethodResult(method_label(m if m != "default" else None)) for m in methods}
+    layouts: list[Layout] = []
+    extras: dict[str, Any] = {"planted": []}
+    tmp = Path(tempfile.mkdtemp(prefix="sw-bench-colorado-", dir=args.workdir))
+    try:
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            layout = make_layout(seed, args.events, series)
+            layouts.append(layout)
+            work = tmp / f"seed{seed}"
+            copy = work / SERIES
+            extras["planted"].append(write_copy(series, layout, copy))
+            site_id = f"colorado-planted-{seed}"
+            site = site_from_geojson(site_geojson(series, layout, site_id), site_id)
+            with Store.open_path(work / "sw.db") as store:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ing = ingest(store, [copy], site_id, site=site)
+                if ing.count("added") != len(series.scenes):
+                    raise SystemExit(f"seed {seed}: ingest added {ing.count('added')} of "
+                                     f"{len(series.scenes)} scenes")
+                check_masks(store, site_id, series, layout)
+                for m in methods:
+                    params = RunParams(method=None if m == "default" else m)
+                    store.delete_alerts(site_id)
+                    rep = run_site(store, site_id, params)
+                    score_run(results[m], store, site_id, params, layout, rep)
+                    extras.setdefault("reference", "; ".join(
+                        f"{k}: {v}" for k, v in rep.grids.items()))
+                    r = results[m]
+                    got = [e for e in r.events if e["seed"] == seed]
+                    log(f"seed {seed} {m}: {sum(e['detected'] for e in got)}/{len(got)} "
+                        f"detected, {sum(a['seed'] == seed for a in r.quiet_alerts)} alerts "
+                        f"at untouched parts, {rep.seconds:.1f} s")
+            shutil.rmtree(work)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    wall = time.perf_counter() - t_start
+    cmd = "python " + " ".join(shlex.quote(a) for a in [
+        os.path.relpath(__file__, Path.cwd()) if Path(__file__).is_relative_to(Path.cwd())
+        else __file__, *(sys.argv[1:] if argv is None else argv)])
+    text = render([results[m] for m in methods], layouts, series, args, cmd, wall, extras)
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    log(f"wrote {out}")
+    return 0
+
+
+def check_masks(store: Store, site_id: str, series: Series, layout: Layout) -> None:
+    """The pipeline's site and part masks hold exactly the planned pixels (the lon/lat round
+    trip must not move a part by a pixel)."""
+    site = store.get_site(site_id)
+    grid = grid_for_scenes(site, [s for s in store.scenes(site_id) if s.georeferenced])
+    col = (series.transform.c - grid.transform.c) / grid.transform.a
+    row = (series.transform.f - grid.transform.f) / grid.transform.e
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        raise SystemExit(f"{site_id}: the site grid is not in phase with the scenes")
+    r, c = round(row), round(col)
+    h, w = series.shape
+    want = np.zeros(grid.shape, bool)
+    want[r:r + h, c:c + w] = True
+    if not np.array_equal(grid.site_mask(site), want):
+        raise SystemExit(f"{site_id}: the site mask is not the image footprint")
+    masks = grid.part_masks(site)
+    for name, (r0, r1, c0, c1) in layout.boxes.items():
+        want = np.zeros(grid.shape, bool)
+        want[r + r0:r + r1 + 1, c + c0:c + c1 + 1] = True
+        if name not in masks or not np.array_equal(masks[name], want):
+            raise SystemExit(f"{site_id}: part {name} is not on its planned pixels")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

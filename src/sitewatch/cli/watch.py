@@ -1,0 +1,226 @@
+"""``sitewatch run``, ``timeline``, ``alerts`` and ``alert``: watching a site over time."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import click
+from rich.table import Table
+
+from ..errors import SitewatchError
+from .common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
+from .detect import _params
+
+TIER_STYLE = {"info": "", "watch": "bold", "warning": "bold reverse"}
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
+
+
+def _num(v: Any, fmt: str = "{:.3f}") -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+
+
+@click.command()
+@click.argument("site_id")
+@click.option("--method", help="Change detector (see `sitewatch methods`) [default: the "
+              "sensor's default].")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A detector parameter; repeatable.")
+@click.option("--min-usable", type=float, default=0.5, show_default=True,
+              help="A scene is used when at least this share of the site is observed.")
+@click.option("--composite", type=int, default=5, show_default=True,
+              help="Usable dates in the rolling clear-sky reference composite.")
+@click.option("--level-alerts", is_flag=True,
+              help="Also alert on change points in parts' brightness/NDVI alone (noisy with "
+                   "less than a year of history).")
+@click.option("--jsonl", type=click.Path(dir_okay=False),
+              help="Append new and updated alerts to this JSON-lines file.")
+@click.option("--geojson", type=click.Path(dir_okay=False),
+              help="Write all the site's alerts to this GeoJSON file.")
+@click.option("--webhook", help="POST each new or updated alert to this URL (JSON body, "
+              "see docs/watch.md); retried in the background, never blocks the run.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@pass_ctx
+def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
+        min_usable: float, composite: int, level_alerts: bool, jsonl: str | None,
+        geojson: str | None, webhook: str | None, as_json: bool) -> None:
+    """Process the site's new scenes, score every part and raise alerts.
+
+    Only scenes without a result for these parameters are processed; an interrupted run
+    resumes where it stopped.
+    """
+    from ..pipeline import RunParams, run_site
+    from ..sinks import GeoJsonSink, JsonLinesSink, WebhookSink
+
+    rp = RunParams(method=method, method_params=_params(params), min_usable=min_usable,
+                   composite=composite, levels=level_alerts)
+    with ctx.store() as store:
+        sinks: list[Any] = []
+        if jsonl:
+            sinks.append(JsonLinesSink(jsonl))
+        if geojson:
+            sinks.append(GeoJsonSink(geojson, lambda s: store.alerts(s)))
+        if webhook:
+            sinks.append(WebhookSink(webhook))
+        try:
+            with progress_bar(not as_json) as tick:
+                rep = run_site(store, site_id, rp, progress=tick, sinks=sinks)
+        finally:
+            for s in sinks:
+                s.close()
+    if as_json:
+        echo_json(rep.to_dict())
+        return
+    done = ", ".join(f"{rep.count(s)} {s}" for s in ("ok", "first", "unusable", "rejected",
+                                                     "failed") if rep.count(s)) or "none"
+    out.print(f"site {esc(repr(site_id))}: {len(rep.processed)} scene(s) processed ({done}); "
+              f"{rep.reused} already done; {rep.seconds:.1f} s")
+    if ctx.verbosity > 0:
+        for sc, st, why in rep.processed:
+            out.print(esc(f"  {st:9} {sc}  {why}"))
+    else:
+        for sc, st, why in rep.processed:
+            if st in ("rejected", "failed"):
+                err.print(esc(f"  {st}: {sc}: {why}"))
+    new, upd = rep.alerts.get("new", []), rep.alerts.get("updated", [])
+    out.print(f"{len(new)} new alert(s), {len(upd)} updated")
+    if new or upd:
+        _alert_table([*new, *upd], title="new and updated alerts")
+
+
+def _alert_table(alerts: list[dict[str, Any]], title: str) -> None:
+    t = Table(title=title, title_justify="left")
+    for c in ("id", "date", "part", "tier", "kind", "status", "what"):
+        t.add_column(c, overflow="fold")
+    for a in alerts:
+        style = TIER_STYLE.get(a["tier"], "")
+        t.add_row(a["id"], a["time"][:10], esc(a["part"]), f"[{style}]{a['tier']}[/]"
+                  if style else a["tier"], a["kind"], a["status"], esc(a["record"]["text"]))
+    out.print(t)
+
+
+def _params_hash(store: Any, site_id: str) -> str:
+    if store.get_site(site_id) is None:
+        raise SitewatchError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
+    last = store.last_run(site_id)
+    if last is None:
+        raise SitewatchError(f"site {site_id!r} has not been run yet: `sitewatch run {site_id}`")
+    return str(last["params_hash"])
+
+
+@click.command()
+@click.argument("site_id")
+@click.option("--part", help="One part (default: every part, changed % per date).")
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="Also draw the timeline to this PNG (needs matplotlib: "
+                   "pip install 'sitewatch[plot]').")
+@click.option("--json", "as_json", is_flag=True, help="Every observation as JSON.")
+@pass_ctx
+def timeline(ctx: Ctx, site_id: str, part: str | None, plot: str | None,
+             as_json: bool) -> None:
+    """Per-part observations over time (from the latest `sitewatch run`)."""
+    from ..timeline import build_timeline
+
+    with ctx.store() as store:
+        ph = _params_hash(store, site_id)
+        tl = build_timeline(store, site_id, ph, part=part)
+    if plot:
+        from ..timeline import plot_timeline
+
+        path = plot_timeline(tl, plot)
+        err.print(f"plot: {esc(path)}")
+    if as_json:
+        echo_json(tl.to_dict())
+        return
+    if part:
+        t = Table(title=f"{part}: per date (changed % is of the part's observed pixels; "
+                        "n/o = not observed)", title_justify="left")
+        for c in ("date", "grid", "observed %", "changed %", "changed m2", "objects",
+                  "vs composite %", "NDVI", "brightness", "alert"):
+            t.add_column(c, justify="right" if c not in ("date", "grid", "alert") else "left")
+        for r in tl.rows:
+            m = r.measures
+            obs = r.observed_fraction >= 0.5 and r.reference == "previous"
+            t.add_row(r.time[:10], r.grid, _pct(r.observed_fraction),
+                      _pct(r.changed_fraction) if obs else r.status_word,
+                      _num(m.get("changed_area_m2"), "{:,.0f}") if obs else "",
+                      str(int(m.get("objects") or 0)) if obs else "",
+                      _pct(r.composite_fraction), _num(m.get("ndvi_after")),
+                      _num(m.get("brightness_after")), ", ".join(r.alerts))
+        out.print(t)
+        return
+    parts = tl.parts
+    t = Table(title="changed % of each part since the previous usable date (n/o = not "
+                    "observed; * = alert)", title_justify="left")
+    t.add_column("date")
+    t.add_column("grid")
+    for p in parts:
+        t.add_column(esc(p.replace("_", " ")), justify="right", max_width=12)
+    for (time, grid), cells in tl.matrix().items():
+        row = []
+        for p in parts:
+            r = cells.get(p)
+            if r is None:
+                row.append("")
+            elif r.reference != "previous" or r.observed_fraction < 0.5:
+                row.append(r.status_word)
+            else:
+                row.append(_pct(r.changed_fraction) + ("*" if r.alerts else ""))
+        t.add_row(time[:10], grid, *row)
+    out.print(t)
+
+
+@click.command()
+@click.argument("site_id")
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["new", "seen", "dismissed", "confirmed"]),
+              help="Only alerts with this status (repeatable) [default: all].")
+@click.option("--part", help="Only this part.")
+@click.option("--json", "as_json", is_flag=True, help="Full alerts as JSON.")
+@pass_ctx
+def alerts(ctx: Ctx, site_id: str, statuses: tuple[str, ...], part: str | None,
+           as_json: bool) -> None:
+    """List a site's alerts, oldest first."""
+    from ..sinks import alert_payload
+
+    with ctx.store() as store:
+        if store.get_site(site_id) is None:
+            raise SitewatchError(f"no site {site_id!r} in the catalogue")
+        found = store.alerts(site_id, status=statuses or None, part=part)
+    if as_json:
+        echo_json([alert_payload(a) for a in found])
+        return
+    if not found:
+        out.print("no alerts" + (f" with status {', '.join(statuses)}" if statuses else ""))
+        return
+    _alert_table(found, title=f"alerts at {site_id} ({len(found)})")
+
+
+@click.command()
+@click.argument("alert_id")
+@click.argument("action", type=click.Choice(["seen", "dismiss", "confirm", "reopen"]))
+@click.option("--reason", help="Why (kept with the alert; asked for when dismissing).")
+@click.option("--json", "as_json", is_flag=True, help="The updated alert as JSON.")
+@pass_ctx
+def alert(ctx: Ctx, alert_id: str, action: str, reason: str | None, as_json: bool) -> None:
+    """Mark an alert seen, dismiss it (a false alarm: its dates become normal for the part's
+    baseline at the next run), confirm it (a real event), or reopen it.  ALERT_ID may be a
+    unique prefix."""
+    from ..sinks import alert_payload
+
+    status = {"seen": "seen", "dismiss": "dismissed", "confirm": "confirmed",
+              "reopen": "new"}[action]
+    if action == "dismiss" and not reason:
+        reason = "dismissed without a reason"
+    with ctx.store() as store:
+        a = store.set_alert_status(alert_id, status, reason)
+    if as_json:
+        echo_json(alert_payload(a))
+        return
+    out.print(esc(f"alert {a['id']} ({a['part']}, {a['time'][:10]}): {status}"
+                  + (f" ({reason})" if reason else "")))
+    if action == "dismiss":
+        out.print("its dates count as normal for the part from the next `sitewatch run`")

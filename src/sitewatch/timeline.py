@@ -1,0 +1,165 @@
+"""A site's per-part timeline from stored results: one row per part and date, with the
+change since the previous usable date, the change against the rolling composite, the
+indices, whether the part was observed, and the alerts that date belongs to.  Reads the
+store only; :func:`plot_timeline` draws it (matplotlib, an optional extra)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SitewatchError
+from .store import Store
+from .zonal import MIN_OBSERVED, REST
+
+
+@dataclass
+class TimelineRow:
+    time: str
+    scene_id: str
+    grid: str
+    part: str
+    status: str  # the scene's pipeline status: first | ok | unusable | rejected | failed
+    reference: str  # previous | none
+    previous_id: str | None
+    observed_fraction: float
+    changed_fraction: float
+    composite_fraction: float
+    measures: dict[str, Any]
+    alerts: list[str] = field(default_factory=list)
+
+    @property
+    def observed(self) -> bool:
+        return self.observed_fraction >= MIN_OBSERVED and self.status in ("ok", "first")
+
+    @property
+    def status_word(self) -> str:
+        if self.status in ("unusable", "rejected", "failed"):
+            return self.status
+        if self.observed_fraction < MIN_OBSERVED:
+            return "n/o"
+        return "first" if self.status == "first" else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        def clean(v: Any) -> Any:
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        return {"time": self.time, "scene": self.scene_id, "grid": self.grid,
+                "part": self.part, "status": self.status, "observed": self.observed,
+                "previous": self.previous_id,
+                "observed_fraction": clean(self.observed_fraction),
+                "changed_fraction": clean(self.changed_fraction),
+                "changed_fraction_vs_composite": clean(self.composite_fraction),
+                "measures": {k: clean(v) for k, v in self.measures.items()},
+                "alerts": self.alerts}
+
+
+@dataclass
+class Timeline:
+    site: str
+    params_hash: str
+    rows: list[TimelineRow]
+    alerts: list[dict[str, Any]]
+
+    @property
+    def parts(self) -> list[str]:
+        names = sorted({r.part for r in self.rows} - {REST})
+        return names + ([REST] if any(r.part == REST for r in self.rows) else [])
+
+    def matrix(self) -> dict[tuple[str, str], dict[str, TimelineRow]]:
+        """(time, grid) -> part -> row, in time order."""
+        out: dict[tuple[str, str], dict[str, TimelineRow]] = {}
+        for r in self.rows:
+            out.setdefault((r.time, r.grid), {})[r.part] = r
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        from .sinks import alert_payload
+
+        return {"site": self.site, "params_hash": self.params_hash,
+                "observations": [r.to_dict() for r in self.rows],
+                "alerts": [alert_payload(a) for a in self.alerts]}
+
+
+def build_timeline(store: Store, site_id: str, params_hash: str, *,
+                   part: str | None = None) -> Timeline:
+    """The stored timeline of a site (or one part) for one parameter set."""
+    site = store.get_site(site_id)
+    if site is None:
+        raise SitewatchError(f"no site {site_id!r} in the catalogue")
+    if part is not None and part != REST:
+        site.part(part)  # names the known parts when it is not one
+    processed = store.processed(site_id, params_hash)
+    obs = store.observations(site_id, params_hash, part=part)
+    comp = {(r["scene_id"], r["part"]): r["changed_fraction"] for r in obs
+            if r["reference"] == "composite"}
+    alerts = store.alerts(site_id, part=part)
+    marks: dict[tuple[str, str, str], list[str]] = {}
+    for a in alerts:
+        for f in a["record"].get("findings", []):
+            marks.setdefault((a["part"], f["time"], f.get("grid") or ""), []).append(a["id"])
+    rows = []
+    for r in obs:
+        if r["reference"] == "composite":
+            continue
+        st = processed.get(r["scene_id"], {}).get("status", "?")
+        ids = sorted(set(marks.get((r["part"], r["acquired"], r["grid"]), [])))
+        rows.append(TimelineRow(
+            r["acquired"], r["scene_id"], r["grid"], r["part"], st, r["reference"],
+            r["reference_id"] if r["reference"] == "previous" else None,
+            r["observed_fraction"], r["changed_fraction"],
+            comp.get((r["scene_id"], r["part"]), math.nan), r["measures"], ids))
+    rows.sort(key=lambda x: (x.time, x.grid, x.part))
+    return Timeline(site_id, params_hash, rows, alerts)
+
+
+def plot_timeline(tl: Timeline, path: str | Path) -> Path:
+    """Changed share per part over time, unobserved dates marked, alerts as triangles."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SitewatchError("plotting needs matplotlib: pip install 'sitewatch[plot]'"
+                             ) from None
+    from datetime import datetime
+
+    parts = tl.parts
+    n = max(len(parts), 1)
+    fig, axes = plt.subplots(n, 1, figsize=(9, 1.6 * n + 0.8), sharex=True, squeeze=False)
+    for ax, p in zip(axes[:, 0], parts, strict=False):
+        rows = [r for r in tl.rows if r.part == p]
+        for grid in sorted({r.grid for r in rows}):
+            rs = [r for r in rows if r.grid == grid]
+            t = [datetime.fromisoformat(r.time[:19]) for r in rs if r.observed
+                 and r.reference == "previous"]
+            v = [100 * r.changed_fraction for r in rs if r.observed
+                 and r.reference == "previous"]
+            ax.plot(t, v, marker="o", ms=3, lw=1, label=grid)
+            miss = [datetime.fromisoformat(r.time[:19]) for r in rs if not r.observed]
+            ax.plot(miss, [0] * len(miss), "x", color="0.5", ms=4,
+                    label="not observed" if miss else None)
+            al = [(datetime.fromisoformat(r.time[:19]), 100 * r.changed_fraction) for r in rs
+                  if r.alerts and math.isfinite(r.changed_fraction)]
+            if al:
+                ax.plot(*zip(*al, strict=True), "v", color="black", ms=7, label="alert")
+        ax.set_ylabel("changed %", fontsize=8)
+        ax.set_title(p, fontsize=9, loc="left")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"{tl.site}: change since the previous usable date, per part", fontsize=10)
+    fig.tight_layout()
+    out = Path(path)
+    try:
+        fig.savefig(out, dpi=110)
+    except OSError as exc:
+        raise SitewatchError(f"cannot write {out}: {exc}") from None
+    finally:
+        plt.close(fig)
+    return out
+
+
+__all__ = ["Timeline", "TimelineRow", "build_timeline", "plot_timeline"]
