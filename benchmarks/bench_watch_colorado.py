@@ -44,6 +44,7 @@ import bisect
 import math
 import os
 import platform
+import re
 import shlex
 import shutil
 import statistics
@@ -52,6 +53,8 @@ import tempfile
 import time
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -61,12 +64,14 @@ import numpy as np
 import rasterio
 from rasterio.warp import transform_geom
 
-from sitewatch import evaluate
+from sitewatch import evaluate, pipeline
+from sitewatch.coregister import ZERO, Registration
 from sitewatch.grid import grid_for_scenes
 from sitewatch.ingest import ingest
 from sitewatch.pipeline import RunParams, run_site, usable_dates
 from sitewatch.sites import site_from_geojson
 from sitewatch.store import Store
+from sitewatch.zonal import MIN_OBSERVED
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -330,14 +335,67 @@ def site_geojson(series: Series, layout: Layout, site_id: str) -> dict[str, Any]
     return {"type": "FeatureCollection", "features": feats}
 
 
+# --------------------------------------------------------------------------- co-registration
+
+#: How co-registration runs.  ``as-is``: the pipeline untouched.  The others are
+#: diagnostics, patched into :mod:`sitewatch.pipeline` for the run only: ``off`` replaces
+#: ``register`` by "no shift, ok" (the Landsat scenes already share one terrain-corrected
+#: grid), so every scene seen well enough is compared; ``swir16`` makes the pipeline match
+#: the swir16 band instead of red (``registration_bands``), acceptance rules unchanged.
+MODES = ("as-is", "off", "swir16")
+DEFAULT_RUNS = "as-is=default,ratio,cva off=default,ratio,cva swir16=default"
+MODE_WORDS = {"as-is": "co-reg as is", "off": "co-reg off", "swir16": "co-reg on swir16"}
+
+
+def _no_registration(reference: Any, moving: Any, **_: Any) -> Registration:
+    return Registration(ZERO, 0.0, math.nan, (), "ok", "co-registration bypassed (benchmark)")
+
+
+@contextmanager
+def coregistration(mode: str) -> Iterator[None]:
+    """Run the pipeline with co-registration ``mode`` (see :data:`MODES`)."""
+    saved = {"registration_bands": pipeline.registration_bands, "register": pipeline.register}
+    old = saved["registration_bands"]
+
+    def swir16(bands: Any) -> list[str]:
+        return ["swir16"] if "swir16" in bands else old(bands)
+
+    if mode == "off":
+        pipeline.register = _no_registration
+    elif mode == "swir16":
+        pipeline.registration_bands = swir16
+    elif mode != "as-is":
+        raise SystemExit(f"unknown co-registration mode {mode!r} (use {', '.join(MODES)})")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(pipeline, k, v)
+
+
+def parse_runs(spec: str) -> dict[str, list[str]]:
+    """``"as-is=default,ratio off=default"`` -> {mode: [methods]}."""
+    out: dict[str, list[str]] = {}
+    for item in spec.split():
+        mode, _, methods = item.partition("=")
+        if mode not in MODES or not methods:
+            raise ValueError(f"bad run spec {item!r}: MODE=METHOD[,METHOD...] with MODE in "
+                             f"{', '.join(MODES)}")
+        out[mode] = [m.strip() for m in methods.split(",") if m.strip()]
+    if not out:
+        raise ValueError("no runs given")
+    return out
+
+
 # --------------------------------------------------------------------------- scoring
 
 
 @dataclass
 class MethodResult:
-    """Everything one method gives over the seeds."""
+    """Everything one method (in one co-registration mode) gives over the seeds."""
 
-    label: str
+    method: str
+    mode: str
     seconds: list[float] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)  # one per planted event
     quiet_alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -353,6 +411,11 @@ class MethodResult:
     years: list[float] = field(default_factory=list)
     detector: set = field(default_factory=set)
     shifts: list[float] = field(default_factory=list)
+    fa_seen: list[float] = field(default_factory=list)  # observed share, unexplained alerts
+
+    @property
+    def label(self) -> str:
+        return self.method if self.mode == "as-is" else f"{self.method}, {MODE_WORDS[self.mode]}"
 
 
 def _first_lag(alerts: list[dict[str, Any]], part: str, day: str, use: list[str]
@@ -373,18 +436,19 @@ def _first_lag(alerts: list[dict[str, Any]], part: str, day: str, use: list[str]
 
 
 def _short(why: str) -> str:
-    if "observed" in why and "%" in why:
-        return "under min_usable of the site observed"
-    return why.split(":")[0] + (": " + why.split(":", 1)[1].strip()[:60] if ":" in why else "")
+    if "of the site observed" in why:
+        return f"under min_usable ({RunParams().min_usable:.0%}) of the site observed"
+    return re.sub(r"\s*\([^)]*\d[^)]*\)", "", re.sub(r"-?\d+\.\d+", "x", why))
 
 
 def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
-              layout: Layout, report: Any) -> None:
+              layout: Layout, report: Any) -> dict[str, Any]:
+    """Score one run into ``res``; returns what the run alerted (for comparisons)."""
     alerts = store.alerts(site_id)
     usable = usable_dates(store, site_id, params.hash)
-    use = sorted(t[:10] for ts in usable.values() for t in ts)
     if len(usable) != 1:
         raise SystemExit(f"expected one grid, got {sorted(usable)}")
+    use = sorted(t[:10] for ts in usable.values() for t in ts)
     years = (date.fromisoformat(use[-1]) - date.fromisoformat(use[0])).days / 365.25
     changes = [evaluate.TruthChange(e.id, e.day.isoformat(), (e.part,), e.kind)
                for e in layout.events]
@@ -396,14 +460,23 @@ def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
             "seed": layout.seed, "id": e.id, "size": e.size, "kind": e.kind,
             "day": e.day.isoformat(), "detected": hit.alert is not None, "lag": hit.lag,
             "first_lag": _first_lag(alerts, e.part, e.day.isoformat(), use),
-            "first_usable": use[i0] if i0 < len(use) else None})
+            "usable_after": len(use) - i0})
     fa_ids = {a["id"] for a in card.false_alarms}
+    # What the part looked like on each alert's first date: how much of it was observed.
+    seen = {(part, o.time[:10]): o.measures.get("observed_fraction", math.nan)
+            for (part, _g), obs in pipeline.series(store, site_id, params.hash).items()
+            for o in obs}
     for a in alerts:
+        frac = seen.get((a["part"], a["time"][:10]), math.nan)
+        if a["id"] in fa_ids:
+            res.fa_seen.append(frac)
         if a["part"] in layout.quiet:
             res.quiet_alerts.append({"seed": layout.seed, "part": a["part"],
                                      "time": a["time"][:10], "tier": a["tier"],
                                      "kind": a["kind"], "z": a["record"].get("z"),
-                                     "value": a["record"].get("value")})
+                                     "value": a["record"].get("value"),
+                                     "measure": a["record"].get("measure"),
+                                     "observed": frac})
         elif a["id"] in fa_ids and a["part"].startswith("event_"):
             res.event_fa += 1
         elif a["part"] not in layout.boxes:
@@ -424,6 +497,13 @@ def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
         reg = det.get("registration")
         if reg and row["status"] in ("ok", "first"):
             res.shifts.append(math.hypot(reg["dy"], reg["dx"]))
+    return {"usable": use, "alerts": sorted((a["part"], a["time"], a["tier"], a["kind"])
+                                            for a in alerts)}
+
+
+def registration_stats(store: Store, site_id: str) -> list[dict[str, Any]]:
+    return [{"scene": r["scene_id"], "status": r["status"], "reliability": r["reliability"],
+             "shift": math.hypot(r["dy"], r["dx"])} for r in store.registrations(site_id)]
 
 
 # --------------------------------------------------------------------------- report
@@ -449,18 +529,25 @@ def summary(res: MethodResult) -> dict[str, Any]:
     big_lags = [e["first_lag"] for e in big if e["first_lag"] is not None]
     det_big = sum(e["detected"] for e in big)
     fa_q = len(res.quiet_alerts) / res.quiet_part_years if res.quiet_part_years else math.nan
+    seen_big = [e for e in big if e["usable_after"] > 0]
     return {
         "big_rate": det_big / len(big) if big else math.nan, "big_n": len(big),
         "big_det": det_big, "all_det": sum(e["detected"] for e in ev), "all_n": len(ev),
+        "seen_big_n": len(seen_big), "seen_big_det": sum(e["detected"] for e in seen_big),
         "lags": lags, "big_lags": big_lags, "fa_quiet": fa_q,
         "fa_all": res.all_fa / res.all_part_years if res.all_part_years else math.nan,
     }
+
+
+def _q(v: list[float], p: float) -> float:
+    return float(np.percentile(v, p)) if v else math.nan
 
 
 def render(results: list[MethodResult], layouts: list[Layout], series: Series, args: Any,
            cmd: str, wall: float, extras: dict[str, Any]) -> str:
     lv = series.clear_levels()
     n_sc = len(series.scenes)
+    base = RunParams()
     lines = [
         "# Watch pipeline on a real Landsat series with planted events (Colorado)",
         "",
@@ -470,7 +557,7 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         f"{os.cpu_count()} CPUs; Python {platform.python_version()}, numpy {np.__version__}, "
         f"rasterio {rasterio.__version__}",
         f"- code: {code_state()}",
-        f"- wall time: {wall:.0f} s",
+        f"- wall time: {wall:.0f} s for {len(layouts)} seeds x {len(results)} runs",
         "",
         "## What was done",
         "",
@@ -503,19 +590,32 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         "",
         f"Parts per seed: one per event (its bounding box grown by 1 px, at least {MIN_PART} "
         f"x {MIN_PART} px) and {args.events} untouched {QUIET_SIZE} x {QUIET_SIZE} px parts "
-        "on ground with no planted change, 1 px apart; the site is the image footprint. "
+        "on ground with no planted change, 1 px apart; the site is the image footprint (the "
+        "pipeline's part and site masks are checked to fall on exactly the planned pixels). "
         "Each copy is catalogued with `ingest` and run with `run_site(store, site, "
-        "RunParams(method=M))` at the pipeline's defaults (min_usable "
-        f"{RunParams().min_usable}, composite {RunParams().composite}, levels "
-        f"{RunParams().levels}); alerts are cleared between methods. Detected = an alert at "
-        f"the event's part with a finding on one of the first {evaluate.MAX_LAG + 1} usable "
-        "scenes at or after the event's day (`sitewatch.evaluate.score`, lag 0 = the first "
-        "usable scene after the change). *Lag (any)* = usable scenes from that first one to "
-        "the first finding at the part on or after the day, however late. False alarms per "
-        "part-year on the untouched parts = every alert there / (untouched parts x the years "
-        "spanned by the usable scenes); *all parts* = the unexplained alerts of "
-        "`evaluate.score` at every part, the rest of the site included, over (all parts + 1) "
-        "x years.",
+        f"RunParams(method=M))` at the pipeline's defaults (min_usable {base.min_usable}, "
+        f"composite {base.composite}, levels {base.levels}); alerts are cleared between "
+        "methods. *default* is `RunParams()` (method None).",
+        "",
+        "Co-registration modes: **as-is** is the pipeline untouched (the rows without a "
+        "suffix). The two others are diagnostics, not sitewatch settings, there because as "
+        "is most clear scenes are rejected by co-registration (see *Scenes and "
+        "co-registration*): **co-reg off** replaces `sitewatch.pipeline.register` for the "
+        "run by \"no shift, ok\" (the scenes already share the terrain-corrected Landsat "
+        "grid), so every scene seen well enough is compared and the detectors and alerting "
+        "are measured on their own; **co-reg on swir16** replaces "
+        "`sitewatch.pipeline.registration_bands` so that scenes are matched on swir16 "
+        "instead of red, every rule of `coregister.register` unchanged. Each mode has its "
+        "own catalogue (the parameters hash does not see the patch).",
+        "",
+        f"Scoring: detected = an alert at the event's part with a finding on one of the first "
+        f"{evaluate.MAX_LAG + 1} usable scenes at or after the event's day "
+        "(`sitewatch.evaluate.score`; lag 0 = the first usable scene after the change). "
+        "*Lag (any)* = usable scenes from that first one to the first finding at the part on "
+        "or after the day, however late. False alarms per part-year on the untouched parts = "
+        "every alert there / (untouched parts x the years spanned by the usable scenes of "
+        "the run); *all parts* = the alerts `evaluate.score` finds unexplained at every part, "
+        "the rest of the site included, over (all parts + 1) x years.",
         "",
         "## Headline",
         "",
@@ -523,23 +623,29 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         f"detected within one usable scene; <= {TARGET_FA:g} false alarm per part-year on "
         "untouched parts.",
         "",
-        "| method (detector as run) | detected, >= 4 px | target | FA / part-year, untouched "
-        "| target | FA / part-year, all parts | detected, all sizes | s per run (mean) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method (detector as run) | co-registration | detected, >= 4 px | target | "
+        "FA / part-year, untouched | target | FA / part-year, all parts | detected, all "
+        "sizes | usable scenes per run | s per run (mean) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     sums = {r.label: summary(r) for r in results}
     for r in results:
         s = sums[r.label]
         det = "; ".join(sorted(r.detector))
+        use = (f"{min(r.usable)}" if min(r.usable) == max(r.usable)
+               else f"{min(r.usable)}-{max(r.usable)}")
         lines.append(
-            f"| {r.label} (`{det}`) | {_pct(s['big_det'], s['big_n'])} | "
+            f"| {r.method} (`{det}`) | {r.mode} | {_pct(s['big_det'], s['big_n'])} | "
             f"{_met(s['big_rate'] >= TARGET_DETECT)} | {_num(s['fa_quiet'])} "
             f"({len(r.quiet_alerts)} in {r.quiet_part_years:.0f}) | "
             f"{_met(s['fa_quiet'] <= TARGET_FA)} | {_num(s['fa_all'])} | "
-            f"{_pct(s['all_det'], s['all_n'])} | {statistics.mean(r.seconds):.1f} |")
+            f"{_pct(s['all_det'], s['all_n'])} | {use} | {statistics.mean(r.seconds):.1f} |")
+    if extras.get("same"):
+        lines += ["", *extras["same"]]
     lines += ["", "## Detection by size (within one usable scene)", "",
-              "| method | " + " | ".join(f"{s} px" for s in SIZES) + " | >= 4 px |",
-              "|---|" + "---|" * (len(SIZES) + 1)]
+              "| method | " + " | ".join(f"{s} px" for s in SIZES) + " | >= 4 px | >= 4 px "
+              "with a usable scene after the event |",
+              "|---|" + "---|" * (len(SIZES) + 2)]
     for r in results:
         cells = []
         for size in SIZES:
@@ -547,7 +653,8 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
             cells.append(_pct(sum(e["detected"] for e in ev), len(ev)))
         s = sums[r.label]
         lines.append(f"| {r.label} | " + " | ".join(cells) +
-                     f" | {_pct(s['big_det'], s['big_n'])} |")
+                     f" | {_pct(s['big_det'], s['big_n'])} | "
+                     f"{_pct(s['seen_big_det'], s['seen_big_n'])} |")
     lines += ["", "By kind (>= 4 px):", "", "| method | construction | clearing |",
               "|---|---|---|"]
     for r in results:
@@ -558,9 +665,9 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
     lines += ["", "## Detection lag (usable scenes)", "",
               "Lag 0 = the first usable scene at or after the event's day. *within window*: "
-              "the lag of the detections `evaluate.score` counts (0 or 1); *any*: to the first "
-              "finding at the part on or after the day however late, and how many events ever "
-              "got one.", "",
+              "the lags of the detections `evaluate.score` counts (0 or 1); *any*: to the "
+              "first finding at the part on or after the day however late, and how many "
+              "events ever got one.", "",
               "| method | lag 0 | lag 1 | mean lag (within window) | ever found | mean / median "
               "lag (any) | max lag (any) | mean / median lag (any), >= 4 px |",
               "|---|---|---|---|---|---|---|---|"]
@@ -585,9 +692,27 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         lines.append(f"| {r.label} | {len(r.quiet_alerts)} | {r.quiet_part_years:.1f} | "
                      f"{_num(s['fa_quiet'])} | {r.event_fa} | {r.rest_alerts} | {r.all_fa} | "
                      f"{r.all_alerts} |")
-    lines += ["", "Untouched-part alerts by date (dates with the most; the same date across "
-              "seeds and places points at the scene, not the ground). *tiers*: info / watch "
-              "/ warning.", ""]
+    lines += ["", f"Where the false alarms come from: *part < {MIN_OBSERVED:.0%} seen* = the "
+              "alert's first date saw less than `sitewatch.zonal.MIN_OBSERVED` of the part "
+              "(the changed fraction is then of a few pixels); *<= 2 px* = the alert's "
+              f"changed fraction is at most 2 pixels of a {QUIET_SIZE} x {QUIET_SIZE} part "
+              f"(<= {2 / QUIET_SIZE ** 2:.2f}).", "",
+              "| method | untouched: part < 50 % seen | untouched: <= 2 px changed | "
+              "untouched: measure | unexplained, all parts: part < 50 % seen |",
+              "|---|---|---|---|---|"]
+    for r in results:
+        qa = r.quiet_alerts
+        low = sum(1 for a in qa if a["observed"] < MIN_OBSERVED)
+        small = sum(1 for a in qa if a["measure"] == "changed_fraction"
+                    and a["value"] is not None and a["value"] <= 2 / QUIET_SIZE ** 2 + 1e-9)
+        meas = Counter(a["measure"] for a in qa)
+        lines.append(f"| {r.label} | {_pct(low, len(qa))} | {_pct(small, len(qa))} | "
+                     + (", ".join(f"{k} {v}" for k, v in meas.items()) or "–") + " | "
+                     + _pct(sum(1 for f in r.fa_seen if f < MIN_OBSERVED), len(r.fa_seen))
+                     + " |")
+    lines += ["", "Untouched-part alerts by date (the dates with most; one date alerting in "
+              "many seeds, i.e. at many random places, points at the scene rather than the "
+              "ground). Tiers: info / watch / warning.", ""]
     for r in results:
         by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for a in r.quiet_alerts:
@@ -600,27 +725,43 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         share = sum(len(v) for _, v in top) / len(r.quiet_alerts)
         lines.append(
             f"- {r.label}: {len(by_day)} dates; tiers " +
-            ", ".join(f"{t} {tiers[t]}" for t in ("info", "watch", "warning")) +
+            " / ".join(str(tiers[t]) for t in ("info", "watch", "warning")) +
             "; top dates (alerts, seeds): " + ", ".join(
                 f"{d} ({len(v)}, {len({a['seed'] for a in v})})" for d, v in top) +
             f" = {share:.0%} of them")
-    lines += ["", "## Scenes", ""]
+    lines += ["", "## Scenes and co-registration", "",
+              "Per run (the same for every method of a mode; planting changes little):", ""]
     for r in results:
         runs = len(r.seconds)
-        st = ", ".join(f"{k} {v / runs:g}" for k, v in sorted(r.statuses.items()))
-        why = "; ".join(f"{k} ({v / runs:g})" for k, v in r.why.most_common())
-        sh = (f"; applied co-registration shifts: median {statistics.median(r.shifts):.2f} px,"
-              f" max {max(r.shifts):.2f} px" if r.shifts else "")
-        lines.append(f"- {r.label}: per run, scene statuses {st}; usable scenes "
+        st = ", ".join(f"{k} {v / runs:.1f}" for k, v in sorted(r.statuses.items()))
+        why = "; ".join(f"{k} ({v / runs:.1f})" for k, v in r.why.most_common())
+        sh = (f"; shifts of the usable scenes: median {statistics.median(r.shifts):.2f} px, "
+              f"max {max(r.shifts):.2f} px" if r.shifts else "")
+        lines.append(f"- {r.label}: scene statuses {st}; usable scenes "
                      f"{min(r.usable)}-{max(r.usable)} spanning {statistics.mean(r.years):.2f} "
                      f"years; not usable: {why or 'none'}{sh}.")
-    if extras.get("reference"):
-        lines.append(f"- co-registration reference: {extras['reference']}")
+    for mode, regs in extras["registrations"].items():
+        if not regs or mode == "off":
+            continue
+        st = Counter(g["status"] for g in regs)
+        rel_rej = [g["reliability"] for g in regs if g["status"] == "rejected"]
+        rel_ok = [g["reliability"] for g in regs if g["status"] != "rejected"]
+        big_shift = sum(g["shift"] > 2 for g in regs)
+        lines.append(
+            f"- matches, {MODE_WORDS[mode]} (all seeds; the scenes seen well enough to be "
+            "matched): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(st.items()))
+            + f"; reliability of the rejected: median {_num(_q(rel_rej, 50))} (5-95 %: "
+            f"{_num(_q(rel_rej, 5))}-{_num(_q(rel_rej, 95))}), of the accepted: median "
+            f"{_num(_q(rel_ok, 50))}; matches claiming a shift over 2 px: {big_shift}")
+    for mode, ref in extras["reference"].items():
+        lines.append(f"- co-registration reference, {MODE_WORDS[mode]}, per seed: "
+                     + ", ".join(f"{k} ({v})" for k, v in Counter(ref).most_common()))
     lines += ["", "## Planted events", "",
               "| seed | events (id size kind day) |", "|---|---|"]
     for lay in layouts:
         lines.append(f"| {lay.seed} | " + "; ".join(
-            f"{e.id} {e.size}px {e.kind[:5]} {e.day}" for e in lay.events) + " |")
+            f"{e.id} {e.size}px {e.kind} {e.day}" for e in lay.events) + " |")
     lines += ["", f"Planted pixel-dates written per seed: "
               f"{', '.join(str(v) for v in extras['planted'])}.", ""]
     return "\n".join(lines) + "\n"
@@ -629,28 +770,33 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
 # --------------------------------------------------------------------------- main
 
 
-def method_label(m: str | None) -> str:
-    return m if m else "default"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_data = os.environ.get("SITEWATCH_DATA") or str(REPO.parent / "shared" / "data")
     ap.add_argument("--data", default=default_data,
                     help=f"folder holding {SERIES}/ (default: $SITEWATCH_DATA or "
                          "../shared/data)")
-    ap.add_argument("--seeds", type=int, default=10, help="number of seeds (0, 1, ...)")
+    ap.add_argument("--seeds", type=int, default=10, help="number of seeds")
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--events", type=int, default=8, help="planted events per seed")
-    ap.add_argument("--methods", default="default,ratio,cva",
-                    help="comma-separated detectors for RunParams(method=...); 'default' = "
-                         "the pipeline's default (HACD)")
+    ap.add_argument("--runs", default=DEFAULT_RUNS,
+                    help="space-separated MODE=METHOD[,METHOD...]: co-registration mode "
+                         "(as-is: the pipeline untouched; off, swir16: diagnostics, see "
+                         "MODES) and detectors for RunParams(method=...), 'default' = "
+                         "RunParams() (HACD); default: '%(default)s'")
+    ap.add_argument("--check-hacd", action=argparse.BooleanOptionalAction, default=True,
+                    help="on the first seed, also run method='hacd' and check it alerts "
+                         "exactly as the default")
     ap.add_argument("--out", default=str(REPO / "docs" / "bench_watch_colorado.md"))
     ap.add_argument("--workdir", default=None,
                     help="where the temporary copies go (a new folder inside it, removed)")
     args = ap.parse_args(argv)
     if args.events < 2 or args.seeds < 1:
         ap.error("need --events >= 2 and --seeds >= 1")
+    try:
+        plan = parse_runs(args.runs)
+    except ValueError as exc:
+        ap.error(str(exc))
 
     t_start = time.perf_counter()
     root = Path(args.data) / SERIES
@@ -658,16 +804,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no {SERIES} under {args.data}; give --data or set SITEWATCH_DATA",
               file=sys.stderr)
         return 2
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t_start:6.0f} s] {msg}", file=sys.stderr, flush=True)
 
     series = Series.load(root)
     log(f"read {len(series.scenes)} scenes {series.shape}")
-    results = {m: MethodResult(method_label(m if m != "default" else None)) for m in methods}
+    results = {(mo, m): MethodResult(m, mo) for mo, ms in plan.items() for m in ms}
     layouts: list[Layout] = []
-    extras: dict[str, Any] = {"planted": []}
+    extras: dict[str, Any] = {"planted": [], "registrations": {mo: [] for mo in plan},
+                              "reference": {},
+                              "same": []}
     tmp = Path(tempfile.mkdtemp(prefix="sw-bench-colorado-", dir=args.workdir))
     try:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -678,26 +825,46 @@ def main(argv: list[str] | None = None) -> int:
             extras["planted"].append(write_copy(series, layout, copy))
             site_id = f"colorado-planted-{seed}"
             site = site_from_geojson(site_geojson(series, layout, site_id), site_id)
-            with Store.open_path(work / "sw.db") as store:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    ing = ingest(store, [copy], site_id, site=site)
-                if ing.count("added") != len(series.scenes):
-                    raise SystemExit(f"seed {seed}: ingest added {ing.count('added')} of "
-                                     f"{len(series.scenes)} scenes")
-                check_masks(store, site_id, series, layout)
-                for m in methods:
-                    params = RunParams(method=None if m == "default" else m)
-                    store.delete_alerts(site_id)
-                    rep = run_site(store, site_id, params)
-                    score_run(results[m], store, site_id, params, layout, rep)
-                    extras.setdefault("reference", "; ".join(
-                        f"{k}: {v}" for k, v in rep.grids.items()))
-                    r = results[m]
-                    got = [e for e in r.events if e["seed"] == seed]
-                    log(f"seed {seed} {m}: {sum(e['detected'] for e in got)}/{len(got)} "
-                        f"detected, {sum(a['seed'] == seed for a in r.quiet_alerts)} alerts "
-                        f"at untouched parts, {rep.seconds:.1f} s")
+            for mode, methods in plan.items():
+                with Store.open_path(work / f"{mode}.db") as store, coregistration(mode):
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        ing = ingest(store, [copy], site_id, site=site)
+                    if ing.count("added") != len(series.scenes):
+                        raise SystemExit(f"seed {seed}: ingest added {ing.count('added')} "
+                                         f"of {len(series.scenes)} scenes")
+                    check_masks(store, site_id, series, layout)
+                    runs = list(methods)
+                    if args.check_hacd and seed == args.first_seed and "default" in methods:
+                        runs.append("hacd?")
+                    got: dict[str, dict[str, Any]] = {}
+                    for m in runs:
+                        name = m.rstrip("?")
+                        params = RunParams(method=None if name == "default" else name)
+                        store.delete_alerts(site_id)
+                        rep = run_site(store, site_id, params)
+                        if m.endswith("?"):  # the identity check, not scored
+                            got[m] = score_run(MethodResult(name, mode), store, site_id,
+                                               params, layout, rep)
+                            same = got[m] == got["default"]
+                            extras["same"].append(
+                                f"Check ({mode}, seed {seed}): `RunParams(method='hacd')` "
+                                f"gives {'the same' if same else 'DIFFERENT'} usable scenes "
+                                f"and alerts as `RunParams()` ({len(got[m]['alerts'])} vs "
+                                f"{len(got['default']['alerts'])} alerts).")
+                            log(extras["same"][-1])
+                            continue
+                        r = results[(mode, m)]
+                        got[m] = score_run(r, store, site_id, params, layout, rep)
+                        if m == runs[0]:
+                            extras["registrations"][mode] += registration_stats(store, site_id)
+                            extras["reference"].setdefault(mode, []).append("; ".join(
+                                f"{k}: {v}" for k, v in rep.grids.items()))
+                        ev = [e for e in r.events if e["seed"] == seed]
+                        log(f"seed {seed} {r.label}: {sum(e['detected'] for e in ev)}/"
+                            f"{len(ev)} detected, {len(got[m]['usable'])} usable scenes, "
+                            f"{sum(a['seed'] == seed for a in r.quiet_alerts)} alerts at "
+                            f"untouched parts, {rep.seconds:.1f} s")
             shutil.rmtree(work)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -705,7 +872,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python " + " ".join(shlex.quote(a) for a in [
         os.path.relpath(__file__, Path.cwd()) if Path(__file__).is_relative_to(Path.cwd())
         else __file__, *(sys.argv[1:] if argv is None else argv)])
-    text = render([results[m] for m in methods], layouts, series, args, cmd, wall, extras)
+    text = render(list(results.values()), layouts, series, args, cmd, wall, extras)
     print(text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -718,6 +885,8 @@ def check_masks(store: Store, site_id: str, series: Series, layout: Layout) -> N
     """The pipeline's site and part masks hold exactly the planned pixels (the lon/lat round
     trip must not move a part by a pixel)."""
     site = store.get_site(site_id)
+    if site is None:
+        raise SystemExit(f"{site_id}: not catalogued")
     grid = grid_for_scenes(site, [s for s in store.scenes(site_id) if s.georeferenced])
     col = (series.transform.c - grid.transform.c) / grid.transform.a
     row = (series.transform.f - grid.transform.f) / grid.transform.e

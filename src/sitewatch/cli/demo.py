@@ -22,8 +22,9 @@ def _pct(v: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @pass_ctx
 def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
-    """Simulate a launch site, catalogue it, measure change per part, show it beside the
-    ground truth, and write an HTML page.  Offline; SIMULATED data."""
+    """Simulate a launch site, catalogue it, measure change per part, run the watch pipeline
+    (alerts), show it all beside the ground truth, and write an HTML page.  Offline;
+    SIMULATED data."""
     from ..demo import REST, run_demo  # the simulator loads only when the demo runs
 
     home = ctx.home
@@ -71,16 +72,29 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
             t.add_row(f"{pair.before.acquired:%m-%d} -> {pair.after.acquired:%m-%d}", *cells,
                       _pct(pair.parts[REST].changed_fraction), truth)
         out.print(t)
-    t = Table(title="planted events: seen at their part in the first usable pair spanning them?",
-              title_justify="left")
-    for c in ("event", "kind", "part", "start", "sensor", "pair", "max changed %", "flagged"):
-        t.add_column(c)
-    for c in res.checks:
-        pair = (f"{c.pair.before.acquired:%m-%d} -> {c.pair.after.acquired:%m-%d}"
-                if c.pair else "not observed")
-        t.add_row(c.event.id, c.event.kind, c.event.part, str(c.event.start), c.sensor, pair,
-                  _pct(c.best_fraction), "[bold]yes[/]" if c.detected else "no")
-    out.print(t)
+    by_id = {a["id"]: a for a in res.alerts}
+    card = res.scorecard
+    if card is not None:
+        t = Table(title="alerts from `sitewatch run` beside the planted changes (lag in usable "
+                        "scenes after the change; detected = lag 0 or 1)", title_justify="left")
+        for c in ("event", "change", "date", "parts", "alert", "alert date", "tier", "lag"):
+            t.add_column(c)
+        for h in card.hits:
+            a = by_id.get(h.alert or "")
+            t.add_row(h.change.event, esc(h.change.kind), h.change.time,
+                      esc(", ".join(h.change.parts)), a["id"] if a else "[bold]MISSED[/]",
+                      a["time"][:10] if a else "", a["tier"] if a else "",
+                      str(h.lag) if h.lag is not None else "")
+        out.print(t)
+        for a in card.false_alarms:
+            out.print(esc(f"  false alarm: {a['id']} {a['time'][:10]} {a['tier']}: "
+                          f"{a['record']['text']}"))
+        s = card.summary()
+        out.print(f"alerts: {s['detected']} of {s['changes']} planted changes detected within "
+                  f"one usable scene (mean lag {s['mean_lag_scenes'] or 0:.2f}); "
+                  f"{s['false_alarms']} false alarm(s) in {s['alerts']} alerts "
+                  f"({s['false_alarms_per_part_year'] or 0:.2f} per part-year)")
+        out.print(f"see them: sitewatch alerts {res.site.id}; sitewatch timeline {res.site.id}")
     sm = res.summary()
     out.print(f"flagged (>= 5 % changed): {sm['quiet_flagged']:.1%} of "
               f"{sm['quiet_part_pairs']} part-pairs where nothing happened, "
