@@ -5,7 +5,8 @@ rate, detection lag and false alarms per part-year of ``sitewatch.pipeline.run_s
 Usage (from the repository root)::
 
     python benchmarks/bench_watch_colorado.py [--data ../shared/data] [--seeds 10]
-        [--events 8] [--methods default,ratio,cva] [--out docs/bench_watch_colorado.md]
+        [--events 8] [--runs "as-is=default,ratio,cva off=default,ratio,cva swir16=default"]
+        [--out docs/bench_watch_colorado.md]
 
 The series is ``landsat_timeseries_colorado``: 105 real Landsat 5/7 scenes (2008-2013,
 61 x 61 px at 30 m, red / nir / swir16 surface reflectance with an Fmask band) with their
@@ -28,8 +29,11 @@ Parts: one per event (its bounding box grown by 1 px, at least 5 x 5 px, named
 ``event_e<i>_<n>px``) and as many untouched 5 x 5 px parts (``quiet_q<i>``) on ground with no
 planted change; parts keep a 1 px gap from each other.  The site boundary is the image
 footprint less 5 m.  The copy is catalogued with ``sitewatch.ingest.ingest`` and every
-method runs through ``run_site`` on the same store (alerts cleared before each method, so
-one method's alerts cannot be taken for another's).  Alerts are scored with
+method runs through ``run_site`` on the same store (alerts cleared before each method: the
+store keys alerts by site, part and date, not by parameters, so a second method would
+update the first one's alerts).  Co-registration runs as the pipeline does it (``as-is``)
+and, as diagnostics, switched off or matched on swir16 (see :data:`MODES`); each mode gets
+its own store.  Alerts are scored with
 ``sitewatch.evaluate.score``: an event is detected when an alert at its part has a finding
 on one of the first two usable scenes at or after its day (lag 0 or 1 usable scene).  False
 alarms per part-year on the untouched parts = alerts there / (untouched parts x years

@@ -9,7 +9,9 @@ chain: another previous date, composite, reference or file) is
 2. judged usable when at least ``min_usable`` of the site is observed ("not observed" is
    stored as a result for every part);
 3. co-registered to the grid's reference scene (the first that sees at least 90% of the
-   site), the shift undone in the same warp;
+   site), the shift undone in the same warp; a weak match that the local windows cannot
+   check (small sites, dates seasons apart) is not applied, and the scene is used as its
+   provider geolocated it; a match the windows contradict makes the scene unusable;
 4. compared with the previous usable date and with a rolling clear-sky composite (the
    per-pixel median of the last ``composite`` usable dates), the detector normalising
    radiometry as it prefers;
@@ -30,7 +32,7 @@ import logging
 import math
 import time as _time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -52,7 +54,7 @@ log = logging.getLogger(__name__)
 
 #: Bumped whenever the pipeline's algorithm changes what it stores: results of another
 #: version are recomputed.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 #: A scene whose site coverage reaches this can be a grid's co-registration reference.
 REFERENCE_MIN_SEEN = 0.9
 #: Co-registration shifts smaller than this (pixels) are recorded but not applied.
@@ -336,13 +338,23 @@ def _process_scene(g: _Grid, sc: Scene, ref: str, previous: str | None, comp_ids
         except GridError as exc:
             why = f"co-registration failed: {exc}"
             return "rejected", why, {**detail, "reason": why}, _not_observed(g, img)
-        g.store.put_registration(g.site.id, sc.id, g.key, ref, reg)
+        unconfirmed = reg.status == "rejected" and math.isnan(reg.residual_px)
+        applied = not unconfirmed and reg.shift.magnitude >= MIN_APPLIED_SHIFT_PX
         detail["registration"] = {"dy": reg.shift.dy, "dx": reg.shift.dx,
-                                  "status": reg.status, "reason": reg.reason}
+                                  "status": reg.status, "reason": reg.reason,
+                                  "applied": applied}
+        if unconfirmed:
+            # A weak match that too few windows can check (a small site, or seasons apart):
+            # no evidence of a shift either way, so the scene is used as geolocated by its
+            # provider, and the record says so.  Recorded as zero so reloads agree.
+            detail["registration"]["reason"] += "; not applied (provider geolocation used)"
+            reg = replace(reg, shift=Shift(0.0, 0.0, reg.shift.error), status="flagged",
+                          reason=detail["registration"]["reason"])
+        g.store.put_registration(g.site.id, sc.id, g.key, ref, reg)
         if reg.status == "rejected":
             why = f"co-registration rejected: {reg.reason}"
             return "rejected", why, {**detail, "reason": why}, _not_observed(g, img)
-        if reg.shift.magnitude >= MIN_APPLIED_SHIFT_PX:
+        if applied:
             img = g.load(sc, reg.shift)
     g.cache[sc.id] = img
     if previous is None:
