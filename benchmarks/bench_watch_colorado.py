@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import hashlib
 import math
 import os
 import platform
@@ -57,7 +58,7 @@ import tempfile
 import time
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -347,7 +348,7 @@ def site_geojson(series: Series, layout: Layout, site_id: str) -> dict[str, Any]
 #: grid), so every scene seen well enough is compared; ``swir16`` makes the pipeline match
 #: the swir16 band instead of red (``registration_bands``), acceptance rules unchanged.
 MODES = ("as-is", "off", "swir16")
-DEFAULT_RUNS = "as-is=default,ratio,cva off=default,ratio,cva swir16=default"
+DEFAULT_RUNS = "as-is=default,ratio,cva off=default"
 MODE_WORDS = {"as-is": "co-reg as is", "off": "co-reg off", "swir16": "co-reg on swir16"}
 
 
@@ -458,18 +459,22 @@ def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
                for e in layout.events]
     n_parts = len(layout.events) + len(layout.quiet) + 1  # + the rest of the site
     card = evaluate.score(alerts, changes, usable, part_years=n_parts * years)
+    # Each part's measures against the previous usable date, by day.
+    measures = {(part, o.time[:10]): o.measures
+                for (part, _g), obs in pipeline.series(store, site_id, params.hash).items()
+                for o in obs}
+    seen = {k: m.get("observed_fraction", math.nan) for k, m in measures.items()}
     for e, hit in zip(layout.events, card.hits, strict=True):
         i0 = bisect.bisect_left(use, e.day.isoformat())
+        win = use[i0:i0 + evaluate.MAX_LAG + 1]
         res.events.append({
             "seed": layout.seed, "id": e.id, "size": e.size, "kind": e.kind,
             "day": e.day.isoformat(), "detected": hit.alert is not None, "lag": hit.lag,
             "first_lag": _first_lag(alerts, e.part, e.day.isoformat(), use),
-            "usable_after": len(use) - i0})
+            "usable_after": len(use) - i0,
+            "miss": None if hit.alert is not None else
+            why_missed([measures.get((e.part, d), {}) for d in win])})
     fa_ids = {a["id"] for a in card.false_alarms}
-    # What the part looked like on each alert's first date: how much of it was observed.
-    seen = {(part, o.time[:10]): o.measures.get("observed_fraction", math.nan)
-            for (part, _g), obs in pipeline.series(store, site_id, params.hash).items()
-            for o in obs}
     for a in alerts:
         frac = seen.get((a["part"], a["time"][:10]), math.nan)
         if a["id"] in fa_ids:
@@ -503,6 +508,29 @@ def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
             res.shifts.append(math.hypot(reg["dy"], reg["dx"]))
     return {"usable": use, "alerts": sorted((a["part"], a["time"], a["tier"], a["kind"])
                                             for a in alerts)}
+
+
+MISS_WHY = ("no usable scene after the event",
+            f"part under {MIN_OBSERVED:.0%} seen on every window date",
+            "part seen, the detector flagged nothing there",
+            "changed pixels flagged at the part, no alert")
+
+
+def why_missed(window: list[Mapping[str, Any]]) -> tuple[str, float]:
+    """Why an event was not detected, from its part's measures on the window's dates:
+    (one of :data:`MISS_WHY`, the largest changed fraction seen there)."""
+    if not window:
+        return MISS_WHY[0], math.nan
+    frac = [float(m.get("observed_fraction") or 0.0) for m in window]
+    changed = [float(m["changed_fraction"]) for m in window
+               if m.get("changed_fraction") is not None
+               and math.isfinite(float(m["changed_fraction"]))]
+    top = max(changed, default=math.nan)
+    if max(frac) < MIN_OBSERVED:
+        return MISS_WHY[1], top
+    if not top > 0:
+        return MISS_WHY[2], top
+    return MISS_WHY[3], top
 
 
 def registration_stats(store: Store, site_id: str) -> list[dict[str, Any]]:
@@ -560,7 +588,7 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs; Python {platform.python_version()}, numpy {np.__version__}, "
         f"rasterio {rasterio.__version__}",
-        f"- code: {code_state()}",
+        f"- code: {extras['code']}",
         f"- wall time: {wall:.0f} s for {len(layouts)} seeds x {len(results)} runs",
         "",
         "## What was done",
@@ -602,15 +630,14 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         "methods. *default* is `RunParams()` (method None).",
         "",
         "Co-registration modes: **as-is** is the pipeline untouched (the rows without a "
-        "suffix). The two others are diagnostics, not sitewatch settings, there because as "
-        "is most clear scenes are rejected by co-registration (see *Scenes and "
-        "co-registration*): **co-reg off** replaces `sitewatch.pipeline.register` for the "
-        "run by \"no shift, ok\" (the scenes already share the terrain-corrected Landsat "
-        "grid), so every scene seen well enough is compared and the detectors and alerting "
-        "are measured on their own; **co-reg on swir16** replaces "
-        "`sitewatch.pipeline.registration_bands` so that scenes are matched on swir16 "
-        "instead of red, every rule of `coregister.register` unchanged. Each mode has its "
-        "own catalogue (the parameters hash does not see the patch).",
+        "suffix). The others are diagnostics, not sitewatch settings, that show what "
+        "co-registration does to the figures: **co-reg off** replaces "
+        "`sitewatch.pipeline.register` for the run by \"no shift, ok\" (the scenes already "
+        "share the terrain-corrected Landsat grid), so every scene seen well enough is "
+        "compared and the detectors and alerting are measured on their own; **co-reg on "
+        "swir16** (when run) replaces `sitewatch.pipeline.registration_bands` so that scenes "
+        "are matched on swir16 instead of red, every rule of the pipeline unchanged. Each "
+        "mode has its own catalogue (the parameters hash does not see the patch).",
         "",
         f"Scoring: detected = an alert at the event's part with a finding on one of the first "
         f"{evaluate.MAX_LAG + 1} usable scenes at or after the event's day "
@@ -659,6 +686,21 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         lines.append(f"| {r.label} | " + " | ".join(cells) +
                      f" | {_pct(s['big_det'], s['big_n'])} | "
                      f"{_pct(s['seen_big_det'], s['seen_big_n'])} |")
+    lines += ["", "Why events of >= 4 px were missed (their part's measures on the window's "
+              "usable dates; for the last column, the median of the largest changed fraction "
+              "at the part):",
+              "", "| method | missed | " + " | ".join(MISS_WHY) + " |",
+              "|---|---|" + "---|" * len(MISS_WHY)]
+    for r in results:
+        missed = [e for e in r.events if e["size"] >= BIG and not e["detected"]]
+        cells = []
+        for w in MISS_WHY:
+            got = [e for e in missed if e["miss"][0] == w]
+            cell = str(len(got))
+            if w == MISS_WHY[3] and got:
+                cell += f" (median {statistics.median(e['miss'][1] for e in got):.2f})"
+            cells.append(cell)
+        lines.append(f"| {r.label} | {len(missed)} | " + " | ".join(cells) + " |")
     lines += ["", "By kind (>= 4 px):", "", "| method | construction | clearing |",
               "|---|---|---|"]
     for r in results:
@@ -733,6 +775,20 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
             "; top dates (alerts, seeds): " + ", ".join(
                 f"{d} ({len(v)}, {len({a['seed'] for a in v})})" for d, v in top) +
             f" = {share:.0%} of them")
+    tops = sorted({d for r in results for d, _ in Counter(
+        a["time"] for a in r.quiet_alerts).most_common(3)})
+    if tops:
+        lines += ["", "Fmask make-up of those dates' scenes (top 3 dates per method; share of "
+                  "the image):", "",
+                  "| date | scene | clear | water | shadow | snow | cloud | fill |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for d in tops:
+            k = next((i for i, sc in enumerate(series.scenes) if sc.day.isoformat() == d), None)
+            if k is None:
+                continue
+            fm = series.fmask[k]
+            lines.append(f"| {d} | {series.scenes[k].name} | " + " | ".join(
+                f"{100 * float(np.mean(fm == v)):.0f} %" for v in (0, 1, 2, 3, 4, 255)) + " |")
     lines += ["", "## Scenes and co-registration", "",
               "Per run (the same for every method of a mode; planting changes little):", ""]
     for r in results:
@@ -803,6 +859,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
 
     t_start = time.perf_counter()
+    code0, print0 = code_state(), src_fingerprint()
     root = Path(args.data) / SERIES
     if not root.is_dir():
         print(f"no {SERIES} under {args.data}; give --data or set SITEWATCH_DATA",
@@ -839,7 +896,8 @@ def main(argv: list[str] | None = None) -> int:
                                          f"of {len(series.scenes)} scenes")
                     check_masks(store, site_id, series, layout)
                     runs = list(methods)
-                    if args.check_hacd and seed == args.first_seed and "default" in methods:
+                    if (args.check_hacd and seed == args.first_seed and mode == "as-is"
+                            and "default" in methods):
                         runs.append("hacd?")
                     got: dict[str, dict[str, Any]] = {}
                     for m in runs:
@@ -873,6 +931,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     wall = time.perf_counter() - t_start
+    extras["code"] = f"{code0} (src/sitewatch fingerprint {print0} at the start)"
+    if src_fingerprint() != print0 or code_state() != code0:
+        extras["code"] += (f"; **src/ changed during the run** (now {code_state()}, "
+                           f"fingerprint {src_fingerprint()}): the modules loaded at the "
+                           "start were measured")
+        log("src/ changed during the run")
     cmd = "python " + " ".join(shlex.quote(a) for a in [
         os.path.relpath(__file__, Path.cwd()) if Path(__file__).is_relative_to(Path.cwd())
         else __file__, *(sys.argv[1:] if argv is None else argv)])
@@ -883,6 +947,17 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(text)
     log(f"wrote {out}")
     return 0
+
+
+def src_fingerprint() -> str:
+    """sha256 (12 hex) of every .py file under src/sitewatch (names and contents): which
+    working-tree state of the library was measured, committed or not."""
+    h = hashlib.sha256()
+    src = REPO / "src" / "sitewatch"
+    for f in sorted(src.rglob("*.py")):
+        h.update(str(f.relative_to(src)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def check_masks(store: Store, site_id: str, series: Series, layout: Layout) -> None:

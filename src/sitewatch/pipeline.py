@@ -384,9 +384,12 @@ def series(store: Store, site_id: str, params_hash: str) -> dict[tuple[str, str]
         times[r["scene_id"]] = r["acquired"]
     rows = store.observations(site_id, params_hash, reference="previous")
     rest = {r["scene_id"]: r["measures"] for r in rows if r["part"] == REST}
+    comp = {(r["scene_id"], r["part"]): r["changed_fraction"]
+            for r in store.observations(site_id, params_hash, reference="composite")}
     out: dict[tuple[str, str], list[Obs]] = {}
     for r in rows:
         m = dict(r["measures"])
+        m["changed_fraction_composite"] = comp.get((r["scene_id"], r["part"]), math.nan)
         around = rest.get(r["scene_id"], {})
         if r["part"] != REST:  # levels relative to the rest of the site (see events)
             for name in ("brightness", "ndvi"):
@@ -431,6 +434,8 @@ def score_alerts(store: Store, site_id: str, params: RunParams) -> dict[str, lis
         if what in out:
             got = store.get_alert(target)
             assert got is not None
+            if what == "updated" and got["status"] == "dismissed":
+                continue  # stored, but not news: nobody wants to hear of it again
             out[what].append(got)
     return out
 

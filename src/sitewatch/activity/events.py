@@ -3,8 +3,9 @@
 Each part is watched through a few measures of its observations against the previous usable
 date (:mod:`sitewatch.pipeline` stores them):
 
-* ``changed_fraction``: the share of the part that changed since the previous usable date.
-  Each date is scored against a baseline learned from the dates *before* it only (so a run
+* ``changed_fraction``: the share of the part that changed since the previous usable date,
+  and ``changed_fraction_composite``, the same against the rolling composite.  Each date is
+  scored against a baseline learned from the dates *before* it only (so a run
   gives the same answer incrementally or from scratch), and only rises count: a part
   changing less than usual is not news.
 * ``brightness_rel`` and ``ndvi_rel``: the part's mean brightness and NDVI on each date
@@ -34,12 +35,17 @@ from .alerts import TIERS, Alert, alert_id, from_changepoint, from_departure
 from .baseline import fit_baseline
 from .changepoints import find_changepoints
 
-#: Measures scored as departures from normal (rises only), with their noise floor.
-DEPARTURE_FLOORS: dict[str, float] = {"changed_fraction": 0.01}
+#: Measures scored as departures from normal (rises only), with their noise floor: the
+#: changed share against the previous usable date, and against the rolling clear-sky
+#: composite (which still sees a change whose part was under cloud on the first date after
+#: it, and confirms that a change persists).
+DEPARTURE_FLOORS: dict[str, float] = {"changed_fraction": 0.01,
+                                      "changed_fraction_composite": 0.01}
 #: Level measures searched for change points, with their noise floor.
 LEVEL_FLOORS: dict[str, float] = {"brightness_rel": 0.005, "ndvi_rel": 0.01}
-#: Dates of history needed before a date is scored at all.
-MIN_HISTORY = 2
+#: Dates of history needed before a date is scored at all (with one, the alert says its
+#: confidence is low and its tier is at most ``watch``).
+MIN_HISTORY = 1
 #: Words for an event by its kind.
 KIND_WORDS = {
     "level_shift": "persistent change (a new level)",
@@ -80,12 +86,14 @@ def series_findings(site: str, part: str, series: Sequence[Obs], *,
     times = [o.time for o in series]
     out: list[Alert] = []
     flagged = np.zeros(len(series), bool)
-    for measure, floor in DEPARTURE_FLOORS.items():
-        v = np.array([_value(o, measure) for o in series])
-        for i in range(len(series)):
+    is_dismissed = np.array([t in dismissed for t in times], bool)
+    values = {m: np.array([_value(o, m) for o in series]) for m in DEPARTURE_FLOORS}
+    for i in range(len(series)):  # date by date: what is flagged is not normal later
+        for measure, floor in DEPARTURE_FLOORS.items():
+            v = values[measure]
             if not math.isfinite(v[i]):
                 continue
-            normal = ~flagged[:i] | np.array([t in dismissed for t in times[:i]], bool)
+            normal = ~flagged[:i] | is_dismissed[:i]
             hist = np.isfinite(v[:i]) & normal
             if hist.sum() < MIN_HISTORY:
                 continue
@@ -97,6 +105,8 @@ def series_findings(site: str, part: str, series: Sequence[Obs], *,
                                before_scene=series[i].previous_id,
                                after_scene=series[i].scene_id)
             if a is not None:
+                if b.confidence in ("none", "low") and a.tier == "warning":
+                    a = replace(a, tier="watch")  # a short history cannot say "extreme"
                 flagged[i] = True
                 out.append(_placed(a, series[i]))
     if levels:
