@@ -198,7 +198,8 @@ def test_departures_become_graded_readable_alerts_with_stable_ids():
         grades[spreads] = a.tier
     assert grades == {4: "info", 6.5: "watch", 12: "warning"}
     assert a.before_scene == "S1" and a.kind == "departure" and a.confidence == "high"
-    assert "pad: changed_fraction" in a.text and "spreads above normal" in a.text
+    assert "pad: changed share since the previous usable image" in a.text
+    assert "spreads above normal" in a.text
     assert t[:10] in a.text and "100 dates of history" in a.text
     again = from_departure("sohae", "pad", "changed_fraction", t + "T10:00:00",
                            b.departure(t, x), b)

@@ -275,7 +275,7 @@ def _obs(values, start="2024-01-01", step=10):
         t = str(t0 + np.timedelta64(i * step, "D")) + "T00:00:00Z"
         p = str(t0 + np.timedelta64((i - 1) * step, "D")) + "T00:00:00Z" if i else None
         out.append(Obs(t, f"s{i}", f"s{i - 1}" if i else None, p, "optical-10m",
-                       {"changed_fraction": v, "objects": 1 if v > 0.05 else 0}))
+                       {"changed_excess": v, "objects": 1 if v > 0.05 else 0}))
     return out
 
 

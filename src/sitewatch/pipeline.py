@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 #: Bumped whenever the pipeline's algorithm changes what it stores: results of another
 #: version are recomputed.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 #: A scene whose site coverage reaches this can be a grid's co-registration reference.
 REFERENCE_MIN_SEEN = 0.9
 #: Co-registration shifts smaller than this (pixels) are recorded but not applied.
@@ -391,6 +391,15 @@ def series(store: Store, site_id: str, params_hash: str) -> dict[tuple[str, str]
         m = dict(r["measures"])
         m["changed_fraction_composite"] = comp.get((r["scene_id"], r["part"]), math.nan)
         around = rest.get(r["scene_id"], {})
+        # Change beyond what the rest of the site shows on the same pair (see events).
+        base, base_c = 0.0, 0.0
+        if r["part"] != REST:
+            base = around.get("changed_fraction", math.nan)
+            base_c = comp.get((r["scene_id"], REST), math.nan)
+            base = base if math.isfinite(base) else 0.0
+            base_c = base_c if math.isfinite(base_c) else 0.0
+        m["changed_excess"] = m.get("changed_fraction", math.nan) - base
+        m["changed_excess_composite"] = m["changed_fraction_composite"] - base_c
         if r["part"] != REST:  # levels relative to the rest of the site (see events)
             for name in ("brightness", "ndvi"):
                 m[f"{name}_rel"] = m.get(f"{name}_after", math.nan) - around.get(

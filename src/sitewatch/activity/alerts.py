@@ -28,6 +28,15 @@ from .baseline import UNUSUAL_Z, Baseline, Departure
 from .changepoints import ChangePoint
 
 TIERS = ("info", "watch", "warning")
+#: How measures are named in alert texts.
+MEASURE_WORDS = {
+    "changed_fraction": "changed share since the previous usable image",
+    "changed_fraction_composite": "changed share against the recent composite",
+    "changed_excess": "changed share since the previous usable image, beyond the rest of "
+                      "the site,",
+    "changed_excess_composite": "changed share against the recent composite, beyond the "
+                                "rest of the site,",
+}
 #: |z| (or level-shift size, in spreads) from which each tier starts.
 TIER_Z = {"info": UNUSUAL_Z, "watch": 5.0, "warning": 8.0}
 
@@ -112,8 +121,9 @@ def from_departure(site: str, part: str, measure: str, time: str, d: Departure,
     if tier is None:
         return None
     way = "above" if d.z > 0 else "below"
-    text = (f"{part}: {measure} {_num(d.value)} on {time[:10]}, {abs(d.z):.1f} spreads {way} "
-            f"normal ({_num(d.expected)}); {_history(baseline)}.")
+    text = (f"{part}: {MEASURE_WORDS.get(measure, measure)} {_num(d.value)} on {time[:10]}, "
+            f"{abs(d.z):.1f} spreads {way} normal ({_num(d.expected)}); "
+            f"{_history(baseline)}.")
     return Alert(alert_id(site, part, measure, "departure", time), site, part, time, measure,
                  "departure", tier, d.value, d.expected, d.z, baseline.confidence, baseline.n,
                  text, before_scene, after_scene)

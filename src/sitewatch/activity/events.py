@@ -3,11 +3,11 @@
 Each part is watched through a few measures of its observations against the previous usable
 date (:mod:`sitewatch.pipeline` stores them):
 
-* ``changed_fraction``: the share of the part that changed since the previous usable date,
-  and ``changed_fraction_composite``, the same against the rolling composite.  Each date is
-  scored against a baseline learned from the dates *before* it only (so a run
-  gives the same answer incrementally or from scratch), and only rises count: a part
-  changing less than usual is not news.
+* ``changed_excess``: the share of the part that changed since the previous usable date
+  minus the share of the rest of the site that did, and ``changed_excess_composite``, the
+  same against the rolling composite.  Each date is scored against a baseline learned
+  from the dates *before* it only (so a run gives the same answer incrementally or from
+  scratch), and only rises count: a part changing less than usual is not news.
 * ``brightness_rel`` and ``ndvi_rel``: the part's mean brightness and NDVI on each date
   *minus the same for the rest of the site*, so that season, haze and sensor gain, which
   move the whole site together, cancel; change points (:mod:`.changepoints`) tell a
@@ -39,8 +39,12 @@ from .changepoints import find_changepoints
 #: changed share against the previous usable date, and against the rolling clear-sky
 #: composite (which still sees a change whose part was under cloud on the first date after
 #: it, and confirms that a change persists).
-DEPARTURE_FLOORS: dict[str, float] = {"changed_fraction": 0.01,
-                                      "changed_fraction_composite": 0.01}
+#: Both are taken in excess of the same share over the rest of the site (see
+#: :func:`sitewatch.pipeline.series`): a scene that differs everywhere (phenology, haze, a
+#: misregistration) is not an event at each part; on the Colorado series those dates made
+#: most false alarms.
+DEPARTURE_FLOORS: dict[str, float] = {"changed_excess": 0.01,
+                                      "changed_excess_composite": 0.01}
 #: Level measures searched for change points, with their noise floor.
 LEVEL_FLOORS: dict[str, float] = {"brightness_rel": 0.005, "ndvi_rel": 0.01}
 #: Dates of history needed before a date is scored at all (with one, the alert says its
