@@ -48,13 +48,13 @@ from .grid import GridImage, SiteGrid, default_resolution, grid_for_scenes, load
 from .scenes import Scene, iso
 from .sites import Site
 from .store import Store
-from .zonal import REST, part_changes
+from .zonal import MIN_OBSERVED, REST, part_changes
 
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the pipeline's algorithm changes what it stores: results of another
 #: version are recomputed.
-PIPELINE_VERSION = 3
+PIPELINE_VERSION = 2
 #: A scene whose site coverage reaches this can be a grid's co-registration reference.
 REFERENCE_MIN_SEEN = 0.9
 #: Co-registration shifts smaller than this (pixels) are recorded but not applied.
@@ -384,11 +384,17 @@ def series(store: Store, site_id: str, params_hash: str) -> dict[tuple[str, str]
         times[r["scene_id"]] = r["acquired"]
     rows = store.observations(site_id, params_hash, reference="previous")
     rest = {r["scene_id"]: r["measures"] for r in rows if r["part"] == REST}
+    # A part seen on less than half its pixels is not observed that date (zonal.MIN_OBSERVED):
+    # a changed share of a few pixels at a cloud's edge is not evidence.
     comp = {(r["scene_id"], r["part"]): r["changed_fraction"]
+            if r["observed_fraction"] >= MIN_OBSERVED else math.nan
             for r in store.observations(site_id, params_hash, reference="composite")}
     out: dict[tuple[str, str], list[Obs]] = {}
     for r in rows:
         m = dict(r["measures"])
+        if r["observed_fraction"] < MIN_OBSERVED:
+            m.update({k: math.nan for k, v in m.items() if k not in ("part", "pixels",
+                                                                    "observed_fraction")})
         m["changed_fraction_composite"] = comp.get((r["scene_id"], r["part"]), math.nan)
         around = rest.get(r["scene_id"], {})
         # Change beyond what the rest of the site shows on the same pair (see events).
