@@ -25,8 +25,8 @@ def _num(v: Any, fmt: str = "{:.3f}") -> str:
 
 @click.command()
 @click.argument("site_id")
-@click.option("--method", help="Change detector (see `sitewatch methods`) [default: the "
-              "sensor's default].")
+@click.option("--method", help="Change detector (see `sitewatch methods`) [default: ratio "
+              "for optical, sar-log-ratio for SAR].")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="A detector parameter; repeatable.")
 @click.option("--min-usable", type=float, default=0.5, show_default=True,
