@@ -5,7 +5,7 @@ rate, detection lag and false alarms per part-year of ``sitewatch.pipeline.run_s
 Usage (from the repository root)::
 
     python benchmarks/bench_watch_colorado.py [--data ../shared/data] [--seeds 10]
-        [--events 8] [--runs "as-is=default,ratio,cva off=default,ratio,cva swir16=default"]
+        [--events 8] [--runs "as-is=default,ratio,cva off=default swir16=default"]
         [--out docs/bench_watch_colorado.md]
 
 The series is ``landsat_timeseries_colorado``: 105 real Landsat 5/7 scenes (2008-2013,
@@ -70,6 +70,7 @@ import rasterio
 from rasterio.warp import transform_geom
 
 from sitewatch import evaluate, pipeline
+from sitewatch.change.detect import DEFAULT_METHOD
 from sitewatch.coregister import ZERO, Registration
 from sitewatch.grid import grid_for_scenes
 from sitewatch.ingest import ingest
@@ -348,7 +349,7 @@ def site_geojson(series: Series, layout: Layout, site_id: str) -> dict[str, Any]
 #: grid), so every scene seen well enough is compared; ``swir16`` makes the pipeline match
 #: the swir16 band instead of red (``registration_bands``), acceptance rules unchanged.
 MODES = ("as-is", "off", "swir16")
-DEFAULT_RUNS = "as-is=default,ratio,cva off=default"
+DEFAULT_RUNS = "as-is=default,hacd,ratio,cva off=default swir16=default"
 MODE_WORDS = {"as-is": "co-reg as is", "off": "co-reg off", "swir16": "co-reg on swir16"}
 
 
@@ -376,6 +377,12 @@ def coregistration(mode: str) -> Iterator[None]:
     finally:
         for k, v in saved.items():
             setattr(pipeline, k, v)
+
+
+def default_method(kind: str = "optical") -> str:
+    """The detector ``RunParams()`` (method None) runs."""
+    table = getattr(pipeline, "WATCH_METHOD", None) or DEFAULT_METHOD
+    return str(table[kind])
 
 
 def parse_runs(spec: str) -> dict[str, list[str]]:
@@ -417,6 +424,8 @@ class MethodResult:
     detector: set = field(default_factory=set)
     shifts: list[float] = field(default_factory=list)
     fa_seen: list[float] = field(default_factory=list)  # observed share, unexplained alerts
+    unapplied: list[float] = field(default_factory=list)  # shifts measured, not applied
+    quiet_pairs: Counter = field(default_factory=Counter)  # sensor pair -> untouched part-pairs
 
     @property
     def label(self) -> str:
@@ -438,6 +447,11 @@ def _first_lag(alerts: list[dict[str, Any]], part: str, day: str, use: list[str]
                 lag = use.index(d) - i0
                 best = lag if best is None else min(best, lag)
     return best
+
+
+def _pair(before: str | None, after: str | None) -> str:
+    """The sensors of a compared pair from the scene ids, e.g. ``LT05>LE07``."""
+    return f"{(before or '?')[:4]}>{(after or '?')[:4]}"
 
 
 def _short(why: str) -> str:
@@ -464,6 +478,8 @@ def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
                 for (part, _g), obs in pipeline.series(store, site_id, params.hash).items()
                 for o in obs}
     seen = {k: m.get("observed_fraction", math.nan) for k, m in measures.items()}
+    seen_comp = {(r["part"], r["acquired"][:10]): r["observed_fraction"]
+                 for r in store.observations(site_id, params.hash, reference="composite")}
     for e, hit in zip(layout.events, card.hits, strict=True):
         i0 = bisect.bisect_left(use, e.day.isoformat())
         win = use[i0:i0 + evaluate.MAX_LAG + 1]
@@ -476,7 +492,10 @@ def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
             why_missed([measures.get((e.part, d), {}) for d in win])})
     fa_ids = {a["id"] for a in card.false_alarms}
     for a in alerts:
-        frac = seen.get((a["part"], a["time"][:10]), math.nan)
+        first = min(a["record"].get("findings") or [a["record"]], key=lambda f: f["time"])
+        measure = str(first.get("measure") or "")
+        frac = (seen_comp if measure.endswith("_composite") else seen).get(
+            (a["part"], first["time"][:10]), math.nan)
         if a["id"] in fa_ids:
             res.fa_seen.append(frac)
         if a["part"] in layout.quiet:
@@ -484,8 +503,10 @@ def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
                                      "time": a["time"][:10], "tier": a["tier"],
                                      "kind": a["kind"], "z": a["record"].get("z"),
                                      "value": a["record"].get("value"),
-                                     "measure": a["record"].get("measure"),
-                                     "observed": frac})
+                                     "measure": measure, "first_value": first.get("value"),
+                                     "observed": frac,
+                                     "pair": _pair(a["record"].get("before_scene"),
+                                                   a["record"].get("after_scene"))})
         elif a["id"] in fa_ids and a["part"].startswith("event_"):
             res.event_fa += 1
         elif a["part"] not in layout.boxes:
@@ -505,7 +526,13 @@ def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
         res.detector.add(f"{det.get('method')} {det.get('method_params')}")
         reg = det.get("registration")
         if reg and row["status"] in ("ok", "first"):
-            res.shifts.append(math.hypot(reg["dy"], reg["dx"]))
+            mag = math.hypot(reg["dy"], reg["dx"])
+            if reg.get("applied", mag >= pipeline.MIN_APPLIED_SHIFT_PX):
+                res.shifts.append(mag)
+            else:
+                res.unapplied.append(mag)
+        if row["status"] == "ok" and row.get("previous_id"):
+            res.quiet_pairs[_pair(row["previous_id"], row["scene_id"])] += len(layout.quiet)
     return {"usable": use, "alerts": sorted((a["part"], a["time"], a["tier"], a["kind"])
                                             for a in alerts)}
 
@@ -738,19 +765,22 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         lines.append(f"| {r.label} | {len(r.quiet_alerts)} | {r.quiet_part_years:.1f} | "
                      f"{_num(s['fa_quiet'])} | {r.event_fa} | {r.rest_alerts} | {r.all_fa} | "
                      f"{r.all_alerts} |")
-    lines += ["", f"Where the false alarms come from: *part < {MIN_OBSERVED:.0%} seen* = the "
-              "alert's first date saw less than `sitewatch.zonal.MIN_OBSERVED` of the part "
-              "(the changed fraction is then of a few pixels); *<= 2 px* = the alert's "
-              f"changed fraction is at most 2 pixels of a {QUIET_SIZE} x {QUIET_SIZE} part "
-              f"(<= {2 / QUIET_SIZE ** 2:.2f}).", "",
+    lines += ["", f"Where the false alarms come from (each alert's first finding): *part < "
+              f"{MIN_OBSERVED:.0%} seen* = the comparison it came from (against the previous "
+              "usable date, or the composite for `*_composite` measures) saw less than "
+              "`sitewatch.zonal.MIN_OBSERVED` of the part, so its changed share is of a few "
+              "pixels; *<= 2 px* = its value (a changed share, or a changed share in excess of "
+              f"the rest of the site's) is at most 2 pixels of a {QUIET_SIZE} x {QUIET_SIZE} "
+              f"part (<= {2 / QUIET_SIZE ** 2:.2f}); *measure*: of the first finding.", "",
               "| method | untouched: part < 50 % seen | untouched: <= 2 px changed | "
               "untouched: measure | unexplained, all parts: part < 50 % seen |",
               "|---|---|---|---|---|"]
     for r in results:
         qa = r.quiet_alerts
         low = sum(1 for a in qa if a["observed"] < MIN_OBSERVED)
-        small = sum(1 for a in qa if a["measure"] == "changed_fraction"
-                    and a["value"] is not None and a["value"] <= 2 / QUIET_SIZE ** 2 + 1e-9)
+        small = sum(1 for a in qa if a["measure"].startswith("changed")
+                    and a["first_value"] is not None
+                    and a["first_value"] <= 2 / QUIET_SIZE ** 2 + 1e-9)
         meas = Counter(a["measure"] for a in qa)
         lines.append(f"| {r.label} | {_pct(low, len(qa))} | {_pct(small, len(qa))} | "
                      + (", ".join(f"{k} {v}" for k, v in meas.items()) or "–") + " | "
@@ -775,6 +805,17 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
             "; top dates (alerts, seeds): " + ", ".join(
                 f"{d} ({len(v)}, {len({a['seed'] for a in v})})" for d, v in top) +
             f" = {share:.0%} of them")
+    pairs = sorted({k for r in results for k in r.quiet_pairs})
+    if pairs:
+        lines += ["", "Untouched-part alerts by the sensors of the compared pair (Landsat 5 "
+                  "TM = LT05, Landsat 7 ETM+ SLC-off = LE07): alerts / part-pairs compared "
+                  "= per 100.", "", "| method | " + " | ".join(pairs) + " |",
+                  "|---|" + "---|" * len(pairs)]
+        for r in results:
+            got = Counter(a["pair"] for a in r.quiet_alerts)
+            lines.append(f"| {r.label} | " + " | ".join(
+                f"{got[k]} / {r.quiet_pairs[k]} = {100 * got[k] / r.quiet_pairs[k]:.1f}"
+                if r.quiet_pairs[k] else f"{got[k]} / 0" for k in pairs) + " |")
     tops = sorted({d for r in results for d, _ in Counter(
         a["time"] for a in r.quiet_alerts).most_common(3)})
     if tops:
@@ -795,8 +836,13 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         runs = len(r.seconds)
         st = ", ".join(f"{k} {v / runs:.1f}" for k, v in sorted(r.statuses.items()))
         why = "; ".join(f"{k} ({v / runs:.1f})" for k, v in r.why.most_common())
-        sh = (f"; shifts of the usable scenes: median {statistics.median(r.shifts):.2f} px, "
-              f"max {max(r.shifts):.2f} px" if r.shifts else "")
+        sh = (f"; shifts applied: {len(r.shifts) / runs:.1f} scenes, median "
+              f"{statistics.median(r.shifts):.2f} px, max {max(r.shifts):.2f} px"
+              if r.shifts else "; no shift applied")
+        if r.unapplied and max(r.unapplied) > 0:
+            sh += (f"; shifts measured but not applied: {len(r.unapplied) / runs:.1f} scenes "
+                   f"(median {statistics.median(r.unapplied):.2f} px, max "
+                   f"{max(r.unapplied):.2f} px)")
         lines.append(f"- {r.label}: scene statuses {st}; usable scenes "
                      f"{min(r.usable)}-{max(r.usable)} spanning {statistics.mean(r.years):.2f} "
                      f"years; not usable: {why or 'none'}{sh}.")
@@ -807,13 +853,14 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         rel_rej = [g["reliability"] for g in regs if g["status"] == "rejected"]
         rel_ok = [g["reliability"] for g in regs if g["status"] != "rejected"]
         big_shift = sum(g["shift"] > 2 for g in regs)
+        rej = (f"; reliability of the rejected: median {_num(_q(rel_rej, 50))} (5-95 %: "
+               f"{_num(_q(rel_rej, 5))}-{_num(_q(rel_rej, 95))})" if rel_rej else "")
         lines.append(
             f"- matches, {MODE_WORDS[mode]} (all seeds; the scenes seen well enough to be "
-            "matched): "
-            + ", ".join(f"{k} {v}" for k, v in sorted(st.items()))
-            + f"; reliability of the rejected: median {_num(_q(rel_rej, 50))} (5-95 %: "
-            f"{_num(_q(rel_rej, 5))}-{_num(_q(rel_rej, 95))}), of the accepted: median "
-            f"{_num(_q(rel_ok, 50))}; matches claiming a shift over 2 px: {big_shift}")
+            "matched; as recorded in the catalogue): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(st.items())) + rej
+            + f"; reliability of the others: median {_num(_q(rel_ok, 50))}; recorded shifts "
+            f"over 2 px: {big_shift}")
     for mode, ref in extras["reference"].items():
         lines.append(f"- co-registration reference, {MODE_WORDS[mode]}, per seed: "
                      + ", ".join(f"{k} ({v})" for k, v in Counter(ref).most_common()))
@@ -844,8 +891,9 @@ def main(argv: list[str] | None = None) -> int:
                          "(as-is: the pipeline untouched; off, swir16: diagnostics, see "
                          "MODES) and detectors for RunParams(method=...), 'default' = "
                          "RunParams() (HACD); default: '%(default)s'")
-    ap.add_argument("--check-hacd", action=argparse.BooleanOptionalAction, default=True,
-                    help="on the first seed, also run method='hacd' and check it alerts "
+    ap.add_argument("--check-default", action=argparse.BooleanOptionalAction, default=True,
+                    help="on the first seed, also run the method the default resolves to, "
+                         "by name, and check it alerts "
                          "exactly as the default")
     ap.add_argument("--out", default=str(REPO / "docs" / "bench_watch_colorado.md"))
     ap.add_argument("--workdir", default=None,
@@ -857,6 +905,12 @@ def main(argv: list[str] | None = None) -> int:
         plan = parse_runs(args.runs)
     except ValueError as exc:
         ap.error(str(exc))
+    # RunParams() resolves to this detector; where 'default' runs, a run of the same
+    # detector by name would repeat it (the first seed checks that it does).
+    resolved = default_method()
+    for ms in plan.values():
+        if "default" in ms and resolved in ms:
+            ms.remove(resolved)
 
     t_start = time.perf_counter()
     code0, print0 = code_state(), src_fingerprint()
@@ -896,9 +950,9 @@ def main(argv: list[str] | None = None) -> int:
                                          f"of {len(series.scenes)} scenes")
                     check_masks(store, site_id, series, layout)
                     runs = list(methods)
-                    if (args.check_hacd and seed == args.first_seed and mode == "as-is"
+                    if (args.check_default and seed == args.first_seed and mode == "as-is"
                             and "default" in methods):
-                        runs.append("hacd?")
+                        runs.append(f"{resolved}?")
                     got: dict[str, dict[str, Any]] = {}
                     for m in runs:
                         name = m.rstrip("?")
@@ -910,7 +964,8 @@ def main(argv: list[str] | None = None) -> int:
                                                params, layout, rep)
                             same = got[m] == got["default"]
                             extras["same"].append(
-                                f"Check ({mode}, seed {seed}): `RunParams(method='hacd')` "
+                                f"Check ({mode}, seed {seed}): "
+                                f"`RunParams(method={resolved!r})` "
                                 f"gives {'the same' if same else 'DIFFERENT'} usable scenes "
                                 f"and alerts as `RunParams()` ({len(got[m]['alerts'])} vs "
                                 f"{len(got['default']['alerts'])} alerts).")
@@ -931,12 +986,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     wall = time.perf_counter() - t_start
-    extras["code"] = f"{code0} (src/sitewatch fingerprint {print0} at the start)"
-    if src_fingerprint() != print0 or code_state() != code0:
-        extras["code"] += (f"; **src/ changed during the run** (now {code_state()}, "
-                           f"fingerprint {src_fingerprint()}): the modules loaded at the "
-                           "start were measured")
+    extras["code"] = f"{code0} (src/sitewatch fingerprint {print0})"
+    code1, print1 = code_state(), src_fingerprint()
+    if print1 != print0:
+        extras["code"] += (f"; **src/ changed during the run** (now {code1}, fingerprint "
+                           f"{print1}): the modules loaded at the start were measured")
         log("src/ changed during the run")
+    elif code1 != code0:
+        extras["code"] += f"; the same src/ is now {code1}"
     cmd = "python " + " ".join(shlex.quote(a) for a in [
         os.path.relpath(__file__, Path.cwd()) if Path(__file__).is_relative_to(Path.cwd())
         else __file__, *(sys.argv[1:] if argv is None else argv)])

@@ -224,7 +224,7 @@ def _f(v: float) -> str:
 
 def build_report(args: argparse.Namespace, cmd: str, cities: list[City],
                  layouts: dict[str, Cells], runs: list[MethodRun], wall: float,
-                 peak_mib: float) -> str:
+                 peak_mib: float, code: str) -> str:
     import scipy
 
     names = [c.name for c in cities]
@@ -236,7 +236,7 @@ def build_report(args: argparse.Namespace, cmd: str, cities: list[City],
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs; Python {platform.python_version()}, numpy {np.__version__}, "
         f"scipy {scipy.__version__}",
-        f"- code: {code_state()}",
+        f"- code: {code} (when the run started)",
         f"- wall time: {wall:.0f} s; peak RSS {peak_mib:.0f} MiB",
         "",
         f"Each OSCD city (loaded as in `bench_oscd.py`: date-1 10 m grid, date 2 "
@@ -396,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     t_start = time.perf_counter()
+    code = code_state()
     root = Path(args.data) / "oscd"
     if not root.is_dir():
         print(f"no OSCD data under {root}; give --data", file=sys.stderr)
@@ -451,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
              else str(here))
     cmd = "python " + " ".join(shlex.quote(a) for a in
                                [shown, *(sys.argv[1:] if argv is None else argv)])
-    text = build_report(args, cmd, cities, layouts, runs, wall, peak_mib)
+    text = build_report(args, cmd, cities, layouts, runs, wall, peak_mib, code)
     print(text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

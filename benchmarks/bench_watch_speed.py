@@ -402,8 +402,11 @@ def step_ingest(db: str, folder: str, site_json: dict[str, Any] | None) -> dict[
     t0 = time.perf_counter()
     with Store.open_path(db) as store:
         rep = ingest(store, [folder], SITE_ID, site=site)
+    import sitewatch
+
     return {"seconds": time.perf_counter() - t0, "added": rep.count("added"),
-            "skipped": len(rep.skipped), "rss_mib": _rss_mib()}
+            "skipped": len(rep.skipped), "rss_mib": _rss_mib(),
+            "sitewatch": str(Path(sitewatch.__file__).parent)}
 
 
 def step_run(db: str, method: str | None, profile: bool = False) -> dict[str, Any]:
@@ -466,7 +469,11 @@ def step_run(db: str, method: str | None, profile: bool = False) -> dict[str, An
            "statuses": {s: rep.count(s) for s in pipeline.STATUSES},
            "new_alerts": [(a["part"], a["start"], a["end"]) for a in rep.alerts["new"]],
            "updated_alerts": len(rep.alerts["updated"]),
-           "stages": {k: (v[0], v[1]) for k, v in acc.items()}, "rss_mib": _rss_mib()}
+           "stages": {k: (v[0], v[1]) for k, v in acc.items()}, "rss_mib": _rss_mib(),
+           "sitewatch": str(Path(pipeline.__file__).parent)}
+    with Store.open_path(db) as store:
+        out["stored_alerts"] = [(x["part"], x["start"], x["end"], x["tier"])
+                                for x in store.alerts(SITE_ID)]
     if prof:
         buf = io.StringIO()
         st = pstats.Stats(prof, stream=buf)
@@ -570,7 +577,8 @@ def build_report(a: argparse.Namespace, cmd: str, info: dict[str, Any]) -> str:
         f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
         f"rasterio {rasterio.__version__} (GDAL {rasterio.__gdal_version__}), "
         f"SQLAlchemy {sqlalchemy.__version__}",
-        f"- code: {code_state()}",
+        f"- code: {info['code']}; src/sitewatch was copied when the benchmark started "
+        "and every step imported that copy (" + info["code_where"] + ")",
         f"- wall time of the whole benchmark: {info['wall']:.0f} s (writing the scenes: "
         f"{info['write_s']:.0f} s with {a.jobs} processes)",
         "",
@@ -649,11 +657,45 @@ def build_report(a: argparse.Namespace, cmd: str, info: dict[str, Any]) -> str:
                   f"run; {info['profile']['seconds']:.1f} s under the profiler. Top 30 by "
                   "cumulative time:", "", "```", info["profile"]["text"], "```"]
     if info.get("alerts"):
-        lines += ["", "## Alerts (do the detectors do real work?)", ""]
-        for label, method, new in info["alerts"]:
-            lines.append(f"- {label}, {method}: {len(new)} new alerts: " + (", ".join(
-                f"{p} {s[:10]}..{(e or '')[:10]}" for p, s, e in new) or "none") + ".")
+        lines += alert_section(info, n)
     return "\n".join(lines) + "\n"
+
+
+def alert_section(info: dict[str, Any], n: int) -> list[str]:
+    """Whether the runs raised alerts where changes were planted (context, not a detection
+    benchmark: the synthetic ground is cruder than the simulator's)."""
+    rest = info["rest_name"]
+    lines = ["", "## Alerts (do the detectors do real work?)", ""]
+    for label, method, new, updated in info["alerts"]:
+        lines.append(f"- {label}, {method}: {new} new alerts, {updated} updated.")
+    final = info["runs"][-1]
+    stored = final["stored_alerts"]
+    lay, times = info["layout"], info["times"]
+    planted = {e["part"] or rest for e in lay["events"]}
+    lines += ["", f"After the last run, {len(stored)} alerts are stored "
+              f"({final['method']}), {sum(p in planted for p, *_ in stored)} of them at the "
+              f"{len(planted)} parts with a planted change (the burn scar is outside every "
+              f"part, in {rest!r}). Per planted change, the alerts at "
+              "its part whose span (previous usable date .. date) contains the date the "
+              "change first shows (or, for a transient one, the date it is gone):", "",
+              "| planted change | part | first scene (date) | alert spans covering it |",
+              "|---|---|---|---|"]
+    for e in lay["events"]:
+        part = e["part"] or rest
+        k = math.ceil(e["start"] * n)
+        when = [times[k]] + ([times[math.floor(e["end"] * n) + 1]] if e["end"] else [])
+        hits = [f"{s[:10]}..{(t or '')[:10]} ({tier})" for p, s, t, tier in stored
+                if p == part and any(s <= w <= (t or s) for w in when)]
+        lines.append(f"| {e['what']} | {part} | {k + 1} ({times[k][:10]}) | "
+                     + (", ".join(hits) or "none") + " |")
+    quiet = {}
+    for p, *_ in stored:
+        if p not in planted:
+            quiet[p] = quiet.get(p, 0) + 1
+    lines += ["", "Alerts at parts with nothing planted (false alarms on this synthetic "
+              "ground): "
+              + (", ".join(f"{p} {c}" for p, c in sorted(quiet.items())) or "none") + "."]
+    return lines
 
 
 # --------------------------------------------------------------------------- main
@@ -674,11 +716,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                     help="profile the incremental run (on a copy of the database)")
     ap.add_argument("--out", default=str(REPO / "docs" / "bench_watch_speed.md"))
+    ap.add_argument("--json", default=None, help="also write every measurement here")
     a = ap.parse_args(argv)
     if a.scenes < 3 or a.size < 200 or a.parts < 1:
         ap.error("need --scenes >= 3, --size >= 200, --parts >= 1")
+    work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="sw_speed_"))
+    work.mkdir(parents=True, exist_ok=True)
+    # src/ may be edited while this runs (tens of minutes): every step imports one copy.
+    snap = work / "src"
+    shutil.rmtree(snap, ignore_errors=True)
+    code = code_state()
+    shutil.copytree(REPO / "src" / "sitewatch", snap / "sitewatch",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    sys.path.insert(0, str(snap))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(snap), *filter(None, [os.environ.get("PYTHONPATH")])])
     from sitewatch.grid import DEFAULT_MARGIN_M, site_grid
     from sitewatch.sites import site_from_geojson
+    from sitewatch.zonal import REST
 
     if DEFAULT_MARGIN_M != MARGIN_M:
         raise SystemExit(f"the site grid margin is now {DEFAULT_MARGIN_M} m; update MARGIN_M")
@@ -688,8 +743,6 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t_start:6.0f} s] {msg}", file=sys.stderr, flush=True)
 
-    work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="sw_speed_"))
-    work.mkdir(parents=True, exist_ok=True)
     hist, new = work / "scenes", work / "new"
     db = work / "sw.db"
     try:
@@ -702,11 +755,12 @@ def main(argv: list[str] | None = None) -> int:
         masks = grid.part_masks(site)
         sizes = [int(m.sum()) for m in masks.values()]
         info: dict[str, Any] = {
-            "layout": lay, "grid_shape": grid.shape,
+            "layout": lay, "grid_shape": grid.shape, "code": code, "rest_name": REST,
             "site_px": int(grid.site_mask(site).sum()),
             "part_px": (min(sizes), max(sizes), sum(sizes)),
         }
         plan = scene_plan(a.scenes, a.seed)
+        info["times"] = [p["time"].strftime("%Y-%m-%dT%H:%M:%SZ") for p in plan]
         info["clouds"] = {"clear": sum(p["cover"] == 0 for p in plan[:-1]),
                           "partly": sum(0 < p["cover"] < 0.5 for p in plan[:-1]),
                           "heavy": sum(p["cover"] >= 0.5 for p in plan[:-1])}
@@ -735,7 +789,8 @@ def main(argv: list[str] | None = None) -> int:
             r = in_child(step_run, str(db), None if m == "hacd" else m)
             r["label"] = "from scratch"
             runs.append(r)
-            alerts.append(("from scratch", r["method"], r["new_alerts"]))
+            alerts.append(("from scratch", r["method"], len(r["new_alerts"]),
+                           r["updated_alerts"]))
             log(f"from scratch, {r['method']}: {r['seconds']:.0f} s, {r['processed']} scenes")
         info["ingest_new"] = in_child(step_ingest, str(db), str(new), None)
         log(f"ingested the new scene in {info['ingest_new']['seconds']:.2f} s")
@@ -745,7 +800,8 @@ def main(argv: list[str] | None = None) -> int:
             r = in_child(step_run, str(db), None if m == "hacd" else m)
             r["label"] = "new scene"
             runs.append(r)
-            alerts.append(("new scene", r["method"], r["new_alerts"]))
+            alerts.append(("new scene", r["method"], len(r["new_alerts"]),
+                           r["updated_alerts"]))
             log(f"new scene, {r['method']}: {r['seconds']:.1f} s")
         r = in_child(step_run, str(db), None if meths[0] == "hacd" else meths[0])
         r["label"] = "no-op re-run"
@@ -759,7 +815,16 @@ def main(argv: list[str] | None = None) -> int:
             log(f"profiled the new-scene run: {p['seconds']:.1f} s under cProfile")
         info["runs"] = runs
         info["alerts"] = alerts
+        where = {r["sitewatch"] for r in [*runs, info["ingest"], info["ingest_new"]]}
+        if a.profile:
+            where.add(p["sitewatch"])
+        if where != {str(snap / "sitewatch")}:
+            raise SystemExit(f"a step imported sitewatch from {where}, not the copy {snap}")
+        info["code_where"] = "checked in every step"
         info["wall"] = time.perf_counter() - t_start
+        if a.json:
+            Path(a.json).write_text(json.dumps({"args": vars(a), **info}, default=str,
+                                               indent=1))
     finally:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
