@@ -54,6 +54,7 @@ import math
 import multiprocessing as mp
 import platform
 import pstats
+import re
 import resource
 import shlex
 import shutil
@@ -560,6 +561,31 @@ def stage_table(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _top_stages(r: dict[str, Any], k: int = 3) -> str:
+    st = sorted(((v[0], name) for name, v in r["stages"].items() if v[1]), reverse=True)[:k]
+    return ", ".join(f"{name} {sec:.1f} s ({sec / r['seconds']:.0%})" for sec, name in st)
+
+
+def headline(info: dict[str, Any]) -> list[str]:
+    out = []
+    for r in info["runs"]:
+        if r["label"] == "from scratch":
+            ok = [s for k, s in r["per_scene"] if k == "ok"]
+            out.append(f"- **Whole series from scratch** ({r['method']}): {r['seconds'] / 60:.1f}"
+                       f" min wall ({r['cpu'] / 60:.1f} min CPU) for {r['processed']} scenes, "
+                       f"{statistics.fmean(ok):.1f} s per usable scene on average. Largest "
+                       f"stages: {_top_stages(r)}.")
+        elif r["label"] == "new scene":
+            out.append(f"- **One new scene on top of {r['reused']} scenes of history** "
+                       f"({r['method']}): {r['seconds']:.1f} s wall ({r['cpu']:.1f} s CPU), "
+                       f"in a fresh process as `sitewatch run` would be. Largest stages: "
+                       f"{_top_stages(r)}.")
+        elif r["label"] == "no-op re-run":
+            out.append(f"- **Re-run with nothing new** ({r['method']}): {r['seconds']:.1f} s, "
+                       f"of which scoring the alerts again {r['alerts_s']:.1f} s.")
+    return out
+
+
 def build_report(a: argparse.Namespace, cmd: str, info: dict[str, Any]) -> str:
     import rasterio
     import scipy
@@ -571,7 +597,7 @@ def build_report(a: argparse.Namespace, cmd: str, info: dict[str, Any]) -> str:
         "# Speed of `sitewatch run` on a big site: one new scene, and the series from scratch",
         "",
         f"- command: `{cmd}`",
-        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- date: {info.get('date') or f'{datetime.now(UTC):%Y-%m-%d %H:%M} UTC'}",
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs (shared with other jobs); Python "
         f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
@@ -613,6 +639,8 @@ def build_report(a: argparse.Namespace, cmd: str, info: dict[str, Any]) -> str:
         "",
         "## Headline",
         "",
+        *headline(info),
+        "",
         "*CPU s* is the process's CPU time (all its threads) over the same span: where it "
         "is well below the wall time, the process was waiting, mostly for a core taken by "
         "other jobs on this shared machine, and CPU time is the better guide to an idle "
@@ -651,11 +679,14 @@ def build_report(a: argparse.Namespace, cmd: str, info: dict[str, Any]) -> str:
         lines += ["", f"The same split for the incremental run ({r['method']}):", "",
                   *stage_table(r)]
     if info.get("profile"):
+        text = re.sub(r"\S*/src/(sitewatch/)", r"\1", info["profile"]["text"])
+        text = text.replace(str(REPO) + "/", "")
         lines += ["", "## cProfile of the incremental run (new scene + scoring), "
                   f"{info['profile']['method']}", "",
                   f"Run on a copy of the database taken just before the timed incremental "
                   f"run; {info['profile']['seconds']:.1f} s under the profiler. Top 30 by "
-                  "cumulative time:", "", "```", info["profile"]["text"], "```"]
+                  "cumulative time (`timed` and `process_scene` are this benchmark's timing "
+                  "wrappers):", "", "```", text, "```"]
     if info.get("alerts"):
         lines += alert_section(info, n)
     return "\n".join(lines) + "\n"
@@ -701,6 +732,14 @@ def alert_section(info: dict[str, Any], n: int) -> list[str]:
 # --------------------------------------------------------------------------- main
 
 
+def command(argv: list[str] | None) -> str:
+    here = Path(__file__)
+    shown = (os.path.relpath(here, Path.cwd()) if here.is_relative_to(Path.cwd())
+             else str(here))
+    return "python " + " ".join(shlex.quote(x) for x in
+                                [shown, *(sys.argv[1:] if argv is None else argv)])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenes", type=int, default=100, help="scenes of history (default 100)")
@@ -717,9 +756,26 @@ def main(argv: list[str] | None = None) -> int:
                     help="profile the incremental run (on a copy of the database)")
     ap.add_argument("--out", default=str(REPO / "docs" / "bench_watch_speed.md"))
     ap.add_argument("--json", default=None, help="also write every measurement here")
+    ap.add_argument("--from-json", default=None,
+                    help="only write --out again from a --json file of an earlier run")
     a = ap.parse_args(argv)
-    if a.scenes < 3 or a.size < 200 or a.parts < 1:
-        ap.error("need --scenes >= 3, --size >= 200, --parts >= 1")
+    if a.from_json:
+        saved = json.loads(Path(a.from_json).read_text())
+        run_args = argparse.Namespace(**saved.pop("args"))
+        saved.setdefault("date", datetime.fromtimestamp(
+            Path(a.from_json).stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC"))
+        cmd = saved.pop("cmd", None) or "python benchmarks/bench_watch_speed.py" + (
+            f" --json {run_args.json}" if run_args.json else "")
+        text = build_report(run_args, cmd, saved)
+        text = text.replace("\n\n## The synthetic site", "\n- report written again from "
+                            f"that run's JSON (`--from-json {a.from_json}`)\n\n"
+                            "## The synthetic site", 1)
+        Path(a.out).write_text(text)
+        print(text)
+        return 0
+    if a.scenes < 3 or a.size < 200 or a.parts < 5:
+        ap.error("need --scenes >= 3, --size >= 200, --parts >= 5 (the planted changes "
+                 "use five parts)")
     work = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="sw_speed_"))
     work.mkdir(parents=True, exist_ok=True)
     # src/ may be edited while this runs (tens of minutes): every step imports one copy.
@@ -822,19 +878,15 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"a step imported sitewatch from {where}, not the copy {snap}")
         info["code_where"] = "checked in every step"
         info["wall"] = time.perf_counter() - t_start
+        info["date"] = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
         if a.json:
-            Path(a.json).write_text(json.dumps({"args": vars(a), **info}, default=str,
-                                               indent=1))
+            Path(a.json).write_text(json.dumps({"args": vars(a), "cmd": command(argv), **info},
+                                               default=str, indent=1))
     finally:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
 
-    here = Path(__file__)
-    shown = (os.path.relpath(here, Path.cwd()) if here.is_relative_to(Path.cwd())
-             else str(here))
-    cmd = "python " + " ".join(shlex.quote(x) for x in
-                               [shown, *(sys.argv[1:] if argv is None else argv)])
-    text = build_report(a, cmd, info)
+    text = build_report(a, command(argv), info)
     print(text)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

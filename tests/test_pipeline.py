@@ -153,10 +153,13 @@ def test_rerun_does_nothing_twice_and_new_scenes_are_processed_alone(store, tmp_
     catalogue(store, tmp_path / "imgs", range(8, 10))
     more = run_site(store, "testsite", PARAMS)
     assert [s for s, _, _ in more.processed] == ["scene_08", "scene_09"]
-    # Other parameters are another result set, kept beside the first.
+    # Other parameters are another result set, kept beside the first, alerts included.
+    mine = sorted(a["id"] for a in store.alerts("testsite", params_hash=PARAMS.hash))
     other = run_site(store, "testsite", RunParams(method="cva"))
-    assert len(other.processed) == 10
+    assert len(other.processed) == 10 and other.alerts["updated"] == []
     assert len(store.processed("testsite", PARAMS.hash)) == 10
+    assert sorted(a["id"] for a in store.alerts("testsite", params_hash=PARAMS.hash)) == mine
+    assert not {a["id"] for a in other.alerts["new"]} & set(mine)
 
 
 def test_a_late_scene_reprocesses_the_dates_that_depend_on_it(store, tmp_path):

@@ -290,7 +290,7 @@ def _run(store: Store, scenario: Scenario, scene_dir: Path, work: Path, tick: Pr
     res.checks = _check_events(res)
     params = RunParams(method=method)
     res.run = run_site(store, SITE_ID, params, progress=tick)
-    res.alerts = store.alerts(SITE_ID)
+    res.alerts = store.alerts(SITE_ID, params_hash=params.hash)
     usable = usable_dates(store, SITE_ID, params.hash)
     days = [t for ts in usable.values() for t in ts]
     years = ((parse_time(max(days)) - parse_time(min(days))).days / 365.25) if days else 0.0

@@ -440,8 +440,9 @@ def series(store: Store, site_id: str, params_hash: str) -> dict[tuple[str, str]
 
 
 def score_alerts(store: Store, site_id: str, params: RunParams) -> dict[str, list[dict]]:
-    """Score every part's series and store the alerts; returns the new and updated ones."""
-    stored = store.alerts(site_id)
+    """Score every part's series and store the alerts; returns the new and updated ones.
+    Alerts belong to a parameter set: another method's run neither sees nor updates them."""
+    stored = store.alerts(site_id, params_hash=params.hash)
     dismissed: dict[str, set[str]] = {}
     for a in stored:
         if a["status"] == "dismissed":
@@ -454,7 +455,7 @@ def score_alerts(store: Store, site_id: str, params: RunParams) -> dict[str, lis
     out: dict[str, list[dict]] = {"new": [], "updated": []}
     by_id = {a["id"]: a for a in stored}
     claimed: set[str] = set()
-    for ev in group_events(site_id, findings):
+    for ev in group_events(site_id, findings, salt=params.hash):
         if not params.levels and not any(f["measure"] in DEPARTURE_FLOORS
                                          for f in ev.findings):
             continue  # level change points only characterise departures (see RunParams)

@@ -589,10 +589,13 @@ class Store:
     # ------------------------------------------------------------------ alerts
 
     def alerts(self, site_id: str | None = None, *, status: str | tuple[str, ...] | None = None,
-               part: str | None = None) -> list[dict[str, Any]]:
-        """Stored alerts in time order (``record`` decoded)."""
+               part: str | None = None, params_hash: str | None = None
+               ) -> list[dict[str, Any]]:
+        """Stored alerts in time order (``record`` decoded), optionally of one parameter set."""
         t = alerts_table
         cond = sa.true()
+        if params_hash is not None:
+            cond &= t.c.params_hash == params_hash
         if site_id is not None:
             cond &= t.c.site_id == site_id
         if status:

@@ -95,7 +95,7 @@ def build_timeline(store: Store, site_id: str, params_hash: str, *,
     obs = store.observations(site_id, params_hash, part=part)
     comp = {(r["scene_id"], r["part"]): r["changed_fraction"] for r in obs
             if r["reference"] == "composite"}
-    alerts = store.alerts(site_id, part=part)
+    alerts = store.alerts(site_id, part=part, params_hash=params_hash)
     marks: dict[tuple[str, str, str], list[str]] = {}
     for a in alerts:
         for f in a["record"].get("findings", []):

@@ -151,8 +151,10 @@ def _rank(a: Alert) -> tuple[int, float]:
     return TIERS.index(a.tier), abs(a.z) if math.isfinite(a.z) else 0.0
 
 
-def group_events(site: str, findings: Iterable[Alert]) -> list[Alert]:
-    """One alert per event: findings at a part whose dates touch are merged."""
+def group_events(site: str, findings: Iterable[Alert], salt: str = "") -> list[Alert]:
+    """One alert per event: findings at a part whose dates touch are merged.  ``salt`` (e.g.
+    the run's parameter hash) enters the ids, so runs with other parameters keep their own
+    alerts."""
     by_part: dict[str, list[Alert]] = {}
     for f in findings:
         by_part.setdefault(f.part, []).append(f)
@@ -165,15 +167,15 @@ def group_events(site: str, findings: Iterable[Alert]) -> list[Alert]:
                 group.append(f)
                 continue
             if group:
-                events.append(_event(site, part, group))
+                events.append(_event(site, part, group, salt))
             group = [f]
         if group:
-            events.append(_event(site, part, group))
+            events.append(_event(site, part, group, salt))
     events.sort(key=lambda a: (a.time, a.part))
     return events
 
 
-def _event(site: str, part: str, group: list[Alert]) -> Alert:
+def _event(site: str, part: str, group: list[Alert], salt: str = "") -> Alert:
     top = max(group, key=_rank)
     kinds = {g.kind for g in group}
     kind = next((k for k in ("level_shift", "spike", "departure", "unconfirmed")
@@ -195,7 +197,7 @@ def _event(site: str, part: str, group: list[Alert]) -> Alert:
     if len(group) > 4:
         text += f" (+{len(group) - 4} more findings)"
     return Alert(
-        alert_id(site, part, "event", "event", first.time), site, part, first.time,
+        alert_id(site, part, "event", f"event{salt}", first.time), site, part, first.time,
         top.measure, kind, tier, top.value, top.expected, top.z, top.confidence, top.history,
         text, src.before_scene, src.after_scene, start=start, end=end, grid=src.grid,
         changed_area_m2=src.changed_area_m2, objects=src.objects,

@@ -62,7 +62,7 @@ def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
         if jsonl:
             sinks.append(JsonLinesSink(jsonl))
         if geojson:
-            sinks.append(GeoJsonSink(geojson, lambda s: store.alerts(s)))
+            sinks.append(GeoJsonSink(geojson, lambda s: store.alerts(s, params_hash=rp.hash)))
         if webhook:
             sinks.append(WebhookSink(webhook))
         try:
@@ -183,13 +183,15 @@ def timeline(ctx: Ctx, site_id: str, part: str | None, plot: str | None,
 @pass_ctx
 def alerts(ctx: Ctx, site_id: str, statuses: tuple[str, ...], part: str | None,
            as_json: bool) -> None:
-    """List a site's alerts, oldest first."""
+    """List a site's alerts (of the latest run's parameters), oldest first."""
     from ..sinks import alert_payload
 
     with ctx.store() as store:
         if store.get_site(site_id) is None:
             raise SitewatchError(f"no site {site_id!r} in the catalogue")
-        found = store.alerts(site_id, status=statuses or None, part=part)
+        last = store.last_run(site_id)  # the alerts of the latest run's parameters
+        found = store.alerts(site_id, status=statuses or None, part=part,
+                             params_hash=last["params_hash"] if last else None)
     if as_json:
         echo_json([alert_payload(a) for a in found])
         return
