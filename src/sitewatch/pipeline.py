@@ -182,6 +182,10 @@ class _Grid:
         self.reg_bands = registration_bands(self.bands)
         self.masks = self.grid.part_masks(site)
         self.inside = self.grid.site_mask(site)
+        rest = self.inside.copy()
+        for m in self.masks.values():
+            rest &= ~m
+        self.zones = {**self.masks, REST: rest}  # what part_changes reports on
         self.pixel_area = self.grid.resolution ** 2
         self.cache: dict[str, GridImage] = {}
         self.ref_id: str | None = None
@@ -253,13 +257,8 @@ def _chain(sc: Scene, ref: str, previous: str | None, composite: list[str]) -> d
 
 
 def _not_observed(g: _Grid, img: GridImage | None) -> list[dict[str, Any]]:
-    zones = dict(g.masks)
-    out = g.inside.copy()
-    for m in g.masks.values():
-        out &= ~m
-    zones[REST] = out
     rows = []
-    for name, m in zones.items():
+    for name, m in g.zones.items():
         n = int(m.sum())
         frac = float(img.valid[m].mean()) if (img is not None and n) else 0.0
         rows.append({"part": name, "reference": "none", "reference_id": None,
@@ -342,21 +341,24 @@ def _process_grid(g: _Grid, done: dict[str, dict[str, Any]], report: RunReport,
 
 def _process_scene(g: _Grid, sc: Scene, ref: str, previous: str | None, comp_ids: list[str]
                    ) -> tuple[str, str, dict[str, Any], list[dict[str, Any]]]:
+    # The registration band(s) alone decide usability and the shift; the scene's bands are
+    # then read once, with the shift undone in the same warp.
     try:
-        img = g.load(sc)
+        probe = load_scene(sc, g.grid, g.reg_bands)
     except SitewatchError as exc:
         return "failed", f"cannot be loaded: {exc}", {"error": str(exc)}, _not_observed(g, None)
-    seen = g.seen(img)
+    seen = g.seen(probe)
     detail: dict[str, Any] = {"site_observed": seen}
     if seen < g.params.min_usable:
         why = f"{seen:.0%} of the site observed (cloud, shadow or no data)"
-        return "unusable", why, {**detail, "reason": why}, _not_observed(g, img)
+        return "unusable", why, {**detail, "reason": why}, _not_observed(g, probe)
+    shift = None
     if sc.id != ref:
         try:
-            reg = register(g.reference_band(), g.reg_image(img))
+            reg = register(g.reference_band(), g.reg_image(probe))
         except GridError as exc:
             why = f"co-registration failed: {exc}"
-            return "rejected", why, {**detail, "reason": why}, _not_observed(g, img)
+            return "rejected", why, {**detail, "reason": why}, _not_observed(g, probe)
         unconfirmed = reg.status == "rejected" and math.isnan(reg.residual_px)
         applied = not unconfirmed and reg.shift.magnitude >= MIN_APPLIED_SHIFT_PX
         detail["registration"] = {"dy": reg.shift.dy, "dx": reg.shift.dx,
@@ -372,9 +374,13 @@ def _process_scene(g: _Grid, sc: Scene, ref: str, previous: str | None, comp_ids
         g.store.put_registration(g.site.id, sc.id, g.key, ref, reg)
         if reg.status == "rejected":
             why = f"co-registration rejected: {reg.reason}"
-            return "rejected", why, {**detail, "reason": why}, _not_observed(g, img)
+            return "rejected", why, {**detail, "reason": why}, _not_observed(g, probe)
         if applied:
-            img = g.load(sc, reg.shift)
+            shift = reg.shift
+    try:
+        img = g.load(sc, shift)
+    except SitewatchError as exc:
+        return "failed", f"cannot be loaded: {exc}", {"error": str(exc)}, _not_observed(g, None)
     g.cache[sc.id] = img
     if previous is None:
         return "first", "first usable date", detail, _not_observed(g, img)
@@ -396,18 +402,15 @@ def _process_scene(g: _Grid, sc: Scene, ref: str, previous: str | None, comp_ids
 
 def series(store: Store, site_id: str, params_hash: str) -> dict[tuple[str, str], list[Obs]]:
     """Every part's observations against the previous usable date, per (part, grid)."""
-    times: dict[str, str] = {}
-    for r in store.observations(site_id, params_hash, reference="previous"):
-        times[r["scene_id"]] = r["acquired"]
-    for r in store.observations(site_id, params_hash, reference="none"):
-        times[r["scene_id"]] = r["acquired"]
-    rows = store.observations(site_id, params_hash, reference="previous")
+    times = {k: v["acquired"] for k, v in store.processed(site_id, params_hash).items()}
+    every = store.observations(site_id, params_hash)
+    rows = [r for r in every if r["reference"] == "previous"]
     rest = {r["scene_id"]: r["measures"] for r in rows if r["part"] == REST}
     # A part seen on less than half its pixels is not observed that date (zonal.MIN_OBSERVED):
     # a changed share of a few pixels at a cloud's edge is not evidence.
     comp = {(r["scene_id"], r["part"]): r["changed_fraction"]
             if r["observed_fraction"] >= MIN_OBSERVED else math.nan
-            for r in store.observations(site_id, params_hash, reference="composite")}
+            for r in every if r["reference"] == "composite"}
     out: dict[tuple[str, str], list[Obs]] = {}
     for r in rows:
         m = dict(r["measures"])
@@ -430,10 +433,7 @@ def series(store: Store, site_id: str, params_hash: str) -> dict[tuple[str, str]
                 m[f"{name}_rel"] = m.get(f"{name}_after", math.nan) - around.get(
                     f"{name}_after", math.nan)
         prev = r["reference_id"]
-        prev_time = times.get(prev)
-        if prev_time is None and prev:
-            sc = store.get_scene(site_id, prev)
-            prev_time = iso(sc.acquired) if sc else None
+        prev_time = times.get(prev) if prev else None
         out.setdefault((r["part"], r["grid"]), []).append(
             Obs(r["acquired"], r["scene_id"], prev, prev_time, r["grid"], m))
     return out
