@@ -29,3 +29,8 @@ class GridError(SitewatchError, ValueError):
 
 class StoreError(SitewatchError, RuntimeError):
     """The catalogue database cannot be opened or is in an unexpected state."""
+
+
+class CollateralError(SitewatchError, ValueError):
+    """A collateral report (news text, notice, note) cannot be read, or an indicator file
+    is invalid."""

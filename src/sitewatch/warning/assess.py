@@ -1,0 +1,355 @@
+"""How likely, and how soon, a launch or an engine test is: weighed evidence, explained.
+
+The model is a transparent odds update, one an analyst can check by hand:
+
+1. Start from the event's prior (``[events.X]`` in the catalogue: the share of 30-day
+   periods that end in one at such a site).
+2. Each evidence item multiplies the odds by its indicator's likelihood ratio raised to its
+   *weight*: certainty (firm 1, probable 0.7, possible 0.45; imagery by alert tier) times
+   staleness (0.5 per half-life since the item's date).  A denial ("no trains were seen")
+   uses the indicator's ``lr_absent`` instead.  Items weighing under 0.05 are dropped.
+3. Independence: one item (a sentence, an alert) counts once per event, through the
+   indicator it supports most; one origin counts once per indicator (two outlets quoting
+   the same official are one source).  A second independent origin for an indicator adds
+   half its weight, and says the indicator is *corroborated*.
+4. The likelihood is the resulting probability; its range comes from redoing the sum with
+   every ratio at the low and at the high end of its range in the catalogue.
+
+Levels.  Launch: ``imminent`` at 0.5 or more, ``possible`` at 0.15 (three times the usual
+prior) or more, ``unlikely`` below, ``no_evidence`` when nothing bears on a launch.  Engine
+test: ``recent_test`` when after-the-test evidence (burn scar, a reported test) alone gives
+0.5 or more, else ``preparations`` at 0.2 or more, ``unlikely`` below, ``no_evidence``.
+
+The expected window: a navigation notice's window when there is one; else the overlap of
+the windows the strongest items give (their date plus the indicator's lead time, or the
+dates a source names, such as "as soon as next week").
+
+Examples
+--------
+>>> from sitewatch.warning.collateral import read_text
+>>> a = assess_reading(read_text(
+...     "Maritime authorities said North Korea notified the IMO of a launch window "
+...     "between May 31 and June 11.", published="2023-05-29"))
+>>> a["launch"]["level"], a["launch"]["window"]["start"], a["launch"]["window"]["end"]
+('imminent', '2023-05-31', '2023-06-11')
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from .evidence import Evidence, from_claim
+from .indicators import Catalogue, Indicator, load_catalogue
+
+MIN_WEIGHT = 0.05
+LAUNCH_THRESHOLDS = {"imminent": 0.5, "possible": 0.15}
+ENGINE_THRESHOLDS = {"recent_test": 0.5, "preparations": 0.2}
+CORROBORATION_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What imagery could see: best resolution, and per indicator why it could not be seen."""
+
+    best_resolution_m: float | None
+    last_image: str | None
+    unobserved: dict[str, str]
+
+
+def _d(s: str | None) -> date | None:
+    return date.fromisoformat(s[:10]) if s else None
+
+
+def _odds(p: float) -> float:
+    return p / (1 - p)
+
+
+def _prob(log_odds: float) -> float:
+    return 1 / (1 + math.exp(-max(-50.0, min(50.0, log_odds))))
+
+
+def _contribution(ind: Indicator, ev: Evidence, event: str, which: int) -> float:
+    if ev.negated:
+        return math.log(ind.lr_absent.get(event, 1.0))
+    return math.log(ind.lr[event][which])
+
+
+def _weigh(items: Sequence[Evidence], cat: Catalogue, event: str, phase: str, at: date
+           ) -> tuple[list[dict[str, Any]], dict[int, float], dict[str, list[str]]]:
+    """Weighted contributions of the items to ``event`` in ``phase``.
+
+    Returns (reasons, log-likelihood sums for low/central/high ratios, corroboration)."""
+    cands: list[dict[str, Any]] = []
+    for ev in items:
+        try:
+            ind = cat.indicator(ev.indicator)
+        except Exception:
+            continue
+        if event not in ind.lr or (ind.phase != phase and ind.event != "standby"
+                                   and ind.event != "capability_change"):
+            continue
+        if phase == "after" and ind.phase != "after":
+            continue
+        when = _d(ev.time) or at
+        age = (at - when).days
+        if age < -1 and ev.window is None:
+            continue  # said after the assessment date: not known yet
+        w = ev.certainty * ind.decay(age)
+        if w < MIN_WEIGHT:
+            continue
+        c = _contribution(ind, ev, event, 1)
+        if c == 0:
+            continue
+        cands.append({"ev": ev, "ind": ind, "weight": w, "age": age, "c": c})
+    # One item counts once per event: through its strongest indicator.
+    best_item: dict[str, dict[str, Any]] = {}
+    for c in cands:
+        key = f"{c['ev'].link}|{c['ev'].text}"
+        if key not in best_item or abs(c["c"] * c["weight"]) > abs(
+                best_item[key]["c"] * best_item[key]["weight"]):
+            best_item[key] = c
+    # One origin counts once per indicator and direction.
+    per: dict[tuple[str, str, bool], dict[str, Any]] = {}
+    for c in best_item.values():
+        k = (c["ind"].id, c["ev"].origin, c["ev"].negated)
+        if k not in per or c["weight"] > per[k]["weight"]:
+            per[k] = c
+    groups: dict[tuple[str, bool], list[dict[str, Any]]] = defaultdict(list)
+    for (ind_id, _o, neg), c in per.items():
+        groups[(ind_id, neg)].append(c)
+    sums = {0: 0.0, 1: 0.0, 2: 0.0}
+    reasons = []
+    corroboration: dict[str, list[str]] = {}
+    for (ind_id, neg), cs in groups.items():
+        cs.sort(key=lambda c: -c["weight"])
+        origins = [c["ev"].origin for c in cs]
+        if len(cs) > 1 and not neg:
+            corroboration[ind_id] = origins
+        for rank, c in enumerate(cs):
+            share = 1.0 if rank == 0 else CORROBORATION_SHARE
+            eff = c["weight"] * share
+            for which in (0, 1, 2):
+                sums[which] += eff * _contribution(c["ind"], c["ev"], event, which)
+            reasons.append(_reason(c, eff, event, rank > 0))
+    reasons.sort(key=lambda r: -abs(r["log_lr"]))
+    return reasons, sums, corroboration
+
+
+def _reason(c: dict[str, Any], eff: float, event: str, corroborating: bool) -> dict[str, Any]:
+    ev: Evidence = c["ev"]
+    ind: Indicator = c["ind"]
+    lr = ind.lr_absent.get(event, 1.0) if ev.negated else ind.lr[event][1]
+    direction = "for" if c["c"] > 0 else "against"
+    what = f"no {ind.name}" if ev.negated else ind.name
+    where = f" at {ev.part.replace('_', ' ')}" if ev.part else ""
+    when = f" on {ev.time}" if ev.time else ""
+    stale = f", {c['age']} days old" if c["age"] > 0 else ""
+    extra = f"; {ev.detail['coarse']}" if ev.detail.get("coarse") else ""
+    hedge = ev.detail.get("certainty")
+    sure = f" ({hedge})" if hedge and hedge != "firm" else ""
+    text = (f"{what}{where}{when}: {ev.source}{sure}{stale}"
+            f"{'; also reported independently' if corroborating else ''}{extra}. "
+            f"Counts x{lr ** eff:.2f} on the odds (likelihood ratio {lr:g}, weight {eff:.2f}).")
+    return {"text": text, "direction": direction, "indicator": ind.id, "kind": ev.kind,
+            "source": ev.source, "origin": ev.origin, "date": ev.time, "part": ev.part,
+            "weight": round(eff, 3), "likelihood_ratio": lr,
+            "log_lr": round(eff * math.log(lr), 4), "evidence": ev.id,
+            "link": ev.link, "sentence": ev.text if ev.kind != "imagery" else None}
+
+
+def _window(items: list[dict[str, Any]], evidence: Sequence[Evidence], cat: Catalogue,
+            at: date) -> dict[str, Any] | None:
+    notices = [e for e in evidence if e.kind == "notice" and e.window and e.window[0]
+               and not e.negated]
+    if notices:
+        n = max(notices, key=lambda e: e.time or "")
+        s, e = n.window  # type: ignore[misc]
+        days = [(_d(s) - at).days, (_d(e or s) - at).days]  # type: ignore[operator]
+        return {"start": s, "end": e or s, "days": days,
+                "basis": f"navigation notice reported by {n.source}"}
+    spans = []
+    by_id = {e.id: e for e in evidence}
+    for r in items:
+        if r["direction"] != "for" or r["weight"] < 0.3:
+            continue
+        ev = by_id.get(r["evidence"])
+        if ev is None:
+            continue
+        if ev.window and ev.window[0]:
+            spans.append((_d(ev.window[0]), _d(ev.window[1] or ev.window[0]), r))
+            continue
+        ind = cat.indicator(ev.indicator)
+        t = _d(ev.time) or at
+        if ind.lead_days[1] > 0:
+            spans.append((t + timedelta(days=ind.lead_days[0]),
+                          t + timedelta(days=ind.lead_days[1]), r))
+    if not spans:
+        return None
+    spans.sort(key=lambda s: -abs(s[2]["log_lr"]))
+    lo, hi = spans[0][0], spans[0][1]
+    used = [spans[0][2]]
+    for s, e, r in spans[1:]:
+        if s <= hi and e >= lo:
+            lo, hi = max(lo, s), min(hi, e)
+            used.append(r)
+    lo = max(lo, at)  # type: ignore[type-var]
+    if hi < lo:  # type: ignore[operator]
+        return None
+    srcs = ", ".join(dict.fromkeys(r["indicator"].replace("_", " ") for r in used))
+    return {"start": lo.isoformat(), "end": hi.isoformat(),  # type: ignore[union-attr]
+            "days": [(lo - at).days, (hi - at).days],  # type: ignore[operator]
+            "basis": f"lead times of {srcs}"}
+
+
+def _level(event: str, p_before: float, p_after: float | None, any_evidence: bool) -> str:
+    if event == "launch":
+        if not any_evidence:
+            return "no_evidence"
+        if p_before >= LAUNCH_THRESHOLDS["imminent"]:
+            return "imminent"
+        return "possible" if p_before >= LAUNCH_THRESHOLDS["possible"] else "unlikely"
+    if p_after is not None and p_after >= ENGINE_THRESHOLDS["recent_test"]:
+        return "recent_test"
+    if not any_evidence:
+        return "no_evidence"
+    return "preparations" if p_before >= ENGINE_THRESHOLDS["preparations"] else "unlikely"
+
+
+def assess(evidence: Sequence[Evidence], *, at: date, catalogue: Catalogue | None = None,
+           coverage: Coverage | None = None) -> dict[str, Any]:
+    """The launch and engine-test assessment from ``evidence`` as of ``at``."""
+    cat = catalogue or load_catalogue()
+    out: dict[str, Any] = {"at": at.isoformat(), "evidence_items": len(evidence)}
+    for event in ("launch", "engine_test"):
+        prior = cat.events[event]
+        reasons, sums, corr = _weigh(evidence, cat, event, "before", at)
+        lo0 = math.log(_odds(prior.prior))
+        p = _prob(lo0 + sums[1])
+        rng = sorted((_prob(lo0 + sums[0]), _prob(lo0 + sums[2])))
+        after = None
+        after_reasons: list[dict[str, Any]] = []
+        if event == "engine_test":
+            after_reasons, asums, acorr = _weigh(evidence, cat, event, "after", at)
+            after = _prob(lo0 + asums[1]) if after_reasons else None
+            corr.update(acorr)
+        level = _level(event, p, after, bool(reasons or after_reasons))
+        window = _window(reasons, evidence, cat, at) if level in ("imminent", "possible",
+                                                                    "preparations") else None
+        unobserved = []
+        if coverage is not None:
+            for ind in cat.indicators:
+                if event in ind.lr and ind.id in coverage.unobserved:
+                    unobserved.append({"indicator": ind.id, "name": ind.name,
+                                       "why": coverage.unobserved[ind.id]})
+        independent = sorted({r["origin"] for r in reasons + after_reasons
+                              if r["direction"] == "for"})
+        out[event] = {
+            "level": level,
+            "likelihood": round(p if level != "recent_test" else (after or p), 3),
+            "likelihood_range": [round(rng[0], 3), round(rng[1], 3)],
+            "prior": prior.prior, "horizon_days": prior.horizon_days,
+            "recent_test_likelihood": round(after, 3) if after is not None else None,
+            "window": window,
+            "reasons": [r for r in after_reasons + reasons if r["direction"] == "for"],
+            "against": [r for r in reasons + after_reasons if r["direction"] == "against"],
+            "unobserved": unobserved,
+            "corroborated": {k: v for k, v in corr.items()},
+            "independent_sources": independent,
+            "summary": "",
+        }
+        out[event]["summary"] = summarise(event, out[event])
+    return out
+
+
+_EVENT_WORDS = {"launch": "a launch", "engine_test": "an engine test"}
+
+
+def summarise(event: str, a: dict[str, Any]) -> str:
+    """One paragraph an analyst can read: the level, why, what argues against, what is
+    unseen."""
+    lvl = a["level"].replace("_", " ")
+    lo, hi = a["likelihood_range"]
+    s = (f"{_EVENT_WORDS[event].capitalize()} within {a['horizon_days']:g} days: {lvl} "
+         f"(likelihood {a['likelihood']:.0%}, range {lo:.0%}-{hi:.0%}; usual rate "
+         f"{a['prior']:.0%}).")
+    if a["level"] == "no_evidence":
+        return s + " Nothing on record bears on it."
+    if a["reasons"]:
+        top = a["reasons"][:3]
+        s += " Mainly: " + "; ".join(r["text"].split(". Counts")[0] for r in top) + "."
+    n = len(a["independent_sources"])
+    s += (f" {n} independent source{'s' if n != 1 else ''} support it"
+          if n else " No source supports it")
+    s += (", corroborated on " + ", ".join(k.replace("_", " ") for k in a["corroborated"])
+          if a["corroborated"] else ", none corroborated by a second independent source")
+    s += "."
+    if a["against"]:
+        s += " Against: " + "; ".join(r["text"].split(". Counts")[0]
+                                      for r in a["against"][:2]) + "."
+    if a["window"]:
+        w = a["window"]
+        span = (f"{w['start']} to {w['end']}" if w["start"] else
+                f"{w['days'][0]} to {w['days'][1]} days after the report")
+        s += f" Expected {span} ({w['basis']})."
+    if a["unobserved"]:
+        s += " Not observable: " + "; ".join(
+            f"{u['name']} ({u['why']})" for u in a["unobserved"][:3]) + "."
+    return s
+
+
+def evidence_from_reading(reading: Any, catalogue: Catalogue, site: str | None = None,
+                          report: str = "text") -> list[Evidence]:
+    """Evidence items from a :class:`~.collateral.Reading` (claims about ``site``, or about
+    any site / none when ``site`` is None)."""
+    out: list[Evidence] = []
+    for c in reading.claims:
+        if site is not None and c.site not in (site, None):
+            continue
+        out += from_claim(c, catalogue, site=c.site or site or "unknown", report=report,
+                          published=reading.published)
+    return out
+
+
+def text_only_coverage(catalogue: Catalogue) -> Coverage:
+    """Coverage of an assessment from text alone: no indicator was looked for in imagery."""
+    return Coverage(None, None, {i.id: "no imagery considered: this assessment reads the "
+                                 "text only" for i in catalogue.indicators
+                                 if i.imagery and i.phase == "before"})
+
+
+def assess_reading(reading: Any, *, catalogue: Catalogue | None = None,
+                   at: date | None = None) -> dict[str, Any]:
+    """The assessment a report supports on its own (claims about any site it names)."""
+    cat = catalogue or load_catalogue()
+    ev = evidence_from_reading(reading, cat)
+    when = at or (_d(reading.published) if reading.published else None)
+    undated = when is None
+    if when is None:
+        dates = [e.time for e in ev if e.time]
+        when = _d(max(dates)) if dates else date.today()
+    out = assess(ev, at=when, catalogue=cat, coverage=text_only_coverage(cat))
+    if undated:
+        # Without a publication date the text's "now" is unknown: windows are given in days
+        # after the report only.
+        out["at"] = None
+        for event in ("launch", "engine_test"):
+            w = out[event]["window"]
+            if w is not None:
+                w["start"] = w["end"] = None
+    return out
+
+
+def combine(a: Iterable[Evidence], b: Iterable[Evidence]) -> list[Evidence]:
+    seen: dict[str, Evidence] = {}
+    for e in [*a, *b]:
+        seen.setdefault(e.id, e)
+    return list(seen.values())
+
+
+__all__ = ["ENGINE_THRESHOLDS", "LAUNCH_THRESHOLDS", "Coverage", "assess", "assess_reading",
+           "combine", "evidence_from_reading", "summarise", "text_only_coverage"]

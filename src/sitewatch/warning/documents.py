@@ -1,0 +1,220 @@
+"""Reading collateral reports: plain text, Markdown or HTML, as untrusted input.
+
+:func:`read_document` turns a file (or :func:`parse_document` a string) into a
+:class:`Document`: a title, paragraphs of visible text, the publication date it states, and
+warnings.  Nothing in the text is executed or interpolated: HTML is parsed with the standard
+library's tokenizer and only visible text is kept (``script``, ``style``, ``template``,
+``noscript``, ``iframe``, ``svg`` and comments are dropped); Markdown is parsed with
+markdown-it (HTML blocks inside it are ignored).
+
+Errors (:class:`~sitewatch.errors.CollateralError`, a ``ValueError``) name the file: empty,
+binary, undecodable, or larger than ``max_bytes`` (default 20 MB).
+
+Examples
+--------
+>>> doc = parse_document("<html><head><title>Sohae</title><script>alert(1)</script></head>"
+...                      "<body><p>Trains <b>arrived</b>.</p></body></html>", "x.html")
+>>> doc.title, doc.paragraphs, doc.format
+('Sohae', ['Trains arrived.'], 'html')
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+
+from ..errors import CollateralError
+from .timeexpr import find_published
+
+#: Reports larger than this are refused (a 50 MB "report" is a log or a dump, not a report).
+MAX_BYTES = 20_000_000
+_SKIP_TAGS = {"script", "style", "template", "noscript", "iframe", "svg", "object", "embed",
+              "head", "nav", "footer", "form", "button", "select", "textarea", "canvas"}
+_BLOCK_TAGS = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
+               "section", "article", "blockquote", "tr", "td", "th", "table", "figcaption",
+               "figure", "header", "main", "aside", "pre", "hr", "dd", "dt"}
+
+
+@dataclass(frozen=True)
+class Document:
+    """A report's visible text.  ``published`` is the date the text states (or None)."""
+
+    name: str
+    title: str
+    paragraphs: list[str]
+    format: str  # text | markdown | html
+    published: date | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.paragraphs)
+
+
+class _Visible(HTMLParser):
+    """Collects visible text by blocks; remembers <title> and publication meta tags."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[str] = []
+        self._cur: list[str] = []
+        self._skip = 0
+        self._in_title = False
+        self.title = ""
+        self.meta_date: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "title":
+            self._in_title = True
+        if tag == "meta":
+            a = {k.lower(): (v or "") for k, v in attrs}
+            key = (a.get("property") or a.get("name") or a.get("itemprop") or "").lower()
+            if key in ("article:published_time", "date", "pubdate", "datepublished",
+                       "dc.date", "publish-date", "og:published_time") and a.get("content"):
+                self.meta_date = self.meta_date or a["content"]
+        if tag in _SKIP_TAGS:
+            self._skip += 1
+        elif tag in _BLOCK_TAGS:
+            self._flush()
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self._flush()
+        elif tag == "meta":
+            self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+        if tag in _SKIP_TAGS:
+            self._skip = max(0, self._skip - 1)
+        elif tag in _BLOCK_TAGS:
+            self._flush()
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+        elif not self._skip:
+            self._cur.append(data)
+
+    def _flush(self) -> None:
+        text = re.sub(r"\s+", " ", "".join(self._cur)).strip()
+        if text:
+            self.blocks.append(text)
+        self._cur = []
+
+    def close(self) -> None:
+        super().close()
+        self._flush()
+
+
+def _decode(data: bytes, name: str) -> str:
+    if not data.strip():
+        raise CollateralError(f"{name}: the file is empty")
+    if b"\x00" in data[:65536]:
+        raise CollateralError(f"{name}: looks like a binary file (NUL bytes), not a text "
+                              "report; give plain text, Markdown or HTML")
+    for enc in ("utf-8-sig", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else \
+            ("utf-8-sig",):
+        try:
+            text = data.decode(enc)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        text = data.decode("cp1252", errors="replace")
+    sample = text[:65536]
+    bad = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\n\r\t\f") or ch == "\ufffd")
+    if sample and bad / len(sample) > 0.05:
+        raise CollateralError(f"{name}: looks like a binary file ({bad} control characters "
+                              f"in the first {len(sample)}), not a text report")
+    return text
+
+
+def _guess_format(text: str, name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    if suffix in (".html", ".htm", ".xhtml"):
+        return "html"
+    if suffix in (".md", ".markdown"):
+        return "markdown"
+    head = text[:2000].lstrip().lower()
+    if head.startswith(("<!doctype html", "<html")) or re.search(r"<(p|div|body)\b", head):
+        return "html"
+    return "text"
+
+
+def _paragraphs_text(text: str) -> list[str]:
+    out = []
+    for block in re.split(r"\n\s*\n|\r\n\s*\r\n", text):
+        lines = [ln.strip() for ln in block.splitlines() if ln.strip()]
+        # A line without final punctuation followed by more lines is a heading or a list
+        # item: keep it as its own paragraph so it does not run into the next sentence.
+        cur: list[str] = []
+        for ln in lines:
+            cur.append(ln)
+            if not re.search(r"[.!?:;,\"”’)]$", ln) and len(ln.split()) < 20:
+                out.append(" ".join(cur))
+                cur = []
+        if cur:
+            out.append(" ".join(cur))
+    return [re.sub(r"\s+", " ", p).strip() for p in out if p.strip()]
+
+
+def _markdown_html(text: str) -> str:
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False})
+    return md.render(text)
+
+
+def parse_document(text: str, name: str = "<text>", *, fmt: str | None = None) -> Document:
+    """A :class:`Document` from a report's text (``fmt``: text | markdown | html | None)."""
+    fmt = fmt or _guess_format(text, name)
+    warnings: list[str] = []
+    meta = None
+    if fmt in ("html", "markdown"):
+        parser = _Visible()
+        parser.feed(text if fmt == "html" else _markdown_html(text))
+        parser.close()
+        paragraphs = [html.unescape(b) for b in parser.blocks]
+        title = re.sub(r"\s+", " ", parser.title).strip()
+        meta = parser.meta_date
+    else:
+        paragraphs = _paragraphs_text(text)
+        title = ""
+    if not paragraphs:
+        raise CollateralError(f"{name}: no readable text in the {fmt} file")
+    title = title or paragraphs[0][:200]
+    published = find_published("\n".join(paragraphs[:8]), meta)
+    if published is None:
+        warnings.append("no publication date found in the text; relative dates ('last "
+                        "week') are left unresolved unless one is given")
+    return Document(name, title, paragraphs, fmt, published, warnings)
+
+
+def read_document(path: str | Path, *, max_bytes: int = MAX_BYTES,
+                  fmt: str | None = None) -> Document:
+    """Read a report file; :class:`CollateralError` names the file when it cannot be read."""
+    p = Path(path)
+    name = str(path)
+    if not p.exists():
+        raise CollateralError(f"{name}: no such file")
+    if not p.is_file():
+        raise CollateralError(f"{name}: not a file")
+    size = p.stat().st_size
+    if size > max_bytes:
+        raise CollateralError(
+            f"{name}: {size / 1e6:.1f} MB is larger than a report can be "
+            f"({max_bytes / 1e6:.0f} MB); split it, or raise the limit (--max-mb)")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise CollateralError(f"{name}: cannot read: {e.strerror or e}") from e
+    return parse_document(_decode(data, name), name, fmt=fmt)
+
+
+__all__ = ["MAX_BYTES", "Document", "parse_document", "read_document"]

@@ -1,0 +1,209 @@
+"""Evidence: everything that bears on an indicator, in one shape.
+
+An :class:`Evidence` item has a kind (``imagery`` for a sitewatch alert, ``report`` for a
+claim read from collateral text, ``notice`` for a navigation warning or no-fly zone,
+``note`` for an analyst's note), the indicator it bears on, the event that indicator
+precedes, where (site, part) and when (the date it was seen or said, and for notices and
+forecasts the date window it names), who (a display name and an *origin*: items of one
+origin are not independent), how sure (``certainty`` 0-1), whether it is a denial
+(``negated``) and a ``link`` to what produced it (alert id, report id and paragraph, note id).
+
+Builders:
+
+* :func:`from_claim`: a collateral claim maps to the indicators of its activity (and part);
+* :func:`from_alert`: an imagery alert maps to the indicators whose part kinds include the
+  alerted part's kind and whose imagery characters match the alert's (``change`` always;
+  ``persistent`` for a level shift or an event seen on more than one date; ``transient`` for
+  a spike; ``new_objects`` when change objects were found; ``vegetation_loss`` when the part's
+  NDVI or NBR fell by 0.1 or more).  Imagery coarser than the indicator needs is kept at half
+  weight and says so.
+
+Examples
+--------
+>>> from sitewatch.warning.collateral import read_text
+>>> from sitewatch.warning.indicators import load_catalogue
+>>> r = read_text("Freight trains were seen at Sohae's rail station, a U.S. official said.",
+...               published="2016-01-28")
+>>> [(e.indicator, e.event, e.origin, e.time) for e in
+...  from_claim(r.claims[0], load_catalogue(), site="sohae", report="r1")]
+[('railcars_arrived', 'launch', 'government:US', '2016-01-28')]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .collateral import CERTAINTY_WEIGHT, Claim
+from .indicators import Catalogue
+
+KINDS = ("imagery", "report", "notice", "note")
+#: Weight of an imagery alert by tier (a confirmed alert weighs 1, a dismissed one is
+#: not evidence).
+TIER_WEIGHT = {"info": 0.4, "watch": 0.7, "warning": 1.0}
+#: NDVI / NBR fall at a part that reads as vegetation loss (a burn scar after a test).
+VEGETATION_DROP = 0.1
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One piece of evidence for (or, when ``negated``, against) an indicator."""
+
+    id: str
+    site: str
+    kind: str
+    indicator: str
+    event: str
+    phase: str
+    part: str | None
+    time: str | None  # YYYY-MM-DD: when it was seen, or said
+    window: tuple[str | None, str | None] | None  # the date window it names, if any
+    source: str
+    origin: str
+    certainty: float
+    negated: bool
+    text: str
+    link: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["window"] = list(self.window) if self.window else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Evidence:
+        w = d.get("window")
+        return cls(**{**d, "window": tuple(w) if w else None})  # type: ignore[arg-type]
+
+
+def _id(*parts: Any) -> str:
+    key = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def from_claim(claim: Claim, catalogue: Catalogue, *, site: str, report: str,
+               published: str | None = None, source_label: str | None = None,
+               kind: str | None = None) -> list[Evidence]:
+    """Evidence items for one collateral claim (none when no indicator takes its activity).
+
+    The item's date is the end of the claim's time window when that lies in the past (the
+    imagery date), else the publication date; a window in the future (a notice, "as soon as
+    next week") is kept as the item's ``window``.
+    """
+    t = claim.time or {}
+    start, end = t.get("start"), t.get("end")
+    window = None
+    when = published
+    if start and published and (t.get("sense") == "future" or start > published):
+        window = (start, end)
+    elif end:
+        when = end if not published or end <= published else published
+    if claim.activity == "launch_notice" and start and window is None:
+        window = (start, end)
+    out = []
+    for ind in catalogue.for_activity(claim.activity, claim.part):
+        ev_kind = kind or ("notice" if claim.activity == "launch_notice" else "report")
+        source = claim.source or source_label or "the report's author"
+        if claim.via and claim.source:
+            source = f"{claim.source} (via {claim.via})"
+        out.append(Evidence(
+            id=_id(site, report, claim.paragraph, claim.sentence, ind.id, claim.negated),
+            site=site, kind=ev_kind, indicator=ind.id, event=ind.event, phase=ind.phase,
+            part=claim.part, time=when, window=window, source=source, origin=claim.origin,
+            certainty=CERTAINTY_WEIGHT[claim.certainty], negated=claim.negated,
+            text=claim.sentence,
+            link={"report": report, "paragraph": claim.paragraph},
+            detail={"activity": claim.activity, "certainty": claim.certainty,
+                    "hedges": list(claim.hedges), "attribution": claim.attribution,
+                    "time": claim.time}))
+    return out
+
+
+def alert_characters(alert: dict[str, Any], obs: dict[str, Any] | None = None) -> list[str]:
+    """What kind of change an alert record shows (see the module doc).
+
+    >>> alert_characters({"kind": "level_shift", "objects": 2})
+    ['change', 'persistent', 'new_objects']
+    """
+    chars = ["change"]
+    kind = alert.get("kind")
+    if kind == "level_shift" or (alert.get("end") and alert.get("time")
+                                 and str(alert["end"])[:10] > str(alert["time"])[:10]):
+        chars.append("persistent")
+    if kind == "spike":
+        chars.append("transient")
+    if (alert.get("objects") or 0) > 0:
+        chars.append("new_objects")
+    m = (obs or {}).get("measures", {})
+    drops = [m.get("ndvi_change"), m.get("nbr_change")]
+    if any(v is not None and math.isfinite(v) and v <= -VEGETATION_DROP for v in drops):
+        chars.append("vegetation_loss")
+    return chars
+
+
+def from_alert(alert: dict[str, Any], status: str, part_kind: str, catalogue: Catalogue, *,
+               resolution_m: float | None = None, sensor: str | None = None,
+               obs: dict[str, Any] | None = None) -> list[Evidence]:
+    """Evidence items for a stored imagery alert (``alert`` is its record)."""
+    if status == "dismissed":
+        return []
+    chars = alert_characters(alert, obs)
+    weight = 1.0 if status == "confirmed" else TIER_WEIGHT.get(alert.get("tier", ""), 0.4)
+    out = []
+    for ind in catalogue.for_imagery(part_kind, chars):
+        w = weight
+        coarse = (resolution_m is not None and ind.resolution_m > 0
+                  and resolution_m > ind.resolution_m)
+        if coarse:
+            w *= 0.5
+        note = (f"seen as a change at {resolution_m:g} m; identifying it needs "
+                f"{ind.resolution_m:g} m or finer" if coarse else None)
+        out.append(Evidence(
+            id=_id(alert["site"], alert["id"], ind.id), site=alert["site"], kind="imagery",
+            indicator=ind.id, event=ind.event, phase=ind.phase, part=alert.get("part"),
+            time=str(alert.get("time", ""))[:10] or None, window=None,
+            source=f"sitewatch imagery ({sensor or 'imagery'})", origin="imagery:sitewatch",
+            certainty=w, negated=False, text=str(alert.get("text", "")),
+            link={"alert": alert["id"]},
+            detail={"tier": alert.get("tier"), "status": status, "characters": chars,
+                    "resolution_m": resolution_m, "coarse": note,
+                    "before_scene": alert.get("before_scene"),
+                    "after_scene": alert.get("after_scene")}))
+    return out
+
+
+def from_note(note_id: str, site: str, text: str, date: str, catalogue: Catalogue, *,
+              part: str | None = None, part_kind: str | None = None,
+              activity: str | None = None, author: str | None = None) -> list[Evidence]:
+    """Evidence items for an analyst note: ``activity`` as given, else as read from the text
+    (the note's hedges set its certainty)."""
+    from .collateral import read_text
+
+    claims: list[Claim] = []
+    reading = read_text(text, name="note", published=date)
+    claims = [c for c in reading.claims + reading.background]
+    if activity:
+        base = claims[0] if claims else None
+        claims = [Claim(site, part_kind, activity, base.negated if base else False,
+                        base.certainty if base else "firm", None, "", None, None,
+                        base.hedges if base else (), None, text, 0)]
+    who = f"analyst note{f' ({author})' if author else ''}"
+    out = []
+    for c in claims:
+        c2 = Claim(site, part_kind or c.part, c.activity, c.negated, c.certainty, who,
+                   f"note:{author or 'analyst'}", None, None, c.hedges,
+                   {"text": date, "start": date, "end": date, "sense": "point"}, c.sentence,
+                   0)
+        for e in from_claim(c2, catalogue, site=site, report=note_id, published=date,
+                            kind="note"):
+            out.append(Evidence(**{**asdict(e), "part": part or e.part,
+                                   "link": {"note": note_id}}))
+    return out
+
+
+__all__ = ["KINDS", "TIER_WEIGHT", "Evidence", "alert_characters", "from_alert", "from_claim",
+           "from_note"]

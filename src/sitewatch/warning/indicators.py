@@ -1,0 +1,266 @@
+"""The indicator catalogue: what precedes a launch or an engine test, and how strongly.
+
+Catalogues are TOML files, one per site type, shipped in ``sitewatch/warning/data``
+(``launch_site.toml`` documents every field) and added by users: a file given with
+``--indicators`` or any ``*.toml`` in ``SITEWATCH_HOME/indicators/``.  A user indicator with
+the id of a built-in one replaces it; ``[events.X]`` tables replace the prior of event X.
+
+Examples
+--------
+>>> cat = load_catalogue("launch_site")
+>>> ind = cat.indicator("launch_notice")
+>>> ind.event, ind.lr["launch"], ind.half_life_days
+('launch', (20.0, 50.0, 200.0), 20.0)
+>>> sorted({i.id for i in cat.for_activity("vehicles_present")})
+['vehicles_at_pad', 'vehicles_at_test_stand']
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import CollateralError
+from ..sites import PART_KINDS
+from .lexicon import ACTIVITIES
+
+EVENTS = ("launch", "engine_test", "capability_change", "standby")
+#: Events the assessment judges (the others only move those two).
+ASSESSED = ("launch", "engine_test")
+PHASES = ("before", "after")
+IMAGERY_CHARACTERS = ("change", "persistent", "transient", "vegetation_loss", "new_objects")
+_ID = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One indicator (see ``data/launch_site.toml`` for the meaning of each field)."""
+
+    id: str
+    name: str
+    event: str
+    phase: str
+    part_kinds: tuple[str, ...]
+    activities: tuple[str, ...]
+    imagery: tuple[str, ...]
+    resolution_m: float
+    sar: bool
+    lr: dict[str, tuple[float, float, float]]
+    lr_absent: dict[str, float]
+    half_life_days: float
+    lead_days: tuple[float, float]
+    basis: str
+    origin: str = "built-in"
+
+    def decay(self, age_days: float) -> float:
+        """Weight left after ``age_days`` (1 for today, 0.5 after one half-life; evidence
+        from the future, such as a notice window, is not decayed).
+
+        >>> load_catalogue("launch_site").indicator("launch_notice").decay(20)
+        0.5
+        """
+        return 1.0 if age_days <= 0 else 0.5 ** (age_days / self.half_life_days)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "event": self.event, "phase": self.phase,
+                "part_kinds": list(self.part_kinds), "activities": list(self.activities),
+                "imagery": list(self.imagery), "resolution_m": self.resolution_m,
+                "sar": self.sar, "lr": {k: list(v) for k, v in self.lr.items()},
+                "lr_absent": dict(self.lr_absent), "half_life_days": self.half_life_days,
+                "lead_days": list(self.lead_days), "basis": self.basis, "origin": self.origin}
+
+
+@dataclass(frozen=True)
+class EventPrior:
+    event: str
+    prior: float
+    horizon_days: float
+    basis: str
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The indicators of one site type, and the prior of each assessed event."""
+
+    site_type: str
+    indicators: tuple[Indicator, ...]
+    events: dict[str, EventPrior] = field(default_factory=dict)
+
+    def indicator(self, ind_id: str) -> Indicator:
+        for i in self.indicators:
+            if i.id == ind_id:
+                return i
+        raise CollateralError(f"no indicator {ind_id!r} in the {self.site_type} catalogue")
+
+    def for_activity(self, activity: str, part_kind: str | None = None) -> list[Indicator]:
+        """Indicators a claimed activity is evidence of (at ``part_kind`` when known: an
+        indicator tied to parts takes a claim at another part kind only when the claim names
+        no part)."""
+        out = []
+        for i in self.indicators:
+            if activity not in i.activities:
+                continue
+            if part_kind and i.part_kinds and part_kind not in i.part_kinds:
+                continue
+            out.append(i)
+        if len(out) > 1 and part_kind is None:
+            # No part named: keep the indicators not tied to a specific part kind, else the
+            # first listed (the catalogue lists the most common reading first).
+            free = [i for i in out if not i.part_kinds]
+            out = free or out[:1]
+        return out
+
+    def for_imagery(self, part_kind: str, characters: Iterable[str]) -> list[Indicator]:
+        """Indicators an imagery alert of these characters at a ``part_kind`` can show."""
+        chars = set(characters)
+        return [i for i in self.indicators
+                if i.imagery and chars & set(i.imagery)
+                and (not i.part_kinds or part_kind in i.part_kinds)]
+
+
+def _float(v: Any, where: str) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError) as e:
+        raise CollateralError(f"{where}: {v!r} is not a number") from e
+    if not math.isfinite(f):
+        raise CollateralError(f"{where}: {v!r} is not a finite number")
+    return f
+
+
+def _indicator(raw: dict[str, Any], where: str, origin: str) -> Indicator:
+    def need(key: str) -> Any:
+        if key not in raw:
+            raise CollateralError(f"{where}: missing field {key!r}")
+        return raw[key]
+
+    ind_id = str(need("id"))
+    where = f"{where} ({ind_id!r})"
+    if not _ID.match(ind_id):
+        raise CollateralError(f"{where}: id must be lower case letters, digits and _")
+    event = str(need("event"))
+    if event not in EVENTS:
+        raise CollateralError(f"{where}: event {event!r} is not one of {', '.join(EVENTS)}")
+    phase = str(raw.get("phase", "before"))
+    if phase not in PHASES:
+        raise CollateralError(f"{where}: phase {phase!r} is not one of {', '.join(PHASES)}")
+    kinds = tuple(str(k) for k in raw.get("part_kinds", []))
+    for k in kinds:
+        if k not in PART_KINDS:
+            raise CollateralError(f"{where}: part kind {k!r} is unknown (known: "
+                                  f"{', '.join(PART_KINDS)})")
+    acts = tuple(str(a) for a in raw.get("activities", []))
+    for a in acts:
+        if a not in ACTIVITIES:
+            raise CollateralError(f"{where}: activity {a!r} is unknown (known: "
+                                  f"{', '.join(ACTIVITIES)})")
+    imagery = tuple(str(c) for c in raw.get("imagery", []))
+    for c in imagery:
+        if c not in IMAGERY_CHARACTERS:
+            raise CollateralError(f"{where}: imagery character {c!r} is unknown (known: "
+                                  f"{', '.join(IMAGERY_CHARACTERS)})")
+    lr: dict[str, tuple[float, float, float]] = {}
+    for ev, v in dict(need("lr")).items():
+        if ev not in ASSESSED:
+            raise CollateralError(f"{where}: lr for {ev!r}: give lr for {' or '.join(ASSESSED)}")
+        vals = [_float(x, f"{where} lr.{ev}") for x in (v if isinstance(v, list) else [v] * 3)]
+        if len(vals) != 3 or not 0 < vals[0] <= vals[1] <= vals[2]:
+            raise CollateralError(f"{where}: lr.{ev} must be [low, central, high] with "
+                                  f"0 < low <= central <= high, got {v!r}")
+        lr[ev] = (vals[0], vals[1], vals[2])
+    absent = {ev: _float(v, f"{where} lr_absent.{ev}")
+              for ev, v in dict(raw.get("lr_absent", {})).items()}
+    for ev, v in absent.items():
+        if ev not in ASSESSED or not 0 < v <= 1:
+            raise CollateralError(f"{where}: lr_absent.{ev} must be in (0, 1], for "
+                                  f"{' or '.join(ASSESSED)}")
+    half = _float(need("half_life_days"), f"{where} half_life_days")
+    if half <= 0:
+        raise CollateralError(f"{where}: half_life_days must be > 0")
+    lead = [_float(x, f"{where} lead_days") for x in raw.get("lead_days", [0, 0])]
+    if len(lead) != 2 or lead[0] > lead[1]:
+        raise CollateralError(f"{where}: lead_days must be [min, max]")
+    basis = str(raw.get("basis", "")).strip()
+    if not basis:
+        raise CollateralError(f"{where}: say where the strength comes from in 'basis'")
+    return Indicator(ind_id, str(raw.get("name", ind_id)), event, phase, kinds, acts, imagery,
+                     _float(raw.get("resolution_m", 0), f"{where} resolution_m"),
+                     bool(raw.get("sar", False)), lr, absent, half, (lead[0], lead[1]), basis,
+                     origin)
+
+
+def parse_catalogue(text: str, where: str) -> tuple[str | None, list[Indicator],
+                                                    dict[str, EventPrior]]:
+    """Parse one catalogue file's text: (site_type, indicators, event priors)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise CollateralError(f"{where}: not valid TOML: {e}") from e
+    inds = [_indicator(r, f"{where} indicator {n + 1}", where)
+            for n, r in enumerate(raw.get("indicator", []))]
+    seen: set[str] = set()
+    for i in inds:
+        if i.id in seen:
+            raise CollateralError(f"{where}: indicator id {i.id!r} is given twice")
+        seen.add(i.id)
+    events = {}
+    for ev, r in dict(raw.get("events", {})).items():
+        if ev not in ASSESSED:
+            raise CollateralError(f"{where}: [events.{ev}]: only {', '.join(ASSESSED)} are "
+                                  "assessed")
+        p = _float(r.get("prior"), f"{where} events.{ev}.prior")
+        if not 0 < p < 1:
+            raise CollateralError(f"{where}: events.{ev}.prior must be in (0, 1)")
+        events[ev] = EventPrior(ev, p, _float(r.get("horizon_days", 30), where),
+                                str(r.get("basis", "")))
+    st = raw.get("site_type")
+    return (str(st) if st else None), inds, events
+
+
+def builtin_types() -> list[str]:
+    base = resources.files("sitewatch.warning").joinpath("data")
+    return sorted(p.name[:-5] for p in base.iterdir()
+                  if p.name.endswith(".toml") and p.name.endswith("_site.toml"))
+
+
+def load_catalogue(site_type: str = "launch_site", extra: Iterable[str | Path] = ()
+                   ) -> Catalogue:
+    """The catalogue for ``site_type`` (launch sites' for types without their own), with the
+    indicators of each ``extra`` file added or replacing built-in ones of the same id."""
+    name = site_type if site_type in builtin_types() else "launch_site"
+    ref = resources.files("sitewatch.warning").joinpath("data", f"{name}.toml")
+    _st, inds, events = parse_catalogue(ref.read_text(encoding="utf-8"), f"built-in {name}")
+    by_id = {i.id: i for i in inds}
+    for path in extra:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise CollateralError(f"{p}: cannot read indicator file: {e}") from e
+        st, more, ev = parse_catalogue(text, str(p))
+        if st and st != site_type:
+            continue
+        for i in more:
+            by_id[i.id] = replace(i, origin=str(p))
+        events.update(ev)
+    for ev in ASSESSED:
+        events.setdefault(ev, EventPrior(ev, 0.05, 30, "default"))
+    return Catalogue(site_type, tuple(by_id.values()), events)
+
+
+def user_files(home: str | Path | None) -> list[Path]:
+    """``*.toml`` indicator files in ``HOME/indicators/``."""
+    if home is None:
+        return []
+    d = Path(home) / "indicators"
+    return sorted(d.glob("*.toml")) if d.is_dir() else []
+
+
+__all__ = ["ASSESSED", "EVENTS", "IMAGERY_CHARACTERS", "Catalogue", "EventPrior", "Indicator",
+           "builtin_types", "load_catalogue", "parse_catalogue", "user_files"]

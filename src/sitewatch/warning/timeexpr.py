@@ -1,0 +1,340 @@
+"""Time expressions in report text, resolved to date windows relative to a publication date.
+
+Reports say *when* in windows, not points: "in recent days", "as soon as next week",
+"between May 31 and June 11", "mid-February".  :func:`find_times` finds such expressions in a
+sentence and gives each a :class:`TimeWindow` (first and last day, both inclusive) and a
+*sense*: ``past`` (something was seen), ``future`` (something is expected) or ``point``.
+
+Without a publication date, relative expressions keep their words and no dates.  Dates
+written without a year take the publication year (the previous year when that would put a
+past date after publication).
+
+Why not ``dateparser``: its search mode reads the modal "may" as the month of May, returns
+points rather than windows, and does not know "as soon as next week"; the expressions
+reports use are few and listed here.
+
+Examples
+--------
+>>> from datetime import date
+>>> [(t.text, str(t.start), str(t.end)) for t in find_times(
+...     "Imagery in recent days shows trucks; a launch could come as soon as next week.",
+...     date(2016, 1, 28))]
+[('in recent days', '2016-01-21', '2016-01-28'), ('as soon as next week', '2016-02-01', '2016-02-07')]
+>>> [(str(t.start), str(t.end)) for t in find_times("between May 31 and June 11", date(2023, 5, 30))]
+[('2023-05-31', '2023-06-11')]
+>>> [(t.text, t.start) for t in find_times("last week", None)]
+[('last week', None)]
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
+_MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
+_MONTHS["sept"] = 9
+_MON = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|" \
+       r"sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_WEEKDAYS = [d.lower() for d in calendar.day_name]
+_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+_YEAR = r"(?:19|20)\d\d"
+# "May" alone is a modal verb far more often than a month: a bare month needs a day or year.
+_DATE_MDY = rf"\b{_MON}\.? {_DAY}(?:,? {_YEAR})?\b"
+_DATE_DMY = rf"\b{_DAY} {_MON}\.?(?:,? {_YEAR})?\b"
+_DATE_ISO = r"\b(?:19|20)\d\d-[01]\d-[0-3]\d\b"
+_DATE = rf"(?:{_DATE_ISO}|{_DATE_MDY}|{_DATE_DMY})"
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """A time expression and the days it covers (``None`` when it cannot be resolved)."""
+
+    text: str
+    start: date | None
+    end: date | None
+    sense: str  # past | future | point
+    offset: int = 0  # character offset in the sentence
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"text": self.text, "start": self.start.isoformat() if self.start else None,
+                "end": self.end.isoformat() if self.end else None, "sense": self.sense}
+
+
+def parse_date(text: str, ref: date | None = None, *, past: bool = True) -> date | None:
+    """One written date ("March 5, 2019", "5 Mar 2019", "2019-03-05", "Jan. 6") or None.
+
+    >>> parse_date("Jan. 6", date(2016, 1, 28)), parse_date("14 Mar 2023")
+    (datetime.date(2016, 1, 6), datetime.date(2023, 3, 14))
+    """
+    t = text.strip().lower().replace(",", " ").replace(".", " ")
+    m = re.fullmatch(r"((?:19|20)\d\d)-([01]\d)-([0-3]\d)", t.strip())
+    if m:
+        return _safe_date(int(m[1]), int(m[2]), int(m[3]))
+    words = t.split()
+    day = month = year = None
+    for w in words:
+        w2 = re.sub(r"(st|nd|rd|th)$", "", w)
+        if w in _MONTHS and month is None:
+            month = _MONTHS[w]
+        elif re.fullmatch(_YEAR, w2):
+            year = int(w2)
+        elif w2.isdigit() and 1 <= int(w2) <= 31 and day is None:
+            day = int(w2)
+    if month is None or day is None:
+        return None
+    if year is None:
+        if ref is None:
+            return None
+        year = ref.year
+        d = _safe_date(year, month, day)
+        if d is not None and past and d > ref + timedelta(days=3):
+            year -= 1
+        elif d is not None and not past and d < ref - timedelta(days=3):
+            year += 1
+    return _safe_date(year, month, day)
+
+
+def _safe_date(y: int, m: int, d: int) -> date | None:
+    try:
+        return date(y, m, d)
+    except ValueError:
+        return None
+
+
+def _month_range(y: int, m: int) -> tuple[date, date]:
+    return date(y, m, 1), date(y, m, calendar.monthrange(y, m)[1])
+
+
+def _monday(d: date) -> date:
+    return d - timedelta(days=d.weekday())
+
+
+_FUTURE_CUES = re.compile(r"\b(will|would|expected|plans?|planning|could|may|might|as soon as|"
+                          r"set to|poised|upcoming|coming|next|scheduled|between|from)\b", re.I)
+
+# (pattern, resolver(match, ref) -> (start, end), sense).  First match at a position wins,
+# longer patterns first.
+_Resolver = "Callable[[re.Match[str], date], tuple[date | None, date | None]]"
+
+
+def _rel(days_back: int, days_fwd: int = 0):  # type: ignore[no-untyped-def]
+    return lambda m, r: (r - timedelta(days=days_back), r + timedelta(days=days_fwd))
+
+
+def _fwd(lo: int, hi: int):  # type: ignore[no-untyped-def]
+    return lambda m, r: (r + timedelta(days=lo), r + timedelta(days=hi))
+
+
+def _next_week(m: re.Match[str], r: date) -> tuple[date, date]:
+    s = _monday(r) + timedelta(days=7)
+    return s, s + timedelta(days=6)
+
+
+def _last_week(m: re.Match[str], r: date) -> tuple[date, date]:
+    s = _monday(r) - timedelta(days=7)
+    return s, s + timedelta(days=6)
+
+
+def _this_week(m: re.Match[str], r: date) -> tuple[date, date]:
+    s = _monday(r)
+    return s, min(r, s + timedelta(days=6))
+
+
+def _last_month(m: re.Match[str], r: date) -> tuple[date, date]:
+    y, mo = (r.year, r.month - 1) if r.month > 1 else (r.year - 1, 12)
+    return _month_range(y, mo)
+
+
+def _this_month(m: re.Match[str], r: date) -> tuple[date, date]:
+    return date(r.year, r.month, 1), r
+
+
+def _ago(m: re.Match[str], r: date) -> tuple[date, date]:
+    n = _number(m["n"])
+    unit = m["unit"].lower()
+    days = n * {"day": 1, "week": 7, "month": 30, "year": 365}[unit.rstrip("s")]
+    d = r - timedelta(days=days)
+    return d, d
+
+
+def _weekday(m: re.Match[str], r: date) -> tuple[date, date]:
+    wd = _WEEKDAYS.index(m["wd"].lower())
+    if m["pre"] and m["pre"].lower().strip() == "next":
+        d = r + timedelta(days=(wd - r.weekday()) % 7 or 7)
+    else:
+        d = r - timedelta(days=(r.weekday() - wd) % 7)
+    return d, d
+
+
+def _part_of_month(m: re.Match[str], r: date) -> tuple[date, date]:
+    mo = _MONTHS[m["mon"].lower().rstrip(".")]
+    y = int(m["y"]) if m["y"] else (r.year if mo <= r.month else r.year - 1)
+    last = calendar.monthrange(y, mo)[1]
+    which = m["which"].lower()
+    lo, hi = {"early": (1, 10), "mid": (11, 20), "middle of": (11, 20),
+              "late": (21, last), "end of": (21, last)}[which.rstrip("- ")]
+    return date(y, mo, lo), date(y, mo, hi)
+
+
+def _month_year(m: re.Match[str], r: date) -> tuple[date, date]:
+    mo = _MONTHS[m["mon"].lower().rstrip(".")]
+    if m["y"]:
+        y = int(m["y"])
+    else:
+        y = r.year if mo <= r.month else r.year - 1
+    return _month_range(y, mo)
+
+
+def _season(m: re.Match[str], r: date) -> tuple[date, date]:
+    s = m["season"].lower()
+    months = {"spring": (3, 5), "summer": (6, 8), "autumn": (9, 11), "fall": (9, 11),
+              "winter": (12, 2)}[s]
+    y = r.year - 1 if m["pre"].lower() == "last" else r.year
+    if s == "winter":
+        return date(y - (0 if m["pre"].lower() == "last" else 1), 12, 1), \
+            date(y + (1 if m["pre"].lower() == "last" else 0), 2, 28)
+    return date(y, months[0], 1), _month_range(y, months[1])[1]
+
+
+def _year(m: re.Match[str], r: date) -> tuple[date, date]:
+    y = int(m["y"])
+    return date(y, 1, 1), date(y, 12, 31)
+
+
+def _last_year(m: re.Match[str], r: date) -> tuple[date, date]:
+    return date(r.year - 1, 1, 1), date(r.year - 1, 12, 31)
+
+
+_NUMBERS = {"a": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+            "eight": 8, "nine": 9, "ten": 10, "a few": 3, "several": 4, "a couple of": 2}
+
+
+def _number(s: str) -> int:
+    s = s.lower()
+    return int(s) if s.isdigit() else _NUMBERS.get(s, 3)
+
+
+_NUM = r"(?P<n>\d+|a few|a couple of|several|one|two|three|four|five|six|seven|eight|nine|ten|a)"
+
+_PATTERNS: list[tuple[str, object, str]] = [
+    (r"\bin the (coming|next) (few )?days (or|and|to) weeks\b", _fwd(0, 28), "future"),
+    (r"\b(in|over|within) the (coming|next) (few )?days\b", _fwd(0, 10), "future"),
+    (r"\b(in|over|within) the (coming|next) (few )?weeks\b", _fwd(0, 42), "future"),
+    (r"\b(in|over|within) the (coming|next) (few )?months\b", _fwd(0, 120), "future"),
+    (r"\bwithin (days|a few days|the week)\b", _fwd(0, 7), "future"),
+    (r"\bwithin weeks\b", _fwd(0, 42), "future"),
+    (r"\b(as soon as|as early as|possibly|by|around|from|early|late)? ?next week\b",
+     _next_week, "future"),
+    (r"\b(in|over|during) (the )?(recent|past|last) (few |couple of )?days\b", _rel(7), "past"),
+    (r"\brecent days\b", _rel(7), "past"),
+    (r"\b(in|over|during) (the )?(recent|past|last) (few |couple of |several )?weeks\b",
+     _rel(28), "past"),
+    (r"\b(in|over|during) (the )?(recent|past|last) (few |couple of |several )?months\b",
+     _rel(120), "past"),
+    (rf"\b{_NUM} (?P<unit>days?|weeks?|months?|years?) ago\b", _ago, "past"),
+    (r"\blast week\b", _last_week, "past"),
+    (r"\b(earlier )?this week\b", _this_week, "past"),
+    (r"\blast month\b", _last_month, "past"),
+    (r"\b(earlier|later) this month\b", _this_month, "past"),
+    (r"\bthis month\b", _this_month, "past"),
+    (r"\blast year\b", _last_year, "past"),
+    (r"\byesterday\b", _rel(1, -1), "past"),
+    (r"\b(today|this morning|this afternoon|tonight)\b", _rel(0), "point"),
+    (r"\brecently\b", _rel(30), "past"),
+    (r"\b(?P<pre>last|this) (?P<season>spring|summer|autumn|fall|winter)\b", _season, "past"),
+    (rf"\b(?P<pre>next |last |this |on )?(?P<wd>{'|'.join(_WEEKDAYS)})\b", _weekday, "point"),
+    (rf"\b(?P<which>early|mid-?|middle of|late|end of) ?(?P<mon>{_MON})\.?(?:,? (?P<y>{_YEAR}))?\b",
+     _part_of_month, "past"),
+    (rf"\b(?:in|since|during|by|of|from|until) (?P<mon>{_MON})\.?(?: (?P<y>{_YEAR}))?\b(?! \d)",
+     _month_year, "past"),
+    (rf"\b(?P<mon>{_MON})\.? (?P<y>{_YEAR})\b", _month_year, "past"),
+    (rf"\b(?:in|since|during|by) (?P<y>{_YEAR})\b", _year, "past"),
+]
+_COMPILED = [(re.compile(p, re.I), f, s) for p, f, s in _PATTERNS]
+_RANGE = re.compile(
+    rf"\b(?:between|from)\s+(?P<a>{_DATE})\s+(?:and|to|until|through)\s+(?P<b>{_DATE})"
+    rf"|(?P<c>{_DATE})\s*(?:-|–|—|to|until|through)\s*(?P<d>{_DATE}|{_DAY}\b)", re.I)
+_SINGLE = re.compile(_DATE, re.I)
+
+
+def find_times(sentence: str, published: date | None) -> list[TimeWindow]:
+    """Every time expression in ``sentence``, resolved against ``published`` when given."""
+    out: list[TimeWindow] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= x or a >= y for x, y in taken)
+
+    future_sentence = bool(_FUTURE_CUES.search(sentence))
+    for m in _RANGE.finditer(sentence):
+        a_txt, b_txt = (m["a"], m["b"]) if m["a"] else (m["c"], m["d"])
+        a = parse_date(a_txt, published, past=not future_sentence)
+        b = parse_date(b_txt, published, past=not future_sentence)
+        if b is None and a is not None and b_txt.strip().rstrip("stndrh").isdigit():
+            b = _safe_date(a.year, a.month, int(re.sub(r"\D", "", b_txt)))
+        if a is not None and b is not None and b < a:
+            b = _safe_date(b.year + 1, b.month, b.day)
+        sense = "future" if published and a and a > published else "point"
+        out.append(TimeWindow(m[0], a, b, sense, m.start()))
+        taken.append(m.span())
+    for m in _SINGLE.finditer(sentence):
+        if not free(*m.span()):
+            continue
+        d = parse_date(m[0], published, past=not future_sentence)
+        if d is None and published is None:
+            d = None
+        sense = "future" if published and d and d > published else "point"
+        out.append(TimeWindow(m[0], d, d, sense, m.start()))
+        taken.append(m.span())
+    for rx, fn, sense in _COMPILED:
+        for m in rx.finditer(sentence):
+            if not free(*m.span()):
+                continue
+            text = m[0].strip()
+            if published is None:
+                out.append(TimeWindow(text, None, None, sense, m.start()))
+            else:
+                start, end = fn(m, published)  # type: ignore[operator]
+                s = sense
+                if s == "point" and start is not None and start > published:
+                    s = "future"
+                out.append(TimeWindow(text, start, end, s, m.start()))
+            taken.append(m.span())
+    out.sort(key=lambda t: t.offset)
+    return out
+
+
+#: Publication-date lines near the top of a report.
+_PUB_PATTERNS = [
+    re.compile(rf"\b(?:published|posted|updated|date|dated)\s*:?\s*(?:on\s+)?(?P<d>{_DATE})",
+               re.I),
+    re.compile(rf"^\s*(?:[A-Z][A-Za-z .'-]+,\s*)?(?P<d>{_DATE_MDY}|{_DATE_DMY}|{_DATE_ISO})"
+               r"\s*(?:\(|[-–—:]|$)", re.I | re.M),
+]
+
+
+def find_published(text: str, meta: str | None = None) -> date | None:
+    """The publication date a report states near its top (or in ``meta``), or None.
+
+    >>> find_published("Sohae update\\nPublished: 14 March 2023\\n...")
+    datetime.date(2023, 3, 14)
+    >>> find_published("SEOUL, March 14, 2023 (Yonhap) -- Imagery shows...")
+    datetime.date(2023, 3, 14)
+    """
+    if meta:
+        d = parse_date(meta[:10]) if re.match(_DATE_ISO, meta) else parse_date(meta)
+        if d:
+            return d
+    head = text[:1500]
+    for rx in _PUB_PATTERNS:
+        for m in rx.finditer(head):
+            d = parse_date(m["d"])
+            if d is not None:
+                return d
+    return None
+
+
+__all__ = ["TimeWindow", "find_published", "find_times", "parse_date"]
