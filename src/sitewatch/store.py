@@ -9,6 +9,7 @@ interrupted ingest leaves whole scenes or none, and re-running completes it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from .sites import Site, loads_site
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "sitewatch.db"
 
 metadata = sa.MetaData()
@@ -170,6 +171,50 @@ runs_table = sa.Table(
     sa.Column("started_at", sa.String(32), nullable=False),
     sa.Column("finished_at", sa.String(32), nullable=True),
     sa.Column("summary", sa.Text, nullable=True),
+)
+
+#: Collateral reports added to a site: the visible text as read (untrusted: shown escaped),
+#: its checksum, and what the reader made of it.
+reports_table = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False, index=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("published", sa.String(32), nullable=True),
+    sa.Column("checksum", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("reading", sa.Text, nullable=False),  # JSON
+    sa.Column("added_at", sa.String(32), nullable=False),
+)
+
+#: Evidence from reports, notices and analyst notes (imagery evidence is derived from the
+#: alerts each time, so it follows their status).
+evidence_table = sa.Table(
+    "evidence",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("source_id", sa.String(16), nullable=False, index=True),  # report or note id
+    sa.Column("time", sa.String(32), nullable=True),
+    sa.Column("indicator", sa.String(64), nullable=False),
+    sa.Column("record", sa.Text, nullable=False),  # the Evidence as JSON
+    sa.Column("added_at", sa.String(32), nullable=False),
+)
+
+#: Analyst notes: what a person saw or knows, with the part and date it is about.
+notes_table = sa.Table(
+    "notes",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False, index=True),
+    sa.Column("part", sa.Text, nullable=True),
+    sa.Column("date", sa.String(32), nullable=False),
+    sa.Column("author", sa.Text, nullable=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("added_at", sa.String(32), nullable=False),
 )
 
 ALERT_STATUSES = ("new", "seen", "dismissed", "confirmed")
@@ -675,6 +720,90 @@ class Store:
         assert out is not None
         return out
 
+    # ------------------------------------------------------------------ collateral
+
+    def put_report(self, site_id: str, record: dict[str, Any], text: str, checksum: str,
+                   evidence: list[dict[str, Any]]) -> tuple[str, bool]:
+        """Store a report and its evidence in one transaction; ``(id, new)``.  The same text
+        added again to the same site replaces its evidence (a newer reader may read more)."""
+        rid = hashlib.sha256(f"{site_id}\x1f{checksum}".encode()).hexdigest()[:16]
+        now = _now()
+        with self.engine.begin() as c:
+            exists = c.execute(sa.select(reports_table.c.id).where(
+                reports_table.c.id == rid)).first() is not None
+            values = {"site_id": site_id, "name": record.get("name", ""),
+                      "title": record.get("title", ""), "published": record.get("published"),
+                      "checksum": checksum, "text": text,
+                      "reading": json.dumps(record, sort_keys=True)}
+            if exists:
+                c.execute(reports_table.update().where(reports_table.c.id == rid)
+                          .values(**values))
+            else:
+                c.execute(reports_table.insert().values(id=rid, added_at=now, **values))
+            self._replace_evidence(c, site_id, rid, evidence, now)
+        return rid, not exists
+
+    def _replace_evidence(self, c: sa.Connection, site_id: str, source_id: str,
+                          evidence: list[dict[str, Any]], now: str) -> None:
+        e = evidence_table
+        c.execute(e.delete().where(e.c.source_id == source_id))
+        rows = {}
+        for item in evidence:
+            rows[item["id"]] = {
+                "id": item["id"], "site_id": site_id, "kind": item["kind"],
+                "source_id": source_id, "time": item.get("time"),
+                "indicator": item["indicator"],
+                "record": json.dumps(_nan_to_none(item), sort_keys=True), "added_at": now}
+        if rows:
+            c.execute(e.insert(), list(rows.values()))
+
+    def reports(self, site_id: str) -> list[dict[str, Any]]:
+        """Reports added to a site, by publication date (``reading`` decoded; no text)."""
+        t = reports_table
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t.c.id, t.c.site_id, t.c.name, t.c.title, t.c.published,
+                                       t.c.checksum, t.c.reading, t.c.added_at)
+                             .where(t.c.site_id == site_id)
+                             .order_by(t.c.published, t.c.added_at)).mappings().all()
+        return [{**dict(r), "reading": json.loads(r["reading"])} for r in rows]
+
+    def delete_report(self, report_id: str) -> bool:
+        """Remove a report and its evidence."""
+        with self.engine.begin() as c:
+            c.execute(evidence_table.delete().where(evidence_table.c.source_id == report_id))
+            res = c.execute(reports_table.delete().where(reports_table.c.id == report_id))
+        return bool(res.rowcount)
+
+    def put_note(self, site_id: str, text: str, date: str, part: str | None,
+                 author: str | None, evidence_of: Any) -> tuple[str, list[dict[str, Any]]]:
+        """Store an analyst note and the evidence ``evidence_of(note_id)`` makes of it."""
+        nid = hashlib.sha256(f"{site_id}\x1f{date}\x1f{part}\x1f{text}".encode()
+                             ).hexdigest()[:16]
+        evidence = evidence_of(nid)
+        now = _now()
+        with self.engine.begin() as c:
+            c.execute(notes_table.delete().where(notes_table.c.id == nid))
+            c.execute(notes_table.insert().values(id=nid, site_id=site_id, part=part,
+                                                  date=date, author=author, text=text,
+                                                  added_at=now))
+            self._replace_evidence(c, site_id, nid, evidence, now)
+        return nid, evidence
+
+    def notes(self, site_id: str) -> list[dict[str, Any]]:
+        t = notes_table
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t).where(t.c.site_id == site_id)
+                             .order_by(t.c.date, t.c.added_at)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def evidence(self, site_id: str) -> list[dict[str, Any]]:
+        """Stored evidence records of a site (reports, notices, notes), by date."""
+        e = evidence_table
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(e.c.record).where(e.c.site_id == site_id)
+                             .order_by(e.c.time, e.c.id)).all()
+        return [json.loads(r[0]) for r in rows]
+
     @contextmanager
     def _conn(self, conn: sa.Connection | None) -> Iterator[sa.Connection]:
         if conn is not None:
@@ -723,7 +852,13 @@ def _v2_to_v3(conn: sa.Connection) -> None:
         t.create(conn)
 
 
+def _v3_to_v4(conn: sa.Connection) -> None:
+    """Version 4 keeps collateral reports, analyst notes and the evidence made of them."""
+    for t in (reports_table, evidence_table, notes_table):
+        t.create(conn)
+
+
 #: Migrations from version N to N+1, keyed by N.  Each runs inside the opening transaction.
-MIGRATIONS: dict[int, Any] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Any] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 __all__ = ["ALERT_STATUSES", "DB_NAME", "SCHEMA_VERSION", "SiteRow", "Store", "parse_time"]

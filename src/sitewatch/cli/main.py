@@ -23,7 +23,7 @@ def cli(ctx: click.Context, home: str | None, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
-    from . import catalog, demo, detect, sites, watch
+    from . import catalog, collateral, demo, detect, sites, watch
 
     cli.add_command(sites.site)
     cli.add_command(catalog.ingest)
@@ -36,6 +36,10 @@ def _register() -> None:
     cli.add_command(watch.timeline)
     cli.add_command(watch.alerts)
     cli.add_command(watch.alert)
+    cli.add_command(collateral.collateral)
+    cli.add_command(collateral.note)
+    cli.add_command(collateral.assess)
+    cli.add_command(collateral.indicators)
     cli.add_command(demo.demo)
 
 

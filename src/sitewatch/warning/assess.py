@@ -95,8 +95,8 @@ def _weigh(items: Sequence[Evidence], cat: Catalogue, event: str, phase: str, at
             continue
         if phase == "after" and ind.phase != "after":
             continue
-        when = _d(ev.time) or at
-        age = (at - when).days
+        when = _d(ev.time)
+        age = (at - when).days if when else int(ev.detail.get("age_days") or 0)
         if age < -1 and ev.window is None:
             continue  # said after the assessment date: not known yet
         w = ev.certainty * ind.decay(age)
@@ -148,7 +148,7 @@ def _reason(c: dict[str, Any], eff: float, event: str, corroborating: bool) -> d
     what = f"no {ind.name}" if ev.negated else ind.name
     where = f" at {ev.part.replace('_', ' ')}" if ev.part else ""
     when = f" on {ev.time}" if ev.time else ""
-    stale = f", {c['age']} days old" if c["age"] > 0 else ""
+    stale = (f", {c['age']} day{'s' if c['age'] != 1 else ''} old" if c["age"] > 0 else "")
     extra = f"; {ev.detail['coarse']}" if ev.detail.get("coarse") else ""
     hedge = ev.detail.get("certainty")
     sure = f" ({hedge})" if hedge and hedge != "firm" else ""
@@ -183,8 +183,12 @@ def _window(items: list[dict[str, Any]], evidence: Sequence[Evidence], cat: Cata
         if ev.window and ev.window[0]:
             spans.append((_d(ev.window[0]), _d(ev.window[1] or ev.window[0]), r))
             continue
+        if ev.detail.get("window_days"):
+            a, b = ev.detail["window_days"]
+            spans.append((at + timedelta(days=a), at + timedelta(days=b), r))
+            continue
         ind = cat.indicator(ev.indicator)
-        t = _d(ev.time) or at
+        t = _d(ev.time) or at - timedelta(days=int(ev.detail.get("age_days") or 0))
         if ind.lead_days[1] > 0:
             spans.append((t + timedelta(days=ind.lead_days[0]),
                           t + timedelta(days=ind.lead_days[1]), r))
@@ -341,6 +345,7 @@ def assess_reading(reading: Any, *, catalogue: Catalogue | None = None,
             w = out[event]["window"]
             if w is not None:
                 w["start"] = w["end"] = None
+                out[event]["summary"] = summarise(event, out[event])
     return out
 
 

@@ -104,6 +104,7 @@ def from_claim(claim: Claim, catalogue: Catalogue, *, site: str, report: str,
         when = end if not published or end <= published else published
     if claim.activity == "launch_notice" and start and window is None:
         window = (start, end)
+    rel = t.get("days") if not published else None  # undated report: days relative to it
     out = []
     for ind in catalogue.for_activity(claim.activity, claim.part):
         ev_kind = kind or ("notice" if claim.activity == "launch_notice" else "report")
@@ -119,7 +120,9 @@ def from_claim(claim: Claim, catalogue: Catalogue, *, site: str, report: str,
             link={"report": report, "paragraph": claim.paragraph},
             detail={"activity": claim.activity, "certainty": claim.certainty,
                     "hedges": list(claim.hedges), "attribution": claim.attribution,
-                    "time": claim.time}))
+                    "time": claim.time,
+                    "age_days": -rel[1] if rel and rel[1] <= 0 else None,
+                    "window_days": rel if rel and rel[0] > 0 else None}))
     return out
 
 

@@ -32,6 +32,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 _MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
 _MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
@@ -57,10 +58,14 @@ class TimeWindow:
     end: date | None
     sense: str  # past | future | point
     offset: int = 0  # character offset in the sentence
+    #: (first, last) day relative to the publication date (negative: before it); known for
+    #: relative expressions ("last summer") even when the publication date is not.
+    days: tuple[int, int] | None = None
 
-    def to_dict(self) -> dict[str, str | None]:
+    def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "start": self.start.isoformat() if self.start else None,
-                "end": self.end.isoformat() if self.end else None, "sense": self.sense}
+                "end": self.end.isoformat() if self.end else None, "sense": self.sense,
+                "days": list(self.days) if self.days else None}
 
 
 def parse_date(text: str, ref: date | None = None, *, past: bool = True) -> date | None:
@@ -295,13 +300,19 @@ def find_times(sentence: str, published: date | None) -> list[TimeWindow]:
                 continue
             text = m[0].strip()
             if published is None:
-                out.append(TimeWindow(text, None, None, sense, m.start()))
+                # Resolve against a nominal date to learn how far back or ahead it lies.
+                nominal = date(2001, 6, 15)
+                a, b = fn(m, nominal)  # type: ignore[operator]
+                days = ((a - nominal).days, (b - nominal).days) if a and b else None
+                out.append(TimeWindow(text, None, None, sense, m.start(), days))
             else:
                 start, end = fn(m, published)  # type: ignore[operator]
                 s = sense
                 if s == "point" and start is not None and start > published:
                     s = "future"
-                out.append(TimeWindow(text, start, end, s, m.start()))
+                days = ((start - published).days, (end - published).days) \
+                    if start and end else None
+                out.append(TimeWindow(text, start, end, s, m.start(), days))
             taken.append(m.span())
     out.sort(key=lambda t: t.offset)
     return out

@@ -1,0 +1,270 @@
+"""``sitewatch collateral``, ``note``, ``assess`` and ``indicators``: from reports and alerts to
+a judgement."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import click
+from rich.table import Table
+
+from ..errors import SitewatchError
+from .common import Ctx, echo_json, err, esc, out, pass_ctx
+
+_MAX_MB = click.option("--max-mb", type=float, default=20.0, show_default=True,
+                       help="Refuse reports larger than this (MB).")
+_PUBLISHED = click.option("--published", help="Publication date YYYY-MM-DD (default: the "
+                          "date the text states; relative dates need one).")
+
+
+def _site(store: Any, site_id: str) -> Any:
+    site = store.get_site(site_id)
+    if site is None:
+        raise SitewatchError(f"no site {site_id!r} in the catalogue (see `sitewatch site "
+                             "list`)")
+    return site
+
+
+def _indicator_files(ctx: Ctx, given: tuple[str, ...]) -> list[str]:
+    from ..warning.indicators import user_files
+
+    return [str(p) for p in user_files(ctx.home)] + list(given)
+
+
+def _print_claims(reading: Any) -> None:
+    t = Table(title=f"claims in {esc(reading.name)} ({len(reading.claims)})")
+    for col in ("site", "part", "activity", "certainty", "source", "when", "sentence"):
+        t.add_column(col, overflow="fold")
+    for c in reading.claims:
+        when = (c.time or {}).get("text") or ""
+        if c.time and c.time.get("start"):
+            when += f" ({c.time['start']}" + (f"..{c.time['end']}" if c.time["end"] !=
+                                               c.time["start"] else "") + ")"
+        act = ("NOT " if c.negated else "") + c.activity
+        src = (c.source or "author") + (f" via {c.via}" if c.via else "")
+        t.add_row(esc(c.site or "-"), esc(c.part or "-"), esc(act), c.certainty, esc(src),
+                  esc(when), esc(c.sentence[:160]))
+    out.print(t)
+
+
+def _print_assessment(a: dict[str, Any], stated: dict[str, str] | None = None) -> None:
+    for event in ("launch", "engine_test"):
+        x = a[event]
+        head = f"{event.replace('_', ' ')}: [bold]{x['level']}[/bold]"
+        if stated:
+            head += f" (the text itself says: {esc(stated[event])})"
+        out.print(head)
+        out.print("  " + esc(x["summary"]))
+        for r in x["reasons"][:8]:
+            out.print("   + " + esc(r["text"]))
+        for r in x["against"][:5]:
+            out.print("   - " + esc(r["text"]))
+
+
+@click.group()
+def collateral() -> None:
+    """Read news articles and analyst reports (text, Markdown, HTML) into claims."""
+
+
+@collateral.command("read")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_PUBLISHED
+@_MAX_MB
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see "
+              "docs/collateral.md).")
+def read_cmd(file: str, published: str | None, max_mb: float, as_json: bool) -> None:
+    """Extract the claims of FILE and assess them alone (nothing is stored)."""
+    from ..warning.assess import assess_reading
+    from ..warning.collateral import read_file
+
+    reading = read_file(file, published=published, max_bytes=int(max_mb * 1e6))
+    assessment = assess_reading(reading)
+    if as_json:
+        echo_json({**reading.to_dict(), "assessment": assessment})
+        return
+    for w in reading.warnings:
+        err.print(f"warning: {esc(w)}")
+    out.print(f"{esc(reading.title)}  [{reading.format}, published "
+              f"{reading.published or 'unknown'}, {reading.words} words]")
+    out.print("sites: " + (esc(", ".join(reading.sites)) or "none known"))
+    if reading.claims:
+        _print_claims(reading)
+    else:
+        out.print("no claims found")
+    if reading.background:
+        out.print(f"({len(reading.background)} background claims about the past left out)")
+    _print_assessment(assessment, reading.stated)
+
+
+@collateral.command("add")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--site", "site_id", required=True, help="The catalogue site it is about.")
+@_PUBLISHED
+@_MAX_MB
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def add_cmd(ctx: Ctx, files: tuple[str, ...], site_id: str, published: str | None,
+            max_mb: float, as_json: bool) -> None:
+    """Store reports as evidence about a site.  Each file is read and stored on its own: a
+    bad file is reported and the others are still added."""
+    from ..warning.record import add_report
+
+    results = []
+    failed = 0
+    with ctx.store() as store:
+        site = _site(store, site_id)
+        for f in files:
+            try:
+                added = add_report(store, site, f, published=published,
+                                   max_bytes=int(max_mb * 1e6))
+            except SitewatchError as e:
+                failed += 1
+                err.print(f"error: {esc(e)}")
+                results.append({"file": f, "error": str(e)})
+                continue
+            results.append({"file": f, "report": added.report_id, "new": added.new,
+                            "claims": len(added.reading.claims),
+                            "evidence": len(added.evidence), "skipped": added.skipped,
+                            "stated": added.reading.stated,
+                            "warnings": added.reading.warnings})
+            if not as_json:
+                out.print(f"{'added' if added.new else 'updated'} {esc(f)} as report "
+                          f"{added.report_id}: {len(added.reading.claims)} claims, "
+                          f"{len(added.evidence)} evidence items"
+                          + (f", {len(added.skipped)} claims about other sites left out"
+                             if added.skipped else ""))
+                for w in added.reading.warnings:
+                    err.print(f"  warning: {esc(w)}")
+    if as_json:
+        echo_json(results)
+    if failed:
+        raise SystemExit(1)
+
+
+@collateral.command("list")
+@click.argument("site_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def list_cmd(ctx: Ctx, site_id: str, as_json: bool) -> None:
+    """The reports and notes stored for a site."""
+    with ctx.store() as store:
+        _site(store, site_id)
+        reports = store.reports(site_id)
+        notes = store.notes(site_id)
+    if as_json:
+        echo_json({"reports": [{k: v for k, v in r.items() if k != "reading"}
+                               | {"claims": len(r["reading"]["claims"]),
+                                  "stated": r["reading"]["stated"]} for r in reports],
+                   "notes": notes})
+        return
+    t = Table(title=f"reports on {esc(site_id)} ({len(reports)})")
+    for col in ("id", "published", "title", "claims", "stated launch", "stated engine test"):
+        t.add_column(col, overflow="fold")
+    for r in reports:
+        st = r["reading"]["stated"]
+        t.add_row(r["id"], r["published"] or "?", esc(r["title"][:80]),
+                  str(len(r["reading"]["claims"])), st["launch"], st["engine_test"])
+    out.print(t)
+    for n in notes:
+        out.print(f"note {n['id']} {n['date']} {esc(n['part'] or '')}: {esc(n['text'][:120])}")
+
+
+@click.command()
+@click.argument("site_id")
+@click.argument("text")
+@click.option("--date", "when", default=None, help="The day it is about, YYYY-MM-DD "
+              "[default: today].")
+@click.option("--part", help="The part it is about (a part name of the site).")
+@click.option("--activity", help="What it shows (e.g. shelter_moved); read from the text when "
+              "not given.")
+@click.option("--author", help="Who says so.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def note(ctx: Ctx, site_id: str, text: str, when: str | None, part: str | None,
+         activity: str | None, author: str | None, as_json: bool) -> None:
+    """Add an analyst note to a site: it becomes evidence like a report."""
+    from ..warning.record import add_note
+
+    when = when or date.today().isoformat()
+    with ctx.store() as store:
+        site = _site(store, site_id)
+        nid, ev = add_note(store, site, text, when=when, part=part, activity=activity,
+                           author=author)
+    if as_json:
+        echo_json({"note": nid, "evidence": [e.to_dict() for e in ev]})
+        return
+    if ev:
+        inds = ", ".join(dict.fromkeys(e.indicator for e in ev))
+        out.print(f"note {nid} stored: evidence for {esc(inds)}")
+    else:
+        out.print(f"note {nid} stored; it names no activity sitewatch knows, so it is kept "
+                  "as context only (give --activity to make it evidence)")
+
+
+@click.command()
+@click.argument("site_id")
+@click.option("--at", "at", help="Assess as of this date, YYYY-MM-DD [default: today].")
+@click.option("--indicators", "indicator_files", multiple=True,
+              type=click.Path(dir_okay=False, exists=True),
+              help="An extra indicator file (TOML); repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see "
+              "docs/collateral.md).")
+@pass_ctx
+def assess(ctx: Ctx, site_id: str, at: str | None, indicator_files: tuple[str, ...],
+           as_json: bool) -> None:
+    """How likely, and how soon, a launch or an engine test is at a site, and why."""
+    from ..warning.record import assess_site
+
+    try:
+        when = date.fromisoformat(at) if at else None
+    except ValueError:
+        raise SitewatchError(f"--at {at!r} is not YYYY-MM-DD") from None
+    with ctx.store() as store:
+        site = _site(store, site_id)
+        a = assess_site(store, site, at=when,
+                        indicator_files=_indicator_files(ctx, indicator_files))
+    if as_json:
+        echo_json(a)
+        return
+    img = a["imagery"]
+    out.print(f"{esc(site_id)} as of {a['at']}: {a['evidence_items']} evidence items, "
+              f"{len(a['reports'])} reports; imagery: best "
+              f"{img['best_resolution_m'] or '-'} m, last {str(img['last_image'] or '-')[:10]}")
+    _print_assessment(a)
+    for event in ("launch", "engine_test"):
+        for u in a[event]["unobserved"]:
+            out.print(f"   ? {event}: {esc(u['name'])}: {esc(u['why'])}")
+
+
+@click.command()
+@click.option("--site-type", default="launch_site", show_default=True)
+@click.option("--indicators", "indicator_files", multiple=True,
+              type=click.Path(dir_okay=False, exists=True), help="Extra indicator file.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def indicators(ctx: Ctx, site_type: str, indicator_files: tuple[str, ...],
+               as_json: bool) -> None:
+    """The indicator catalogue: what precedes a launch or a test, and how strongly."""
+    from ..warning.indicators import load_catalogue
+
+    cat = load_catalogue(site_type, _indicator_files(ctx, indicator_files))
+    if as_json:
+        echo_json({"site_type": cat.site_type,
+                   "events": {k: vars(v) for k, v in cat.events.items()},
+                   "indicators": [i.to_dict() for i in cat.indicators]})
+        return
+    t = Table(title=f"indicators for {esc(site_type)}")
+    for col in ("id", "event", "phase", "parts", "LR (launch / engine test)", "half-life d",
+                "needs"):
+        t.add_column(col, overflow="fold")
+    for i in cat.indicators:
+        lr = " / ".join(f"{i.lr[e][1]:g}" if e in i.lr else "-"
+                        for e in ("launch", "engine_test"))
+        t.add_row(i.id, i.event, i.phase, esc(", ".join(i.part_kinds) or "any"), lr,
+                  f"{i.half_life_days:g}",
+                  "text" if i.resolution_m == 0 else f"<= {i.resolution_m:g} m")
+    out.print(t)
+
+
+__all__ = ["assess", "collateral", "indicators", "note"]

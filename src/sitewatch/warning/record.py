@@ -1,0 +1,237 @@
+"""A site's evidence on record: reports and notes added to the store, imagery alerts, and the
+assessment made of them at a date.
+
+This is the only module of :mod:`sitewatch.warning` that knows the store.  Reports and notes
+are stored with the evidence read from them (one transaction each: a failure leaves the
+store as it was); imagery evidence is derived from the alerts of the site's last run every
+time, so it follows their status (a dismissed alert stops counting).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..errors import CollateralError
+from ..sites import Site
+from ..store import Store
+from .assess import Coverage, assess
+from .collateral import Reading, extract
+from .documents import MAX_BYTES, read_document
+from .evidence import Evidence, from_alert, from_claim, from_note
+from .indicators import Catalogue, load_catalogue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Added:
+    """What adding a report did."""
+
+    report_id: str
+    new: bool
+    reading: Reading
+    evidence: list[Evidence]
+    skipped: list[str]  # why claims were left out (another site)
+
+
+def site_names(site: Site) -> set[str]:
+    """The gazetteer ids a site answers to: its id, its ``gazetteer`` property and aliases."""
+    names = {site.id}
+    g = site.properties.get("gazetteer")
+    if g:
+        names.add(str(g))
+    names.update(str(a) for a in site.properties.get("aliases", []) or [])
+    return names
+
+
+def catalogue_for(site: Site, extra: Iterable[str | Path] = ()) -> Catalogue:
+    return load_catalogue(site.site_type, extra)
+
+
+def add_report(store: Store, site: Site, path: str | Path, *,
+               published: str | date | None = None, max_bytes: int = MAX_BYTES,
+               catalogue: Catalogue | None = None) -> Added:
+    """Read a report file and store it with the evidence it gives about ``site``.
+
+    Claims about another gazetteer site are left out (and listed in ``skipped``); claims
+    naming no site are taken when the report names ``site`` or no site at all.
+    """
+    doc = read_document(path, max_bytes=max_bytes)
+    if isinstance(published, str):
+        try:
+            published = date.fromisoformat(published)
+        except ValueError as e:
+            raise CollateralError(f"--published {published!r} is not YYYY-MM-DD") from e
+    reading = extract(doc, published=published)
+    cat = catalogue or catalogue_for(site)
+    mine = site_names(site)
+    about_me = bool(mine & set(reading.sites)) or not reading.sites
+    evidence: list[Evidence] = []
+    skipped: list[str] = []
+    rid = hashlib.sha256(f"{site.id}\x1f{hashlib.sha256(doc.text.encode()).hexdigest()}"
+                         .encode()).hexdigest()[:16]
+    for c in reading.claims:
+        if c.site is not None and c.site not in mine:
+            skipped.append(f"{c.activity} at {c.site}: another site")
+            continue
+        if c.site is None and not about_me:
+            skipped.append(f"{c.activity}: no site named, and the report is about "
+                           f"{', '.join(reading.sites)}")
+            continue
+        evidence += from_claim(c, cat, site=site.id, report=rid, published=reading.published,
+                               source_label=Path(doc.name).name)
+    checksum = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
+    record = reading.to_dict()
+    rid2, new = store.put_report(site.id, record, doc.text, checksum,
+                                 [e.to_dict() for e in evidence])
+    assert rid2 == rid
+    return Added(rid, new, reading, evidence, skipped)
+
+
+def add_note(store: Store, site: Site, text: str, *, when: str, part: str | None = None,
+             activity: str | None = None, author: str | None = None,
+             catalogue: Catalogue | None = None) -> tuple[str, list[Evidence]]:
+    """Store an analyst note about ``site`` (and ``part``) on ``when`` (YYYY-MM-DD)."""
+    if not text.strip():
+        raise CollateralError("the note is empty")
+    if len(text) > 20_000:
+        raise CollateralError(f"the note is {len(text)} characters long; notes stop at 20000 "
+                              "(add long texts with `sitewatch collateral add`)")
+    try:
+        date.fromisoformat(when)
+    except ValueError as e:
+        raise CollateralError(f"--date {when!r} is not YYYY-MM-DD") from e
+    kind = site.part(part).kind if part else None  # unknown part -> SiteError naming parts
+    if activity is not None:
+        from .lexicon import ACTIVITIES
+
+        if activity not in ACTIVITIES:
+            raise CollateralError(f"activity {activity!r} is unknown (known: "
+                                  f"{', '.join(ACTIVITIES)})")
+    cat = catalogue or catalogue_for(site)
+    made: list[Evidence] = []
+
+    def evidence_of(nid: str) -> list[dict[str, Any]]:
+        made.extend(from_note(nid, site.id, text, when, cat, part=part, part_kind=kind,
+                              activity=activity, author=author))
+        return [e.to_dict() for e in made]
+
+    nid, _ = store.put_note(site.id, text, when, part, author, evidence_of)
+    return nid, made
+
+
+def imagery_evidence(store: Store, site: Site, catalogue: Catalogue, at: date
+                     ) -> tuple[list[Evidence], str | None]:
+    """Evidence from the alerts of the site's last finished run up to ``at``."""
+    run = store.last_run(site.id, finished=True)
+    if run is None:
+        return [], None
+    ph = run["params_hash"]
+    scenes = {s.id: s for s in store.scenes(site.id)}
+    obs = {(o["part"], o["scene_id"]): o
+           for o in store.observations(site.id, ph, reference="previous")}
+    out: list[Evidence] = []
+    for a in store.alerts(site.id, params_hash=ph):
+        rec = a["record"]
+        if rec.get("time", "")[:10] > at.isoformat():
+            continue
+        try:
+            kind = site.part(rec["part"]).kind
+        except Exception:
+            kind = "other"
+        scene = scenes.get(rec.get("after_scene") or "")
+        out += from_alert(rec, a["status"], kind, catalogue,
+                          resolution_m=scene.resolution if scene else None,
+                          sensor=scene.sensor if scene else None,
+                          obs=obs.get((rec["part"], rec.get("after_scene"))))
+    return out, ph
+
+
+def coverage(store: Store, site: Site, catalogue: Catalogue, at: date,
+             params_hash: str | None) -> Coverage:
+    """Which indicators the site's imagery could not have shown by ``at``, and why."""
+    t_at = datetime(at.year, at.month, at.day, 23, 59, 59)
+    scenes = [s for s in store.scenes(site.id) if s.acquired.replace(tzinfo=None) <= t_at]
+    best = min((s.resolution for s in scenes if s.resolution), default=None)
+    last = max((s.acquired for s in scenes), default=None)
+    placed = {p.kind: p.name for p in site.placed_parts()}
+    obs = store.observations(site.id, params_hash, reference="previous") if params_hash \
+        else []
+    why: dict[str, str] = {}
+    for ind in catalogue.indicators:
+        if ind.phase != "before" and ind.id != "burn_scar":
+            continue
+        if ind.resolution_m == 0:
+            continue  # read from text (notices, official statements), not imagery
+        if not scenes:
+            why[ind.id] = "no imagery of the site"
+            continue
+        horizon = at - timedelta(days=max(ind.half_life_days, 14))
+        recent = [s for s in scenes if s.acquired.date() >= horizon]
+        if not recent:
+            why[ind.id] = (f"no imagery since {last.date().isoformat() if last else '?'} "
+                           f"(needs one within {max(ind.half_life_days, 14):g} days)")
+            continue
+        if not ind.imagery:
+            why[ind.id] = (f"needs {ind.resolution_m:g} m imagery; the best here is "
+                           f"{best:g} m" if best and best > ind.resolution_m else
+                           "sitewatch has no detector for it: look for it by eye")
+            continue
+        kinds = [k for k in ind.part_kinds if k in placed] if ind.part_kinds else None
+        if ind.part_kinds and not kinds:
+            why[ind.id] = ("the site has no placed part of kind "
+                           + " or ".join(ind.part_kinds))
+            continue
+        if kinds:
+            names = {placed[k] for k in kinds}
+            seen = [o for o in obs if o["part"] in names
+                    and o["acquired"][:10] >= horizon.isoformat()
+                    and o["acquired"][:10] <= at.isoformat()
+                    and o["observed_fraction"] >= 0.5]
+            if not seen:
+                why[ind.id] = (f"{', '.join(sorted(names))} not seen clear (cloud, no data) "
+                               f"since {horizon.isoformat()}")
+                continue
+        if best and ind.resolution_m and best > ind.resolution_m:
+            why[ind.id] = (f"only as a change at {best:g} m: telling what it is needs "
+                           f"{ind.resolution_m:g} m")
+    return Coverage(best, last.isoformat() if last else None, why)
+
+
+def site_evidence(store: Store, site: Site, at: date, catalogue: Catalogue
+                  ) -> tuple[list[Evidence], str | None]:
+    """Everything on record for ``site`` known by ``at``: stored evidence and imagery."""
+    stored = [Evidence.from_dict(d) for d in store.evidence(site.id)]
+    stored = [e for e in stored if (e.time or "") <= at.isoformat()]
+    # A catalogue change can drop or rename indicators: keep what it still knows.
+    known = {i.id for i in catalogue.indicators}
+    stored = [e for e in stored if e.indicator in known]
+    imagery, ph = imagery_evidence(store, site, catalogue, at)
+    return stored + imagery, ph
+
+
+def assess_site(store: Store, site: Site, *, at: date | None = None,
+                indicator_files: Iterable[str | Path] = ()) -> dict[str, Any]:
+    """The assessment of ``site`` as of ``at`` (default: today) from everything on record."""
+    at = at or date.today()
+    cat = catalogue_for(site, indicator_files)
+    evidence, ph = site_evidence(store, site, at, cat)
+    cov = coverage(store, site, cat, at, ph)
+    out = assess(evidence, at=at, catalogue=cat, coverage=cov)
+    out["site"] = site.id
+    out["imagery"] = {"best_resolution_m": cov.best_resolution_m, "last_image": cov.last_image,
+                      "params_hash": ph}
+    out["evidence"] = [e.to_dict() for e in evidence]
+    out["reports"] = [{"id": r["id"], "title": r["title"], "published": r["published"],
+                       "name": r["name"]} for r in store.reports(site.id)]
+    return out
+
+
+__all__ = ["Added", "add_note", "add_report", "assess_site", "catalogue_for", "coverage",
+           "imagery_evidence", "site_evidence", "site_names"]
