@@ -21,6 +21,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,19 @@ class ShiftCheck:
         return (self.estimated - self.true).magnitude
 
 
+@dataclass(frozen=True)
+class StoryRow:
+    """The assessment on one date of the demo's story, after what happened that day."""
+
+    date: str
+    what: str
+    launch: str
+    launch_likelihood: float
+    engine_test: str
+    engine_test_likelihood: float
+    window: str | None = None
+
+
 @dataclass
 class DemoResult:
     scenario: Scenario
@@ -111,6 +125,8 @@ class DemoResult:
     run: RunReport | None = None
     alerts: list[dict] = field(default_factory=list)
     scorecard: Scorecard | None = None
+    story: list[StoryRow] = field(default_factory=list)
+    story_sources: str = ""
 
     @property
     def parts(self) -> list[str]:
@@ -296,6 +312,7 @@ def _run(store: Store, scenario: Scenario, scene_dir: Path, work: Path, tick: Pr
     years = ((parse_time(max(days)) - parse_time(min(days))).days / 365.25) if days else 0.0
     res.scorecard = evaluate.score(res.alerts, evaluate.changes_from_events(scenario.events),
                                    usable, part_years=(len(res.parts) + 1) * years)
+    res.story, res.story_sources = collateral_story(store, site, scenario, work)
     if html:
         from .report.demo_page import write_demo_page
 
@@ -320,4 +337,76 @@ def _check_events(res: DemoResult) -> list[EventCheck]:
     return checks
 
 
-__all__ = ["REST", "DemoResult", "EventCheck", "PairRow", "ShiftCheck", "run_demo"]
+__all__ = ["REST", "DemoResult", "EventCheck", "PairRow", "ShiftCheck", "StoryRow",
+           "collateral_story", "demo_reports", "run_demo"]
+
+
+#: Where in the simulated year each report is published (share of the series' span).
+STORY_AT = (0.25, 0.5, 0.7)
+
+
+def demo_reports() -> tuple[list[Path], str]:
+    """The three seed articles when ``../shared/seeds`` (or ``$SITEWATCH_SEEDS``) is at hand,
+    else three short SIMULATED reports shipped with sitewatch that make the same claims."""
+    import os
+    from importlib import resources
+
+    candidates = [os.environ.get("SITEWATCH_SEEDS"), Path.cwd().parent / "shared" / "seeds",
+                  Path(__file__).resolve().parents[3] / "shared" / "seeds"]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            found = {p.name[:3]: p for p in sorted(Path(c).glob("*.txt"))}
+            # rebuilding (2019), trains (2016), fuel and personnel (2016): the story's order
+            order = [found.get(k) for k in ("004", "001", "000")]
+            if all(order):
+                return [p for p in order if p], f"the seed articles in {c}"
+    base = resources.files("sitewatch.warning").joinpath("data", "demo")
+    return ([Path(str(base.joinpath(n))) for n in ("1_rebuilding.txt", "2_trains.txt",
+                                                   "3_fuel.txt")],
+            "sitewatch's SIMULATED stand-ins for the seed articles")
+
+
+def collateral_story(store: Store, site: Site, scenario: Scenario, work: Path
+                     ) -> tuple[list[StoryRow], str]:
+    """Add reports and a navigation notice along the simulated year and assess the site on
+    each alert and report date: the assessment moving as evidence arrives."""
+    from importlib import resources
+
+    from .warning.record import add_report, assess_site
+
+    times = sorted(sc.acquired.date() for sc in scenario.scenes)
+    first, last = times[0], times[-1]
+    span = (last - first).days
+    files, sources = demo_reports()
+    events: list[tuple[str, str]] = []
+    for f, frac in zip(files, STORY_AT, strict=True):
+        when = first + timedelta(days=round(frac * span))
+        added = add_report(store, site, f, published=when)
+        events.append((when.isoformat(), f"report: {added.reading.title[:70]}"))
+    # A navigation notice near the end, with its window a few days later.
+    notice_day = first + timedelta(days=round(0.9 * span))
+    tmpl = resources.files("sitewatch.warning").joinpath("data", "demo", "4_notice.txt")
+    text = tmpl.read_text(encoding="utf-8").format(
+        start=(notice_day + timedelta(days=4)).strftime("%B %d, %Y"),
+        end=(notice_day + timedelta(days=14)).strftime("%B %d, %Y"))
+    notice = work / "notice.txt"
+    notice.parent.mkdir(parents=True, exist_ok=True)
+    notice.write_text(text, encoding="utf-8")
+    add_report(store, site, notice, published=notice_day)
+    events.append((notice_day.isoformat(), "navigation notice declared"))
+    run = store.last_run(site.id, finished=True)
+    for a in store.alerts(site.id, params_hash=run["params_hash"] if run else None):
+        events.append((a["time"][:10], f"alert {a['tier']} at {a['part']}"))
+    by_day: dict[str, list[str]] = {}
+    for day, what in sorted(events):
+        by_day.setdefault(day, []).append(what)
+    rows = [StoryRow(first.isoformat(), "imagery starts", "no_evidence", 0.05, "no_evidence",
+                     0.05)]
+    for day, whats in sorted(by_day.items()):
+        a = assess_site(store, site, at=date.fromisoformat(day))
+        w = a["launch"]["window"]
+        rows.append(StoryRow(day, "; ".join(whats), a["launch"]["level"],
+                             a["launch"]["likelihood"], a["engine_test"]["level"],
+                             a["engine_test"]["likelihood"],
+                             f"{w['start']} to {w['end']}" if w and w.get("start") else None))
+    return rows, sources

@@ -100,5 +100,15 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
               f"{sm['quiet_part_pairs']} part-pairs where nothing happened, "
               f"{sm['event_flagged']:.1%} of {sm['event_part_pairs']} where an event did; "
               f"{sm['event_checks_hit']} of {sm['event_checks']} events seen at their part")
+    if res.story:
+        t = Table(title=f"the assessment as evidence arrives (reports: {esc(res.story_sources)})",
+                  title_justify="left")
+        for c in ("date", "what arrived", "launch", "engine test", "expected launch window"):
+            t.add_column(c, overflow="fold")
+        for r in res.story:
+            t.add_row(r.date, esc(r.what), f"{r.launch} ({r.launch_likelihood:.0%})",
+                      f"{r.engine_test} ({r.engine_test_likelihood:.0%})", r.window or "")
+        out.print(t)
+        out.print(f"why: sitewatch assess {res.site.id} --at {res.story[-1].date}")
     if res.html:
         out.print(f"page: {esc(res.html)}")

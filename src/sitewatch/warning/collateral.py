@@ -181,7 +181,7 @@ def _segment_of(sentence: str, pos: int) -> tuple[int, int]:
 def _negated(sentence: str, start: int, end: int) -> bool:
     a, b = _segment_of(sentence, start)
     before = sentence[max(a, start - 70):start]
-    after = sentence[end:min(b, end + 30)]
+    after = sentence[end:min(b, end + 50)]
     after = re.split(r"[,;:]", after)[0]
     if _RULE_OUT.search(sentence[a:b]):
         return False
@@ -380,7 +380,9 @@ def extract(doc: Document, *, published: date | None = None,
             acts = [a for a in acts if a[0] != "no_activity"]
         for activity, start, end in acts:
             if found:
-                site = min(found, key=lambda f: abs(f[0] - start))[1]
+                a, b = _segment_of(text, start)
+                near = [f for f in found if a <= f[0] < b] or found
+                site = min(near, key=lambda f: abs(f[0] - start))[1]
             elif _OTHER_PLACE.search(text) and not _GENERIC_PLACE.search(text):
                 site = None
             else:

@@ -188,7 +188,9 @@ def parse_document(text: str, name: str = "<text>", *, fmt: str | None = None) -
         title = ""
     if not paragraphs:
         raise CollateralError(f"{name}: no readable text in the {fmt} file")
-    title = title or paragraphs[0][:200]
+    if not title:
+        # The first paragraph of some words: "Story highlights" or a byline is not a title.
+        title = next((p for p in paragraphs[:5] if len(p.split()) >= 4), paragraphs[0])[:200]
     published = find_published("\n".join(paragraphs[:8]), meta)
     if published is None:
         warnings.append("no publication date found in the text; relative dates ('last "

@@ -1,0 +1,217 @@
+"""The collateral reader: claims from the seed articles, phrasing, and hostile or bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sitewatch.errors import CollateralError
+from sitewatch.warning.assess import assess_reading
+from sitewatch.warning.collateral import read_file, read_text
+from sitewatch.warning.timeexpr import find_times
+
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+need_seeds = pytest.mark.skipif(not SEEDS.is_dir(), reason="../shared/seeds is not present")
+RANK = {"no_evidence": 0, "unlikely": 1, "possible": 2, "imminent": 3}
+
+
+def _seed(prefix: str):
+    (path,) = SEEDS.glob(f"{prefix}_*.txt")
+    return read_file(path)
+
+
+def _has(reading, **want):
+    return [c for c in reading.claims if all(getattr(c, k) == v for k, v in want.items())]
+
+
+@need_seeds
+def test_seed_000_cnn_claims():
+    r = _seed("000")
+    assert r.sites == ["sohae"]
+    # "Overhead satellite imagery in recent days has shown the movement of personnel,
+    # rocket-related equipment and fuel into the facility ..., according to a U.S. official."
+    for act in ("personnel_movement", "equipment_movement", "fuel_activity"):
+        (c,) = [c for c in _has(r, activity=act, source="U.S. government")]
+        assert c.site == "sohae" and not c.negated and c.certainty == "firm"
+        assert c.time["text"] == "in recent days"
+    # Kyodo quoting an unnamed Japanese government source, hedged with "may".
+    (c,) = _has(r, activity="launch_preparations", origin="government:JP")
+    assert c.via == "Kyodo" and c.certainty == "possible" and "may" in c.hedges
+    # "North Korea in the past had launched ... without declaring a navigation zone" is
+    # background, not a current claim.
+    assert not _has(r, activity="launch_notice")
+    assert any(b.activity == "launch_notice" for b in r.background)
+
+
+@need_seeds
+def test_seed_001_hill_claims():
+    r = _seed("001")
+    assert r.sites == ["sohae"]
+    (c,) = _has(r, activity="railcars_arrived")
+    assert c.origin == "government:KR" and c.via == "Yomiuri Shimbun" and c.certainty == "firm"
+    soon = [c for c in _has(r, activity="launch_preparations", origin="government:JP")]
+    assert soon and soon[0].time["text"] == "as soon as next week" and soon[0].via == "Kyodo"
+    assert soon[0].time["sense"] == "future" and soon[0].time["days"][0] > 0
+    us = _has(r, activity="launch_preparations", origin="government:US")
+    assert us and all(c.certainty != "firm" for c in us)
+    # U.S. officials quoted by Reuters and in the headline are one origin.
+    assert {c.origin for c in us} == {"government:US"}
+
+
+@need_seeds
+def test_seed_004_rebuilding_claims():
+    r = _seed("004")
+    assert r.sites == ["sohae"]
+    rebuilt = {c.part for c in _has(r, activity="rebuilding", certainty="firm")}
+    assert {"transfer_structure", "engine_test_stand"} <= rebuilt
+    assert _has(r, activity="construction")
+    appear = [c for c in _has(r, activity="rebuilding") if "appear" in c.hedges]
+    assert appear and appear[0].certainty == "probable"
+    # The 2017 engine test is background in a 2019 report.
+    assert not _has(r, activity="engine_test_conducted")
+    assert any(b.activity == "engine_test_conducted" for b in r.background)
+
+
+@need_seeds
+@pytest.mark.parametrize("prefix", ["000", "001", "004"])
+def test_seeds_assess_launch_at_least_possible(prefix):
+    r = _seed(prefix)
+    a = assess_reading(r)
+    assert RANK[a["launch"]["level"]] >= RANK["possible"], a["launch"]["summary"]
+    assert a["launch"]["reasons"], "the assessment must say why"
+    lo, hi = a["launch"]["likelihood_range"]
+    assert lo <= a["launch"]["likelihood"] <= hi
+    assert RANK[r.stated["launch"]] >= RANK["possible"]
+
+
+def test_negation_hedge_attribution_and_dates():
+    r = read_text(
+        "Sohae update\nPublished: 14 March 2023\n\n"
+        "Imagery from March 12, 2023 shows no vehicles at the launch pad at Sohae. "
+        "The environmental shelter at the Yunsong engine test stand has not moved, 38 North "
+        "said. South Korea's Joint Chiefs of Staff said the North may be preparing an engine "
+        "test in the coming weeks.", name="t.txt")
+    assert r.published == "2023-03-14"
+    (v,) = _has(r, activity="vehicles_present")
+    assert v.negated and v.part == "launch_pad" and v.time["start"] == "2023-03-12"
+    (s,) = _has(r, activity="shelter_moved")
+    assert s.negated and s.source == "38 North" and s.part == "engine_test_stand"
+    (p,) = _has(r, activity="engine_test_preparations")
+    assert p.origin == "government:KR" and p.certainty == "possible"
+    assert p.time["sense"] == "future" and p.time["start"] == "2023-03-14"
+
+
+def test_several_sites_and_unknown_places():
+    r = read_text("Trucks were seen at Musudan-ri, while the transfer structure at "
+                  "Tongchang-ri was moved to the gantry on Monday, 38 North reported.",
+                  published="2023-05-30")
+    assert set(r.sites) == {"tonghae", "sohae"}
+    assert _has(r, activity="vehicles_present", site="tonghae")
+    assert _has(r, activity="transfer_structure_moved", site="sohae")
+    none = read_text("Trucks were seen near the port of Nampo on Monday.", published="2023-05-30")
+    assert none.sites == [] and all(c.site is None for c in none.claims)
+    assert assess_reading(none)["launch"]["level"] in ("no_evidence", "unlikely")
+
+
+def test_notice_window_makes_launch_imminent():
+    r = read_text("North Korea notified the Japan Coast Guard of a launch window between "
+                  "May 31 and June 11 for a satellite launch from Sohae.", published="2023-05-29")
+    a = assess_reading(r)
+    assert a["launch"]["level"] == "imminent"
+    assert a["launch"]["window"]["start"] == "2023-05-31"
+    assert a["launch"]["window"]["end"] == "2023-06-11"
+    assert r.stated["launch"] == "imminent"
+
+
+def test_standby_and_post_test_reports():
+    quiet = read_text("Sohae remained quiet this week: no activity was observed at the launch "
+                      "pad and there are no signs of launch preparations.",
+                      published="2023-03-14")
+    assert quiet.stated["launch"] == "unlikely"
+    assert assess_reading(quiet)["launch"]["level"] == "unlikely"
+    burnt = read_text("Sentinel-2 imagery from 16 December 2022 shows a large burn scar below "
+                      "the flame bucket of the vertical engine test stand at Sohae.",
+                      published="2022-12-19")
+    assert burnt.stated["engine_test"] == "recent_test"
+    assert assess_reading(burnt)["engine_test"]["level"] == "recent_test"
+
+
+def test_time_expressions_resolve_against_publication():
+    from datetime import date
+
+    (t,) = find_times("analysts said work started in mid-February", date(2019, 3, 7))
+    assert (str(t.start), str(t.end)) == ("2019-02-11", "2019-02-20")
+    # "may" is a modal verb, not the month.
+    assert find_times("North Korea may be preparing", date(2019, 3, 7)) == []
+    (t,) = find_times("yesterday", None)
+    assert t.start is None and t.days == (-1, -1)
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_empty_binary_and_missing_files(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("   \n")
+    with pytest.raises(CollateralError, match=r"empty\.txt: the file is empty"):
+        read_file(empty)
+    binary = tmp_path / "image.txt"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20)
+    with pytest.raises(CollateralError, match=r"image\.txt: looks like a binary file"):
+        read_file(binary)
+    with pytest.raises(CollateralError, match=r"nope\.txt: no such file"):
+        read_file(tmp_path / "nope.txt")
+
+
+def test_huge_file_is_refused_with_its_size(tmp_path):
+    big = tmp_path / "big.txt"
+    line = b"Trains arrived at Sohae. " * 40 + b"\n"
+    with big.open("wb") as f:
+        for _ in range(50_000_000 // len(line) + 1):
+            f.write(line)
+    with pytest.raises(CollateralError, match=r"big\.txt: 5\d\.\d MB is larger"):
+        read_file(big)
+
+
+def test_html_scripts_are_ignored_and_text_kept_verbatim(tmp_path):
+    page = tmp_path / "p.html"
+    page.write_text(
+        "<html><head><title>Sohae &amp; trains</title>"
+        "<script>document.write('fuel trucks at Sohae')</script></head><body>"
+        "<p>Freight trains <b>arrived</b> at Sohae on Monday, officials said.</p>"
+        "<p>&lt;img src=x onerror=alert(1)&gt; {{7*7}} ${jndi:x}</p>"
+        "<style>.x{}</style></body></html>", encoding="utf-8")
+    r = read_file(page, published="2023-05-30")
+    assert r.title == "Sohae & trains"
+    assert [c.activity for c in r.claims] == ["railcars_arrived"]
+    payload = json.dumps(r.to_dict())
+    assert "document.write" not in payload  # script text is not visible text
+    # hostile text stays inert, as plain strings
+    assert "onerror" not in payload and "49" not in payload
+
+
+def test_non_english_text_and_no_site(tmp_path):
+    ko = tmp_path / "ko.txt"
+    ko.write_text("북한 동창리 서해위성발사장에서 발사 준비 정황이 포착됐다고 군 당국이 밝혔다.",
+                  encoding="utf-8")
+    r = read_file(ko, published="2023-05-30")
+    assert r.sites == ["sohae"] and r.claims == []
+    assert any("does not look English" in w for w in r.warnings)
+    plain = read_text("The weather in Paris was mild and the markets were calm.",
+                      published="2023-05-30")
+    assert plain.sites == [] and plain.claims == []
+    assert assess_reading(plain)["launch"]["level"] == "no_evidence"
+
+
+def test_markdown_report(tmp_path):
+    md = tmp_path / "r.md"
+    md.write_text("# Sohae: transfer structure moved\n\n*Published: 30 May 2023*\n\n"
+                  "The [rail-mounted transfer structure](http://x) was **moved** to the "
+                  "gantry tower, according to CSIS.\n", encoding="utf-8")
+    r = read_file(md)
+    assert r.format == "markdown" and r.published == "2023-05-30"
+    (c,) = _has(r, activity="transfer_structure_moved", origin="analyst:csis")
+    assert c.site == "sohae" and c.part == "transfer_structure"
+    assert "http://x" not in c.sentence  # link targets are not text
