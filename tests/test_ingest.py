@@ -263,14 +263,16 @@ def test_v1_catalogue_is_migrated_and_registrations_recorded(tmp_path):
         ingest(s, [tmp_path / "imgs"], "sohae")
     # Make it a version-1 catalogue, as sitewatch 0.1 wrote it.
     con = sqlite3.connect(db)
-    for table in ("registrations", "grids", "observations", "processed", "alerts", "runs"):
+    for table in ("registrations", "grids", "observations", "processed", "alerts", "runs",
+                  "reports", "evidence", "notes"):
         con.execute(f"DROP TABLE {table}")
     con.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     con.commit()
     con.close()
     with Store.open_path(db) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 3
+        assert s.schema_version() == SCHEMA_VERSION == 4
         assert s.alerts("sohae") == [] and s.last_run("sohae") is None
+        assert s.reports("sohae") == [] and s.evidence("sohae") == []
         assert len(s.scenes("sohae")) == 2  # nothing lost
         reg = Registration(Shift(0.5, -1.25, 0.2), 0.8, 0.1, (), "ok", "fine")
         s.put_registration("sohae", "scene_1", "10m", "scene_0", reg)

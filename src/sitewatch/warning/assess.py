@@ -210,6 +210,29 @@ def _window(items: list[dict[str, Any]], evidence: Sequence[Evidence], cat: Cata
             "basis": f"lead times of {srcs}"}
 
 
+#: Part kinds where evidence bears on each event even through a general indicator (a quiet
+#: test stand, construction at the pad).
+EVENT_PARTS = {"launch": {"launch_pad", "gantry_tower", "transfer_structure", "fuel_storage",
+                          "assembly_building", "rail_terminal", "rail_line"},
+               "engine_test": {"engine_test_stand"}}
+
+
+def _bears_on(event: str, reason: dict[str, Any], cat: Catalogue,
+              by_id: dict[str, Evidence]) -> bool:
+    """Whether a reason speaks to ``event`` itself: an indicator of that event, or a general
+    one (standby, capability) at one of its parts, or a quiet site for a launch.  Fuel seen
+    at a launch site moves the odds of an engine test a little, but a text that says nothing
+    about engine tests has no evidence on them."""
+    ind = cat.indicator(reason["indicator"])
+    if ind.event == event:
+        return True
+    ev = by_id.get(reason["evidence"])
+    kind = ev.part_kind if ev else None
+    if kind in EVENT_PARTS[event]:
+        return ind.event in ("standby", "capability_change")
+    return event == "launch" and ind.event == "standby" and kind is None
+
+
 def _level(event: str, p_before: float, p_after: float | None, any_evidence: bool) -> str:
     if event == "launch":
         if not any_evidence:
@@ -241,7 +264,9 @@ def assess(evidence: Sequence[Evidence], *, at: date, catalogue: Catalogue | Non
             after_reasons, asums, acorr = _weigh(evidence, cat, event, "after", at)
             after = _prob(lo0 + asums[1]) if after_reasons else None
             corr.update(acorr)
-        level = _level(event, p, after, bool(reasons or after_reasons))
+        by_id = {e.id: e for e in evidence}
+        bearing = any(_bears_on(event, r, cat, by_id) for r in reasons + after_reasons)
+        level = _level(event, p, after, bearing)
         window = _window(reasons, evidence, cat, at) if level in ("imminent", "possible",
                                                                     "preparations") else None
         unobserved = []

@@ -37,6 +37,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -72,8 +73,8 @@ _PARENTHETICAL = re.compile(r",\s*(however|though|meanwhile|in turn|too|also|ins
                             r"for (their|his|her|its) part),", re.I)
 #: How far (characters) a context word may be from an activity's term.
 CONTEXT_REACH = 80
-_ENGLISH = frozenset("the of and to in a is that for on was with as by at it from be has "
-                     "have are were this an said which its or but not".split())
+_ENGLISH = frozenset("the of and to in a is that for on was with as by at it from be has have "
+                     "are were this an said which its or but not".split())
 
 
 @dataclass(frozen=True)
@@ -167,8 +168,8 @@ def _segments(sentence: str) -> list[tuple[int, int]]:
     cuts = [0]
     for rx in lexicon.cues()["scope_break"]:
         cuts += [m.start() for m in rx.finditer(sentence)]
-    cuts = sorted(set(cuts)) + [len(sentence)]
-    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+    cuts = [*sorted(set(cuts)), len(sentence)]
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def _segment_of(sentence: str, pos: int) -> tuple[int, int]:
@@ -185,15 +186,16 @@ def _negated(sentence: str, start: int, end: int) -> bool:
     after = re.split(r"[,;:]", after)[0]
     if _RULE_OUT.search(sentence[a:b]):
         return False
-    for rx in lexicon.cues()["negation"]:
-        if rx.search(before) or rx.search(after):
-            return True
-    return False
+    return any(rx.search(before) or rx.search(after) for rx in lexicon.cues()["negation"])
+
+
+_MONTH_MAY = re.compile(r"\bMay(?=\.?\s+\d)|(?<=\d\s)May\b|(?<=\d)\s?May\b")
 
 
 def _certainty(sentence: str, start: int) -> tuple[str, tuple[str, ...]]:
     a, b = _segment_of(sentence, start)
-    clause = sentence[a:min(b, start + 50)]
+    # "May 31" is a date, not a hedge (same length, so offsets hold).
+    clause = _MONTH_MAY.sub("MAY", sentence[a:min(b, start + 50)]).replace("MAY", "Mxy")
     found_possible = [m[0] for rx in lexicon.cues()["possible"] for m in rx.finditer(clause)]
     if _RULE_OUT.search(clause):
         found_possible.append(_RULE_OUT.search(clause)[0])  # type: ignore[index]
@@ -274,6 +276,10 @@ def _speaker(sentence: str, last: _Speaker | None, author: str) -> _Speaker | No
             return None
     elif speaker is not None and outlet is not None:
         speaker.via = outlet.name
+        if speaker.origin == "officials" and outlet.country:
+            # "a government source" in Kyodo's words is a Japanese one.
+            speaker.origin = f"government:{outlet.country}"
+            speaker.name = lexicon.COUNTRY_GOVERNMENT.get(outlet.country, speaker.name)
     if speaker is not None and speaker.origin in ("officials", "analysts"):
         speaker.origin = f"{speaker.origin}@{author}"
     return speaker
@@ -360,25 +366,22 @@ def extract(doc: Document, *, published: date | None = None,
         mentions.update(sid for _, sid in found)
     main_site = mentions.most_common(1)[0][0] if mentions else None
     last_speaker: _Speaker | None = None
-    last_para = -1
     for (pi, text), found in zip(sentences, per_sentence, strict=True):
-        if pi != last_para:
-            last_para = pi
-            if last_speaker is not None and not text.startswith(("“", '"')):
-                last_speaker = None
         if found:
             current_site = found[-1][1]
         speaker = _speaker(text, last_speaker, author)
         if speaker is not None:
             last_speaker = speaker
         acts = _activities(text)
-        if not acts:
-            continue
+        if not acts or (text.strip() == doc.title.strip() and len(doc.paragraphs) > 2):
+            continue  # the headline repeats the body: its claims would count twice
         times = find_times(text, pub)
         negs = {a: _negated(text, s, e) for a, s, e in acts if a != "no_activity"}
-        if any(negs.values()):
-            acts = [a for a in acts if a[0] != "no_activity"]
-        for activity, start, end in acts:
+        # "no movement of personnel" is a denial of personnel movement, not a quiet site.
+        denied = [s for a, s, _e in acts if negs.get(a)]
+        acts = [x for x in acts if x[0] != "no_activity"
+                or not any(0 <= d - x[2] <= 15 for d in denied)]
+        for activity, start, _end in acts:
             if found:
                 a, b = _segment_of(text, start)
                 near = [f for f in found if a <= f[0] < b] or found

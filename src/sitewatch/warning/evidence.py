@@ -25,7 +25,8 @@ Examples
 >>> r = read_text("Freight trains were seen at Sohae's rail station, a U.S. official said.",
 ...               published="2016-01-28")
 >>> [(e.indicator, e.event, e.origin, e.time) for e in
-...  from_claim(r.claims[0], load_catalogue(), site="sohae", report="r1")]
+...  from_claim(r.claims[0], load_catalogue(), site="sohae", report="r1",
+...             published=r.published)]
 [('railcars_arrived', 'launch', 'government:US', '2016-01-28')]
 """
 
@@ -68,6 +69,7 @@ class Evidence:
     text: str
     link: dict[str, Any] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
+    part_kind: str | None = None  # the kind of ``part`` (reports name kinds, alerts names)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -117,7 +119,7 @@ def from_claim(claim: Claim, catalogue: Catalogue, *, site: str, report: str,
             part=claim.part, time=when, window=window, source=source, origin=claim.origin,
             certainty=CERTAINTY_WEIGHT[claim.certainty], negated=claim.negated,
             text=claim.sentence,
-            link={"report": report, "paragraph": claim.paragraph},
+            link={"report": report, "paragraph": claim.paragraph}, part_kind=claim.part,
             detail={"activity": claim.activity, "certainty": claim.certainty,
                     "hedges": list(claim.hedges), "attribution": claim.attribution,
                     "time": claim.time,
@@ -171,7 +173,7 @@ def from_alert(alert: dict[str, Any], status: str, part_kind: str, catalogue: Ca
             time=str(alert.get("time", ""))[:10] or None, window=None,
             source=f"sitewatch imagery ({sensor or 'imagery'})", origin="imagery:sitewatch",
             certainty=w, negated=False, text=str(alert.get("text", "")),
-            link={"alert": alert["id"]},
+            link={"alert": alert["id"]}, part_kind=part_kind,
             detail={"tier": alert.get("tier"), "status": status, "characters": chars,
                     "resolution_m": resolution_m, "coarse": note,
                     "before_scene": alert.get("before_scene"),

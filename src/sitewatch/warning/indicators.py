@@ -11,8 +11,8 @@ Examples
 >>> ind = cat.indicator("launch_notice")
 >>> ind.event, ind.lr["launch"], ind.half_life_days
 ('launch', (20.0, 50.0, 200.0), 20.0)
->>> sorted({i.id for i in cat.for_activity("vehicles_present")})
-['vehicles_at_pad', 'vehicles_at_test_stand']
+>>> [i.id for i in cat.for_activity("vehicles_present", "engine_test_stand")]
+['vehicles_at_test_stand']
 """
 
 from __future__ import annotations
@@ -102,13 +102,13 @@ class Catalogue:
         """Indicators a claimed activity is evidence of (at ``part_kind`` when known: an
         indicator tied to parts takes a claim at another part kind only when the claim names
         no part)."""
-        out = []
-        for i in self.indicators:
-            if activity not in i.activities:
-                continue
-            if part_kind and i.part_kinds and part_kind not in i.part_kinds:
-                continue
-            out.append(i)
+        takers = [i for i in self.indicators if activity in i.activities]
+        out = [i for i in takers
+               if not (part_kind and i.part_kinds and part_kind not in i.part_kinds)]
+        if not out and takers:
+            # The part words near the claim name a part where this indicator does not show
+            # (a misread part, or an unusual place): the activity still counts.
+            out, part_kind = takers, None
         if len(out) > 1 and part_kind is None:
             # No part named: keep the indicators not tied to a specific part kind, else the
             # first listed (the catalogue lists the most common reading first).

@@ -67,6 +67,12 @@ class SourceRule:
     name: str
     origin: str
     outlet: bool
+    country: str | None = None  # an outlet's home country: its unnamed officials are its own
+
+
+#: Names of governments by country code (for unnamed officials quoted by a national outlet).
+COUNTRY_GOVERNMENT = {"US": "U.S. government", "JP": "Japanese government",
+                      "KR": "South Korean government"}
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ def _gazetteer(extra: str | None) -> tuple[GazetteerSite, ...]:
             out.append(GazetteerSite(str(e["id"]), str(e.get("name", e["id"])),
                                      str(e.get("country", "")),
                                      str(e.get("site_type", "facility")),
-                                     tuple(str(n) for n in e.get("names", [])) + (str(e["id"]),)))
+                                     (*tuple(str(n) for n in e.get("names", [])), str(e["id"]))))
         except (KeyError, TypeError) as err:
             raise CollateralError(f"gazetteer entry {i + 1}: needs an 'id' and 'names' "
                                   f"({err})") from err
@@ -122,7 +128,8 @@ def sources() -> tuple[SourceRule, ...]:
     out = []
     for i, e in enumerate(_data("sources.toml")["source"]):
         (pat,) = _compile([e["pattern"]], f"sources.toml entry {i + 1}")
-        out.append(SourceRule(pat, e["name"], e["origin"], bool(e.get("outlet", False))))
+        out.append(SourceRule(pat, e["name"], e["origin"], bool(e.get("outlet", False)),
+                              e.get("country")))
     return tuple(out)
 
 
@@ -153,7 +160,7 @@ def match_source(phrase: str) -> SourceRule | None:
     """The first source rule matching ``phrase`` (with ``$0`` names filled), or None.
 
     >>> match_source("Japan's Kyodo news agency").name
-    'Japanese government'
+    'Kyodo'
     >>> r = match_source("the news agency Reuters"); (r.name, r.origin, r.outlet)
     ('Reuters', 'media:reuters', True)
     """
@@ -165,7 +172,7 @@ def match_source(phrase: str) -> SourceRule | None:
                 name = word if not word.islower() else word.title()
                 return SourceRule(rule.pattern, rule.name.replace("$0", name),
                                   rule.origin.replace("$0", re.sub(r"\W+", "", word.lower())),
-                                  rule.outlet)
+                                  rule.outlet, rule.country)
             return rule
     return None
 
@@ -176,5 +183,5 @@ ACTIVITIES = ("vehicles_present", "railcars_arrived", "transfer_structure_moved"
               "no_activity", "launch_notice", "launch_preparations", "launch_conducted",
               "engine_test_conducted", "engine_test_preparations")
 
-__all__ = ["ACTIVITIES", "ACTIVITY_PARTS", "PART_WORDS", "GazetteerSite", "activities", "cues",
-           "gazetteer", "match_source", "part_words", "sources"]
+__all__ = ["ACTIVITIES", "ACTIVITY_PARTS", "COUNTRY_GOVERNMENT", "PART_WORDS", "GazetteerSite",
+           "activities", "cues", "gazetteer", "match_source", "part_words", "sources"]

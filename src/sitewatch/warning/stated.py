@@ -41,7 +41,7 @@ _POSSIBLE = [
 _UNLIKELY = [
     r"\bno (signs?|indications?|evidence) (of|that)\b", r"\bnot (expected|imminent|likely)\b",
     r"\bunlikely\b", r"\bdormant\b", r"\b(idle|inactive|quiet)\b", r"\bno (preparations?|"
-    r"activity)\b", r"\bnothing (suggests|indicates)\b", r"\bstandby\b",
+    r"activity)\b", r"\bnothing\b[^.;]{0,40}\b(suggests|indicates|points to)\b", r"\bstandby\b",
     r"\b(remains?|remained) (unchanged|quiet|idle|dormant)\b",
 ]
 _ENGINE_WORD = r"(engine|ground|static[- ]fire|motor|thrust)[- ]?(tests?|firing|test-?fir)"
@@ -71,7 +71,7 @@ def stated_judgement(sentences: Sequence[str], claims: Sequence[Claim],
         is_engine = bool(re.search(_ENGINE_WORD, s, re.I)) or "test stand" in s.lower()
         launch_talk |= is_launch
         engine_talk |= is_engine
-        if is_launch and not is_engine:
+        if is_launch:
             for cue in _has(_IMMINENT, s):
                 votes["unlikely" if _negated_cue(s, cue) else "imminent"].append(s)
             if not _has(_IMMINENT, s):
@@ -119,7 +119,7 @@ def stated_judgement(sentences: Sequence[str], claims: Sequence[Claim],
         engine = "unlikely"
     else:
         engine = "no_evidence"
-    why = {"launch": list(dict.fromkeys(votes[launch] if launch in votes else []))[:5],
+    why = {"launch": list(dict.fromkeys(votes.get(launch, [])))[:5],
            "engine_test": list(dict.fromkeys(
                votes.get({"unlikely": "test_unlikely"}.get(engine, engine), [])))[:5]}
     del launch_talk, engine_talk, published

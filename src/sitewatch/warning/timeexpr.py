@@ -16,11 +16,13 @@ reports use are few and listed here.
 Examples
 --------
 >>> from datetime import date
->>> [(t.text, str(t.start), str(t.end)) for t in find_times(
-...     "Imagery in recent days shows trucks; a launch could come as soon as next week.",
-...     date(2016, 1, 28))]
-[('in recent days', '2016-01-21', '2016-01-28'), ('as soon as next week', '2016-02-01', '2016-02-07')]
->>> [(str(t.start), str(t.end)) for t in find_times("between May 31 and June 11", date(2023, 5, 30))]
+>>> for t in find_times("Imagery in recent days shows trucks; a launch could come as soon "
+...                     "as next week.", date(2016, 1, 28)):
+...     print(t.text, t.start, t.end, t.sense)
+in recent days 2016-01-21 2016-01-28 past
+as soon as next week 2016-02-01 2016-02-07 future
+>>> [(str(t.start), str(t.end)) for t in find_times("between May 31 and June 11",
+...                                                 date(2023, 5, 30))]
 [('2023-05-31', '2023-06-11')]
 >>> [(t.text, t.start) for t in find_times("last week", None)]
 [('last week', None)]
@@ -186,10 +188,7 @@ def _part_of_month(m: re.Match[str], r: date) -> tuple[date, date]:
 
 def _month_year(m: re.Match[str], r: date) -> tuple[date, date]:
     mo = _MONTHS[m["mon"].lower().rstrip(".")]
-    if m["y"]:
-        y = int(m["y"])
-    else:
-        y = r.year if mo <= r.month else r.year - 1
+    y = int(m["y"]) if m["y"] else r.year if mo <= r.month else r.year - 1
     return _month_range(y, mo)
 
 

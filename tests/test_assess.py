@@ -1,0 +1,221 @@
+"""Evidence on record and the assessment: reports, notes and imagery alerts of a site, the
+independence of sources, the catalogue, and the commands."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from click.testing import CliRunner
+
+from sitewatch.cli.main import cli
+from sitewatch.errors import CollateralError, SiteError
+from sitewatch.sites import builtin_site
+from sitewatch.store import Store
+from sitewatch.warning.assess import assess
+from sitewatch.warning.collateral import read_text
+from sitewatch.warning.evidence import Evidence, from_claim
+from sitewatch.warning.indicators import load_catalogue, parse_catalogue
+from sitewatch.warning.record import add_note, add_report, assess_site
+
+SITE = "sohae-sim"
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open_path(tmp_path / "db" / "sitewatch.db") as s:
+        s.put_site(builtin_site(SITE), "built-in")
+        yield s
+
+
+def _write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def _alert(store, part, time, tier="warning", kind="departure", ph="p1", objects=3):
+    rec = {"id": f"{part[:6]}{time[:10]}".replace("-", "")[:16], "site": SITE, "part": part,
+           "time": time, "start": time, "end": time, "tier": tier, "kind": kind,
+           "objects": objects, "text": f"{part}: unusual change on {time[:10]}",
+           "after_scene": None}
+    store.put_alert(rec, ph)
+    return rec["id"]
+
+
+def _run(store, ph="p1"):
+    rid = store.start_run(SITE, ph, {"method": "ratio"}, "test")
+    store.finish_run(rid, {})
+
+
+def test_report_evidence_is_stored_and_assessed_by_date(store, tmp_path):
+    site = store.get_site(SITE)
+    p = _write(tmp_path, "r.txt", "Freight trains arrived at the rail station at Sohae in "
+               "recent days, a U.S. official said. Fuel trucks were seen at the pad.")
+    added = add_report(store, site, p, published="2024-06-01")
+    assert added.new and {e.indicator for e in added.evidence} >= {"railcars_arrived",
+                                                                     "fuel_activity"}
+    again = add_report(store, site, p, published="2024-06-01")
+    assert not again.new and len(store.evidence(SITE)) == len(added.evidence)  # no doubles
+    before = assess_site(store, site, at=date(2024, 5, 1))
+    assert before["launch"]["level"] == "no_evidence"  # not published yet
+    after = assess_site(store, site, at=date(2024, 6, 2))
+    assert after["launch"]["level"] in ("possible", "imminent")
+    assert after["reports"][0]["id"] == added.report_id
+    months = assess_site(store, site, at=date(2024, 9, 1))  # the evidence has gone stale
+    assert months["launch"]["likelihood"] < after["launch"]["likelihood"]
+
+
+def test_claims_about_another_site_are_left_out(store, tmp_path):
+    site = store.get_site(SITE)
+    p = _write(tmp_path, "m.txt", "Trucks gathered at the launch pad at Musudan-ri on "
+               "Monday, officials said.")
+    added = add_report(store, site, p, published="2024-06-01")
+    assert added.evidence == [] and added.skipped
+
+
+def test_imagery_alerts_become_evidence_and_dismissal_removes_it(store):
+    site = store.get_site(SITE)
+    _run(store)
+    aid = _alert(store, "transfer_structure", "2024-07-31T02:00:00Z")
+    a = assess_site(store, site, at=date(2024, 8, 1))
+    kinds = {r["indicator"]: r for r in a["launch"]["reasons"]}
+    assert "transfer_structure_moved" in kinds and kinds["transfer_structure_moved"]["kind"] \
+        == "imagery"
+    assert a["launch"]["likelihood"] > 0.05
+    store.set_alert_status(aid, "dismissed", "rail maintenance")
+    b = assess_site(store, site, at=date(2024, 8, 1))
+    assert not [r for r in b["launch"]["reasons"] if r["kind"] == "imagery"]
+
+
+def test_burn_scar_alert_reads_as_a_recent_test(store):
+    store.get_site(SITE)
+    _run(store)
+    # An observation with an NDVI drop at the stand makes the alert "vegetation_loss".
+    from sitewatch.warning.evidence import alert_characters
+
+    assert "vegetation_loss" in alert_characters(
+        {"kind": "departure"}, {"measures": {"ndvi_change": -0.3}})
+    ev = [Evidence("x1", SITE, "imagery", "burn_scar", "engine_test", "after",
+                   "vertical_engine_test_stand", "2024-04-24", None, "imagery",
+                   "imagery:sitewatch", 1.0, False, "scar")]
+    a = assess(ev, at=date(2024, 4, 25))
+    assert a["engine_test"]["level"] == "recent_test"
+
+
+def test_same_official_through_two_outlets_is_one_source():
+    cat = load_catalogue()
+    a = read_text("Kyodo, citing a Japanese government source, said trains arrived at Sohae.",
+                  name="a", published="2024-06-01")
+    b = read_text("Japanese officials told NHK that freight trains arrived at Sohae.",
+                  name="b", published="2024-06-01")
+    c = read_text("38 North said imagery shows freight trains arriving at Sohae's station.",
+                  name="c", published="2024-06-01")
+    ev_ab = [e for r in (a, b) for cl in r.claims
+             for e in from_claim(cl, cat, site="sohae", report=r.name, published=r.published)]
+    one = assess(ev_ab, at=date(2024, 6, 1), catalogue=cat)
+    assert one["launch"]["independent_sources"] == ["government:JP"]
+    assert not one["launch"]["corroborated"]
+    ev_c = [e for cl in c.claims
+            for e in from_claim(cl, cat, site="sohae", report="c", published=c.published)]
+    two = assess(ev_ab + ev_c, at=date(2024, 6, 1), catalogue=cat)
+    assert set(two["launch"]["corroborated"]["railcars_arrived"]) == {"government:JP",
+                                                                      "analyst:38north"}
+    assert two["launch"]["likelihood"] > one["launch"]["likelihood"]
+
+
+def test_denials_argue_against():
+    cat = load_catalogue()
+    r = read_text("No trains have arrived at Sohae and the pad remained quiet, 38 North said.",
+                  published="2024-06-01")
+    ev = [e for cl in r.claims for e in from_claim(cl, cat, site="sohae", report="r",
+                                                     published=r.published)]
+    a = assess(ev, at=date(2024, 6, 1), catalogue=cat)
+    assert a["launch"]["level"] == "unlikely" and a["launch"]["against"]
+    assert a["launch"]["likelihood"] < 0.05
+
+
+def test_notes_become_evidence(store):
+    site = store.get_site(SITE)
+    nid, ev = add_note(store, site, "The environmental shelter was pulled back from the stand.",
+                       when="2024-06-03", part="vertical_engine_test_stand", author="jd")
+    assert [e.indicator for e in ev] == ["shelter_moved"] and ev[0].kind == "note"
+    assert ev[0].part == "vertical_engine_test_stand" and ev[0].link == {"note": nid}
+    a = assess_site(store, site, at=date(2024, 6, 4))
+    assert a["engine_test"]["level"] == "preparations"
+    _, none = add_note(store, site, "Nice weather today.", when="2024-06-03")
+    assert none == [] and len(store.notes(SITE)) == 2
+    with pytest.raises(SiteError, match="no part 'nope'"):
+        add_note(store, site, "x moved", when="2024-06-03", part="nope")
+    with pytest.raises(CollateralError, match="not YYYY-MM-DD"):
+        add_note(store, site, "x", when="June 3")
+
+
+def test_unobserved_indicators_say_why(store):
+    site = store.get_site(SITE)
+    a = assess_site(store, site, at=date(2024, 6, 4))
+    why = {u["indicator"]: u["why"] for u in a["launch"]["unobserved"]}
+    assert why["transfer_structure_moved"] == "no imagery of the site"
+    assert "service_arms_open" in why
+
+
+def test_catalogue_validation_names_the_file_and_field(tmp_path):
+    bad = 'site_type = "launch_site"\n[[indicator]]\nid = "x_y"\nevent = "launch"\n' \
+          'lr = { launch = [5, 2, 1] }\nhalf_life_days = 5\nbasis = "b"\n'
+    with pytest.raises(CollateralError, match=r"mine\.toml indicator 1 \('x_y'\): lr\.launch"):
+        parse_catalogue(bad, "mine.toml")
+    with pytest.raises(CollateralError, match="not valid TOML"):
+        parse_catalogue("[[indicator", "mine.toml")
+    own = _write(tmp_path, "own.toml", 'site_type = "launch_site"\n[[indicator]]\n'
+                 'id = "railcars_arrived"\nevent = "launch"\nactivities = ["railcars_arrived"]\n'
+                 'lr = { launch = [1, 1.1, 1.2] }\nhalf_life_days = 3\nbasis = "we disagree"\n')
+    cat = load_catalogue("launch_site", [own])
+    ind = cat.indicator("railcars_arrived")
+    assert ind.lr["launch"][1] == 1.1 and ind.origin == str(own)
+    for i in load_catalogue().indicators:  # every built-in strength says where it comes from
+        assert len(i.basis) > 40
+
+
+def test_cli_collateral_read_json_keys(tmp_path, home):
+    p = _write(tmp_path, "r.txt", "Published: 30 May 2023\n\nThe transfer structure at Sohae "
+               "was moved to the gantry, 38 North said; a launch may come in the coming days.")
+    r = CliRunner().invoke(cli, ["collateral", "read", str(p), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert {"sites", "claims", "stated", "assessment"} <= set(d)
+    assert d["sites"] == ["sohae"]
+    c = d["claims"][0]
+    assert {"site", "part", "activity", "source", "certainty", "negated", "time",
+            "sentence"} <= set(c)
+    assert set(d["stated"]) == {"launch", "engine_test"}
+    assert {"level", "likelihood", "reasons"} <= set(d["assessment"]["launch"])
+
+
+def test_cli_add_note_assess_and_bad_files(tmp_path, home):
+    runner = CliRunner()
+    sf = _write(tmp_path, "site.geojson", builtin_site(SITE).dumps())
+    assert runner.invoke(cli, ["site", "add", str(sf)]).exit_code == 0
+    good = _write(tmp_path, "good.txt", "Trains arrived at Sohae's rail station on Monday, a "
+                  "U.S. official said. [bold red]not markup[/]")
+    empty = _write(tmp_path, "empty.txt", "")
+    r = runner.invoke(cli, ["collateral", "add", str(good), str(empty), "--site", SITE,
+                            "--published", "2024-06-05"])
+    assert r.exit_code == 1
+    said = " ".join(r.output.split())
+    assert "empty.txt: the file is empty" in said and "added" in said
+    r = runner.invoke(cli, ["collateral", "list", SITE, "--json"])
+    assert len(json.loads(r.output)["reports"]) == 1
+    r = runner.invoke(cli, ["note", SITE, "Vehicles gathered at the pad.", "--part",
+                            "launch_pad", "--date", "2024-06-05"])
+    assert r.exit_code == 0 and "vehicles_at_pad" in r.output
+    r = runner.invoke(cli, ["assess", SITE, "--at", "2024-06-06", "--json"])
+    assert r.exit_code == 0, r.output
+    a = json.loads(r.output)
+    assert a["launch"]["level"] in ("possible", "imminent") and a["evidence_items"] >= 2
+    r = runner.invoke(cli, ["assess", SITE, "--at", "2024-06-06"])
+    assert "[bold red]not markup[/]" in r.output or "launch" in r.output
+    r = runner.invoke(cli, ["assess", SITE, "--at", "June"])
+    assert r.exit_code != 0 and "not YYYY-MM-DD" in r.output
+    r = runner.invoke(cli, ["indicators", "--json"])
+    assert any(i["id"] == "launch_notice" for i in json.loads(r.output)["indicators"])
