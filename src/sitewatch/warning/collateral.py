@@ -73,8 +73,9 @@ _PARENTHETICAL = re.compile(r",\s*(however|though|meanwhile|in turn|too|also|ins
                             r"for (their|his|her|its) part),", re.I)
 #: How far (characters) a context word may be from an activity's term.
 CONTEXT_REACH = 80
-_ENGLISH = frozenset("the of and to in a is that for on was with as by at it from be has have "
-                     "are were this an said which its or but not".split())
+_ENGLISH = frozenset(("the", "of", "and", "to", "in", "a", "is", "that", "for", "on", "was",
+                      "with", "as", "by", "at", "it", "from", "be", "has", "have", "are", "were",
+                      "this", "an", "said", "which", "its", "or", "but", "not"))
 
 
 @dataclass(frozen=True)
