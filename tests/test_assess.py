@@ -219,3 +219,13 @@ def test_cli_add_note_assess_and_bad_files(tmp_path, home):
     assert r.exit_code != 0 and "not YYYY-MM-DD" in r.output
     r = runner.invoke(cli, ["indicators", "--json"])
     assert any(i["id"] == "launch_notice" for i in json.loads(r.output)["indicators"])
+
+
+def test_indicator_doc_is_current():
+    from pathlib import Path
+
+    from sitewatch.warning.indicators import catalogue_markdown
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "indicators.md"
+    assert doc.read_text(encoding="utf-8") == catalogue_markdown(load_catalogue()), \
+        "docs/indicators.md is stale: sitewatch indicators --markdown > docs/indicators.md"

@@ -12,7 +12,7 @@ from rich.table import Table
 from ..errors import SitewatchError
 from .common import Ctx, echo_json, err, esc, out, pass_ctx
 
-_MAX_MB = click.option("--max-mb", type=float, default=20.0, show_default=True,
+_MAX_MB = click.option("--max-mb", type=float, default=10.0, show_default=True,
                        help="Refuse reports larger than this (MB).")
 _PUBLISHED = click.option("--published", help="Publication date YYYY-MM-DD (default: the "
                           "date the text states; relative dates need one).")
@@ -242,13 +242,18 @@ def assess(ctx: Ctx, site_id: str, at: str | None, indicator_files: tuple[str, .
 @click.option("--indicators", "indicator_files", multiple=True,
               type=click.Path(dir_okay=False, exists=True), help="Extra indicator file.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--markdown", is_flag=True, help="The catalogue as a Markdown page with the "
+              "basis of every strength (docs/indicators.md is this).")
 @pass_ctx
 def indicators(ctx: Ctx, site_type: str, indicator_files: tuple[str, ...],
-               as_json: bool) -> None:
+               as_json: bool, markdown: bool) -> None:
     """The indicator catalogue: what precedes a launch or a test, and how strongly."""
-    from ..warning.indicators import load_catalogue
+    from ..warning.indicators import catalogue_markdown, load_catalogue
 
     cat = load_catalogue(site_type, _indicator_files(ctx, indicator_files))
+    if markdown:
+        click.echo(catalogue_markdown(cat), nl=False)
+        return
     if as_json:
         echo_json({"site_type": cat.site_type,
                    "events": {k: vars(v) for k, v in cat.events.items()},

@@ -306,6 +306,8 @@ def _part_for(sentence: str, pos: int, activity: str) -> str | None:
 def _activities(sentence: str) -> list[tuple[str, int, int]]:
     out = []
     for name, rule in lexicon.activities().items():
+        if not rule.any_term.search(sentence):
+            continue
         context = [m.start() for rx in rule.context for m in rx.finditer(sentence)]
         if rule.context and not context:
             continue

@@ -8,7 +8,7 @@ library's tokenizer and only visible text is kept (``script``, ``style``, ``temp
 markdown-it (HTML blocks inside it are ignored).
 
 Errors (:class:`~sitewatch.errors.CollateralError`, a ``ValueError``) name the file: empty,
-binary, undecodable, or larger than ``max_bytes`` (default 20 MB).
+binary, undecodable, or larger than ``max_bytes`` (default 10 MB).
 
 Examples
 --------
@@ -31,7 +31,7 @@ from ..errors import CollateralError
 from .timeexpr import find_published
 
 #: Reports larger than this are refused (a 50 MB "report" is a log or a dump, not a report).
-MAX_BYTES = 20_000_000
+MAX_BYTES = 10_000_000
 _SKIP_TAGS = {"script", "style", "template", "noscript", "iframe", "svg", "object", "embed",
               "head", "nav", "footer", "form", "button", "select", "textarea", "canvas"}
 _BLOCK_TAGS = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",

@@ -254,6 +254,76 @@ def load_catalogue(site_type: str = "launch_site", extra: Iterable[str | Path] =
     return Catalogue(site_type, tuple(by_id.values()), events)
 
 
+_DOC_HEAD = """# Indicators and their strengths
+
+An indicator is an observable that, in the public record, comes before (or after) an event.
+The catalogue for launch sites is `src/sitewatch/warning/data/launch_site.toml`; this page is
+written from it by `sitewatch indicators --markdown` (a test checks it is current).
+`sitewatch indicators [--json]` prints the catalogue in use, your own files included.
+
+## How strengths are expressed
+
+* **lr**: a likelihood ratio per event, `low/central/high`: how much more often the indicator
+  is seen in the 30 days before the event than in 30 days without one. The central value
+  gives the likelihood, the low and high ends its range. Below 1 argues against.
+  **lr absent**: the ratio when a source says the indicator is *not* there.
+* **half-life**: the evidence's weight halves every half-life after the day it was seen.
+* **lead**: days between the indicator and the event; it gives the expected window.
+* **needs**: the coarsest imagery that shows it as what it is (`text`: read from reports and
+  notices only). Coarser imagery can still flag a change there, at half weight.
+* **imagery**: the characters of an imagery alert that can show it (docs/collateral.md).
+
+**Where the numbers come from.** There are too few launches and tests at any one site to fit
+likelihood ratios: Sohae saw 7 satellite launches from 2012 to 2024 and about as many
+reported engine tests. The strengths are therefore *judgements* from that public record
+(imagery analyses by 38 North and CSIS Beyond Parallel, and government statements around the
+2012, 2016 and 2023 launches, the 2016-2022 engine tests, the 2018 dismantling and the 2019
+rebuilding), ordered by how specific each observable is to the event: a declared navigation
+window is almost decisive; the transfer structure at the tower or a fresh burn scar below a
+stand is strong; trains, vehicles, fuel and officials' warnings are moderate, because they
+also come with construction, maintenance and rehearsals; construction is weak for the next
+30 days. The ranges are wide on purpose, and the assessment reports the likelihood range they
+give. Disagree? Put your own values in a TOML file (same fields) in
+`SITEWATCH_HOME/indicators/` or pass `--indicators FILE`: an indicator with a built-in id
+replaces it.
+"""
+
+_DOC_TAIL = """
+## Adding a catalogue
+
+A file has `site_type = "..."`, optional `[events.launch]` / `[events.engine_test]` tables
+(`prior`, `horizon_days`, `basis`) and `[[indicator]]` tables with the fields above (`id`,
+`name`, `event`, `phase`, `part_kinds`, `activities`, `imagery`, `resolution_m`, `sar`, `lr`,
+`lr_absent`, `half_life_days`, `lead_days`, `basis`). Every field is checked on loading; an
+error names the file, the indicator and the field. `basis` is required: a strength without a
+reason is not accepted.
+"""
+
+
+def catalogue_markdown(cat: Catalogue) -> str:
+    """The catalogue as a Markdown page (docs/indicators.md is this for launch sites)."""
+
+    def lr(v: tuple[float, float, float] | None) -> str:
+        return "-" if v is None else "/".join(f"{x:g}" for x in v)
+
+    lines = [_DOC_HEAD, "## Priors", "", "| event | prior (30 days) | basis |", "|---|---|---|"]
+    lines += [f"| {ev} | {p.prior:g} | {p.basis} |" for ev, p in cat.events.items()]
+    lines += ["", f"## Indicators ({cat.site_type})", "",
+              "| id | event (phase) | parts | lr launch | lr engine test | lr absent | "
+              "half-life d | lead d | needs | imagery |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for i in cat.indicators:
+        needs = "text" if i.resolution_m == 0 else f"{i.resolution_m:g} m"
+        absent = ", ".join(f"{k} {v:g}" for k, v in i.lr_absent.items()) or "-"
+        lines.append(f"| `{i.id}` | {i.event} ({i.phase}) | {', '.join(i.part_kinds) or 'any'}"
+                     f" | {lr(i.lr.get('launch'))} | {lr(i.lr.get('engine_test'))} | {absent}"
+                     f" | {i.half_life_days:g} | {i.lead_days[0]:g}-{i.lead_days[1]:g} | "
+                     f"{needs}{' or SAR' if i.sar else ''} | {', '.join(i.imagery) or '-'} |")
+    lines += ["", "## Why each strength", ""]
+    lines += [f"* **`{i.id}`** ({i.name}): {i.basis}" for i in cat.indicators]
+    return "\n".join(lines) + "\n" + _DOC_TAIL
+
+
 def user_files(home: str | Path | None) -> list[Path]:
     """``*.toml`` indicator files in ``HOME/indicators/``."""
     if home is None:
@@ -263,4 +333,4 @@ def user_files(home: str | Path | None) -> list[Path]:
 
 
 __all__ = ["ASSESSED", "EVENTS", "IMAGERY_CHARACTERS", "Catalogue", "EventPrior", "Indicator",
-           "builtin_types", "load_catalogue", "parse_catalogue", "user_files"]
+           "builtin_types", "catalogue_markdown", "load_catalogue", "parse_catalogue", "user_files"]

@@ -80,6 +80,7 @@ class ActivityRule:
     terms: tuple[re.Pattern[str], ...]
     context: tuple[re.Pattern[str], ...]
     exclude: tuple[re.Pattern[str], ...]
+    any_term: re.Pattern[str]  # all terms in one pattern: a quick "could it be here?"
 
 
 def _data(name: str) -> dict[str, Any]:
@@ -138,7 +139,8 @@ def activities() -> dict[str, ActivityRule]:
     data = _data("lexicon.toml")["activity"]
     return {k: ActivityRule(_compile(v["terms"], f"lexicon {k}"),
                             _compile(v.get("context", []), f"lexicon {k}"),
-                            _compile(v.get("exclude", []), f"lexicon {k}"))
+                            _compile(v.get("exclude", []), f"lexicon {k}"),
+                            re.compile("|".join(f"(?:{t})" for t in v["terms"]), re.I))
             for k, v in data.items()}
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import date
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from . import lexicon
@@ -47,8 +48,13 @@ _UNLIKELY = [
 _ENGINE_WORD = r"(engine|ground|static[- ]fire|motor|thrust)[- ]?(tests?|firing|test-?fir)"
 
 
+@lru_cache(maxsize=16)
+def _union(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.I)
+
+
 def _has(patterns: Sequence[str], text: str) -> list[str]:
-    return [m[0] for p in patterns for m in re.finditer(p, text, re.I)]
+    return [m[0] for m in _union(tuple(patterns)).finditer(text)]
 
 
 def _negated_cue(sentence: str, cue: str) -> bool:
