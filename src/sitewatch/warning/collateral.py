@@ -69,8 +69,9 @@ _PRONOUN_SPEAKER = re.compile(r"^\W*(he|she|they|the (official|source|spokes\w+|
                               r"sources|minister|ministry|agency|analysts?|report))\b", re.I)
 _RULE_OUT = re.compile(r"\b(can ?not|can['’]t|could not|couldn['’]t) (be )?rule[ds]? out\b",
                        re.I)
-_PARENTHETICAL = re.compile(r",\s*(however|though|meanwhile|in turn|too|also|instead|"
-                            r"for (their|his|her|its) part),", re.I)
+_PARENTHETICAL = re.compile(r",\s*((however|though|meanwhile|in turn|too|also|instead|"
+                            r"for (their|his|her|its) part)|(quoted|speaking|writing|cited|"
+                            r"interviewed)\b[^,]{0,60}),", re.I)
 #: How far (characters) a context word may be from an activity's term.
 CONTEXT_REACH = 80
 _ENGLISH = frozenset(("the", "of", "and", "to", "in", "a", "is", "that", "for", "on", "was",
@@ -182,7 +183,8 @@ def _segment_of(sentence: str, pos: int) -> tuple[int, int]:
 
 def _negated(sentence: str, start: int, end: int) -> bool:
     a, b = _segment_of(sentence, start)
-    before = sentence[max(a, start - 70):start]
+    # A long term can hold its own negation ("the transfer structure has not moved").
+    before = sentence[max(a, start - 70):start] + " " + sentence[start:end][1:]
     after = sentence[end:min(b, end + 50)]
     after = re.split(r"[,;:]", after)[0]
     if _RULE_OUT.search(sentence[a:b]):
@@ -259,6 +261,11 @@ def _speaker(sentence: str, last: _Speaker | None, author: str) -> _Speaker | No
         if rule.outlet:
             outlet = outlet or rule
             continue
+        if (rule.origin in ("officials", "analysts") and last is not None
+                and re.match(r"\W*the\b", phrase, re.I) and last.origin != "author"):
+            # "the official added", "the same source said": the one named before.
+            speaker = speaker or _Speaker(last.name, last.origin, last.via, last.raw)
+            continue
         if speaker is None or speaker.origin in ("officials", "analysts"):
             speaker = _Speaker(rule.name, rule.origin, None, phrase.strip())
     if outlet is None:
@@ -303,9 +310,14 @@ def _part_for(sentence: str, pos: int, activity: str) -> str | None:
     return lexicon.ACTIVITY_PARTS.get(activity)
 
 
-def _activities(sentence: str) -> list[tuple[str, int, int]]:
-    out = []
+def _activities(sentence: str) -> list[tuple[str, int, int, bool]]:
+    """(activity, start, end, denied by its own phrasing) for each activity named."""
+    out: list[tuple[str, int, int, bool]] = []
     for name, rule in lexicon.activities().items():
+        denial = next((m for rx in rule.denied for m in [rx.search(sentence)] if m), None)
+        if denial is not None:
+            out.append((name, denial.start(), denial.end(), True))
+            continue
         if not rule.any_term.search(sentence):
             continue
         context = [m.start() for rx in rule.context for m in rx.finditer(sentence)]
@@ -318,7 +330,7 @@ def _activities(sentence: str) -> list[tuple[str, int, int]]:
                     and (not rule.context
                          or any(abs(c - m.start()) <= CONTEXT_REACH for c in context))]
             if hits:
-                out.append((name, hits[0].start(), hits[0].end()))
+                out.append((name, hits[0].start(), hits[0].end(), False))
                 break
     return out
 
@@ -378,13 +390,15 @@ def extract(doc: Document, *, published: date | None = None,
         acts = _activities(text)
         if not acts or (text.strip() == doc.title.strip() and len(doc.paragraphs) > 2):
             continue  # the headline repeats the body: its claims would count twice
+        if len(text.split()) < 4 or any(rx.search(text) for rx in lexicon.cues()["hypothetical"]):
+            continue  # a heading ("Propellant bunkers"), or a sentence that only imagines
         times = find_times(text, pub)
-        negs = {a: _negated(text, s, e) for a, s, e in acts if a != "no_activity"}
+        negs = {a: d or _negated(text, s, e) for a, s, e, d in acts if a != "no_activity"}
         # "no movement of personnel" is a denial of personnel movement, not a quiet site.
-        denied = [s for a, s, _e in acts if negs.get(a)]
+        denied = [s for a, s, _e, _d in acts if negs.get(a)]
         acts = [x for x in acts if x[0] != "no_activity"
                 or not any(0 <= d - x[2] <= 15 for d in denied)]
-        for activity, start, _end in acts:
+        for activity, start, _end, _denial in acts:
             if found:
                 a, b = _segment_of(text, start)
                 near = [f for f in found if a <= f[0] < b] or found

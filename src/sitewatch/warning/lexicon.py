@@ -81,6 +81,7 @@ class ActivityRule:
     context: tuple[re.Pattern[str], ...]
     exclude: tuple[re.Pattern[str], ...]
     any_term: re.Pattern[str]  # all terms in one pattern: a quick "could it be here?"
+    denied: tuple[re.Pattern[str], ...] = ()  # phrasings that deny it ("remains closed")
 
 
 def _data(name: str) -> dict[str, Any]:
@@ -140,7 +141,8 @@ def activities() -> dict[str, ActivityRule]:
     return {k: ActivityRule(_compile(v["terms"], f"lexicon {k}"),
                             _compile(v.get("context", []), f"lexicon {k}"),
                             _compile(v.get("exclude", []), f"lexicon {k}"),
-                            re.compile("|".join(f"(?:{t})" for t in v["terms"]), re.I))
+                            re.compile("|".join(f"(?:{t})" for t in v["terms"]), re.I),
+                            _compile(v.get("denied", []), f"lexicon {k}"))
             for k, v in data.items()}
 
 
