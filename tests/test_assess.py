@@ -190,6 +190,14 @@ def test_cli_collateral_read_json_keys(tmp_path, home):
             "sentence"} <= set(c)
     assert set(d["stated"]) == {"launch", "engine_test"}
     assert {"level", "likelihood", "reasons"} <= set(d["assessment"]["launch"])
+    assert d["assessment_by_site"] == {}  # one site: the pooled assessment is its own
+    two = _write(tmp_path, "two.txt", "Published: 30 May 2023\n\nThe transfer structure at "
+                 "Sohae was moved to the gantry, 38 North said. Musudan-ri remains dormant.")
+    d = json.loads(CliRunner().invoke(cli, ["collateral", "read", str(two), "--json"]).output)
+    by = d["assessment_by_site"]
+    assert set(by) == {"sohae", "tonghae"}
+    assert by["sohae"]["launch"]["level"] in ("possible", "imminent")
+    assert by["tonghae"]["launch"]["level"] == "unlikely"
 
 
 def test_cli_add_note_assess_and_bad_files(tmp_path, home):

@@ -80,8 +80,11 @@ def read_cmd(file: str, published: str | None, max_mb: float, as_json: bool) -> 
 
     reading = read_file(file, published=published, max_bytes=int(max_mb * 1e6))
     assessment = assess_reading(reading)
+    by_site = {s: assess_reading(reading, site=s) for s in reading.sites} \
+        if len(reading.sites) > 1 else {}
     if as_json:
-        echo_json({**reading.to_dict(), "assessment": assessment})
+        echo_json({**reading.to_dict(), "assessment": assessment,
+                   "assessment_by_site": by_site})
         return
     for w in reading.warnings:
         err.print(f"warning: {esc(w)}")
@@ -95,6 +98,9 @@ def read_cmd(file: str, published: str | None, max_mb: float, as_json: bool) -> 
     if reading.background:
         out.print(f"({len(reading.background)} background claims about the past left out)")
     _print_assessment(assessment, reading.stated)
+    for s, a in by_site.items():
+        out.print(f"{esc(s)}: launch {a['launch']['level']} ({a['launch']['likelihood']:.0%}), "
+                  f"engine test {a['engine_test']['level']}")
 
 
 @collateral.command("add")

@@ -15,10 +15,11 @@ The model is a transparent odds update, one an analyst can check by hand:
 4. The likelihood is the resulting probability; its range comes from redoing the sum with
    every ratio at the low and at the high end of its range in the catalogue.
 
-Levels.  Launch: ``imminent`` at 0.5 or more, ``possible`` at 0.15 (three times the usual
-prior) or more, ``unlikely`` below, ``no_evidence`` when nothing bears on a launch.  Engine
-test: ``recent_test`` when after-the-test evidence (burn scar, a reported test) alone gives
-0.5 or more, else ``preparations`` at 0.2 or more, ``unlikely`` below, ``no_evidence``.
+Levels.  Launch: ``imminent`` at 0.5 or more, ``possible`` when the evidence makes it at
+least half again as likely as usual (1.5 x the prior), ``unlikely`` below (the evidence is
+neutral or argues against), ``no_evidence`` when nothing bears on a launch.  Engine test:
+``recent_test`` when after-the-test evidence (burn scar, a reported test) alone gives 0.5 or
+more, else ``preparations`` from 1.5 x the prior, ``unlikely`` below, ``no_evidence``.
 
 The expected window: a navigation notice's window when there is one; else the overlap of
 the windows the strongest items give (their date plus the indicator's lead time, or the
@@ -29,7 +30,7 @@ Examples
 >>> from sitewatch.warning.collateral import read_text
 >>> a = assess_reading(read_text(
 ...     "Maritime authorities said North Korea notified the IMO of a launch window "
-...     "between May 31 and June 11.", published="2023-05-29"))
+...     "between May 31 and June 11 for a launch from Sohae.", published="2023-05-29"))
 >>> a["launch"]["level"], a["launch"]["window"]["start"], a["launch"]["window"]["end"]
 ('imminent', '2023-05-31', '2023-06-11')
 """
@@ -47,8 +48,12 @@ from .evidence import Evidence, from_claim
 from .indicators import Catalogue, Indicator, load_catalogue
 
 MIN_WEIGHT = 0.05
-LAUNCH_THRESHOLDS = {"imminent": 0.5, "possible": 0.15}
-ENGINE_THRESHOLDS = {"recent_test": 0.5, "preparations": 0.2}
+#: Absolute thresholds, and the factor over the usual rate (the prior) from which the
+#: evidence makes the event ``possible`` / engine-test ``preparations``: evidence that, on
+#: balance, makes it half again as likely as usual.
+LAUNCH_THRESHOLDS = {"imminent": 0.5}
+ENGINE_THRESHOLDS = {"recent_test": 0.5}
+ABOVE_USUAL = 1.5
 CORROBORATION_SHARE = 0.5
 
 
@@ -233,18 +238,20 @@ def _bears_on(event: str, reason: dict[str, Any], cat: Catalogue,
     return event == "launch" and ind.event == "standby" and kind is None
 
 
-def _level(event: str, p_before: float, p_after: float | None, any_evidence: bool) -> str:
+def _level(event: str, p_before: float, p_after: float | None, any_evidence: bool,
+           prior: float) -> str:
+    above = p_before >= ABOVE_USUAL * prior
     if event == "launch":
         if not any_evidence:
             return "no_evidence"
         if p_before >= LAUNCH_THRESHOLDS["imminent"]:
             return "imminent"
-        return "possible" if p_before >= LAUNCH_THRESHOLDS["possible"] else "unlikely"
+        return "possible" if above else "unlikely"
     if p_after is not None and p_after >= ENGINE_THRESHOLDS["recent_test"]:
         return "recent_test"
     if not any_evidence:
         return "no_evidence"
-    return "preparations" if p_before >= ENGINE_THRESHOLDS["preparations"] else "unlikely"
+    return "preparations" if above else "unlikely"
 
 
 def assess(evidence: Sequence[Evidence], *, at: date, catalogue: Catalogue | None = None,
@@ -266,7 +273,7 @@ def assess(evidence: Sequence[Evidence], *, at: date, catalogue: Catalogue | Non
             corr.update(acorr)
         by_id = {e.id: e for e in evidence}
         bearing = any(_bears_on(event, r, cat, by_id) for r in reasons + after_reasons)
-        level = _level(event, p, after, bearing)
+        level = _level(event, p, after, bearing, prior.prior)
         window = _window(reasons, evidence, cat, at) if level in ("imminent", "possible",
                                                                     "preparations") else None
         unobserved = []
@@ -333,13 +340,14 @@ def summarise(event: str, a: dict[str, Any]) -> str:
 
 def evidence_from_reading(reading: Any, catalogue: Catalogue, site: str | None = None,
                           report: str = "text") -> list[Evidence]:
-    """Evidence items from a :class:`~.collateral.Reading` (claims about ``site``, or about
-    any site / none when ``site`` is None)."""
+    """Evidence items from a :class:`~.collateral.Reading`: claims about ``site``, or about any
+    known site when ``site`` is None (claims placed at no known site are left out: they may
+    be about anywhere)."""
     out: list[Evidence] = []
     for c in reading.claims:
-        if site is not None and c.site not in (site, None):
+        if c.site is None or (site is not None and c.site != site):
             continue
-        out += from_claim(c, catalogue, site=c.site or site or "unknown", report=report,
+        out += from_claim(c, catalogue, site=c.site, report=report,
                           published=reading.published)
     return out
 
@@ -352,10 +360,11 @@ def text_only_coverage(catalogue: Catalogue) -> Coverage:
 
 
 def assess_reading(reading: Any, *, catalogue: Catalogue | None = None,
-                   at: date | None = None) -> dict[str, Any]:
-    """The assessment a report supports on its own (claims about any site it names)."""
+                   at: date | None = None, site: str | None = None) -> dict[str, Any]:
+    """The assessment a report supports on its own: about ``site``, or pooled over every
+    known site it names (a text that names none has no evidence about any)."""
     cat = catalogue or load_catalogue()
-    ev = evidence_from_reading(reading, cat)
+    ev = evidence_from_reading(reading, cat, site)
     when = at or (_d(reading.published) if reading.published else None)
     undated = when is None
     if when is None:

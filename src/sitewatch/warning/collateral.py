@@ -390,7 +390,8 @@ def extract(doc: Document, *, published: date | None = None,
         acts = _activities(text)
         if not acts or (text.strip() == doc.title.strip() and len(doc.paragraphs) > 2):
             continue  # the headline repeats the body: its claims would count twice
-        if len(text.split()) < 4 or any(rx.search(text) for rx in lexicon.cues()["hypothetical"]):
+        heading = len(text.split()) < 4 and not text.rstrip().endswith((".", "!", "?"))
+        if heading or any(rx.search(text) for rx in lexicon.cues()["hypothetical"]):
             continue  # a heading ("Propellant bunkers"), or a sentence that only imagines
         times = find_times(text, pub)
         negs = {a: d or _negated(text, s, e) for a, s, e, d in acts if a != "no_activity"}
