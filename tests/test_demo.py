@@ -55,12 +55,26 @@ def test_demo_shows_planted_events(home, tmp_path):
     assert again.run.processed == [] and again.run.alerts == {"new": [], "updated": []}
     assert [a["id"] for a in again.alerts] == [a["id"] for a in res.alerts]
 
+    # The story: the assessment moves as alerts and reports arrive along the simulated year.
+    story = res.story
+    assert story[0].launch == "no_evidence" and len(story) >= 6
+    assert any("report:" in r.what for r in story)
+    scar = next(r for r in story if "vertical_engine_test_stand" in r.what)
+    assert scar.engine_test == "recent_test"  # the burn-scar alert reads as a recent test
+    last = story[-1]
+    assert "navigation notice" in last.what and last.launch == "imminent" and last.window
+    assert max(r.launch_likelihood for r in story[:-1]) < last.launch_likelihood
+    assert again.story == story  # reports added again are not doubled
 
-def test_demo_cli_prints_table_and_page(home, tmp_path):
+
+def test_demo_cli_prints_table_and_page(home, tmp_path, monkeypatch):
+    # Without the seed articles the demo tells its story with its own stand-ins.
+    monkeypatch.setenv("SITEWATCH_SEEDS", str(tmp_path / "no-seeds-here"))
     r = CliRunner().invoke(cli, ["demo", "--workdir", str(tmp_path / "w")],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "planted changes" in r.output and "E5" in r.output and "page:" in r.output
+    assert "SIMULATED stand-ins" in r.output and "navigation notice" in r.output
     assert re.search(r"alerts: \d+ of \d+ planted changes detected", r.output)
     assert "co-registered" in r.output
     r = CliRunner().invoke(cli, ["demo", "--workdir", str(tmp_path / "w"),
@@ -73,6 +87,8 @@ def test_demo_cli_prints_table_and_page(home, tmp_path):
     assert data["summary"]["event_checks"] == 10
     assert data["alert_score"]["summary"]["changes"] == len(data["alert_score"]["changes"])
     assert data["alerts"] and data["run"]["reused"] == len(data["catalogue"]["scenes"])
+    rows = data["story"]["rows"]
+    assert rows[-1]["launch"] == "imminent" and "stand-ins" in data["story"]["reports"]
 
 
 def test_demo_after_another_scenario_does_not_keep_dangling_scenes(home, tmp_path):

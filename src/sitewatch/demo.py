@@ -20,7 +20,7 @@ import itertools
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -213,6 +213,8 @@ class DemoResult:
             "alerts": [{k: a[k] for k in ("id", "part", "time", "tier", "kind", "status")}
                        | {"text": a["record"]["text"]} for a in self.alerts],
             "alert_score": self._alert_score(),
+            "story": {"reports": self.story_sources,
+                      "rows": [asdict(r) for r in self.story]},
             "page": str(self.html) if self.html else None,
         }
 
@@ -346,13 +348,15 @@ STORY_AT = (0.25, 0.5, 0.7)
 
 
 def demo_reports() -> tuple[list[Path], str]:
-    """The three seed articles when ``../shared/seeds`` (or ``$SITEWATCH_SEEDS``) is at hand,
-    else three short SIMULATED reports shipped with sitewatch that make the same claims."""
+    """The three seed articles when ``../shared/seeds`` is at hand (``$SITEWATCH_SEEDS``, when
+    set, is the only place looked at), else three short SIMULATED reports shipped with
+    sitewatch that make the same kinds of claims."""
     import os
     from importlib import resources
 
-    candidates = [os.environ.get("SITEWATCH_SEEDS"), Path.cwd().parent / "shared" / "seeds",
-                  Path(__file__).resolve().parents[3] / "shared" / "seeds"]
+    given = os.environ.get("SITEWATCH_SEEDS")
+    candidates = [given] if given else [Path.cwd().parent / "shared" / "seeds",
+                                        Path(__file__).resolve().parents[3] / "shared" / "seeds"]
     for c in candidates:
         if c and Path(c).is_dir():
             found = {p.name[:3]: p for p in sorted(Path(c).glob("*.txt"))}
