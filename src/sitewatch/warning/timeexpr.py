@@ -317,13 +317,18 @@ def find_times(sentence: str, published: date | None) -> list[TimeWindow]:
     return out
 
 
-#: Publication-date lines near the top of a report.
+#: Publication-date lines near the top of a report: "Published: 14 March 2023", a line that is
+#: a date (with a time, a zone or a "| OUTLET" after it, or a "By ... |" before it), or a
+#: wire dateline "SEOUL, March 14, 2023 (Yonhap) --".
+_TAIL = r"\s*(?:\d{1,2}[:.]\d\d\b[^\n]*|\||\(|[-–—:,]|$)"
 _PUB_PATTERNS = [
     re.compile(rf"\b(?:published|posted|updated|date|dated)\s*:?\s*(?:on\s+)?(?P<d>{_DATE})",
                re.I),
-    re.compile(rf"^\s*(?:[A-Z][A-Za-z .'-]+,\s*)?(?P<d>{_DATE_MDY}|{_DATE_DMY}|{_DATE_ISO})"
-               r"\s*(?:\(|[-–—:]|$)", re.I | re.M),
+    re.compile(rf"^\s*(?:[^\n|]{{0,60}}\|\s*)?(?:[A-Z][A-Za-z .'-]+,\s*)?"
+               rf"(?P<d>{_DATE_MDY}|{_DATE_DMY}|{_DATE_ISO}){_TAIL}", re.I | re.M),
 ]
+#: A wire dateline without a year ("SEOUL, March 14 (Yonhap) --").
+_DATELINE = re.compile(rf"^\s*[A-Z][A-Za-z .'-]+,\s*(?P<d>{_MON}\.? {_DAY})\s*\(", re.M | re.I)
 
 
 def find_published(text: str, meta: str | None = None) -> date | None:
@@ -333,6 +338,12 @@ def find_published(text: str, meta: str | None = None) -> date | None:
     datetime.date(2023, 3, 14)
     >>> find_published("SEOUL, March 14, 2023 (Yonhap) -- Imagery shows...")
     datetime.date(2023, 3, 14)
+    >>> find_published("Sohae brief\\nBy the Imagery Desk | April 11, 2024\\nText.")
+    datetime.date(2024, 4, 11)
+    >>> find_published("Title\\n2023-05-24 11:05 KST\\nSEOUL, May 24 (Yonhap) -- ...")
+    datetime.date(2023, 5, 24)
+    >>> find_published("SEOUL, March 14 (Yonhap) -- No signs, officials said in 2024.")
+    datetime.date(2024, 3, 14)
     """
     if meta:
         d = parse_date(meta[:10]) if re.match(_DATE_ISO, meta) else parse_date(meta)
@@ -341,9 +352,15 @@ def find_published(text: str, meta: str | None = None) -> date | None:
     head = text[:1500]
     for rx in _PUB_PATTERNS:
         for m in rx.finditer(head):
-            d = parse_date(m["d"])
+            d = parse_date(m["d"])  # None without a year
             if d is not None:
                 return d
+    m = _DATELINE.search(head)
+    if m:
+        # A dateline gives month and day; the year is the latest the text names.
+        years = [int(y) for y in re.findall(r"\b((?:19|20)\d\d)\b", text[:20000])]
+        if years:
+            return parse_date(f"{m['d']} {max(years)}")
     return None
 
 
