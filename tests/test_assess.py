@@ -237,3 +237,15 @@ def test_indicator_doc_is_current():
     doc = Path(__file__).resolve().parents[1] / "docs" / "indicators.md"
     assert doc.read_text(encoding="utf-8") == catalogue_markdown(load_catalogue()), \
         "docs/indicators.md is stale: sitewatch indicators --markdown > docs/indicators.md"
+
+
+def test_hostile_text_is_shown_literally_never_interpreted(tmp_path, home):
+    evil = ("Trucks were seen at the launch pad at Sohae on Monday [bold red]BOOM[/] "
+            "{0.__class__} %s ${x} <script>alert(1)</script>, a U.S. official said.")
+    p = _write(tmp_path, "evil.txt", "Published: 30 May 2023\n\n" + evil)
+    r = CliRunner().invoke(cli, ["collateral", "read", str(p)], env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    assert "[bold red]BOOM[/]" in r.output and "{0.__class__} %s ${x}" in r.output
+    d = json.loads(CliRunner().invoke(cli, ["collateral", "read", str(p), "--json"]).output)
+    assert d["claims"][0]["sentence"].startswith("Trucks were seen")
+    assert "[bold red]BOOM[/]" in d["claims"][0]["sentence"]  # kept verbatim, as data
