@@ -249,3 +249,43 @@ def test_hostile_text_is_shown_literally_never_interpreted(tmp_path, home):
     d = json.loads(CliRunner().invoke(cli, ["collateral", "read", str(p), "--json"]).output)
     assert d["claims"][0]["sentence"].startswith("Trucks were seen")
     assert "[bold red]BOOM[/]" in d["claims"][0]["sentence"]  # kept verbatim, as data
+
+
+def test_dates_of_knowledge_and_expired_notices(store, tmp_path):
+    site = store.get_site(SITE)
+    late = _write(tmp_path, "late.txt", "Freight trains arrived at Sohae's rail station on "
+                  "June 2, a U.S. official said.")
+    add_report(store, site, late, published="2023-06-20")
+    # Published on 20 June: not known on 3 June, although it is about 2 June.
+    assert assess_site(store, site, at=date(2023, 6, 3))["launch"]["level"] == "no_evidence"
+    notice = _write(tmp_path, "n.txt", "North Korea notified the Japan Coast Guard of a "
+                    "launch window between June 25 and June 28 for a launch from Sohae.")
+    add_report(store, site, notice, published="2023-06-21")
+    during = assess_site(store, site, at=date(2023, 6, 22))
+    assert during["launch"]["level"] == "imminent"
+    assert during["launch"]["window"]["start"] == "2023-06-25"
+    assert during["engine_test"]["window"] is None  # a launch notice says nothing of tests
+    after = assess_site(store, site, at=date(2023, 7, 10))
+    assert after["launch"]["level"] != "imminent"  # the window has passed
+    assert not (after["launch"]["window"] or {}).get("basis", "").startswith("navigation")
+
+
+def test_undated_report_counts_from_the_day_it_is_added(store, tmp_path):
+    site = store.get_site(SITE)
+    p = _write(tmp_path, "u.txt", "Freight trains arrived at Sohae's rail station last week, "
+               "a U.S. official said.")
+    added = add_report(store, site, p)
+    assert added.reading.published == date.today().isoformat()
+    assert any("treated as published" in w for w in added.reading.warnings)
+    assert assess_site(store, site, at=date(2010, 1, 1))["launch"]["level"] == "no_evidence"
+
+
+def test_bad_indicator_files_are_clear_errors(tmp_path):
+    for body in ('[[indicator]]\nid = "x_y"\nevent = "launch"\nlr = [1, 2, 3]\n'
+                 'half_life_days = 3\nbasis = "b"\n',
+                 '[[indicator]]\nid = "x_y"\nevent = "launch"\nlr = { launch = [1, 2, 3] }\n'
+                 'half_life_days = 3\nlead_days = 5\nbasis = "b"\n',
+                 '[events]\nlaunch = 5\n', 'indicator = 5\n'):
+        f = _write(tmp_path, "bad.toml", body)
+        with pytest.raises(CollateralError, match=r"bad\.toml"):
+            load_catalogue("launch_site", [f])

@@ -215,3 +215,50 @@ def test_markdown_report(tmp_path):
     (c,) = _has(r, activity="transfer_structure_moved", origin="analyst:csis")
     assert c.site == "sohae" and c.part == "transfer_structure"
     assert "http://x" not in c.sentence  # link targets are not text
+
+
+def test_awkward_encodings_and_markup(tmp_path):
+    u16 = tmp_path / "u16.txt"
+    u16.write_bytes("Freight trains arrived at Sohae on Monday.".encode("utf-16"))
+    assert [c.activity for c in read_file(u16, published="2023-05-30").claims] == \
+        ["railcars_arrived"]
+    nohead = tmp_path / "nohead.html"
+    nohead.write_text("<html><head><title>T</title><body><p>Freight trains arrived at "
+                      "Sohae.</p></body></html>", encoding="utf-8")
+    assert read_file(nohead, published="2023-05-30").claims
+    embed = tmp_path / "embed.html"
+    embed.write_text("<html><body><embed src=x><p>Freight trains arrived at Sohae.</p>"
+                     "<p>&amp;lt;b&amp;gt; stays text</p></body></html>", encoding="utf-8")
+    from sitewatch.warning.documents import read_document
+
+    assert read_file(embed, published="2023-05-30").claims
+    assert "&lt;b&gt; stays text" in read_document(embed).paragraphs  # decoded once only
+    ansi = tmp_path / "ansi.txt"
+    ansi.write_text("Trains arrived at Sohae \x1b]0;PWNED\x07\x1b[31m today. " + "Text. " * 20,
+                    encoding="utf-8")
+    assert "\x1b" not in json.dumps(read_file(ansi, published="2023-05-30").to_dict())
+
+
+def test_dates_far_away_and_year_choice():
+    from datetime import date
+
+    (t,) = find_times("3000 years ago", None)
+    assert t.start is None  # no crash, no date
+    (t,) = find_times("99999999999 days ago", date(2023, 1, 1))
+    assert t.start is not None
+    # A date without a year is the one nearest the publication, whatever the verbs say.
+    (t,) = find_times("a launch window of June 5 to June 10", date(2023, 5, 29))
+    assert str(t.start) == "2023-06-05"
+    (t,) = find_times("Trucks arrived from the north on June 2", date(2023, 6, 20))
+    assert str(t.start) == "2023-06-02"
+    (t,) = find_times("work could start in mid-January", date(2023, 12, 10))
+    assert str(t.start) == "2024-01-11"
+    (t,) = find_times("a window of 5-10 June", date(2023, 5, 29))
+    assert (str(t.start), str(t.end)) == ("2023-06-05", "2023-06-10")
+
+
+def test_not_a_negation_and_may_the_month():
+    r = read_text("There is no doubt that freight trains arrived at Sohae in May, 38 North "
+                  "said.", published="2023-06-20")
+    (c,) = r.claims
+    assert not c.negated and c.certainty == "firm"

@@ -3,7 +3,10 @@ a judgement."""
 
 from __future__ import annotations
 
+import logging
+import math
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import click
@@ -12,10 +15,24 @@ from rich.table import Table
 from ..errors import SitewatchError
 from .common import Ctx, echo_json, err, esc, out, pass_ctx
 
-_MAX_MB = click.option("--max-mb", type=float, default=10.0, show_default=True,
-                       help="Refuse reports larger than this (MB).")
+log = logging.getLogger(__name__)
+
+_MAX_MB = click.option("--max-mb", type=click.FloatRange(0.001, 10_000), default=10.0,
+                       show_default=True, help="Refuse reports larger than this (MB).")
 _PUBLISHED = click.option("--published", help="Publication date YYYY-MM-DD (default: the "
                           "date the text states; relative dates need one).")
+
+
+def _max_bytes(max_mb: float) -> int:
+    if not math.isfinite(max_mb):
+        raise SitewatchError(f"--max-mb {max_mb} is not a number of megabytes")
+    return int(max_mb * 1e6)
+
+
+def _gazetteer(ctx: Ctx) -> Path | None:
+    """The user's own gazetteer additions, ``HOME/gazetteer.toml``, when there is one."""
+    p = Path(ctx.home) / "gazetteer.toml"
+    return p if p.is_file() else None
 
 
 def _site(store: Any, site_id: str) -> Any:
@@ -73,12 +90,14 @@ def collateral() -> None:
 @_MAX_MB
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see "
               "docs/collateral.md).")
-def read_cmd(file: str, published: str | None, max_mb: float, as_json: bool) -> None:
+@pass_ctx
+def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, as_json: bool) -> None:
     """Extract the claims of FILE and assess them alone (nothing is stored)."""
     from ..warning.assess import assess_reading
     from ..warning.collateral import read_file
 
-    reading = read_file(file, published=published, max_bytes=int(max_mb * 1e6))
+    reading = read_file(file, published=published, max_bytes=_max_bytes(max_mb),
+                        gazetteer_file=_gazetteer(ctx))
     assessment = assess_reading(reading)
     by_site = {s: assess_reading(reading, site=s) for s in reading.sites} \
         if len(reading.sites) > 1 else {}
@@ -88,8 +107,8 @@ def read_cmd(file: str, published: str | None, max_mb: float, as_json: bool) -> 
         return
     for w in reading.warnings:
         err.print(f"warning: {esc(w)}")
-    out.print(f"{esc(reading.title)}  [{reading.format}, published "
-              f"{reading.published or 'unknown'}, {reading.words} words]")
+    out.print(esc(f"{reading.title}  [{reading.format}, published "
+                  f"{reading.published or 'unknown'}, {reading.words} words]"))
     out.print("sites: " + (esc(", ".join(reading.sites)) or "none known"))
     if reading.claims:
         _print_claims(reading)
@@ -123,8 +142,12 @@ def add_cmd(ctx: Ctx, files: tuple[str, ...], site_id: str, published: str | Non
         for f in files:
             try:
                 added = add_report(store, site, f, published=published,
-                                   max_bytes=int(max_mb * 1e6))
-            except SitewatchError as e:
+                                   max_bytes=_max_bytes(max_mb),
+                                   gazetteer_file=_gazetteer(ctx))
+            except Exception as e:  # one bad file must not stop the others
+                if not isinstance(e, SitewatchError):
+                    log.debug("reading %s failed", f, exc_info=True)
+                    e = SitewatchError(f"{f}: cannot be read ({type(e).__name__}: {e})")
                 failed += 1
                 err.print(f"error: {esc(e)}")
                 results.append({"file": f, "error": str(e)})

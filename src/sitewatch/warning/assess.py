@@ -104,6 +104,8 @@ def _weigh(items: Sequence[Evidence], cat: Catalogue, event: str, phase: str, at
         age = (at - when).days if when else int(ev.detail.get("age_days") or 0)
         if age < -1 and ev.window is None:
             continue  # said after the assessment date: not known yet
+        if ev.window and ev.window[1] and _d(ev.window[1]) < at and not ev.negated:
+            continue  # the window it named has passed: it no longer points ahead
         w = ev.certainty * ind.decay(age)
         if w < MIN_WEIGHT:
             continue
@@ -168,9 +170,10 @@ def _reason(c: dict[str, Any], eff: float, event: str, corroborating: bool) -> d
 
 
 def _window(items: list[dict[str, Any]], evidence: Sequence[Evidence], cat: Catalogue,
-            at: date) -> dict[str, Any] | None:
+            at: date, event: str) -> dict[str, Any] | None:
     notices = [e for e in evidence if e.kind == "notice" and e.window and e.window[0]
-               and not e.negated]
+               and not e.negated and e.event == event
+               and _d(e.window[1] or e.window[0]) >= at]  # type: ignore[operator]
     if notices:
         n = max(notices, key=lambda e: e.time or "")
         s, e = n.window  # type: ignore[misc]
@@ -229,8 +232,8 @@ def _bears_on(event: str, reason: dict[str, Any], cat: Catalogue,
     at a launch site moves the odds of an engine test a little, but a text that says nothing
     about engine tests has no evidence on them."""
     ind = cat.indicator(reason["indicator"])
-    if ind.event == event:
-        return True
+    if ind.event == event or (event == "launch" and ind.event != "engine_test"):
+        return True  # at a launch site, what changes the site bears on launching
     ev = by_id.get(reason["evidence"])
     kind = ev.part_kind if ev else None
     if kind in EVENT_PARTS[event]:
@@ -274,8 +277,17 @@ def assess(evidence: Sequence[Evidence], *, at: date, catalogue: Catalogue | Non
         by_id = {e.id: e for e in evidence}
         bearing = any(_bears_on(event, r, cat, by_id) for r in reasons + after_reasons)
         level = _level(event, p, after, bearing, prior.prior)
-        window = _window(reasons, evidence, cat, at) if level in ("imminent", "possible",
-                                                                    "preparations") else None
+        window = _window(reasons, evidence, cat, at, event) \
+            if level in ("imminent", "possible", "preparations") else None
+        context: list[dict[str, Any]] = []
+        if level == "no_evidence":
+            # Nothing speaks to this event itself: report the usual rate, and keep what moved
+            # the odds a little (fuel seen at a launch site, for an engine test) as context.
+            context = [r for r in reasons + after_reasons]
+            reasons, after_reasons, corr = [], [], {}
+            p = prior.prior
+            rng = [p, p]
+            after = None
         unobserved = []
         if coverage is not None:
             for ind in cat.indicators:
@@ -296,6 +308,7 @@ def assess(evidence: Sequence[Evidence], *, at: date, catalogue: Catalogue | Non
             "unobserved": unobserved,
             "corroborated": {k: v for k, v in corr.items()},
             "independent_sources": independent,
+            "context": context,
             "summary": "",
         }
         out[event]["summary"] = summarise(event, out[event])

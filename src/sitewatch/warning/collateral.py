@@ -37,6 +37,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from collections import Counter
@@ -181,18 +182,25 @@ def _segment_of(sentence: str, pos: int) -> tuple[int, int]:
     return 0, len(sentence)
 
 
+_NOT_NEGATION = re.compile(r"\b(no|without|little|beyond) (\w+ )?doubt\b|\bnot only\b|"
+                           r"\bno sooner\b|\bnone other\b|\bnothing new\b(?= (about|in) )",
+                           re.I)
+
+
 def _negated(sentence: str, start: int, end: int) -> bool:
     a, b = _segment_of(sentence, start)
     # A long term can hold its own negation ("the transfer structure has not moved").
     before = sentence[max(a, start - 70):start] + " " + sentence[start:end][1:]
     after = sentence[end:min(b, end + 50)]
     after = re.split(r"[,;:]", after)[0]
+    before, after = _NOT_NEGATION.sub(" ", before), _NOT_NEGATION.sub(" ", after)
     if _RULE_OUT.search(sentence[a:b]):
         return False
     return any(rx.search(before) or rx.search(after) for rx in lexicon.cues()["negation"])
 
 
-_MONTH_MAY = re.compile(r"\bMay(?=\.?\s+\d)|(?<=\d\s)May\b|(?<=\d)\s?May\b")
+#: "May" as a month: capitalised inside a sentence, or next to a number ("31 May", "May 31").
+_MONTH_MAY = re.compile(r"(?<=\S )May\b|\bMay(?=\.?\s+\d)|(?<=\d)\s?May\b")
 
 
 def _certainty(sentence: str, start: int) -> tuple[str, tuple[str, ...]]:
@@ -335,6 +343,28 @@ def _activities(sentence: str) -> list[tuple[str, int, int, bool]]:
     return out
 
 
+#: Longer "sentences" (lists, tables, run-on text) are read in pieces cut at commas or
+#: semicolons: the rules look within a clause, and their cost grows with the square of length.
+MAX_SENTENCE = 1500
+
+
+def _pieces(text: str) -> list[str]:
+    if len(text) <= MAX_SENTENCE:
+        return [text] if text else []
+    out, cur = [], ""
+    for part in re.split(r"(?<=[,;])\s+", text):
+        while len(part) > MAX_SENTENCE:  # no comma in reach: cut hard
+            out.append(part[:MAX_SENTENCE])
+            part = part[MAX_SENTENCE:]
+        if cur and len(cur) + len(part) + 1 > MAX_SENTENCE:
+            out.append(cur)
+            cur = ""
+        cur = f"{cur} {part}".strip()
+    if cur:
+        out.append(cur)
+    return out
+
+
 def _is_english(text: str) -> float:
     words = re.findall(r"[^\W\d_]+", text[:200_000].lower())
     if not words:
@@ -359,7 +389,9 @@ def extract(doc: Document, *, published: date | None = None,
                         "sites are found by name, but claims are read in English only")
     nlp = _nlp()
     matcher, ids, raw = _site_matcher(str(gazetteer_file) if gazetteer_file else None)
-    author = f"author:{Path(doc.name).name}"
+    # The author's own voice is one origin per text (by content: the same article saved as
+    # .txt and .html is one source; two outlets' index.html are two).
+    author = f"author:{hashlib.sha256(doc.text.encode('utf-8')).hexdigest()[:12]}"
     claims: list[Claim] = []
     background: list[Claim] = []
     mentions: Counter[str] = Counter()
@@ -367,8 +399,7 @@ def extract(doc: Document, *, published: date | None = None,
     sentences: list[tuple[int, str]] = []
     for pi, paragraph in enumerate(doc.paragraphs):
         for sent in nlp(paragraph).sents:
-            text = sent.text.strip()
-            if text:
+            for text in _pieces(sent.text.strip()):
                 sentences.append((pi, text))
     # Sites first: the text's main site fills in sentences that name none.
     per_sentence: list[list[tuple[int, str]]] = []
@@ -390,7 +421,8 @@ def extract(doc: Document, *, published: date | None = None,
         acts = _activities(text)
         if not acts or (text.strip() == doc.title.strip() and len(doc.paragraphs) > 2):
             continue  # the headline repeats the body: its claims would count twice
-        heading = len(text.split()) < 4 and not text.rstrip().endswith((".", "!", "?"))
+        heading = (len(doc.paragraphs) > 1 and len(text.split()) < 4
+                   and not text.rstrip().endswith((".", "!", "?")))
         if heading or any(rx.search(text) for rx in lexicon.cues()["hypothetical"]):
             continue  # a heading ("Propellant bunkers"), or a sentence that only imagines
         times = find_times(text, pub)

@@ -20,7 +20,6 @@ Examples
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -32,8 +31,13 @@ from .timeexpr import find_published
 
 #: Reports larger than this are refused (a 50 MB "report" is a log or a dump, not a report).
 MAX_BYTES = 10_000_000
-_SKIP_TAGS = {"script", "style", "template", "noscript", "iframe", "svg", "object", "embed",
-              "head", "nav", "footer", "form", "button", "select", "textarea", "canvas"}
+#: Elements whose content is not the report's visible text (void elements such as <embed>
+#: have no content and are not listed: they would never close).
+_SKIP_TAGS = {"script", "style", "template", "noscript", "iframe", "svg", "object", "nav",
+              "footer", "form", "button", "select", "textarea", "canvas"}
+#: Control characters (C0 but tab, newline and carriage return; DEL; C1): terminal escapes in
+#: a hostile report must never reach a terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _BLOCK_TAGS = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
                "section", "article", "blockquote", "tr", "td", "th", "table", "figcaption",
                "figure", "header", "main", "aside", "pre", "hr", "dd", "dt"}
@@ -115,11 +119,11 @@ class _Visible(HTMLParser):
 def _decode(data: bytes, name: str) -> str:
     if not data.strip():
         raise CollateralError(f"{name}: the file is empty")
-    if b"\x00" in data[:65536]:
+    utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+    if b"\x00" in data[:65536] and not utf16:
         raise CollateralError(f"{name}: looks like a binary file (NUL bytes), not a text "
                               "report; give plain text, Markdown or HTML")
-    for enc in ("utf-8-sig", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else \
-            ("utf-8-sig",):
+    for enc in ("utf-16", "utf-8-sig") if utf16 else ("utf-8-sig",):
         try:
             text = data.decode(enc)
             break
@@ -173,6 +177,7 @@ def _markdown_html(text: str) -> str:
 
 def parse_document(text: str, name: str = "<text>", *, fmt: str | None = None) -> Document:
     """A :class:`Document` from a report's text (``fmt``: text | markdown | html | None)."""
+    text = _CONTROL.sub("", text)
     fmt = fmt or _guess_format(text, name)
     warnings: list[str] = []
     meta = None
@@ -180,7 +185,7 @@ def parse_document(text: str, name: str = "<text>", *, fmt: str | None = None) -
         parser = _Visible()
         parser.feed(text if fmt == "html" else _markdown_html(text))
         parser.close()
-        paragraphs = [html.unescape(b) for b in parser.blocks]
+        paragraphs = list(parser.blocks)  # the parser has decoded entities, once
         title = re.sub(r"\s+", " ", parser.title).strip()
         meta = parser.meta_date
     else:

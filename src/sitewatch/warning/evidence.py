@@ -123,6 +123,7 @@ def from_claim(claim: Claim, catalogue: Catalogue, *, site: str, report: str,
             detail={"activity": claim.activity, "certainty": claim.certainty,
                     "hedges": list(claim.hedges), "attribution": claim.attribution,
                     "time": claim.time,
+                    "published": published,  # the day it became known
                     "age_days": -rel[1] if rel and rel[1] <= 0 else None,
                     "window_days": rel if rel and rel[0] > 0 else None}))
     return out

@@ -134,7 +134,19 @@ def _float(v: Any, where: str) -> float:
     return f
 
 
-def _indicator(raw: dict[str, Any], where: str, origin: str) -> Indicator:
+def _indicator(raw: Any, where: str, origin: str) -> Indicator:
+    if not isinstance(raw, dict):
+        raise CollateralError(f"{where}: an [[indicator]] must be a table, got {raw!r:.60}")
+    try:
+        return _indicator_fields(raw, where, origin)
+    except (TypeError, ValueError, AttributeError) as e:
+        if isinstance(e, CollateralError):
+            raise
+        raise CollateralError(f"{where}: a field has the wrong type ({e}); see "
+                              "docs/indicators.md for the format") from e
+
+
+def _indicator_fields(raw: dict[str, Any], where: str, origin: str) -> Indicator:
     def need(key: str) -> Any:
         if key not in raw:
             raise CollateralError(f"{where}: missing field {key!r}")
@@ -202,15 +214,22 @@ def parse_catalogue(text: str, where: str) -> tuple[str | None, list[Indicator],
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise CollateralError(f"{where}: not valid TOML: {e}") from e
-    inds = [_indicator(r, f"{where} indicator {n + 1}", where)
-            for n, r in enumerate(raw.get("indicator", []))]
+    items = raw.get("indicator", [])
+    if not isinstance(items, list):
+        raise CollateralError(f"{where}: 'indicator' must be a list of [[indicator]] tables")
+    inds = [_indicator(r, f"{where} indicator {n + 1}", where) for n, r in enumerate(items)]
     seen: set[str] = set()
     for i in inds:
         if i.id in seen:
             raise CollateralError(f"{where}: indicator id {i.id!r} is given twice")
         seen.add(i.id)
     events = {}
-    for ev, r in dict(raw.get("events", {})).items():
+    raw_events = raw.get("events", {})
+    if not isinstance(raw_events, dict) or not all(isinstance(r, dict)
+                                                   for r in raw_events.values()):
+        raise CollateralError(f"{where}: 'events' must hold tables such as [events.launch] "
+                              "with prior, horizon_days and basis")
+    for ev, r in raw_events.items():
         if ev not in ASSESSED:
             raise CollateralError(f"{where}: [events.{ev}]: only {', '.join(ASSESSED)} are "
                                   "assessed")

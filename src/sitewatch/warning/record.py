@@ -56,7 +56,8 @@ def catalogue_for(site: Site, extra: Iterable[str | Path] = ()) -> Catalogue:
 
 def add_report(store: Store, site: Site, path: str | Path, *,
                published: str | date | None = None, max_bytes: int = MAX_BYTES,
-               catalogue: Catalogue | None = None) -> Added:
+               catalogue: Catalogue | None = None,
+               gazetteer_file: str | Path | None = None) -> Added:
     """Read a report file and store it with the evidence it gives about ``site``.
 
     Claims about another gazetteer site are left out (and listed in ``skipped``); claims
@@ -68,7 +69,14 @@ def add_report(store: Store, site: Site, path: str | Path, *,
             published = date.fromisoformat(published)
         except ValueError as e:
             raise CollateralError(f"--published {published!r} is not YYYY-MM-DD") from e
-    reading = extract(doc, published=published)
+    reading = extract(doc, published=published, gazetteer_file=gazetteer_file)
+    if reading.published is None:
+        # Evidence needs a day it became known: an undated report counts from the day it is
+        # added, and its relative dates ("last week") are read from that day.
+        reading = extract(doc, published=date.today(), gazetteer_file=gazetteer_file)
+        reading.warnings.append(f"no publication date in the text or given: treated as "
+                                f"published on {reading.published}, the day it was added "
+                                "(give --published to correct)")
     cat = catalogue or catalogue_for(site)
     mine = site_names(site)
     about_me = bool(mine & set(reading.sites)) or not reading.sites
@@ -160,7 +168,9 @@ def coverage(store: Store, site: Site, catalogue: Catalogue, at: date,
     scenes = [s for s in store.scenes(site.id) if s.acquired.replace(tzinfo=None) <= t_at]
     best = min((s.resolution for s in scenes if s.resolution), default=None)
     last = max((s.acquired for s in scenes), default=None)
-    placed = {p.kind: p.name for p in site.placed_parts()}
+    placed: dict[str, list[str]] = {}
+    for p in site.placed_parts():
+        placed.setdefault(p.kind, []).append(p.name)
     obs = store.observations(site.id, params_hash, reference="previous") if params_hash \
         else []
     why: dict[str, str] = {}
@@ -189,7 +199,7 @@ def coverage(store: Store, site: Site, catalogue: Catalogue, at: date,
                            + " or ".join(ind.part_kinds))
             continue
         if kinds:
-            names = {placed[k] for k in kinds}
+            names = {n for k in kinds for n in placed[k]}
             seen = [o for o in obs if o["part"] in names
                     and o["acquired"][:10] >= horizon.isoformat()
                     and o["acquired"][:10] <= at.isoformat()
@@ -208,7 +218,9 @@ def site_evidence(store: Store, site: Site, at: date, catalogue: Catalogue
                   ) -> tuple[list[Evidence], str | None]:
     """Everything on record for ``site`` known by ``at``: stored evidence and imagery."""
     stored = [Evidence.from_dict(d) for d in store.evidence(site.id)]
-    stored = [e for e in stored if (e.time or "") <= at.isoformat()]
+    # Known by then: a report counts from its publication, a note from its date.
+    stored = [e for e in stored
+              if (e.detail.get("published") or e.time or "9999") <= at.isoformat()]
     # A catalogue change can drop or rename indicators: keep what it still knows.
     known = {i.id for i in catalogue.indicators}
     stored = [e for e in stored if e.indicator in known]

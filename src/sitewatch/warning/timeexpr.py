@@ -95,12 +95,13 @@ def parse_date(text: str, ref: date | None = None, *, past: bool = True) -> date
     if year is None:
         if ref is None:
             return None
-        year = ref.year
-        d = _safe_date(year, month, day)
-        if d is not None and past and d > ref + timedelta(days=3):
-            year -= 1
-        elif d is not None and not past and d < ref - timedelta(days=3):
-            year += 1
+        # The year that puts the date nearest the publication (a report written in December
+        # about "January 5" means the coming one); ties go to the past unless ``past`` is off.
+        cands = [d for y in (ref.year - 1, ref.year, ref.year + 1)
+                 if (d := _safe_date(y, month, day)) is not None]
+        if not cands:
+            return None
+        return min(cands, key=lambda d: (abs((d - ref).days), (d > ref) == past))
     return _safe_date(year, month, day)
 
 
@@ -119,8 +120,11 @@ def _monday(d: date) -> date:
     return d - timedelta(days=d.weekday())
 
 
-_FUTURE_CUES = re.compile(r"\b(will|would|expected|plans?|planning|could|may|might|as soon as|"
-                          r"set to|poised|upcoming|coming|next|scheduled|between|from)\b", re.I)
+# "may" is left out: it is as often the month.
+_FUTURE_CUES = re.compile(r"\b(will|would|expected|plans?|planning|could|might|as soon as|"
+                          r"set to|poised|upcoming|coming|next|scheduled|intends?)\b", re.I)
+#: Beyond this, "N units ago" is not about the report's events (and would overflow).
+_MAX_AGO_DAYS = 36_500
 
 # (pattern, resolver(match, ref) -> (start, end), sense).  First match at a position wins,
 # longer patterns first.
@@ -162,7 +166,8 @@ def _this_month(m: re.Match[str], r: date) -> tuple[date, date]:
 def _ago(m: re.Match[str], r: date) -> tuple[date, date]:
     n = _number(m["n"])
     unit = m["unit"].lower()
-    days = n * {"day": 1, "week": 7, "month": 30, "year": 365}[unit.rstrip("s")]
+    days = min(n * {"day": 1, "week": 7, "month": 30, "year": 365}[unit.rstrip("s")],
+               _MAX_AGO_DAYS)
     d = r - timedelta(days=days)
     return d, d
 
@@ -176,9 +181,16 @@ def _weekday(m: re.Match[str], r: date) -> tuple[date, date]:
     return d, d
 
 
+def _nearest_year(mo: int, r: date) -> int:
+    """The year that puts month ``mo`` nearest to ``r`` ("mid-January" in a December report
+    is the coming one)."""
+    return min((r.year - 1, r.year, r.year + 1),
+               key=lambda y: abs((date(y, mo, 15) - r).days))
+
+
 def _part_of_month(m: re.Match[str], r: date) -> tuple[date, date]:
     mo = _MONTHS[m["mon"].lower().rstrip(".")]
-    y = int(m["y"]) if m["y"] else (r.year if mo <= r.month else r.year - 1)
+    y = int(m["y"]) if m["y"] else _nearest_year(mo, r)
     last = calendar.monthrange(y, mo)[1]
     which = m["which"].lower()
     lo, hi = {"early": (1, 10), "mid": (11, 20), "middle of": (11, 20),
@@ -188,7 +200,7 @@ def _part_of_month(m: re.Match[str], r: date) -> tuple[date, date]:
 
 def _month_year(m: re.Match[str], r: date) -> tuple[date, date]:
     mo = _MONTHS[m["mon"].lower().rstrip(".")]
-    y = int(m["y"]) if m["y"] else r.year if mo <= r.month else r.year - 1
+    y = int(m["y"]) if m["y"] else _nearest_year(mo, r)
     return _month_range(y, mo)
 
 
@@ -196,10 +208,15 @@ def _season(m: re.Match[str], r: date) -> tuple[date, date]:
     s = m["season"].lower()
     months = {"spring": (3, 5), "summer": (6, 8), "autumn": (9, 11), "fall": (9, 11),
               "winter": (12, 2)}[s]
-    y = r.year - 1 if m["pre"].lower() == "last" else r.year
+    last = m["pre"].lower() == "last"
     if s == "winter":
-        return date(y - (0 if m["pre"].lower() == "last" else 1), 12, 1), \
-            date(y + (1 if m["pre"].lower() == "last" else 0), 2, 28)
+        # The winter a date is in (or, for "last winter", the one before it) runs from
+        # December to February.
+        start = r.year if r.month == 12 else r.year - 1
+        if last:
+            start -= 1
+        return date(start, 12, 1), _month_range(start + 1, 2)[1]
+    y = r.year - 1 if last else r.year
     return date(y, months[0], 1), _month_range(y, months[1])[1]
 
 
@@ -260,8 +277,21 @@ _PATTERNS: list[tuple[str, object, str]] = [
 _COMPILED = [(re.compile(p, re.I), f, s) for p, f, s in _PATTERNS]
 _RANGE = re.compile(
     rf"\b(?:between|from)\s+(?P<a>{_DATE})\s+(?:and|to|until|through)\s+(?P<b>{_DATE})"
-    rf"|(?P<c>{_DATE})\s*(?:-|–|—|to|until|through)\s*(?P<d>{_DATE}|{_DAY}\b)", re.I)
+    rf"|(?P<c>{_DATE})\s*(?:-|–|—|to|until|through)\s*(?P<d>{_DATE}|{_DAY}\b)"
+    rf"|\b(?P<d1>{_DAY})\s*(?:-|–|—|to)\s*(?P<d2>{_DAY}) (?P<mon>{_MON})\.?"
+    rf"(?:,? (?P<y>{_YEAR}))?\b",
+    re.I)
 _SINGLE = re.compile(_DATE, re.I)
+
+
+def _resolve(fn: object, m: re.Match[str], ref: date, future: bool
+             ) -> tuple[date | None, date | None]:
+    """Run a resolver; a bare weekday in a sentence about the future is the coming one."""
+    if fn is _weekday and future and (m["pre"] or "").strip().lower() != "last":
+        wd = _WEEKDAYS.index(m["wd"].lower())
+        d = ref + timedelta(days=(wd - ref.weekday()) % 7)
+        return d, d
+    return fn(m, ref)  # type: ignore[operator]
 
 
 def find_times(sentence: str, published: date | None) -> list[TimeWindow]:
@@ -274,7 +304,11 @@ def find_times(sentence: str, published: date | None) -> list[TimeWindow]:
 
     future_sentence = bool(_FUTURE_CUES.search(sentence))
     for m in _RANGE.finditer(sentence):
-        a_txt, b_txt = (m["a"], m["b"]) if m["a"] else (m["c"], m["d"])
+        if m["d1"]:  # "5-10 June": the month (and year) of the second day serve both
+            tail = f" {m['mon']}" + (f" {m['y']}" if m["y"] else "")
+            a_txt, b_txt = m["d1"] + tail, m["d2"] + tail
+        else:
+            a_txt, b_txt = (m["a"], m["b"]) if m["a"] else (m["c"], m["d"])
         a = parse_date(a_txt, published, past=not future_sentence)
         b = parse_date(b_txt, published, past=not future_sentence)
         if b is None and a is not None and b_txt.strip().rstrip("stndrh").isdigit():
@@ -298,20 +332,24 @@ def find_times(sentence: str, published: date | None) -> list[TimeWindow]:
             if not free(*m.span()):
                 continue
             text = m[0].strip()
-            if published is None:
-                # Resolve against a nominal date to learn how far back or ahead it lies.
-                nominal = date(2001, 6, 15)
-                a, b = fn(m, nominal)  # type: ignore[operator]
-                days = ((a - nominal).days, (b - nominal).days) if a and b else None
-                out.append(TimeWindow(text, None, None, sense, m.start(), days))
-            else:
-                start, end = fn(m, published)  # type: ignore[operator]
-                s = sense
-                if s == "point" and start is not None and start > published:
-                    s = "future"
-                days = ((start - published).days, (end - published).days) \
-                    if start and end else None
-                out.append(TimeWindow(text, start, end, s, m.start(), days))
+            try:
+                if published is None:
+                    # Resolve against a nominal date to learn how far back or ahead it lies.
+                    nominal = date(2001, 6, 15)
+                    a, b = _resolve(fn, m, nominal, future_sentence)
+                    days = ((a - nominal).days, (b - nominal).days) if a and b else None
+                    out.append(TimeWindow(text, None, None, sense, m.start(), days))
+                    taken.append(m.span())
+                    continue
+                start, end = _resolve(fn, m, published, future_sentence)
+            except (OverflowError, ValueError):
+                continue  # a date outside the calendar: not a time expression after all
+            s = sense
+            if start is not None and start > published and s in ("point", "past"):
+                s = "future"
+            days = ((start - published).days, (end - published).days) \
+                if start and end else None
+            out.append(TimeWindow(text, start, end, s, m.start(), days))
             taken.append(m.span())
     out.sort(key=lambda t: t.offset)
     return out
@@ -346,7 +384,8 @@ def find_published(text: str, meta: str | None = None) -> date | None:
     datetime.date(2024, 3, 14)
     """
     if meta:
-        d = parse_date(meta[:10]) if re.match(_DATE_ISO, meta) else parse_date(meta)
+        iso = re.match(r"\s*((?:19|20)\d\d-[01]\d-[0-3]\d)", meta)  # also "...T08:00+09:00"
+        d = parse_date(iso[1]) if iso else parse_date(meta)
         if d:
             return d
     head = text[:1500]
