@@ -266,13 +266,13 @@ def assess(evidence: Sequence[Evidence], *, at: date, catalogue: Catalogue | Non
         prior = cat.events[event]
         reasons, sums, corr = _weigh(evidence, cat, event, "before", at)
         lo0 = math.log(_odds(prior.prior))
-        p = _prob(lo0 + sums[1])
+        p = round(_prob(lo0 + sums[1]), 3)  # the level follows the figure shown
         rng = sorted((_prob(lo0 + sums[0]), _prob(lo0 + sums[2])))
         after = None
         after_reasons: list[dict[str, Any]] = []
         if event == "engine_test":
             after_reasons, asums, acorr = _weigh(evidence, cat, event, "after", at)
-            after = _prob(lo0 + asums[1]) if after_reasons else None
+            after = round(_prob(lo0 + asums[1]), 3) if after_reasons else None
             corr.update(acorr)
         by_id = {e.id: e for e in evidence}
         bearing = any(_bears_on(event, r, cat, by_id) for r in reasons + after_reasons)
