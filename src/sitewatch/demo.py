@@ -233,11 +233,12 @@ def run_demo(home: Path, *, workdir: Path | None = None, seed: int = 0,
                                  progress=lambda d, n: tick("simulate", d, n))
     scene_dir = (scenario.out_dir / "scenes").resolve()
     with Store.open_home(home) as store:
-        return _run(store, scenario, scene_dir, work, tick, html, method)
+        return _run(store, scenario, scene_dir, work, tick, html, method,
+                    Path(home) / "products")
 
 
 def _run(store: Store, scenario: Scenario, scene_dir: Path, work: Path, tick: Progress,
-         html: bool, method: str) -> DemoResult:
+         html: bool, method: str, products: Path | None = None) -> DemoResult:
     # The demo owns the simulated scenes of its site: drop those of earlier scenarios
     # (another seed or work folder), so the catalogue never points at files now gone.
     stale = [old for old in store.scenes(SITE_ID)
@@ -307,7 +308,7 @@ def _run(store: Store, scenario: Scenario, scene_dir: Path, work: Path, tick: Pr
             res.pairs.append(PairRow(sensor, sa, sb, stats, events, ch, (ia, ib)))
     res.checks = _check_events(res)
     params = RunParams(method=method)
-    res.run = run_site(store, SITE_ID, params, progress=tick)
+    res.run = run_site(store, SITE_ID, params, progress=tick, products=products)
     res.alerts = store.alerts(SITE_ID, params_hash=params.hash)
     usable = usable_dates(store, SITE_ID, params.hash)
     days = [t for ts in usable.values() for t in ts]

@@ -33,6 +33,7 @@ import math
 import time as _time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -171,8 +172,9 @@ class _Grid:
     """The state of one grid while its scenes are processed."""
 
     def __init__(self, store: Store, site: Site, key: str, scenes: list[Scene],
-                 params: RunParams):
+                 params: RunParams, products: Path | None = None):
         self.store, self.site, self.key, self.scenes, self.params = store, site, key, scenes, params
+        self.products = products
         self.kind = key.split("-", 1)[0]
         self.grid: SiteGrid = grid_for_scenes(site, scenes)
         self.bands = load_bands(scenes, self.kind)
@@ -268,7 +270,8 @@ def _not_observed(g: _Grid, img: GridImage | None) -> list[dict[str, Any]]:
 
 
 def _observations(g: _Grid, before: np.ndarray, after: GridImage, reference: str,
-                  reference_id: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                  reference_id: str | None, scene_id: str | None = None
+                  ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     ch = detect_arrays(before, after.data, g.bands, g.method, sensor=g.kind,
                        params=g.method_params or None)
     stats = part_changes(ch, g.masks, g.pixel_area, site_mask=g.inside, before=before,
@@ -279,6 +282,13 @@ def _observations(g: _Grid, before: np.ndarray, after: GridImage, reference: str
     info = {"threshold": ch.threshold, "rule": ch.threshold_rule, "method": ch.method,
             "changed_fraction_site": float(ch.changed[g.inside & ch.observed].mean())
             if (g.inside & ch.observed).any() else math.nan}
+    if g.products is not None and scene_id is not None:
+        from .products import product_paths, write_change_products
+
+        paths = product_paths(g.products, g.site.id, g.params.hash, g.key, scene_id)
+        info["products"] = write_change_products(
+            ch, g.grid, paths, {"site": g.site.id, "scene": scene_id, "before": reference_id,
+                                "reference": reference, "sitewatch": __version__})
     return rows, info
 
 
@@ -386,7 +396,7 @@ def _process_scene(g: _Grid, sc: Scene, ref: str, previous: str | None, comp_ids
         return "first", "first usable date", detail, _not_observed(g, img)
     try:
         prev = g.aligned(previous)
-        obs, info = _observations(g, prev.data, img, "previous", previous)
+        obs, info = _observations(g, prev.data, img, "previous", previous, sc.id)
         detail["previous"] = info
         if len(comp_ids) >= 2:
             comp = _composite([g.aligned(i) for i in comp_ids])
@@ -486,10 +496,11 @@ def usable_dates(store: Store, site_id: str, params_hash: str) -> dict[str, list
 
 def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
              progress: Progress | None = None,
-             sinks: Sequence[Any] = ()) -> RunReport:
+             sinks: Sequence[Any] = (), products: str | Path | None = None) -> RunReport:
     """Process every catalogued scene of ``site_id`` not yet processed with ``params``, then
     score the series and store alerts; new and updated alerts go to each sink's
-    ``emit(alerts, site)``."""
+    ``emit(alerts, site)``.  With ``products`` (a folder), each pair's change map and score
+    are kept there as Cloud Optimized GeoTIFFs (:mod:`sitewatch.products`) for briefs."""
     t0 = _time.perf_counter()
     params = params or RunParams()
     site = store.get_site(site_id)
@@ -517,7 +528,8 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
         tick_cb("process", count, total)
 
     for key in sorted(groups):
-        g = _Grid(store, site, key, groups[key], params)
+        g = _Grid(store, site, key, groups[key], params,
+                  Path(products) if products is not None else None)
         _process_grid(g, done, report, tick)
     tick_cb("alerts", 0, 1)
     report.alerts = score_alerts(store, site_id, params)

@@ -67,7 +67,8 @@ def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
             sinks.append(WebhookSink(webhook))
         try:
             with progress_bar(not as_json) as tick:
-                rep = run_site(store, site_id, rp, progress=tick, sinks=sinks)
+                rep = run_site(store, site_id, rp, progress=tick, sinks=sinks,
+                               products=ctx.home / "products")
         finally:
             for s in sinks:
                 s.close()

@@ -1,0 +1,73 @@
+"""Change products on disk: each processed scene's change map and score as Cloud Optimized
+GeoTIFFs, so briefs and exports render from stored results without recomputing.
+
+Layout: ``PRODUCTS/SITE/PARAMS_HASH/GRID/SCENE_change.tif`` (uint8: 1 change, 0 no change,
+255 not observed) and ``..._score.tif`` (float32, NaN not observed), both on the site grid,
+written by GDAL's COG driver (tiled, overviews, deflate) under a temporary name and renamed,
+so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+
+from .change.base import ChangeMap
+from .errors import SitewatchError
+from .grid import SiteGrid
+
+CHANGE_NODATA = 255
+
+
+def product_paths(root: str | Path, site_id: str, params_hash: str, grid_key: str,
+                  scene_id: str) -> dict[str, Path]:
+    base = Path(root) / site_id / params_hash / grid_key
+    return {"change": base / f"{scene_id}_change.tif", "score": base / f"{scene_id}_score.tif"}
+
+
+def _write_cog(path: Path, data: np.ndarray, grid: SiteGrid, nodata: Any, tags: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    profile = {"driver": "COG", "width": grid.width, "height": grid.height, "count": 1,
+               "dtype": data.dtype.name, "nodata": nodata, "compress": "deflate",
+               "blocksize": 256, "overview_resampling": "nearest"}
+    if grid.crs is not None:
+        profile.update(crs=grid.rio_crs, transform=grid.transform)
+    try:
+        with rasterio.open(tmp, "w", **profile) as ds:
+            ds.write(data, 1)
+            ds.update_tags(**{k: str(v) for k, v in tags.items()})
+        os.replace(tmp, path)
+    except (rasterio.errors.RasterioError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise SitewatchError(f"cannot write {path}: {exc}") from None
+
+
+def write_change_products(ch: ChangeMap, grid: SiteGrid, paths: dict[str, Path],
+                          tags: dict[str, Any]) -> dict[str, str]:
+    """Write the change map and the score of one pair; returns the paths written."""
+    change = np.where(ch.observed, ch.changed.astype(np.uint8), np.uint8(CHANGE_NODATA))
+    score = np.where(ch.observed, ch.score, np.nan).astype(np.float32)
+    meta = {**tags, "method": ch.method, "threshold": ch.threshold,
+            "threshold_rule": ch.threshold_rule}
+    _write_cog(paths["change"], change.astype(np.uint8), grid, CHANGE_NODATA,
+               {**meta, "meaning": "1 change, 0 no change, 255 not observed"})
+    _write_cog(paths["score"], score, grid, float("nan"),
+               {**meta, "meaning": "change score; above threshold is change; NaN not observed"})
+    return {k: str(v) for k, v in paths.items()}
+
+
+def read_change(path: str | Path) -> tuple[np.ndarray, Any, Any]:
+    """A stored change map: (uint8 array, affine transform, CRS)."""
+    try:
+        with rasterio.open(path) as ds:
+            return ds.read(1), ds.transform, ds.crs
+    except rasterio.errors.RasterioError as exc:
+        raise SitewatchError(f"cannot read change product {path}: {exc}") from None
+
+
+__all__ = ["CHANGE_NODATA", "product_paths", "read_change", "write_change_products"]
