@@ -127,6 +127,7 @@ class DemoResult:
     scorecard: Scorecard | None = None
     story: list[StoryRow] = field(default_factory=list)
     story_sources: str = ""
+    brief: Path | None = None
 
     @property
     def parts(self) -> list[str]:
@@ -216,6 +217,7 @@ class DemoResult:
             "story": {"reports": self.story_sources,
                       "rows": [asdict(r) for r in self.story]},
             "page": str(self.html) if self.html else None,
+            "brief": str(self.brief) if self.brief else None,
         }
 
 
@@ -316,6 +318,11 @@ def _run(store: Store, scenario: Scenario, scene_dir: Path, work: Path, tick: Pr
     res.scorecard = evaluate.score(res.alerts, evaluate.changes_from_events(scenario.events),
                                    usable, part_years=(len(res.parts) + 1) * years)
     res.story, res.story_sources = collateral_story(store, site, scenario, work)
+    if html:
+        from .report.brief import write_brief
+
+        last = max(sc.acquired.date() for sc in scenario.scenes)
+        res.brief = write_brief(store, SITE_ID, work / "brief", end=last, progress=tick).html
     if html:
         from .report.demo_page import write_demo_page
 

@@ -302,3 +302,37 @@ def indicators(ctx: Ctx, site_type: str, indicator_files: tuple[str, ...],
 
 
 __all__ = ["assess", "collateral", "indicators", "note"]
+
+
+@click.command()
+@click.argument("site_id")
+@click.option("--from", "start", help="First day of the period, YYYY-MM-DD.")
+@click.option("--to", "end", help="Last day of the period (and the assessment date), "
+              "YYYY-MM-DD [default: today].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for brief.html, figures/ and exports/ [default: HOME/briefs/SITE].")
+@click.option("--pdf", is_flag=True, help="Also write brief.pdf (not available yet).")
+@pass_ctx
+def brief(ctx: Ctx, site_id: str, start: str | None, end: str | None, out_dir: str | None,
+          pdf: bool) -> None:
+    """Write the analyst brief of a site: findings, assessment, annotated figures, sources,
+    provenance, and GeoJSON/COG exports, from stored results."""
+    from ..report.brief import write_brief
+    from .common import progress_bar
+
+    def day(v: str | None, name: str) -> date | None:
+        try:
+            return date.fromisoformat(v) if v else None
+        except ValueError:
+            raise SitewatchError(f"{name} {v!r} is not YYYY-MM-DD") from None
+
+    if pdf:
+        raise SitewatchError("--pdf is not available yet: open brief.html and print it, or "
+                             "see the issue tracker")
+    target = Path(out_dir) if out_dir else Path(ctx.home) / "briefs" / site_id
+    with ctx.store() as store, progress_bar() as tick:
+        b = write_brief(store, site_id, target, start=day(start, "--from"),
+                        end=day(end, "--to"), progress=tick)
+    for w in b.warnings:
+        err.print(f"warning: {esc(w)}")
+    out.print(f"brief: {esc(b.html)} ({len(b.figures)} figures, {len(b.exports)} exports)")

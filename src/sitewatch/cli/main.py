@@ -40,6 +40,7 @@ def _register() -> None:
     cli.add_command(collateral.note)
     cli.add_command(collateral.assess)
     cli.add_command(collateral.indicators)
+    cli.add_command(collateral.brief)
     cli.add_command(demo.demo)
 
 

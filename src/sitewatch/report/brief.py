@@ -1,0 +1,433 @@
+"""The analyst brief: key findings, the assessment and its reasons, annotated before/after
+figures, per-part observations, coverage gaps, collateral sources and provenance, as one HTML
+page with its figures beside it, plus GeoJSON and COG exports.
+
+Everything is rendered from stored results: alerts, observations, processed-scene records,
+the change products kept by ``sitewatch run`` (:mod:`sitewatch.products`), reports, notes and
+the assessment made of them.  Scenes are read again only to draw the before/after pictures.
+Text from users and reports (part names, collateral text, notes) is escaped by Jinja2's
+autoescape; nothing in it is interpreted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from .. import __version__
+from ..errors import SitewatchError
+from ..grid import SiteGrid, grid_for_scenes, load_scene
+from ..scenes import Scene
+from ..sites import Site
+from ..store import Store
+from .figures import Panel, overview_figure, pair_figure, timeline_figure
+from .quicklook import stretch, true_colour
+
+log = logging.getLogger(__name__)
+#: At most this many before/after figures (the strongest alerts first).
+MAX_FIGURES = 8
+#: Margin around a part in its before/after crop (share of the part's size, and at least).
+CROP_MARGIN, CROP_MIN_PX = 0.6, 24
+
+
+@dataclass
+class Brief:
+    """What :func:`write_brief` wrote."""
+
+    html: Path
+    figures: list[Path] = field(default_factory=list)
+    exports: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _env() -> Environment:
+    env = Environment(loader=PackageLoader("sitewatch.report", "templates"),
+                      autoescape=select_autoescape(["html"]))
+    env.filters["pct"] = lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) \
+        else f"{100 * v:.0f}%"
+    return env
+
+
+def _day(t: str | None) -> str:
+    return (t or "")[:10]
+
+
+def _words(s: str) -> str:
+    return s.replace("_", " ")
+
+
+def _rings(geom: Any, transform: Any) -> list[np.ndarray]:
+    """Exterior rings of a projected geometry, in pixel (col, row) coordinates."""
+    inv = ~transform
+    out = []
+    for poly in getattr(geom, "geoms", [geom]):
+        ext = getattr(poly, "exterior", None)
+        if ext is None:
+            continue
+        xy = np.asarray(ext.coords)
+        cols, rows = inv * (xy[:, 0], xy[:, 1])
+        out.append(np.column_stack([np.asarray(cols) - 0.5, np.asarray(rows) - 0.5]))
+    return out
+
+
+def _grid_of(detail: dict[str, Any], site: Site, scenes: list[Scene]) -> SiteGrid:
+    """The grid a pair was processed on: the stored change map's, else the pipeline's rule."""
+    paths = (detail.get("previous") or {}).get("products") or {}
+    if paths.get("change") and Path(paths["change"]).is_file():
+        import rasterio
+
+        with rasterio.open(paths["change"]) as ds:
+            return SiteGrid(ds.crs.to_wkt() if ds.crs else None, ds.transform, ds.width,
+                            ds.height)
+    return grid_for_scenes(site, scenes)
+
+
+def _shift(detail: dict[str, Any]) -> Any:
+    from ..coregister import Shift
+
+    reg = detail.get("registration") or {}
+    if reg.get("applied"):
+        return Shift(float(reg["dy"]), float(reg["dx"]))
+    return None
+
+
+def _window(mask_rows: np.ndarray, mask_cols: np.ndarray, shape: tuple[int, int]
+            ) -> tuple[slice, slice]:
+    r0, r1 = int(mask_rows.min()), int(mask_rows.max()) + 1
+    c0, c1 = int(mask_cols.min()), int(mask_cols.max()) + 1
+    pad_r = max(CROP_MIN_PX, int((r1 - r0) * CROP_MARGIN))
+    pad_c = max(CROP_MIN_PX, int((c1 - c0) * CROP_MARGIN))
+    return (slice(max(0, r0 - pad_r), min(shape[0], r1 + pad_r)),
+            slice(max(0, c0 - pad_c), min(shape[1], c1 + pad_c)))
+
+
+def _change_rings(path: str | None, win: tuple[slice, slice]) -> list[np.ndarray]:
+    """Outlines of the change objects in a stored change map's crop (pixel coords of the crop)."""
+    if not path or not Path(path).is_file():
+        return []
+    from rasterio.features import shapes
+
+    from ..products import read_change
+
+    change, _t, _c = read_change(path)
+    sub = (change[win] == 1).astype(np.uint8)
+    rings = []
+    for geom, val in shapes(sub, mask=sub.astype(bool)):
+        if val == 1:
+            xy = np.asarray(geom["coordinates"][0], dtype=float) - 0.5
+            rings.append(xy)
+    return rings
+
+
+def _part_geoms(site: Site, grid: SiteGrid) -> dict[str, Any]:
+    out = {}
+    for p in site.placed_parts():
+        fp = p.footprint(grid.crs)
+        if fp is not None and not fp.is_empty:
+            out[p.name] = fp
+    return out
+
+
+def _rgb_crop(img: Any, win: tuple[slice, slice], lo: Any = None, hi: Any = None
+              ) -> tuple[np.ndarray, Any, Any]:
+    rgb = true_colour(img)[:, win[0], win[1]]
+    return stretch(rgb, lo, hi)
+
+
+def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
+                start: date | None = None, end: date | None = None,
+                progress: Callable[[str, int, int], None] | None = None) -> Brief:
+    """Write ``out_dir/brief.html`` with its figures and exports; returns what was written."""
+    from ..pipeline import series
+    from ..warning.record import assess_site
+
+    tick = progress or (lambda *_: None)
+    site = store.get_site(site_id)
+    if site is None:
+        raise SitewatchError(f"no site {site_id!r} in the catalogue")
+    if start and end and start > end:
+        raise SitewatchError(f"--from {start} is after --to {end}")
+    out = Path(out_dir)
+    fig_dir = out / "figures"
+    exp_dir = out / "exports"
+    try:
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        exp_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SitewatchError(f"cannot write the brief to {out}: {exc}") from None
+    run = store.last_run(site_id, finished=True)
+    ph = run["params_hash"] if run else None
+    brief = Brief(out / "brief.html")
+    at = end or date.today()
+    lo_s, hi_s = (start.isoformat() if start else ""), (end.isoformat() if end else "9999")
+    alerts = [a for a in (store.alerts(site_id, params_hash=ph) if ph else [])
+              if a["status"] != "dismissed" and lo_s <= _day(a["time"]) <= hi_s]
+    tiers = {"warning": 0, "watch": 1, "info": 2}
+    ranked = sorted(alerts, key=lambda a: (tiers.get(a["tier"], 3), a["time"]))
+    processed = store.processed(site_id, ph) if ph else {}
+    scenes = {s.id: s for s in store.scenes(site_id)}
+    by_grid: dict[str, list[Scene]] = {}
+    for sid, row in processed.items():
+        if sid in scenes:
+            by_grid.setdefault(row["grid"], []).append(scenes[sid])
+
+    figures: list[dict[str, Any]] = []
+    for n, a in enumerate(ranked[:MAX_FIGURES], start=1):
+        tick("figures", n - 1, min(len(ranked), MAX_FIGURES))
+        try:
+            figures.append(_alert_figure(n, a, site, processed, scenes, by_grid, fig_dir))
+        except SitewatchError as exc:
+            brief.warnings.append(f"figure for alert {a['id']} not drawn: {exc}")
+    overview = _overview(site, ranked[:MAX_FIGURES], processed, scenes, by_grid, fig_dir,
+                         brief.warnings)
+    timelines = _timelines(site, ranked, series(store, site_id, ph) if ph else {}, fig_dir)
+    assessment = assess_site(store, site, at=at)
+    reports = store.reports(site_id)
+    notes = store.notes(site_id)
+    gaps = [{"scene": sid, "date": _day(r["acquired"]), "status": r["status"],
+             "why": (r.get("detail") or {}).get("reason") or r["status"]}
+            for sid, r in sorted(processed.items(), key=lambda kv: kv[1]["acquired"])
+            if r["status"] in ("unusable", "rejected", "failed")
+            and lo_s <= _day(r["acquired"]) <= hi_s]
+    used = sorted((s for s in scenes.values()), key=lambda s: s.acquired)
+    brief.exports += _exports(site, alerts, assessment, processed, ranked[:MAX_FIGURES],
+                              exp_dir)
+    findings = _key_findings(assessment, figures)
+    html = _env().get_template("brief.html").render(
+        site=site, at=at.isoformat(), start=start, end=end, findings=findings,
+        assessment=assessment, figures=figures, overview=overview, timelines=timelines,
+        alerts=ranked, gaps=gaps, reports=reports, notes=notes, scenes=used,
+        processed=processed, run=run, version=__version__, words=_words,
+        exports=[p.relative_to(out).as_posix() for p in brief.exports],
+        parts=_part_table(site, ranked, processed, store, ph))
+    brief.html.write_text(html, encoding="utf-8")
+    brief.figures = [out / f["path"] for f in figures] + \
+        ([out / overview["path"]] if overview else []) + [out / t["path"] for t in timelines]
+    tick("figures", 1, 1)
+    return brief
+
+
+def _alert_figure(n: int, a: dict[str, Any], site: Site, processed: dict[str, Any],
+                  scenes: dict[str, Scene], by_grid: dict[str, list[Scene]], fig_dir: Path
+                  ) -> dict[str, Any]:
+    rec = a["record"]
+    before_id, after_id = rec.get("before_scene"), rec.get("after_scene")
+    if before_id not in scenes or after_id not in scenes:
+        raise SitewatchError("its before or after scene is no longer catalogued")
+    det_after = (processed.get(after_id) or {}).get("detail") or {}
+    det_before = (processed.get(before_id) or {}).get("detail") or {}
+    grid_key = (processed.get(after_id) or {}).get("grid", "")
+    grid = _grid_of(det_after, site, by_grid.get(grid_key, [scenes[after_id]]))
+    part = site.part(rec["part"])
+    fp = part.footprint(grid.crs)
+    if fp is None:
+        raise SitewatchError(f"part {part.name!r} is not placed")
+    from rasterio.features import rasterize
+
+    mask = rasterize([(fp, 1)], out_shape=grid.shape, transform=grid.transform,
+                     all_touched=True).astype(bool)
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        raise SitewatchError(f"part {part.name!r} is outside the grid")
+    win = _window(rows, cols, grid.shape)
+    bands = ("red", "green", "blue")
+    sb, sa = scenes[before_id], scenes[after_id]
+    pick = [b for b in bands if b in sa.band_names] or list(sa.band_names[:3])
+    img_b = load_scene(sb, grid, pick, shift=_shift(det_before))
+    img_a = load_scene(sa, grid, pick, shift=_shift(det_after))
+    # Each image is stretched on its own: haze and gain differ between dates, and a shared
+    # stretch washes one of them out; the caption says so.
+    rgb_b, _, _ = _rgb_crop(img_b, win)
+    rgb_a, _, _ = _rgb_crop(img_a, win)
+    from affine import Affine
+
+    t = grid.transform * Affine.translation(win[1].start, win[0].start)  # the crop's origin
+    part_rings = _rings(fp, t)
+    change_path = ((det_after.get("previous") or {}).get("products") or {}).get("change")
+    change_rings = _change_rings(change_path, win)
+    res_m = grid.resolution
+    finding = _finding(rec)
+    caption = (f"Figure {n}. {part.label}: {finding}, {_day(sb.acquired.isoformat())} -> "
+               f"{_day(sa.acquired.isoformat())}. {sa.sensor}, {res_m:g} m pixels; "
+               f"alert {a['id']} ({a['tier']}). Each image stretched on its own.")
+    if not change_rings and not change_path:
+        caption += " Change objects not stored for this pair (run again to keep them)."
+    path = pair_figure(fig_dir / f"fig{n:02d}_{a['id']}.png",
+                       Panel(rgb_b, res_m, f"before: {_day(sb.acquired.isoformat())} ({sb.id})"),
+                       Panel(rgb_a, res_m, f"after: {_day(sa.acquired.isoformat())} ({sa.id})"),
+                       part_rings, change_rings, caption)
+    return {"n": n, "path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption,
+            "alert": a, "part": part, "before": sb, "after": sa, "finding": finding,
+            "objects": len(change_rings)}
+
+
+def _finding(rec: dict[str, Any]) -> str:
+    from ..activity.events import KIND_WORDS
+
+    words = KIND_WORDS.get(rec.get("kind", ""), "unusual change")
+    objs = rec.get("objects") or 0
+    if objs:
+        words += f", {objs} change object{'s' if objs != 1 else ''} " \
+                 f"(largest {rec.get('largest_object_m2', 0):,.0f} m²)"
+    return words
+
+
+def _overview(site: Site, alerts: list[dict[str, Any]], processed: dict[str, Any],
+              scenes: dict[str, Scene], by_grid: dict[str, list[Scene]], fig_dir: Path,
+              warnings: list[str]) -> dict[str, Any] | None:
+    ok = [(sid, r) for sid, r in processed.items() if r["status"] in ("ok", "first")
+          and sid in scenes]
+    if not ok:
+        return None
+    finest = min(by_grid, key=lambda k: min((s.resolution or 1e9) for s in by_grid[k]))
+    cands = [(sid, r) for sid, r in ok if r["grid"] == finest] or ok
+    sid, row = max(cands, key=lambda kv: ((kv[1].get("detail") or {}).get("site_observed", 0),
+                                          kv[1]["acquired"]))
+    sc = scenes[sid]
+    try:
+        grid = _grid_of(row.get("detail") or {}, site, by_grid.get(row["grid"], [sc]))
+        pick = [b for b in ("red", "green", "blue") if b in sc.band_names] or \
+            list(sc.band_names[:3])
+        img = load_scene(sc, grid, pick)
+    except SitewatchError as exc:
+        warnings.append(f"overview not drawn: {exc}")
+        return None
+    rgb, _, _ = stretch(true_colour(img))
+    geoms = _part_geoms(site, grid)
+    parts = [(name, _rings(g, grid.transform)) for name, g in geoms.items()]
+    markers = []
+    inv = ~grid.transform
+    for n, a in enumerate(alerts, start=1):
+        g = geoms.get(a["part"])
+        if g is not None:
+            c = g.representative_point()
+            col, rw = inv * (c.x, c.y)
+            markers.append((n, col - 0.5, rw - 0.5))
+    caption = (f"Site overview: {site.name}, {sc.sensor} image of {_day(sc.acquired.isoformat())} "
+               f"({sc.id}), {grid.resolution:g} m pixels; parts outlined; numbers are the "
+               "alerts of this brief, as in the figures.")
+    path = overview_figure(fig_dir / "overview.png",
+                           Panel(rgb, grid.resolution, site.name), parts, markers, caption)
+    return {"path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption}
+
+
+def _timelines(site: Site, alerts: list[dict[str, Any]], ser: dict[tuple[str, str], Any],
+               fig_dir: Path) -> list[dict[str, Any]]:
+    from datetime import datetime
+
+    out = []
+    parts = list(dict.fromkeys(a["part"] for a in alerts))
+    for part in parts:
+        keys = [k for k in ser if k[0] == part]
+        if not keys:
+            continue
+        obs = max((ser[k] for k in keys), key=len)
+        times = [datetime.fromisoformat(o.time.replace("Z", "+00:00")) for o in obs]
+        vals = [float(o.measures.get("changed_excess", math.nan)) for o in obs]
+        alerted = {_day(a["time"]) for a in alerts if a["part"] == part}
+        quiet = [v for o, v in zip(obs, vals, strict=True)
+                 if math.isfinite(v) and _day(o.time) not in alerted]
+        band = None
+        if len(quiet) >= 3:
+            med = float(np.median(quiet))
+            mad = float(np.median(np.abs(np.array(quiet) - med))) * 1.4826
+            band = (med - 3 * max(mad, 0.01), med + 3 * max(mad, 0.01))
+        unobs = [t for t, v in zip(times, vals, strict=True) if not math.isfinite(v)]
+        marks = [(t, v) for t, v, o in zip(times, vals, obs, strict=True)
+                 if _day(o.time) in alerted and math.isfinite(v)]
+        label = site.part(part).label if part in {p.name for p in site.parts} else part
+        caption = (f"{label}: share of the part that changed since the previous usable image, "
+                   f"beyond the rest of the site, {_day(obs[0].time)} to {_day(obs[-1].time)} "
+                   f"({sum(map(math.isfinite, vals))} of {len(vals)} dates observed).")
+        safe = "".join(ch if ch.isalnum() else "_" for ch in part)[:40]
+        path = timeline_figure(fig_dir / f"timeline_{safe}.png", times, vals, unobs, marks,
+                               band, f"Timeline: {label}", caption, "changed share, excess")
+        out.append({"part": part, "path": path.relative_to(fig_dir.parent).as_posix(),
+                    "caption": caption})
+    return out
+
+
+def _part_table(site: Site, alerts: list[dict[str, Any]], processed: dict[str, Any],
+                store: Store, ph: str | None) -> list[dict[str, Any]]:
+    obs = store.observations(site.id, ph, reference="previous") if ph else []
+    rows = []
+    for p in site.parts:
+        mine = [o for o in obs if o["part"] == p.name]
+        seen = [o for o in mine if o["observed_fraction"] >= 0.5]
+        rows.append({"name": p.name, "label": p.label, "kind": p.kind, "placed": p.placed,
+                     "dates": len(mine), "observed": len(seen),
+                     "alerts": [a for a in alerts if a["part"] == p.name]})
+    return rows
+
+
+def _key_findings(a: dict[str, Any], figures: list[dict[str, Any]]) -> list[str]:
+    la, et = a["launch"], a["engine_test"]
+    out = [f"Launch within {la['horizon_days']:g} days: {_words(la['level'])} "
+           f"({la['likelihood']:.0%}, range {la['likelihood_range'][0]:.0%}–"
+           f"{la['likelihood_range'][1]:.0%})"
+           + (f"; expected {la['window']['start']} to {la['window']['end']}"
+              if la.get("window") and la["window"].get("start") else "") + ".",
+           f"Engine test: {_words(et['level'])} ({et['likelihood']:.0%})."]
+    if figures:
+        f = figures[0]
+        out.append(f"Strongest imagery finding: {f['part'].label}, {f['finding']}, "
+                   f"{_day(f['before'].acquired.isoformat())} -> "
+                   f"{_day(f['after'].acquired.isoformat())} (Figure 1).")
+    else:
+        out.append("No imagery alert in this period.")
+    return out
+
+
+def _feature(geom: Any, props: dict[str, Any]) -> dict[str, Any]:
+    g = None
+    if geom is not None:
+        g = shapely.geometry.mapping(shapely.orient_polygons(geom))  # RFC 7946 winding
+    return {"type": "Feature", "geometry": g, "properties": props}
+
+
+def _exports(site: Site, alerts: list[dict[str, Any]], assessment: dict[str, Any],
+             processed: dict[str, Any], figured: list[dict[str, Any]], exp_dir: Path
+             ) -> list[Path]:
+    parts = {p.name: p.geometry for p in site.parts}
+    feats = [_feature(parts.get(a["part"]),
+                      {"id": a["id"], "site": site.id, "part": a["part"], "time": a["time"],
+                       "tier": a["tier"], "kind": a["kind"], "status": a["status"],
+                       "text": a["record"].get("text", "")}) for a in alerts]
+    written = []
+    p = exp_dir / "alerts.geojson"
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": feats}, indent=1),
+                 encoding="utf-8")
+    written.append(p)
+    ev_feats = []
+    for e in assessment.get("evidence", []):
+        geom = parts.get(e.get("part") or "") or site.boundary
+        ev_feats.append(_feature(geom, {k: e[k] for k in (
+            "id", "kind", "indicator", "event", "part", "time", "source", "origin",
+            "certainty", "negated", "text")}))
+    p = exp_dir / "evidence.geojson"
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": ev_feats}, indent=1,
+                            default=str), encoding="utf-8")
+    written.append(p)
+    for a in figured:
+        sid = a["record"].get("after_scene")
+        det = (processed.get(sid) or {}).get("detail") or {}
+        for kind, src in ((det.get("previous") or {}).get("products") or {}).items():
+            if src and Path(src).is_file():
+                dst = exp_dir / f"{sid}_{kind}.tif"
+                shutil.copyfile(src, dst)
+                written.append(dst)
+    return written
+
+
+__all__ = ["MAX_FIGURES", "Brief", "write_brief"]

@@ -1,0 +1,204 @@
+"""Publication figures for briefs (matplotlib, Agg): before/after pairs, the site overview,
+per-part timelines.
+
+Every map has a scale bar and a north arrow (site grids are local UTM, north up) and a
+caption with real dates.  Colours are read in greyscale and by colour-blind readers: part
+outlines are white dashes on a black edge, change objects solid orange (Okabe-Ito) on a
+black edge, alert markers numbered; the line styles differ, not only the colours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SitewatchError
+
+#: Okabe-Ito colours (safe for colour-blind readers).
+ORANGE, BLUE, VERMILION, SKY = "#E69F00", "#0072B2", "#D55E00", "#56B4E9"
+
+
+def _plt() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SitewatchError("briefs need matplotlib: pip install 'sitewatch[plot]'") from None
+    return plt
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One map panel: an RGB uint8 image (3, rows, cols) with its pixel size and title."""
+
+    rgb: np.ndarray
+    pixel_m: float
+    title: str
+
+
+def _nice_length(max_m: float) -> float:
+    """A round scale-bar length no longer than ``max_m`` (1, 2 or 5 x 10^k metres)."""
+    if max_m <= 0:
+        return 0.0
+    k = 10 ** math.floor(math.log10(max_m))
+    return max(v * k for v in (1, 2, 5) if v * k <= max_m)
+
+
+def _decorate(ax: Any, width_px: int, height_px: int, pixel_m: float) -> None:
+    """Scale bar (bottom left) and north arrow (top right), black on white halo."""
+    import matplotlib.patheffects as pe
+
+    halo = [pe.withStroke(linewidth=3, foreground="white")]
+    length_m = _nice_length(width_px * pixel_m / 3)
+    if length_m > 0:
+        px = length_m / pixel_m
+        x0, y0 = width_px * 0.05, height_px * 0.93
+        ax.plot([x0, x0 + px], [y0, y0], color="black", linewidth=4, solid_capstyle="butt",
+                path_effects=[pe.withStroke(linewidth=6, foreground="white")])
+        label = f"{length_m / 1000:g} km" if length_m >= 1000 else f"{length_m:g} m"
+        ax.text(x0 + px / 2, y0 - height_px * 0.03, label, ha="center", va="bottom",
+                fontsize=8, color="black", path_effects=halo)
+    xa, ya = width_px * 0.92, height_px * 0.08
+    ax.annotate("N", xy=(xa, ya), xytext=(xa, ya + height_px * 0.12), ha="center",
+                va="center", fontsize=9, fontweight="bold", color="black",
+                arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 1.5},
+                path_effects=halo)
+
+
+def _outline(ax: Any, rings: Sequence[np.ndarray], *, kind: str) -> None:
+    import matplotlib.patheffects as pe
+
+    for xy in rings:
+        if kind == "part":
+            ax.plot(xy[:, 0], xy[:, 1], color="white", linewidth=1.4, linestyle=(0, (4, 2)),
+                    path_effects=[pe.withStroke(linewidth=2.8, foreground="black")])
+        else:
+            ax.plot(xy[:, 0], xy[:, 1], color=ORANGE, linewidth=1.6,
+                    path_effects=[pe.withStroke(linewidth=3.0, foreground="black")])
+
+
+def pair_figure(path: Path, before: Panel, after: Panel, part_rings: Sequence[np.ndarray],
+                change_rings: Sequence[np.ndarray], caption: str) -> Path:
+    """Before and after, side by side, part outline on both, change objects on the after."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 4.6), dpi=150)
+    for ax, panel, changes in ((axes[0], before, ()), (axes[1], after, change_rings)):
+        h, w = panel.rgb.shape[1:]
+        ax.imshow(np.moveaxis(panel.rgb, 0, -1), interpolation="nearest")
+        _outline(ax, part_rings, kind="part")
+        _outline(ax, changes, kind="change")
+        _decorate(ax, w, h, panel.pixel_m)
+        ax.set_title(panel.title, fontsize=9)
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _legend(fig, with_changes=True)
+    fig.text(0.01, 0.01, caption, fontsize=8, wrap=True, va="bottom", ha="left")
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.16, wspace=0.03)
+    return _save(fig, path)
+
+
+def overview_figure(path: Path, panel: Panel, parts: Sequence[tuple[str, Sequence[np.ndarray]]],
+                    markers: Sequence[tuple[int, float, float]], caption: str) -> Path:
+    """The whole site: every placed part outlined and labelled, alerts as numbered markers."""
+    import matplotlib.patheffects as pe
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.0, 7.4), dpi=150)
+    h, w = panel.rgb.shape[1:]
+    ax.imshow(np.moveaxis(panel.rgb, 0, -1), interpolation="nearest")
+    halo = [pe.withStroke(linewidth=2.5, foreground="white")]
+    for name, rings in parts:
+        _outline(ax, rings, kind="part")
+        if rings:
+            c = rings[0].mean(axis=0)
+            ax.text(c[0], c[1], name, fontsize=6, ha="center", va="center", color="black",
+                    path_effects=halo)
+    for n, x, y in markers:
+        ax.plot(x, y, marker="o", markersize=13, markerfacecolor=VERMILION,
+                markeredgecolor="black", linestyle="none")
+        ax.text(x, y, str(n), fontsize=7, ha="center", va="center", color="white",
+                fontweight="bold")
+    _decorate(ax, w, h, panel.pixel_m)
+    ax.set_title(panel.title, fontsize=9)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    _legend(fig, with_changes=False, with_markers=True)
+    fig.text(0.01, 0.01, caption, fontsize=8, wrap=True, va="bottom", ha="left")
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.1)
+    return _save(fig, path)
+
+
+def timeline_figure(path: Path, times: Sequence[Any], values: Sequence[float],
+                    unobserved: Sequence[Any], alerts: Sequence[Any],
+                    band: tuple[float, float] | None, title: str, caption: str,
+                    ylabel: str) -> Path:
+    """A part's changed share (beyond the rest of the site) over time: observations as dots
+    on a line, the normal band shaded, unobserved dates as ticks, alerts as triangles."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.0, 2.8), dpi=150)
+    if band is not None:
+        ax.axhspan(band[0], band[1], color=SKY, alpha=0.35, hatch="//", linewidth=0,
+                   label="normal range (median ± 3 spreads)")
+    ax.plot(times, values, color=BLUE, marker="o", markersize=3, linewidth=1,
+            label="observed")
+    lo = min([v for v in values if np.isfinite(v)] or [0.0])
+    for i, t in enumerate(unobserved):
+        ax.axvline(t, color="grey", linewidth=0.6, linestyle=":",
+                   label="not observed" if i == 0 else None)
+    for i, (t, v) in enumerate(alerts):
+        ax.plot(t, v, marker="^", markersize=9, color=VERMILION, markeredgecolor="black",
+                linestyle="none", label="alert" if i == 0 else None)
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.set_ylim(bottom=min(lo, 0) - 0.02)
+    ax.legend(fontsize=6, loc="upper left", frameon=True)
+    fig.autofmt_xdate()
+    fig.text(0.01, 0.01, caption, fontsize=7, wrap=True, va="bottom", ha="left")
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.88, bottom=0.3)
+    return _save(fig, path)
+
+
+def _legend(fig: Any, *, with_changes: bool, with_markers: bool = False) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="white", linestyle=(0, (4, 2)), linewidth=1.4,
+                      label="part outline (dashed)",
+                      path_effects=_stroke(2.8))]
+    if with_changes:
+        handles.append(Line2D([], [], color=ORANGE, linewidth=1.6,
+                              label="change objects (solid)", path_effects=_stroke(3.0)))
+    if with_markers:
+        handles.append(Line2D([], [], marker="o", color=VERMILION, markeredgecolor="black",
+                              linestyle="none", label="alert (numbered)"))
+    fig.legend(handles=handles, loc="lower right", fontsize=7, frameon=True, ncol=3,
+               facecolor="#dddddd", bbox_to_anchor=(0.99, 0.07))
+
+
+def _stroke(w: float) -> list[Any]:
+    import matplotlib.patheffects as pe
+
+    return [pe.withStroke(linewidth=w, foreground="black")]
+
+
+def _save(fig: Any, path: Path) -> Path:
+    plt = _plt()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["Panel", "overview_figure", "pair_figure", "timeline_figure"]
