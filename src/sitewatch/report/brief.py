@@ -76,7 +76,7 @@ def _rings(geom: Any, transform: Any) -> list[np.ndarray]:
         if ext is None:
             continue
         xy = np.asarray(ext.coords)
-        cols, rows = inv * (xy[:, 0], xy[:, 1])
+        cols, rows = inv @ (xy[:, 0], xy[:, 1])
         out.append(np.column_stack([np.asarray(cols) - 0.5, np.asarray(rows) - 0.5]))
     return out
 
@@ -252,7 +252,7 @@ def _alert_figure(n: int, a: dict[str, Any], site: Site, processed: dict[str, An
     rgb_a, _, _ = _rgb_crop(img_a, win)
     from affine import Affine
 
-    t = grid.transform * Affine.translation(win[1].start, win[0].start)  # the crop's origin
+    t = grid.transform @ Affine.translation(win[1].start, win[0].start)  # the crop's origin
     part_rings = _rings(fp, t)
     change_path = ((det_after.get("previous") or {}).get("products") or {}).get("change")
     change_rings = _change_rings(change_path, win)
@@ -312,7 +312,7 @@ def _overview(site: Site, alerts: list[dict[str, Any]], processed: dict[str, Any
         g = geoms.get(a["part"])
         if g is not None:
             c = g.representative_point()
-            col, rw = inv * (c.x, c.y)
+            col, rw = inv @ (c.x, c.y)
             markers.append((n, col - 0.5, rw - 0.5))
     caption = (f"Site overview: {site.name}, {sc.sensor} image of {_day(sc.acquired.isoformat())} "
                f"({sc.id}), {grid.resolution:g} m pixels; parts outlined; numbers are the "

@@ -1,0 +1,133 @@
+"""The analyst brief: HTML that a strict parser accepts, figures with dated captions, exports
+that validate, hostile strings escaped everywhere."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from datetime import date
+
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+from sitewatch.cli.main import cli
+from sitewatch.pipeline import run_site
+from sitewatch.report.brief import write_brief
+from sitewatch.sites import Part, Site
+from sitewatch.store import Store
+from sitewatch.warning.record import add_note, add_report
+from test_pipeline import PAD, PARAMS, QUIET, _lonlat_box, catalogue, test_site
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>&amp;{{7*7}}'
+
+
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory):
+    """A site run through the pipeline with change products kept, a report and a note."""
+    tmp = tmp_path_factory.mktemp("brief")
+    with Store.open_path(tmp / "db" / "sitewatch.db") as store:
+        catalogue(store, tmp / "imgs", range(10))
+        run_site(store, "testsite", PARAMS, products=tmp / "products")
+        site = store.get_site("testsite")
+        rep = tmp / "r.txt"
+        rep.write_text("Published: 2 April 2024\n\nFreight trains arrived at Sohae's rail "
+                       f"station, a U.S. official said. {HOSTILE}", encoding="utf-8")
+        add_report(store, site, rep)
+        add_note(store, site, f"Vehicles gathered at the pad {HOSTILE}", when="2024-04-01",
+                 part="pad", author=HOSTILE)
+        b = write_brief(store, "testsite", tmp / "out", end=date(2024, 5, 31))
+        yield store, b, tmp
+
+
+def test_brief_html_is_strict_and_complete(watched):
+    import html5lib
+
+    _store, b, _tmp = watched
+    page = b.html.read_text(encoding="utf-8")
+    html5lib.HTMLParser(strict=True).parse(page)  # raises on any parse error
+    for heading in ("Key findings", "Assessment", "What the imagery shows",
+                    "Per-part observations", "What could not be observed", "Collateral sources",
+                    "Provenance"):
+        assert f"<h2>{heading}" in page
+    assert "scene_06" in page or "scene_07" in page  # provenance names the scenes
+    assert re.search(r"Figure 1\. .+: .+, 2024-\d\d-\d\d -&gt; 2024-\d\d-\d\d\.", page)
+    # figures alongside, linked relatively: the page opens offline
+    for src in re.findall(r'<img src="([^"]+)"', page):
+        assert not src.startswith(("http:", "https:", "//"))
+        assert (b.html.parent / src).stat().st_size > 5000
+    assert "cdn" not in page.lower()
+
+
+def test_hostile_strings_come_out_escaped(watched):
+    _store, b, _tmp = watched
+    page = b.html.read_text(encoding="utf-8")
+    assert "<script>" not in page and "onerror=alert" not in page.replace("onerror=alert(1)&gt;",
+                                                                            "")
+    assert "&lt;script&gt;alert(" in page
+    assert "{{7*7}}" in page  # shown as written, never evaluated as a template
+
+
+def test_hostile_part_names_are_escaped(tmp_path):
+    site = test_site()
+    evil = Site("testsite", HOSTILE, site.boundary,
+                (Part("pad", "launch_pad", _lonlat_box(*PAD), {"label": HOSTILE}),
+                 Part("quiet", "support_area", _lonlat_box(*QUIET))),
+                {"site_type": "launch_site"})
+    with Store.open_path(tmp_path / "db.sqlite") as store:
+        store.put_site(evil, "test")
+        b = write_brief(store, "testsite", tmp_path / "out")
+    page = b.html.read_text(encoding="utf-8")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_figures_have_captions_scale_bars_and_north_arrows(watched):
+    _store, b, _tmp = watched
+    names = [p.name for p in b.figures]
+    assert any(n.startswith("fig01_") for n in names) and "overview.png" in names
+    assert any(n.startswith("timeline_") for n in names)
+    page = b.html.read_text(encoding="utf-8")
+    caps = re.findall(r"<figcaption>(.*?)</figcaption>", page, re.S)
+    assert caps and all(re.search(r"20\d\d-\d\d-\d\d", c) for c in caps)
+    # The scale bar and north arrow are drawn by figures._decorate on every map; check the
+    # label arithmetic: a round length no longer than a third of the width.
+    from sitewatch.report.figures import _nice_length
+
+    assert _nice_length(960 / 3) == 200 and _nice_length(4.9) == 2 and _nice_length(0) == 0
+
+
+def test_exports_validate(watched):
+    from rio_cogeo.cogeo import cog_validate
+
+    _store, b, _tmp = watched
+    names = {p.name for p in b.exports}
+    assert {"alerts.geojson", "evidence.geojson"} <= names
+    alerts = json.loads((b.html.parent / "exports" / "alerts.geojson").read_text())
+    assert alerts["type"] == "FeatureCollection" and alerts["features"]
+    for f in alerts["features"]:
+        ring = f["geometry"]["coordinates"][0]
+        assert all(-180 <= x <= 180 and -90 <= y <= 90 for x, y in ring)
+        area2 = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in itertools.pairwise(ring))
+        assert area2 > 0  # RFC 7946: exterior rings counter-clockwise
+    cogs = [p for p in b.exports if p.suffix == ".tif"]
+    assert cogs
+    for p in cogs:
+        valid, errors, _warnings = cog_validate(str(p))
+        assert valid, (p, errors)
+        with rasterio.open(p) as ds:
+            assert ds.crs is not None and ds.overviews(1) is not None
+
+
+def test_cli_brief_and_bad_dates(home, tmp_path):
+    runner = CliRunner()
+    sf = tmp_path / "site.geojson"
+    sf.write_text(test_site().dumps(), encoding="utf-8")
+    assert runner.invoke(cli, ["site", "add", str(sf)]).exit_code == 0
+    r = runner.invoke(cli, ["brief", "testsite", "--out", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "b" / "brief.html").is_file()
+    r = runner.invoke(cli, ["brief", "testsite", "--from", "2024-05-01", "--to", "2024-01-01"])
+    assert r.exit_code == 1 and "is after" in r.output
+    r = runner.invoke(cli, ["brief", "testsite", "--to", "May"])
+    assert r.exit_code == 1 and "not YYYY-MM-DD" in r.output
