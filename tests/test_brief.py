@@ -131,3 +131,28 @@ def test_cli_brief_and_bad_dates(home, tmp_path):
     assert r.exit_code == 1 and "is after" in r.output
     r = runner.invoke(cli, ["brief", "testsite", "--to", "May"])
     assert r.exit_code == 1 and "not YYYY-MM-DD" in r.output
+
+
+def test_stac_items_validate(watched):
+    import pystac.validation
+    from pystac import STACObjectType
+
+    _store, b, _tmp = watched
+    items = [p for p in b.exports if p.name.endswith(".stac.json")]
+    assert items
+    for p in items:
+        d = json.loads(p.read_text())
+        # The core Item schema ships with pystac and validates offline; the extension
+        # schemas live online (CI has no network), so their fields are checked here.
+        pystac.validation.validate_dict(d, stac_object_type=STACObjectType.ITEM,
+                                        extensions=[])
+        assert any("projection" in e for e in d["stac_extensions"])
+        assert any("raster" in e for e in d["stac_extensions"])
+        props = d["properties"]
+        assert props["proj:code"].startswith("EPSG:") and len(props["proj:shape"]) == 2
+        assert len(props["proj:transform"]) == 6
+        for key, asset in d["assets"].items():
+            assert (p.parent / asset["href"]).is_file()
+            assert asset["type"].startswith("image/tiff; application=geotiff")
+            (band,) = asset["raster:bands"] if "raster:bands" in asset else asset["bands"]
+            assert band["data_type"] in ("uint8", "float32") and key in ("change", "score")

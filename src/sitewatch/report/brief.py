@@ -419,14 +419,27 @@ def _exports(site: Site, alerts: list[dict[str, Any]], assessment: dict[str, Any
     p.write_text(json.dumps({"type": "FeatureCollection", "features": ev_feats}, indent=1,
                             default=str), encoding="utf-8")
     written.append(p)
+    from .stac import change_item, write_item
+
     for a in figured:
         sid = a["record"].get("after_scene")
-        det = (processed.get(sid) or {}).get("detail") or {}
+        row = processed.get(sid) or {}
+        det = row.get("detail") or {}
+        copied: dict[str, Path] = {}
         for kind, src in ((det.get("previous") or {}).get("products") or {}).items():
             if src and Path(src).is_file():
                 dst = exp_dir / f"{sid}_{kind}.tif"
                 shutil.copyfile(src, dst)
                 written.append(dst)
+                copied[kind] = dst
+        if copied:
+            item = change_item(
+                f"{site.id}-{sid}-change", copied, row.get("acquired") or a["time"],
+                {"sitewatch:site": site.id, "sitewatch:before": a["record"].get("before_scene"),
+                 "sitewatch:after": sid, "sitewatch:alert": a["id"],
+                 "sitewatch:method": det.get("method"),
+                 "sitewatch:threshold": (det.get("previous") or {}).get("threshold")})
+            written.append(write_item(item, exp_dir / f"{sid}_change.stac.json"))
     return written
 
 
