@@ -441,12 +441,12 @@ def test_usable_dates_per_grid(store, tmp_path):
     assert grid == "optical-10m" and len(dates) == 5  # the cloudy date is not usable
 
 
-def test_real_colorado_series_runs_end_to_end(store):
+def test_real_colorado_series_runs_end_to_end(store, tmp_path):
     from conftest import need_shared
 
     root = need_shared("landsat_timeseries_colorado")
     ingest(store, [root], "colorado")
-    rep = run_site(store, "colorado", PARAMS)
+    rep = run_site(store, "colorado", PARAMS, products=tmp_path / "products")
     n = {s: rep.count(s) for s in ("first", "ok", "unusable", "rejected", "failed")}
     # Real clouds and snow make many dates unusable; the rest are compared.  A 61 x 61 px
     # site is too small for local windows to confirm a shift: those dates are used as the
@@ -455,3 +455,10 @@ def test_real_colorado_series_runs_end_to_end(store):
     assert n["ok"] + n["unusable"] + 1 == 105
     again = run_site(store, "colorado", PARAMS)
     assert again.processed == [] and again.reused == 105
+    # The brief renders for the real series, from what was stored.
+    from sitewatch.report.brief import write_brief
+
+    b = write_brief(store, "colorado", tmp_path / "brief")
+    page = b.html.read_text(encoding="utf-8")
+    assert "overview.png" in page and ("LE07_" in page or "LT05_" in page)
+    assert any(p.name == "overview.png" for p in b.figures)
