@@ -156,3 +156,28 @@ def test_stac_items_validate(watched):
             assert asset["type"].startswith("image/tiff; application=geotiff")
             (band,) = asset["raster:bands"] if "raster:bands" in asset else asset["bands"]
             assert band["data_type"] in ("uint8", "float32") and key in ("change", "score")
+
+
+def test_pdf_renders_pages_and_figures(watched, tmp_path):
+    import shutil
+    import subprocess
+
+    from sitewatch.report.brief import write_pdf
+
+    try:
+        import weasyprint  # noqa: F401
+    except (ImportError, OSError):
+        pytest.skip("WeasyPrint or Pango is not installed (scripts/install-pdf-support.sh)")
+    if not (shutil.which("pdftoppm") and shutil.which("pdfimages")):
+        pytest.skip("poppler-utils (pdftoppm, pdfimages) is not installed")
+    _store, b, _tmp = watched
+    pdf = write_pdf(b.html, tmp_path / "brief.pdf")
+    subprocess.run(["pdftoppm", "-r", "40", "-png", str(pdf), str(tmp_path / "page")],
+                   check=True)
+    pages = sorted(tmp_path.glob("page*.png"))
+    assert len(pages) >= 2
+    with rasterio.open(pages[0]) as ds:
+        assert ds.read().std() > 5  # not a blank page
+    listing = subprocess.run(["pdfimages", "-list", str(pdf)], check=True,
+                             capture_output=True, text=True).stdout.splitlines()[2:]
+    assert len(listing) >= len(b.figures)  # every figure is in the PDF

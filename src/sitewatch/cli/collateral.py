@@ -311,7 +311,8 @@ __all__ = ["assess", "collateral", "indicators", "note"]
               "YYYY-MM-DD [default: today].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for brief.html, figures/ and exports/ [default: HOME/briefs/SITE].")
-@click.option("--pdf", is_flag=True, help="Also write brief.pdf (not available yet).")
+@click.option("--pdf", is_flag=True, help="Also write brief.pdf (needs the pdf extra and "
+              "Pango; see README).")
 @pass_ctx
 def brief(ctx: Ctx, site_id: str, start: str | None, end: str | None, out_dir: str | None,
           pdf: bool) -> None:
@@ -326,13 +327,12 @@ def brief(ctx: Ctx, site_id: str, start: str | None, end: str | None, out_dir: s
         except ValueError:
             raise SitewatchError(f"{name} {v!r} is not YYYY-MM-DD") from None
 
-    if pdf:
-        raise SitewatchError("--pdf is not available yet: open brief.html and print it, or "
-                             "see the issue tracker")
     target = Path(out_dir) if out_dir else Path(ctx.home) / "briefs" / site_id
     with ctx.store() as store, progress_bar() as tick:
         b = write_brief(store, site_id, target, start=day(start, "--from"),
-                        end=day(end, "--to"), progress=tick)
+                        end=day(end, "--to"), pdf=pdf, progress=tick)
     for w in b.warnings:
         err.print(f"warning: {esc(w)}")
     out.print(f"brief: {esc(b.html)} ({len(b.figures)} figures, {len(b.exports)} exports)")
+    if b.pdf:
+        out.print(f"pdf: {esc(b.pdf)}")

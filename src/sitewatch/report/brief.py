@@ -46,6 +46,7 @@ class Brief:
     """What :func:`write_brief` wrote."""
 
     html: Path
+    pdf: Path | None = None
     figures: list[Path] = field(default_factory=list)
     exports: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -145,10 +146,29 @@ def _rgb_crop(img: Any, win: tuple[slice, slice], lo: Any = None, hi: Any = None
     return stretch(rgb, lo, hi)
 
 
+PDF_HELP = ("PDF needs WeasyPrint and the Pango library: pip install 'sitewatch[pdf]', and on "
+            "Debian/Ubuntu: sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0 "
+            "(or run scripts/install-pdf-support.sh). The HTML brief needs neither.")
+
+
+def write_pdf(html: Path, pdf: Path) -> Path:
+    """Render the HTML brief to PDF with WeasyPrint (an optional extra)."""
+    try:
+        import weasyprint
+    except (ImportError, OSError) as exc:  # OSError: WeasyPrint without Pango
+        raise SitewatchError(f"{PDF_HELP} ({type(exc).__name__}: {exc})") from None
+    try:
+        weasyprint.HTML(filename=str(html), base_url=str(html.parent)).write_pdf(str(pdf))
+    except Exception as exc:  # WeasyPrint raises many kinds; the HTML brief is kept
+        raise SitewatchError(f"cannot write {pdf}: {exc}") from None
+    return pdf
+
+
 def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
-                start: date | None = None, end: date | None = None,
+                start: date | None = None, end: date | None = None, pdf: bool = False,
                 progress: Callable[[str, int, int], None] | None = None) -> Brief:
-    """Write ``out_dir/brief.html`` with its figures and exports; returns what was written."""
+    """Write ``out_dir/brief.html`` with its figures and exports (and ``brief.pdf`` when
+    ``pdf``); returns what was written."""
     from ..pipeline import series
     from ..warning.record import assess_site
 
@@ -212,6 +232,8 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
         exports=[p.relative_to(out).as_posix() for p in brief.exports],
         parts=_part_table(site, ranked, processed, store, ph))
     brief.html.write_text(html, encoding="utf-8")
+    if pdf:
+        brief.pdf = write_pdf(brief.html, out / "brief.pdf")
     brief.figures = [out / f["path"] for f in figures] + \
         ([out / overview["path"]] if overview else []) + [out / t["path"] for t in timelines]
     tick("figures", 1, 1)
