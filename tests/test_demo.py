@@ -37,6 +37,9 @@ def test_demo_shows_planted_events(home, tmp_path):
     assert sm["event_checks_hit"] == hits
     page = res.html.read_text()
     assert "SIMULATED DATA" in page and "E3" in page
+    # The demo ends with the brief of the simulated site.
+    brief = res.brief.read_text(encoding="utf-8")
+    assert "SIMULATED SITE" in brief and "Figure 1." in brief and "Key findings" in brief
     assert len(re.findall(r'<img src="pair\d+_', page)) == 3 * len(res.pairs)
     for src in re.findall(r'<img src="([^"]+)"', page):
         assert (res.html.parent / src).stat().st_size > 100
@@ -75,6 +78,7 @@ def test_demo_cli_prints_table_and_page(home, tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "planted changes" in r.output and "E5" in r.output and "page:" in r.output
     assert "SIMULATED stand-ins" in r.output and "navigation notice" in r.output
+    assert "brief:" in r.output
     assert re.search(r"alerts: \d+ of \d+ planted changes detected", r.output)
     assert "co-registered" in r.output
     r = CliRunner().invoke(cli, ["demo", "--workdir", str(tmp_path / "w"),
