@@ -366,8 +366,12 @@ def _timelines(site: Site, alerts: list[dict[str, Any]], ser: dict[tuple[str, st
             mad = float(np.median(np.abs(np.array(quiet) - med))) * 1.4826
             band = (med - 3 * max(mad, 0.01), med + 3 * max(mad, 0.01))
         unobs = [t for t, v in zip(times, vals, strict=True) if not math.isfinite(v)]
-        marks = [(t, v) for t, v, o in zip(times, vals, obs, strict=True)
-                 if _day(o.time) in alerted and math.isfinite(v)]
+        marks = []
+        for day in sorted(alerted):  # an alert may come from another grid's dates
+            t_a = datetime.fromisoformat(day)
+            near = [v for t, v in zip(times, vals, strict=True) if math.isfinite(v)
+                    and abs((t.replace(tzinfo=None) - t_a).days) <= 16]
+            marks.append((t_a, max(near) if near else 0.0))
         label = site.part(part).label if part in {p.name for p in site.parts} else part
         caption = (f"{label}: share of the part that changed since the previous usable image, "
                    f"beyond the rest of the site, {_day(obs[0].time)} to {_day(obs[-1].time)} "
