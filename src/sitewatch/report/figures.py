@@ -72,6 +72,17 @@ def _decorate(ax: Any, width_px: int, height_px: int, pixel_m: float) -> None:
                 path_effects=halo)
 
 
+def _frame(ax: Any, panel: Panel) -> None:
+    """Scale bar, north arrow, title; the image's own extent; no ticks."""
+    h, w = panel.rgb.shape[1:]
+    _decorate(ax, w, h, panel.pixel_m)
+    ax.set_title(panel.title, fontsize=9)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def _outline(ax: Any, rings: Sequence[np.ndarray], *, kind: str) -> None:
     import matplotlib.patheffects as pe
 
@@ -94,12 +105,7 @@ def pair_figure(path: Path, before: Panel, after: Panel, part_rings: Sequence[np
         ax.imshow(np.moveaxis(panel.rgb, 0, -1), interpolation="nearest")
         _outline(ax, part_rings, kind="part")
         _outline(ax, changes, kind="change")
-        _decorate(ax, w, h, panel.pixel_m)
-        ax.set_title(panel.title, fontsize=9)
-        ax.set_xlim(-0.5, w - 0.5)
-        ax.set_ylim(h - 0.5, -0.5)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        _frame(ax, panel)
     _legend(fig, with_changes=True)
     fig.text(0.01, 0.01, caption, fontsize=8, wrap=True, va="bottom", ha="left")
     fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.16, wspace=0.03)
@@ -127,12 +133,7 @@ def overview_figure(path: Path, panel: Panel, parts: Sequence[tuple[str, Sequenc
                 markeredgecolor="black", linestyle="none")
         ax.text(x, y, str(n), fontsize=7, ha="center", va="center", color="white",
                 fontweight="bold")
-    _decorate(ax, w, h, panel.pixel_m)
-    ax.set_title(panel.title, fontsize=9)
-    ax.set_xlim(-0.5, w - 0.5)
-    ax.set_ylim(h - 0.5, -0.5)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    _frame(ax, panel)
     _legend(fig, with_changes=False, with_markers=True)
     fig.text(0.01, 0.01, caption, fontsize=8, wrap=True, va="bottom", ha="left")
     fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.1)
