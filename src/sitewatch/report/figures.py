@@ -101,7 +101,6 @@ def pair_figure(path: Path, before: Panel, after: Panel, part_rings: Sequence[np
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 4.6), dpi=150)
     for ax, panel, changes in ((axes[0], before, ()), (axes[1], after, change_rings)):
-        h, w = panel.rgb.shape[1:]
         ax.imshow(np.moveaxis(panel.rgb, 0, -1), interpolation="nearest")
         _outline(ax, part_rings, kind="part")
         _outline(ax, changes, kind="change")
@@ -119,7 +118,6 @@ def overview_figure(path: Path, panel: Panel, parts: Sequence[tuple[str, Sequenc
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.0, 7.4), dpi=150)
-    h, w = panel.rgb.shape[1:]
     ax.imshow(np.moveaxis(panel.rgb, 0, -1), interpolation="nearest")
     halo = [pe.withStroke(linewidth=2.5, foreground="white")]
     for name, rings in parts:
