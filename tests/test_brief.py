@@ -181,3 +181,32 @@ def test_pdf_renders_pages_and_figures(watched, tmp_path):
     listing = subprocess.run(["pdfimages", "-list", str(pdf)], check=True,
                              capture_output=True, text=True).stdout.splitlines()[2:]
     assert len(listing) >= len(b.figures)  # every figure is in the PDF
+
+
+def test_period_math_labels_and_missing_products(watched, tmp_path):
+    """Alerts overlapping the period are in it; '$' in names is text, not a formula; a
+    missing change map is said, in the caption and in the notes, not silently dropped."""
+    import shutil
+
+    store, b, tmp = watched
+    site = store.get_site("testsite")
+    odd = Site("testsite", "Costs $5 and $\\frac{a$ 5", site.boundary,
+               (Part("pad", "launch_pad", _lonlat_box(*PAD), {"label": "Pad $\\frac{a$ 5"}),
+                Part("quiet", "support_area", _lonlat_box(*QUIET))),
+               {"site_type": "launch_site"})
+    store.put_site(odd, "test")
+    moved = tmp / "products-moved"
+    shutil.move(tmp / "products", moved)
+    try:
+        out = write_brief(store, "testsite", tmp_path / "b", end=date(2024, 5, 31))
+    finally:
+        shutil.move(moved, tmp / "products")
+        store.put_site(test_site(), "test")
+    page = out.html.read_text(encoding="utf-8")
+    assert "Pad $\\frac{a$ 5" in page
+    assert "is missing (moved or deleted)" in page and "Notes on this brief" in page
+    assert "could not be read" in page
+    # A period that ends before every alert has none; one covering them has them all.
+    early = write_brief(store, "testsite", tmp_path / "c", start=date(2024, 1, 1),
+                        end=date(2024, 1, 20))
+    assert "No imagery alert in this period." in early.html.read_text(encoding="utf-8")

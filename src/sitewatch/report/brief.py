@@ -60,6 +60,13 @@ def _env() -> Environment:
     return env
 
 
+def _atomic_write(path: Path, text: str) -> None:
+    """Write under a temporary name, then rename: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
 def _day(t: str | None) -> str:
     return (t or "")[:10]
 
@@ -88,9 +95,12 @@ def _grid_of(detail: dict[str, Any], site: Site, scenes: list[Scene]) -> SiteGri
     if paths.get("change") and Path(paths["change"]).is_file():
         import rasterio
 
-        with rasterio.open(paths["change"]) as ds:
-            return SiteGrid(ds.crs.to_wkt() if ds.crs else None, ds.transform, ds.width,
-                            ds.height)
+        try:
+            with rasterio.open(paths["change"]) as ds:
+                return SiteGrid(ds.crs.to_wkt() if ds.crs else None, ds.transform, ds.width,
+                                ds.height)
+        except rasterio.errors.RasterioError:
+            log.warning("unreadable change product %s: using the site grid", paths["change"])
     return grid_for_scenes(site, scenes)
 
 
@@ -186,16 +196,30 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
         exp_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SitewatchError(f"cannot write the brief to {out}: {exc}") from None
+    # Files of an earlier brief in the same folder would be mistaken for this one's.
+    for pattern, folder in (("*.png", fig_dir), ("*.geojson", exp_dir), ("*.tif", exp_dir),
+                            ("*.stac.json", exp_dir)):
+        for old in folder.glob(pattern):
+            old.unlink(missing_ok=True)
     run = store.last_run(site_id, finished=True)
     ph = run["params_hash"] if run else None
     brief = Brief(out / "brief.html")
     at = end or date.today()
     lo_s, hi_s = (start.isoformat() if start else ""), (end.isoformat() if end else "9999")
+    # An alert belongs to the period when its dates (start to end) overlap it.
     alerts = [a for a in (store.alerts(site_id, params_hash=ph) if ph else [])
-              if a["status"] != "dismissed" and lo_s <= _day(a["time"]) <= hi_s]
+              if a["status"] != "dismissed"
+              and _day(a.get("start") or a["time"]) <= hi_s
+              and _day(a.get("end") or a["time"]) >= lo_s]
     tiers = {"warning": 0, "watch": 1, "info": 2}
-    ranked = sorted(alerts, key=lambda a: (tiers.get(a["tier"], 3), a["time"]))
-    processed = store.processed(site_id, ph) if ph else {}
+
+    def strength(a: dict[str, Any]) -> float:
+        z = a["record"].get("z")
+        return -abs(z) if isinstance(z, (int, float)) and math.isfinite(z) else 0.0
+
+    ranked = sorted(alerts, key=lambda a: (tiers.get(a["tier"], 3), strength(a), a["time"]))
+    processed = {sid: r for sid, r in (store.processed(site_id, ph) if ph else {}).items()
+                 if lo_s <= _day(r["acquired"]) <= hi_s}
     scenes = {s.id: s for s in store.scenes(site_id)}
     by_grid: dict[str, list[Scene]] = {}
     for sid, row in processed.items():
@@ -209,9 +233,14 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
             figures.append(_alert_figure(n, a, site, processed, scenes, by_grid, fig_dir))
         except SitewatchError as exc:
             brief.warnings.append(f"figure for alert {a['id']} not drawn: {exc}")
+        else:
+            if figures[-1].get("missing"):
+                brief.warnings.append(figures[-1]["missing"])
     overview = _overview(site, ranked[:MAX_FIGURES], processed, scenes, by_grid, fig_dir,
                          brief.warnings)
-    timelines = _timelines(site, ranked, series(store, site_id, ph) if ph else {}, fig_dir)
+    ser = {k: [o for o in v if lo_s <= _day(o.time) <= hi_s]
+           for k, v in (series(store, site_id, ph) if ph else {}).items()}
+    timelines = _timelines(site, ranked, {k: v for k, v in ser.items() if v}, fig_dir)
     assessment = assess_site(store, site, at=at)
     reports = store.reports(site_id)
     notes = store.notes(site_id)
@@ -220,9 +249,10 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
             for sid, r in sorted(processed.items(), key=lambda kv: kv[1]["acquired"])
             if r["status"] in ("unusable", "rejected", "failed")
             and lo_s <= _day(r["acquired"]) <= hi_s]
-    used = sorted((s for s in scenes.values()), key=lambda s: s.acquired)
+    used = sorted((s for s in scenes.values()
+                   if lo_s <= s.acquired.date().isoformat() <= hi_s), key=lambda s: s.acquired)
     brief.exports += _exports(site, alerts, assessment, processed, ranked[:MAX_FIGURES],
-                              exp_dir)
+                              exp_dir, brief.warnings)
     findings = _key_findings(assessment, figures)
     html = _env().get_template("brief.html").render(
         site=site, at=at.isoformat(), start=start, end=end, findings=findings,
@@ -230,8 +260,8 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
         alerts=ranked, gaps=gaps, reports=reports, notes=notes, scenes=used,
         processed=processed, run=run, version=__version__, words=_words,
         exports=[p.relative_to(out).as_posix() for p in brief.exports],
-        parts=_part_table(site, ranked, processed, store, ph))
-    brief.html.write_text(html, encoding="utf-8")
+        parts=_part_table(site, ranked, processed, store, ph), notes_on=brief.warnings)
+    _atomic_write(brief.html, html)
     if pdf:
         brief.pdf = write_pdf(brief.html, out / "brief.pdf")
     brief.figures = [out / f["path"] for f in figures] + \
@@ -277,21 +307,31 @@ def _alert_figure(n: int, a: dict[str, Any], site: Site, processed: dict[str, An
     t = grid.transform @ Affine.translation(win[1].start, win[0].start)  # the crop's origin
     part_rings = _rings(fp, t)
     change_path = ((det_after.get("previous") or {}).get("products") or {}).get("change")
-    change_rings = _change_rings(change_path, win)
+    missing = None
+    try:
+        change_rings = _change_rings(change_path, win)
+    except SitewatchError as exc:
+        change_rings, missing = [], f"figure {n}: change objects not drawn: {exc}"
+    if change_path and not Path(change_path).is_file():
+        missing = (f"figure {n}: change objects not drawn: the stored change map "
+                   f"{change_path} is missing (moved or deleted)")
     res_m = grid.resolution
     finding = _finding(rec)
     caption = (f"Figure {n}. {part.label}: {finding}, {_day(sb.acquired.isoformat())} -> "
                f"{_day(sa.acquired.isoformat())}. {sa.sensor}, {res_m:g} m pixels; "
                f"alert {a['id']} ({a['tier']}). Each image stretched on its own.")
-    if not change_rings and not change_path:
-        caption += " Change objects not stored for this pair (run again to keep them)."
+    if not change_path:
+        caption += (" Change objects not drawn: this pair was processed before sitewatch kept "
+                    "change maps.")
+    elif missing:
+        caption += " Change objects not drawn: the stored change map could not be read."
     path = pair_figure(fig_dir / f"fig{n:02d}_{a['id']}.png",
                        Panel(rgb_b, res_m, f"before: {_day(sb.acquired.isoformat())} ({sb.id})"),
                        Panel(rgb_a, res_m, f"after: {_day(sa.acquired.isoformat())} ({sa.id})"),
                        part_rings, change_rings, caption)
     return {"n": n, "path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption,
             "alert": a, "part": part, "before": sb, "after": sa, "finding": finding,
-            "objects": len(change_rings)}
+            "objects": len(change_rings), "missing": missing}
 
 
 def _finding(rec: dict[str, Any]) -> str:
@@ -309,7 +349,7 @@ def _overview(site: Site, alerts: list[dict[str, Any]], processed: dict[str, Any
               scenes: dict[str, Scene], by_grid: dict[str, list[Scene]], fig_dir: Path,
               warnings: list[str]) -> dict[str, Any] | None:
     ok = [(sid, r) for sid, r in processed.items() if r["status"] in ("ok", "first")
-          and sid in scenes]
+          and sid in scenes]  # processed is already limited to the period
     if not ok:
         return None
     finest = min(by_grid, key=lambda k: min((s.resolution or 1e9) for s in by_grid[k]))
@@ -321,7 +361,7 @@ def _overview(site: Site, alerts: list[dict[str, Any]], processed: dict[str, Any
         grid = _grid_of(row.get("detail") or {}, site, by_grid.get(row["grid"], [sc]))
         pick = [b for b in ("red", "green", "blue") if b in sc.band_names] or \
             list(sc.band_names[:3])
-        img = load_scene(sc, grid, pick)
+        img = load_scene(sc, grid, pick, shift=_shift(row.get("detail") or {}))
     except SitewatchError as exc:
         warnings.append(f"overview not drawn: {exc}")
         return None
@@ -366,19 +406,20 @@ def _timelines(site: Site, alerts: list[dict[str, Any]], ser: dict[tuple[str, st
             mad = float(np.median(np.abs(np.array(quiet) - med))) * 1.4826
             band = (med - 3 * max(mad, 0.01), med + 3 * max(mad, 0.01))
         unobs = [t for t, v in zip(times, vals, strict=True) if not math.isfinite(v)]
-        marks = []
+        marks: list[tuple[Any, float | None]] = []
+        by_day = {_day(o.time): v for o, v in zip(obs, vals, strict=True)}
         for day in sorted(alerted):  # an alert may come from another grid's dates
-            t_a = datetime.fromisoformat(day)
-            near = [v for t, v in zip(times, vals, strict=True) if math.isfinite(v)
-                    and abs((t.replace(tzinfo=None) - t_a).days) <= 16]
-            marks.append((t_a, max(near) if near else 0.0))
+            v = by_day.get(day)
+            marks.append((datetime.fromisoformat(day), v if v is not None and math.isfinite(v)
+                          else None))
         label = site.part(part).label if part in {p.name for p in site.parts} else part
         caption = (f"{label}: share of the part that changed since the previous usable image, "
                    f"beyond the rest of the site, {_day(obs[0].time)} to {_day(obs[-1].time)} "
                    f"({sum(map(math.isfinite, vals))} of {len(vals)} dates observed).")
         safe = "".join(ch if ch.isalnum() else "_" for ch in part)[:40]
-        path = timeline_figure(fig_dir / f"timeline_{safe}.png", times, vals, unobs, marks,
-                               band, f"Timeline: {label}", caption, "changed share, excess")
+        path = timeline_figure(fig_dir / f"timeline_{len(out) + 1:02d}_{safe}.png", times, vals,
+                               unobs, marks, band, f"Timeline: {label}", caption,
+                               "changed share, excess")
         out.append({"part": part, "path": path.relative_to(fig_dir.parent).as_posix(),
                     "caption": caption})
     return out
@@ -409,7 +450,7 @@ def _key_findings(a: dict[str, Any], figures: list[dict[str, Any]]) -> list[str]
         f = figures[0]
         out.append(f"Strongest imagery finding: {f['part'].label}, {f['finding']}, "
                    f"{_day(f['before'].acquired.isoformat())} -> "
-                   f"{_day(f['after'].acquired.isoformat())} (Figure 1).")
+                   f"{_day(f['after'].acquired.isoformat())} (Figure {f['n']}).")
     else:
         out.append("No imagery alert in this period.")
     return out
@@ -423,8 +464,8 @@ def _feature(geom: Any, props: dict[str, Any]) -> dict[str, Any]:
 
 
 def _exports(site: Site, alerts: list[dict[str, Any]], assessment: dict[str, Any],
-             processed: dict[str, Any], figured: list[dict[str, Any]], exp_dir: Path
-             ) -> list[Path]:
+             processed: dict[str, Any], figured: list[dict[str, Any]], exp_dir: Path,
+             warnings: list[str]) -> list[Path]:
     parts = {p.name: p.geometry for p in site.parts}
     feats = [_feature(parts.get(a["part"]),
                       {"id": a["id"], "site": site.id, "part": a["part"], "time": a["time"],
@@ -432,8 +473,7 @@ def _exports(site: Site, alerts: list[dict[str, Any]], assessment: dict[str, Any
                        "text": a["record"].get("text", "")}) for a in alerts]
     written = []
     p = exp_dir / "alerts.geojson"
-    p.write_text(json.dumps({"type": "FeatureCollection", "features": feats}, indent=1),
-                 encoding="utf-8")
+    _atomic_write(p, json.dumps({"type": "FeatureCollection", "features": feats}, indent=1))
     written.append(p)
     ev_feats = []
     for e in assessment.get("evidence", []):
@@ -442,29 +482,42 @@ def _exports(site: Site, alerts: list[dict[str, Any]], assessment: dict[str, Any
             "id", "kind", "indicator", "event", "part", "time", "source", "origin",
             "certainty", "negated", "text")}))
     p = exp_dir / "evidence.geojson"
-    p.write_text(json.dumps({"type": "FeatureCollection", "features": ev_feats}, indent=1,
-                            default=str), encoding="utf-8")
+    _atomic_write(p, json.dumps({"type": "FeatureCollection", "features": ev_feats}, indent=1,
+                                default=str))
     written.append(p)
     from .stac import change_item, write_item
 
+    per_scene: dict[str, list[str]] = {}  # one export per pair, naming all its alerts
     for a in figured:
         sid = a["record"].get("after_scene")
+        if sid:
+            per_scene.setdefault(sid, []).append(a["id"])
+    for sid, alert_ids in per_scene.items():
         row = processed.get(sid) or {}
         det = row.get("detail") or {}
         copied: dict[str, Path] = {}
         for kind, src in ((det.get("previous") or {}).get("products") or {}).items():
-            if src and Path(src).is_file():
-                dst = exp_dir / f"{sid}_{kind}.tif"
-                shutil.copyfile(src, dst)
-                written.append(dst)
-                copied[kind] = dst
+            if not src:
+                continue
+            if not Path(src).is_file():
+                warnings.append(f"export of {sid} {kind}: the stored file {src} is missing")
+                continue
+            dst = exp_dir / f"{sid}_{kind}.tif"
+            shutil.copyfile(src, dst)
+            written.append(dst)
+            copied[kind] = dst
         if copied:
-            item = change_item(
-                f"{site.id}-{sid}-change", copied, row.get("acquired") or a["time"],
-                {"sitewatch:site": site.id, "sitewatch:before": a["record"].get("before_scene"),
-                 "sitewatch:after": sid, "sitewatch:alert": a["id"],
-                 "sitewatch:method": det.get("method"),
-                 "sitewatch:threshold": (det.get("previous") or {}).get("threshold")})
+            try:
+                item = change_item(
+                    f"{site.id}-{sid}-change", copied, row.get("acquired") or "",
+                    {"sitewatch:site": site.id,
+                     "sitewatch:before": row.get("previous_id"),
+                     "sitewatch:after": sid, "sitewatch:alerts": alert_ids,
+                     "sitewatch:method": det.get("method"),
+                     "sitewatch:threshold": (det.get("previous") or {}).get("threshold")})
+            except Exception as exc:  # a damaged product: the rest of the brief stands
+                warnings.append(f"STAC item for {sid} not written: {exc}")
+                continue
             written.append(write_item(item, exp_dir / f"{sid}_change.stac.json"))
     return written
 

@@ -23,6 +23,12 @@ from ..errors import SitewatchError
 ORANGE, BLUE, VERMILION, SKY = "#E69F00", "#0072B2", "#D55E00", "#56B4E9"
 
 
+def _plain(text: str) -> str:
+    """Text as text: matplotlib reads what lies between two ``$`` as a formula (and fails on
+    a bad one), so names and captions have their dollar signs escaped."""
+    return text.replace("$", r"\$")
+
+
 def _plt() -> Any:
     try:
         import matplotlib
@@ -76,7 +82,7 @@ def _frame(ax: Any, panel: Panel) -> None:
     """Scale bar, north arrow, title; the image's own extent; no ticks."""
     h, w = panel.rgb.shape[1:]
     _decorate(ax, w, h, panel.pixel_m)
-    ax.set_title(panel.title, fontsize=9)
+    ax.set_title(_plain(panel.title), fontsize=9)
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
     ax.set_xticks([])
@@ -106,7 +112,7 @@ def pair_figure(path: Path, before: Panel, after: Panel, part_rings: Sequence[np
         _outline(ax, changes, kind="change")
         _frame(ax, panel)
     _legend(fig, with_changes=True)
-    fig.text(0.01, 0.01, caption, fontsize=8, wrap=True, va="bottom", ha="left")
+    fig.text(0.01, 0.01, _plain(caption), fontsize=8, wrap=True, va="bottom", ha="left")
     fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.16, wspace=0.03)
     return _save(fig, path)
 
@@ -118,22 +124,27 @@ def overview_figure(path: Path, panel: Panel, parts: Sequence[tuple[str, Sequenc
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.0, 7.4), dpi=150)
+    w = panel.rgb.shape[2]
     ax.imshow(np.moveaxis(panel.rgb, 0, -1), interpolation="nearest")
     halo = [pe.withStroke(linewidth=2.5, foreground="white")]
     for name, rings in parts:
         _outline(ax, rings, kind="part")
         if rings:
             c = rings[0].mean(axis=0)
-            ax.text(c[0], c[1], name, fontsize=6, ha="center", va="center", color="black",
+            ax.text(c[0], c[1], _plain(name), fontsize=6, ha="center", va="center", color="black",
                     path_effects=halo)
+    seen: dict[tuple[int, int], int] = {}
     for n, x, y in markers:
+        k = (round(x), round(y))
+        x += seen.get(k, 0) * w * 0.03  # alerts at one part side by side, not on top
+        seen[k] = seen.get(k, 0) + 1
         ax.plot(x, y, marker="o", markersize=13, markerfacecolor=VERMILION,
                 markeredgecolor="black", linestyle="none")
         ax.text(x, y, str(n), fontsize=7, ha="center", va="center", color="white",
                 fontweight="bold")
     _frame(ax, panel)
     _legend(fig, with_changes=False, with_markers=True)
-    fig.text(0.01, 0.01, caption, fontsize=8, wrap=True, va="bottom", ha="left")
+    fig.text(0.01, 0.01, _plain(caption), fontsize=8, wrap=True, va="bottom", ha="left")
     fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.1)
     return _save(fig, path)
 
@@ -155,17 +166,23 @@ def timeline_figure(path: Path, times: Sequence[Any], values: Sequence[float],
     for i, t in enumerate(unobserved):
         ax.axvline(t, color="grey", linewidth=0.6, linestyle=":",
                    label="not observed" if i == 0 else None)
+    top = max([v for v in values if np.isfinite(v)] or [0.0])
     for i, (t, v) in enumerate(alerts):
-        ax.plot(t, v, marker="^", markersize=9, color=VERMILION, markeredgecolor="black",
+        # An alert dated where this grid has no observation is drawn at the top of the axis,
+        # hollow, with a line: never at another date's value.
+        ax.axvline(t, color=VERMILION, linewidth=0.8, linestyle="--")
+        hollow = v is None or not np.isfinite(v)
+        ax.plot(t, top if hollow else v, marker="^", markersize=9,
+                markerfacecolor="white" if hollow else VERMILION, markeredgecolor="black",
                 linestyle="none", label="alert" if i == 0 else None)
     ax.axhline(0, color="black", linewidth=0.5)
     ax.set_ylabel(ylabel, fontsize=8)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(_plain(title), fontsize=9)
     ax.tick_params(labelsize=7)
     ax.set_ylim(bottom=min(lo, 0) - 0.02)
     ax.legend(fontsize=6, loc="upper left", frameon=True)
     fig.autofmt_xdate()
-    fig.text(0.01, 0.01, caption, fontsize=7, wrap=True, va="bottom", ha="left")
+    fig.text(0.01, 0.01, _plain(caption), fontsize=7, wrap=True, va="bottom", ha="left")
     fig.subplots_adjust(left=0.1, right=0.98, top=0.88, bottom=0.3)
     return _save(fig, path)
 
