@@ -188,7 +188,7 @@ def test_period_math_labels_and_missing_products(watched, tmp_path):
     missing change map is said, in the caption and in the notes, not silently dropped."""
     import shutil
 
-    store, b, tmp = watched
+    store, _b, tmp = watched
     site = store.get_site("testsite")
     odd = Site("testsite", "Costs $5 and $\\frac{a$ 5", site.boundary,
                (Part("pad", "launch_pad", _lonlat_box(*PAD), {"label": "Pad $\\frac{a$ 5"}),

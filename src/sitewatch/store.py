@@ -726,7 +726,7 @@ class Store:
                    evidence: list[dict[str, Any]]) -> tuple[str, bool]:
         """Store a report and its evidence in one transaction; ``(id, new)``.  The same text
         added again to the same site replaces its evidence (a newer reader may read more)."""
-        rid = hashlib.sha256(f"{site_id}\x1f{checksum}".encode()).hexdigest()[:16]
+        rid = report_id(site_id, checksum)
         now = _now()
         with self.engine.begin() as c:
             exists = c.execute(sa.select(reports_table.c.id).where(
@@ -850,6 +850,11 @@ def _v2_to_v3(conn: sa.Connection) -> None:
     observations, alerts and runs."""
     for t in (grids_table, processed_table, observations_table, alerts_table, runs_table):
         t.create(conn)
+
+
+def report_id(site_id: str, checksum: str) -> str:
+    """The id of a report's text (its SHA-256 ``checksum``) as stored for a site."""
+    return hashlib.sha256(f"{site_id}\x1f{checksum}".encode()).hexdigest()[:16]
 
 
 def _v3_to_v4(conn: sa.Connection) -> None:

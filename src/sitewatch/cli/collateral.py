@@ -243,12 +243,10 @@ def note(ctx: Ctx, site_id: str, text: str, when: str | None, part: str | None,
 def assess(ctx: Ctx, site_id: str, at: str | None, indicator_files: tuple[str, ...],
            as_json: bool) -> None:
     """How likely, and how soon, a launch or an engine test is at a site, and why."""
+    from ..warning.collateral import as_date
     from ..warning.record import assess_site
 
-    try:
-        when = date.fromisoformat(at) if at else None
-    except ValueError:
-        raise SitewatchError(f"--at {at!r} is not YYYY-MM-DD") from None
+    when = as_date(at, "--at")
     with ctx.store() as store:
         site = _site(store, site_id)
         a = assess_site(store, site, at=when,
@@ -319,18 +317,13 @@ def brief(ctx: Ctx, site_id: str, start: str | None, end: str | None, out_dir: s
     """Write the analyst brief of a site: findings, assessment, annotated figures, sources,
     provenance, and GeoJSON/COG exports, from stored results."""
     from ..report.brief import write_brief
+    from ..warning.collateral import as_date
     from .common import progress_bar
-
-    def day(v: str | None, name: str) -> date | None:
-        try:
-            return date.fromisoformat(v) if v else None
-        except ValueError:
-            raise SitewatchError(f"{name} {v!r} is not YYYY-MM-DD") from None
 
     target = Path(out_dir) if out_dir else Path(ctx.home) / "briefs" / site_id
     with ctx.store() as store, progress_bar() as tick:
-        b = write_brief(store, site_id, target, start=day(start, "--from"),
-                        end=day(end, "--to"), pdf=pdf, progress=tick)
+        b = write_brief(store, site_id, target, start=as_date(start, "--from"),
+                        end=as_date(end, "--to"), pdf=pdf, progress=tick)
     for w in b.warnings:
         err.print(f"warning: {esc(w)}")
     out.print(f"brief: {esc(b.html)} ({len(b.figures)} figures, {len(b.exports)} exports)")

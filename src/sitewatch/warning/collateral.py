@@ -473,7 +473,7 @@ def read_file(path: str | Path, *, published: str | date | None = None,
     from .documents import MAX_BYTES
 
     doc = read_document(path, max_bytes=max_bytes or MAX_BYTES)
-    return extract(doc, published=_as_date(published), gazetteer_file=gazetteer_file)
+    return extract(doc, published=as_date(published), gazetteer_file=gazetteer_file)
 
 
 def read_text(text: str, *, name: str = "<text>", published: str | date | None = None,
@@ -481,17 +481,32 @@ def read_text(text: str, *, name: str = "<text>", published: str | date | None =
     """Extract the claims of a report given as a string."""
     if not text.strip():
         raise CollateralError(f"{name}: the text is empty")
-    return extract(parse_document(text, name, fmt=fmt), published=_as_date(published))
+    return extract(parse_document(text, name, fmt=fmt), published=as_date(published))
 
 
-def _as_date(v: str | date | None) -> date | None:
+def as_date(v: str | date | None, what: str = "publication date") -> date | None:
+    """A date given as ``YYYY-MM-DD`` (or already a date); :class:`CollateralError` naming
+    ``what`` otherwise.
+
+    >>> as_date("2024-05-02"), as_date(None)
+    (datetime.date(2024, 5, 2), None)
+    """
     if v is None or isinstance(v, date):
         return v
     try:
-        return date.fromisoformat(str(v)[:10])
+        return date.fromisoformat(str(v))
     except ValueError as e:
-        raise CollateralError(f"publication date {v!r} is not YYYY-MM-DD") from e
+        raise CollateralError(f"{what} {v!r} is not YYYY-MM-DD") from e
 
 
-__all__ = ["CERTAINTY_WEIGHT", "ENGINE_LEVELS", "LAUNCH_LEVELS", "Claim", "Reading", "extract",
-           "read_file", "read_text"]
+__all__ = [
+    "CERTAINTY_WEIGHT",
+    "ENGINE_LEVELS",
+    "LAUNCH_LEVELS",
+    "Claim",
+    "Reading",
+    "as_date",
+    "extract",
+    "read_file",
+    "read_text",
+]

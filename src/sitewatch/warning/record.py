@@ -19,9 +19,9 @@ from typing import Any
 
 from ..errors import CollateralError
 from ..sites import Site
-from ..store import Store
+from ..store import Store, report_id
 from .assess import Coverage, assess
-from .collateral import Reading, extract
+from .collateral import Reading, as_date, extract
 from .documents import MAX_BYTES, read_document
 from .evidence import Evidence, from_alert, from_claim, from_note
 from .indicators import Catalogue, load_catalogue
@@ -64,16 +64,11 @@ def add_report(store: Store, site: Site, path: str | Path, *,
     naming no site are taken when the report names ``site`` or no site at all.
     """
     doc = read_document(path, max_bytes=max_bytes)
-    if isinstance(published, str):
-        try:
-            published = date.fromisoformat(published)
-        except ValueError as e:
-            raise CollateralError(f"--published {published!r} is not YYYY-MM-DD") from e
-    reading = extract(doc, published=published, gazetteer_file=gazetteer_file)
-    if reading.published is None:
-        # Evidence needs a day it became known: an undated report counts from the day it is
-        # added, and its relative dates ("last week") are read from that day.
-        reading = extract(doc, published=date.today(), gazetteer_file=gazetteer_file)
+    pub = as_date(published) or doc.published
+    # Evidence needs a day it became known: an undated report counts from the day it is
+    # added, and its relative dates ("last week") are read from that day.
+    reading = extract(doc, published=pub or date.today(), gazetteer_file=gazetteer_file)
+    if pub is None:
         reading.warnings.append(f"no publication date in the text or given: treated as "
                                 f"published on {reading.published}, the day it was added "
                                 "(give --published to correct)")
@@ -82,8 +77,8 @@ def add_report(store: Store, site: Site, path: str | Path, *,
     about_me = bool(mine & set(reading.sites)) or not reading.sites
     evidence: list[Evidence] = []
     skipped: list[str] = []
-    rid = hashlib.sha256(f"{site.id}\x1f{hashlib.sha256(doc.text.encode()).hexdigest()}"
-                         .encode()).hexdigest()[:16]
+    checksum = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
+    rid = report_id(site.id, checksum)
     for c in reading.claims:
         if c.site is not None and c.site not in mine:
             skipped.append(f"{c.activity} at {c.site}: another site")
@@ -94,11 +89,8 @@ def add_report(store: Store, site: Site, path: str | Path, *,
             continue
         evidence += from_claim(c, cat, site=site.id, report=rid, published=reading.published,
                                source_label=Path(doc.name).name)
-    checksum = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
-    record = reading.to_dict()
-    rid2, new = store.put_report(site.id, record, doc.text, checksum,
+    _rid, new = store.put_report(site.id, reading.to_dict(), doc.text, checksum,
                                  [e.to_dict() for e in evidence])
-    assert rid2 == rid
     return Added(rid, new, reading, evidence, skipped)
 
 
@@ -111,10 +103,7 @@ def add_note(store: Store, site: Site, text: str, *, when: str, part: str | None
     if len(text) > 20_000:
         raise CollateralError(f"the note is {len(text)} characters long; notes stop at 20000 "
                               "(add long texts with `sitewatch collateral add`)")
-    try:
-        date.fromisoformat(when)
-    except ValueError as e:
-        raise CollateralError(f"--date {when!r} is not YYYY-MM-DD") from e
+    as_date(when, "--date")
     kind = site.part(part).kind if part else None  # unknown part -> SiteError naming parts
     if activity is not None:
         from .lexicon import ACTIVITIES
