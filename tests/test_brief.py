@@ -210,3 +210,17 @@ def test_period_math_labels_and_missing_products(watched, tmp_path):
     early = write_brief(store, "testsite", tmp_path / "c", start=date(2024, 1, 1),
                         end=date(2024, 1, 20))
     assert "No imagery alert in this period." in early.html.read_text(encoding="utf-8")
+
+
+def test_change_products_read_by_window(watched):
+    from sitewatch.products import read_change
+
+    _store, _b, tmp = watched
+    (path,) = [p for p in (tmp / "products").rglob("scene_06_change.tif")]
+    full, t_full, _ = read_change(path)
+    rows, cols = (full == 1).nonzero()  # the planted change
+    r0, c0 = max(int(rows.min()) - 3, 0), max(int(cols.min()) - 2, 0)
+    win = (slice(r0, r0 + 20), slice(c0, c0 + 25))
+    part, t_part, _ = read_change(path, win)
+    assert (part == full[win]).all() and (part == 1).any()
+    assert (t_part.c, t_part.f) == (t_full.c + c0 * t_full.a, t_full.f + r0 * t_full.e)

@@ -61,11 +61,19 @@ def write_change_products(ch: ChangeMap, grid: SiteGrid, paths: dict[str, Path],
     return {k: str(v) for k, v in paths.items()}
 
 
-def read_change(path: str | Path) -> tuple[np.ndarray, Any, Any]:
-    """A stored change map: (uint8 array, affine transform, CRS)."""
+def read_change(path: str | Path, window: tuple[slice, slice] | None = None
+                ) -> tuple[np.ndarray, Any, Any]:
+    """A stored change map, or the rows and columns of ``window`` of it: (uint8 array,
+    affine transform of what was read, CRS)."""
+    from rasterio.windows import Window
+
     try:
         with rasterio.open(path) as ds:
-            return ds.read(1), ds.transform, ds.crs
+            if window is None:
+                return ds.read(1), ds.transform, ds.crs
+            rows, cols = window
+            w = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+            return ds.read(1, window=w), ds.window_transform(w), ds.crs
     except rasterio.errors.RasterioError as exc:
         raise SitewatchError(f"cannot read change product {path}: {exc}") from None
 

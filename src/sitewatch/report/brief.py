@@ -131,8 +131,8 @@ def _change_rings(path: str | None, win: tuple[slice, slice]) -> list[np.ndarray
 
     from ..products import read_change
 
-    change, _t, _c = read_change(path)
-    sub = (change[win] == 1).astype(np.uint8)
+    change, _t, _c = read_change(path, win)  # the crop only
+    sub = (change == 1).astype(np.uint8)
     rings = []
     for geom, val in shapes(sub, mask=sub.astype(bool)):
         if val == 1:

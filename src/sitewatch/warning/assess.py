@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from ..errors import CollateralError
 from .evidence import Evidence, from_claim
 from .indicators import Catalogue, Indicator, load_catalogue
 
@@ -93,8 +94,8 @@ def _weigh(items: Sequence[Evidence], cat: Catalogue, event: str, phase: str, at
     for ev in items:
         try:
             ind = cat.indicator(ev.indicator)
-        except Exception:
-            continue
+        except CollateralError:
+            continue  # an indicator a user's catalogue no longer has
         if event not in ind.lr or (ind.phase != phase and ind.event != "standby"
                                    and ind.event != "capability_change"):
             continue

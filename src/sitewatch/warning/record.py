@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import CollateralError
+from ..errors import CollateralError, SiteError
 from ..sites import Site
 from ..store import Store, report_id
 from .assess import Coverage, assess
@@ -140,8 +140,8 @@ def imagery_evidence(store: Store, site: Site, catalogue: Catalogue, at: date
             continue
         try:
             kind = site.part(rec["part"]).kind
-        except Exception:
-            kind = "other"
+        except SiteError:
+            kind = "other"  # the rest of the site, or a part renamed since the run
         scene = scenes.get(rec.get("after_scene") or "")
         out += from_alert(rec, a["status"], kind, catalogue,
                           resolution_m=scene.resolution if scene else None,
