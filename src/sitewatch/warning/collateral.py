@@ -276,20 +276,16 @@ def _speaker(sentence: str, last: _Speaker | None, author: str) -> _Speaker | No
             continue
         if speaker is None or speaker.origin in ("officials", "analysts"):
             speaker = _Speaker(rule.name, rule.origin, None, phrase.strip())
-    if outlet is None:
-        for rule in lexicon.sources():
-            if rule.outlet and rule.pattern.search(sentence):
-                outlet = lexicon.match_source(rule.pattern.search(sentence)[0])  # type: ignore[index]
-                break
+    if outlet is None:  # an outlet named anywhere in the sentence carries it
+        hit = next((m for rule in lexicon.sources() if rule.outlet
+                    for m in [rule.pattern.search(sentence)] if m), None)
+        outlet = lexicon.match_source(hit[0]) if hit else None
     if speaker is None and outlet is not None:
-        if any(rule_hit for rule_hit in (re.search(rf"\b{re.escape(outlet.name)}\b\W+(news "
-                                                  r"agency )?(said|reported|says|reports)",
-                                                  sentence, re.I),
-                                        re.search(r"\b(according to|citing)\b", sentence,
-                                                  re.I))):
-            speaker = _Speaker(outlet.name, outlet.origin, None, outlet.name)
-        else:
-            return None
+        says = re.search(rf"\b{re.escape(outlet.name)}\b\W+(news agency )?(said|reported|says|"
+                         r"reports)", sentence, re.I)
+        if not (says or re.search(r"\b(according to|citing)\b", sentence, re.I)):
+            return None  # the outlet is only mentioned: the author speaks
+        speaker = _Speaker(outlet.name, outlet.origin, None, outlet.name)
     elif speaker is not None and outlet is not None:
         speaker.via = outlet.name
         if speaker.origin == "officials" and outlet.country:
