@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from sitewatch.coregister import register
-from sitewatch.grid import grid_for_scenes, load_scene
-from sitewatch.ingest import ingest
-from sitewatch.store import Store
+from sitewatch.imagery.coregister import register
+from sitewatch.imagery.grid import grid_for_scenes, load_scene
+from sitewatch.imagery.ingest import ingest
+from sitewatch.store.catalogue import Store
 
 
 def texture(seed: int, size: int = 128) -> np.ndarray:

@@ -55,9 +55,9 @@ from sitewatch.change.base import (
 )
 from sitewatch.change.detect import detect_arrays, normalise_pair, resolve
 from sitewatch.change.tiled import open_input, registration_bands, scene_grid
-from sitewatch.coregister import register
 from sitewatch.errors import SitewatchError
-from sitewatch.grid import load_scene
+from sitewatch.imagery.coregister import register
+from sitewatch.imagery.grid import load_scene
 
 REPO = Path(__file__).resolve().parents[1]
 CITIES = ("abudhabi", "aguasclaras", "beihai", "bercy", "bordeaux", "mumbai", "paris",

@@ -109,8 +109,8 @@ def machine() -> dict[str, Any]:
 
 def task_ingest(args: argparse.Namespace) -> dict[str, Any]:
     """Ingest ``--item SITE=PATH`` (each timed), optionally a second, no-op time."""
-    from sitewatch.ingest import ingest
-    from sitewatch.store import Store
+    from sitewatch.imagery.ingest import ingest
+    from sitewatch.store.catalogue import Store
 
     out: dict[str, Any] = {"items": []}
     with Store.open_home(args.home) as store:
@@ -148,8 +148,8 @@ def _statuses(rep: Any) -> dict[str, int]:
 
 def task_load(args: argparse.Namespace) -> dict[str, Any]:
     """Load every scene of each ``--site`` onto its grid (``--res``, ``--bands``)."""
-    from sitewatch.grid import load_scene, site_grid
-    from sitewatch.store import Store
+    from sitewatch.imagery.grid import load_scene, site_grid
+    from sitewatch.store.catalogue import Store
 
     bands = args.bands.split(",")
     out: dict[str, Any] = {"sites": [], "bands": bands, "resolution": args.res}
@@ -194,8 +194,8 @@ def _image_transform(size: int) -> tuple[Any, Any]:
     from affine import Affine
     from rasterio.crs import CRS
 
-    from sitewatch.grid import site_grid
-    from sitewatch.sites import builtin_site
+    from sitewatch.imagery.grid import site_grid
+    from sitewatch.sites.site import builtin_site
 
     grid = site_grid(builtin_site("sohae-sim"), 10.0)
     crs = CRS.from_epsg(32651)
@@ -257,9 +257,9 @@ TASKS = {"ingest": task_ingest, "load": task_load, "write-image": task_write_ima
 
 def run_child(args: argparse.Namespace) -> None:
     # Import the library before the "before" RSS mark so that it measures the work only.
-    import sitewatch.grid
-    import sitewatch.ingest
-    import sitewatch.store  # noqa: F401
+    import sitewatch.imagery.grid
+    import sitewatch.imagery.ingest
+    import sitewatch.store.catalogue  # noqa: F401
 
     res = TASKS[args.one](args)
     res["task"] = args.one

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """The watch pipeline on a real Landsat series with planted events (issue 4): detection
-rate, detection lag and false alarms per part-year of ``sitewatch.pipeline.run_site``.
+rate, detection lag and false alarms per part-year of ``sitewatch.watch.pipeline.run_site``.
 
 Usage (from the repository root)::
 
@@ -28,13 +28,13 @@ is written to a temporary folder with ``--events`` changes planted in it:
 Parts: one per event (its bounding box grown by 1 px, at least 5 x 5 px, named
 ``event_e<i>_<n>px``) and as many untouched 5 x 5 px parts (``quiet_q<i>``) on ground with no
 planted change; parts keep a 1 px gap from each other.  The site boundary is the image
-footprint less 5 m.  The copy is catalogued with ``sitewatch.ingest.ingest`` and every
+footprint less 5 m.  The copy is catalogued with ``sitewatch.imagery.ingest.ingest`` and every
 method runs through ``run_site`` on the same store (alerts cleared before each method: the
 store keys alerts by site, part and date, not by parameters, so a second method would
 update the first one's alerts).  Co-registration runs as the pipeline does it (``as-is``)
 and, as diagnostics, switched off or matched on swir16 (see :data:`MODES`); each mode gets
 its own store.  Alerts are scored with
-``sitewatch.evaluate.score``: an event is detected when an alert at its part has a finding
+``sitewatch.sim.evaluate.score``: an event is detected when an alert at its part has a finding
 on one of the first two usable scenes at or after its day (lag 0 or 1 usable scene).  False
 alarms per part-year on the untouched parts = alerts there / (untouched parts x years
 spanned by the usable dates).  Everything is drawn from the seed, so a run is repeatable.
@@ -69,15 +69,16 @@ import numpy as np
 import rasterio
 from rasterio.warp import transform_geom
 
-from sitewatch import evaluate, pipeline
 from sitewatch.change.detect import DEFAULT_METHOD
-from sitewatch.coregister import ZERO, Registration
-from sitewatch.grid import grid_for_scenes
-from sitewatch.ingest import ingest
-from sitewatch.pipeline import RunParams, run_site, usable_dates
-from sitewatch.sites import site_from_geojson
-from sitewatch.store import Store
-from sitewatch.zonal import MIN_OBSERVED
+from sitewatch.imagery.coregister import ZERO, Registration
+from sitewatch.imagery.grid import grid_for_scenes
+from sitewatch.imagery.ingest import ingest
+from sitewatch.sim import evaluate
+from sitewatch.sites.site import site_from_geojson
+from sitewatch.store.catalogue import Store
+from sitewatch.watch import pipeline
+from sitewatch.watch.pipeline import RunParams, run_site, usable_dates
+from sitewatch.watch.zonal import MIN_OBSERVED
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -344,7 +345,7 @@ def site_geojson(series: Series, layout: Layout, site_id: str) -> dict[str, Any]
 # --------------------------------------------------------------------------- co-registration
 
 #: How co-registration runs.  ``as-is``: the pipeline untouched.  The others are
-#: diagnostics, patched into :mod:`sitewatch.pipeline` for the run only: ``off`` replaces
+#: diagnostics, patched into :mod:`sitewatch.watch.pipeline` for the run only: ``off`` replaces
 #: ``register`` by "no shift, ok" (the Landsat scenes already share one terrain-corrected
 #: grid), so every scene seen well enough is compared; ``swir16`` makes the pipeline match
 #: the swir16 band instead of red (``registration_bands``), acceptance rules unchanged.
@@ -659,16 +660,16 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         "Co-registration modes: **as-is** is the pipeline untouched (the rows without a "
         "suffix). The others are diagnostics, not sitewatch settings, that show what "
         "co-registration does to the figures: **co-reg off** replaces "
-        "`sitewatch.pipeline.register` for the run by \"no shift, ok\" (the scenes already "
+        "`sitewatch.watch.pipeline.register` for the run by \"no shift, ok\" (the scenes already "
         "share the terrain-corrected Landsat grid), so every scene seen well enough is "
         "compared and the detectors and alerting are measured on their own; **co-reg on "
-        "swir16** (when run) replaces `sitewatch.pipeline.registration_bands` so that scenes "
+        "swir16** (when run) replaces `sitewatch.watch.pipeline.registration_bands` so that scenes "
         "are matched on swir16 instead of red, every rule of the pipeline unchanged. Each "
         "mode has its own catalogue (the parameters hash does not see the patch).",
         "",
         f"Scoring: detected = an alert at the event's part with a finding on one of the first "
         f"{evaluate.MAX_LAG + 1} usable scenes at or after the event's day "
-        "(`sitewatch.evaluate.score`; lag 0 = the first usable scene after the change). "
+        "(`sitewatch.sim.evaluate.score`; lag 0 = the first usable scene after the change). "
         "*Lag (any)* = usable scenes from that first one to the first finding at the part on "
         "or after the day, however late. False alarms per part-year on the untouched parts = "
         "every alert there / (untouched parts x the years spanned by the usable scenes of "
@@ -768,7 +769,7 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
     lines += ["", f"Where the false alarms come from (each alert's first finding): *part < "
               f"{MIN_OBSERVED:.0%} seen* = the comparison it came from (against the previous "
               "usable date, or the composite for `*_composite` measures) saw less than "
-              "`sitewatch.zonal.MIN_OBSERVED` of the part, so its changed share is of a few "
+              "`sitewatch.watch.zonal.MIN_OBSERVED` of the part, so its changed share is of a few "
               "pixels; *<= 2 px* = its value (a changed share, or a changed share in excess of "
               f"the rest of the site's) is at most 2 pixels of a {QUIET_SIZE} x {QUIET_SIZE} "
               f"part (<= {2 / QUIET_SIZE ** 2:.2f}); *measure*: of the first finding.", "",

@@ -12,15 +12,16 @@ on the date-1 10 m grid, date 2 co-registered to date 1, the label checked to be
 grid).  Each method runs through :func:`sitewatch.change.detect.detect_arrays` with its
 defaults, on the ``--bands`` set (default the four 10 m bands, what ``sitewatch run`` loads
 from a 4-band sensor).  The change map is then reduced per cell as
-:func:`sitewatch.zonal.part_changes` reduces it per part:
+:func:`sitewatch.watch.zonal.part_changes` reduces it per part:
 
 - a cell is a part of 16 x 16 pixels from the top-left corner; the partial cells along the
   right and bottom edges are kept when at least half of the cell (128 pixels) lies inside
   the image and dropped otherwise;
-- a cell is *observed* when ``observed_fraction >= 0.5`` (:data:`sitewatch.zonal.MIN_OBSERVED`);
+- a cell is *observed* when ``observed_fraction >= 0.5``
+  (:data:`sitewatch.watch.zonal.MIN_OBSERVED`);
   cells that are not are counted separately and are not in P/R/F1;
 - a cell is *flagged* when it is observed and ``changed_fraction`` (changed share of its
-  observed pixels) ``>= 0.05`` (:data:`sitewatch.demo.FLAG_FRACTION`); 0.02 and 0.10 are
+  observed pixels) ``>= 0.05`` (:data:`sitewatch.sim.demo.FLAG_FRACTION`); 0.02 and 0.10 are
   also reported, and the best F1 over every threshold (chosen on the test cells themselves:
   an optimistic, threshold-free figure, not reachable without labels);
 - a cell is *truly active* when at least 5 % of its labelled pixels are labelled change.
@@ -52,8 +53,8 @@ from pathlib import Path
 import numpy as np
 
 from sitewatch.change.detect import detect_arrays
-from sitewatch.demo import FLAG_FRACTION
-from sitewatch.zonal import MIN_OBSERVED, part_changes
+from sitewatch.sim.demo import FLAG_FRACTION
+from sitewatch.watch.zonal import MIN_OBSERVED, part_changes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import code_state
@@ -247,7 +248,7 @@ def build_report(args: argparse.Namespace, cmd: str, cities: list[City],
         f"bands {', '.join(BAND_SETS[args.bands])}. A cell is **flagged** when it is "
         f"observed (`observed_fraction >= {MIN_OBSERVED}`) and its `changed_fraction` (share "
         "of its observed pixels the detector marks changed) is at least the flag threshold "
-        f"(`sitewatch.demo.FLAG_FRACTION` = {FLAG_FRACTION}, also 0.02 and 0.10). A cell is "
+        f"(`sitewatch.sim.demo.FLAG_FRACTION` = {FLAG_FRACTION}, also 0.02 and 0.10). A cell is "
         f"**truly active** when at least {TRUTH_FRACTION:.0%} of its labelled pixels are "
         "labelled change. P/R/F1 are of the 'part changed' flag over the observed cells; "
         "*pooled* figures sum the confusion counts over the cities. Unobserved cells "

@@ -2,8 +2,8 @@
 
 For each seed the scenario is simulated (24 scenes at 10 m and 8 at 3 m over a year, with
 season, haze, gain, noise, clouds and misregistration), catalogued, and run through
-``sitewatch run`` (:func:`sitewatch.pipeline.run_site`) with each method; the alerts are
-scored against the dated ground-truth changes (:mod:`sitewatch.evaluate`: detected when an
+``sitewatch run`` (:func:`sitewatch.watch.pipeline.run_site`) with each method; the alerts are
+scored against the dated ground-truth changes (:mod:`sitewatch.sim.evaluate`: detected when an
 alert at one of the change's parts has a finding on one of the first two usable dates at or
 after it; a false alarm is an alert none of whose findings a change explains).
 
@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 from _provenance import REPO, code_state
 
-from sitewatch import evaluate
-from sitewatch.ingest import ingest
-from sitewatch.pipeline import RunParams, run_site, usable_dates
-from sitewatch.scenes import parse_time
-from sitewatch.simulate import simulate_scenario
-from sitewatch.store import Store
+from sitewatch.imagery.ingest import ingest
+from sitewatch.imagery.scenes import parse_time
+from sitewatch.sim import evaluate
+from sitewatch.sim.simulate import simulate_scenario
+from sitewatch.store.catalogue import Store
+from sitewatch.watch.pipeline import RunParams, run_site, usable_dates
 
 
 def one(seed: int, methods: list[str], work: Path) -> list[dict]:

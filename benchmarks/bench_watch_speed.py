@@ -11,7 +11,7 @@ Usage (from the repository root)::
 A SIMULATED site is written to a temporary folder (deleted at the end unless ``--keep``):
 ``--scenes`` + 1 GeoTIFF scenes of ``--size`` x ``--size`` pixels at 10 m in the local UTM
 zone (EPSG:32651 near Sohae, lon 124.7 lat 39.66), one every 5 days, written like
-:mod:`sitewatch.simulate` writes its 10 m scenes (file names ``SIM10_YYYYMMDDTHHMMSS.tif``,
+:mod:`sitewatch.sim.simulate` writes its 10 m scenes (file names ``SIM10_YYYYMMDDTHHMMSS.tif``,
 tags ``ACQUISITION_TIME``/``SENSOR=sim-10m``/``SIMULATED=true``, uint16 reflectance x 10000
 in bands blue, green, red, nir with scale 1e-4 and nodata 65535, an Fmask band 5, deflate,
 256 x 256 tiles).  The ground mixes bare soil and vegetation whose greenness follows the
@@ -35,7 +35,7 @@ sizes.  Then, each step in its own fresh process (so its peak RSS is its own):
 4. a no-op re-run (nothing new).
 
 Per-scene seconds come from the ``progress`` callback; the split into stages comes from
-timing wrappers put around the functions :mod:`sitewatch.pipeline` calls (``load_scene``,
+timing wrappers put around the functions :mod:`sitewatch.watch.pipeline` calls (``load_scene``,
 ``register``, ``detect_arrays``, ``part_changes``, ``_composite``, the store writes and
 ``score_alerts``): cheap, no profiler.  Results go to ``--out`` as markdown.
 """
@@ -78,13 +78,13 @@ REPO = Path(__file__).resolve().parents[1]
 SITE_ID = "speed-sim"
 LON, LAT = 124.7, 39.66
 RES = 10.0
-MARGIN_M = 200.0  # sitewatch.grid.DEFAULT_MARGIN_M, checked below
+MARGIN_M = 200.0  # sitewatch.imagery.grid.DEFAULT_MARGIN_M, checked below
 START = datetime(2024, 1, 3, 2, 22, 0, tzinfo=UTC)
 INTERVAL_DAYS = 5
 NODATA = 65535
 BANDS = ("blue", "green", "red", "nir")
 WAVELENGTHS = (0.490, 0.560, 0.665, 0.842)
-# Reflectance spectra (blue, green, red, nir), as in sitewatch.simulate.
+# Reflectance spectra (blue, green, red, nir), as in sitewatch.sim.simulate.
 SPECTRA = {
     "soil": (0.085, 0.125, 0.165, 0.225),
     "veg_dormant": (0.050, 0.070, 0.090, 0.190),
@@ -112,7 +112,7 @@ def site_layout(size: int, n_parts: int, seed: int) -> tuple[dict[str, Any], dic
     import shapely
     from shapely.geometry import box, mapping
 
-    from sitewatch.geo import local_utm_crs, to_crs
+    from sitewatch.imagery.geo import local_utm_crs, to_crs
 
     utm = local_utm_crs(LON, LAT)
     c = to_crs(shapely.Point(LON, LAT), "EPSG:4326", utm)
@@ -358,7 +358,7 @@ def write_scene(args: tuple[int, dict[str, Any], dict[str, Any], int, int, str])
 # Each runs in a fresh spawned process: its own imports, its own peak RSS.
 
 
-STAGES = {  # stage -> names in sitewatch.pipeline (functions) or Store methods
+STAGES = {  # stage -> names in sitewatch.watch.pipeline (functions) or Store methods
     "load (read + warp onto the grid)": ("pipeline", "load_scene"),
     "co-register": ("pipeline", "register"),
     "detect (normalise, score, threshold, clean)": ("pipeline", "detect_arrays"),
@@ -373,8 +373,8 @@ STAGES = {  # stage -> names in sitewatch.pipeline (functions) or Store methods
 
 
 def _install_timers() -> dict[str, list[float]]:
-    from sitewatch import pipeline
-    from sitewatch.store import Store
+    from sitewatch.store.catalogue import Store
+    from sitewatch.watch import pipeline
 
     acc: dict[str, list[float]] = {k: [0.0, 0] for k in STAGES}
 
@@ -395,9 +395,9 @@ def _install_timers() -> dict[str, list[float]]:
 
 
 def step_ingest(db: str, folder: str, site_json: dict[str, Any] | None) -> dict[str, Any]:
-    from sitewatch.ingest import ingest
-    from sitewatch.sites import site_from_geojson
-    from sitewatch.store import Store
+    from sitewatch.imagery.ingest import ingest
+    from sitewatch.sites.site import site_from_geojson
+    from sitewatch.store.catalogue import Store
 
     site = site_from_geojson(site_json, "bench") if site_json else None
     t0 = time.perf_counter()
@@ -411,9 +411,9 @@ def step_ingest(db: str, folder: str, site_json: dict[str, Any] | None) -> dict[
 
 
 def step_run(db: str, method: str | None, profile: bool = False) -> dict[str, Any]:
-    from sitewatch import pipeline
-    from sitewatch.pipeline import RunParams, run_site
-    from sitewatch.store import Store
+    from sitewatch.store.catalogue import Store
+    from sitewatch.watch import pipeline
+    from sitewatch.watch.pipeline import RunParams, run_site
 
     acc = _install_timers()
     statuses: list[str] = []
@@ -671,7 +671,7 @@ def build_report(a: argparse.Namespace, cmd: str, info: dict[str, Any]) -> str:
               "co-registration reference.", "", *scene_table(info["runs"])]
     first = info["runs"][0]
     lines += ["", f"## Where the time goes: {first['label']}, {first['method']}", "",
-              "Timing wrappers around what `sitewatch.pipeline` calls (no profiler). *load* "
+              "Timing wrappers around what `sitewatch.watch.pipeline` calls (no profiler). *load* "
               "includes re-loading a scene with its co-registration shift and the composite "
               "members that were no longer cached.", "", *stage_table(first)]
     inc = [r for r in info["runs"] if r["label"] == "new scene"]
@@ -787,9 +787,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(snap))
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(snap), *filter(None, [os.environ.get("PYTHONPATH")])])
-    from sitewatch.grid import DEFAULT_MARGIN_M, site_grid
-    from sitewatch.sites import site_from_geojson
-    from sitewatch.zonal import REST
+    from sitewatch.imagery.grid import DEFAULT_MARGIN_M, site_grid
+    from sitewatch.sites.site import site_from_geojson
+    from sitewatch.watch.zonal import REST
 
     if DEFAULT_MARGIN_M != MARGIN_M:
         raise SystemExit(f"the site grid margin is now {DEFAULT_MARGIN_M} m; update MARGIN_M")

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from sitewatch.activity import days, find_changepoints, fit_baseline
-from sitewatch.activity.baseline import BaselineError
+from sitewatch.watch.baseline import BaselineError, days, fit_baseline
+from sitewatch.watch.changepoints import find_changepoints
 
 WEEKS = np.arange("2020-01-06", "2022-01-06", 7, dtype="datetime64[D]")[:100]
 
@@ -184,7 +184,7 @@ def test_unsorted_times_are_refused():
 
 
 def test_departures_become_graded_readable_alerts_with_stable_ids():
-    from sitewatch.activity import from_departure
+    from sitewatch.watch.alerts import from_departure
 
     b = fit_baseline(WEEKS, noise(11))
     t = str(WEEKS[-1] + 7)
@@ -208,7 +208,7 @@ def test_departures_become_graded_readable_alerts_with_stable_ids():
 
 
 def test_short_history_caps_the_tier_and_says_so():
-    from sitewatch.activity import from_changepoint, from_departure
+    from sitewatch.watch.alerts import from_changepoint, from_departure
 
     few = fit_baseline(WEEKS[:3], [0.01, 0.011, 0.009], floor=0.001)
     t = str(WEEKS[3])
@@ -223,7 +223,7 @@ def test_short_history_caps_the_tier_and_says_so():
 
 
 def test_change_points_become_alerts_a_new_level_at_least_watch():
-    from sitewatch.activity import from_changepoint
+    from sitewatch.watch.alerts import from_changepoint
 
     v = noise(6)
     v[60:] += 0.008  # four spreads, for good

@@ -13,11 +13,11 @@ import rasterio
 from click.testing import CliRunner
 
 from sitewatch.cli.main import cli
-from sitewatch.pipeline import run_site
 from sitewatch.report.brief import write_brief
-from sitewatch.sites import Part, Site
-from sitewatch.store import Store
+from sitewatch.sites.site import Part, Site
+from sitewatch.store.catalogue import Store
 from sitewatch.warning.record import add_note, add_report
+from sitewatch.watch.pipeline import run_site
 from test_pipeline import PAD, PARAMS, QUIET, _lonlat_box, catalogue, test_site
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>&amp;{{7*7}}'
@@ -213,7 +213,7 @@ def test_period_math_labels_and_missing_products(watched, tmp_path):
 
 
 def test_change_products_read_by_window(watched):
-    from sitewatch.products import read_change
+    from sitewatch.watch.products import read_change
 
     _store, _b, tmp = watched
     (path,) = [p for p in (tmp / "products").rglob("scene_06_change.tif")]

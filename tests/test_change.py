@@ -7,8 +7,8 @@ from scipy import ndimage
 
 from sitewatch.change.base import MethodError
 from sitewatch.change.detect import detect_arrays
-from sitewatch.grid import GridImage, SiteGrid
-from sitewatch.zonal import REST, part_changes
+from sitewatch.imagery.grid import GridImage, SiteGrid
+from sitewatch.watch.zonal import REST, part_changes
 
 GRID = SiteGrid("EPSG:32651", Affine(10, 0, 0, 0, -10, 0), 80, 80)
 

@@ -124,7 +124,7 @@ HOSTILE = "[/bold] [red]x[/red] <script>alert(1)</script> \x1b[31m"
 
 def test_hostile_text_is_shown_literally(run, tmp_path, make_tif):
     """Names, labels, paths and metadata may hold rich markup or HTML: shown as text."""
-    from sitewatch.sites import builtin_site, site_from_geojson
+    from sitewatch.sites.site import builtin_site, site_from_geojson
 
     doc = builtin_site("sohae-sim").to_geojson()
     doc["features"][0]["properties"]["name"] = HOSTILE

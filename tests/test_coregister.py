@@ -4,11 +4,11 @@ from affine import Affine
 from scipy import ndimage
 
 from conftest import write_tif
-from sitewatch.coregister import Shift, estimate_shift
 from sitewatch.errors import GridError
-from sitewatch.grid import load_scene, site_grid
-from sitewatch.scenes import discover, read_scene
-from sitewatch.sites import builtin_site
+from sitewatch.imagery.coregister import Shift, estimate_shift
+from sitewatch.imagery.grid import load_scene, site_grid
+from sitewatch.imagery.scenes import discover, read_scene
+from sitewatch.sites.site import builtin_site
 
 
 def texture(seed=0, size=128):
@@ -66,7 +66,7 @@ def test_shift_arithmetic():
 
 
 def test_register_accepts_a_clean_translation():
-    from sitewatch.coregister import register
+    from sitewatch.imagery.coregister import register
 
     ref = texture(5, 192)
     rng = np.random.default_rng(1)
@@ -80,7 +80,7 @@ def test_register_accepts_a_clean_translation():
 
 
 def test_register_catches_rotation_and_rejects_unrelated_images():
-    from sitewatch.coregister import register
+    from sitewatch.imagery.coregister import register
 
     ref = texture(6, 192)
     rotated = ndimage.rotate(ref, 2.0, reshape=False, order=3, mode="reflect")
@@ -93,7 +93,7 @@ def test_register_catches_rotation_and_rejects_unrelated_images():
 
 def test_register_rms_error_on_known_shifts_at_sentinel2_like_snr():
     """Issue 3 target: < 0.1 px RMS on synthetic known shifts at realistic SNR."""
-    from sitewatch.coregister import register
+    from sitewatch.imagery.coregister import register
 
     rng = np.random.default_rng(2)
     errs = []

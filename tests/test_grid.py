@@ -8,10 +8,10 @@ from pyproj import Transformer
 
 from conftest import rng_image, write_tif
 from sitewatch.errors import GridError, SceneError
-from sitewatch.grid import _src_window, load_scene, pixel_grid, site_grid
-from sitewatch.masks import Quality, quality_from_mask
-from sitewatch.scenes import discover, read_scene
-from sitewatch.sites import builtin_site
+from sitewatch.imagery.grid import _src_window, load_scene, pixel_grid, site_grid
+from sitewatch.imagery.masks import Quality, quality_from_mask
+from sitewatch.imagery.scenes import discover, read_scene
+from sitewatch.sites.site import builtin_site
 
 
 def scene_of(path, **kw):
@@ -33,7 +33,7 @@ def test_site_grid_is_aligned_utm_and_covers_the_site(site):
     g = site_grid(site, 10.0, margin_m=100)
     assert g.rio_crs.to_epsg() == 32651
     assert g.transform.c % 10 == 0 and g.transform.f % 10 == 0
-    from sitewatch.geo import to_crs
+    from sitewatch.imagery.geo import to_crs
 
     b = to_crs(site.boundary, "EPSG:4326", g.crs).bounds
     left, bottom, right, _top = g.bounds
@@ -153,7 +153,7 @@ def test_part_masks(site):
 
 def test_grid_in_phase_with_landsat_reads_pixels_unchanged(tmp_path, site):
     """Landsat pixel edges sit at odd multiples of 15 m: the grid follows, no half-pixel blur."""
-    from sitewatch.grid import grid_for_scenes
+    from sitewatch.imagery.grid import grid_for_scenes
 
     g0 = site_grid(site, 30.0)
     left, _, _, top = g0.bounds
@@ -191,7 +191,7 @@ def test_masked_pixels_and_south_up_and_shift_window(tmp_path, site):
     img = load_scene(ds_scene, grid, bands=None)
     assert img.quality[:, :5].min() == Quality.NODATA and img.valid[:, -5:].all()
     # A large shift still finds source pixels beyond the unshifted window.
-    from sitewatch.coregister import Shift
+    from sitewatch.imagery.coregister import Shift
 
     img = load_scene(ds_scene, grid, bands=None, shift=Shift(-15, 12))
     assert img.valid[:, -5:].all()

@@ -7,8 +7,8 @@ from affine import Affine
 
 from conftest import SOHAE_UTM, need_shared, rng_image, write_tif
 from sitewatch.errors import SceneError, SiteError, StoreError
-from sitewatch.ingest import ingest
-from sitewatch.store import Store
+from sitewatch.imagery.ingest import ingest
+from sitewatch.store.catalogue import Store
 
 
 def series(folder, n=3, offset=(0.0, 0.0)):
@@ -182,7 +182,7 @@ def test_real_landsat_pairs(store):
 def test_unchanged_sources_are_recognised_without_raster_work(store, tmp_path, monkeypatch):
     series(tmp_path / "imgs", 3)
     ingest(store, [tmp_path / "imgs"], "sohae")
-    import sitewatch.ingest as ing
+    import sitewatch.imagery.ingest as ing
 
     def boom(*a, **k):
         raise AssertionError("read_scene called for an unchanged file")
@@ -222,7 +222,7 @@ def test_duplicates_in_one_batch_moves_and_corrections(store, tmp_path):
 
 def test_home_with_url_characters(tmp_path):
     home = tmp_path / "we?ird%41"
-    from sitewatch.sites import builtin_site
+    from sitewatch.sites.site import builtin_site
 
     with Store.open_home(home) as s:
         s.put_site(builtin_site("sohae"), "builtin")
@@ -254,8 +254,8 @@ def test_time_in_a_walk_dates_only_a_folder_of_undated_images(store, tmp_path):
 
 
 def test_v1_catalogue_is_migrated_and_registrations_recorded(tmp_path):
-    from sitewatch.coregister import Registration, Shift
-    from sitewatch.store import SCHEMA_VERSION
+    from sitewatch.imagery.coregister import Registration, Shift
+    from sitewatch.store.catalogue import SCHEMA_VERSION
 
     db = tmp_path / "old.db"
     series(tmp_path / "imgs", 2)

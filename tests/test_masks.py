@@ -15,7 +15,7 @@ from rasterio.crs import CRS
 from scipy.ndimage import binary_dilation
 
 from sitewatch.errors import SceneError
-from sitewatch.masks import (
+from sitewatch.imagery.masks import (
     Quality,
     apply_user_mask,
     cloud_from_reflectance,

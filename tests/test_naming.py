@@ -3,7 +3,7 @@ from datetime import date
 import pytest
 
 from conftest import need_shared
-from sitewatch.naming import parse_name, parse_text, s2a_orbit_time, split_band
+from sitewatch.imagery.naming import parse_name, parse_text, s2a_orbit_time, split_band
 
 
 @pytest.mark.parametrize(

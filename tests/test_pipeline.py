@@ -22,15 +22,16 @@ from click.testing import CliRunner
 from shapely.geometry import box
 
 from conftest import SOHAE_UTM, rng_image, write_tif
-from sitewatch import evaluate, pipeline
-from sitewatch.activity.events import Obs, group_events, series_findings
 from sitewatch.cli.main import cli
-from sitewatch.geo import to_crs
-from sitewatch.ingest import ingest
-from sitewatch.pipeline import RunParams, run_site, usable_dates
-from sitewatch.sinks import GeoJsonSink, JsonLinesSink, WebhookSink
-from sitewatch.sites import Part, Site
-from sitewatch.store import Store
+from sitewatch.imagery.geo import to_crs
+from sitewatch.imagery.ingest import ingest
+from sitewatch.sim import evaluate
+from sitewatch.sites.site import Part, Site
+from sitewatch.store.catalogue import Store
+from sitewatch.watch import pipeline
+from sitewatch.watch.events import Obs, group_events, series_findings
+from sitewatch.watch.pipeline import RunParams, run_site, usable_dates
+from sitewatch.watch.sinks import GeoJsonSink, JsonLinesSink, WebhookSink
 
 SIZE = 96
 X0, Y0 = SOHAE_UTM[0] - 480, SOHAE_UTM[1] + 480
@@ -208,8 +209,8 @@ KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
 from typing import ClassVar
-from sitewatch.pipeline import RunParams, run_site
-from sitewatch.store import Store
+from sitewatch.watch.pipeline import RunParams, run_site
+from sitewatch.store.catalogue import Store
 
 ticks = Path(sys.argv[2])
 def progress(stage, done, total):

@@ -6,7 +6,7 @@ from affine import Affine
 
 from conftest import SOHAE_UTM, rng_image, write_tif
 from sitewatch.errors import SceneError
-from sitewatch.scenes import discover, read_scene
+from sitewatch.imagery.scenes import discover, read_scene
 
 
 def read_one(path, **kw):
@@ -169,8 +169,8 @@ def test_sentinel2_scale_follows_processing_baseline(tmp_path):
 
 
 def test_undeclared_sentinel2_fill_is_not_observed(tmp_path):
-    from sitewatch.grid import load_scene, site_grid
-    from sitewatch.sites import builtin_site
+    from sitewatch.imagery.grid import load_scene, site_grid
+    from sitewatch.sites.site import builtin_site
 
     grid = site_grid(builtin_site("sohae-sim"), 10.0, margin_m=0)
     left, _, _, top = grid.bounds

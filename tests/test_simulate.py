@@ -1,4 +1,4 @@
-"""Tests of the SIMULATED image series (sitewatch.simulate).
+"""Tests of the SIMULATED image series (sitewatch.sim.simulate).
 
 A few small scenarios (6 dates at 10 m, 2 at 3 m) are written once per module and checked for
 determinism, file format, ground truth and the visibility of the planted changes.
@@ -20,8 +20,8 @@ import rasterio.features
 from shapely.geometry import box, mapping, shape
 
 from sitewatch.errors import SiteError, SitewatchError
-from sitewatch.geo import to_crs
-from sitewatch.simulate import (
+from sitewatch.imagery.geo import to_crs
+from sitewatch.sim.simulate import (
     BAND_NAMES,
     EVENT_KINDS,
     FMASK_CLEAR,
@@ -34,7 +34,7 @@ from sitewatch.simulate import (
     load_scenario,
     simulate_scenario,
 )
-from sitewatch.sites import builtin_site
+from sitewatch.sites.site import builtin_site
 
 SMALL = {"n_dates_10m": 6, "n_dates_3m": 2}
 UTM = "EPSG:32651"

@@ -4,7 +4,7 @@ import pytest
 import shapely
 
 from sitewatch.errors import SiteError
-from sitewatch.sites import (
+from sitewatch.sites.site import (
     builtin_site,
     builtin_site_ids,
     load_site,
@@ -116,7 +116,7 @@ def test_bad_json_reports_line(tmp_path):
 def test_new_site_template():
     s = new_site("mysite", 124.705, 39.66, half_size_m=1000)
     assert s.placed_parts() == [] and "launch_pad" in [p.name for p in s.parts]
-    from sitewatch.geo import to_crs
+    from sitewatch.imagery.geo import to_crs
 
     area = to_crs(s.boundary, "EPSG:4326", "EPSG:32651").area
     assert area == pytest.approx(4e6, rel=0.01)

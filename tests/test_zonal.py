@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sitewatch.change.base import ChangeMap
-from sitewatch.zonal import REST, part_changes
+from sitewatch.watch.zonal import REST, part_changes
 
 SHAPE = (60, 60)
 BANDS = ("blue", "green", "red", "nir")

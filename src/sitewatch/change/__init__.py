@@ -12,7 +12,7 @@
   classifier (``sitewatch train``, ``detect --model``).
 """
 
-from .base import ChangeMap, Detector, MethodError, get_detector, methods
-from .detect import detect_arrays
+from sitewatch.change.base import ChangeMap, Detector, MethodError, get_detector, methods
+from sitewatch.change.detect import detect_arrays
 
 __all__ = ["ChangeMap", "Detector", "MethodError", "detect_arrays", "get_detector", "methods"]

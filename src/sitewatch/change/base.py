@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import SitewatchError
+from sitewatch.errors import SitewatchError
 
 #: The sensors a detector may be meant for.
 SENSORS = ("optical", "sar")
@@ -154,7 +154,7 @@ def get_detector(name: str, **params: Any) -> Detector:
 
 
 def _load_builtin() -> None:
-    from . import optical, sar  # noqa: F401  (registration side effect)
+    from sitewatch.change import optical, sar  # noqa: F401  (registration side effect)
 
 
 def observed_both(before: np.ndarray, after: np.ndarray) -> np.ndarray:

@@ -12,9 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from . import post, thresholds
-from .base import ChangeMap, Detector, MethodError, finite_sample, get_detector, observed_both
-from .normalise import Normalisation, NormalisationError, fit_normalisation
+from sitewatch.change import post, thresholds
+from sitewatch.change.base import (
+    ChangeMap,
+    Detector,
+    MethodError,
+    finite_sample,
+    get_detector,
+    observed_both,
+)
+from sitewatch.change.normalise import Normalisation, NormalisationError, fit_normalisation
 
 #: Default detector per sensor, chosen on the benchmarks (docs/benchmarks.md).
 DEFAULT_METHOD = {"optical": "hacd", "sar": "sar-log-ratio"}

@@ -43,9 +43,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from .base import Detector, Fitted, MethodError, observed_both, with_nan
-from .normalise import pixels as _pixels
-from .optical import HACD, _robust_sigma
+from sitewatch.change.base import Detector, Fitted, MethodError, observed_both, with_nan
+from sitewatch.change.normalise import pixels as _pixels
+from sitewatch.change.optical import HACD, _robust_sigma
 
 __all__ = [
     "FORMAT",
@@ -288,7 +288,7 @@ class ChangeModel:
 
     def header(self) -> dict[str, Any]:
         """The JSON-able description stored in front of the estimator."""
-        from .. import __version__
+        from sitewatch import __version__
 
         return {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "sitewatch_version": __version__,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg, special, stats
 
-from ..errors import SitewatchError
+from sitewatch.errors import SitewatchError
 
 #: Pixels with a no-change probability above this train the normalisation.
 NO_CHANGE_PROBABILITY = 0.95
@@ -230,7 +230,7 @@ def fit_normalisation(before: np.ndarray, after: np.ndarray, *,
 
     Both are (bands, rows, cols) on one grid, NaN where not observed.
     """
-    from .base import observed_both
+    from sitewatch.change.base import observed_both
 
     obs = observed_both(before, after)
     x, y = pixels(before, obs, MAX_FIT_PIXELS), pixels(after, obs, MAX_FIT_PIXELS)

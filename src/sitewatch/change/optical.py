@@ -14,9 +14,16 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
-from ..bands import canonical
-from .base import Detector, Fitted, MethodError, observed_both, register_detector, with_nan
-from .normalise import MAX_FIT_PIXELS, fit_mad, pixels
+from sitewatch.change.base import (
+    Detector,
+    Fitted,
+    MethodError,
+    observed_both,
+    register_detector,
+    with_nan,
+)
+from sitewatch.change.normalise import MAX_FIT_PIXELS, fit_mad, pixels
+from sitewatch.imagery.bands import canonical
 
 _MAD_TO_SIGMA = 1.4826
 

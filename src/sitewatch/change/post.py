@@ -33,7 +33,7 @@ from shapely.ops import unary_union
 from shapely.validation import make_valid
 from skimage.morphology import remove_small_objects
 
-from ..errors import GridError
+from sitewatch.errors import GridError
 
 __all__ = ["clean", "feature_collection", "polygons"]
 

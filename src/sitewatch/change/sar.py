@@ -102,8 +102,15 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from .base import Detector, Fitted, MethodError, observed_both, register_detector, with_nan
-from .optical import local_mean
+from sitewatch.change.base import (
+    Detector,
+    Fitted,
+    MethodError,
+    observed_both,
+    register_detector,
+    with_nan,
+)
+from sitewatch.change.optical import local_mean
 
 __all__ = ["LogRatio", "Omnibus", "OmnibusResult", "default_floor", "enl", "omnibus_series"]
 

@@ -36,7 +36,7 @@ import numpy as np
 from scipy import stats
 from skimage.filters import threshold_otsu
 
-from ..errors import SitewatchError
+from sitewatch.errors import SitewatchError
 
 __all__ = [
     "THRESHOLD_METHODS",

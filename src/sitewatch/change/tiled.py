@@ -31,17 +31,17 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
-from .. import __version__
-from ..bands import canonical
-from ..coregister import Registration, Shift, register
-from ..errors import GridError, SceneError
-from ..grid import GridImage, SiteGrid, load_scene
-from ..masks import Quality
-from ..scenes import Scene, discover, iso, read_scene
-from . import post
-from .base import ChangeMap, Detector, MethodError, observed_both
-from .detect import DEFAULT_METHOD, _plain, resolve, threshold_for
-from .normalise import Normalisation, NormalisationError, fit_normalisation
+from sitewatch import __version__
+from sitewatch.change import post
+from sitewatch.change.base import ChangeMap, Detector, MethodError, observed_both
+from sitewatch.change.detect import DEFAULT_METHOD, _plain, resolve, threshold_for
+from sitewatch.change.normalise import Normalisation, NormalisationError, fit_normalisation
+from sitewatch.errors import GridError, SceneError
+from sitewatch.imagery.bands import canonical
+from sitewatch.imagery.coregister import Registration, Shift, register
+from sitewatch.imagery.grid import GridImage, SiteGrid, load_scene
+from sitewatch.imagery.masks import Quality
+from sitewatch.imagery.scenes import Scene, discover, iso, read_scene
 
 #: Placeholder time for inputs that carry none (detection does not need one).
 _NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -174,7 +174,7 @@ class PairLoader:
 def _mask_clouds(b: GridImage, a: GridImage) -> None:
     """Spectral cloud test on both dates, with the temporal check that keeps persistent
     bright surfaces (concrete pads) observed."""
-    from ..masks import cloud_from_reflectance, temporal_cloud_check
+    from sitewatch.imagery.masks import cloud_from_reflectance, temporal_cloud_check
 
     need = ("blue", "green", "red", "nir")
     if not all(n in b.bands for n in need):
@@ -340,7 +340,7 @@ def detect_scenes(
     _check_out(out, overwrite)
     exclude = None
     if mask is not None:
-        from ..masks import user_mask
+        from sitewatch.imagery.masks import user_mask
 
         exclude = user_mask(mask, grid.crs, grid.transform, grid.shape)
     spectral = clouds and kind == "optical" and not sb.masks and not sa.masks

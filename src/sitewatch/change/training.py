@@ -16,11 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SceneError
-from ..scenes import open_raster
-from .base import MethodError, observed_both
-from .normalise import NormalisationError, fit_normalisation
-from .tiled import (
+from sitewatch.change.base import MethodError, observed_both
+from sitewatch.change.normalise import NormalisationError, fit_normalisation
+from sitewatch.change.tiled import (
     OPTICAL_BANDS,
     PairLoader,
     coregister_pair,
@@ -29,6 +27,8 @@ from .tiled import (
     scene_grid,
     sensor_kind,
 )
+from sitewatch.errors import SceneError
+from sitewatch.imagery.scenes import open_raster
 
 
 def read_label(path: str | Path, shape: tuple[int, int], change_value: float
@@ -87,7 +87,7 @@ def train_from_files(
     **train_options: Any,
 ) -> Any:
     """Train on labelled pairs of files and save the model to ``out_path``; returns it."""
-    from .learned import LearnedDetector, train
+    from sitewatch.change.learned import LearnedDetector, train
 
     tick = progress or (lambda *_: None)
     arrays = []

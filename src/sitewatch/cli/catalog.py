@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from ..errors import SceneError, SiteError
-from ..grid import grid_for_scenes, load_scene, pixel_grid, write_geotiff
-from ..ingest import ingest as run_ingest
-from ..scenes import parse_time
-from .common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
+from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
+from sitewatch.errors import SceneError, SiteError
+from sitewatch.imagery.grid import grid_for_scenes, load_scene, pixel_grid, write_geotiff
+from sitewatch.imagery.ingest import ingest as run_ingest
+from sitewatch.imagery.scenes import parse_time
 
 
 @click.command()

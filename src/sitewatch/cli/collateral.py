@@ -12,8 +12,8 @@ from typing import Any
 import click
 from rich.table import Table
 
-from ..errors import SitewatchError
-from .common import Ctx, echo_json, err, esc, out, pass_ctx
+from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx
+from sitewatch.errors import SitewatchError
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def _site(store: Any, site_id: str) -> Any:
 
 
 def _indicator_files(ctx: Ctx, given: tuple[str, ...]) -> list[str]:
-    from ..warning.indicators import user_files
+    from sitewatch.warning.indicators import user_files
 
     return [str(p) for p in user_files(ctx.home)] + list(given)
 
@@ -93,8 +93,8 @@ def collateral() -> None:
 @pass_ctx
 def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, as_json: bool) -> None:
     """Extract the claims of FILE and assess them alone (nothing is stored)."""
-    from ..warning.assess import assess_reading
-    from ..warning.collateral import read_file
+    from sitewatch.warning.assess import assess_reading
+    from sitewatch.warning.collateral import read_file
 
     reading = read_file(file, published=published, max_bytes=_max_bytes(max_mb),
                         gazetteer_file=_gazetteer(ctx))
@@ -133,7 +133,7 @@ def add_cmd(ctx: Ctx, files: tuple[str, ...], site_id: str, published: str | Non
             max_mb: float, as_json: bool) -> None:
     """Store reports as evidence about a site.  Each file is read and stored on its own: a
     bad file is reported and the others are still added."""
-    from ..warning.record import add_report
+    from sitewatch.warning.record import add_report
 
     results = []
     failed = 0
@@ -213,7 +213,7 @@ def list_cmd(ctx: Ctx, site_id: str, as_json: bool) -> None:
 def note(ctx: Ctx, site_id: str, text: str, when: str | None, part: str | None,
          activity: str | None, author: str | None, as_json: bool) -> None:
     """Add an analyst note to a site: it becomes evidence like a report."""
-    from ..warning.record import add_note
+    from sitewatch.warning.record import add_note
 
     when = when or date.today().isoformat()
     with ctx.store() as store:
@@ -243,8 +243,8 @@ def note(ctx: Ctx, site_id: str, text: str, when: str | None, part: str | None,
 def assess(ctx: Ctx, site_id: str, at: str | None, indicator_files: tuple[str, ...],
            as_json: bool) -> None:
     """How likely, and how soon, a launch or an engine test is at a site, and why."""
-    from ..warning.collateral import as_date
-    from ..warning.record import assess_site
+    from sitewatch.warning.collateral import as_date
+    from sitewatch.warning.record import assess_site
 
     when = as_date(at, "--at")
     with ctx.store() as store:
@@ -275,7 +275,7 @@ def assess(ctx: Ctx, site_id: str, at: str | None, indicator_files: tuple[str, .
 def indicators(ctx: Ctx, site_type: str, indicator_files: tuple[str, ...],
                as_json: bool, markdown: bool) -> None:
     """The indicator catalogue: what precedes a launch or a test, and how strongly."""
-    from ..warning.indicators import catalogue_markdown, load_catalogue
+    from sitewatch.warning.indicators import catalogue_markdown, load_catalogue
 
     cat = load_catalogue(site_type, _indicator_files(ctx, indicator_files))
     if markdown:
@@ -316,9 +316,9 @@ def brief(ctx: Ctx, site_id: str, start: str | None, end: str | None, out_dir: s
           pdf: bool) -> None:
     """Write the analyst brief of a site: findings, assessment, annotated figures, sources,
     provenance, and GeoJSON/COG exports, from stored results."""
-    from ..report.brief import write_brief
-    from ..warning.collateral import as_date
-    from .common import progress_bar
+    from sitewatch.cli.common import progress_bar
+    from sitewatch.report.brief import write_brief
+    from sitewatch.warning.collateral import as_date
 
     target = Path(out_dir) if out_dir else Path(ctx.home) / "briefs" / site_id
     with ctx.store() as store, progress_bar() as tick:

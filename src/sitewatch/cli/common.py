@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..errors import SitewatchError
-from ..home import resolve_home
-from ..store import Store
+from sitewatch.errors import SitewatchError
+from sitewatch.store.catalogue import Store
+from sitewatch.store.home import resolve_home
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from .common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
+from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
 
 
 def _pct(v: float) -> str:
@@ -25,7 +25,7 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
     """Simulate a launch site, catalogue it, measure change per part, run the watch pipeline
     (alerts), show it all beside the ground truth, and write an HTML page.  Offline;
     SIMULATED data."""
-    from ..demo import REST, run_demo  # the simulator loads only when the demo runs
+    from sitewatch.sim.demo import REST, run_demo  # the simulator loads only when the demo runs
 
     home = ctx.home
     err.print(f"sitewatch demo: SIMULATED launch site; catalogue in {esc(home)}")

@@ -11,7 +11,7 @@ import click
 from rasterio.errors import NotGeoreferencedWarning
 from rich.table import Table
 
-from .common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
+from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
 
 
 def _params(items: tuple[str, ...]) -> dict[str, Any]:
@@ -85,13 +85,13 @@ def detect(ctx: Ctx, before: str, after: str, out_dir: str, method: str | None,
     not observed), score.tif (float32), changes.geojson (objects with area) and
     summary.json.
     """
-    from ..change.tiled import detect_scenes
+    from sitewatch.change.tiled import detect_scenes
 
     if model and method:
         raise click.UsageError("give --method or --model, not both")
     det: Any = method
     if model:
-        from ..change.learned import detector_from_file
+        from sitewatch.change.learned import detector_from_file
 
         det = detector_from_file(model)
     with progress_bar(not as_json) as tick, warnings.catch_warnings():
@@ -128,8 +128,8 @@ def detect(ctx: Ctx, before: str, after: str, out_dir: str, method: str | None,
 @click.option("--json", "as_json", is_flag=True, help="Full descriptions as JSON.")
 def methods(sensor: str | None, as_json: bool) -> None:
     """List the change detectors."""
-    from ..change.base import methods as all_methods
-    from ..change.detect import DEFAULT_METHOD
+    from sitewatch.change.base import methods as all_methods
+    from sitewatch.change.detect import DEFAULT_METHOD
 
     found = all_methods(sensor)
     if as_json:
@@ -165,7 +165,7 @@ def train(ctx: Ctx, pairs: tuple[tuple[str, str, str], ...], change_value: float
     Nothing is downloaded: the model learns only from the pairs given.  Use it with
     `sitewatch detect BEFORE AFTER --model FILE`.
     """
-    from ..change.training import train_from_files
+    from sitewatch.change.training import train_from_files
 
     if Path(out_path).exists() and not overwrite:
         raise click.UsageError(f"{out_path} exists; give --overwrite to replace it")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
-from .common import Ctx, SitewatchGroup, setup_logging
+from sitewatch import __version__
+from sitewatch.cli.common import Ctx, SitewatchGroup, setup_logging
 
 
 @click.group(cls=SitewatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +23,7 @@ def cli(ctx: click.Context, home: str | None, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
-    from . import catalog, collateral, demo, detect, sites, watch
+    from sitewatch.cli import catalog, collateral, demo, detect, sites, watch
 
     cli.add_command(sites.site)
     cli.add_command(catalog.ingest)

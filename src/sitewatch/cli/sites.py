@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from ..errors import SiteError
-from ..sites import (
+from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx
+from sitewatch.errors import SiteError
+from sitewatch.sites.site import (
     PART_KINDS,
     SITE_TYPES,
     Site,
@@ -17,7 +18,6 @@ from ..sites import (
     load_site,
     new_site,
 )
-from .common import Ctx, echo_json, err, esc, out, pass_ctx
 
 
 def _resolve(ctx: Ctx, ref: str) -> tuple[Site, str]:

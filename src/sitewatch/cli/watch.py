@@ -8,9 +8,9 @@ from typing import Any
 import click
 from rich.table import Table
 
-from ..errors import SitewatchError
-from .common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
-from .detect import _params
+from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
+from sitewatch.cli.detect import _params
+from sitewatch.errors import SitewatchError
 
 TIER_STYLE = {"info": "", "watch": "bold", "warning": "bold reverse"}
 
@@ -52,8 +52,8 @@ def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
     Only scenes without a result for these parameters are processed; an interrupted run
     resumes where it stopped.
     """
-    from ..pipeline import RunParams, run_site
-    from ..sinks import GeoJsonSink, JsonLinesSink, WebhookSink
+    from sitewatch.watch.pipeline import RunParams, run_site
+    from sitewatch.watch.sinks import GeoJsonSink, JsonLinesSink, WebhookSink
 
     rp = RunParams(method=method, method_params=_params(params), min_usable=min_usable,
                    composite=composite, levels=level_alerts)
@@ -123,13 +123,13 @@ def _params_hash(store: Any, site_id: str) -> str:
 def timeline(ctx: Ctx, site_id: str, part: str | None, plot: str | None,
              as_json: bool) -> None:
     """Per-part observations over time (from the latest `sitewatch run`)."""
-    from ..timeline import build_timeline
+    from sitewatch.watch.timeline import build_timeline
 
     with ctx.store() as store:
         ph = _params_hash(store, site_id)
         tl = build_timeline(store, site_id, ph, part=part)
     if plot:
-        from ..timeline import plot_timeline
+        from sitewatch.watch.timeline import plot_timeline
 
         path = plot_timeline(tl, plot)
         err.print(f"plot: {esc(path)}")
@@ -185,7 +185,7 @@ def timeline(ctx: Ctx, site_id: str, part: str | None, plot: str | None,
 def alerts(ctx: Ctx, site_id: str, statuses: tuple[str, ...], part: str | None,
            as_json: bool) -> None:
     """List a site's alerts (of the latest run's parameters), oldest first."""
-    from ..sinks import alert_payload
+    from sitewatch.watch.sinks import alert_payload
 
     with ctx.store() as store:
         if store.get_site(site_id) is None:
@@ -212,7 +212,7 @@ def alert(ctx: Ctx, alert_id: str, action: str, reason: str | None, as_json: boo
     """Mark an alert seen, dismiss it (a false alarm: its dates become normal for the part's
     baseline at the next run), confirm it (a real event), or reopen it.  ALERT_ID may be a
     unique prefix."""
-    from ..sinks import alert_payload
+    from sitewatch.watch.sinks import alert_payload
 
     status = {"seen": "seen", "dismiss": "dismissed", "confirm": "confirmed",
               "reopen": "new"}[action]

@@ -3,7 +3,7 @@ figures, per-part observations, coverage gaps, collateral sources and provenance
 page with its figures beside it, plus GeoJSON and COG exports.
 
 Everything is rendered from stored results: alerts, observations, processed-scene records,
-the change products kept by ``sitewatch run`` (:mod:`sitewatch.products`), reports, notes and
+the change products kept by ``sitewatch run`` (:mod:`sitewatch.watch.products`), reports, notes and
 the assessment made of them.  Scenes are read again only to draw the before/after pictures.
 Text from users and reports (part names, collateral text, notes) is escaped by Jinja2's
 autoescape; nothing in it is interpreted.
@@ -25,14 +25,14 @@ import numpy as np
 import shapely
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .. import __version__
-from ..errors import SitewatchError
-from ..grid import SiteGrid, grid_for_scenes, load_scene
-from ..scenes import Scene
-from ..sites import Site
-from ..store import Store
-from .figures import Panel, overview_figure, pair_figure, timeline_figure
-from .quicklook import stretch, true_colour
+from sitewatch import __version__
+from sitewatch.errors import SitewatchError
+from sitewatch.imagery.grid import SiteGrid, grid_for_scenes, load_scene
+from sitewatch.imagery.scenes import Scene
+from sitewatch.report.figures import Panel, overview_figure, pair_figure, timeline_figure
+from sitewatch.report.quicklook import stretch, true_colour
+from sitewatch.sites.site import Site
+from sitewatch.store.catalogue import Store
 
 log = logging.getLogger(__name__)
 #: At most this many before/after figures (the strongest alerts first).
@@ -105,7 +105,7 @@ def _grid_of(detail: dict[str, Any], site: Site, scenes: list[Scene]) -> SiteGri
 
 
 def _shift(detail: dict[str, Any]) -> Any:
-    from ..coregister import Shift
+    from sitewatch.imagery.coregister import Shift
 
     reg = detail.get("registration") or {}
     if reg.get("applied"):
@@ -129,7 +129,7 @@ def _change_rings(path: str | None, win: tuple[slice, slice]) -> list[np.ndarray
         return []
     from rasterio.features import shapes
 
-    from ..products import read_change
+    from sitewatch.watch.products import read_change
 
     change, _t, _c = read_change(path, win)  # the crop only
     sub = (change == 1).astype(np.uint8)
@@ -179,8 +179,8 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
                 progress: Callable[[str, int, int], None] | None = None) -> Brief:
     """Write ``out_dir/brief.html`` with its figures and exports (and ``brief.pdf`` when
     ``pdf``); returns what was written."""
-    from ..pipeline import series
-    from ..warning.record import assess_site
+    from sitewatch.warning.record import assess_site
+    from sitewatch.watch.pipeline import series
 
     tick = progress or (lambda *_: None)
     site = store.get_site(site_id)
@@ -335,7 +335,7 @@ def _alert_figure(n: int, a: dict[str, Any], site: Site, processed: dict[str, An
 
 
 def _finding(rec: dict[str, Any]) -> str:
-    from ..activity.events import KIND_WORDS
+    from sitewatch.watch.events import KIND_WORDS
 
     words = KIND_WORDS.get(rec.get("kind", ""), "unusual change")
     objs = rec.get("objects") or 0
@@ -485,7 +485,7 @@ def _exports(site: Site, alerts: list[dict[str, Any]], assessment: dict[str, Any
     _atomic_write(p, json.dumps({"type": "FeatureCollection", "features": ev_feats}, indent=1,
                                 default=str))
     written.append(p)
-    from .stac import change_item, write_item
+    from sitewatch.report.stac import change_item, write_item
 
     per_scene: dict[str, list[str]] = {}  # one export per pair, naming all its alerts
     for a in figured:

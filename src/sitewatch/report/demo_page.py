@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .. import __version__
-from .quicklook import overlay, stretch, true_colour, write_png
+from sitewatch import __version__
+from sitewatch.report.quicklook import overlay, stretch, true_colour, write_png
 
 if TYPE_CHECKING:
-    from ..demo import DemoResult
+    from sitewatch.sim.demo import DemoResult
 
 
 def _env() -> Environment:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SitewatchError
+from sitewatch.errors import SitewatchError
 
 #: Okabe-Ito colours (safe for colour-blind readers).
 ORANGE, BLUE, VERMILION, SKY = "#E69F00", "#0072B2", "#D55E00", "#56B4E9"

@@ -9,7 +9,7 @@ import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
-from ..grid import GridImage
+from sitewatch.imagery.grid import GridImage
 
 
 def stretch(rgb: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None,

@@ -29,7 +29,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 from shapely.geometry import box, mapping
 
-from ..geo import to_crs
+from sitewatch.imagery.geo import to_crs
 
 _ROLES = {"change": ("data",), "score": ("data",)}
 _TITLES = {"change": "Change map: 1 change, 0 no change, 255 not observed",

@@ -44,9 +44,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ..errors import CollateralError
-from .evidence import Evidence, from_claim
-from .indicators import Catalogue, Indicator, load_catalogue
+from sitewatch.errors import CollateralError
+from sitewatch.warning.evidence import Evidence, from_claim
+from sitewatch.warning.indicators import Catalogue, Indicator, load_catalogue
 
 MIN_WEIGHT = 0.05
 #: Absolute thresholds, and the factor over the usual rate (the prior) from which the

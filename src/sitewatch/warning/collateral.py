@@ -47,10 +47,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import CollateralError
-from . import lexicon
-from .documents import Document, parse_document, read_document
-from .timeexpr import TimeWindow, find_times
+from sitewatch.errors import CollateralError
+from sitewatch.warning import lexicon
+from sitewatch.warning.documents import Document, parse_document, read_document
+from sitewatch.warning.timeexpr import TimeWindow, find_times
 
 #: Weight of each certainty: how much of an indicator's strength a claim carries.
 CERTAINTY_WEIGHT = {"firm": 1.0, "probable": 0.7, "possible": 0.45}
@@ -454,7 +454,7 @@ def extract(doc: Document, *, published: date | None = None,
                 time=time.to_dict() if time else None, sentence=text, paragraph=pi,
                 background=is_background)
             (background if is_background else claims).append(claim)
-    from .stated import stated_judgement
+    from sitewatch.warning.stated import stated_judgement
 
     stated, why = stated_judgement([t for _, t in sentences], claims, pub)
     return Reading(doc.name, doc.title, doc.format, pub.isoformat() if pub else None,
@@ -466,7 +466,7 @@ def read_file(path: str | Path, *, published: str | date | None = None,
               max_bytes: int | None = None, gazetteer_file: str | Path | None = None
               ) -> Reading:
     """Read a report file and extract its claims (:class:`CollateralError` names the file)."""
-    from .documents import MAX_BYTES
+    from sitewatch.warning.documents import MAX_BYTES
 
     doc = read_document(path, max_bytes=max_bytes or MAX_BYTES)
     return extract(doc, published=as_date(published), gazetteer_file=gazetteer_file)

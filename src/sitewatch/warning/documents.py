@@ -26,8 +26,8 @@ from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
 
-from ..errors import CollateralError
-from .timeexpr import find_published
+from sitewatch.errors import CollateralError
+from sitewatch.warning.timeexpr import find_published
 
 #: Reports larger than this are refused (a 50 MB "report" is a log or a dump, not a report).
 MAX_BYTES = 10_000_000

@@ -38,8 +38,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .collateral import CERTAINTY_WEIGHT, Claim
-from .indicators import Catalogue
+from sitewatch.warning.collateral import CERTAINTY_WEIGHT, Claim
+from sitewatch.warning.indicators import Catalogue
 
 KINDS = ("imagery", "report", "notice", "note")
 #: Weight of an imagery alert by tier (a confirmed alert weighs 1, a dismissed one is
@@ -187,7 +187,7 @@ def from_note(note_id: str, site: str, text: str, date: str, catalogue: Catalogu
               activity: str | None = None, author: str | None = None) -> list[Evidence]:
     """Evidence items for an analyst note: ``activity`` as given, else as read from the text
     (the note's hedges set its certainty)."""
-    from .collateral import read_text
+    from sitewatch.warning.collateral import read_text
 
     claims: list[Claim] = []
     reading = read_text(text, name="note", published=date)

@@ -26,9 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import CollateralError
-from ..sites import PART_KINDS
-from .lexicon import ACTIVITIES
+from sitewatch.errors import CollateralError
+from sitewatch.sites.site import PART_KINDS
+from sitewatch.warning.lexicon import ACTIVITIES
 
 EVENTS = ("launch", "engine_test", "capability_change", "standby")
 #: Events the assessment judges (the others only move those two).

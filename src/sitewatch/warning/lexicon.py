@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import CollateralError
+from sitewatch.errors import CollateralError
 
 #: Part kinds named in text, with the words that name them (first match nearest the claim).
 PART_WORDS: dict[str, str] = {

@@ -17,14 +17,14 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import CollateralError, SiteError
-from ..sites import Site
-from ..store import Store, report_id
-from .assess import Coverage, assess
-from .collateral import Reading, as_date, extract
-from .documents import MAX_BYTES, read_document
-from .evidence import Evidence, from_alert, from_claim, from_note
-from .indicators import Catalogue, load_catalogue
+from sitewatch.errors import CollateralError, SiteError
+from sitewatch.sites.site import Site
+from sitewatch.store.catalogue import Store, report_id
+from sitewatch.warning.assess import Coverage, assess
+from sitewatch.warning.collateral import Reading, as_date, extract
+from sitewatch.warning.documents import MAX_BYTES, read_document
+from sitewatch.warning.evidence import Evidence, from_alert, from_claim, from_note
+from sitewatch.warning.indicators import Catalogue, load_catalogue
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def add_note(store: Store, site: Site, text: str, *, when: str, part: str | None
     as_date(when, "--date")
     kind = site.part(part).kind if part else None  # unknown part -> SiteError naming parts
     if activity is not None:
-        from .lexicon import ACTIVITIES
+        from sitewatch.warning.lexicon import ACTIVITIES
 
         if activity not in ACTIVITIES:
             raise CollateralError(f"activity {activity!r} is unknown (known: "

@@ -26,10 +26,10 @@ from datetime import date
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from . import lexicon
+from sitewatch.warning import lexicon
 
 if TYPE_CHECKING:
-    from .collateral import Claim
+    from sitewatch.warning.collateral import Claim
 
 _LAUNCH_WORD = r"\b(launch\w*|lift-?off|missile test|rocket test|test-fire|firing|fire a)\b"
 _ENGINE_WORD = (r"\b((engine|ground|static[- ]fire|motor|thrust)[- ]?(tests?|firing|test-?fir\w*)|"

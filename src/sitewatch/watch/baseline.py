@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ..errors import SitewatchError
+from sitewatch.errors import SitewatchError
 
 #: Length of the annual cycle in days.
 YEAR_DAYS = 365.25

@@ -26,20 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
-from . import evaluate
-from .change.base import ChangeMap
-from .change.detect import detect_arrays
-from .coregister import Shift, register
-from .errors import GridError
-from .evaluate import Scorecard
-from .grid import GridImage, load_scene, site_grid
-from .ingest import IngestReport, ingest
-from .pipeline import RunParams, RunReport, run_site, usable_dates
-from .scenes import Scene, iso, parse_time
-from .simulate import Scenario, SimEvent, simulate_scenario
-from .sites import Site
-from .store import Store
-from .zonal import REST, PartChange, part_changes
+from sitewatch.change.base import ChangeMap
+from sitewatch.change.detect import detect_arrays
+from sitewatch.errors import GridError
+from sitewatch.imagery.coregister import Shift, register
+from sitewatch.imagery.grid import GridImage, load_scene, site_grid
+from sitewatch.imagery.ingest import IngestReport, ingest
+from sitewatch.imagery.scenes import Scene, iso, parse_time
+from sitewatch.sim import evaluate
+from sitewatch.sim.evaluate import Scorecard
+from sitewatch.sim.simulate import Scenario, SimEvent, simulate_scenario
+from sitewatch.sites.site import Site
+from sitewatch.store.catalogue import Store
+from sitewatch.watch.pipeline import RunParams, RunReport, run_site, usable_dates
+from sitewatch.watch.zonal import REST, PartChange, part_changes
 
 log = logging.getLogger(__name__)
 
@@ -319,12 +319,12 @@ def _run(store: Store, scenario: Scenario, scene_dir: Path, work: Path, tick: Pr
                                    usable, part_years=(len(res.parts) + 1) * years)
     res.story, res.story_sources = collateral_story(store, site, scenario, work)
     if html:
-        from .report.brief import write_brief
+        from sitewatch.report.brief import write_brief
 
         last = max(sc.acquired.date() for sc in scenario.scenes)
         res.brief = write_brief(store, SITE_ID, work / "brief", end=last, progress=tick).html
     if html:
-        from .report.demo_page import write_demo_page
+        from sitewatch.report.demo_page import write_demo_page
 
         res.html = write_demo_page(res, work / "report")
     return res
@@ -364,7 +364,7 @@ def demo_reports() -> tuple[list[Path], str]:
 
     given = os.environ.get("SITEWATCH_SEEDS")
     candidates = [given] if given else [Path.cwd().parent / "shared" / "seeds",
-                                        Path(__file__).resolve().parents[3] / "shared" / "seeds"]
+                                        Path(__file__).resolve().parents[4] / "shared" / "seeds"]
     for c in candidates:
         if c and Path(c).is_dir():
             found = {p.name[:3]: p for p in sorted(Path(c).glob("*.txt"))}
@@ -384,7 +384,7 @@ def collateral_story(store: Store, site: Site, scenario: Scenario, work: Path
     each alert and report date: the assessment moving as evidence arrives."""
     from importlib import resources
 
-    from .warning.record import add_report, assess_site
+    from sitewatch.warning.record import add_report, assess_site
 
     times = sorted(sc.acquired.date() for sc in scenario.scenes)
     first, last = times[0], times[-1]

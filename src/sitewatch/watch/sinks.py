@@ -1,7 +1,7 @@
 """Where new and updated alerts go after a run: a JSON-lines file, a GeoJSON file, a webhook.
 
 Every sink has ``emit(alerts, site)`` (``alerts``: ``{"new": [...], "updated": [...]}`` of
-stored alert dicts, as :func:`sitewatch.pipeline.run_site` returns them) and ``close()``.
+stored alert dicts, as :func:`sitewatch.watch.pipeline.run_site` returns them) and ``close()``.
 
 The webhook body (one POST per alert, ``Content-Type: application/json``)::
 
@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import __version__
-from .errors import SitewatchError
-from .sites import Site
+from sitewatch import __version__
+from sitewatch.errors import SitewatchError
+from sitewatch.sites.site import Site
 
 log = logging.getLogger(__name__)
 

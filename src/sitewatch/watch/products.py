@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from .change.base import ChangeMap
-from .errors import SitewatchError
-from .grid import SiteGrid
+from sitewatch.change.base import ChangeMap
+from sitewatch.errors import SitewatchError
+from sitewatch.imagery.grid import SiteGrid
 
 CHANGE_NODATA = 255
 

@@ -24,8 +24,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .baseline import UNUSUAL_Z, Baseline, Departure
-from .changepoints import ChangePoint
+from sitewatch.watch.baseline import UNUSUAL_Z, Baseline, Departure
+from sitewatch.watch.changepoints import ChangePoint
 
 TIERS = ("info", "watch", "warning")
 #: How measures are named in alert texts.
@@ -62,7 +62,7 @@ class Alert:
     text: str
     before_scene: str | None = None
     after_scene: str | None = None
-    #: Filled for events (:func:`sitewatch.activity.events.group_events`): the usable date
+    #: Filled for events (:func:`sitewatch.watch.events.group_events`): the usable date
     #: before the event, the last date that shows it, the grid, the change objects at the
     #: part on the first date, and every finding (per measure) that makes up the event.
     start: str | None = None

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .baseline import Baseline, BaselineError, days, fit_baseline
+from sitewatch.watch.baseline import Baseline, BaselineError, days, fit_baseline
 
 #: Kinds of change point.
 KINDS = ("level_shift", "spike", "unconfirmed")

@@ -33,9 +33,9 @@ from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
-from . import bands as B
-from .errors import SceneError, UndatedSceneError
-from .naming import NameInfo, is_auxiliary, parse_name, parse_text
+from sitewatch.errors import SceneError, UndatedSceneError
+from sitewatch.imagery import bands as B
+from sitewatch.imagery.naming import NameInfo, is_auxiliary, parse_name, parse_text
 
 log = logging.getLogger(__name__)
 
@@ -426,7 +426,7 @@ def _resolution_m(ds: rasterio.io.DatasetReader) -> float:
 def _footprint(ds: rasterio.io.DatasetReader) -> BaseGeometry | None:
     if ds.crs is None:
         return None
-    from .geo import to_crs
+    from sitewatch.imagery.geo import to_crs
 
     poly = shapely.segmentize(box(*ds.bounds), max(ds.bounds.right - ds.bounds.left, 1) / 16)
     fp = to_crs(poly, ds.crs, "EPSG:4326")

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-from .change.base import ChangeMap
+from sitewatch.change.base import ChangeMap
 
 #: The name under which the site area outside every named part is reported.
 REST = "(rest of site)"

@@ -5,7 +5,7 @@ image's content relative to the reference, in grid pixels, ``+dy`` = down (south
 ``+dx`` = right (east).  scikit-image's ``phase_cross_correlation`` returns the opposite
 (the shift that registers the moving image); :func:`estimate_shift` hides that.
 
-A shift is applied by :func:`sitewatch.grid.load_scene` as a change of the destination
+A shift is applied by :func:`sitewatch.imagery.grid.load_scene` as a change of the destination
 transform while warping, so a scene is resampled once, never twice.
 
 This is the first global, sub-pixel version; local checks on a grid of windows, rejection of
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import GridError
+from sitewatch.errors import GridError
 
 
 @dataclass(frozen=True)

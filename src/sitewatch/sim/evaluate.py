@@ -36,7 +36,7 @@ class TruthChange:
 
 
 def changes_from_events(events: Iterable[Any]) -> list[TruthChange]:
-    """Dated changes from :class:`sitewatch.simulate.SimEvent`-like events (``id``,
+    """Dated changes from :class:`sitewatch.sim.simulate.SimEvent`-like events (``id``,
     ``kind``, ``parts``, ``start``, ``end``, ``stages``)."""
     out = []
     for e in events:

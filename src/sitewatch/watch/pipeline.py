@@ -15,11 +15,11 @@ chain: another previous date, composite, reference or file) is
 4. compared with the previous usable date and with a rolling clear-sky composite (the
    per-pixel median of the last ``composite`` usable dates), the detector normalising
    radiometry as it prefers;
-5. scored per part (:func:`sitewatch.zonal.part_changes`), and stored with its parameters in
+5. scored per part (:func:`sitewatch.watch.zonal.part_changes`), and stored with its parameters in
    one transaction: a crash or Ctrl-C loses at most the scene in hand, and the next run
    resumes from there.
 
-After the scenes, every part's series is scored (:mod:`sitewatch.activity.events`) and
+After the scenes, every part's series is scored (:mod:`sitewatch.watch.events`) and
 alerts are stored; an event already alerted is updated, never alerted twice.  The library
 never prints: progress goes to a callback, messages to :mod:`logging`.
 """
@@ -38,18 +38,24 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .activity.events import DEPARTURE_FLOORS, Obs, group_events, series_findings
-from .change.base import MethodError
-from .change.detect import detect_arrays, resolve
-from .change.tiled import OPTICAL_BANDS, registration_bands, sensor_kind
-from .coregister import Shift, register
-from .errors import GridError, SitewatchError
-from .grid import GridImage, SiteGrid, default_resolution, grid_for_scenes, load_scene
-from .scenes import Scene, iso
-from .sites import Site
-from .store import Store
-from .zonal import MIN_OBSERVED, REST, part_changes
+from sitewatch import __version__
+from sitewatch.change.base import MethodError
+from sitewatch.change.detect import detect_arrays, resolve
+from sitewatch.change.tiled import OPTICAL_BANDS, registration_bands, sensor_kind
+from sitewatch.errors import GridError, SitewatchError
+from sitewatch.imagery.coregister import Shift, register
+from sitewatch.imagery.grid import (
+    GridImage,
+    SiteGrid,
+    default_resolution,
+    grid_for_scenes,
+    load_scene,
+)
+from sitewatch.imagery.scenes import Scene, iso
+from sitewatch.sites.site import Site
+from sitewatch.store.catalogue import Store
+from sitewatch.watch.events import DEPARTURE_FLOORS, Obs, group_events, series_findings
+from sitewatch.watch.zonal import MIN_OBSERVED, REST, part_changes
 
 log = logging.getLogger(__name__)
 
@@ -283,7 +289,7 @@ def _observations(g: _Grid, before: np.ndarray, after: GridImage, reference: str
             "changed_fraction_site": float(ch.changed[g.inside & ch.observed].mean())
             if (g.inside & ch.observed).any() else math.nan}
     if g.products is not None and scene_id is not None:
-        from .products import product_paths, write_change_products
+        from sitewatch.watch.products import product_paths, write_change_products
 
         paths = product_paths(g.products, g.site.id, g.params.hash, g.key, scene_id)
         info["products"] = write_change_products(
@@ -500,7 +506,7 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
     """Process every catalogued scene of ``site_id`` not yet processed with ``params``, then
     score the series and store alerts; new and updated alerts go to each sink's
     ``emit(alerts, site)``.  With ``products`` (a folder), each pair's change map and score
-    are kept there as Cloud Optimized GeoTIFFs (:mod:`sitewatch.products`) for briefs."""
+    are kept there as Cloud Optimized GeoTIFFs (:mod:`sitewatch.watch.products`) for briefs."""
     t0 = _time.perf_counter()
     params = params or RunParams()
     site = store.get_site(site_id)

@@ -22,9 +22,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from .errors import StoreError
-from .scenes import Scene, iso, parse_time
-from .sites import Site, loads_site
+from sitewatch.errors import StoreError
+from sitewatch.imagery.scenes import Scene, iso, parse_time
+from sitewatch.sites.site import Site, loads_site
 
 log = logging.getLogger(__name__)
 

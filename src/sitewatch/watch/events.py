@@ -1,7 +1,7 @@
 """From a part's stored observations to alert events.
 
 Each part is watched through a few measures of its observations against the previous usable
-date (:mod:`sitewatch.pipeline` stores them):
+date (:mod:`sitewatch.watch.pipeline` stores them):
 
 * ``changed_excess``: the share of the part that changed since the previous usable date
   minus the share of the rest of the site that did, and ``changed_excess_composite``, the
@@ -31,16 +31,16 @@ from typing import Any
 
 import numpy as np
 
-from .alerts import TIERS, Alert, alert_id, from_changepoint, from_departure
-from .baseline import fit_baseline
-from .changepoints import find_changepoints
+from sitewatch.watch.alerts import TIERS, Alert, alert_id, from_changepoint, from_departure
+from sitewatch.watch.baseline import fit_baseline
+from sitewatch.watch.changepoints import find_changepoints
 
 #: Measures scored as departures from normal (rises only), with their noise floor: the
 #: changed share against the previous usable date, and against the rolling clear-sky
 #: composite (which still sees a change whose part was under cloud on the first date after
 #: it, and confirms that a change persists).
 #: Both are taken in excess of the same share over the rest of the site (see
-#: :func:`sitewatch.pipeline.series`): a scene that differs everywhere (phenology, haze, a
+#: :func:`sitewatch.watch.pipeline.series`): a scene that differs everywhere (phenology, haze, a
 #: misregistration) is not an event at each part; on the Colorado series those dates made
 #: most false alarms.
 DEPARTURE_FLOORS: dict[str, float] = {"changed_excess": 0.01,

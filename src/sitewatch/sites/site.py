@@ -36,7 +36,7 @@ from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
-from .errors import SiteError
+from sitewatch.errors import SiteError
 
 #: Kinds of site parts.  The launch-site vocabulary follows what analysts name in reports.
 PART_KINDS: dict[str, str] = {
@@ -92,7 +92,9 @@ class Part:
         """
         if self.geometry is None:
             return None
-        from .geo import to_crs  # local: keeps this module light for plain validation
+        from sitewatch.imagery.geo import (
+            to_crs,  # local: keeps this module light for plain validation
+        )
 
         geom = to_crs(self.geometry, "EPSG:4326", crs)
         if geom.geom_type in ("LineString", "MultiLineString"):
@@ -379,13 +381,13 @@ def load_site(path: str | Path) -> Site:
 
 def builtin_site_ids() -> list[str]:
     """Ids of the sites shipped with sitewatch."""
-    files = resources.files("sitewatch.catalog").iterdir()
+    files = resources.files("sitewatch.sites.builtin").iterdir()
     return sorted(f.name.removesuffix(".geojson") for f in files if f.name.endswith(".geojson"))
 
 
 def builtin_site(site_id: str) -> Site:
     """A site from the built-in catalogue (``sohae``, ``sohae-sim``...)."""
-    ref = resources.files("sitewatch.catalog") / f"{site_id}.geojson"
+    ref = resources.files("sitewatch.sites.builtin") / f"{site_id}.geojson"
     if not ref.is_file():
         raise SiteError(
             f"no built-in site {site_id!r} (built-in: {', '.join(builtin_site_ids())})"
@@ -421,7 +423,7 @@ def square_boundary(lon: float, lat: float, half_size_m: float) -> BaseGeometry:
         raise SiteError(f"centre ({lon}, {lat}) is not a WGS 84 longitude, latitude")
     if not 0 < half_size_m <= 100_000:
         raise SiteError(f"site size must be between 0 and 200 km, got {2 * half_size_m:g} m")
-    from .geo import local_utm_crs, to_crs
+    from sitewatch.imagery.geo import local_utm_crs, to_crs
 
     utm = local_utm_crs(lon, lat)
     c = to_crs(shapely.Point(lon, lat), "EPSG:4326", utm)

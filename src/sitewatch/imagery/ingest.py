@@ -16,10 +16,10 @@ from pathlib import Path
 
 import shapely
 
-from .errors import SceneError, SiteError, UndatedSceneError
-from .scenes import Scene, SceneSource, discover, iso, read_scene, source_checksum
-from .sites import Site, bare_site, builtin_site, builtin_site_ids
-from .store import Store
+from sitewatch.errors import SceneError, SiteError, UndatedSceneError
+from sitewatch.imagery.scenes import Scene, SceneSource, discover, iso, read_scene, source_checksum
+from sitewatch.sites.site import Site, bare_site, builtin_site, builtin_site_ids
+from sitewatch.store.catalogue import Store
 
 log = logging.getLogger(__name__)
 

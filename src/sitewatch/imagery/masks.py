@@ -45,7 +45,7 @@ from rasterio.warp import Resampling, reproject, transform_geom
 from shapely.geometry import Polygon, mapping
 from shapely.geometry import shape as shape_of
 
-from .errors import SceneError
+from sitewatch.errors import SceneError
 
 
 class Quality(IntEnum):

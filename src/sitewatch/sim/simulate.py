@@ -68,10 +68,10 @@ from shapely.geometry import Point, Polygon, box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import nearest_points
 
-from . import __version__
-from .errors import SiteError, SitewatchError
-from .geo import local_utm_crs, to_crs
-from .sites import Site, builtin_site, plain_json
+from sitewatch import __version__
+from sitewatch.errors import SiteError, SitewatchError
+from sitewatch.imagery.geo import local_utm_crs, to_crs
+from sitewatch.sites.site import Site, builtin_site, plain_json
 
 logger = logging.getLogger(__name__)
 
@@ -1277,7 +1277,8 @@ def _readme(site: Site, seed: int, events: list[SimEvent], scenes: list[SimScene
     lines = [
         "SIMULATED DATA - NOT REAL IMAGERY",
         "",
-        f"This folder was made by sitewatch {__version__} (sitewatch.simulate) with seed {seed}.",
+        f"This folder was made by sitewatch {__version__} (sitewatch.sim.simulate) with seed"
+        f" {seed}.",
         f"Every image of site {site.id!r} in scenes/ is synthetic: it shows no real place and",
         "no real event.  It exists for sitewatch's demo, tests and evaluation.",
         "",
@@ -1424,7 +1425,7 @@ def simulate_scenario(
     gt_path = out_dir / "ground_truth.json"
     doc = {
         "simulated": True,
-        "note": "SIMULATED data made by sitewatch's simulator (sitewatch.simulate). The scenes "
+        "note": "SIMULATED data made by sitewatch's simulator (sitewatch.sim.simulate). The scenes "
                 "show no real place and no real event; they exist for sitewatch's demo, tests "
                 "and evaluation.",
         "generator": f"sitewatch {__version__}",
@@ -1474,7 +1475,7 @@ def load_ground_truth(path: str | Path) -> dict[str, Any]:
 
 def load_scenario(out_dir: str | Path) -> Scenario:
     """Rebuild a :class:`Scenario` from a folder written by :func:`simulate_scenario`."""
-    from .sites import load_site
+    from sitewatch.sites.site import load_site
 
     out = Path(out_dir)
     doc = load_ground_truth(out)

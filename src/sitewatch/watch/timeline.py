@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SitewatchError
-from .store import Store
-from .zonal import MIN_OBSERVED, REST
+from sitewatch.errors import SitewatchError
+from sitewatch.store.catalogue import Store
+from sitewatch.watch.zonal import MIN_OBSERVED, REST
 
 
 @dataclass
@@ -76,7 +76,7 @@ class Timeline:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        from .sinks import alert_payload
+        from sitewatch.watch.sinks import alert_payload
 
         return {"site": self.site, "params_hash": self.params_hash,
                 "observations": [r.to_dict() for r in self.rows],

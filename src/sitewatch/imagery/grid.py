@@ -4,7 +4,7 @@ A site's grid is north-up in the local UTM zone, its pixels aligned to multiples
 resolution (so grids of one site at one resolution always coincide), covering the site
 boundary plus a margin.  :func:`load_scene` reads only the window of each band file that
 covers the grid, reprojects it, and returns float32 values (reflectance where the scale is
-known) with NaN where a pixel is not observed, plus a :mod:`quality <sitewatch.masks>` map
+known) with NaN where a pixel is not observed, plus a :mod:`quality <sitewatch.imagery.masks>` map
 that says why.
 """
 
@@ -28,12 +28,12 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 from scipy import ndimage
 
-from .coregister import Shift
-from .errors import GridError, SceneError
-from .geo import local_utm_crs, to_crs
-from .masks import Quality, combine, quality_from_mask
-from .scenes import BandRef, MaskRef, Scene, open_raster
-from .sites import Site
+from sitewatch.errors import GridError, SceneError
+from sitewatch.imagery.coregister import Shift
+from sitewatch.imagery.geo import local_utm_crs, to_crs
+from sitewatch.imagery.masks import Quality, combine, quality_from_mask
+from sitewatch.imagery.scenes import BandRef, MaskRef, Scene, open_raster
+from sitewatch.sites.site import Site
 
 #: Default margin around the site boundary, metres.
 DEFAULT_MARGIN_M = 200.0
@@ -109,7 +109,7 @@ def site_grid(site: Site, resolution: float, *, margin_m: float = DEFAULT_MARGIN
     :func:`grid_for_scenes` takes the phase from the scenes to avoid resampling them by half a
     pixel.
 
-    >>> from sitewatch.sites import builtin_site
+    >>> from sitewatch.sites.site import builtin_site
     >>> g = site_grid(builtin_site("sohae-sim"), 10.0)
     >>> g.resolution, g.width == g.height, g.transform.c % 10 == 0
     (10.0, True, True)
@@ -138,7 +138,7 @@ def site_grid(site: Site, resolution: float, *, margin_m: float = DEFAULT_MARGIN
 def default_resolution(scenes: Sequence[Scene]) -> float:
     """The grid resolution for these scenes: their sensor's standard GSD (Sentinel-2 10 m,
     Landsat 30 m...) or else the finest native resolution among them."""
-    from .bands import DEFAULT_RESOLUTION
+    from sitewatch.imagery.bands import DEFAULT_RESOLUTION
 
     known = [DEFAULT_RESOLUTION[s.sensor] for s in scenes if s.sensor in DEFAULT_RESOLUTION]
     if known:
@@ -169,7 +169,7 @@ def grid_for_scenes(site: Site, scenes: Sequence[Scene], resolution: float | Non
 
 def write_geotiff(img: GridImage, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write a grid image as a GeoTIFF: the bands (float32, NaN = not observed) and a last
-    uint8-valued band ``quality`` (see :class:`~sitewatch.masks.Quality`)."""
+    uint8-valued band ``quality`` (see :class:`~sitewatch.imagery.masks.Quality`)."""
     p = Path(path)
     if p.exists() and not overwrite:
         raise GridError(f"{p} exists; pass overwrite to replace it")
@@ -228,7 +228,7 @@ class GridImage:
         return float(self.valid.mean())
 
     def band(self, name: str) -> np.ndarray:
-        from .bands import canonical
+        from sitewatch.imagery.bands import canonical
 
         try:
             return self.data[self.bands.index(canonical(name))]
@@ -383,7 +383,7 @@ def load_scene(
     """Put ``scene`` on ``grid``: selected ``bands`` (common names; None = all) and quality.
 
     Values are ``DN * scale + offset`` (reflectance for known sensors).  ``shift`` is the
-    scene's content displacement from :func:`sitewatch.coregister.estimate_shift`; it is
+    scene's content displacement from :func:`sitewatch.imagery.coregister.estimate_shift`; it is
     undone in the same warp.  A band that the scene lacks raises :class:`SceneError` naming
     the scene and its bands.
     """

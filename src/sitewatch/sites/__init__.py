@@ -1,0 +1,2 @@
+"""Sites and their named parts: the site-file format (:mod:`~sitewatch.sites.site`) and the
+built-in sites (``builtin/*.geojson``)."""
