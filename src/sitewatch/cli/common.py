@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sitewatch.errors import SitewatchError
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 from sitewatch.store.home import resolve_home
 
 

@@ -19,7 +19,7 @@ import shapely
 from sitewatch.errors import SceneError, SiteError, UndatedSceneError
 from sitewatch.imagery.scenes import Scene, SceneSource, discover, iso, read_scene, source_checksum
 from sitewatch.sites.site import Site, bare_site, builtin_site, builtin_site_ids
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 
 log = logging.getLogger(__name__)
 

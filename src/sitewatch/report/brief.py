@@ -32,7 +32,7 @@ from sitewatch.imagery.scenes import Scene
 from sitewatch.report.figures import Panel, overview_figure, pair_figure, timeline_figure
 from sitewatch.report.quicklook import stretch, true_colour
 from sitewatch.sites.site import Site
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 
 log = logging.getLogger(__name__)
 #: At most this many before/after figures (the strongest alerts first).

@@ -37,7 +37,7 @@ from sitewatch.sim import evaluate
 from sitewatch.sim.evaluate import Scorecard
 from sitewatch.sim.simulate import Scenario, SimEvent, simulate_scenario
 from sitewatch.sites.site import Site
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 from sitewatch.watch.pipeline import RunParams, RunReport, run_site, usable_dates
 from sitewatch.watch.zonal import REST, PartChange, part_changes
 

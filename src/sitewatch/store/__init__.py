@@ -1,2 +1,31 @@
-"""The catalogue database: every scene of every site, per-scene results, observations,
-alerts, reports and evidence (SQLAlchemy Core; SQLite by default)."""
+"""The catalogue database (SQLAlchemy Core; a SQLite file by default), split by area:
+
+* :mod:`~sitewatch.store.schema`: every table and the migrations, in one place;
+* :mod:`~sitewatch.store.base`: opening a database, the schema check, transactions;
+* :mod:`~sitewatch.store.scenes`: the scene catalogue (sites, scenes, registrations, grids);
+* :mod:`~sitewatch.store.results`: what ``sitewatch run`` keeps (processed scenes,
+  observations, runs, alerts);
+* :mod:`~sitewatch.store.collateral`: reports, notes and evidence.
+
+:class:`Store` is one handle on all of them.
+"""
+
+from __future__ import annotations
+
+from sitewatch.store.base import DB_NAME
+from sitewatch.store.collateral import CollateralStore, report_id
+from sitewatch.store.results import ResultStore
+from sitewatch.store.scenes import SceneStore, SiteRow
+from sitewatch.store.schema import ALERT_STATUSES, SCHEMA_VERSION
+
+
+class Store(SceneStore, ResultStore, CollateralStore):
+    """The catalogue.  Use as a context manager, or call :meth:`close`.
+
+    >>> with Store.open_path(":memory:") as store:
+    ...     store.schema_version() == SCHEMA_VERSION
+    True
+    """
+
+
+__all__ = ["ALERT_STATUSES", "DB_NAME", "SCHEMA_VERSION", "SiteRow", "Store", "report_id"]

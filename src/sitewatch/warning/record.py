@@ -19,7 +19,7 @@ from typing import Any
 
 from sitewatch.errors import CollateralError, SiteError
 from sitewatch.sites.site import Site
-from sitewatch.store.catalogue import Store, report_id
+from sitewatch.store import Store, report_id
 from sitewatch.warning.assess import Coverage, assess
 from sitewatch.warning.collateral import Reading, as_date, extract
 from sitewatch.warning.documents import MAX_BYTES, read_document

@@ -53,7 +53,7 @@ from sitewatch.imagery.grid import (
 )
 from sitewatch.imagery.scenes import Scene, iso
 from sitewatch.sites.site import Site
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 from sitewatch.watch.events import DEPARTURE_FLOORS, Obs, group_events, series_findings
 from sitewatch.watch.zonal import MIN_OBSERVED, REST, part_changes
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sitewatch.errors import SitewatchError
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 from sitewatch.watch.zonal import MIN_OBSERVED, REST
 
 

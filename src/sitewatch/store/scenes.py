@@ -1,0 +1,236 @@
+"""The scene catalogue: sites, their scenes, each scene's co-registration on a grid and
+the reference scene of each grid."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from sitewatch.errors import StoreError
+from sitewatch.imagery.scenes import Scene, iso
+from sitewatch.sites.site import Site, loads_site
+from sitewatch.store.base import StoreBase, _now
+from sitewatch.store.schema import (
+    grids_table,
+    observations_table,
+    processed_table,
+    registrations_table,
+    scenes_table,
+    sites_table,
+)
+
+
+@dataclass(frozen=True)
+class SiteRow:
+    """A stored site with its bookkeeping."""
+
+    site: Site
+    origin: str
+    created_at: str
+    updated_at: str
+    n_scenes: int = 0
+
+
+
+class SceneStore(StoreBase):
+    """Sites, scenes, registrations and grid references."""
+
+    def put_site(self, site: Site, origin: str, conn: sa.Connection | None = None) -> str:
+        """Insert or replace a site.  Returns ``"added"``, ``"updated"`` or ``"unchanged"``."""
+        try:
+            return self._put_site(site, origin, conn)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"site {site.id!r} could not be stored ({exc.orig}); another "
+                             "sitewatch may be writing the catalogue: run the command again"
+                             ) from None
+
+    def _put_site(self, site: Site, origin: str, conn: sa.Connection | None) -> str:
+        text = site.dumps()
+        with self._conn(conn) as c:
+            row = c.execute(
+                sa.select(sites_table.c.geojson).where(sites_table.c.id == site.id)
+            ).first()
+            now = _now()
+            values = {
+                "name": site.name, "site_type": site.site_type, "origin": origin,
+                "simulated": site.simulated, "geojson": text, "updated_at": now,
+            }
+            if row is None:
+                c.execute(sites_table.insert().values(id=site.id, created_at=now, **values))
+                return "added"
+            if row[0] == text:
+                return "unchanged"
+            c.execute(sites_table.update().where(sites_table.c.id == site.id).values(**values))
+            return "updated"
+
+    def get_site(self, site_id: str) -> Site | None:
+        with self.engine.connect() as c:
+            row = c.execute(
+                sa.select(sites_table.c.geojson).where(sites_table.c.id == site_id)
+            ).first()
+        return loads_site(row[0], f"stored site {site_id!r}") if row else None
+
+    def list_sites(self) -> list[SiteRow]:
+        counts = (
+            sa.select(scenes_table.c.site_id, sa.func.count().label("n"))
+            .group_by(scenes_table.c.site_id)
+            .subquery()
+        )
+        q = (
+            sa.select(sites_table, sa.func.coalesce(counts.c.n, 0))
+            .select_from(sites_table.outerjoin(counts, counts.c.site_id == sites_table.c.id))
+            .order_by(sites_table.c.id)
+        )
+        with self.engine.connect() as c:
+            rows = c.execute(q).all()
+        return [
+            SiteRow(
+                loads_site(r.geojson, f"stored site {r.id!r}"),
+                r.origin, r.created_at, r.updated_at, int(r[-1]),
+            )
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ scenes
+
+    def put_scene(self, scene: Scene, conn: sa.Connection | None = None) -> str:
+        """Insert a scene, or update the stored scene of that id when its record differs.
+
+        Returns ``"added"``, ``"updated"`` (files, time, sensor, source... changed) or
+        ``"unchanged"``.  A clash with another writer raises :class:`StoreError`; the
+        transaction is rolled back, so nothing is half-written.
+        """
+        if scene.site_id is None:
+            raise StoreError(f"scene {scene.id!r} has no site")
+        record = json.dumps(scene.to_dict(), sort_keys=True)
+        t = scenes_table
+        try:
+            with self._conn(conn) as c:
+                row = c.execute(
+                    sa.select(t.c.record).where(
+                        (t.c.site_id == scene.site_id) & (t.c.id == scene.id))
+                ).first()
+                now = _now()
+                values = {
+                    "acquired": iso(scene.acquired), "sensor": scene.sensor,
+                    "source": scene.source, "checksum": scene.checksum, "record": record,
+                    "updated_at": now,
+                }
+                if row is None:
+                    c.execute(t.insert().values(site_id=scene.site_id, id=scene.id,
+                                                ingested_at=now, **values))
+                    return "added"
+                if row.record == record:
+                    return "unchanged"
+                c.execute(t.update().where((t.c.site_id == scene.site_id)
+                                           & (t.c.id == scene.id)).values(**values))
+                return "updated"
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(
+                f"scene {scene.id!r} of site {scene.site_id!r} could not be stored "
+                f"({exc.orig}); another sitewatch may be writing the catalogue: nothing was "
+                "half-written, run the command again"
+            ) from None
+
+    def put_registration(self, site_id: str, scene_id: str, grid: str, reference_id: str,
+                         registration: Any) -> None:
+        """Record (or replace) a scene's co-registration on a grid (e.g. ``"10m"``)."""
+        t = registrations_table
+        reg = registration
+        values = {
+            "reference_id": reference_id, "dy": reg.shift.dy, "dx": reg.shift.dx,
+            "reliability": reg.reliability,
+            "residual_px": None if reg.residual_px != reg.residual_px else reg.residual_px,
+            "status": reg.status, "detail": json.dumps(reg.to_dict(), sort_keys=True),
+            "created_at": _now(),
+        }
+        key = (t.c.site_id == site_id) & (t.c.scene_id == scene_id) & (t.c.grid == grid)
+        with self.engine.begin() as c:
+            c.execute(t.delete().where(key))
+            c.execute(t.insert().values(site_id=site_id, scene_id=scene_id, grid=grid,
+                                        **values))
+
+    def registrations(self, site_id: str, grid: str | None = None) -> list[dict[str, Any]]:
+        """Recorded co-registrations of a site's scenes, as dicts (scene_id, dy, dx, ...)."""
+        t = registrations_table
+        cond = t.c.site_id == site_id
+        if grid is not None:
+            cond &= t.c.grid == grid
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t).where(cond).order_by(t.c.scene_id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def delete_scene(self, site_id: str, scene_id: str) -> bool:
+        """Remove a scene record (its files are untouched).  True if it existed."""
+        t, r = scenes_table, registrations_table
+        o, pr = observations_table, processed_table
+        with self.engine.begin() as c:
+            c.execute(r.delete().where((r.c.site_id == site_id) & (r.c.scene_id == scene_id)))
+            c.execute(o.delete().where((o.c.site_id == site_id) & (o.c.scene_id == scene_id)))
+            c.execute(pr.delete().where((pr.c.site_id == site_id)
+                                        & (pr.c.scene_id == scene_id)))
+            res = c.execute(t.delete().where((t.c.site_id == site_id) & (t.c.id == scene_id)))
+        return bool(res.rowcount)
+
+    def find_scene(self, site_id: str, *, source: str | None = None,
+                   checksum: str | None = None) -> Scene | None:
+        """The scene of ``site_id`` read from ``source`` or with ``checksum``, if any."""
+        t = scenes_table
+        cond = t.c.site_id == site_id
+        if source is not None:
+            cond &= t.c.source == source
+        if checksum is not None:
+            cond &= t.c.checksum == checksum
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(t.c.record).where(cond).limit(1)).first()
+        return Scene.from_dict(json.loads(row[0])) if row else None
+
+    def scene_ids(self, site_id: str) -> set[str]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(scenes_table.c.id).where(scenes_table.c.site_id == site_id)
+            ).all()
+        return {r[0] for r in rows}
+
+    def get_scene(self, site_id: str, scene_id: str) -> Scene | None:
+        t = scenes_table
+        with self.engine.connect() as c:
+            row = c.execute(
+                sa.select(t.c.record).where((t.c.site_id == site_id) & (t.c.id == scene_id))
+            ).first()
+        return Scene.from_dict(json.loads(row[0])) if row else None
+
+    def scenes(self, site_id: str, *, sensor: str | None = None,
+               start: datetime | None = None, end: datetime | None = None) -> list[Scene]:
+        """The site's scenes in time order, optionally of one sensor and in [start, end]."""
+        t = scenes_table
+        cond = t.c.site_id == site_id
+        if sensor:
+            cond &= t.c.sensor == sensor
+        if start:
+            cond &= t.c.acquired >= iso(start)
+        if end:
+            cond &= t.c.acquired <= iso(end)
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(t.c.record).where(cond).order_by(t.c.acquired, t.c.id))
+            return [Scene.from_dict(json.loads(r[0])) for r in rows]
+
+    def grid_reference(self, site_id: str, grid: str) -> str | None:
+        """The scene a site's grid is co-registered to, once chosen."""
+        t = grids_table
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(t.c.reference_id).where(
+                (t.c.site_id == site_id) & (t.c.grid == grid))).first()
+        return row[0] if row else None
+
+    def set_grid_reference(self, site_id: str, grid: str, scene_id: str) -> None:
+        t = grids_table
+        with self.engine.begin() as c:
+            c.execute(t.delete().where((t.c.site_id == site_id) & (t.c.grid == grid)))
+            c.execute(t.insert().values(site_id=site_id, grid=grid, reference_id=scene_id,
+                                        created_at=_now()))
+

@@ -1,0 +1,273 @@
+"""The catalogue database's schema and its migrations, in one place.
+
+Every table of every area (scenes and grids; watch results; collateral and evidence) is
+declared here with SQLAlchemy Core, so that the whole database can be read in one file and a
+server database (PostgreSQL) can follow.  ``SCHEMA_VERSION`` is kept in the ``meta`` table;
+:func:`migrate` brings an older database up to date inside the opening transaction and
+refuses one made by a newer sitewatch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from sitewatch.errors import StoreError
+
+SCHEMA_VERSION = 4
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+sites_table = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("site_type", sa.String(64), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),  # builtin | file | bare
+    sa.Column("simulated", sa.Boolean, nullable=False, default=False),
+    sa.Column("geojson", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
+scenes_table = sa.Table(
+    "scenes",
+    metadata,
+    sa.Column("site_id", sa.String(64), sa.ForeignKey("sites.id"), primary_key=True),
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("acquired", sa.String(32), nullable=False, index=True),
+    sa.Column("sensor", sa.String(64), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("checksum", sa.String(64), nullable=False),
+    sa.Column("record", sa.Text, nullable=False),  # the full Scene as JSON
+    sa.Column("ingested_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.UniqueConstraint("site_id", "source", name="uq_scene_source"),
+)
+
+
+registrations_table = sa.Table(
+    "registrations",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("scene_id", sa.String(128), primary_key=True),
+    sa.Column("grid", sa.String(64), primary_key=True),  # e.g. "10m": one grid per resolution
+    sa.Column("reference_id", sa.String(128), nullable=False),
+    sa.Column("dy", sa.Float, nullable=False),
+    sa.Column("dx", sa.Float, nullable=False),
+    sa.Column("reliability", sa.Float, nullable=False),
+    sa.Column("residual_px", sa.Float, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),  # the full Registration as JSON
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.ForeignKeyConstraint(["site_id", "scene_id"], ["scenes.site_id", "scenes.id"],
+                            ondelete="CASCADE"),
+)
+
+
+#: Per site and grid, the scene every other scene of that grid is co-registered to.
+grids_table = sa.Table(
+    "grids",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("grid", sa.String(64), primary_key=True),
+    sa.Column("reference_id", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)
+
+#: One row per scene processed by ``sitewatch run`` with one set of parameters.  Written in
+#: the same transaction as the scene's observations: a scene is processed wholly or not.
+processed_table = sa.Table(
+    "processed",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("scene_id", sa.String(128), primary_key=True),
+    sa.Column("params_hash", sa.String(16), primary_key=True),
+    sa.Column("grid", sa.String(64), nullable=False),
+    sa.Column("acquired", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # see pipeline.STATUSES
+    sa.Column("previous_id", sa.String(128), nullable=True),
+    sa.Column("chain", sa.Text, nullable=False),  # JSON: what the result depends on
+    sa.Column("params", sa.Text, nullable=False),  # JSON: the parameters (provenance)
+    sa.Column("detail", sa.Text, nullable=False),  # JSON: reasons, registration, thresholds
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.ForeignKeyConstraint(["site_id", "scene_id"], ["scenes.site_id", "scenes.id"],
+                            ondelete="CASCADE"),
+)
+
+#: Per scene, part and reference (previous usable date, rolling composite, or none): the
+#: part's measures (zonal.PartChange as JSON, NaN as null).
+observations_table = sa.Table(
+    "observations",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("scene_id", sa.String(128), primary_key=True),
+    sa.Column("params_hash", sa.String(16), primary_key=True),
+    sa.Column("part", sa.Text, primary_key=True),
+    sa.Column("reference", sa.String(16), primary_key=True),  # previous | composite | none
+    sa.Column("grid", sa.String(64), nullable=False),
+    sa.Column("acquired", sa.String(32), nullable=False, index=True),
+    sa.Column("reference_id", sa.String(128), nullable=True),
+    sa.Column("observed_fraction", sa.Float, nullable=False),
+    sa.Column("changed_fraction", sa.Float, nullable=True),
+    sa.Column("measures", sa.Text, nullable=False),
+    sa.ForeignKeyConstraint(["site_id", "scene_id", "params_hash"],
+                            ["processed.site_id", "processed.scene_id",
+                             "processed.params_hash"], ondelete="CASCADE"),
+)
+
+#: Alerts with their lifecycle: new -> seen -> dismissed (with a reason) | confirmed.
+alerts_table = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False, index=True),
+    sa.Column("part", sa.Text, nullable=False),
+    sa.Column("time", sa.String(32), nullable=False),
+    sa.Column("start", sa.String(32), nullable=False),  # the usable date before the event
+    sa.Column("end", sa.String(32), nullable=False),  # the last date showing it
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("params_hash", sa.String(16), nullable=False),
+    sa.Column("record", sa.Text, nullable=False),  # the full Alert as JSON
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
+#: Every ``sitewatch run``: its parameters and what it did (provenance of the results).
+runs_table = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("site_id", sa.String(64), nullable=False, index=True),
+    sa.Column("params_hash", sa.String(16), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("version", sa.String(32), nullable=False),
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("finished_at", sa.String(32), nullable=True),
+    sa.Column("summary", sa.Text, nullable=True),
+)
+
+#: Collateral reports added to a site: the visible text as read (untrusted: shown escaped),
+#: its checksum, and what the reader made of it.
+reports_table = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False, index=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("published", sa.String(32), nullable=True),
+    sa.Column("checksum", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("reading", sa.Text, nullable=False),  # JSON
+    sa.Column("added_at", sa.String(32), nullable=False),
+)
+
+#: Evidence from reports, notices and analyst notes (imagery evidence is derived from the
+#: alerts each time, so it follows their status).
+evidence_table = sa.Table(
+    "evidence",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("source_id", sa.String(16), nullable=False, index=True),  # report or note id
+    sa.Column("time", sa.String(32), nullable=True),
+    sa.Column("indicator", sa.String(64), nullable=False),
+    sa.Column("record", sa.Text, nullable=False),  # the Evidence as JSON
+    sa.Column("added_at", sa.String(32), nullable=False),
+)
+
+#: Analyst notes: what a person saw or knows, with the part and date it is about.
+notes_table = sa.Table(
+    "notes",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False, index=True),
+    sa.Column("part", sa.Text, nullable=True),
+    sa.Column("date", sa.String(32), nullable=False),
+    sa.Column("author", sa.Text, nullable=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("added_at", sa.String(32), nullable=False),
+)
+
+ALERT_STATUSES = ("new", "seen", "dismissed", "confirmed")
+
+
+def _v1_to_v2(conn: sa.Connection) -> None:
+    """Version 2 records every co-registration shift with its scene."""
+    registrations_table.create(conn)
+
+
+def _v2_to_v3(conn: sa.Connection) -> None:
+    """Version 3 keeps what ``sitewatch run`` measured: grids, processed scenes, per-part
+    observations, alerts and runs."""
+    for t in (grids_table, processed_table, observations_table, alerts_table, runs_table):
+        t.create(conn)
+
+
+def _v3_to_v4(conn: sa.Connection) -> None:
+    """Version 4 keeps collateral reports, analyst notes and the evidence made of them."""
+    for t in (reports_table, evidence_table, notes_table):
+        t.create(conn)
+
+
+
+#: Migrations from version N to N+1, keyed by N.  Each runs inside the opening transaction.
+MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3,
+                                                          3: _v3_to_v4}
+
+
+def stored_version(conn: sa.Connection) -> int:
+    """The schema version recorded in an open database."""
+    row = conn.execute(
+        sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+    ).first()
+    if row is None:
+        raise StoreError("catalogue has no schema_version")
+    return int(row[0])
+
+
+def migrate(conn: sa.Connection, where: str, now: str) -> None:
+    """Create the schema in an empty database, or migrate an older one to this version.
+
+    ``where`` names the database in errors; ``now`` is the creation time recorded.
+    """
+    insp = sa.inspect(conn)
+    if not insp.has_table("meta"):
+        if insp.get_table_names():
+            raise StoreError(
+                f"{where}: database has tables but no sitewatch 'meta' table; "
+                "it is not a sitewatch catalogue"
+            )
+        metadata.create_all(conn)
+        conn.execute(
+            meta_table.insert(),
+            [{"key": "schema_version", "value": str(SCHEMA_VERSION)},
+             {"key": "created_at", "value": now}],
+        )
+        return
+    version = stored_version(conn)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where}: database schema version {version} is newer than this "
+            f"sitewatch understands ({SCHEMA_VERSION}); upgrade sitewatch"
+        )
+    for v in range(version, SCHEMA_VERSION):
+        MIGRATIONS[v](conn)
+        conn.execute(
+            meta_table.update().where(meta_table.c.key == "schema_version"),
+            {"value": str(v + 1)},
+        )
