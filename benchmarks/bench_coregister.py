@@ -30,7 +30,7 @@ from scipy import ndimage
 from sitewatch.imagery.coregister import register
 from sitewatch.imagery.grid import grid_for_scenes, load_scene
 from sitewatch.imagery.ingest import ingest
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 
 
 def texture(seed: int, size: int = 128) -> np.ndarray:

@@ -110,7 +110,7 @@ def machine() -> dict[str, Any]:
 def task_ingest(args: argparse.Namespace) -> dict[str, Any]:
     """Ingest ``--item SITE=PATH`` (each timed), optionally a second, no-op time."""
     from sitewatch.imagery.ingest import ingest
-    from sitewatch.store.catalogue import Store
+    from sitewatch.store import Store
 
     out: dict[str, Any] = {"items": []}
     with Store.open_home(args.home) as store:
@@ -149,7 +149,7 @@ def _statuses(rep: Any) -> dict[str, int]:
 def task_load(args: argparse.Namespace) -> dict[str, Any]:
     """Load every scene of each ``--site`` onto its grid (``--res``, ``--bands``)."""
     from sitewatch.imagery.grid import load_scene, site_grid
-    from sitewatch.store.catalogue import Store
+    from sitewatch.store import Store
 
     bands = args.bands.split(",")
     out: dict[str, Any] = {"sites": [], "bands": bands, "resolution": args.res}
@@ -259,7 +259,7 @@ def run_child(args: argparse.Namespace) -> None:
     # Import the library before the "before" RSS mark so that it measures the work only.
     import sitewatch.imagery.grid
     import sitewatch.imagery.ingest
-    import sitewatch.store.catalogue  # noqa: F401
+    import sitewatch.store  # noqa: F401
 
     res = TASKS[args.one](args)
     res["task"] = args.one

@@ -75,7 +75,7 @@ from sitewatch.imagery.grid import grid_for_scenes
 from sitewatch.imagery.ingest import ingest
 from sitewatch.sim import evaluate
 from sitewatch.sites.site import site_from_geojson
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 from sitewatch.watch import pipeline
 from sitewatch.watch.pipeline import RunParams, run_site, usable_dates
 from sitewatch.watch.zonal import MIN_OBSERVED

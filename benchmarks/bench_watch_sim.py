@@ -26,10 +26,10 @@ import numpy as np
 from _provenance import REPO, code_state
 
 from sitewatch.imagery.ingest import ingest
-from sitewatch.imagery.scenes import parse_time
 from sitewatch.sim import evaluate
 from sitewatch.sim.simulate import simulate_scenario
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
+from sitewatch.times import parse_time
 from sitewatch.watch.pipeline import RunParams, run_site, usable_dates
 
 

@@ -373,7 +373,7 @@ STAGES = {  # stage -> names in sitewatch.watch.pipeline (functions) or Store me
 
 
 def _install_timers() -> dict[str, list[float]]:
-    from sitewatch.store.catalogue import Store
+    from sitewatch.store import Store
     from sitewatch.watch import pipeline
 
     acc: dict[str, list[float]] = {k: [0.0, 0] for k in STAGES}
@@ -397,7 +397,7 @@ def _install_timers() -> dict[str, list[float]]:
 def step_ingest(db: str, folder: str, site_json: dict[str, Any] | None) -> dict[str, Any]:
     from sitewatch.imagery.ingest import ingest
     from sitewatch.sites.site import site_from_geojson
-    from sitewatch.store.catalogue import Store
+    from sitewatch.store import Store
 
     site = site_from_geojson(site_json, "bench") if site_json else None
     t0 = time.perf_counter()
@@ -411,7 +411,7 @@ def step_ingest(db: str, folder: str, site_json: dict[str, Any] | None) -> dict[
 
 
 def step_run(db: str, method: str | None, profile: bool = False) -> dict[str, Any]:
-    from sitewatch.store.catalogue import Store
+    from sitewatch.store import Store
     from sitewatch.watch import pipeline
     from sitewatch.watch.pipeline import RunParams, run_site
 

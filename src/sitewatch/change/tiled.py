@@ -41,7 +41,8 @@ from sitewatch.imagery.bands import canonical
 from sitewatch.imagery.coregister import Registration, Shift, register
 from sitewatch.imagery.grid import GridImage, SiteGrid, load_scene
 from sitewatch.imagery.masks import Quality
-from sitewatch.imagery.scenes import Scene, discover, iso, read_scene
+from sitewatch.imagery.scenes import Scene, discover, read_scene
+from sitewatch.times import iso
 
 #: Placeholder time for inputs that carry none (detection does not need one).
 _NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)

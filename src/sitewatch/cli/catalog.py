@@ -11,7 +11,7 @@ from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx, progre
 from sitewatch.errors import SceneError, SiteError
 from sitewatch.imagery.grid import grid_for_scenes, load_scene, pixel_grid, write_geotiff
 from sitewatch.imagery.ingest import ingest as run_ingest
-from sitewatch.imagery.scenes import parse_time
+from sitewatch.times import parse_time
 
 
 @click.command()

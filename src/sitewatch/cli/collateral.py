@@ -243,10 +243,11 @@ def note(ctx: Ctx, site_id: str, text: str, when: str | None, part: str | None,
 def assess(ctx: Ctx, site_id: str, at: str | None, indicator_files: tuple[str, ...],
            as_json: bool) -> None:
     """How likely, and how soon, a launch or an engine test is at a site, and why."""
-    from sitewatch.warning.collateral import as_date
+    from sitewatch.errors import CollateralError
+    from sitewatch.times import parse_date
     from sitewatch.warning.record import assess_site
 
-    when = as_date(at, "--at")
+    when = parse_date(at, "--at", CollateralError)
     with ctx.store() as store:
         site = _site(store, site_id)
         a = assess_site(store, site, at=when,
@@ -317,13 +318,14 @@ def brief(ctx: Ctx, site_id: str, start: str | None, end: str | None, out_dir: s
     """Write the analyst brief of a site: findings, assessment, annotated figures, sources,
     provenance, and GeoJSON/COG exports, from stored results."""
     from sitewatch.cli.common import progress_bar
+    from sitewatch.errors import CollateralError
     from sitewatch.report.brief import write_brief
-    from sitewatch.warning.collateral import as_date
+    from sitewatch.times import parse_date
 
     target = Path(out_dir) if out_dir else Path(ctx.home) / "briefs" / site_id
     with ctx.store() as store, progress_bar() as tick:
-        b = write_brief(store, site_id, target, start=as_date(start, "--from"),
-                        end=as_date(end, "--to"), pdf=pdf, progress=tick)
+        b = write_brief(store, site_id, target, start=parse_date(start, "--from", CollateralError),
+                        end=parse_date(end, "--to", CollateralError), pdf=pdf, progress=tick)
     for w in b.warnings:
         err.print(f"warning: {esc(w)}")
     out.print(f"brief: {esc(b.html)} ({len(b.figures)} figures, {len(b.exports)} exports)")

@@ -22,7 +22,7 @@ import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from shapely.geometry.base import BaseGeometry
 from sitewatch.errors import SceneError, UndatedSceneError
 from sitewatch.imagery import bands as B
 from sitewatch.imagery.naming import NameInfo, is_auxiliary, parse_name, parse_text
+from sitewatch.times import as_utc, iso, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ class Scene:
         return cls(
             id=d["id"],
             source=d["source"],
-            acquired=parse_time(d["acquired"]),
+            acquired=parse_time(d["acquired"], "acquisition time", SceneError),
             time_source=d["time_source"],
             sensor=d["sensor"],
             platform=d.get("platform"),
@@ -212,35 +213,6 @@ class Scene:
             warnings=tuple(d.get("warnings", ())),
             properties=dict(d.get("properties") or {}),
         )
-
-
-def as_utc(t: datetime) -> datetime:
-    """``t`` in UTC; a naive time is taken as UTC (never as the machine's local time)."""
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
-def iso(t: datetime) -> str:
-    """``t`` as ISO 8601 UTC with a ``Z`` (seconds precision)."""
-    return as_utc(t).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> datetime:
-    """Parse an ISO 8601 date or date-time (``2024-01-10``, ``2024-01-10T02:14:00Z``, or
-    ``2024:01:10 02:14:00``); naive times are taken as UTC."""
-    s = str(text).strip()
-    if re.match(r"^\d{4}:\d{2}:\d{2} \d{2}:\d{2}:\d{2}$", s):
-        s = s.replace(":", "-", 2)
-    s = s.replace("Z", "+00:00").replace("z", "+00:00")
-    try:
-        t = datetime.fromisoformat(s)
-    except ValueError:
-        try:
-            t = datetime.strptime(s, "%Y%m%d")
-        except ValueError:
-            raise SceneError(f"cannot read time {text!r}: use ISO 8601, e.g. 2024-01-10") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return t.astimezone(UTC)
 
 
 # --------------------------------------------------------------------------- discovery
@@ -442,7 +414,7 @@ def _time_from_tags(tags: dict[str, str]) -> tuple[datetime | None, str | None]:
                 centre = upper["SCENE_CENTER_TIME"].strip('"')
                 value = f"{value}T{centre}"
             try:
-                return parse_time(value), f"tag {key}"
+                return parse_time(value, "time", SceneError), f"tag {key}"
             except SceneError:
                 log.warning("ignoring unreadable time tag %s=%r", key, value)
     return None, None
@@ -659,7 +631,7 @@ def _build(
     tag_time, tag_src = _time_from_tags(tags)
     if tag_time is None and envi and envi.get("acquisition time"):
         try:
-            tag_time = parse_time(envi["acquisition time"])
+            tag_time = parse_time(envi["acquisition time"], "time", SceneError)
             tag_src = "ENVI header acquisition time"
         except SceneError:
             raise SceneError(f"{src.header}: unreadable 'acquisition time' "

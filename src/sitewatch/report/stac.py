@@ -19,7 +19,6 @@ Examples
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 from shapely.geometry import box, mapping
 
 from sitewatch.imagery.geo import to_crs
+from sitewatch.times import parse_time
 
 _ROLES = {"change": ("data",), "score": ("data",)}
 _TITLES = {"change": "Change map: 1 change, 0 no change, 255 not observed",
@@ -45,7 +45,7 @@ def change_item(item_id: str, assets: dict[str, str | Path], when: str,
         crs, transform, shape, bounds = ds.crs, ds.transform, (ds.height, ds.width), ds.bounds
     footprint = to_crs(box(*bounds), crs.to_wkt(), "EPSG:4326") if crs else box(*bounds)
     item = pystac.Item(id=item_id, geometry=mapping(footprint), bbox=list(footprint.bounds),
-                       datetime=datetime.fromisoformat(when.replace("Z", "+00:00")),
+                       datetime=parse_time(when),
                        properties=dict(properties))
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     epsg = crs.to_epsg() if crs else None

@@ -32,12 +32,13 @@ from sitewatch.errors import GridError
 from sitewatch.imagery.coregister import Shift, register
 from sitewatch.imagery.grid import GridImage, load_scene, site_grid
 from sitewatch.imagery.ingest import IngestReport, ingest
-from sitewatch.imagery.scenes import Scene, iso, parse_time
+from sitewatch.imagery.scenes import Scene
 from sitewatch.sim import evaluate
 from sitewatch.sim.evaluate import Scorecard
 from sitewatch.sim.simulate import Scenario, SimEvent, simulate_scenario
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
+from sitewatch.times import iso, parse_time
 from sitewatch.watch.pipeline import RunParams, RunReport, run_site, usable_dates
 from sitewatch.watch.zonal import REST, PartChange, part_changes
 

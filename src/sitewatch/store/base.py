@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from sitewatch.errors import StoreError
-from sitewatch.imagery.scenes import iso
 from sitewatch.store import schema
+from sitewatch.times import iso
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
-from sitewatch.imagery.scenes import Scene, iso
+from sitewatch.imagery.scenes import Scene
 from sitewatch.sites.site import Site, loads_site
 from sitewatch.store.base import StoreBase, _now
 from sitewatch.store.schema import (
@@ -22,6 +22,7 @@ from sitewatch.store.schema import (
     scenes_table,
     sites_table,
 )
+from sitewatch.times import iso
 
 
 @dataclass(frozen=True)

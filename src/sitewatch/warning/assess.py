@@ -45,6 +45,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from sitewatch.errors import CollateralError
+from sitewatch.times import parse_date
 from sitewatch.warning.evidence import Evidence, from_claim
 from sitewatch.warning.indicators import Catalogue, Indicator, load_catalogue
 
@@ -68,7 +69,7 @@ class Coverage:
 
 
 def _d(s: str | None) -> date | None:
-    return date.fromisoformat(s[:10]) if s else None
+    return parse_date(s)
 
 
 def _odds(p: float) -> float:

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from sitewatch.errors import CollateralError
+from sitewatch.times import parse_date
 from sitewatch.warning import lexicon
 from sitewatch.warning.documents import Document, parse_document, read_document
 from sitewatch.warning.timeexpr import TimeWindow, find_times
@@ -469,7 +470,8 @@ def read_file(path: str | Path, *, published: str | date | None = None,
     from sitewatch.warning.documents import MAX_BYTES
 
     doc = read_document(path, max_bytes=max_bytes or MAX_BYTES)
-    return extract(doc, published=as_date(published), gazetteer_file=gazetteer_file)
+    pub = parse_date(published, "publication date", CollateralError)
+    return extract(doc, published=pub, gazetteer_file=gazetteer_file)
 
 
 def read_text(text: str, *, name: str = "<text>", published: str | date | None = None,
@@ -477,22 +479,8 @@ def read_text(text: str, *, name: str = "<text>", published: str | date | None =
     """Extract the claims of a report given as a string."""
     if not text.strip():
         raise CollateralError(f"{name}: the text is empty")
-    return extract(parse_document(text, name, fmt=fmt), published=as_date(published))
-
-
-def as_date(v: str | date | None, what: str = "publication date") -> date | None:
-    """A date given as ``YYYY-MM-DD`` (or already a date); :class:`CollateralError` naming
-    ``what`` otherwise.
-
-    >>> as_date("2024-05-02"), as_date(None)
-    (datetime.date(2024, 5, 2), None)
-    """
-    if v is None or isinstance(v, date):
-        return v
-    try:
-        return date.fromisoformat(str(v))
-    except ValueError as e:
-        raise CollateralError(f"{what} {v!r} is not YYYY-MM-DD") from e
+    pub = parse_date(published, "publication date", CollateralError)
+    return extract(parse_document(text, name, fmt=fmt), published=pub)
 
 
 __all__ = [
@@ -501,7 +489,6 @@ __all__ = [
     "LAUNCH_LEVELS",
     "Claim",
     "Reading",
-    "as_date",
     "extract",
     "read_file",
     "read_text",

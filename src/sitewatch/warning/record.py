@@ -20,8 +20,9 @@ from typing import Any
 from sitewatch.errors import CollateralError, SiteError
 from sitewatch.sites.site import Site
 from sitewatch.store import Store, report_id
+from sitewatch.times import parse_date
 from sitewatch.warning.assess import Coverage, assess
-from sitewatch.warning.collateral import Reading, as_date, extract
+from sitewatch.warning.collateral import Reading, extract
 from sitewatch.warning.documents import MAX_BYTES, read_document
 from sitewatch.warning.evidence import Evidence, from_alert, from_claim, from_note
 from sitewatch.warning.indicators import Catalogue, load_catalogue
@@ -64,7 +65,7 @@ def add_report(store: Store, site: Site, path: str | Path, *,
     naming no site are taken when the report names ``site`` or no site at all.
     """
     doc = read_document(path, max_bytes=max_bytes)
-    pub = as_date(published) or doc.published
+    pub = parse_date(published, "publication date", CollateralError) or doc.published
     # Evidence needs a day it became known: an undated report counts from the day it is
     # added, and its relative dates ("last week") are read from that day.
     reading = extract(doc, published=pub or date.today(), gazetteer_file=gazetteer_file)
@@ -103,7 +104,7 @@ def add_note(store: Store, site: Site, text: str, *, when: str, part: str | None
     if len(text) > 20_000:
         raise CollateralError(f"the note is {len(text)} characters long; notes stop at 20000 "
                               "(add long texts with `sitewatch collateral add`)")
-    as_date(when, "--date")
+    parse_date(when, "--date", CollateralError)
     kind = site.part(part).kind if part else None  # unknown part -> SiteError naming parts
     if activity is not None:
         from sitewatch.warning.lexicon import ACTIVITIES

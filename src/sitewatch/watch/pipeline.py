@@ -51,9 +51,10 @@ from sitewatch.imagery.grid import (
     grid_for_scenes,
     load_scene,
 )
-from sitewatch.imagery.scenes import Scene, iso
+from sitewatch.imagery.scenes import Scene
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
+from sitewatch.times import iso
 from sitewatch.watch.events import DEPARTURE_FLOORS, Obs, group_events, series_findings
 from sitewatch.watch.zonal import MIN_OBSERVED, REST, part_changes
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from sitewatch.errors import SitewatchError
 from sitewatch.store import Store
+from sitewatch.times import parse_time
 from sitewatch.watch.zonal import MIN_OBSERVED, REST
 
 
@@ -125,7 +126,6 @@ def plot_timeline(tl: Timeline, path: str | Path) -> Path:
     except ImportError:
         raise SitewatchError("plotting needs matplotlib: pip install 'sitewatch[plot]'"
                              ) from None
-    from datetime import datetime
 
     parts = tl.parts
     n = max(len(parts), 1)
@@ -134,15 +134,15 @@ def plot_timeline(tl: Timeline, path: str | Path) -> Path:
         rows = [r for r in tl.rows if r.part == p]
         for grid in sorted({r.grid for r in rows}):
             rs = [r for r in rows if r.grid == grid]
-            t = [datetime.fromisoformat(r.time[:19]) for r in rs if r.observed
+            t = [parse_time(r.time) for r in rs if r.observed
                  and r.reference == "previous"]
             v = [100 * r.changed_fraction for r in rs if r.observed
                  and r.reference == "previous"]
             ax.plot(t, v, marker="o", ms=3, lw=1, label=grid)
-            miss = [datetime.fromisoformat(r.time[:19]) for r in rs if not r.observed]
+            miss = [parse_time(r.time) for r in rs if not r.observed]
             ax.plot(miss, [0] * len(miss), "x", color="0.5", ms=4,
                     label="not observed" if miss else None)
-            al = [(datetime.fromisoformat(r.time[:19]), 100 * r.changed_fraction) for r in rs
+            al = [(parse_time(r.time), 100 * r.changed_fraction) for r in rs
                   if r.alerts and math.isfinite(r.changed_fraction)]
             if al:
                 ax.plot(*zip(*al, strict=True), "v", color="black", ms=7, label="alert")
