@@ -16,7 +16,8 @@ from sitewatch.store.base import DB_NAME
 from sitewatch.store.collateral import CollateralStore, report_id
 from sitewatch.store.results import ResultStore
 from sitewatch.store.scenes import SceneStore, SiteRow
-from sitewatch.store.schema import ALERT_STATUSES, SCHEMA_VERSION
+from sitewatch.store.schema import SCHEMA_VERSION
+from sitewatch.watch.records import ALERT_STATUSES
 
 
 class Store(SceneStore, ResultStore, CollateralStore):

@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sitewatch.errors import StoreError
 from sitewatch.store import schema
 from sitewatch.times import iso
+from sitewatch.watch.records import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +101,7 @@ def _finite(v: Any) -> float | None:
 
 def _nan_to_none(obj: Any) -> Any:
     """JSON cannot hold NaN: unobserved measures are stored as null."""
-    if isinstance(obj, float):
-        return _finite(obj)
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_nan_to_none(v) for v in obj]
-    return obj
+    return json_safe(obj)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -1,48 +1,73 @@
-"""What ``sitewatch run`` keeps: processed scenes with their per-part observations (one
-transaction each), runs, and alerts with their lifecycle."""
+"""What ``sitewatch run`` keeps: processed scenes with their registration and per-part
+observations (one transaction each), runs, and alerts with their lifecycle.  Every method
+takes and returns the typed records of :mod:`sitewatch.watch.records`."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
-from sitewatch.store.base import StoreBase, _finite, _nan_to_none, _now
+from sitewatch.store.base import StoreBase, _finite, _now
+from sitewatch.store.scenes import registration_of, write_registration
 from sitewatch.store.schema import (
-    ALERT_STATUSES,
     alerts_table,
     observations_table,
     processed_table,
+    registrations_table,
     runs_table,
+)
+from sitewatch.times import iso, parse_time
+from sitewatch.watch.alerts import Alert
+from sitewatch.watch.records import (
+    ALERT_STATUSES,
+    Observation,
+    ProcessedScene,
+    RunRecord,
+    RunSummary,
+    StoredAlert,
+    json_safe,
+    measures_of,
+    num,
 )
 
 
 class ResultStore(StoreBase):
     """Processed scenes, observations, runs and alerts."""
 
-    def processed(self, site_id: str, params_hash: str) -> dict[str, dict[str, Any]]:
-        """Scenes of a site already processed with these parameters: id -> row (``chain``,
-        ``params`` and ``detail`` decoded)."""
-        t = processed_table
+    def processed(self, site_id: str, params_hash: str) -> dict[str, ProcessedScene]:
+        """Scenes of a site already processed with these parameters, by scene id, each with
+        its registration to the reference its result rests on (when it has one)."""
+        t, r = processed_table, registrations_table
         with self.engine.connect() as c:
             rows = c.execute(sa.select(t).where(
                 (t.c.site_id == site_id) & (t.c.params_hash == params_hash))).mappings().all()
+            regs = c.execute(sa.select(r).where(r.c.site_id == site_id)).mappings().all()
+        by_key = {(g["scene_id"], g["grid"], g["reference_id"]): g for g in regs}
         out = {}
-        for r in rows:
-            d = dict(r)
-            for k in ("chain", "params", "detail"):
-                d[k] = json.loads(d[k])
-            out[d["scene_id"]] = d
+        for row in rows:
+            d = {**row, "chain": json.loads(row["chain"]), "params": json.loads(row["params"]),
+                 "detail": json.loads(row["detail"])}
+            rec = ProcessedScene.from_dict(d)
+            reg = by_key.get((rec.scene_id, rec.grid, rec.chain.reference))
+            if reg is not None:
+                rec = replace(rec, registration=registration_of(reg))
+            out[rec.scene_id] = rec
         return out
 
-    def put_result(self, site_id: str, scene_id: str, params_hash: str, *, grid: str,
-                   acquired: str, status: str, previous_id: str | None,
-                   chain: dict[str, Any], params: dict[str, Any], detail: dict[str, Any],
-                   observations: list[dict[str, Any]]) -> None:
-        """Store one scene's result and its per-part observations in one transaction,
-        replacing any earlier result of the same scene and parameters."""
+    def put_result(self, result: ProcessedScene, observations: Sequence[Observation]) -> None:
+        """Store one scene's result, its registration (when it has one) and its per-part
+        observations in one transaction, replacing any earlier result of the same scene and
+        parameters: a failure leaves the store as it was."""
+        site_id, scene_id, params_hash = result.site_id, result.scene_id, result.params_hash
+        for ob in observations:
+            if (ob.site_id, ob.scene_id, ob.params_hash) != (site_id, scene_id, params_hash):
+                raise StoreError(f"observation of {ob.scene_id!r} ({ob.part}) stored with the "
+                                 f"result of {scene_id!r}")
         pr, o = processed_table, observations_table
         key_p = ((pr.c.site_id == site_id) & (pr.c.scene_id == scene_id)
                  & (pr.c.params_hash == params_hash))
@@ -50,32 +75,35 @@ class ResultStore(StoreBase):
                  & (o.c.params_hash == params_hash))
         rows = [{
             "site_id": site_id, "scene_id": scene_id, "params_hash": params_hash,
-            "part": ob["part"], "reference": ob["reference"], "grid": grid,
-            "acquired": acquired, "reference_id": ob.get("reference_id"),
-            "observed_fraction": float(ob["observed_fraction"]),
-            "changed_fraction": _finite(ob.get("changed_fraction")),
-            "measures": json.dumps(_nan_to_none(ob["measures"]), sort_keys=True),
+            "part": ob.part, "reference": ob.reference, "grid": ob.grid,
+            "acquired": iso(ob.acquired), "reference_id": ob.reference_id,
+            "observed_fraction": float(ob.observed_fraction),
+            "changed_fraction": _finite(ob.changed_fraction),
+            "measures": json.dumps(json_safe(dict(ob.measures)), sort_keys=True),
         } for ob in observations]
         try:
             with self.engine.begin() as c:
                 c.execute(o.delete().where(key_o))
                 c.execute(pr.delete().where(key_p))
                 c.execute(pr.insert().values(
-                    site_id=site_id, scene_id=scene_id, params_hash=params_hash, grid=grid,
-                    acquired=acquired, status=status, previous_id=previous_id,
-                    chain=json.dumps(chain, sort_keys=True),
-                    params=json.dumps(params, sort_keys=True),
-                    detail=json.dumps(_nan_to_none(detail), sort_keys=True, default=str),
+                    site_id=site_id, scene_id=scene_id, params_hash=params_hash,
+                    grid=result.grid, acquired=iso(result.acquired), status=result.status,
+                    previous_id=result.previous_id,
+                    chain=json.dumps(result.chain.to_dict(), sort_keys=True),
+                    params=json.dumps(dict(result.params), sort_keys=True, default=str),
+                    detail=json.dumps(result.detail(), sort_keys=True, default=str),
                     created_at=_now()))
                 if rows:
                     c.execute(o.insert(), rows)
+                if result.registration is not None:
+                    write_registration(c, result.registration)
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"results of scene {scene_id!r} could not be stored ({exc.orig}); "
                              "nothing was half-written: run the command again") from None
 
     def observations(self, site_id: str, params_hash: str, *, part: str | None = None,
-                     reference: str | None = None) -> list[dict[str, Any]]:
-        """Stored per-part observations in time order (``measures`` decoded; null -> NaN)."""
+                     reference: str | None = None) -> list[Observation]:
+        """Stored per-part observations in time order (null measures are NaN)."""
         o = observations_table
         cond = (o.c.site_id == site_id) & (o.c.params_hash == params_hash)
         if part is not None:
@@ -85,35 +113,37 @@ class ResultStore(StoreBase):
         with self.engine.connect() as c:
             rows = c.execute(sa.select(o).where(cond).order_by(
                 o.c.acquired, o.c.scene_id, o.c.part, o.c.reference)).mappings().all()
-        out = []
-        for r in rows:
-            d = dict(r)
-            d["measures"] = {k: (float("nan") if v is None else v)
-                             for k, v in json.loads(d["measures"]).items()}
-            if d["changed_fraction"] is None:
-                d["changed_fraction"] = float("nan")
-            out.append(d)
-        return out
+        return [Observation(r["site_id"], r["scene_id"], r["params_hash"], r["part"],
+                            r["reference"], r["grid"], parse_time(r["acquired"]),
+                            r["reference_id"], float(r["observed_fraction"]),
+                            num(r["changed_fraction"]),
+                            measures_of(json.loads(r["measures"])))
+                for r in rows]
 
-    def start_run(self, site_id: str, params_hash: str, params: dict[str, Any],
-                  version: str) -> int:
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, site_id: str, params_hash: str, params: Mapping[str, Any],
+                  version: str) -> RunRecord:
+        """Record the start of a run; returns it (with its id)."""
+        started = _now()
         with self.engine.begin() as c:
             res = c.execute(runs_table.insert().values(
                 site_id=site_id, params_hash=params_hash,
-                params=json.dumps(params, sort_keys=True), version=version,
-                started_at=_now()))
+                params=json.dumps(dict(params), sort_keys=True, default=str), version=version,
+                started_at=started))
         key = res.inserted_primary_key
         if key is None:
             raise StoreError(f"run of site {site_id!r} could not be recorded")
-        return int(key[0])
+        return RunRecord(int(key[0]), site_id, params_hash, dict(params), version,
+                         parse_time(started))
 
-    def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
+    def finish_run(self, run_id: int, summary: RunSummary) -> None:
         with self.engine.begin() as c:
             c.execute(runs_table.update().where(runs_table.c.id == run_id).values(
-                finished_at=_now(), summary=json.dumps(summary, sort_keys=True, default=str)))
+                finished_at=_now(), summary=json.dumps(summary.to_dict(), sort_keys=True)))
 
-    def last_run(self, site_id: str, *, finished: bool = False) -> dict[str, Any] | None:
-        """The latest run of a site (its ``params`` decoded), or None."""
+    def last_run(self, site_id: str, *, finished: bool = False) -> RunRecord | None:
+        """The latest run of a site (that finished, with ``finished``), or None."""
         t = runs_table
         cond = t.c.site_id == site_id
         if finished:
@@ -123,17 +153,16 @@ class ResultStore(StoreBase):
                             ).mappings().first()
         if row is None:
             return None
-        d = dict(row)
-        d["params"] = json.loads(d["params"])
-        d["summary"] = json.loads(d["summary"]) if d["summary"] else None
-        return d
+        return RunRecord.from_dict({**row, "params": json.loads(row["params"]),
+                                    "summary": json.loads(row["summary"]) if row["summary"]
+                                    else None})
 
     # ------------------------------------------------------------------ alerts
 
     def alerts(self, site_id: str | None = None, *, status: str | tuple[str, ...] | None = None,
                part: str | None = None, params_hash: str | None = None
-               ) -> list[dict[str, Any]]:
-        """Stored alerts in time order (``record`` decoded), optionally of one parameter set."""
+               ) -> list[StoredAlert]:
+        """Stored alerts in time order, optionally of one parameter set."""
         t = alerts_table
         cond: sa.ColumnElement[bool] = sa.true()
         if params_hash is not None:
@@ -147,9 +176,9 @@ class ResultStore(StoreBase):
         with self.engine.connect() as c:
             rows = c.execute(sa.select(t).where(cond).order_by(t.c.time, t.c.part, t.c.id)
                              ).mappings().all()
-        return [{**dict(r), "record": json.loads(r["record"])} for r in rows]
+        return [_alert_of(r) for r in rows]
 
-    def get_alert(self, alert_id: str) -> dict[str, Any] | None:
+    def get_alert(self, alert_id: str) -> StoredAlert | None:
         """One alert by id, or by a unique prefix of at least 4 characters."""
         t = alerts_table
         alert_id = alert_id.strip().lower()
@@ -160,34 +189,33 @@ class ResultStore(StoreBase):
                              .limit(2)).mappings().all()
         if len(rows) > 1:
             raise StoreError(f"alert id {alert_id!r} is ambiguous: give more characters")
-        return {**dict(rows[0]), "record": json.loads(rows[0]["record"])} if rows else None
+        return _alert_of(rows[0]) if rows else None
 
-    def put_alert(self, record: dict[str, Any], params_hash: str,
-                  replaces: str | None = None) -> str:
+    def put_alert(self, alert: Alert, params_hash: str, replaces: str | None = None) -> str:
         """Insert an alert, or update the stored one of the same id (or ``replaces``).
 
         Returns ``"new"``, ``"updated"`` (tier, kind, dates or text changed; the status and
         its reason are kept) or ``"unchanged"``.
         """
         t = alerts_table
-        key = replaces or record["id"]
+        key = replaces or alert.id
+        record = json_safe(alert.to_dict())
         values = {
-            "site_id": record["site"], "part": record["part"], "time": record["time"],
-            "start": record["start"], "end": record["end"], "tier": record["tier"],
-            "kind": record["kind"], "params_hash": params_hash,
+            "site_id": alert.site, "part": alert.part, "time": alert.time,
+            "start": alert.start or alert.time, "end": alert.end or alert.time,
+            "tier": alert.tier, "kind": alert.kind, "params_hash": params_hash,
         }
         with self.engine.begin() as c:
             row = c.execute(sa.select(t).where(t.c.id == key)).mappings().first()
             now = _now()
             if row is None:
                 c.execute(t.insert().values(
-                    id=record["id"], status="new", reason=None,
-                    record=json.dumps(_nan_to_none(record), sort_keys=True),
+                    id=alert.id, status="new", reason=None,
+                    record=json.dumps(record, sort_keys=True),
                     created_at=now, updated_at=now, **values))
                 return "new"
             old = json.loads(row["record"])
-            record = {**record, "id": row["id"]}
-            text = json.dumps(_nan_to_none(record), sort_keys=True)
+            text = json.dumps({**record, "id": row["id"]}, sort_keys=True)
             if json.dumps(old, sort_keys=True) == text:
                 return "unchanged"
             c.execute(t.update().where(t.c.id == row["id"]).values(
@@ -201,7 +229,7 @@ class ResultStore(StoreBase):
         return int(res.rowcount or 0)
 
     def set_alert_status(self, alert_id: str, status: str, reason: str | None = None
-                         ) -> dict[str, Any]:
+                         ) -> StoredAlert:
         """Move an alert along its lifecycle; returns the updated alert."""
         if status not in ALERT_STATUSES:
             raise StoreError(f"unknown alert status {status!r}; use one of "
@@ -211,9 +239,12 @@ class ResultStore(StoreBase):
             raise StoreError(f"no alert {alert_id!r} (see `sitewatch alerts SITE`)")
         t = alerts_table
         with self.engine.begin() as c:
-            c.execute(t.update().where(t.c.id == found["id"]).values(
+            c.execute(t.update().where(t.c.id == found.id).values(
                 status=status, reason=reason, updated_at=_now()))
-        out = self.get_alert(found["id"])
+        out = self.get_alert(found.id)
         assert out is not None
         return out
 
+
+def _alert_of(row: Any) -> StoredAlert:
+    return StoredAlert.from_dict({**row, "record": json.loads(row["record"])})

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sitewatch.errors import StoreError
 from sitewatch.imagery.scenes import Scene
 from sitewatch.sites.site import Site, loads_site
-from sitewatch.store.base import StoreBase, _now
+from sitewatch.store.base import StoreBase, _finite, _now
 from sitewatch.store.schema import (
     grids_table,
     observations_table,
@@ -22,7 +22,8 @@ from sitewatch.store.schema import (
     scenes_table,
     sites_table,
 )
-from sitewatch.times import iso
+from sitewatch.times import iso, parse_time
+from sitewatch.watch.records import LocalWindow, SceneRegistration, num
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,33 @@ class SiteRow:
     updated_at: str
     n_scenes: int = 0
 
+
+def registration_of(row: Any) -> SceneRegistration:
+    """A stored registration row (columns, and the reason and windows kept in ``detail``;
+    a row of version 4 has the same ``detail`` keys)."""
+    det = json.loads(row["detail"])
+    return SceneRegistration(
+        row["site_id"], row["scene_id"], row["grid"], row["reference_id"], float(row["dy"]),
+        float(row["dx"]), float(row["reliability"]), num(row["residual_px"]), row["status"],
+        str(det.get("reason") or ""), bool(row["applied"]),
+        tuple(LocalWindow.from_dict(w) for w in det.get("local") or ()),
+        parse_time(row["created_at"]))
+
+
+def write_registration(c: sa.Connection, reg: SceneRegistration) -> None:
+    """Replace a scene's registration on a grid, in the transaction ``c``."""
+    t = registrations_table
+    values = {
+        "reference_id": reg.reference_id, "dy": reg.dy, "dx": reg.dx,
+        "reliability": _finite(reg.reliability) or 0.0,
+        "residual_px": _finite(reg.residual_px), "status": reg.status, "applied": reg.applied,
+        "detail": json.dumps({**reg.to_dict(), "created_at": None}, sort_keys=True),
+        "created_at": _now(),
+    }
+    c.execute(t.delete().where((t.c.site_id == reg.site_id) & (t.c.scene_id == reg.scene_id)
+                               & (t.c.grid == reg.grid)))
+    c.execute(t.insert().values(site_id=reg.site_id, scene_id=reg.scene_id, grid=reg.grid,
+                                **values))
 
 
 class SceneStore(StoreBase):
@@ -137,33 +165,27 @@ class SceneStore(StoreBase):
                 "half-written, run the command again"
             ) from None
 
-    def put_registration(self, site_id: str, scene_id: str, grid: str, reference_id: str,
-                         registration: Any) -> None:
-        """Record (or replace) a scene's co-registration on a grid (e.g. ``"10m"``)."""
-        t = registrations_table
-        reg = registration
-        values = {
-            "reference_id": reference_id, "dy": reg.shift.dy, "dx": reg.shift.dx,
-            "reliability": reg.reliability,
-            "residual_px": None if reg.residual_px != reg.residual_px else reg.residual_px,
-            "status": reg.status, "detail": json.dumps(reg.to_dict(), sort_keys=True),
-            "created_at": _now(),
-        }
-        key = (t.c.site_id == site_id) & (t.c.scene_id == scene_id) & (t.c.grid == grid)
+    def put_registration(self, reg: SceneRegistration) -> None:
+        """Record (or replace) a scene's co-registration on a grid (e.g. ``"optical-10m"``):
+        the one place a registration is kept (:meth:`put_result` stores a processed
+        scene's with its result)."""
         with self.engine.begin() as c:
-            c.execute(t.delete().where(key))
-            c.execute(t.insert().values(site_id=site_id, scene_id=scene_id, grid=grid,
-                                        **values))
+            write_registration(c, reg)
 
-    def registrations(self, site_id: str, grid: str | None = None) -> list[dict[str, Any]]:
-        """Recorded co-registrations of a site's scenes, as dicts (scene_id, dy, dx, ...)."""
+    def registrations(self, site_id: str, grid: str | None = None, *,
+                      scene_id: str | None = None) -> list[SceneRegistration]:
+        """Recorded co-registrations of a site's scenes (of one grid, of one scene), by
+        scene."""
         t = registrations_table
         cond = t.c.site_id == site_id
         if grid is not None:
             cond &= t.c.grid == grid
+        if scene_id is not None:
+            cond &= t.c.scene_id == scene_id
         with self.engine.connect() as c:
-            rows = c.execute(sa.select(t).where(cond).order_by(t.c.scene_id)).mappings().all()
-        return [dict(r) for r in rows]
+            rows = c.execute(sa.select(t).where(cond).order_by(t.c.scene_id, t.c.grid)
+                             ).mappings().all()
+        return [registration_of(r) for r in rows]
 
     def delete_scene(self, site_id: str, scene_id: str) -> bool:
         """Remove a scene record (its files are untouched).  True if it existed."""

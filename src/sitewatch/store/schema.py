@@ -9,13 +9,15 @@ refuses one made by a newer sitewatch.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 
 import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = sa.MetaData()
 
@@ -67,8 +69,11 @@ registrations_table = sa.Table(
     sa.Column("reliability", sa.Float, nullable=False),
     sa.Column("residual_px", sa.Float, nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("detail", sa.Text, nullable=False),  # the full Registration as JSON
+    sa.Column("detail", sa.Text, nullable=False),  # the SceneRegistration as JSON
     sa.Column("created_at", sa.String(32), nullable=False),
+    # Version 5: whether the shift was undone when the scene was loaded (the one place the
+    # registration is kept; before, processed.detail held a second copy with this flag).
+    sa.Column("applied", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.ForeignKeyConstraint(["site_id", "scene_id"], ["scenes.site_id", "scenes.id"],
                             ondelete="CASCADE"),
 )
@@ -98,7 +103,7 @@ processed_table = sa.Table(
     sa.Column("previous_id", sa.String(128), nullable=True),
     sa.Column("chain", sa.Text, nullable=False),  # JSON: what the result depends on
     sa.Column("params", sa.Text, nullable=False),  # JSON: the parameters (provenance)
-    sa.Column("detail", sa.Text, nullable=False),  # JSON: reasons, registration, thresholds
+    sa.Column("detail", sa.Text, nullable=False),  # JSON: reason, comparisons, products
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.ForeignKeyConstraint(["site_id", "scene_id"], ["scenes.site_id", "scenes.id"],
                             ondelete="CASCADE"),
@@ -203,8 +208,6 @@ notes_table = sa.Table(
     sa.Column("added_at", sa.String(32), nullable=False),
 )
 
-ALERT_STATUSES = ("new", "seen", "dismissed", "confirmed")
-
 
 def _v1_to_v2(conn: sa.Connection) -> None:
     """Version 2 records every co-registration shift with its scene."""
@@ -224,10 +227,57 @@ def _v3_to_v4(conn: sa.Connection) -> None:
         t.create(conn)
 
 
+#: Shifts smaller than this (pixels) were not applied by the pipeline of version 4.
+_V4_MIN_APPLIED_SHIFT_PX = 0.05
+
+
+def _add_column(conn: sa.Connection, table: sa.Table, name: str) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for a column as ``table`` declares it (SQLite and
+    PostgreSQL both take it; the DDL is compiled for the connection's dialect)."""
+    col = sa.schema.CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+    name_q = conn.dialect.identifier_preparer.format_table(table)
+    conn.execute(sa.text(f"ALTER TABLE {name_q} ADD COLUMN {col}"))
+
+
+def _v4_to_v5(conn: sa.Connection) -> None:
+    """Version 5 keeps a scene's registration in one place, the registrations table, which
+    gains ``applied`` (whether the shift was undone when the scene was loaded).  The flag is
+    taken from the copy version 4 kept in each processed scene's detail, which is then
+    removed; a registration no processed scene mentions gets the rule version 4 loaded
+    scenes with (not rejected, and at least 0.05 px)."""
+    _add_column(conn, registrations_table, "applied")
+    r, p = registrations_table, processed_table
+    copies: dict[tuple[str, str, str, str], bool] = {}
+    for row in conn.execute(sa.select(p.c.site_id, p.c.scene_id, p.c.params_hash, p.c.grid,
+                                      p.c.chain, p.c.detail)).all():
+        detail = json.loads(row.detail)
+        reg = detail.pop("registration", None)
+        if reg is None:
+            continue
+        ref = json.loads(row.chain).get("reference")
+        copies[(row.site_id, row.scene_id, row.grid, ref)] = bool(reg.get("applied"))
+        conn.execute(p.update().where((p.c.site_id == row.site_id)
+                                      & (p.c.scene_id == row.scene_id)
+                                      & (p.c.params_hash == row.params_hash))
+                     .values(detail=json.dumps(detail, sort_keys=True)))
+    for row in conn.execute(sa.select(r.c.site_id, r.c.scene_id, r.c.grid, r.c.reference_id,
+                                      r.c.dy, r.c.dx, r.c.status, r.c.detail)).all():
+        applied = copies.get((row.site_id, row.scene_id, row.grid, row.reference_id))
+        if applied is None:
+            applied = (row.status != "rejected"
+                       and math.hypot(row.dy, row.dx) >= _V4_MIN_APPLIED_SHIFT_PX)
+        detail = json.loads(row.detail)
+        detail.update({"site_id": row.site_id, "scene_id": row.scene_id, "grid": row.grid,
+                       "reference_id": row.reference_id, "applied": applied})
+        conn.execute(r.update().where((r.c.site_id == row.site_id)
+                                      & (r.c.scene_id == row.scene_id)
+                                      & (r.c.grid == row.grid))
+                     .values(applied=applied, detail=json.dumps(detail, sort_keys=True)))
+
 
 #: Migrations from version N to N+1, keyed by N.  Each runs inside the opening transaction.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3,
-                                                          3: _v3_to_v4}
+                                                          3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def stored_version(conn: sa.Connection) -> int:
