@@ -32,7 +32,7 @@ import logging
 import math
 import time as _time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,21 @@ from sitewatch.imagery.grid import (
 from sitewatch.imagery.scenes import Scene
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
-from sitewatch.times import iso
+from sitewatch.times import iso, parse_time
 from sitewatch.watch.events import DEPARTURE_FLOORS, Obs, group_events, series_findings
-from sitewatch.watch.zonal import MIN_OBSERVED, REST, part_changes
+from sitewatch.watch.records import (
+    STATUSES,
+    Chain,
+    ChangeProducts,
+    Comparison,
+    Observation,
+    ProcessedScene,
+    RunSummary,
+    SceneRegistration,
+    StoredAlert,
+    measures_of,
+)
+from sitewatch.watch.zonal import REST, part_changes
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +85,6 @@ MIN_APPLIED_SHIFT_PX = 0.05
 #: (44 of 45 each; 14 false alarms against 34 over 5 seeds) and on the Colorado series with
 #: planted events (docs/benchmarks.md, "Watching over time").
 WATCH_METHOD = {"optical": "ratio", "sar": "sar-log-ratio"}
-#: Result statuses.  ``first``/``ok`` are usable dates; the others are not.
-STATUSES = ("first", "ok", "unusable", "rejected", "failed")
-USABLE = ("first", "ok")
-
 #: progress(stage, done, total)
 Progress = Callable[[str, int, int], None]
 
@@ -130,7 +138,7 @@ class RunReport:
     params: RunParams
     processed: list[tuple[str, str, str]] = field(default_factory=list)  # (scene, status, why)
     reused: int = 0
-    alerts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # new/updated
+    alerts: dict[str, list[StoredAlert]] = field(default_factory=dict)  # new/updated
     seconds: float = 0.0
     grids: dict[str, str] = field(default_factory=dict)  # grid -> reference scene
 
@@ -143,7 +151,7 @@ class RunReport:
             "reused": self.reused, "seconds": round(self.seconds, 3), "grids": self.grids,
             "processed": [{"scene": s, "status": st, "detail": why}
                           for s, st, why in self.processed],
-            "alerts": {k: v for k, v in self.alerts.items()},
+            "alerts": {k: [a.to_dict() for a in v] for k, v in self.alerts.items()},
         }
 
 
@@ -246,10 +254,9 @@ class _Grid:
         if scene_id not in self.cache:
             sc = next(s for s in self.scenes if s.id == scene_id)
             shift = None
-            for r in self.store.registrations(self.site.id, self.key):
-                if r["scene_id"] == scene_id and r["reference_id"] == self.ref_id:
-                    s = Shift(r["dy"], r["dx"])
-                    shift = s if s.magnitude >= MIN_APPLIED_SHIFT_PX else None
+            for r in self.store.registrations(self.site.id, self.key, scene_id=scene_id):
+                if r.reference_id == self.ref_id:
+                    shift = r.applied_shift
             self.cache[scene_id] = self.load(sc, shift)
         return self.cache[scene_id]
 
@@ -260,42 +267,48 @@ class _Grid:
                 del self.cache[k]
 
 
-def _chain(sc: Scene, ref: str, previous: str | None, composite: list[str]) -> dict[str, Any]:
-    return {"checksum": sc.checksum, "reference": ref, "previous": previous,
-            "composite": composite}
+def _chain(sc: Scene, ref: str, previous: str | None, composite: list[str]) -> Chain:
+    return Chain(sc.checksum, ref, previous, tuple(composite))
 
 
-def _not_observed(g: _Grid, img: GridImage | None) -> list[dict[str, Any]]:
+def _obs(g: _Grid, sc: Scene, part: str, reference: str, reference_id: str | None,
+         observed: float, changed: float, measures: dict[str, float]) -> Observation:
+    return Observation(g.site.id, sc.id, g.params.hash, part, reference, g.key, sc.acquired,
+                       reference_id, observed, changed, measures)
+
+
+def _not_observed(g: _Grid, sc: Scene, img: GridImage | None) -> list[Observation]:
     rows = []
     for name, m in g.zones.items():
         n = int(m.sum())
         frac = float(img.valid[m].mean()) if (img is not None and n) else 0.0
-        rows.append({"part": name, "reference": "none", "reference_id": None,
-                     "observed_fraction": frac, "changed_fraction": math.nan,
-                     "measures": {"pixels": n, "observed_fraction": frac}})
+        rows.append(_obs(g, sc, name, "none", None, frac, math.nan,
+                         {"pixels": n, "observed_fraction": frac}))
     return rows
 
 
-def _observations(g: _Grid, before: np.ndarray, after: GridImage, reference: str,
-                  reference_id: str | None, scene_id: str | None = None
-                  ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _observations(g: _Grid, sc: Scene, before: np.ndarray, after: GridImage, reference: str,
+                  reference_id: str, members: Sequence[str] = (), products: bool = False
+                  ) -> tuple[list[Observation], Comparison]:
     ch = detect_arrays(before, after.data, g.bands, g.method, sensor=g.kind,
                        params=g.method_params or None)
     stats = part_changes(ch, g.masks, g.pixel_area, site_mask=g.inside, before=before,
                          after=after.data, bands=g.bands)
-    rows = [{"part": name, "reference": reference, "reference_id": reference_id,
-             "observed_fraction": pc.observed_fraction, "changed_fraction": pc.changed_fraction,
-             "measures": pc.to_dict()} for name, pc in stats.items()]
-    info = {"threshold": ch.threshold, "rule": ch.threshold_rule, "method": ch.method,
-            "changed_fraction_site": float(ch.changed[g.inside & ch.observed].mean())
-            if (g.inside & ch.observed).any() else math.nan}
-    if g.products is not None and scene_id is not None:
+    rows = [_obs(g, sc, name, reference, reference_id, pc.observed_fraction,
+                 pc.changed_fraction, measures_of(pc.to_dict())) for name, pc in stats.items()]
+    written = None
+    if g.products is not None and products:
         from sitewatch.watch.products import product_paths, write_change_products
 
-        paths = product_paths(g.products, g.site.id, g.params.hash, g.key, scene_id)
-        info["products"] = write_change_products(
-            ch, g.grid, paths, {"site": g.site.id, "scene": scene_id, "before": reference_id,
+        paths = product_paths(g.products, g.site.id, g.params.hash, g.key, sc.id)
+        got = write_change_products(
+            ch, g.grid, paths, {"site": g.site.id, "scene": sc.id, "before": reference_id,
                                 "reference": reference, "sitewatch": __version__})
+        written = ChangeProducts(got["change"], got["score"])
+    site_obs = g.inside & ch.observed
+    info = Comparison(reference, reference_id, ch.method, ch.threshold, ch.threshold_rule,
+                      float(ch.changed[site_obs].mean()) if site_obs.any() else math.nan,
+                      tuple(members), written)
     return rows, info
 
 
@@ -322,33 +335,27 @@ def _composite(images: Sequence[GridImage]) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def _process_grid(g: _Grid, done: dict[str, dict[str, Any]], report: RunReport,
+def _process_grid(g: _Grid, done: dict[str, ProcessedScene], report: RunReport,
                   tick: Callable[[], None]) -> None:
-    store, site, params = g.store, g.site, g.params
+    store, params = g.store, g.params
     ref = g.choose_reference()
     report.grids[g.key] = ref
     usable: list[str] = []
-    times = {s.id: iso(s.acquired) for s in g.scenes}
     for sc in g.scenes:
         previous = usable[-1] if usable else None
         comp_ids = usable[-params.composite:]
         chain = _chain(sc, ref, previous, comp_ids)
         row = done.get(sc.id)
-        if row is not None and row["chain"] == chain and row["grid"] == g.key:
+        if row is not None and row.chain == chain and row.grid == g.key:
             report.reused += 1
-            if row["status"] in USABLE:
+            if row.usable:
                 usable.append(sc.id)
             tick()
             continue
-        status, why, detail, obs = _process_scene(g, sc, ref, previous, comp_ids)
-        detail.update({"bands": list(g.bands), "method": g.method,
-                       "method_params": g.method_params, "version": __version__})
-        store.put_result(site.id, sc.id, params.hash, grid=g.key, acquired=times[sc.id],
-                         status=status, previous_id=previous if status == "ok" else None,
-                         chain=chain, params=params.to_dict(), detail=detail,
-                         observations=obs)
-        report.processed.append((sc.id, status, why))
-        if status in USABLE:
+        result, obs = _process_scene(g, sc, chain)
+        store.put_result(result, obs)
+        report.processed.append((sc.id, result.status, result.reason))
+        if result.usable:
             usable.append(sc.id)
             g.keep_only(usable[-(params.composite + 1):])
         else:
@@ -356,121 +363,129 @@ def _process_grid(g: _Grid, done: dict[str, dict[str, Any]], report: RunReport,
         tick()
 
 
-def _process_scene(g: _Grid, sc: Scene, ref: str, previous: str | None, comp_ids: list[str]
-                   ) -> tuple[str, str, dict[str, Any], list[dict[str, Any]]]:
+def _process_scene(g: _Grid, sc: Scene, chain: Chain
+                   ) -> tuple[ProcessedScene, list[Observation]]:
+    ref, previous, comp_ids = chain.reference, chain.previous, list(chain.composite)
+    seen = math.nan
+    reg_rec: SceneRegistration | None = None
+    comparisons: dict[str, Comparison] = {}
+
+    def result(status: str, why: str, obs: list[Observation]
+               ) -> tuple[ProcessedScene, list[Observation]]:
+        return ProcessedScene(
+            g.site.id, sc.id, g.params.hash, g.key, sc.acquired, status, why, chain,
+            g.params.to_dict(), previous if status == "ok" else None, seen, tuple(g.bands),
+            g.method, dict(g.method_params), __version__, comparisons.get("previous"),
+            comparisons.get("composite"), reg_rec), obs
+
     # The registration band(s) alone decide usability and the shift; the scene's bands are
     # then read once, with the shift undone in the same warp.
     try:
         probe = load_scene(sc, g.grid, g.reg_bands)
     except SitewatchError as exc:
-        return "failed", f"cannot be loaded: {exc}", {"error": str(exc)}, _not_observed(g, None)
+        return result("failed", f"cannot be loaded: {exc}", _not_observed(g, sc, None))
     seen = g.seen(probe)
-    detail: dict[str, Any] = {"site_observed": seen}
     if seen < g.params.min_usable:
         why = f"{seen:.0%} of the site observed (cloud, shadow or no data)"
-        return "unusable", why, {**detail, "reason": why}, _not_observed(g, probe)
+        return result("unusable", why, _not_observed(g, sc, probe))
     shift = None
     if sc.id != ref:
         try:
             reg = register(g.reference_band(), g.reg_image(probe))
         except GridError as exc:
-            why = f"co-registration failed: {exc}"
-            return "rejected", why, {**detail, "reason": why}, _not_observed(g, probe)
+            return result("rejected", f"co-registration failed: {exc}",
+                          _not_observed(g, sc, probe))
         unconfirmed = reg.status == "rejected" and math.isnan(reg.residual_px)
         applied = not unconfirmed and reg.shift.magnitude >= MIN_APPLIED_SHIFT_PX
-        detail["registration"] = {"dy": reg.shift.dy, "dx": reg.shift.dx,
-                                  "status": reg.status, "reason": reg.reason,
-                                  "applied": applied}
         if unconfirmed:
             # A weak match that too few windows can check (a small site, or seasons apart):
             # no evidence of a shift either way, so the scene is used as geolocated by its
-            # provider, and the record says so.  Recorded as zero so reloads agree.
-            detail["registration"]["reason"] += "; not applied (provider geolocation used)"
-            reg = replace(reg, shift=Shift(0.0, 0.0, reg.shift.error), status="flagged",
-                          reason=detail["registration"]["reason"])
-        g.store.put_registration(g.site.id, sc.id, g.key, ref, reg)
-        if reg.status == "rejected":
-            why = f"co-registration rejected: {reg.reason}"
-            return "rejected", why, {**detail, "reason": why}, _not_observed(g, probe)
-        if applied:
-            shift = reg.shift
+            # provider, and the record says so.
+            reg_rec = SceneRegistration.of(
+                g.site.id, sc.id, g.key, ref, reg, applied=False, status="flagged",
+                reason=reg.reason + "; not applied (provider geolocation used)")
+        else:
+            reg_rec = SceneRegistration.of(g.site.id, sc.id, g.key, ref, reg, applied=applied)
+        if reg_rec.status == "rejected":
+            return result("rejected", f"co-registration rejected: {reg.reason}",
+                          _not_observed(g, sc, probe))
+        shift = reg_rec.applied_shift
     try:
         img = g.load(sc, shift)
     except SitewatchError as exc:
-        return "failed", f"cannot be loaded: {exc}", {"error": str(exc)}, _not_observed(g, None)
+        return result("failed", f"cannot be loaded: {exc}", _not_observed(g, sc, None))
     g.cache[sc.id] = img
     if previous is None:
-        return "first", "first usable date", detail, _not_observed(g, img)
+        return result("first", "first usable date", _not_observed(g, sc, img))
     try:
         prev = g.aligned(previous)
-        obs, info = _observations(g, prev.data, img, "previous", previous, sc.id)
-        detail["previous"] = info
+        obs, comparisons["previous"] = _observations(g, sc, prev.data, img, "previous",
+                                                     previous, products=True)
         if len(comp_ids) >= 2:
             comp = _composite([g.aligned(i) for i in comp_ids])
-            c_obs, c_info = _observations(g, comp, img, "composite", ",".join(comp_ids))
+            c_obs, comparisons["composite"] = _observations(
+                g, sc, comp, img, "composite", ",".join(comp_ids), members=comp_ids)
             obs += c_obs
-            detail["composite"] = {**c_info, "members": comp_ids}
     except (MethodError, GridError) as exc:
-        why = f"change detection failed: {exc}"
         g.cache.pop(sc.id, None)
-        return "failed", why, {**detail, "reason": why}, _not_observed(g, img)
-    return "ok", f"{seen:.0%} of the site observed", detail, obs
+        comparisons.clear()
+        return result("failed", f"change detection failed: {exc}", _not_observed(g, sc, img))
+    return result("ok", f"{seen:.0%} of the site observed", obs)
 
 
 def series(store: Store, site_id: str, params_hash: str) -> dict[tuple[str, str], list[Obs]]:
     """Every part's observations against the previous usable date, per (part, grid)."""
-    times = {k: v["acquired"] for k, v in store.processed(site_id, params_hash).items()}
+    times = {k: v.acquired for k, v in store.processed(site_id, params_hash).items()}
     every = store.observations(site_id, params_hash)
-    rows = [r for r in every if r["reference"] == "previous"]
-    rest = {r["scene_id"]: r["measures"] for r in rows if r["part"] == REST}
+    rows = [r for r in every if r.reference == "previous"]
+    rest = {r.scene_id: r for r in rows if r.part == REST}
     # A part seen on less than half its pixels is not observed that date (zonal.MIN_OBSERVED):
     # a changed share of a few pixels at a cloud's edge is not evidence.
-    comp = {(r["scene_id"], r["part"]): r["changed_fraction"]
-            if r["observed_fraction"] >= MIN_OBSERVED else math.nan
-            for r in every if r["reference"] == "composite"}
+    comp = {(r.scene_id, r.part): r.changed_fraction if r.observed else math.nan
+            for r in every if r.reference == "composite"}
     out: dict[tuple[str, str], list[Obs]] = {}
     for r in rows:
-        m = dict(r["measures"])
-        if r["observed_fraction"] < MIN_OBSERVED:
-            m.update({k: math.nan for k, v in m.items() if k not in ("part", "pixels",
-                                                                    "observed_fraction")})
-        m["changed_fraction_composite"] = comp.get((r["scene_id"], r["part"]), math.nan)
-        around = rest.get(r["scene_id"], {})
+        m = dict(r.measures)
+        if not r.observed:
+            m.update({k: math.nan for k in m if k not in ("pixels", "observed_fraction")})
+        m["changed_fraction_composite"] = comp.get((r.scene_id, r.part), math.nan)
+        around = rest.get(r.scene_id)
         # Change beyond what the rest of the site shows on the same pair (see events).
         base, base_c = 0.0, 0.0
-        if r["part"] != REST:
-            base = around.get("changed_fraction", math.nan)
-            base_c = comp.get((r["scene_id"], REST), math.nan)
+        if r.part != REST:
+            base = around.measure("changed_fraction") if around else math.nan
+            base_c = comp.get((r.scene_id, REST), math.nan)
             base = base if math.isfinite(base) else 0.0
             base_c = base_c if math.isfinite(base_c) else 0.0
         m["changed_excess"] = m.get("changed_fraction", math.nan) - base
         m["changed_excess_composite"] = m["changed_fraction_composite"] - base_c
-        if r["part"] != REST:  # levels relative to the rest of the site (see events)
+        if r.part != REST:  # levels relative to the rest of the site (see events)
             for name in ("brightness", "ndvi"):
-                m[f"{name}_rel"] = m.get(f"{name}_after", math.nan) - around.get(
-                    f"{name}_after", math.nan)
-        prev = r["reference_id"]
+                m[f"{name}_rel"] = m.get(f"{name}_after", math.nan) - (
+                    around.measure(f"{name}_after") if around else math.nan)
+        prev = r.reference_id
         prev_time = times.get(prev) if prev else None
-        out.setdefault((r["part"], r["grid"]), []).append(
-            Obs(r["acquired"], r["scene_id"], prev, prev_time, r["grid"], m))
+        out.setdefault((r.part, r.grid), []).append(
+            Obs(iso(r.acquired), r.scene_id, prev, iso(prev_time) if prev_time else None,
+                r.grid, m))
     return out
 
 
-def score_alerts(store: Store, site_id: str, params: RunParams) -> dict[str, list[dict]]:
+def score_alerts(store: Store, site_id: str, params: RunParams
+                 ) -> dict[str, list[StoredAlert]]:
     """Score every part's series and store the alerts; returns the new and updated ones.
     Alerts belong to a parameter set: another method's run neither sees nor updates them."""
     stored = store.alerts(site_id, params_hash=params.hash)
     dismissed: dict[str, set[str]] = {}
     for a in stored:
-        if a["status"] == "dismissed":
-            dismissed.setdefault(a["part"], set()).update(
-                f["time"] for f in a["record"].get("findings", []))
+        if a.status == "dismissed":
+            dismissed.setdefault(a.part, set()).update(a.finding_times())
     findings = []
     for (part, _grid), obs in sorted(series(store, site_id, params.hash).items()):
         findings += series_findings(site_id, part, obs, dismissed=dismissed.get(part, ()),
                                     levels=params.levels)
-    out: dict[str, list[dict]] = {"new": [], "updated": []}
-    by_id = {a["id"]: a for a in stored}
+    out: dict[str, list[StoredAlert]] = {"new": [], "updated": []}
+    by_id = {a.id: a for a in stored}
     claimed: set[str] = set()
     for ev in group_events(site_id, findings, salt=params.hash):
         if not params.levels and not any(f["measure"] in DEPARTURE_FLOORS
@@ -478,15 +493,16 @@ def score_alerts(store: Store, site_id: str, params: RunParams) -> dict[str, lis
             continue  # level change points only characterise departures (see RunParams)
         # The same event found again (perhaps now starting a date earlier) updates the
         # stored alert whose dates it overlaps.
+        ev_start, ev_end = parse_time(ev.start or ev.time), parse_time(ev.end or ev.time)
         target = ev.id if ev.id in by_id else next(
-            (a["id"] for a in stored if a["part"] == ev.part and a["id"] not in claimed
-             and a["start"] <= (ev.end or ev.time) and ev.start <= a["end"]), ev.id)
+            (a.id for a in stored if a.part == ev.part and a.id not in claimed
+             and a.start <= ev_end and ev_start <= a.end), ev.id)
         claimed.add(target)
-        what = store.put_alert(ev.to_dict(), params.hash, replaces=target)
+        what = store.put_alert(ev, params.hash, replaces=target)
         if what in out:
             got = store.get_alert(target)
             assert got is not None
-            if what == "updated" and got["status"] == "dismissed":
+            if what == "updated" and got.status == "dismissed":
                 continue  # stored, but not news: nobody wants to hear of it again
             out[what].append(got)
     return out
@@ -496,8 +512,8 @@ def usable_dates(store: Store, site_id: str, params_hash: str) -> dict[str, list
     """Per grid, the acquisition times of the usable scenes (sorted ISO strings)."""
     out: dict[str, list[str]] = {}
     for row in store.processed(site_id, params_hash).values():
-        if row["status"] in USABLE:
-            out.setdefault(row["grid"], []).append(row["acquired"])
+        if row.usable:
+            out.setdefault(row.grid, []).append(iso(row.acquired))
     return {g: sorted(v) for g, v in out.items()}
 
 
@@ -521,7 +537,7 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
         raise PipelineError(f"site {site_id!r} has no georeferenced scenes; ingest some first "
                             "(`sitewatch ingest PATH --site SITE`)")
     report = RunReport(site_id, params)
-    run_id = store.start_run(site_id, params.hash, params.to_dict(), __version__)
+    run = store.start_run(site_id, params.hash, params.to_dict(), __version__)
     done = store.processed(site_id, params.hash)
     groups: dict[str, list[Scene]] = {}
     for s in scenes:
@@ -544,10 +560,10 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
     report.seconds = _time.perf_counter() - t0
     for sink in sinks:
         sink.emit(report.alerts, site)
-    store.finish_run(run_id, {"processed": len(report.processed), "reused": report.reused,
-                              "new_alerts": len(report.alerts["new"]),
-                              "updated_alerts": len(report.alerts["updated"]),
-                              "seconds": round(report.seconds, 3)})
+    store.finish_run(run.id, RunSummary(len(report.processed), report.reused,
+                                        len(report.alerts["new"]),
+                                        len(report.alerts["updated"]),
+                                        round(report.seconds, 3)))
     return report
 
 

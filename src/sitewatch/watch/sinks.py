@@ -1,7 +1,8 @@
 """Where new and updated alerts go after a run: a JSON-lines file, a GeoJSON file, a webhook.
 
 Every sink has ``emit(alerts, site)`` (``alerts``: ``{"new": [...], "updated": [...]}`` of
-stored alert dicts, as :func:`sitewatch.watch.pipeline.run_site` returns them) and ``close()``.
+:class:`~sitewatch.watch.records.StoredAlert`, as :func:`sitewatch.watch.pipeline.run_site`
+returns them) and ``close()``.
 
 The webhook body (one POST per alert, ``Content-Type: application/json``)::
 
@@ -39,6 +40,7 @@ from urllib.parse import urlsplit
 from sitewatch import __version__
 from sitewatch.errors import SitewatchError
 from sitewatch.sites.site import Site
+from sitewatch.watch.records import StoredAlert
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +49,10 @@ class SinkError(SitewatchError):
     """A sink that cannot be set up (bad URL, unwritable path)."""
 
 
-def alert_payload(alert: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored alert as the JSON object the sinks publish (record + lifecycle)."""
-    rec = dict(alert.get("record", alert))
-    rec["status"] = alert.get("status", "new")
-    if alert.get("reason"):
-        rec["status_reason"] = alert["reason"]
-    return rec
+def alert_payload(alert: StoredAlert) -> dict[str, Any]:
+    """A stored alert as the JSON object the sinks publish (record + lifecycle; see
+    :meth:`~sitewatch.watch.records.StoredAlert.payload`)."""
+    return alert.payload()
 
 
 class JsonLinesSink:
@@ -66,7 +65,7 @@ class JsonLinesSink:
         except OSError as exc:
             raise SinkError(f"cannot create {self.path.parent}: {exc}") from None
 
-    def emit(self, alerts: Mapping[str, Sequence[Mapping[str, Any]]], site: Site) -> None:
+    def emit(self, alerts: Mapping[str, Sequence[StoredAlert]], site: Site) -> None:
         lines = [json.dumps({"event": ev, "site": site.id, "alert": alert_payload(a)},
                             ensure_ascii=False, sort_keys=True)
                  for ev in ("new", "updated") for a in alerts.get(ev, ())]
@@ -84,20 +83,20 @@ class GeoJsonSink:
     each a Feature with its part's outline (or the site boundary for the rest of the site).
     Needs the store to list all alerts, not only this run's."""
 
-    def __init__(self, path: str | Path, all_alerts: Callable[[str], list[dict[str, Any]]]):
+    def __init__(self, path: str | Path, all_alerts: Callable[[str], list[StoredAlert]]):
         self.path = Path(path)
         self.all_alerts = all_alerts
 
-    def emit(self, alerts: Mapping[str, Sequence[Mapping[str, Any]]], site: Site) -> None:
+    def emit(self, alerts: Mapping[str, Sequence[StoredAlert]], site: Site) -> None:
         from shapely.geometry import mapping
 
         feats = []
         for a in self.all_alerts(site.id):
             try:
-                geom = site.part(a["part"]).geometry
+                geom = site.part(a.part).geometry
             except Exception:  # the rest of the site, or a part since removed
                 geom = site.boundary
-            feats.append({"type": "Feature", "id": a["id"],
+            feats.append({"type": "Feature", "id": a.id,
                           "geometry": mapping(geom) if geom is not None else None,
                           "properties": alert_payload(a)})
         doc = {"type": "FeatureCollection", "features": feats}
@@ -134,7 +133,7 @@ class WebhookSink:
                                         daemon=True)
         self._thread.start()
 
-    def emit(self, alerts: Mapping[str, Sequence[Mapping[str, Any]]], site: Site) -> None:
+    def emit(self, alerts: Mapping[str, Sequence[StoredAlert]], site: Site) -> None:
         for ev in ("new", "updated"):
             for a in alerts.get(ev, ()):
                 self._q.put({"sitewatch": __version__, "event": ev, "site": site.id,

@@ -6,19 +6,22 @@ store only; :func:`plot_timeline` draws it (matplotlib, an optional extra)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sitewatch.errors import SitewatchError
 from sitewatch.store import Store
-from sitewatch.times import parse_time
+from sitewatch.times import iso, parse_time
+from sitewatch.watch.records import StoredAlert
 from sitewatch.watch.zonal import MIN_OBSERVED, REST
 
 
 @dataclass
 class TimelineRow:
-    time: str
+    time: datetime
     scene_id: str
     grid: str
     part: str
@@ -28,7 +31,7 @@ class TimelineRow:
     observed_fraction: float
     changed_fraction: float
     composite_fraction: float
-    measures: dict[str, Any]
+    measures: Mapping[str, float]
     alerts: list[str] = field(default_factory=list)
 
     @property
@@ -47,7 +50,7 @@ class TimelineRow:
         def clean(v: Any) -> Any:
             return None if isinstance(v, float) and not math.isfinite(v) else v
 
-        return {"time": self.time, "scene": self.scene_id, "grid": self.grid,
+        return {"time": iso(self.time), "scene": self.scene_id, "grid": self.grid,
                 "part": self.part, "status": self.status, "observed": self.observed,
                 "previous": self.previous_id,
                 "observed_fraction": clean(self.observed_fraction),
@@ -62,26 +65,24 @@ class Timeline:
     site: str
     params_hash: str
     rows: list[TimelineRow]
-    alerts: list[dict[str, Any]]
+    alerts: list[StoredAlert]
 
     @property
     def parts(self) -> list[str]:
         names = sorted({r.part for r in self.rows} - {REST})
         return names + ([REST] if any(r.part == REST for r in self.rows) else [])
 
-    def matrix(self) -> dict[tuple[str, str], dict[str, TimelineRow]]:
+    def matrix(self) -> dict[tuple[datetime, str], dict[str, TimelineRow]]:
         """(time, grid) -> part -> row, in time order."""
-        out: dict[tuple[str, str], dict[str, TimelineRow]] = {}
+        out: dict[tuple[datetime, str], dict[str, TimelineRow]] = {}
         for r in self.rows:
             out.setdefault((r.time, r.grid), {})[r.part] = r
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        from sitewatch.watch.sinks import alert_payload
-
         return {"site": self.site, "params_hash": self.params_hash,
                 "observations": [r.to_dict() for r in self.rows],
-                "alerts": [alert_payload(a) for a in self.alerts]}
+                "alerts": [a.payload() for a in self.alerts]}
 
 
 def build_timeline(store: Store, site_id: str, params_hash: str, *,
@@ -94,24 +95,25 @@ def build_timeline(store: Store, site_id: str, params_hash: str, *,
         site.part(part)  # names the known parts when it is not one
     processed = store.processed(site_id, params_hash)
     obs = store.observations(site_id, params_hash, part=part)
-    comp = {(r["scene_id"], r["part"]): r["changed_fraction"] for r in obs
-            if r["reference"] == "composite"}
+    comp = {(r.scene_id, r.part): r.changed_fraction for r in obs
+            if r.reference == "composite"}
     alerts = store.alerts(site_id, part=part, params_hash=params_hash)
-    marks: dict[tuple[str, str, str], list[str]] = {}
+    marks: dict[tuple[str, datetime, str], list[str]] = {}
     for a in alerts:
-        for f in a["record"].get("findings", []):
-            marks.setdefault((a["part"], f["time"], f.get("grid") or ""), []).append(a["id"])
+        for f in a.alert.findings:
+            key = (a.part, parse_time(f["time"]), f.get("grid") or "")
+            marks.setdefault(key, []).append(a.id)
     rows = []
     for r in obs:
-        if r["reference"] == "composite":
+        if r.reference == "composite":
             continue
-        st = processed.get(r["scene_id"], {}).get("status", "?")
-        ids = sorted(set(marks.get((r["part"], r["acquired"], r["grid"]), [])))
+        done = processed.get(r.scene_id)
+        ids = sorted(set(marks.get((r.part, r.acquired, r.grid), [])))
         rows.append(TimelineRow(
-            r["acquired"], r["scene_id"], r["grid"], r["part"], st, r["reference"],
-            r["reference_id"] if r["reference"] == "previous" else None,
-            r["observed_fraction"], r["changed_fraction"],
-            comp.get((r["scene_id"], r["part"]), math.nan), r["measures"], ids))
+            r.acquired, r.scene_id, r.grid, r.part, done.status if done else "?", r.reference,
+            r.reference_id if r.reference == "previous" else None,
+            r.observed_fraction, r.changed_fraction,
+            comp.get((r.scene_id, r.part), math.nan), r.measures, ids))
     rows.sort(key=lambda x: (x.time, x.grid, x.part))
     return Timeline(site_id, params_hash, rows, alerts)
 
@@ -134,15 +136,15 @@ def plot_timeline(tl: Timeline, path: str | Path) -> Path:
         rows = [r for r in tl.rows if r.part == p]
         for grid in sorted({r.grid for r in rows}):
             rs = [r for r in rows if r.grid == grid]
-            t = [parse_time(r.time) for r in rs if r.observed
+            t = [r.time for r in rs if r.observed
                  and r.reference == "previous"]
             v = [100 * r.changed_fraction for r in rs if r.observed
                  and r.reference == "previous"]
             ax.plot(t, v, marker="o", ms=3, lw=1, label=grid)
-            miss = [parse_time(r.time) for r in rs if not r.observed]
+            miss = [r.time for r in rs if not r.observed]
             ax.plot(miss, [0] * len(miss), "x", color="0.5", ms=4,
                     label="not observed" if miss else None)
-            al = [(parse_time(r.time), 100 * r.changed_fraction) for r in rs
+            al = [(r.time, 100 * r.changed_fraction) for r in rs
                   if r.alerts and math.isfinite(r.changed_fraction)]
             if al:
                 ax.plot(*zip(*al, strict=True), "v", color="black", ms=7, label="alert")
