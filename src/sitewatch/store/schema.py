@@ -251,27 +251,27 @@ def _v4_to_v5(conn: sa.Connection) -> None:
     for row in conn.execute(sa.select(p.c.site_id, p.c.scene_id, p.c.params_hash, p.c.grid,
                                       p.c.chain, p.c.detail)).all():
         detail = json.loads(row.detail)
-        reg = detail.pop("registration", None)
-        if reg is None:
+        copy = detail.pop("registration", None)
+        if copy is None:
             continue
         ref = json.loads(row.chain).get("reference")
-        copies[(row.site_id, row.scene_id, row.grid, ref)] = bool(reg.get("applied"))
+        copies[(row.site_id, row.scene_id, row.grid, ref)] = bool(copy.get("applied"))
         conn.execute(p.update().where((p.c.site_id == row.site_id)
                                       & (p.c.scene_id == row.scene_id)
                                       & (p.c.params_hash == row.params_hash))
                      .values(detail=json.dumps(detail, sort_keys=True)))
-    for row in conn.execute(sa.select(r.c.site_id, r.c.scene_id, r.c.grid, r.c.reference_id,
+    for reg in conn.execute(sa.select(r.c.site_id, r.c.scene_id, r.c.grid, r.c.reference_id,
                                       r.c.dy, r.c.dx, r.c.status, r.c.detail)).all():
-        applied = copies.get((row.site_id, row.scene_id, row.grid, row.reference_id))
+        applied = copies.get((reg.site_id, reg.scene_id, reg.grid, reg.reference_id))
         if applied is None:
-            applied = (row.status != "rejected"
-                       and math.hypot(row.dy, row.dx) >= _V4_MIN_APPLIED_SHIFT_PX)
-        detail = json.loads(row.detail)
-        detail.update({"site_id": row.site_id, "scene_id": row.scene_id, "grid": row.grid,
-                       "reference_id": row.reference_id, "applied": applied})
-        conn.execute(r.update().where((r.c.site_id == row.site_id)
-                                      & (r.c.scene_id == row.scene_id)
-                                      & (r.c.grid == row.grid))
+            applied = (reg.status != "rejected"
+                       and math.hypot(reg.dy, reg.dx) >= _V4_MIN_APPLIED_SHIFT_PX)
+        detail = json.loads(reg.detail)
+        detail.update({"site_id": reg.site_id, "scene_id": reg.scene_id, "grid": reg.grid,
+                       "reference_id": reg.reference_id, "applied": applied})
+        conn.execute(r.update().where((r.c.site_id == reg.site_id)
+                                      & (r.c.scene_id == reg.scene_id)
+                                      & (r.c.grid == reg.grid))
                      .values(applied=applied, detail=json.dumps(detail, sort_keys=True)))
 
 
