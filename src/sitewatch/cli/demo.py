@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
+from sitewatch.times import iso_day
 
 
 def _pct(v: float) -> str:
@@ -72,7 +73,7 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
             t.add_row(f"{pair.before.acquired:%m-%d} -> {pair.after.acquired:%m-%d}", *cells,
                       _pct(pair.parts[REST].changed_fraction), truth)
         out.print(t)
-    by_id = {a["id"]: a for a in res.alerts}
+    by_id = {a.id: a for a in res.alerts}
     card = res.scorecard
     if card is not None:
         t = Table(title="alerts from `sitewatch run` beside the planted changes (lag in usable "
@@ -82,13 +83,12 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
         for h in card.hits:
             a = by_id.get(h.alert or "")
             t.add_row(h.change.event, esc(h.change.kind), h.change.time,
-                      esc(", ".join(h.change.parts)), a["id"] if a else "[bold]MISSED[/]",
-                      a["time"][:10] if a else "", a["tier"] if a else "",
+                      esc(", ".join(h.change.parts)), a.id if a else "[bold]MISSED[/]",
+                      iso_day(a.time) if a else "", a.tier if a else "",
                       str(h.lag) if h.lag is not None else "")
         out.print(t)
         for a in card.false_alarms:
-            out.print(esc(f"  false alarm: {a['id']} {a['time'][:10]} {a['tier']}: "
-                          f"{a['record']['text']}"))
+            out.print(esc(f"  false alarm: {a.id} {iso_day(a.time)} {a.tier}: {a.text}"))
         s = card.summary()
         out.print(f"alerts: {s['detected']} of {s['changes']} planted changes detected within "
                   f"one usable scene (mean lag {s['mean_lag_scenes'] or 0:.2f}); "

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -11,6 +12,11 @@ from rich.table import Table
 from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
 from sitewatch.cli.detect import _params
 from sitewatch.errors import SitewatchError
+from sitewatch.times import iso_day
+
+if TYPE_CHECKING:
+    from sitewatch.store import Store
+    from sitewatch.watch.records import StoredAlert
 
 TIER_STYLE = {"info": "", "watch": "bold", "warning": "bold reverse"}
 
@@ -92,24 +98,24 @@ def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
         _alert_table([*new, *upd], title="new and updated alerts")
 
 
-def _alert_table(alerts: list[dict[str, Any]], title: str) -> None:
+def _alert_table(alerts: Sequence[StoredAlert], title: str) -> None:
     t = Table(title=title, title_justify="left")
     for c in ("id", "date", "part", "tier", "kind", "status", "what"):
         t.add_column(c, overflow="fold")
     for a in alerts:
-        style = TIER_STYLE.get(a["tier"], "")
-        t.add_row(a["id"], a["time"][:10], esc(a["part"]), f"[{style}]{a['tier']}[/]"
-                  if style else a["tier"], a["kind"], a["status"], esc(a["record"]["text"]))
+        style = TIER_STYLE.get(a.tier, "")
+        t.add_row(a.id, iso_day(a.time), esc(a.part), f"[{style}]{a.tier}[/]"
+                  if style else a.tier, a.kind, a.status, esc(a.text))
     out.print(t)
 
 
-def _params_hash(store: Any, site_id: str) -> str:
+def _params_hash(store: Store, site_id: str) -> str:
     if store.get_site(site_id) is None:
         raise SitewatchError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
     last = store.last_run(site_id)
     if last is None:
         raise SitewatchError(f"site {site_id!r} has not been run yet: `sitewatch run {site_id}`")
-    return str(last["params_hash"])
+    return last.params_hash
 
 
 @click.command()
@@ -145,7 +151,7 @@ def timeline(ctx: Ctx, site_id: str, part: str | None, plot: str | None,
         for r in tl.rows:
             m = r.measures
             obs = r.observed_fraction >= 0.5 and r.reference == "previous"
-            t.add_row(r.time[:10], r.grid, _pct(r.observed_fraction),
+            t.add_row(iso_day(r.time), r.grid, _pct(r.observed_fraction),
                       _pct(r.changed_fraction) if obs else r.status_word,
                       _num(m.get("changed_area_m2"), "{:,.0f}") if obs else "",
                       str(int(m.get("objects") or 0)) if obs else "",
@@ -163,14 +169,14 @@ def timeline(ctx: Ctx, site_id: str, part: str | None, plot: str | None,
     for (time, grid), cells in tl.matrix().items():
         row = []
         for p in parts:
-            r = cells.get(p)
-            if r is None:
+            cell = cells.get(p)
+            if cell is None:
                 row.append("")
-            elif r.reference != "previous" or r.observed_fraction < 0.5:
-                row.append(r.status_word)
+            elif cell.reference != "previous" or cell.observed_fraction < 0.5:
+                row.append(cell.status_word)
             else:
-                row.append(_pct(r.changed_fraction) + ("*" if r.alerts else ""))
-        t.add_row(time[:10], grid, *row)
+                row.append(_pct(cell.changed_fraction) + ("*" if cell.alerts else ""))
+        t.add_row(iso_day(time), grid, *row)
     out.print(t)
 
 
@@ -185,16 +191,14 @@ def timeline(ctx: Ctx, site_id: str, part: str | None, plot: str | None,
 def alerts(ctx: Ctx, site_id: str, statuses: tuple[str, ...], part: str | None,
            as_json: bool) -> None:
     """List a site's alerts (of the latest run's parameters), oldest first."""
-    from sitewatch.watch.sinks import alert_payload
-
     with ctx.store() as store:
         if store.get_site(site_id) is None:
             raise SitewatchError(f"no site {site_id!r} in the catalogue")
         last = store.last_run(site_id)  # the alerts of the latest run's parameters
         found = store.alerts(site_id, status=statuses or None, part=part,
-                             params_hash=last["params_hash"] if last else None)
+                             params_hash=last.params_hash if last else None)
     if as_json:
-        echo_json([alert_payload(a) for a in found])
+        echo_json([a.payload() for a in found])
         return
     if not found:
         out.print("no alerts" + (f" with status {', '.join(statuses)}" if statuses else ""))
@@ -212,8 +216,6 @@ def alert(ctx: Ctx, alert_id: str, action: str, reason: str | None, as_json: boo
     """Mark an alert seen, dismiss it (a false alarm: its dates become normal for the part's
     baseline at the next run), confirm it (a real event), or reopen it.  ALERT_ID may be a
     unique prefix."""
-    from sitewatch.watch.sinks import alert_payload
-
     status = {"seen": "seen", "dismiss": "dismissed", "confirm": "confirmed",
               "reopen": "new"}[action]
     if action == "dismiss" and not reason:
@@ -221,9 +223,9 @@ def alert(ctx: Ctx, alert_id: str, action: str, reason: str | None, as_json: boo
     with ctx.store() as store:
         a = store.set_alert_status(alert_id, status, reason)
     if as_json:
-        echo_json(alert_payload(a))
+        echo_json(a.payload())
         return
-    out.print(esc(f"alert {a['id']} ({a['part']}, {a['time'][:10]}): {status}"
+    out.print(esc(f"alert {a.id} ({a.part}, {iso_day(a.time)}): {status}"
                   + (f" ({reason})" if reason else "")))
     if action == "dismiss":
         out.print("its dates count as normal for the part from the next `sitewatch run`")

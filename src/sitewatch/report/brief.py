@@ -17,7 +17,7 @@ import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,16 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from sitewatch import __version__
 from sitewatch.errors import SitewatchError
+from sitewatch.imagery.coregister import Shift
 from sitewatch.imagery.grid import SiteGrid, grid_for_scenes, load_scene
 from sitewatch.imagery.scenes import Scene
 from sitewatch.report.figures import Panel, overview_figure, pair_figure, timeline_figure
 from sitewatch.report.quicklook import stretch, true_colour
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
+from sitewatch.times import iso, iso_day
+from sitewatch.watch.alerts import Alert
+from sitewatch.watch.records import ProcessedScene, StoredAlert
 
 log = logging.getLogger(__name__)
 #: At most this many before/after figures (the strongest alerts first).
@@ -57,6 +61,8 @@ def _env() -> Environment:
                       autoescape=select_autoescape(["html"]))
     env.filters["pct"] = lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) \
         else f"{100 * v:.0f}%"
+    env.filters["day"] = _day
+    env.filters["iso"] = lambda t: iso(t) if t else "-"
     return env
 
 
@@ -67,8 +73,12 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _day(t: str | None) -> str:
-    return (t or "")[:10]
+def _day(t: datetime | str | None) -> str:
+    return iso_day(t) if t else ""
+
+
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None
 
 
 def _words(s: str) -> str:
@@ -89,28 +99,24 @@ def _rings(geom: Any, transform: Any) -> list[np.ndarray]:
     return out
 
 
-def _grid_of(detail: dict[str, Any], site: Site, scenes: list[Scene]) -> SiteGrid:
+def _grid_of(done: ProcessedScene | None, site: Site, scenes: list[Scene]) -> SiteGrid:
     """The grid a pair was processed on: the stored change map's, else the pipeline's rule."""
-    paths = (detail.get("previous") or {}).get("products") or {}
-    if paths.get("change") and Path(paths["change"]).is_file():
+    products = done.products if done else None
+    if products and Path(products.change).is_file():
         import rasterio
 
         try:
-            with rasterio.open(paths["change"]) as ds:
+            with rasterio.open(products.change) as ds:
                 return SiteGrid(ds.crs.to_wkt() if ds.crs else None, ds.transform, ds.width,
                                 ds.height)
         except rasterio.errors.RasterioError:
-            log.warning("unreadable change product %s: using the site grid", paths["change"])
+            log.warning("unreadable change product %s: using the site grid", products.change)
     return grid_for_scenes(site, scenes)
 
 
-def _shift(detail: dict[str, Any]) -> Any:
-    from sitewatch.imagery.coregister import Shift
-
-    reg = detail.get("registration") or {}
-    if reg.get("applied"):
-        return Shift(float(reg["dy"]), float(reg["dx"]))
-    return None
+def _shift(done: ProcessedScene | None) -> Shift | None:
+    """The shift a processed scene was loaded with (its stored registration's)."""
+    return done.registration.applied_shift if done and done.registration else None
 
 
 def _window(mask_rows: np.ndarray, mask_cols: np.ndarray, shape: tuple[int, int]
@@ -202,29 +208,28 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
         for old in folder.glob(pattern):
             old.unlink(missing_ok=True)
     run = store.last_run(site_id, finished=True)
-    ph = run["params_hash"] if run else None
+    ph = run.params_hash if run else None
     brief = Brief(out / "brief.html")
     at = end or date.today()
     lo_s, hi_s = (start.isoformat() if start else ""), (end.isoformat() if end else "9999")
     # An alert belongs to the period when its dates (start to end) overlap it.
     alerts = [a for a in (store.alerts(site_id, params_hash=ph) if ph else [])
-              if a["status"] != "dismissed"
-              and _day(a.get("start") or a["time"]) <= hi_s
-              and _day(a.get("end") or a["time"]) >= lo_s]
+              if a.status != "dismissed"
+              and _day(a.start) <= hi_s and _day(a.end) >= lo_s]
     tiers = {"warning": 0, "watch": 1, "info": 2}
 
-    def strength(a: dict[str, Any]) -> float:
-        z = a["record"].get("z")
-        return -abs(z) if isinstance(z, (int, float)) and math.isfinite(z) else 0.0
+    def strength(a: StoredAlert) -> float:
+        z = a.alert.z
+        return -abs(z) if math.isfinite(z) else 0.0
 
-    ranked = sorted(alerts, key=lambda a: (tiers.get(a["tier"], 3), strength(a), a["time"]))
+    ranked = sorted(alerts, key=lambda a: (tiers.get(a.tier, 3), strength(a), a.time))
     processed = {sid: r for sid, r in (store.processed(site_id, ph) if ph else {}).items()
-                 if lo_s <= _day(r["acquired"]) <= hi_s}
+                 if lo_s <= _day(r.acquired) <= hi_s}
     scenes = {s.id: s for s in store.scenes(site_id)}
     by_grid: dict[str, list[Scene]] = {}
     for sid, row in processed.items():
         if sid in scenes:
-            by_grid.setdefault(row["grid"], []).append(scenes[sid])
+            by_grid.setdefault(row.grid, []).append(scenes[sid])
 
     figures: list[dict[str, Any]] = []
     for n, a in enumerate(ranked[:MAX_FIGURES], start=1):
@@ -232,7 +237,7 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
         try:
             figures.append(_alert_figure(n, a, site, processed, scenes, by_grid, fig_dir))
         except SitewatchError as exc:
-            brief.warnings.append(f"figure for alert {a['id']} not drawn: {exc}")
+            brief.warnings.append(f"figure for alert {a.id} not drawn: {exc}")
         else:
             if figures[-1].get("missing"):
                 brief.warnings.append(figures[-1]["missing"])
@@ -244,11 +249,10 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
     assessment = assess_site(store, site, at=at)
     reports = store.reports(site_id)
     notes = store.notes(site_id)
-    gaps = [{"scene": sid, "date": _day(r["acquired"]), "status": r["status"],
-             "why": (r.get("detail") or {}).get("reason") or r["status"]}
-            for sid, r in sorted(processed.items(), key=lambda kv: kv[1]["acquired"])
-            if r["status"] in ("unusable", "rejected", "failed")
-            and lo_s <= _day(r["acquired"]) <= hi_s]
+    gaps = [{"scene": sid, "date": _day(r.acquired), "status": r.status,
+             "why": r.reason or r.status}
+            for sid, r in sorted(processed.items(), key=lambda kv: kv[1].acquired)
+            if not r.usable and lo_s <= _day(r.acquired) <= hi_s]
     used = sorted((s for s in scenes.values()
                    if lo_s <= s.acquired.date().isoformat() <= hi_s), key=lambda s: s.acquired)
     brief.exports += _exports(site, alerts, assessment, processed, ranked[:MAX_FIGURES],
@@ -270,18 +274,18 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
     return brief
 
 
-def _alert_figure(n: int, a: dict[str, Any], site: Site, processed: dict[str, Any],
+def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, ProcessedScene],
                   scenes: dict[str, Scene], by_grid: dict[str, list[Scene]], fig_dir: Path
                   ) -> dict[str, Any]:
-    rec = a["record"]
-    before_id, after_id = rec.get("before_scene"), rec.get("after_scene")
-    if before_id not in scenes or after_id not in scenes:
+    rec = a.alert
+    before_id, after_id = rec.before_scene, rec.after_scene
+    if before_id is None or after_id is None or before_id not in scenes \
+            or after_id not in scenes:
         raise SitewatchError("its before or after scene is no longer catalogued")
-    det_after = (processed.get(after_id) or {}).get("detail") or {}
-    det_before = (processed.get(before_id) or {}).get("detail") or {}
-    grid_key = (processed.get(after_id) or {}).get("grid", "")
-    grid = _grid_of(det_after, site, by_grid.get(grid_key, [scenes[after_id]]))
-    part = site.part(rec["part"])
+    done_after, done_before = processed.get(after_id), processed.get(before_id)
+    grid_key = done_after.grid if done_after else ""
+    grid = _grid_of(done_after, site, by_grid.get(grid_key, [scenes[after_id]]))
+    part = site.part(rec.part)
     fp = part.footprint(grid.crs)
     if fp is None:
         raise SitewatchError(f"part {part.name!r} is not placed")
@@ -296,8 +300,8 @@ def _alert_figure(n: int, a: dict[str, Any], site: Site, processed: dict[str, An
     bands = ("red", "green", "blue")
     sb, sa = scenes[before_id], scenes[after_id]
     pick = [b for b in bands if b in sa.band_names] or list(sa.band_names[:3])
-    img_b = load_scene(sb, grid, pick, shift=_shift(det_before))
-    img_a = load_scene(sa, grid, pick, shift=_shift(det_after))
+    img_b = load_scene(sb, grid, pick, shift=_shift(done_before))
+    img_a = load_scene(sa, grid, pick, shift=_shift(done_after))
     # Each image is stretched on its own: haze and gain differ between dates, and a shared
     # stretch washes one of them out; the caption says so.
     rgb_b, _, _ = _rgb_crop(img_b, win)
@@ -306,7 +310,8 @@ def _alert_figure(n: int, a: dict[str, Any], site: Site, processed: dict[str, An
 
     t = grid.transform @ Affine.translation(win[1].start, win[0].start)  # the crop's origin
     part_rings = _rings(fp, t)
-    change_path = ((det_after.get("previous") or {}).get("products") or {}).get("change")
+    products = done_after.products if done_after else None
+    change_path = products.change if products else None
     missing = None
     try:
         change_rings = _change_rings(change_path, win)
@@ -319,13 +324,13 @@ def _alert_figure(n: int, a: dict[str, Any], site: Site, processed: dict[str, An
     finding = _finding(rec)
     caption = (f"Figure {n}. {part.label}: {finding}, {_day(sb.acquired.isoformat())} -> "
                f"{_day(sa.acquired.isoformat())}. {sa.sensor}, {res_m:g} m pixels; "
-               f"alert {a['id']} ({a['tier']}). Each image stretched on its own.")
+               f"alert {a.id} ({a.tier}). Each image stretched on its own.")
     if not change_path:
         caption += (" Change objects not drawn: this pair was processed before sitewatch kept "
                     "change maps.")
     elif missing:
         caption += " Change objects not drawn: the stored change map could not be read."
-    path = pair_figure(fig_dir / f"fig{n:02d}_{a['id']}.png",
+    path = pair_figure(fig_dir / f"fig{n:02d}_{a.id}.png",
                        Panel(rgb_b, res_m, f"before: {_day(sb.acquired.isoformat())} ({sb.id})"),
                        Panel(rgb_a, res_m, f"after: {_day(sa.acquired.isoformat())} ({sa.id})"),
                        part_rings, change_rings, caption)
@@ -334,34 +339,35 @@ def _alert_figure(n: int, a: dict[str, Any], site: Site, processed: dict[str, An
             "objects": len(change_rings), "missing": missing}
 
 
-def _finding(rec: dict[str, Any]) -> str:
+def _finding(rec: Alert) -> str:
     from sitewatch.watch.events import KIND_WORDS
 
-    words = KIND_WORDS.get(rec.get("kind", ""), "unusual change")
-    objs = rec.get("objects") or 0
+    words = KIND_WORDS.get(rec.kind, "unusual change")
+    objs = rec.objects
     if objs:
         words += f", {objs} change object{'s' if objs != 1 else ''} " \
-                 f"(largest {rec.get('largest_object_m2', 0):,.0f} m²)"
+                 f"(largest {rec.largest_object_m2:,.0f} m²)"
     return words
 
 
-def _overview(site: Site, alerts: list[dict[str, Any]], processed: dict[str, Any],
+def _overview(site: Site, alerts: list[StoredAlert], processed: dict[str, ProcessedScene],
               scenes: dict[str, Scene], by_grid: dict[str, list[Scene]], fig_dir: Path,
               warnings: list[str]) -> dict[str, Any] | None:
-    ok = [(sid, r) for sid, r in processed.items() if r["status"] in ("ok", "first")
+    ok = [(sid, r) for sid, r in processed.items() if r.usable
           and sid in scenes]  # processed is already limited to the period
     if not ok:
         return None
     finest = min(by_grid, key=lambda k: min((s.resolution or 1e9) for s in by_grid[k]))
-    cands = [(sid, r) for sid, r in ok if r["grid"] == finest] or ok
-    sid, row = max(cands, key=lambda kv: ((kv[1].get("detail") or {}).get("site_observed", 0),
-                                          kv[1]["acquired"]))
+    cands = [(sid, r) for sid, r in ok if r.grid == finest] or ok
+    sid, row = max(cands, key=lambda kv: (kv[1].site_observed
+                                          if math.isfinite(kv[1].site_observed) else 0.0,
+                                          kv[1].acquired))
     sc = scenes[sid]
     try:
-        grid = _grid_of(row.get("detail") or {}, site, by_grid.get(row["grid"], [sc]))
-        pick = [b for b in ("red", "green", "blue") if b in sc.band_names] or \
+        grid = _grid_of(row, site, by_grid.get(row.grid, [sc]))
+        pick: list[str] = [b for b in ("red", "green", "blue") if b in sc.band_names] or \
             list(sc.band_names[:3])
-        img = load_scene(sc, grid, pick, shift=_shift(row.get("detail") or {}))
+        img = load_scene(sc, grid, pick, shift=_shift(row))
     except SitewatchError as exc:
         warnings.append(f"overview not drawn: {exc}")
         return None
@@ -371,7 +377,7 @@ def _overview(site: Site, alerts: list[dict[str, Any]], processed: dict[str, Any
     markers = []
     inv = ~grid.transform
     for n, a in enumerate(alerts, start=1):
-        g = geoms.get(a["part"])
+        g = geoms.get(a.part)
         if g is not None:
             c = g.representative_point()
             col, rw = inv @ (c.x, c.y)
@@ -384,12 +390,10 @@ def _overview(site: Site, alerts: list[dict[str, Any]], processed: dict[str, Any
     return {"path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption}
 
 
-def _timelines(site: Site, alerts: list[dict[str, Any]], ser: dict[tuple[str, str], Any],
+def _timelines(site: Site, alerts: list[StoredAlert], ser: dict[tuple[str, str], Any],
                fig_dir: Path) -> list[dict[str, Any]]:
-    from datetime import datetime
-
-    out = []
-    parts = list(dict.fromkeys(a["part"] for a in alerts))
+    out: list[dict[str, Any]] = []
+    parts = list(dict.fromkeys(a.part for a in alerts))
     for part in parts:
         keys = [k for k in ser if k[0] == part]
         if not keys:
@@ -397,7 +401,7 @@ def _timelines(site: Site, alerts: list[dict[str, Any]], ser: dict[tuple[str, st
         obs = max((ser[k] for k in keys), key=len)
         times = [datetime.fromisoformat(o.time.replace("Z", "+00:00")) for o in obs]
         vals = [float(o.measures.get("changed_excess", math.nan)) for o in obs]
-        alerted = {_day(a["time"]) for a in alerts if a["part"] == part}
+        alerted = {_day(a.time) for a in alerts if a.part == part}
         quiet = [v for o, v in zip(obs, vals, strict=True)
                  if math.isfinite(v) and _day(o.time) not in alerted]
         band = None
@@ -425,16 +429,16 @@ def _timelines(site: Site, alerts: list[dict[str, Any]], ser: dict[tuple[str, st
     return out
 
 
-def _part_table(site: Site, alerts: list[dict[str, Any]], processed: dict[str, Any],
+def _part_table(site: Site, alerts: list[StoredAlert], processed: dict[str, ProcessedScene],
                 store: Store, ph: str | None) -> list[dict[str, Any]]:
     obs = store.observations(site.id, ph, reference="previous") if ph else []
     rows = []
     for p in site.parts:
-        mine = [o for o in obs if o["part"] == p.name]
-        seen = [o for o in mine if o["observed_fraction"] >= 0.5]
+        mine = [o for o in obs if o.part == p.name]
+        seen = [o for o in mine if o.observed]
         rows.append({"name": p.name, "label": p.label, "kind": p.kind, "placed": p.placed,
                      "dates": len(mine), "observed": len(seen),
-                     "alerts": [a for a in alerts if a["part"] == p.name]})
+                     "alerts": [a for a in alerts if a.part == p.name]})
     return rows
 
 
@@ -463,14 +467,14 @@ def _feature(geom: Any, props: dict[str, Any]) -> dict[str, Any]:
     return {"type": "Feature", "geometry": g, "properties": props}
 
 
-def _exports(site: Site, alerts: list[dict[str, Any]], assessment: dict[str, Any],
-             processed: dict[str, Any], figured: list[dict[str, Any]], exp_dir: Path,
+def _exports(site: Site, alerts: list[StoredAlert], assessment: dict[str, Any],
+             processed: dict[str, ProcessedScene], figured: list[StoredAlert], exp_dir: Path,
              warnings: list[str]) -> list[Path]:
     parts = {p.name: p.geometry for p in site.parts}
-    feats = [_feature(parts.get(a["part"]),
-                      {"id": a["id"], "site": site.id, "part": a["part"], "time": a["time"],
-                       "tier": a["tier"], "kind": a["kind"], "status": a["status"],
-                       "text": a["record"].get("text", "")}) for a in alerts]
+    feats = [_feature(parts.get(a.part),
+                      {"id": a.id, "site": site.id, "part": a.part, "time": a.alert.time,
+                       "tier": a.tier, "kind": a.kind, "status": a.status,
+                       "text": a.text}) for a in alerts]
     written = []
     p = exp_dir / "alerts.geojson"
     _atomic_write(p, json.dumps({"type": "FeatureCollection", "features": feats}, indent=1))
@@ -489,16 +493,15 @@ def _exports(site: Site, alerts: list[dict[str, Any]], assessment: dict[str, Any
 
     per_scene: dict[str, list[str]] = {}  # one export per pair, naming all its alerts
     for a in figured:
-        sid = a["record"].get("after_scene")
+        sid = a.alert.after_scene
         if sid:
-            per_scene.setdefault(sid, []).append(a["id"])
+            per_scene.setdefault(sid, []).append(a.id)
     for sid, alert_ids in per_scene.items():
-        row = processed.get(sid) or {}
-        det = row.get("detail") or {}
-        copied: dict[str, Path] = {}
-        for kind, src in ((det.get("previous") or {}).get("products") or {}).items():
-            if not src:
-                continue
+        row = processed.get(sid)
+        if row is None or row.previous is None:
+            continue  # processed outside the period, or never compared: no products
+        copied: dict[str, str | Path] = {}
+        for kind, src in row.previous.products.items() if row.previous.products else ():
             if not Path(src).is_file():
                 warnings.append(f"export of {sid} {kind}: the stored file {src} is missing")
                 continue
@@ -509,12 +512,12 @@ def _exports(site: Site, alerts: list[dict[str, Any]], assessment: dict[str, Any
         if copied:
             try:
                 item = change_item(
-                    f"{site.id}-{sid}-change", copied, row.get("acquired") or "",
+                    f"{site.id}-{sid}-change", copied, iso(row.acquired),
                     {"sitewatch:site": site.id,
-                     "sitewatch:before": row.get("previous_id"),
+                     "sitewatch:before": row.previous_id,
                      "sitewatch:after": sid, "sitewatch:alerts": alert_ids,
-                     "sitewatch:method": det.get("method"),
-                     "sitewatch:threshold": (det.get("previous") or {}).get("threshold")})
+                     "sitewatch:method": row.method,
+                     "sitewatch:threshold": _finite(row.previous.threshold)})
             except Exception as exc:  # a damaged product: the rest of the brief stands
                 warnings.append(f"STAC item for {sid} not written: {exc}")
                 continue

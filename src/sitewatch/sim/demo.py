@@ -38,8 +38,9 @@ from sitewatch.sim.evaluate import Scorecard
 from sitewatch.sim.simulate import Scenario, SimEvent, simulate_scenario
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
-from sitewatch.times import iso, parse_time
+from sitewatch.times import iso, iso_day, parse_time
 from sitewatch.watch.pipeline import RunParams, RunReport, run_site, usable_dates
+from sitewatch.watch.records import SceneRegistration, StoredAlert
 from sitewatch.watch.zonal import REST, PartChange, part_changes
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ class DemoResult:
     flagged_registrations: list[tuple[Scene, str]] = field(default_factory=list)
     html: Path | None = None
     run: RunReport | None = None
-    alerts: list[dict] = field(default_factory=list)
+    alerts: list[StoredAlert] = field(default_factory=list)
     scorecard: Scorecard | None = None
     story: list[StoryRow] = field(default_factory=list)
     story_sources: str = ""
@@ -166,7 +167,7 @@ class DemoResult:
             "changes": [{"event": h.change.event, "kind": h.change.kind, "date": h.change.time,
                          "parts": list(h.change.parts), "alert": h.alert, "lag": h.lag}
                         for h in sc.hits],
-            "false_alarms": [a["id"] for a in sc.false_alarms],
+            "false_alarms": [a.id for a in sc.false_alarms],
         }
 
     def to_dict(self) -> dict[str, object]:
@@ -212,8 +213,9 @@ class DemoResult:
             "summary": {k: (num(v) if isinstance(v, float) else v)
                         for k, v in self.summary().items()},
             "run": self.run.to_dict() if self.run else None,
-            "alerts": [{k: a[k] for k in ("id", "part", "time", "tier", "kind", "status")}
-                       | {"text": a["record"]["text"]} for a in self.alerts],
+            "alerts": [{"id": a.id, "part": a.part, "time": a.alert.time, "tier": a.tier,
+                        "kind": a.kind, "status": a.status, "text": a.text}
+                       for a in self.alerts],
             "alert_score": self._alert_score(),
             "story": {"reports": self.story_sources,
                       "rows": [asdict(r) for r in self.story]},
@@ -290,7 +292,8 @@ def _run(store: Store, scenario: Scenario, scene_dir: Path, work: Path, tick: Pr
                 except GridError as exc:
                     res.skipped.append((sc, f"co-registration failed: {exc}"))
                     continue
-                store.put_registration(SITE_ID, sc.id, grid_key, ref_sc.id, reg)
+                store.put_registration(SceneRegistration.of(
+                    SITE_ID, sc.id, grid_key, ref_sc.id, reg, applied=reg.status != "rejected"))
                 if reg.status == "rejected":
                     res.skipped.append((sc, f"co-registration rejected: {reg.reason}"))
                     continue
@@ -408,8 +411,8 @@ def collateral_story(store: Store, site: Site, scenario: Scenario, work: Path
     add_report(store, site, notice, published=notice_day)
     events.append((notice_day.isoformat(), "navigation notice declared"))
     run = store.last_run(site.id, finished=True)
-    for a in store.alerts(site.id, params_hash=run["params_hash"] if run else None):
-        events.append((a["time"][:10], f"alert {a['tier']} at {a['part']}"))
+    for al in store.alerts(site.id, params_hash=run.params_hash if run else None):
+        events.append((iso_day(al.time), f"alert {al.tier} at {al.part}"))
     by_day: dict[str, list[str]] = {}
     for day, what in sorted(events):
         by_day.setdefault(day, []).append(what)

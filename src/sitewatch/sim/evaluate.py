@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from sitewatch.watch.records import StoredAlert
+
 #: A change counts as detected within this many usable scenes after the first one.
 MAX_LAG = 1
 
@@ -60,7 +62,7 @@ class Hit:
 @dataclass
 class Scorecard:
     hits: list[Hit] = field(default_factory=list)
-    false_alarms: list[dict[str, Any]] = field(default_factory=list)
+    false_alarms: list[StoredAlert] = field(default_factory=list)
     alerts: int = 0
     part_years: float = 0.0
 
@@ -92,18 +94,17 @@ def _window(usable: Sequence[str], t: str) -> list[str]:
     return list(usable[i:i + MAX_LAG + 1])
 
 
-def score(alerts: Sequence[Mapping[str, Any]], changes: Sequence[TruthChange],
+def score(alerts: Sequence[StoredAlert], changes: Sequence[TruthChange],
           usable: Mapping[str, Sequence[str]], *, part_years: float = 0.0) -> Scorecard:
-    """Score stored alerts (dicts with ``id``, ``part`` and ``record.findings``) against
-    ``changes``.  ``usable``: per grid, the sorted ISO dates of its usable scenes."""
+    """Score stored alerts (each finding of each) against ``changes``.  ``usable``: per
+    grid, the sorted ISO dates of its usable scenes."""
     use = {g: sorted(_day(t) for t in ts) for g, ts in usable.items()}
     card = Scorecard(alerts=len(alerts), part_years=part_years)
     found: list[tuple[str, str, str, str]] = []  # (alert id, part, grid, day)
     for a in alerts:
-        rec = a.get("record", a)
-        for f in rec.get("findings") or [rec]:
-            found.append((a["id"], a["part"], f.get("grid") or rec.get("grid") or "",
-                          _day(f["time"])))
+        rec = a.alert
+        for f in rec.findings or [{"time": rec.time, "grid": rec.grid}]:
+            found.append((a.id, a.part, f.get("grid") or rec.grid or "", _day(f["time"])))
     for c in changes:
         best: tuple[int, str] | None = None
         for aid, part, grid, day in found:
@@ -116,8 +117,7 @@ def score(alerts: Sequence[Mapping[str, Any]], changes: Sequence[TruthChange],
                     best = (lag, aid)
         card.hits.append(Hit(c, best[1] if best else None, best[0] if best else None))
     for a in alerts:
-        rec = a.get("record", a)
-        mine = [f for f in found if f[0] == a["id"]]
+        mine = [f for f in found if f[0] == a.id]
         if not any(_explained(part, grid, day, changes, use) for _, part, grid, day in mine):
             card.false_alarms.append(a)
     return card

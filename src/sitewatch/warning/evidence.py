@@ -40,6 +40,8 @@ from typing import Any
 
 from sitewatch.warning.collateral import CERTAINTY_WEIGHT, Claim
 from sitewatch.warning.indicators import Catalogue
+from sitewatch.watch.alerts import Alert
+from sitewatch.watch.records import Observation
 
 KINDS = ("imagery", "report", "notice", "note")
 #: Weight of an imagery alert by tier (a confirmed alert weighs 1, a dismissed one is
@@ -129,36 +131,39 @@ def from_claim(claim: Claim, catalogue: Catalogue, *, site: str, report: str,
     return out
 
 
-def alert_characters(alert: dict[str, Any], obs: dict[str, Any] | None = None) -> list[str]:
-    """What kind of change an alert record shows (see the module doc).
+def alert_characters(alert: Alert, obs: Observation | None = None) -> list[str]:
+    """What kind of change an alert shows (see the module doc); ``obs``: the part's
+    observation on the alert's after scene.
 
-    >>> alert_characters({"kind": "level_shift", "objects": 2})
+    >>> from sitewatch.watch.alerts import Alert
+    >>> a = Alert("a1", "s", "pad", "2024-01-10T00:00:00Z", "changed_excess", "level_shift",
+    ...           "watch", 0.2, 0.0, 6.0, "high", 9, "pad: a new level", objects=2)
+    >>> alert_characters(a)
     ['change', 'persistent', 'new_objects']
     """
     chars = ["change"]
-    kind = alert.get("kind")
-    if kind == "level_shift" or (alert.get("end") and alert.get("time")
-                                 and str(alert["end"])[:10] > str(alert["time"])[:10]):
+    kind = alert.kind
+    if kind == "level_shift" or (alert.end and alert.end[:10] > alert.time[:10]):
         chars.append("persistent")
     if kind == "spike":
         chars.append("transient")
-    if (alert.get("objects") or 0) > 0:
+    if alert.objects > 0:
         chars.append("new_objects")
-    m = (obs or {}).get("measures", {})
-    drops = [m.get("ndvi_change"), m.get("nbr_change")]
-    if any(v is not None and math.isfinite(v) and v <= -VEGETATION_DROP for v in drops):
-        chars.append("vegetation_loss")
+    if obs is not None:
+        drops = [obs.measure("ndvi_change"), obs.measure("nbr_change")]
+        if any(math.isfinite(v) and v <= -VEGETATION_DROP for v in drops):
+            chars.append("vegetation_loss")
     return chars
 
 
-def from_alert(alert: dict[str, Any], status: str, part_kind: str, catalogue: Catalogue, *,
+def from_alert(alert: Alert, status: str, part_kind: str, catalogue: Catalogue, *,
                resolution_m: float | None = None, sensor: str | None = None,
-               obs: dict[str, Any] | None = None) -> list[Evidence]:
-    """Evidence items for a stored imagery alert (``alert`` is its record)."""
+               obs: Observation | None = None) -> list[Evidence]:
+    """Evidence items for a stored imagery alert with its lifecycle ``status``."""
     if status == "dismissed":
         return []
     chars = alert_characters(alert, obs)
-    weight = 1.0 if status == "confirmed" else TIER_WEIGHT.get(alert.get("tier", ""), 0.4)
+    weight = 1.0 if status == "confirmed" else TIER_WEIGHT.get(alert.tier, 0.4)
     out = []
     for ind in catalogue.for_imagery(part_kind, chars):
         w = weight
@@ -169,16 +174,16 @@ def from_alert(alert: dict[str, Any], status: str, part_kind: str, catalogue: Ca
         note = (f"seen as a change at {resolution_m:g} m; identifying it needs "
                 f"{ind.resolution_m:g} m or finer" if coarse else None)
         out.append(Evidence(
-            id=_id(alert["site"], alert["id"], ind.id), site=alert["site"], kind="imagery",
-            indicator=ind.id, event=ind.event, phase=ind.phase, part=alert.get("part"),
-            time=str(alert.get("time", ""))[:10] or None, window=None,
+            id=_id(alert.site, alert.id, ind.id), site=alert.site, kind="imagery",
+            indicator=ind.id, event=ind.event, phase=ind.phase, part=alert.part,
+            time=alert.time[:10] or None, window=None,
             source=f"sitewatch imagery ({sensor or 'imagery'})", origin="imagery:sitewatch",
-            certainty=w, negated=False, text=str(alert.get("text", "")),
-            link={"alert": alert["id"]}, part_kind=part_kind,
-            detail={"tier": alert.get("tier"), "status": status, "characters": chars,
+            certainty=w, negated=False, text=alert.text,
+            link={"alert": alert.id}, part_kind=part_kind,
+            detail={"tier": alert.tier, "status": status, "characters": chars,
                     "resolution_m": resolution_m, "coarse": note,
-                    "before_scene": alert.get("before_scene"),
-                    "after_scene": alert.get("after_scene")}))
+                    "before_scene": alert.before_scene,
+                    "after_scene": alert.after_scene}))
     return out
 
 

@@ -130,24 +130,24 @@ def imagery_evidence(store: Store, site: Site, catalogue: Catalogue, at: date
     run = store.last_run(site.id, finished=True)
     if run is None:
         return [], None
-    ph = run["params_hash"]
+    ph = run.params_hash
     scenes = {s.id: s for s in store.scenes(site.id)}
-    obs = {(o["part"], o["scene_id"]): o
+    obs = {(o.part, o.scene_id): o
            for o in store.observations(site.id, ph, reference="previous")}
     out: list[Evidence] = []
     for a in store.alerts(site.id, params_hash=ph):
-        rec = a["record"]
-        if rec.get("time", "")[:10] > at.isoformat():
+        if a.time.date() > at:
             continue
         try:
-            kind = site.part(rec["part"]).kind
+            kind = site.part(a.part).kind
         except SiteError:
             kind = "other"  # the rest of the site, or a part renamed since the run
-        scene = scenes.get(rec.get("after_scene") or "")
-        out += from_alert(rec, a["status"], kind, catalogue,
+        after = a.alert.after_scene or ""
+        scene = scenes.get(after)
+        out += from_alert(a.alert, a.status, kind, catalogue,
                           resolution_m=scene.resolution if scene else None,
                           sensor=scene.sensor if scene else None,
-                          obs=obs.get((rec["part"], rec.get("after_scene"))))
+                          obs=obs.get((a.part, after)))
     return out, ph
 
 
@@ -190,10 +190,9 @@ def coverage(store: Store, site: Site, catalogue: Catalogue, at: date,
             continue
         if kinds:
             names = {n for k in kinds for n in placed[k]}
-            seen = [o for o in obs if o["part"] in names
-                    and o["acquired"][:10] >= horizon.isoformat()
-                    and o["acquired"][:10] <= at.isoformat()
-                    and o["observed_fraction"] >= 0.5]
+            seen = [o for o in obs if o.part in names
+                    and horizon <= o.acquired.date() <= at
+                    and o.observed]
             if not seen:
                 why[ind.id] = (f"{', '.join(sorted(names))} not seen clear (cloud, no data) "
                                f"since {horizon.isoformat()}")
