@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from sitewatch.cli.main import cli
 from sitewatch.errors import CollateralError, SiteError
 from sitewatch.sites.site import builtin_site
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 from sitewatch.warning.assess import assess
 from sitewatch.warning.collateral import read_text
 from sitewatch.warning.evidence import Evidence, from_claim

@@ -27,7 +27,7 @@ from sitewatch.imagery.geo import to_crs
 from sitewatch.imagery.ingest import ingest
 from sitewatch.sim import evaluate
 from sitewatch.sites.site import Part, Site
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 from sitewatch.watch import pipeline
 from sitewatch.watch.events import Obs, group_events, series_findings
 from sitewatch.watch.pipeline import RunParams, run_site, usable_dates
@@ -210,7 +210,7 @@ import sys, time
 from pathlib import Path
 from typing import ClassVar
 from sitewatch.watch.pipeline import RunParams, run_site
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 
 ticks = Path(sys.argv[2])
 def progress(stage, done, total):
