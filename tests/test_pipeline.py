@@ -23,15 +23,18 @@ from shapely.geometry import box
 
 from conftest import SOHAE_UTM, rng_image, write_tif
 from sitewatch.cli.main import cli
+from sitewatch.errors import StoreError
 from sitewatch.imagery.geo import to_crs
 from sitewatch.imagery.ingest import ingest
 from sitewatch.sim import evaluate
 from sitewatch.sites.site import Part, Site
 from sitewatch.store import Store
 from sitewatch.watch import pipeline
+from sitewatch.watch.alerts import Alert
 from sitewatch.watch.events import Obs, group_events, series_findings
 from sitewatch.watch.pipeline import RunParams, run_site, usable_dates
-from sitewatch.watch.sinks import GeoJsonSink, JsonLinesSink, WebhookSink
+from sitewatch.watch.records import StoredAlert
+from sitewatch.watch.sinks import GeoJsonSink, JsonLinesSink, SinkError, WebhookSink
 
 SIZE = 96
 X0, Y0 = SOHAE_UTM[0] - 480, SOHAE_UTM[1] + 480
@@ -48,6 +51,14 @@ PARAMS = RunParams(method="ratio")
 def _lonlat_box(r0: int, c0: int, r1: int, c1: int):
     return to_crs(box(X0 + 10 * c0, Y0 - 10 * r1, X0 + 10 * c1, Y0 - 10 * r0),
                   "EPSG:32651", "EPSG:4326")
+
+
+def stored_alert(aid: str, part: str, time: str, *, text: str = "", findings=()
+                 ) -> StoredAlert:
+    """An alert as the store returns it (status new)."""
+    a = Alert(aid, "testsite", part, time, "changed_excess", "departure", "watch", 0.3, 0.0,
+              5.0, "high", 5, text, findings=tuple(findings))
+    return StoredAlert(a, "new", PARAMS.hash)
 
 
 def test_site() -> Site:
@@ -90,12 +101,11 @@ def catalogue(store: Store, folder: Path, indices) -> None:
 def snapshot(store: Store) -> list[tuple]:
     """Everything stored by runs, without timestamps."""
     rows = store.observations("testsite", PARAMS.hash)
-    obs = sorted((r["scene_id"], r["part"], r["reference"], r["reference_id"],
-                  json.dumps(r["measures"], sort_keys=True)) for r in rows)
-    done = sorted((k, v["status"], json.dumps(v["chain"], sort_keys=True))
+    obs = sorted((r.scene_id, r.part, r.reference, r.reference_id,
+                  json.dumps(r.to_dict()["measures"], sort_keys=True)) for r in rows)
+    done = sorted((k, v.status, json.dumps(v.chain.to_dict(), sort_keys=True))
                   for k, v in store.processed("testsite", PARAMS.hash).items())
-    alerts = sorted((a["id"], a["tier"], a["kind"], a["status"]) for a in
-                    store.alerts("testsite"))
+    alerts = sorted((a.id, a.tier, a.kind, a.status) for a in store.alerts("testsite"))
     return [*obs, *done, *alerts]
 
 
@@ -113,33 +123,39 @@ def test_run_measures_every_part_and_alerts_the_planted_change(store, tmp_path):
     assert sum(st == "ok" for st in status.values()) == 8
     # Not observed is a result, not a zero.
     cloudy = store.observations("testsite", PARAMS.hash, part="pad", reference="none")
-    cloudy = [r for r in cloudy if r["scene_id"] == f"scene_{CLOUDY_AT:02d}"]
-    assert cloudy[0]["observed_fraction"] == 0 and math.isnan(cloudy[0]["changed_fraction"])
+    cloudy = [r for r in cloudy if r.scene_id == f"scene_{CLOUDY_AT:02d}"]
+    assert cloudy[0].observed_fraction == 0 and math.isnan(cloudy[0].changed_fraction)
     # The event shows at the pad on its date against the previous usable date...
-    pad = {r["scene_id"]: r for r in store.observations("testsite", PARAMS.hash, part="pad",
-                                                         reference="previous")}
+    pad = {r.scene_id: r for r in store.observations("testsite", PARAMS.hash, part="pad",
+                                                       reference="previous")}
     ev = pad[f"scene_{EVENT_AT:02d}"]
-    assert ev["reference_id"] == f"scene_{EVENT_AT - 1:02d}"
-    assert ev["changed_fraction"] == pytest.approx(36 / 144, abs=0.08)
-    assert ev["measures"]["objects"] == 1
-    assert ev["measures"]["brightness_change"] > 0.05
-    assert pad[f"scene_{EVENT_AT + 1:02d}"]["changed_fraction"] < 0.05
+    assert ev.reference_id == f"scene_{EVENT_AT - 1:02d}"
+    assert ev.changed_fraction == pytest.approx(36 / 144, abs=0.08)
+    assert ev.measures["objects"] == 1
+    assert ev.measures["brightness_change"] > 0.05
+    assert pad[f"scene_{EVENT_AT + 1:02d}"].changed_fraction < 0.05
     # ... and against the composite for the dates after, until the composite absorbs it.
-    comp = {r["scene_id"]: r for r in store.observations("testsite", PARAMS.hash, part="pad",
-                                                          reference="composite")}
-    assert comp[f"scene_{EVENT_AT + 1:02d}"]["changed_fraction"] > 0.15
+    comp = {r.scene_id: r for r in store.observations("testsite", PARAMS.hash, part="pad",
+                                                        reference="composite")}
+    assert comp[f"scene_{EVENT_AT + 1:02d}"].changed_fraction > 0.15
     # One alert, at the pad, on the event's date, naming both scenes; the quiet part is quiet.
     alerts = store.alerts("testsite")
-    assert [(a["part"], a["time"][:10]) for a in alerts] == [("pad", "2024-04-01")]
-    rec = alerts[0]["record"]
-    assert rec["before_scene"] == f"scene_{EVENT_AT - 1:02d}"
-    assert rec["after_scene"] == f"scene_{EVENT_AT:02d}"
-    assert rec["objects"] == 1 and rec["changed_area_m2"] > 2000
-    assert "pad" in rec["text"] and alerts[0]["status"] == "new"
+    assert [(a.part, a.time.date().isoformat()) for a in alerts] == [("pad", "2024-04-01")]
+    rec = alerts[0].alert
+    assert rec.before_scene == f"scene_{EVENT_AT - 1:02d}"
+    assert rec.after_scene == f"scene_{EVENT_AT:02d}"
+    assert rec.objects == 1 and rec.changed_area_m2 > 2000
+    assert "pad" in rec.text and alerts[0].status == "new"
     # Provenance: the parameters are stored with every result and the run is recorded.
     row = store.processed("testsite", PARAMS.hash)[f"scene_{EVENT_AT:02d}"]
-    assert row["params"]["method"] == "ratio" and row["detail"]["method"] == "ratio"
-    assert store.last_run("testsite")["summary"]["processed"] == 10
+    assert row.params["method"] == "ratio" and row.method == "ratio"
+    assert row.previous is not None and row.previous.reference_id == f"scene_{EVENT_AT - 1:02d}"
+    assert row.composite is not None and len(row.composite.members) >= 2
+    # The scene's registration is read back with it, from the one place it is stored.
+    (reg,) = store.registrations("testsite", row.grid, scene_id=row.scene_id)
+    assert row.registration == reg and reg.reference_id == row.chain.reference
+    last = store.last_run("testsite")
+    assert last.summary.processed == 10 and last.finished_at >= last.started_at
 
 
 def test_rerun_does_nothing_twice_and_new_scenes_are_processed_alone(store, tmp_path):
@@ -155,12 +171,12 @@ def test_rerun_does_nothing_twice_and_new_scenes_are_processed_alone(store, tmp_
     more = run_site(store, "testsite", PARAMS)
     assert [s for s, _, _ in more.processed] == ["scene_08", "scene_09"]
     # Other parameters are another result set, kept beside the first, alerts included.
-    mine = sorted(a["id"] for a in store.alerts("testsite", params_hash=PARAMS.hash))
+    mine = sorted(a.id for a in store.alerts("testsite", params_hash=PARAMS.hash))
     other = run_site(store, "testsite", RunParams(method="cva"))
     assert len(other.processed) == 10 and other.alerts["updated"] == []
     assert len(store.processed("testsite", PARAMS.hash)) == 10
-    assert sorted(a["id"] for a in store.alerts("testsite", params_hash=PARAMS.hash)) == mine
-    assert not {a["id"] for a in other.alerts["new"]} & set(mine)
+    assert sorted(a.id for a in store.alerts("testsite", params_hash=PARAMS.hash)) == mine
+    assert not {a.id for a in other.alerts["new"]} & set(mine)
 
 
 def test_a_late_scene_reprocesses_the_dates_that_depend_on_it(store, tmp_path):
@@ -170,7 +186,7 @@ def test_a_late_scene_reprocesses_the_dates_that_depend_on_it(store, tmp_path):
     rep = run_site(store, "testsite", PARAMS)
     redone = [s for s, _, _ in rep.processed]
     assert redone[:2] == ["scene_04", "scene_05"]  # 5's previous date is now 4
-    assert store.processed("testsite", PARAMS.hash)["scene_05"]["previous_id"] == "scene_04"
+    assert store.processed("testsite", PARAMS.hash)["scene_05"].previous_id == "scene_04"
     # Same results as a run from scratch with every scene.
     with Store.open_path(tmp_path / "clean.db") as clean:
         catalogue(clean, tmp_path / "imgs", range(10))
@@ -194,7 +210,7 @@ def test_interrupted_run_leaves_whole_scenes_and_resumes(store, tmp_path, monkey
         run_site(store, "testsite", PARAMS)
     done = store.processed("testsite", PARAMS.hash)
     assert 0 < len(done) < 10
-    obs_scenes = {r["scene_id"] for r in store.observations("testsite", PARAMS.hash)}
+    obs_scenes = {r.scene_id for r in store.observations("testsite", PARAMS.hash)}
     assert obs_scenes == set(done)  # no scene half-stored
     monkeypatch.setattr(pipeline, "_observations", real)
     rep = run_site(store, "testsite", PARAMS)
@@ -246,7 +262,7 @@ def test_store_survives_a_kill_mid_run(tmp_path):
     with Store.open_path(db) as store:
         done = store.processed("testsite", PARAMS.hash)
         assert 4 <= len(done) < 10
-        assert {r["scene_id"] for r in store.observations("testsite", PARAMS.hash)} == set(done)
+        assert {r.scene_id for r in store.observations("testsite", PARAMS.hash)} == set(done)
         rep = run_site(store, "testsite", PARAMS)
         assert rep.reused == len(done)
         with Store.open_path(tmp_path / "clean.db") as clean:
@@ -259,16 +275,16 @@ def test_alert_lifecycle_survives_reruns_and_dismissal_feeds_the_baseline(store,
     catalogue(store, tmp_path / "imgs", range(10))
     run_site(store, "testsite", PARAMS)
     (a,) = store.alerts("testsite")
-    store.set_alert_status(a["id"][:6], "dismissed", "a test target, not construction")
+    store.set_alert_status(a.id[:6], "dismissed", "a test target, not construction")
     rep = run_site(store, "testsite", PARAMS)
     assert rep.alerts == {"new": [], "updated": []}
     (b,) = store.alerts("testsite")
-    assert b["id"] == a["id"] and b["status"] == "dismissed"
-    assert b["reason"] == "a test target, not construction"
+    assert b.id == a.id and b.status == "dismissed"
+    assert b.reason == "a test target, not construction"
     assert store.alerts("testsite", status="new") == []
-    with pytest.raises(Exception, match="unknown alert status"):
-        store.set_alert_status(a["id"], "burnt")
-    with pytest.raises(Exception, match="no alert"):
+    with pytest.raises(StoreError, match="unknown alert status"):
+        store.set_alert_status(a.id, "burnt")
+    with pytest.raises(StoreError, match="no alert"):
         store.set_alert_status("ffffffff", "seen")
 
 
@@ -313,8 +329,8 @@ def test_scorecard_counts_hits_lag_and_false_alarms():
     usable = {"g": ["2024-01-01", "2024-01-11", "2024-01-21", "2024-01-31", "2024-02-10"]}
 
     def alert(aid, part, day):
-        return {"id": aid, "part": part,
-                "record": {"findings": [{"time": f"{day}T00:00:00Z", "grid": "g"}]}}
+        return stored_alert(aid, part, f"{day}T00:00:00Z",
+                            findings=[{"time": f"{day}T00:00:00Z", "grid": "g"}])
 
     changes = [evaluate.TruthChange("E1", "2024-01-05", ("pad",)),
                evaluate.TruthChange("E2", "2024-01-05", ("tower",))]
@@ -324,7 +340,7 @@ def test_scorecard_counts_hits_lag_and_false_alarms():
     card = evaluate.score(alerts, changes, usable, part_years=3.0)
     assert [(h.change.event, h.alert, h.lag) for h in card.hits] == [("E1", "a", 1),
                                                                    ("E2", None, None)]
-    assert [a["id"] for a in card.false_alarms] == ["b", "c"]
+    assert [a.id for a in card.false_alarms] == ["b", "c"]
     assert card.summary()["false_alarms_per_part_year"] == pytest.approx(2 / 3)
 
 
@@ -370,8 +386,7 @@ def test_webhook_retries_with_backoff_and_never_blocks(caplog):
     try:
         url = f"http://127.0.0.1:{server.server_port}/hook"
         site = test_site()
-        alert = {"id": "abc", "status": "new", "record": {"id": "abc", "part": "pad",
-                                                          "text": "<b>x</b>"}}
+        alert = stored_alert("abc", "pad", "2024-01-01T00:00:00Z", text="<b>x</b>")
         hook = WebhookSink(url, backoff_s=0.01, retries=3)
         t0 = time.perf_counter()
         hook.emit({"new": [alert], "updated": []}, site)
@@ -388,7 +403,7 @@ def test_webhook_retries_with_backoff_and_never_blocks(caplog):
     dead.emit({"new": [alert]}, site)
     dead.close()
     assert dead.failed and "not delivered" in caplog.text
-    with pytest.raises(Exception, match="webhook URL"):
+    with pytest.raises(SinkError, match="webhook URL"):
         WebhookSink("ftp://example.org/x")
 
 
