@@ -4,7 +4,7 @@ independence of sources, the catalogue, and the commands."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from click.testing import CliRunner
@@ -18,6 +18,8 @@ from sitewatch.warning.collateral import read_text
 from sitewatch.warning.evidence import Evidence, from_claim
 from sitewatch.warning.indicators import load_catalogue, parse_catalogue
 from sitewatch.warning.record import add_note, add_report, assess_site
+from sitewatch.watch.alerts import Alert
+from sitewatch.watch.records import Observation, RunSummary
 
 SITE = "sohae-sim"
 
@@ -36,17 +38,16 @@ def _write(tmp_path, name, text):
 
 
 def _alert(store, part, time, tier="warning", kind="departure", ph="p1", objects=3):
-    rec = {"id": f"{part[:6]}{time[:10]}".replace("-", "")[:16], "site": SITE, "part": part,
-           "time": time, "start": time, "end": time, "tier": tier, "kind": kind,
-           "objects": objects, "text": f"{part}: unusual change on {time[:10]}",
-           "after_scene": None}
-    store.put_alert(rec, ph)
-    return rec["id"]
+    aid = f"{part[:6]}{time[:10]}".replace("-", "")[:16]
+    store.put_alert(Alert(aid, SITE, part, time, "changed_excess", kind, tier, 0.3, 0.0, 9.0,
+                          "high", 10, f"{part}: unusual change on {time[:10]}", start=time,
+                          end=time, objects=objects), ph)
+    return aid
 
 
 def _run(store, ph="p1"):
-    rid = store.start_run(SITE, ph, {"method": "ratio"}, "test")
-    store.finish_run(rid, {})
+    run = store.start_run(SITE, ph, {"method": "ratio"}, "test")
+    store.finish_run(run.id, RunSummary())
 
 
 def test_report_evidence_is_stored_and_assessed_by_date(store, tmp_path):
@@ -95,8 +96,13 @@ def test_burn_scar_alert_reads_as_a_recent_test(store):
     # An observation with an NDVI drop at the stand makes the alert "vegetation_loss".
     from sitewatch.warning.evidence import alert_characters
 
-    assert "vegetation_loss" in alert_characters(
-        {"kind": "departure"}, {"measures": {"ndvi_change": -0.3}})
+    alert = Alert("a1", SITE, "vertical_engine_test_stand", "2024-04-24T00:00:00Z",
+                  "changed_excess", "departure", "watch", 0.3, 0.0, 6.0, "high", 10, "scar")
+    obs = Observation(SITE, "s1", "p1", alert.part, "previous", "optical-10m",
+                      datetime(2024, 4, 24, tzinfo=UTC), "s0", 1.0, 0.3,
+                      {"ndvi_change": -0.3})
+    assert "vegetation_loss" in alert_characters(alert, obs)
+    assert "vegetation_loss" not in alert_characters(alert)
     ev = [Evidence("x1", SITE, "imagery", "burn_scar", "engine_test", "after",
                    "vertical_engine_test_stand", "2024-04-24", None, "imagery",
                    "imagery:sitewatch", 1.0, False, "scar")]

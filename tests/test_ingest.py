@@ -256,6 +256,7 @@ def test_time_in_a_walk_dates_only_a_folder_of_undated_images(store, tmp_path):
 def test_v1_catalogue_is_migrated_and_registrations_recorded(tmp_path):
     from sitewatch.imagery.coregister import Registration, Shift
     from sitewatch.store import SCHEMA_VERSION
+    from sitewatch.watch.records import SceneRegistration
 
     db = tmp_path / "old.db"
     series(tmp_path / "imgs", 2)
@@ -270,13 +271,14 @@ def test_v1_catalogue_is_migrated_and_registrations_recorded(tmp_path):
     con.commit()
     con.close()
     with Store.open_path(db) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 4
+        assert s.schema_version() == SCHEMA_VERSION == 5
         assert s.alerts("sohae") == [] and s.last_run("sohae") is None
         assert s.reports("sohae") == [] and s.evidence("sohae") == []
         assert len(s.scenes("sohae")) == 2  # nothing lost
-        reg = Registration(Shift(0.5, -1.25, 0.2), 0.8, 0.1, (), "ok", "fine")
-        s.put_registration("sohae", "scene_1", "10m", "scene_0", reg)
-        s.put_registration("sohae", "scene_1", "10m", "scene_0", reg)  # replaced, not doubled
+        reg = SceneRegistration.of("sohae", "scene_1", "10m", "scene_0", Registration(
+            Shift(0.5, -1.25, 0.2), 0.8, 0.1, (), "ok", "fine"), applied=True)
+        s.put_registration(reg)
+        s.put_registration(reg)  # replaced, not doubled
         (row,) = s.registrations("sohae")
-        assert (row["dy"], row["dx"], row["status"]) == (0.5, -1.25, "ok")
+        assert (row.dy, row.dx, row.status, row.applied) == (0.5, -1.25, "ok", True)
         assert s.delete_scene("sohae", "scene_1") and s.registrations("sohae") == []

@@ -245,7 +245,9 @@ def _v4_to_v5(conn: sa.Connection) -> None:
     taken from the copy version 4 kept in each processed scene's detail, which is then
     removed; a registration no processed scene mentions gets the rule version 4 loaded
     scenes with (not rejected, and at least 0.05 px)."""
-    _add_column(conn, registrations_table, "applied")
+    have = {c["name"] for c in sa.inspect(conn).get_columns("registrations")}
+    if "applied" not in have:  # created by _v1_to_v2 in this migration already has it
+        _add_column(conn, registrations_table, "applied")
     r, p = registrations_table, processed_table
     copies: dict[tuple[str, str, str, str], bool] = {}
     for row in conn.execute(sa.select(p.c.site_id, p.c.scene_id, p.c.params_hash, p.c.grid,
