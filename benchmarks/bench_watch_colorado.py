@@ -76,8 +76,10 @@ from sitewatch.imagery.ingest import ingest
 from sitewatch.sim import evaluate
 from sitewatch.sites.site import site_from_geojson
 from sitewatch.store import Store
+from sitewatch.times import iso_day
 from sitewatch.watch import pipeline
 from sitewatch.watch.pipeline import RunParams, run_site, usable_dates
+from sitewatch.watch.records import json_safe
 from sitewatch.watch.zonal import MIN_OBSERVED
 
 REPO = Path(__file__).resolve().parents[1]
@@ -440,9 +442,9 @@ def _first_lag(alerts: list[dict[str, Any]], part: str, day: str, use: list[str]
     i0 = bisect.bisect_left(use, day)
     best = None
     for a in alerts:
-        if a["part"] != part:
+        if a.part != part:
             continue
-        for f in a["record"].get("findings") or []:
+        for f in a.alert.findings:
             d = f["time"][:10]
             if d >= day and d in use:
                 lag = use.index(d) - i0
@@ -479,7 +481,7 @@ def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
                 for (part, _g), obs in pipeline.series(store, site_id, params.hash).items()
                 for o in obs}
     seen = {k: m.get("observed_fraction", math.nan) for k, m in measures.items()}
-    seen_comp = {(r["part"], r["acquired"][:10]): r["observed_fraction"]
+    seen_comp = {(r.part, iso_day(r.acquired)): r.observed_fraction
                  for r in store.observations(site_id, params.hash, reference="composite")}
     for e, hit in zip(layout.events, card.hits, strict=True):
         i0 = bisect.bisect_left(use, e.day.isoformat())
@@ -491,26 +493,26 @@ def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
             "usable_after": len(use) - i0,
             "miss": None if hit.alert is not None else
             why_missed([measures.get((e.part, d), {}) for d in win])})
-    fa_ids = {a["id"] for a in card.false_alarms}
+    fa_ids = {a.id for a in card.false_alarms}
     for a in alerts:
-        first = min(a["record"].get("findings") or [a["record"]], key=lambda f: f["time"])
+        rec = a.alert
+        first = min(rec.findings or [json_safe(rec.to_dict())], key=lambda f: f["time"])
         measure = str(first.get("measure") or "")
         frac = (seen_comp if measure.endswith("_composite") else seen).get(
-            (a["part"], first["time"][:10]), math.nan)
-        if a["id"] in fa_ids:
+            (a.part, first["time"][:10]), math.nan)
+        if a.id in fa_ids:
             res.fa_seen.append(frac)
-        if a["part"] in layout.quiet:
-            res.quiet_alerts.append({"seed": layout.seed, "part": a["part"],
-                                     "time": a["time"][:10], "tier": a["tier"],
-                                     "kind": a["kind"], "z": a["record"].get("z"),
-                                     "value": a["record"].get("value"),
+        if a.part in layout.quiet:
+            res.quiet_alerts.append({"seed": layout.seed, "part": a.part,
+                                     "time": iso_day(a.time), "tier": a.tier,
+                                     "kind": a.kind, "z": json_safe(rec.z),
+                                     "value": json_safe(rec.value),
                                      "measure": measure, "first_value": first.get("value"),
                                      "observed": frac,
-                                     "pair": _pair(a["record"].get("before_scene"),
-                                                   a["record"].get("after_scene"))})
-        elif a["id"] in fa_ids and a["part"].startswith("event_"):
+                                     "pair": _pair(rec.before_scene, rec.after_scene)})
+        elif a.id in fa_ids and a.part.startswith("event_"):
             res.event_fa += 1
-        elif a["part"] not in layout.boxes:
+        elif a.part not in layout.boxes:
             res.rest_alerts += 1
     res.quiet_part_years += len(layout.quiet) * years
     res.all_fa += len(card.false_alarms)
@@ -523,18 +525,17 @@ def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
     res.why.update(_short(why) for _, st, why in report.processed
                    if st not in ("ok", "first"))
     for row in store.processed(site_id, params.hash).values():
-        det = row["detail"]
-        res.detector.add(f"{det.get('method')} {det.get('method_params')}")
-        reg = det.get("registration")
-        if reg and row["status"] in ("ok", "first"):
-            mag = math.hypot(reg["dy"], reg["dx"])
-            if reg.get("applied", mag >= pipeline.MIN_APPLIED_SHIFT_PX):
+        res.detector.add(f"{row.method} {dict(row.method_params)}")
+        reg = row.registration
+        if reg and row.usable:
+            mag = reg.shift.magnitude
+            if reg.applied:
                 res.shifts.append(mag)
             else:
                 res.unapplied.append(mag)
-        if row["status"] == "ok" and row.get("previous_id"):
-            res.quiet_pairs[_pair(row["previous_id"], row["scene_id"])] += len(layout.quiet)
-    return {"usable": use, "alerts": sorted((a["part"], a["time"], a["tier"], a["kind"])
+        if row.status == "ok" and row.previous_id:
+            res.quiet_pairs[_pair(row.previous_id, row.scene_id)] += len(layout.quiet)
+    return {"usable": use, "alerts": sorted((a.part, a.alert.time, a.tier, a.kind)
                                             for a in alerts)}
 
 
@@ -562,8 +563,8 @@ def why_missed(window: list[Mapping[str, Any]]) -> tuple[str, float]:
 
 
 def registration_stats(store: Store, site_id: str) -> list[dict[str, Any]]:
-    return [{"scene": r["scene_id"], "status": r["status"], "reliability": r["reliability"],
-             "shift": math.hypot(r["dy"], r["dx"])} for r in store.registrations(site_id)]
+    return [{"scene": r.scene_id, "status": r.status, "reliability": r.reliability,
+             "shift": r.shift.magnitude} for r in store.registrations(site_id)]
 
 
 # --------------------------------------------------------------------------- report

@@ -56,7 +56,7 @@ def one(seed: int, methods: list[str], work: Path) -> list[dict]:
                      **s, "missed": [f"{h.change.event} {h.change.kind} {h.change.time}"
                                      for h in card.hits if h.alert is None],
                      "lags": [h.lag for h in card.hits if h.lag is not None],
-                     "tiers": [a["tier"] for a in alerts]})
+                     "tiers": [a.tier for a in alerts]})
         print(f"seed {seed} {m}: {s['detected']}/{s['changes']} detected, "
               f"{s['false_alarms']} false alarms, {secs:.1f} s", file=sys.stderr)
     return rows

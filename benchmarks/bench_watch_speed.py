@@ -365,8 +365,7 @@ STAGES = {  # stage -> names in sitewatch.watch.pipeline (functions) or Store me
     "zonal (part_changes)": ("pipeline", "part_changes"),
     "composite (median of 5)": ("pipeline", "_composite"),
     "not-observed rows": ("pipeline", "_not_observed"),
-    "store: put_result": ("store", "put_result"),
-    "store: put_registration": ("store", "put_registration"),
+    "store: put_result (with the registration)": ("store", "put_result"),
     "store: registrations (read)": ("store", "registrations"),
     "score alerts (all series)": ("pipeline", "score_alerts"),
 }
@@ -412,6 +411,7 @@ def step_ingest(db: str, folder: str, site_json: dict[str, Any] | None) -> dict[
 
 def step_run(db: str, method: str | None, profile: bool = False) -> dict[str, Any]:
     from sitewatch.store import Store
+    from sitewatch.times import iso
     from sitewatch.watch import pipeline
     from sitewatch.watch.pipeline import RunParams, run_site
 
@@ -468,12 +468,12 @@ def step_run(db: str, method: str | None, profile: bool = False) -> dict[str, An
            "cpu": cpu_total, "per_cpu": per_cpu, "load": (load0, os.getloadavg()[0]),
            "alerts_s": alerts_s, "processed": len(rep.processed), "reused": rep.reused,
            "statuses": {s: rep.count(s) for s in pipeline.STATUSES},
-           "new_alerts": [(a["part"], a["start"], a["end"]) for a in rep.alerts["new"]],
+           "new_alerts": [(a.part, iso(a.start), iso(a.end)) for a in rep.alerts["new"]],
            "updated_alerts": len(rep.alerts["updated"]),
            "stages": {k: (v[0], v[1]) for k, v in acc.items()}, "rss_mib": _rss_mib(),
            "sitewatch": str(Path(pipeline.__file__).parent)}
     with Store.open_path(db) as store:
-        out["stored_alerts"] = [(x["part"], x["start"], x["end"], x["tier"])
+        out["stored_alerts"] = [(x.part, iso(x.start), iso(x.end), x.tier)
                                 for x in store.alerts(SITE_ID)]
     if prof:
         buf = io.StringIO()
