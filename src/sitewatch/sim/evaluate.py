@@ -104,7 +104,7 @@ def score(alerts: Sequence[StoredAlert], changes: Sequence[TruthChange],
     for a in alerts:
         rec = a.alert
         for f in rec.findings or [{"time": rec.time, "grid": rec.grid}]:
-            found.append((a.id, a.part, f.get("grid") or rec.grid or "", _day(f["time"])))
+            found.append((a.id, a.part, f.get("grid") or rec.grid or "", _day(str(f["time"]))))
     for c in changes:
         best: tuple[int, str] | None = None
         for aid, part, grid, day in found:
