@@ -191,7 +191,8 @@ def test_cli_brief_and_bad_dates(home, tmp_path):
     assert runner.invoke(cli, ["site", "add", str(sf)]).exit_code == 0
     r = runner.invoke(cli, ["brief", "testsite", "--out", str(tmp_path / "b")])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "b" / "brief.html").is_file()
+    page = (tmp_path / "b" / "brief.html").read_text(encoding="utf-8")
+    assert "Test site" in page and "<h2>What could not be observed" in page
     r = runner.invoke(cli, ["brief", "testsite", "--from", "2024-05-01", "--to", "2024-01-01"])
     assert r.exit_code == 1 and "is after" in r.output
     r = runner.invoke(cli, ["brief", "testsite", "--to", "May"])

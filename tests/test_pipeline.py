@@ -434,6 +434,11 @@ def test_timeline_plot(home, tmp_path):
     r = CliRunner().invoke(cli, ["timeline", "testsite", "--plot", str(out)])
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    img = matplotlib.image.imread(out)[..., :3]
+    assert img.shape[:2] == (round((1.6 * 3 + 0.8) * 110), 9 * 110)  # pad, quiet, the rest
+    assert (img < 0.9).any(axis=-1).mean() > 0.01  # something is drawn, not a blank page
 
 
 def test_usable_dates_per_grid(store, tmp_path):
