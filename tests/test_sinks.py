@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from sitewatch import __version__
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 from sitewatch.watch import sinks
 from sitewatch.watch.pipeline import run_site
 from sitewatch.watch.sinks import (

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from sitewatch.errors import SitewatchError
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 from sitewatch.watch.pipeline import RunParams, run_site
 from sitewatch.watch.timeline import Timeline, build_timeline, plot_timeline
 from sitewatch.watch.zonal import REST
