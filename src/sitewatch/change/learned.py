@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
@@ -46,6 +45,7 @@ from scipy import ndimage
 from sitewatch.change.base import Detector, Fitted, MethodError, observed_both, with_nan
 from sitewatch.change.normalise import pixels as _pixels
 from sitewatch.change.optical import HACD, _robust_sigma
+from sitewatch.fileio import atomic_write
 
 __all__ = [
     "FORMAT",
@@ -338,12 +338,7 @@ class ChangeModel:
         header = json.dumps(self.header(), sort_keys=True).encode()
         buf = io.BytesIO()
         joblib.dump(self.estimator, buf)
-        tmp = p.with_name(p.name + ".part")
-        with open(tmp, "wb") as f:
-            f.write(_MAGIC + b"\n" + header + b"\n")
-            f.write(zlib.compress(buf.getvalue(), 6))
-        os.replace(tmp, p)
-        return p
+        return atomic_write(p, _MAGIC + b"\n" + header + b"\n" + zlib.compress(buf.getvalue(), 6))
 
 
 _MAGIC = b"SITEWATCH-CHANGE-MODEL"

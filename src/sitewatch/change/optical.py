@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
+from scipy.stats import median_abs_deviation
 
 from sitewatch.change.base import (
     Detector,
@@ -25,14 +26,12 @@ from sitewatch.change.base import (
 from sitewatch.change.normalise import MAX_FIT_PIXELS, fit_mad, pixels
 from sitewatch.imagery.bands import canonical
 
-_MAD_TO_SIGMA = 1.4826
-
 
 def _robust_sigma(values: np.ndarray) -> float:
     v = values[np.isfinite(values)]
     if v.size == 0:
         return 1.0
-    s = float(np.median(np.abs(v - np.median(v)))) * _MAD_TO_SIGMA
+    s = float(median_abs_deviation(v, scale="normal"))
     return s if s > 0 else (float(np.std(v)) or 1.0)
 
 

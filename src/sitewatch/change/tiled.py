@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time as _time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from sitewatch.change.base import ChangeMap, Detector, MethodError, observed_bot
 from sitewatch.change.detect import DEFAULT_METHOD, _plain, resolve, threshold_for
 from sitewatch.change.normalise import Normalisation, NormalisationError, fit_normalisation
 from sitewatch.errors import GridError, SceneError
+from sitewatch.fileio import atomic_path
 from sitewatch.imagery.bands import canonical
 from sitewatch.imagery.coregister import Registration, Shift, register
 from sitewatch.imagery.grid import GridImage, SiteGrid, load_scene
@@ -396,14 +397,16 @@ def detect_scenes(
     del sb_arr, sa_arr, sample_score
 
     # Pass 2: every window, written as it is done.
-    tmp = {n: out / f".{n}.partial" for n in OUTPUTS}
     all_w = windows(grid.shape, win_size) if grid.crs else [Window(0, 0, grid.width,
                                                                       grid.height)]
     counts = {"observed": 0, "changed": 0}
     strips: dict[int, list[tuple[Window, np.ndarray, np.ndarray]]] = {}
     features: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
-    try:
+    with ExitStack() as stack:
+        # Renamed into place together once all are written (summary.json last: it says the
+        # run is complete); an error leaves no partial output and any older ones intact.
+        tmp = {n: stack.enter_context(atomic_path(out / n)) for n in reversed(OUTPUTS)}
         with rasterio.open(tmp["change.tif"], "w", **_profile(grid, "uint8", NOT_OBSERVED,
                                                                 win_size)) as dc, \
              rasterio.open(tmp["score.tif"], "w", **_profile(grid, "float32", float("nan"),
@@ -457,11 +460,6 @@ def detect_scenes(
                                       "255": "not observed"}},
         }
         tmp["summary.json"].write_text(json.dumps(summary, indent=2, default=_json_default))
-        for n in OUTPUTS:
-            os.replace(tmp[n], out / n)
-    finally:
-        for p in tmp.values():
-            p.unlink(missing_ok=True)
     return DetectRun(summary, out)
 
 

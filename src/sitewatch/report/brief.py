@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 import shapely
 from jinja2 import Environment, PackageLoader, select_autoescape
+from scipy.stats import median_abs_deviation
 
 from sitewatch import __version__
 from sitewatch.errors import SitewatchError
+from sitewatch.fileio import atomic_write
 from sitewatch.imagery.grid import SiteGrid, grid_for_scenes, load_scene
 from sitewatch.imagery.scenes import Scene
 from sitewatch.report.figures import Panel, overview_figure, pair_figure, timeline_figure
@@ -58,13 +60,6 @@ def _env() -> Environment:
     env.filters["pct"] = lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) \
         else f"{100 * v:.0f}%"
     return env
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write under a temporary name, then rename: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _day(t: str | None) -> str:
@@ -261,7 +256,7 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
         processed=processed, run=run, version=__version__, words=_words,
         exports=[p.relative_to(out).as_posix() for p in brief.exports],
         parts=_part_table(site, ranked, processed, store, ph), notes_on=brief.warnings)
-    _atomic_write(brief.html, html)
+    atomic_write(brief.html, html)
     if pdf:
         brief.pdf = write_pdf(brief.html, out / "brief.pdf")
     brief.figures = [out / f["path"] for f in figures] + \
@@ -403,7 +398,7 @@ def _timelines(site: Site, alerts: list[dict[str, Any]], ser: dict[tuple[str, st
         band = None
         if len(quiet) >= 3:
             med = float(np.median(quiet))
-            mad = float(np.median(np.abs(np.array(quiet) - med))) * 1.4826
+            mad = float(median_abs_deviation(quiet, scale="normal"))
             band = (med - 3 * max(mad, 0.01), med + 3 * max(mad, 0.01))
         unobs = [t for t, v in zip(times, vals, strict=True) if not math.isfinite(v)]
         marks: list[tuple[Any, float | None]] = []
@@ -473,7 +468,7 @@ def _exports(site: Site, alerts: list[dict[str, Any]], assessment: dict[str, Any
                        "text": a["record"].get("text", "")}) for a in alerts]
     written = []
     p = exp_dir / "alerts.geojson"
-    _atomic_write(p, json.dumps({"type": "FeatureCollection", "features": feats}, indent=1))
+    atomic_write(p, json.dumps({"type": "FeatureCollection", "features": feats}, indent=1))
     written.append(p)
     ev_feats = []
     for e in assessment.get("evidence", []):
@@ -482,7 +477,7 @@ def _exports(site: Site, alerts: list[dict[str, Any]], assessment: dict[str, Any
             "id", "kind", "indicator", "event", "part", "time", "source", "origin",
             "certainty", "negated", "text")}))
     p = exp_dir / "evidence.geojson"
-    _atomic_write(p, json.dumps({"type": "FeatureCollection", "features": ev_feats}, indent=1,
+    atomic_write(p, json.dumps({"type": "FeatureCollection", "features": ev_feats}, indent=1,
                                 default=str))
     written.append(p)
     from sitewatch.report.stac import change_item, write_item

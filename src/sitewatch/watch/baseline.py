@@ -46,7 +46,6 @@ SEASONAL_GAIN = 0.15
 CONFIDENCE = ((12, "high"), (5, "medium"), (1, "low"))
 #: |z| at or above which a departure is unusual (two-sided p about 0.0027).
 UNUSUAL_Z = 3.0
-_MAD = 1.4826
 _HUBER_C = 1.345
 
 
@@ -90,7 +89,7 @@ def days(times: Any) -> np.ndarray:
 def _robust_scale(r: np.ndarray) -> float:
     if r.size == 0:
         return 0.0
-    s = _MAD * float(np.median(np.abs(r - np.median(r))))
+    s = float(stats.median_abs_deviation(r, scale="normal"))
     if s == 0.0 and r.size > 1:  # more than half the values identical (e.g. zeros)
         s = math.sqrt(math.pi / 2) * float(np.mean(np.abs(r - np.median(r))))
     return s

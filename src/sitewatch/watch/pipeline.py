@@ -80,7 +80,7 @@ USABLE = ("first", "ok")
 Progress = Callable[[str, int, int], None]
 
 
-class PipelineError(SitewatchError):
+class PipelineError(SitewatchError, ValueError):
     """The pipeline cannot run for this site (unknown site, no scenes, bad parameters)."""
 
 
