@@ -40,12 +40,12 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioError
-from rasterio.features import rasterize
 from rasterio.warp import Resampling, reproject, transform_geom
 from shapely.geometry import Polygon, mapping
 from shapely.geometry import shape as shape_of
 
 from sitewatch.errors import SceneError
+from sitewatch.imagery.geo import raster_mask
 
 
 class Quality(IntEnum):
@@ -357,8 +357,7 @@ def _vector_mask(p: Path, grid_crs: str | None, transform: Affine,
             geoms = transform_geom(src, grid_crs, geoms)
         except (CRSError, RasterioError, ValueError) as e:
             raise SceneError(f"user mask {p}: cannot reproject its polygons ({e})") from None
-    mask = rasterize([(g, 1) for g in geoms], out_shape=shape, transform=transform, fill=0,
-                     dtype="uint8", all_touched=True).astype(bool)
+    mask = raster_mask(geoms, shape, transform, all_touched=True)
     if not mask.any():
         raise SceneError(f"user mask {p}: its polygons do not overlap the grid")
     return mask

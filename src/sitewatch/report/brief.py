@@ -31,6 +31,7 @@ from sitewatch.errors import SitewatchError
 from sitewatch.fileio import atomic_write
 from sitewatch.imagery.grid import SiteGrid, grid_for_scenes, load_scene
 from sitewatch.imagery.scenes import Scene
+from sitewatch.imagery.sensors import rgb_bands
 from sitewatch.report.figures import Panel, overview_figure, pair_figure, timeline_figure
 from sitewatch.report.quicklook import stretch, true_colour
 from sitewatch.sites.site import Site
@@ -280,17 +281,13 @@ def _alert_figure(n: int, a: dict[str, Any], site: Site, processed: dict[str, An
     fp = part.footprint(grid.crs)
     if fp is None:
         raise SitewatchError(f"part {part.name!r} is not placed")
-    from rasterio.features import rasterize
-
-    mask = rasterize([(fp, 1)], out_shape=grid.shape, transform=grid.transform,
-                     all_touched=True).astype(bool)
+    mask = grid.mask(fp, all_touched=True)
     rows, cols = np.nonzero(mask)
     if rows.size == 0:
         raise SitewatchError(f"part {part.name!r} is outside the grid")
     win = _window(rows, cols, grid.shape)
-    bands = ("red", "green", "blue")
     sb, sa = scenes[before_id], scenes[after_id]
-    pick = [b for b in bands if b in sa.band_names] or list(sa.band_names[:3])
+    pick = rgb_bands(sa.band_names)
     img_b = load_scene(sb, grid, pick, shift=_shift(det_before))
     img_a = load_scene(sa, grid, pick, shift=_shift(det_after))
     # Each image is stretched on its own: haze and gain differ between dates, and a shared
@@ -354,8 +351,7 @@ def _overview(site: Site, alerts: list[dict[str, Any]], processed: dict[str, Any
     sc = scenes[sid]
     try:
         grid = _grid_of(row.get("detail") or {}, site, by_grid.get(row["grid"], [sc]))
-        pick = [b for b in ("red", "green", "blue") if b in sc.band_names] or \
-            list(sc.band_names[:3])
+        pick = rgb_bands(sc.band_names)
         img = load_scene(sc, grid, pick, shift=_shift(row.get("detail") or {}))
     except SitewatchError as exc:
         warnings.append(f"overview not drawn: {exc}")

@@ -41,7 +41,6 @@ import numpy as np
 from sitewatch import __version__
 from sitewatch.change.base import MethodError
 from sitewatch.change.detect import detect_arrays, resolve
-from sitewatch.change.tiled import OPTICAL_BANDS, registration_bands, sensor_kind
 from sitewatch.errors import GridError, SitewatchError
 from sitewatch.imagery.coregister import Shift, register
 from sitewatch.imagery.grid import (
@@ -52,6 +51,14 @@ from sitewatch.imagery.grid import (
     load_scene,
 )
 from sitewatch.imagery.scenes import Scene, iso
+from sitewatch.imagery.sensors import (
+    ASSUMED_KIND,
+    MIN_APPLIED_SHIFT_PX,
+    OPTICAL_BANDS,
+    WATCH_METHOD,
+    kind_of,
+    registration_bands,
+)
 from sitewatch.sites.site import Site
 from sitewatch.store.catalogue import Store
 from sitewatch.watch.events import DEPARTURE_FLOORS, Obs, group_events, series_findings
@@ -64,14 +71,6 @@ log = logging.getLogger(__name__)
 PIPELINE_VERSION = 2
 #: A scene whose site coverage reaches this can be a grid's co-registration reference.
 REFERENCE_MIN_SEEN = 0.9
-#: Co-registration shifts smaller than this (pixels) are recorded but not applied.
-MIN_APPLIED_SHIFT_PX = 0.05
-#: The detector a run uses when none is given.  Not the pair default (HACD): over time
-#: series, where each part's history sets what is unusual, the log ratio of IR-MAD-normalised
-#: bands alerted as many planted changes with fewer false alarms, on the simulated scenario
-#: (44 of 45 each; 14 false alarms against 34 over 5 seeds) and on the Colorado series with
-#: planted events (docs/benchmarks.md, "Watching over time").
-WATCH_METHOD = {"optical": "ratio", "sar": "sar-log-ratio"}
 #: Result statuses.  ``first``/``ok`` are usable dates; the others are not.
 STATUSES = ("first", "ok", "unusable", "rejected", "failed")
 USABLE = ("first", "ok")
@@ -148,7 +147,7 @@ class RunReport:
 
 def grid_key(scene: Scene) -> str:
     """The grid a scene is processed on: its sensor kind and resolution, e.g. ``optical-10m``."""
-    kind, _ = sensor_kind(scene, None)
+    kind = kind_of(scene.sensor) or ASSUMED_KIND
     return f"{kind}-{default_resolution([scene]):g}m"
 
 
