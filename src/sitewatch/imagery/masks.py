@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,12 @@ class Quality(IntEnum):
     MASKED = 7  # a user or generic mask
 
 
+def _bits(values: np.ndarray) -> Callable[[int], np.ndarray]:
+    """``bit(n)``: where bit ``n`` of the QA values is set."""
+    b = values.astype(np.uint32)
+    return lambda n: ((b >> n) & 1).astype(bool)
+
+
 def quality_from_mask(kind: str, values: np.ndarray) -> np.ndarray:
     """Translate provider mask ``values`` of ``kind`` to :class:`Quality` codes (uint8).
 
@@ -75,22 +81,18 @@ def quality_from_mask(kind: str, values: np.ndarray) -> np.ndarray:
         q[v == 4] = Quality.CLOUD
         q[v == 255] = Quality.NODATA
     elif kind == "qa_pixel":
-        b = v.astype(np.uint32)
-
-        def bit(n: int) -> np.ndarray:
-            return ((b >> n) & 1).astype(bool)
-
+        bit = _bits(v)
         q[bit(5)] = Quality.SNOW
         q[bit(4)] = Quality.SHADOW
         q[bit(2)] = Quality.CIRRUS
         q[bit(1) | bit(3)] = Quality.CLOUD
         q[bit(0)] = Quality.NODATA
     elif kind == "pixel_qa":
-        b = v.astype(np.uint32)
-        q[((b >> 4) & 1).astype(bool)] = Quality.SNOW
-        q[((b >> 3) & 1).astype(bool)] = Quality.SHADOW
-        q[((b >> 5) & 1).astype(bool)] = Quality.CLOUD
-        q[(b & 1).astype(bool)] = Quality.NODATA
+        bit = _bits(v)
+        q[bit(4)] = Quality.SNOW
+        q[bit(3)] = Quality.SHADOW
+        q[bit(5)] = Quality.CLOUD
+        q[bit(0)] = Quality.NODATA
     elif kind == "scl":
         q[v == 1] = Quality.DEFECTIVE
         q[v == 3] = Quality.SHADOW

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import median_abs_deviation
 
-from sitewatch.watch.baseline import Baseline, BaselineError, days, fit_baseline
+from sitewatch.watch.baseline import Baseline, BaselineError, fit_baseline, series_arrays
 
 #: Kinds of change point.
 KINDS = ("level_shift", "spike", "unconfirmed")
@@ -70,10 +70,7 @@ def find_changepoints(times: Any, values: Any, *, baseline: Baseline | None = No
     """
     import ruptures
 
-    t = days(times)
-    v = np.asarray(values, dtype=np.float64).ravel()
-    if t.shape != v.shape:
-        raise BaselineError(f"{t.size} times but {v.size} values")
+    t, v = series_arrays(times, values)
     order = np.argsort(t, kind="stable")
     if not np.array_equal(order, np.arange(t.size)):
         raise BaselineError("times must be in increasing order")
