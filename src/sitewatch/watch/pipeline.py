@@ -53,11 +53,11 @@ from sitewatch.imagery.grid import (
 from sitewatch.imagery.scenes import Scene, iso
 from sitewatch.imagery.sensors import (
     ASSUMED_KIND,
-    MIN_APPLIED_SHIFT_PX,
     OPTICAL_BANDS,
     WATCH_METHOD,
     kind_of,
     registration_bands,
+    worth_applying,
 )
 from sitewatch.sites.site import Site
 from sitewatch.store.catalogue import Store
@@ -247,7 +247,7 @@ class _Grid:
             for r in self.store.registrations(self.site.id, self.key):
                 if r["scene_id"] == scene_id and r["reference_id"] == self.ref_id:
                     s = Shift(r["dy"], r["dx"])
-                    shift = s if s.magnitude >= MIN_APPLIED_SHIFT_PX else None
+                    shift = s if worth_applying(s) else None
             self.cache[scene_id] = self.load(sc, shift)
         return self.cache[scene_id]
 
@@ -375,7 +375,7 @@ def _process_scene(g: _Grid, sc: Scene, ref: str, previous: str | None, comp_ids
             why = f"co-registration failed: {exc}"
             return "rejected", why, {**detail, "reason": why}, _not_observed(g, probe)
         unconfirmed = reg.status == "rejected" and math.isnan(reg.residual_px)
-        applied = not unconfirmed and reg.shift.magnitude >= MIN_APPLIED_SHIFT_PX
+        applied = not unconfirmed and worth_applying(reg.shift)
         detail["registration"] = {"dy": reg.shift.dy, "dx": reg.shift.dx,
                                   "status": reg.status, "reason": reg.reason,
                                   "applied": applied}
