@@ -12,8 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import ndimage
-from scipy.stats import median_abs_deviation
+from scipy import ndimage, stats
 
 from sitewatch.change.base import (
     Detector,
@@ -31,7 +30,7 @@ def _robust_sigma(values: np.ndarray) -> float:
     v = values[np.isfinite(values)]
     if v.size == 0:
         return 1.0
-    s = float(median_abs_deviation(v, scale="normal"))
+    s = float(stats.median_abs_deviation(v, scale="normal"))
     return s if s > 0 else (float(np.std(v)) or 1.0)
 
 
