@@ -41,7 +41,6 @@ import numpy as np
 from sitewatch import __version__
 from sitewatch.change.base import MethodError
 from sitewatch.change.detect import detect_arrays, resolve
-from sitewatch.change.tiled import OPTICAL_BANDS, registration_bands, sensor_kind
 from sitewatch.errors import GridError, SitewatchError
 from sitewatch.imagery.coregister import Shift, register
 from sitewatch.imagery.grid import (
@@ -52,6 +51,14 @@ from sitewatch.imagery.grid import (
     load_scene,
 )
 from sitewatch.imagery.scenes import Scene
+from sitewatch.imagery.sensors import (
+    ASSUMED_KIND,
+    OPTICAL_BANDS,
+    WATCH_METHOD,
+    kind_of,
+    registration_bands,
+    worth_applying,
+)
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
 from sitewatch.times import iso, parse_time
@@ -77,19 +84,11 @@ log = logging.getLogger(__name__)
 PIPELINE_VERSION = 2
 #: A scene whose site coverage reaches this can be a grid's co-registration reference.
 REFERENCE_MIN_SEEN = 0.9
-#: Co-registration shifts smaller than this (pixels) are recorded but not applied.
-MIN_APPLIED_SHIFT_PX = 0.05
-#: The detector a run uses when none is given.  Not the pair default (HACD): over time
-#: series, where each part's history sets what is unusual, the log ratio of IR-MAD-normalised
-#: bands alerted as many planted changes with fewer false alarms, on the simulated scenario
-#: (44 of 45 each; 14 false alarms against 34 over 5 seeds) and on the Colorado series with
-#: planted events (docs/benchmarks.md, "Watching over time").
-WATCH_METHOD = {"optical": "ratio", "sar": "sar-log-ratio"}
 #: progress(stage, done, total)
 Progress = Callable[[str, int, int], None]
 
 
-class PipelineError(SitewatchError):
+class PipelineError(SitewatchError, ValueError):
     """The pipeline cannot run for this site (unknown site, no scenes, bad parameters)."""
 
 
@@ -157,7 +156,7 @@ class RunReport:
 
 def grid_key(scene: Scene) -> str:
     """The grid a scene is processed on: its sensor kind and resolution, e.g. ``optical-10m``."""
-    kind, _ = sensor_kind(scene, None)
+    kind = kind_of(scene.sensor) or ASSUMED_KIND
     return f"{kind}-{default_resolution([scene]):g}m"
 
 
@@ -396,7 +395,7 @@ def _process_scene(g: _Grid, sc: Scene, chain: Chain
             return result("rejected", f"co-registration failed: {exc}",
                           _not_observed(g, sc, probe))
         unconfirmed = reg.status == "rejected" and math.isnan(reg.residual_px)
-        applied = not unconfirmed and reg.shift.magnitude >= MIN_APPLIED_SHIFT_PX
+        applied = not unconfirmed and worth_applying(reg.shift)
         if unconfirmed:
             # A weak match that too few windows can check (a small site, or seasons apart):
             # no evidence of a shift either way, so the scene is used as geolocated by its
