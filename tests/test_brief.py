@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from sitewatch.cli.main import cli
 from sitewatch.report.brief import write_brief
 from sitewatch.sites.site import Part, Site
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 from sitewatch.warning.record import add_note, add_report
 from sitewatch.watch.pipeline import run_site
 from test_pipeline import PAD, PARAMS, QUIET, _lonlat_box, catalogue, test_site

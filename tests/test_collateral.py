@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -79,10 +80,10 @@ def test_seed_004_rebuilding_claims():
 def test_seeds_assess_launch_at_least_possible(prefix):
     r = _seed(prefix)
     a = assess_reading(r)
-    assert RANK[a["launch"]["level"]] >= RANK["possible"], a["launch"]["summary"]
-    assert a["launch"]["reasons"], "the assessment must say why"
-    lo, hi = a["launch"]["likelihood_range"]
-    assert lo <= a["launch"]["likelihood"] <= hi
+    assert RANK[a.launch.level] >= RANK["possible"], a.launch.summary
+    assert a.launch.reasons, "the assessment must say why"
+    lo, hi = a.launch.likelihood_range
+    assert lo <= a.launch.likelihood <= hi
     assert RANK[r.stated["launch"]] >= RANK["possible"]
 
 
@@ -112,16 +113,16 @@ def test_several_sites_and_unknown_places():
     assert _has(r, activity="transfer_structure_moved", site="sohae")
     none = read_text("Trucks were seen near the port of Nampo on Monday.", published="2023-05-30")
     assert none.sites == [] and all(c.site is None for c in none.claims)
-    assert assess_reading(none)["launch"]["level"] in ("no_evidence", "unlikely")
+    assert assess_reading(none).launch.level in ("no_evidence", "unlikely")
 
 
 def test_notice_window_makes_launch_imminent():
     r = read_text("North Korea notified the Japan Coast Guard of a launch window between "
                   "May 31 and June 11 for a satellite launch from Sohae.", published="2023-05-29")
     a = assess_reading(r)
-    assert a["launch"]["level"] == "imminent"
-    assert a["launch"]["window"]["start"] == "2023-05-31"
-    assert a["launch"]["window"]["end"] == "2023-06-11"
+    assert a.launch.level == "imminent"
+    assert a.launch.window.start == date(2023, 5, 31)
+    assert a.launch.window.end == date(2023, 6, 11)
     assert r.stated["launch"] == "imminent"
 
 
@@ -130,12 +131,12 @@ def test_standby_and_post_test_reports():
                       "pad and there are no signs of launch preparations.",
                       published="2023-03-14")
     assert quiet.stated["launch"] == "unlikely"
-    assert assess_reading(quiet)["launch"]["level"] == "unlikely"
+    assert assess_reading(quiet).launch.level == "unlikely"
     burnt = read_text("Sentinel-2 imagery from 16 December 2022 shows a large burn scar below "
                       "the flame bucket of the vertical engine test stand at Sohae.",
                       published="2022-12-19")
     assert burnt.stated["engine_test"] == "recent_test"
-    assert assess_reading(burnt)["engine_test"]["level"] == "recent_test"
+    assert assess_reading(burnt).engine_test.level == "recent_test"
 
 
 def test_time_expressions_resolve_against_publication():
@@ -202,7 +203,7 @@ def test_non_english_text_and_no_site(tmp_path):
     plain = read_text("The weather in Paris was mild and the markets were calm.",
                       published="2023-05-30")
     assert plain.sites == [] and plain.claims == []
-    assert assess_reading(plain)["launch"]["level"] == "no_evidence"
+    assert assess_reading(plain).launch.level == "no_evidence"
 
 
 def test_markdown_report(tmp_path):
