@@ -144,7 +144,7 @@ def add_cmd(ctx: Ctx, files: tuple[str, ...], site_id: str, published: str | Non
     bad file is reported and the others are still added."""
     from sitewatch.warning.record import add_report
 
-    results = []
+    results: list[dict[str, object]] = []
     failed = 0
     with ctx.store() as store:
         site = _site(store, site_id)

@@ -114,7 +114,7 @@ class CollateralStore(StoreBase):
         with self.engine.connect() as c:
             rows = c.execute(sa.select(t).where(t.c.site_id == site_id)
                              .order_by(t.c.date, t.c.added_at)).mappings().all()
-        return [Note.from_dict(r) for r in rows]
+        return [Note.from_dict(dict(r)) for r in rows]
 
     def evidence(self, site_id: str) -> list[Evidence]:
         """Stored evidence of a site (reports, notices, notes), by date."""

@@ -394,12 +394,12 @@ def find_published(text: str, meta: str | None = None) -> date | None:
             d = parse_date(m["d"])  # None without a year
             if d is not None:
                 return d
-    m = _DATELINE.search(head)
-    if m:
+    dl = _DATELINE.search(head)
+    if dl:
         # A dateline gives month and day; the year is the latest the text names.
         years = [int(y) for y in re.findall(r"\b((?:19|20)\d\d)\b", text[:20000])]
         if years:
-            return parse_date(f"{m['d']} {max(years)}")
+            return parse_date(f"{dl['d']} {max(years)}")
     return None
 
 
