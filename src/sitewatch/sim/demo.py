@@ -416,9 +416,10 @@ def collateral_story(store: Store, site: Site, scenario: Scenario, work: Path
     rows = [StoryRow(first.isoformat(), "imagery starts", "no_evidence", 0.05, "no_evidence",
                      0.05)]
     for day, whats in sorted(by_day.items()):
-        a = assess_site(store, site, at=date.fromisoformat(day))
-        w = a.launch.window
-        rows.append(StoryRow(day, "; ".join(whats), a.launch.level, a.launch.likelihood,
-                             a.engine_test.level, a.engine_test.likelihood,
+        judged = assess_site(store, site, at=date.fromisoformat(day))
+        w = judged.launch.window
+        rows.append(StoryRow(day, "; ".join(whats), judged.launch.level,
+                             judged.launch.likelihood, judged.engine_test.level,
+                             judged.engine_test.likelihood,
                              f"{w.start} to {w.end}" if w and w.start else None))
     return rows, sources
