@@ -290,3 +290,67 @@ def test_bad_indicator_files_are_clear_errors(tmp_path):
         f = _write(tmp_path, "bad.toml", body)
         with pytest.raises(CollateralError, match=r"bad\.toml"):
             load_catalogue("launch_site", [f])
+
+
+#: The keys `assess --json` and `collateral read --json` print (docs/collateral.md).
+EVENT_KEYS = ["level", "likelihood", "likelihood_range", "prior", "horizon_days",
+              "recent_test_likelihood", "window", "reasons", "against", "unobserved",
+              "corroborated", "independent_sources", "context", "summary"]
+REASON_KEYS = ["text", "direction", "indicator", "kind", "source", "origin", "date", "part",
+               "weight", "likelihood_ratio", "log_lr", "evidence", "link", "sentence"]
+
+
+def test_site_assessment_json_keys_and_round_trip(store, tmp_path):
+    from sitewatch.warning.records import SiteAssessment
+
+    site = store.get_site(SITE)
+    p = _write(tmp_path, "r.txt", "Freight trains arrived at the rail station at Sohae in "
+               "recent days, a U.S. official said. No fuel trucks were seen at the pad, "
+               "38 North said.")
+    added = add_report(store, site, p, published="2024-06-01")
+    add_note(store, site, "The environmental shelter was pulled back from the stand.",
+             when="2024-06-03", part="vertical_engine_test_stand")
+    _run(store)
+    _alert(store, "transfer_structure", "2024-06-02T02:00:00Z")
+    a = assess_site(store, site, at=date(2024, 6, 4))
+    d = json.loads(json.dumps(a.to_dict()))  # as printed: plain JSON
+    assert list(d) == ["at", "evidence_items", "launch", "engine_test", "site", "imagery",
+                       "evidence", "reports"]
+    assert d["at"] == "2024-06-04" and d["site"] == SITE
+    assert list(d["launch"]) == EVENT_KEYS and list(d["engine_test"]) == EVENT_KEYS
+    la = d["launch"]
+    assert la["reasons"] and la["against"]  # the trains for, the denial against
+    for r in la["reasons"] + la["against"]:
+        assert list(r) == REASON_KEYS
+    assert {r["kind"] for r in la["reasons"]} >= {"report", "imagery"}
+    assert list(la["window"]) == ["start", "end", "days", "basis"]
+    assert isinstance(la["window"]["start"], str) and len(la["window"]["days"]) == 2
+    assert list(la["unobserved"][0]) == ["indicator", "name", "why"]
+    assert isinstance(la["likelihood_range"], list)
+    assert list(d["imagery"]) == ["best_resolution_m", "last_image", "params_hash"]
+    assert d["imagery"]["params_hash"] == "p1"
+    assert d["reports"] == [{"id": added.report_id, "title": added.reading.title,
+                             "published": "2024-06-01", "name": added.reading.name}]
+    assert {e["kind"] for e in d["evidence"]} == {"report", "note", "imagery"}
+    assert len(d["evidence"]) == d["evidence_items"]
+    # Back from JSON: the same record (days are dates again, tuples tuples).
+    back = SiteAssessment.from_dict(d)
+    assert back == a
+    assert back.launch.window is not None and back.launch.window.start >= date(2024, 6, 4)
+    assert back.launch.reasons[0].date is None or isinstance(back.launch.reasons[0].date, date)
+
+
+def test_undated_reading_assessment_json():
+    from sitewatch.warning.assess import assess_reading
+    from sitewatch.warning.records import Assessment
+
+    r = read_text("Maritime authorities said North Korea notified the IMO of a launch window "
+                  "starting in 3 days for a launch from Sohae.")
+    a = assess_reading(r)
+    d = json.loads(json.dumps(a.to_dict()))
+    assert list(d) == ["at", "evidence_items", "launch", "engine_test"]
+    assert d["at"] is None
+    w = d["launch"]["window"]
+    assert w is not None and w["start"] is None and w["end"] is None and w["days"][0] >= 0
+    assert "days after the report" in d["launch"]["summary"]
+    assert Assessment.from_dict(d) == a
