@@ -132,7 +132,7 @@ class Evidence:
                    d.get("part"), parse_date(d.get("time")),
                    (parse_date(w[0]), parse_date(w[1])) if w else None, d["source"],
                    d["origin"], float(d["certainty"]), bool(d["negated"]), d["text"],
-                   dict(d.get("link") or {}), dict(d.get("detail") or {}), d.get("part_kind"))
+                   dict(d["link"]), dict(d["detail"]), d.get("part_kind"))
 
 
 def _day(d: date | None) -> str | None:

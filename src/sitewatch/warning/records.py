@@ -158,7 +158,7 @@ class Reason:
     def from_dict(cls, d: Mapping[str, Any]) -> Reason:
         return cls(d["text"], d["direction"], d["indicator"], d["kind"], d["source"],
                    d["origin"], parse_date(d.get("date")), d.get("part"), d["weight"],
-                   d["likelihood_ratio"], d["log_lr"], d["evidence"], dict(d.get("link") or {}),
+                   d["likelihood_ratio"], d["log_lr"], d["evidence"], dict(d["link"]),
                    d.get("sentence"))
 
 
@@ -247,7 +247,7 @@ class EventAssessment:
                    d.get("recent_test_likelihood"), Window.from_dict(w) if w else None,
                    _reasons(d.get("reasons")), _reasons(d.get("against")),
                    tuple(Unobserved.from_dict(u) for u in d.get("unobserved") or ()),
-                   {k: tuple(v) for k, v in (d.get("corroborated") or {}).items()},
+                   {k: tuple(v) for k, v in d["corroborated"].items()},
                    tuple(d.get("independent_sources") or ()), _reasons(d.get("context")),
                    d.get("summary", ""))
 
