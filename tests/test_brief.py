@@ -8,6 +8,7 @@ import json
 import re
 from datetime import date
 
+import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
@@ -82,7 +83,7 @@ def test_hostile_part_names_are_escaped(tmp_path):
     assert "<script>" not in page and "&lt;script&gt;" in page
 
 
-def test_figures_have_captions_scale_bars_and_north_arrows(watched):
+def test_figures_have_dated_captions(watched):
     _store, b, _tmp = watched
     names = [p.name for p in b.figures]
     assert any(n.startswith("fig01_") for n in names) and "overview.png" in names
@@ -90,11 +91,75 @@ def test_figures_have_captions_scale_bars_and_north_arrows(watched):
     page = b.html.read_text(encoding="utf-8")
     caps = re.findall(r"<figcaption>(.*?)</figcaption>", page, re.S)
     assert caps and all(re.search(r"20\d\d-\d\d-\d\d", c) for c in caps)
-    # The scale bar and north arrow are drawn by figures._decorate on every map; check the
-    # label arithmetic: a round length no longer than a third of the width.
-    from sitewatch.report.figures import _nice_length
 
-    assert _nice_length(960 / 3) == 200 and _nice_length(4.9) == 2 and _nice_length(0) == 0
+
+def _grey_map(tmp_path, name: str) -> np.ndarray:
+    """An overview of a plain grey 96 x 96 px, 10 m map (960 m wide), as RGB floats."""
+    import matplotlib.image
+
+    from sitewatch.report import figures
+
+    grey = figures.Panel(np.full((3, 96, 96), 128, np.uint8), 10.0, "plain")
+    out = figures.overview_figure(tmp_path / name, grey, [], [], "2024-01-01")
+    return matplotlib.image.imread(out)[..., :3]
+
+
+def _longest_run(mask: np.ndarray) -> int:
+    best = 0
+    for row in mask:
+        edges = np.diff(np.r_[0, row.astype(np.int8), 0])
+        starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+        best = max(best, int((ends - starts).max(initial=0)))
+    return best
+
+
+def test_maps_draw_a_scale_bar_of_its_length_and_a_north_arrow(tmp_path, monkeypatch):
+    from sitewatch.report import figures
+
+    img = _grey_map(tmp_path, "with.png")
+    grey = np.all(np.abs(img - 128 / 255) < 0.02, axis=-1)
+    # The map: the rows and columns mostly grey (antialiased text elsewhere has grey pixels).
+    rows = np.nonzero(grey.sum(axis=1) > 0.5 * grey.sum(axis=1).max())[0]
+    cols = np.nonzero(grey.sum(axis=0) > 0.5 * grey.sum(axis=0).max())[0]
+    m = 4  # inside the axes frame (its black edge is not the bar)
+    top, bottom, left, right = rows.min() + m, rows.max() - m, cols.min() + m, cols.max() - m
+    width = right - left + 1
+    black = np.all(img < 0.15, axis=-1)
+    inside = black[top:bottom + 1, left:right + 1]
+    h = bottom - top + 1
+    # The scale bar: a black bar in the lower left of the map, 200 m of the 960 m map wide
+    # (the round length no longer than a third of the width).
+    lower_left = inside[h // 2:, : width // 2]
+    assert _longest_run(lower_left) == pytest.approx((width + 2 * m) * 200 / 960, rel=0.1)
+    # The north arrow: black in the upper right of the map.
+    assert inside[: h // 3, 2 * width // 3:].sum() > 50
+    # Drawn by figures._decorate: without it the map is plain grey there.
+    monkeypatch.setattr(figures, "_decorate", lambda *a, **k: None)
+    bare = _grey_map(tmp_path, "without.png")
+    bare_black = np.all(bare < 0.15, axis=-1)[top:bottom + 1, left:right + 1]
+    assert bare_black[h // 2:, : width // 2].sum() == 0
+    assert bare_black[: h // 3, 2 * width // 3:].sum() == 0
+
+
+def test_scale_bar_label_names_its_length():
+    import matplotlib.pyplot as plt
+
+    from sitewatch.report import figures
+
+    assert figures._nice_length(960 / 3) == 200 and figures._nice_length(4.9) == 2
+    assert figures._nice_length(0) == 0
+    for px, pixel_m, label in ((96, 10.0, "200 m"), (600, 30.0, "5 km")):
+        fig, ax = plt.subplots()
+        try:
+            figures._decorate(ax, px, px, pixel_m)
+            texts = [t.get_text() for t in ax.texts]
+            assert label in texts and "N" in texts
+            (bar,) = ax.lines
+            x = bar.get_xdata()
+            length_m = (x[1] - x[0]) * pixel_m
+            assert length_m == float(label.split()[0]) * (1000 if "km" in label else 1)
+        finally:
+            plt.close(fig)
 
 
 def test_exports_validate(watched):
@@ -126,7 +191,8 @@ def test_cli_brief_and_bad_dates(home, tmp_path):
     assert runner.invoke(cli, ["site", "add", str(sf)]).exit_code == 0
     r = runner.invoke(cli, ["brief", "testsite", "--out", str(tmp_path / "b")])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "b" / "brief.html").is_file()
+    page = (tmp_path / "b" / "brief.html").read_text(encoding="utf-8")
+    assert "Test site" in page and "<h2>What could not be observed" in page
     r = runner.invoke(cli, ["brief", "testsite", "--from", "2024-05-01", "--to", "2024-01-01"])
     assert r.exit_code == 1 and "is after" in r.output
     r = runner.invoke(cli, ["brief", "testsite", "--to", "May"])

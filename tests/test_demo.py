@@ -16,7 +16,7 @@ def test_demo_shows_planted_events(home, tmp_path):
     errors = sorted(c.error for c in res.shifts)
     assert errors[len(errors) // 2] < 0.15 and errors[-1] < 0.5
     # Every co-registration is recorded with its scene in the catalogue.
-    from sitewatch.store.catalogue import Store
+    from sitewatch.store import Store
 
     with Store.open_home(home) as store:
         regs = store.registrations("sohae-sim")
@@ -101,7 +101,7 @@ def test_demo_after_another_scenario_does_not_keep_dangling_scenes(home, tmp_pat
 
     shutil.rmtree(tmp_path / "one")  # the earlier scenario's files are gone
     res = run_demo(home, workdir=tmp_path / "two", html=False)
-    from sitewatch.store.catalogue import Store
+    from sitewatch.store import Store
 
     with Store.open_home(home) as store:
         scenes = store.scenes("sohae-sim")

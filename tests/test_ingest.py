@@ -8,7 +8,7 @@ from affine import Affine
 from conftest import SOHAE_UTM, need_shared, rng_image, write_tif
 from sitewatch.errors import SceneError, SiteError, StoreError
 from sitewatch.imagery.ingest import ingest
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 
 
 def series(folder, n=3, offset=(0.0, 0.0)):
@@ -255,7 +255,7 @@ def test_time_in_a_walk_dates_only_a_folder_of_undated_images(store, tmp_path):
 
 def test_v1_catalogue_is_migrated_and_registrations_recorded(tmp_path):
     from sitewatch.imagery.coregister import Registration, Shift
-    from sitewatch.store.catalogue import SCHEMA_VERSION
+    from sitewatch.store import SCHEMA_VERSION
 
     db = tmp_path / "old.db"
     series(tmp_path / "imgs", 2)

@@ -23,15 +23,16 @@ from shapely.geometry import box
 
 from conftest import SOHAE_UTM, rng_image, write_tif
 from sitewatch.cli.main import cli
+from sitewatch.errors import StoreError
 from sitewatch.imagery.geo import to_crs
 from sitewatch.imagery.ingest import ingest
 from sitewatch.sim import evaluate
 from sitewatch.sites.site import Part, Site
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 from sitewatch.watch import pipeline
 from sitewatch.watch.events import Obs, group_events, series_findings
 from sitewatch.watch.pipeline import RunParams, run_site, usable_dates
-from sitewatch.watch.sinks import GeoJsonSink, JsonLinesSink, WebhookSink
+from sitewatch.watch.sinks import GeoJsonSink, JsonLinesSink, SinkError, WebhookSink
 
 SIZE = 96
 X0, Y0 = SOHAE_UTM[0] - 480, SOHAE_UTM[1] + 480
@@ -210,7 +211,7 @@ import sys, time
 from pathlib import Path
 from typing import ClassVar
 from sitewatch.watch.pipeline import RunParams, run_site
-from sitewatch.store.catalogue import Store
+from sitewatch.store import Store
 
 ticks = Path(sys.argv[2])
 def progress(stage, done, total):
@@ -266,9 +267,9 @@ def test_alert_lifecycle_survives_reruns_and_dismissal_feeds_the_baseline(store,
     assert b["id"] == a["id"] and b["status"] == "dismissed"
     assert b["reason"] == "a test target, not construction"
     assert store.alerts("testsite", status="new") == []
-    with pytest.raises(Exception, match="unknown alert status"):
+    with pytest.raises(StoreError, match="unknown alert status 'burnt'"):
         store.set_alert_status(a["id"], "burnt")
-    with pytest.raises(Exception, match="no alert"):
+    with pytest.raises(StoreError, match="no alert 'ffffffff'"):
         store.set_alert_status("ffffffff", "seen")
 
 
@@ -388,7 +389,7 @@ def test_webhook_retries_with_backoff_and_never_blocks(caplog):
     dead.emit({"new": [alert]}, site)
     dead.close()
     assert dead.failed and "not delivered" in caplog.text
-    with pytest.raises(Exception, match="webhook URL"):
+    with pytest.raises(SinkError, match="webhook URL .*'ftp://example.org/x'"):
         WebhookSink("ftp://example.org/x")
 
 
@@ -433,6 +434,11 @@ def test_timeline_plot(home, tmp_path):
     r = CliRunner().invoke(cli, ["timeline", "testsite", "--plot", str(out)])
     assert r.exit_code == 0, r.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    img = matplotlib.image.imread(out)[..., :3]
+    assert img.shape[:2] == (round((1.6 * 3 + 0.8) * 110), 9 * 110)  # pad, quiet, the rest
+    assert (img < 0.9).any(axis=-1).mean() > 0.01  # something is drawn, not a blank page
 
 
 def test_usable_dates_per_grid(store, tmp_path):

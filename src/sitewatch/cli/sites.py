@@ -64,10 +64,10 @@ def list_(ctx: Ctx, as_json: bool) -> None:
         echo_json(list(rows.values()))
         return
     t = Table("id", "name", "type", "origin", "parts (placed)", "scenes")
-    for r in rows.values():
-        name = esc(r["name"]) + (" \\[SIMULATED]" if r["simulated"] else "")
-        t.add_row(esc(r["id"]), name, esc(r["type"]), str(r["origin"]),
-                  f"{r['parts']} ({r['placed']})", str(r["scenes"]))
+    for row in rows.values():
+        name = esc(str(row["name"])) + (" \\[SIMULATED]" if row["simulated"] else "")
+        t.add_row(esc(str(row["id"])), name, esc(str(row["type"])), str(row["origin"]),
+                  f"{row['parts']} ({row['placed']})", str(row["scenes"]))
     out.print(t)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import pystac
 import rasterio
 from pystac.extensions.projection import ProjectionExtension
-from pystac.extensions.raster import DataType, RasterBand, RasterExtension
+from pystac.extensions.raster import DataType, NoDataStrings, RasterBand, RasterExtension
 from shapely.geometry import box, mapping
 
 from sitewatch.imagery.geo import to_crs
@@ -64,8 +64,9 @@ def change_item(item_id: str, assets: dict[str, str | Path], when: str,
         asset = pystac.Asset(href=p.name, media_type=pystac.MediaType.COG,
                              title=_TITLES.get(key, key), roles=list(_ROLES.get(key, ("data",))))
         item.add_asset(key, asset)
-        band = RasterBand.create(nodata="nan" if nodata is not None and nodata != nodata
-                                 else nodata, data_type=DataType(dtype),
+        nd: float | NoDataStrings | None = (NoDataStrings.NAN if nodata is not None
+                                             and nodata != nodata else nodata)
+        band = RasterBand.create(nodata=nd, data_type=DataType(dtype),
                                  spatial_resolution=float(res))
         RasterExtension.ext(asset).bands = [band]
     return item
