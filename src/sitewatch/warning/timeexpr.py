@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -131,11 +132,12 @@ _MAX_AGO_DAYS = 36_500
 _Resolver = "Callable[[re.Match[str], date], tuple[date | None, date | None]]"
 
 
-def _rel(days_back: int, days_fwd: int = 0):  # type: ignore[no-untyped-def]
+def _rel(days_back: int, days_fwd: int = 0
+         ) -> Callable[[re.Match[str], date], tuple[date, date]]:
     return lambda m, r: (r - timedelta(days=days_back), r + timedelta(days=days_fwd))
 
 
-def _fwd(lo: int, hi: int):  # type: ignore[no-untyped-def]
+def _fwd(lo: int, hi: int) -> Callable[[re.Match[str], date], tuple[date, date]]:
     return lambda m, r: (r + timedelta(days=lo), r + timedelta(days=hi))
 
 
