@@ -73,6 +73,7 @@ from sitewatch.change.detect import DEFAULT_METHOD
 from sitewatch.imagery.coregister import ZERO, Registration
 from sitewatch.imagery.grid import grid_for_scenes
 from sitewatch.imagery.ingest import ingest
+from sitewatch.imagery.sensors import MIN_APPLIED_SHIFT_PX
 from sitewatch.sim import evaluate
 from sitewatch.sites.site import site_from_geojson
 from sitewatch.store import Store
@@ -528,7 +529,7 @@ def score_run(res: MethodResult, store: Store, site_id: str, params: RunParams,
         reg = det.get("registration")
         if reg and row["status"] in ("ok", "first"):
             mag = math.hypot(reg["dy"], reg["dx"])
-            if reg.get("applied", mag >= pipeline.MIN_APPLIED_SHIFT_PX):
+            if reg.get("applied", mag >= MIN_APPLIED_SHIFT_PX):
                 res.shifts.append(mag)
             else:
                 res.unapplied.append(mag)

@@ -149,8 +149,6 @@ def test_geojson_readers_never_see_half_a_file(tmp_path):
     assert [f["id"] for f in json.loads(before)["features"]] == ["a1"]
 
 
-@pytest.mark.xfail(strict=True, reason="GeoJsonSink.emit leaves its .alerts-* temporary file "
-                   "behind when the write fails (no cleanup of the mkstemp file)")
 def test_geojson_failed_write_leaves_no_temporary(tmp_path):
     path = tmp_path / "alerts.geojson"
     sink = GeoJsonSink(path, lambda _s: [stored_alert("bad", extra=_FailsWhenWritten())])

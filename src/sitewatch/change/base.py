@@ -26,9 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sitewatch.errors import SitewatchError
-
-#: The sensors a detector may be meant for.
-SENSORS = ("optical", "sar")
+from sitewatch.imagery.sensors import SENSOR_KINDS
 
 Fitted = dict[str, Any]
 
@@ -129,8 +127,8 @@ _REGISTRY: dict[str, type[Detector]] = {}
 
 def register_detector(cls: type[Detector]) -> type[Detector]:
     """Class decorator: make a detector known by its name."""
-    if cls.sensor not in SENSORS:
-        raise ValueError(f"{cls.__name__}: sensor must be one of {SENSORS}")
+    if cls.sensor not in SENSOR_KINDS:
+        raise ValueError(f"{cls.__name__}: sensor must be one of {SENSOR_KINDS}")
     _REGISTRY[cls.name] = cls
     return cls
 

@@ -22,9 +22,10 @@ from sitewatch.change.base import (
     observed_both,
 )
 from sitewatch.change.normalise import Normalisation, NormalisationError, fit_normalisation
+from sitewatch.imagery.sensors import PAIR_METHOD
 
-#: Default detector per sensor, chosen on the benchmarks (docs/benchmarks.md).
-DEFAULT_METHOD = {"optical": "hacd", "sar": "sar-log-ratio"}
+#: Default detector per sensor kind for a pair (the rule lives in :mod:`sitewatch.imagery.sensors`).
+DEFAULT_METHOD = PAIR_METHOD
 
 
 def resolve(method: str | Detector | None, sensor: str = "optical",

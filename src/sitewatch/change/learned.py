@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
@@ -46,6 +45,8 @@ from scipy import ndimage
 from sitewatch.change.base import Detector, Fitted, MethodError, observed_both, with_nan
 from sitewatch.change.normalise import pixels as _pixels
 from sitewatch.change.optical import HACD, _robust_sigma
+from sitewatch.fileio import atomic_write
+from sitewatch.imagery.bands import normalised_difference
 
 __all__ = [
     "FORMAT",
@@ -118,13 +119,6 @@ def _sklearn():
             "the learned change detector needs scikit-learn: pip install 'sitewatch[learn]'"
         ) from None
     return sklearn
-
-
-def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (a - b) / (a + b)
-    out[~np.isfinite(out)] = np.nan
-    return out
 
 
 def _local_stats(a: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -235,7 +229,8 @@ def features(before: np.ndarray, after: np.ndarray, bands: Sequence[str],
     idx = {n: i for i, n in enumerate(bands)}
     for p, m in INDICES.values():
         if p in idx and m in idx:
-            ib, ia = _nd(b[idx[p]], b[idx[m]]), _nd(a[idx[p]], a[idx[m]])
+            ib = normalised_difference(b[idx[p]], b[idx[m]])
+            ia = normalised_difference(a[idx[p]], a[idx[m]])
             out.append(np.stack([ib, ia, ia - ib]))
     vis = [idx[n] for n in _brightness_bands(bands)]
     bb, ba = b[vis].mean(axis=0), a[vis].mean(axis=0)
@@ -338,12 +333,7 @@ class ChangeModel:
         header = json.dumps(self.header(), sort_keys=True).encode()
         buf = io.BytesIO()
         joblib.dump(self.estimator, buf)
-        tmp = p.with_name(p.name + ".part")
-        with open(tmp, "wb") as f:
-            f.write(_MAGIC + b"\n" + header + b"\n")
-            f.write(zlib.compress(buf.getvalue(), 6))
-        os.replace(tmp, p)
-        return p
+        return atomic_write(p, _MAGIC + b"\n" + header + b"\n" + zlib.compress(buf.getvalue(), 6))
 
 
 _MAGIC = b"SITEWATCH-CHANGE-MODEL"

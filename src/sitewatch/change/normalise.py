@@ -180,7 +180,7 @@ def fit_mad(x: np.ndarray, y: np.ndarray, *, iterate: bool = True, max_iter: int
     if core.sum() < max(50, 0.2 * n):
         core = np.ones(n, bool)
     mc = m[:, core]
-    sigma = np.median(np.abs(mc - np.median(mc, axis=1)[:, None]), axis=1) * 1.4826
+    sigma = stats.median_abs_deviation(mc, axis=1, scale="normal")
     sigma = np.maximum(sigma, fit.sigma_w * 1e-3)
     return MADFit(fit.a, fit.b, fit.mean_x, fit.mean_y, fit.rho, sigma, fit.iterations,
                   converged or not iterate, fit.sigma_w)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import ndimage
+from scipy import ndimage, stats
 
 from sitewatch.change.base import (
     Detector,
@@ -23,16 +23,14 @@ from sitewatch.change.base import (
     with_nan,
 )
 from sitewatch.change.normalise import MAX_FIT_PIXELS, fit_mad, pixels
-from sitewatch.imagery.bands import canonical
-
-_MAD_TO_SIGMA = 1.4826
+from sitewatch.imagery.bands import canonical, normalised_difference
 
 
 def _robust_sigma(values: np.ndarray) -> float:
     v = values[np.isfinite(values)]
     if v.size == 0:
         return 1.0
-    s = float(np.median(np.abs(v - np.median(v)))) * _MAD_TO_SIGMA
+    s = float(stats.median_abs_deviation(v, scale="normal"))
     return s if s > 0 else (float(np.std(v)) or 1.0)
 
 
@@ -246,13 +244,6 @@ class PCAKMeans(Detector):
         return with_nan(s.reshape(d.shape), obs)
 
 
-def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (a - b) / (a + b)
-    out[~np.isfinite(out)] = np.nan
-    return out
-
-
 class _IndexChange(Detector):
     """Change of a normalised-difference index, signed so that the change of interest is
     positive: ``sign * (index_after - index_before)``."""
@@ -273,7 +264,8 @@ class _IndexChange(Detector):
     def score(self, before, after, bands, fitted) -> np.ndarray:
         self.check_bands(bands)
         i, j = bands.index(self.plus), bands.index(self.minus)
-        delta = _nd(after[i], after[j]) - _nd(before[i], before[j])
+        delta = (normalised_difference(after[i], after[j])
+                 - normalised_difference(before[i], before[j]))
         with np.errstate(invalid="ignore"):
             dark = ((before[i] + before[j] < self.dark) & (after[i] + after[j] < self.dark))
         delta[dark] = 0.0

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time as _time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,25 +34,31 @@ from rasterio.windows import Window
 from sitewatch import __version__
 from sitewatch.change import post
 from sitewatch.change.base import ChangeMap, Detector, MethodError, observed_both
-from sitewatch.change.detect import DEFAULT_METHOD, _plain, resolve, threshold_for
+from sitewatch.change.detect import _plain, resolve, threshold_for
 from sitewatch.change.normalise import Normalisation, NormalisationError, fit_normalisation
 from sitewatch.errors import GridError, SceneError
+from sitewatch.fileio import atomic_path
 from sitewatch.imagery.bands import canonical
 from sitewatch.imagery.coregister import Registration, Shift, register
 from sitewatch.imagery.grid import GridImage, SiteGrid, load_scene
 from sitewatch.imagery.masks import Quality
 from sitewatch.imagery.scenes import Scene, discover, read_scene
+from sitewatch.imagery.sensors import (
+    ASSUMED_KIND,
+    MIN_APPLIED_SHIFT_PX,
+    OPTICAL_BANDS,
+    SENSOR_KINDS,
+    kind_of,
+    registration_bands,
+    worth_applying,
+)
 from sitewatch.times import iso
 
 #: Placeholder time for inputs that carry none (detection does not need one).
 _NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-#: Bands used by optical detectors that do not name their own, in order of preference.
-OPTICAL_BANDS = ("blue", "green", "red", "nir", "swir16", "swir22")
 #: change.tif values.
 CHANGE, NO_CHANGE, NOT_OBSERVED = 1, 0, 255
 OUTPUTS = ("change.tif", "score.tif", "changes.geojson", "summary.json")
-#: Co-registration shifts smaller than this (pixels) are reported but not applied.
-MIN_APPLIED_SHIFT_PX = 0.1
 
 Progress = Callable[[str, int, int], None]
 
@@ -82,16 +88,14 @@ def scene_grid(scene: Scene) -> SiteGrid:
 def sensor_kind(scene: Scene, given: str | None) -> tuple[str, str | None]:
     """``optical`` or ``sar`` for a scene, and a note when it had to be assumed."""
     if given:
-        if given not in DEFAULT_METHOD:
+        if given not in SENSOR_KINDS:
             raise MethodError(f"unknown sensor {given!r}; use optical or sar")
         return given, None
-    s = scene.sensor.lower()
-    if "sentinel-1" in s or "sar" in s or s.startswith("s1"):
-        return "sar", None
-    if s in ("sentinel-2", "landsat") or s.startswith(("sentinel-2", "landsat", "sim")):
-        return "optical", None
-    return "optical", (f"{scene.id}: the sensor is not known from the file; assuming optical "
-                       "(give --sensor sar for radar intensity images)")
+    kind = kind_of(scene.sensor)
+    if kind is not None:
+        return kind, None
+    return ASSUMED_KIND, (f"{scene.id}: the sensor is not known from the file; assuming "
+                          f"{ASSUMED_KIND} (give --sensor sar for radar intensity images)")
 
 
 def choose_bands(det: Detector, before: Scene, after: Scene, sensor: str,
@@ -217,27 +221,6 @@ def mosaic(pairs: Sequence[tuple[np.ndarray, np.ndarray]], gutter: int
     return out_b, out_a
 
 
-#: Bands tried in turn for co-registration: one band, because averaging a visible band with
-#: NIR blurs structure (vegetation is dark in red and bright in NIR); on OSCD the
-#: red+green+NIR mean rejected 3 of 10 pairs whose red band matched at 0.1-0.2 px.
-REGISTRATION_BANDS = ("red", "green", "blue", "nir", "pan")
-
-
-def registration_bands(use: Sequence[str]) -> list[str]:
-    """The band(s) co-registration matches: the first of :data:`REGISTRATION_BANDS`
-    present in ``use``, else every band of ``use`` averaged (e.g. SAR polarisations).
-
-    >>> registration_bands(["blue", "green", "red", "nir"])
-    ['red']
-    >>> registration_bands(["vv", "vh"])
-    ['vv', 'vh']
-    """
-    for b in REGISTRATION_BANDS:
-        if b in use:
-            return [b]
-    return list(use)
-
-
 def coregister_pair(loader: PairLoader, brightness_bands: Sequence[str],
                     size: int = 1024) -> Registration | None:
     """Register AFTER to BEFORE on the central window (mean of the bands)."""
@@ -358,7 +341,7 @@ def detect_scenes(
             notes.append("co-registration skipped: too little overlap in the central window")
         elif reg.status == "rejected":
             notes.append(f"co-registration rejected ({reg.reason}); no shift applied")
-        elif math.hypot(reg.shift.dy, reg.shift.dx) < MIN_APPLIED_SHIFT_PX:
+        elif not worth_applying(reg.shift):
             # Below the estimate's own precision; applying it would resample every AFTER
             # band (a warp per band and window instead of a plain read) for nothing.
             notes.append(f"co-registration shift ({reg.shift.dy:.2f}, {reg.shift.dx:.2f}) px "
@@ -397,14 +380,16 @@ def detect_scenes(
     del sb_arr, sa_arr, sample_score
 
     # Pass 2: every window, written as it is done.
-    tmp = {n: out / f".{n}.partial" for n in OUTPUTS}
     all_w = windows(grid.shape, win_size) if grid.crs else [Window(0, 0, grid.width,
                                                                       grid.height)]
     counts = {"observed": 0, "changed": 0}
     strips: dict[int, list[tuple[Window, np.ndarray, np.ndarray]]] = {}
     features: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
-    try:
+    with ExitStack() as stack:
+        # Renamed into place together once all are written (summary.json last: it says the
+        # run is complete); an error leaves no partial output and any older ones intact.
+        tmp = {n: stack.enter_context(atomic_path(out / n)) for n in reversed(OUTPUTS)}
         with rasterio.open(tmp["change.tif"], "w", **_profile(grid, "uint8", NOT_OBSERVED,
                                                                 win_size)) as dc, \
              rasterio.open(tmp["score.tif"], "w", **_profile(grid, "float32", float("nan"),
@@ -458,11 +443,6 @@ def detect_scenes(
                                       "255": "not observed"}},
         }
         tmp["summary.json"].write_text(json.dumps(summary, indent=2, default=_json_default))
-        for n in OUTPUTS:
-            os.replace(tmp[n], out / n)
-    finally:
-        for p in tmp.values():
-            p.unlink(missing_ok=True)
     return DetectRun(summary, out)
 
 

@@ -18,17 +18,10 @@ import numpy as np
 
 from sitewatch.change.base import MethodError, observed_both
 from sitewatch.change.normalise import NormalisationError, fit_normalisation
-from sitewatch.change.tiled import (
-    OPTICAL_BANDS,
-    PairLoader,
-    coregister_pair,
-    open_input,
-    registration_bands,
-    scene_grid,
-    sensor_kind,
-)
+from sitewatch.change.tiled import PairLoader, coregister_pair, open_input, scene_grid, sensor_kind
 from sitewatch.errors import SceneError
 from sitewatch.imagery.scenes import open_raster
+from sitewatch.imagery.sensors import OPTICAL_BANDS, registration_bands, worth_applying
 
 
 def read_label(path: str | Path, shape: tuple[int, int], change_value: float
@@ -68,8 +61,8 @@ def prepare_pair(before: str | Path, after: str | Path, bands: Sequence[str] | N
     loader = PairLoader(sb, sa, grid, use, spectral_clouds=not sb.masks and not sa.masks)
     if grid.crs is not None:
         reg = coregister_pair(loader, registration_bands(use))
-        if reg is not None and reg.status != "rejected":
-            loader.shift = reg.shift
+        if reg is not None and reg.status != "rejected" and worth_applying(reg.shift):
+            loader.shift = reg.shift  # as detect_scenes applies it
     b, a = loader.load(None)
     if normalise:
         with contextlib.suppress(NormalisationError):  # as detection does: go on without

@@ -4,6 +4,8 @@ In flow order:
 
 * :mod:`~sitewatch.imagery.naming`: what Sentinel-2 and Landsat file names say;
 * :mod:`~sitewatch.imagery.bands`: sensor band tables and common band names;
+* :mod:`~sitewatch.imagery.sensors`: per kind of sensor (optical, SAR), the bands compared,
+  the registration band, the true-colour bands, the smallest shift applied, default detectors;
 * :mod:`~sitewatch.imagery.scenes`: finding scenes in files and folders, checked ``Scene``
   records;
 * :mod:`~sitewatch.imagery.ingest`: files -> checked records -> the scene catalogue;

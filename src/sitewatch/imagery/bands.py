@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class BandSpec:
@@ -128,3 +130,15 @@ def known_common_names() -> set[str]:
 #: From processing baseline 04.00 (products sensed from 2022-01-25 on, and all reprocessed
 #: ones) Sentinel-2 digital numbers carry an offset: reflectance = (DN - 1000) / 10000.
 S2_BASELINE_04_START = "2022-01-25"
+
+
+def normalised_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a - b) / (a + b)`` (NDVI, NDBI, NBR...), NaN where it is not finite.
+
+    >>> normalised_difference(np.array([0.5, 0.0]), np.array([0.1, 0.0])).round(3).tolist()
+    [0.667, nan]
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (a - b) / (a + b)
+    out[~np.isfinite(out)] = np.nan
+    return out

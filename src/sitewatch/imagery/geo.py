@@ -5,6 +5,7 @@ Every transformer uses ``always_xy=True``: (x, y) is (easting, northing) or (lon
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -56,3 +57,27 @@ def local_utm_crs(lon: float, lat: float) -> CRS:
     elif 72 <= lat < 84 and 0 <= lon < 42:
         zone = 31 if lon < 9 else 33 if lon < 21 else 35 if lon < 33 else 37
     return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def raster_mask(geoms: Sequence[Any], shape: tuple[int, int], transform: Any, *,
+                all_touched: bool = False) -> Any:
+    """Boolean (rows, cols) mask of the pixels whose centre falls in any of ``geoms``
+    (shapely geometries or GeoJSON-like mappings, in the grid's CRS); with ``all_touched``,
+    of every pixel they touch.  The one place sitewatch burns polygons into a grid (site
+    boundary, parts, user masks, figure crops).
+
+    >>> from affine import Affine
+    >>> from shapely.geometry import box
+    >>> raster_mask([box(0, -2, 1.4, 0)], (2, 3), Affine(1, 0, 0, 0, -1, 0)).astype(int).tolist()
+    [[1, 0, 0], [1, 0, 0]]
+    >>> raster_mask([box(0, -2, 1.4, 0)], (2, 3), Affine(1, 0, 0, 0, -1, 0), all_touched=True
+    ...             ).astype(int).tolist()
+    [[1, 1, 0], [1, 1, 0]]
+    """
+    import numpy as np
+    from rasterio.features import rasterize
+
+    if not geoms:
+        return np.zeros(shape, bool)
+    return rasterize([(g, 1) for g in geoms], out_shape=shape, transform=transform, fill=0,
+                     dtype="uint8", all_touched=all_touched).astype(bool)

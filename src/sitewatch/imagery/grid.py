@@ -23,14 +23,13 @@ import rasterio.errors
 from affine import Affine
 from rasterio.crs import CRS as RioCRS
 from rasterio.enums import MaskFlags, Resampling
-from rasterio.features import rasterize
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 from scipy import ndimage
 
 from sitewatch.errors import GridError, SceneError
 from sitewatch.imagery.coregister import Shift
-from sitewatch.imagery.geo import local_utm_crs, to_crs
+from sitewatch.imagery.geo import local_utm_crs, raster_mask, to_crs
 from sitewatch.imagery.masks import Quality, combine, quality_from_mask
 from sitewatch.imagery.scenes import BandRef, MaskRef, Scene, open_raster
 from sitewatch.sites.site import Site
@@ -78,9 +77,12 @@ class SiteGrid:
         """Pixels whose centre falls inside the site boundary."""
         if self.crs is None:
             raise GridError("a pixel grid without a CRS cannot place the site boundary")
-        shape = to_crs(site.boundary, "EPSG:4326", self.crs)
-        return rasterize([(shape, 1)], out_shape=self.shape, transform=self.transform,
-                         fill=0, dtype="uint8").astype(bool)
+        return self.mask(to_crs(site.boundary, "EPSG:4326", self.crs))
+
+    def mask(self, geom: Any, *, all_touched: bool = False) -> np.ndarray:
+        """Pixels whose centre falls in ``geom`` (in the grid CRS); with ``all_touched``,
+        every pixel it touches (:func:`~sitewatch.imagery.geo.raster_mask`)."""
+        return raster_mask([geom], self.shape, self.transform, all_touched=all_touched)
 
     def part_masks(self, site: Site) -> dict[str, np.ndarray]:
         """A boolean mask per placed part (pixels whose centre falls in the part)."""
@@ -91,11 +93,9 @@ class SiteGrid:
             geom = p.footprint(self.crs)
             if geom is None or geom.is_empty:
                 continue
-            m = rasterize([(geom, 1)], out_shape=self.shape, transform=self.transform,
-                          fill=0, dtype="uint8").astype(bool)
+            m = self.mask(geom)
             if not m.any():  # a part smaller than a pixel: take the pixel it falls in
-                m = rasterize([(geom, 1)], out_shape=self.shape, transform=self.transform,
-                              fill=0, dtype="uint8", all_touched=True).astype(bool)
+                m = self.mask(geom, all_touched=True)
             out[p.name] = m
         return out
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
@@ -40,12 +40,12 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioError
-from rasterio.features import rasterize
 from rasterio.warp import Resampling, reproject, transform_geom
 from shapely.geometry import Polygon, mapping
 from shapely.geometry import shape as shape_of
 
 from sitewatch.errors import SceneError
+from sitewatch.imagery.geo import raster_mask
 
 
 class Quality(IntEnum):
@@ -59,6 +59,12 @@ class Quality(IntEnum):
     CIRRUS = 5
     DEFECTIVE = 6
     MASKED = 7  # a user or generic mask
+
+
+def _bits(values: np.ndarray) -> Callable[[int], np.ndarray]:
+    """``bit(n)``: where bit ``n`` of the QA values is set."""
+    b = values.astype(np.uint32)
+    return lambda n: ((b >> n) & 1).astype(bool)
 
 
 def quality_from_mask(kind: str, values: np.ndarray) -> np.ndarray:
@@ -75,22 +81,18 @@ def quality_from_mask(kind: str, values: np.ndarray) -> np.ndarray:
         q[v == 4] = Quality.CLOUD
         q[v == 255] = Quality.NODATA
     elif kind == "qa_pixel":
-        b = v.astype(np.uint32)
-
-        def bit(n: int) -> np.ndarray:
-            return ((b >> n) & 1).astype(bool)
-
+        bit = _bits(v)
         q[bit(5)] = Quality.SNOW
         q[bit(4)] = Quality.SHADOW
         q[bit(2)] = Quality.CIRRUS
         q[bit(1) | bit(3)] = Quality.CLOUD
         q[bit(0)] = Quality.NODATA
     elif kind == "pixel_qa":
-        b = v.astype(np.uint32)
-        q[((b >> 4) & 1).astype(bool)] = Quality.SNOW
-        q[((b >> 3) & 1).astype(bool)] = Quality.SHADOW
-        q[((b >> 5) & 1).astype(bool)] = Quality.CLOUD
-        q[(b & 1).astype(bool)] = Quality.NODATA
+        bit = _bits(v)
+        q[bit(4)] = Quality.SNOW
+        q[bit(3)] = Quality.SHADOW
+        q[bit(5)] = Quality.CLOUD
+        q[bit(0)] = Quality.NODATA
     elif kind == "scl":
         q[v == 1] = Quality.DEFECTIVE
         q[v == 3] = Quality.SHADOW
@@ -357,8 +359,7 @@ def _vector_mask(p: Path, grid_crs: str | None, transform: Affine,
             geoms = transform_geom(src, grid_crs, geoms)
         except (CRSError, RasterioError, ValueError) as e:
             raise SceneError(f"user mask {p}: cannot reproject its polygons ({e})") from None
-    mask = rasterize([(g, 1) for g in geoms], out_shape=shape, transform=transform, fill=0,
-                     dtype="uint8", all_touched=True).astype(bool)
+    mask = raster_mask(geoms, shape, transform, all_touched=True)
     if not mask.any():
         raise SceneError(f"user mask {p}: its polygons do not overlap the grid")
     return mask

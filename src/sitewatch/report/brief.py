@@ -24,11 +24,14 @@ from typing import Any
 import numpy as np
 import shapely
 from jinja2 import Environment, PackageLoader, select_autoescape
+from scipy.stats import median_abs_deviation
 
 from sitewatch import __version__
 from sitewatch.errors import SitewatchError
+from sitewatch.fileio import atomic_write
 from sitewatch.imagery.grid import SiteGrid, grid_for_scenes, load_scene
 from sitewatch.imagery.scenes import Scene
+from sitewatch.imagery.sensors import rgb_bands
 from sitewatch.report.figures import Panel, overview_figure, pair_figure, timeline_figure
 from sitewatch.report.quicklook import stretch, true_colour
 from sitewatch.sites.site import Site
@@ -59,13 +62,6 @@ def _env() -> Environment:
     env.filters["pct"] = lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) \
         else f"{100 * v:.0f}%"
     return env
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write under a temporary name, then rename: a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _day(t: str | None) -> str:
@@ -262,7 +258,7 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
         processed=processed, run=run, version=__version__, words=_words,
         exports=[p.relative_to(out).as_posix() for p in brief.exports],
         parts=_part_table(site, ranked, processed, store, ph), notes_on=brief.warnings)
-    _atomic_write(brief.html, html)
+    atomic_write(brief.html, html)
     if pdf:
         brief.pdf = write_pdf(brief.html, out / "brief.pdf")
     brief.figures = [out / f["path"] for f in figures] + \
@@ -286,17 +282,13 @@ def _alert_figure(n: int, a: dict[str, Any], site: Site, processed: dict[str, An
     fp = part.footprint(grid.crs)
     if fp is None:
         raise SitewatchError(f"part {part.name!r} is not placed")
-    from rasterio.features import rasterize
-
-    mask = rasterize([(fp, 1)], out_shape=grid.shape, transform=grid.transform,
-                     all_touched=True).astype(bool)
+    mask = grid.mask(fp, all_touched=True)
     rows, cols = np.nonzero(mask)
     if rows.size == 0:
         raise SitewatchError(f"part {part.name!r} is outside the grid")
     win = _window(rows, cols, grid.shape)
-    bands = ("red", "green", "blue")
     sb, sa = scenes[before_id], scenes[after_id]
-    pick = [b for b in bands if b in sa.band_names] or list(sa.band_names[:3])
+    pick = rgb_bands(sa.band_names)
     img_b = load_scene(sb, grid, pick, shift=_shift(det_before))
     img_a = load_scene(sa, grid, pick, shift=_shift(det_after))
     # Each image is stretched on its own: haze and gain differ between dates, and a shared
@@ -360,8 +352,7 @@ def _overview(site: Site, alerts: list[dict[str, Any]], processed: dict[str, Any
     sc = scenes[sid]
     try:
         grid = _grid_of(row.get("detail") or {}, site, by_grid.get(row["grid"], [sc]))
-        pick = [b for b in ("red", "green", "blue") if b in sc.band_names] or \
-            list(sc.band_names[:3])
+        pick = rgb_bands(sc.band_names)
         img = load_scene(sc, grid, pick, shift=_shift(row.get("detail") or {}))
     except SitewatchError as exc:
         warnings.append(f"overview not drawn: {exc}")
@@ -404,7 +395,7 @@ def _timelines(site: Site, alerts: list[dict[str, Any]], ser: dict[tuple[str, st
         band = None
         if len(quiet) >= 3:
             med = float(np.median(quiet))
-            mad = float(np.median(np.abs(np.array(quiet) - med))) * 1.4826
+            mad = float(median_abs_deviation(quiet, scale="normal"))
             band = (med - 3 * max(mad, 0.01), med + 3 * max(mad, 0.01))
         unobs = [t for t, v in zip(times, vals, strict=True) if not math.isfinite(v)]
         marks: list[tuple[Any, float | None]] = []
@@ -474,7 +465,7 @@ def _exports(site: Site, alerts: list[dict[str, Any]], assessment: SiteAssessmen
                        "text": a["record"].get("text", "")}) for a in alerts]
     written = []
     p = exp_dir / "alerts.geojson"
-    _atomic_write(p, json.dumps({"type": "FeatureCollection", "features": feats}, indent=1))
+    atomic_write(p, json.dumps({"type": "FeatureCollection", "features": feats}, indent=1))
     written.append(p)
     ev_feats = []
     for ev in assessment.evidence:
@@ -484,7 +475,7 @@ def _exports(site: Site, alerts: list[dict[str, Any]], assessment: SiteAssessmen
             "id", "kind", "indicator", "event", "part", "time", "source", "origin",
             "certainty", "negated", "text")}))
     p = exp_dir / "evidence.geojson"
-    _atomic_write(p, json.dumps({"type": "FeatureCollection", "features": ev_feats}, indent=1,
+    atomic_write(p, json.dumps({"type": "FeatureCollection", "features": ev_feats}, indent=1,
                                 default=str))
     written.append(p)
     from sitewatch.report.stac import change_item, write_item

@@ -10,6 +10,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 
 from sitewatch.imagery.grid import GridImage
+from sitewatch.imagery.sensors import rgb_bands
 
 
 def stretch(rgb: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None = None,
@@ -25,11 +26,12 @@ def stretch(rgb: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarray | None
 
 
 def true_colour(img: GridImage) -> np.ndarray:
-    """(3, rows, cols) red, green, blue (or the first three bands)."""
-    names = ("red", "green", "blue")
-    if all(n in img.bands for n in names):
-        return np.stack([img.band(n) for n in names])
-    return img.data[:3] if img.data.shape[0] >= 3 else np.repeat(img.data[:1], 3, axis=0)
+    """(3, rows, cols) red, green, blue (:func:`~sitewatch.imagery.sensors.rgb_bands`: else
+    the first three bands; with fewer, the first band three times)."""
+    names = rgb_bands(img.bands)
+    if len(names) < 3:
+        names = names[:1] * 3
+    return np.stack([img.band(n) for n in names])
 
 
 def write_png(path: Path, rgb: np.ndarray, scale: int = 1) -> Path:

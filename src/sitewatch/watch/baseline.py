@@ -46,7 +46,6 @@ SEASONAL_GAIN = 0.15
 CONFIDENCE = ((12, "high"), (5, "medium"), (1, "low"))
 #: |z| at or above which a departure is unusual (two-sided p about 0.0027).
 UNUSUAL_Z = 3.0
-_MAD = 1.4826
 _HUBER_C = 1.345
 
 
@@ -87,10 +86,19 @@ def days(times: Any) -> np.ndarray:
     return out
 
 
+def series_arrays(times: Any, values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A series as float days (:func:`days`) and float64 values, of equal length."""
+    t = days(times)
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if t.shape != v.shape:
+        raise BaselineError(f"{t.size} times but {v.size} values")
+    return t, v
+
+
 def _robust_scale(r: np.ndarray) -> float:
     if r.size == 0:
         return 0.0
-    s = _MAD * float(np.median(np.abs(r - np.median(r))))
+    s = float(stats.median_abs_deviation(r, scale="normal"))
     if s == 0.0 and r.size > 1:  # more than half the values identical (e.g. zeros)
         s = math.sqrt(math.pi / 2) * float(np.mean(np.abs(r - np.median(r))))
     return s
@@ -213,10 +221,7 @@ def fit_baseline(times: Any, values: Any, *, floor: float = 0.0, seasonal: bool 
     value: False drops a value from the history (a confirmed event is not normal); True
     keeps it (the default).
     """
-    t = days(times)
-    v = np.asarray(values, dtype=np.float64).ravel()
-    if t.shape != v.shape:
-        raise BaselineError(f"{t.size} times but {v.size} values")
+    t, v = series_arrays(times, values)
     if not (floor >= 0 and math.isfinite(floor)):
         raise BaselineError(f"floor must be a finite number >= 0, got {floor!r}")
     keep = np.isfinite(v)

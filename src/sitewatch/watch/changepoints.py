@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from scipy.stats import median_abs_deviation
 
-from sitewatch.watch.baseline import Baseline, BaselineError, days, fit_baseline
+from sitewatch.times import iso
+from sitewatch.watch.baseline import Baseline, BaselineError, fit_baseline, series_arrays
 
 #: Kinds of change point.
 KINDS = ("level_shift", "spike", "unconfirmed")
@@ -54,7 +57,8 @@ class ChangePoint:
 
 
 def _iso(d: float) -> str:
-    return str(np.datetime64(round(d * 86400), "s"))
+    """Days since the epoch as the stored ISO form (UTC, with its ``Z``)."""
+    return iso(datetime.fromtimestamp(round(d * 86400), UTC))
 
 
 def find_changepoints(times: Any, values: Any, *, baseline: Baseline | None = None,
@@ -69,10 +73,7 @@ def find_changepoints(times: Any, values: Any, *, baseline: Baseline | None = No
     """
     import ruptures
 
-    t = days(times)
-    v = np.asarray(values, dtype=np.float64).ravel()
-    if t.shape != v.shape:
-        raise BaselineError(f"{t.size} times but {v.size} values")
+    t, v = series_arrays(times, values)
     order = np.argsort(t, kind="stable")
     if not np.array_equal(order, np.arange(t.size)):
         raise BaselineError("times must be in increasing order")
@@ -84,7 +85,7 @@ def find_changepoints(times: Any, values: Any, *, baseline: Baseline | None = No
     # The noise from successive differences: a level shift or a spike moves only one or two
     # of them, so unlike the series' own spread it is not inflated by the changes sought.
     d = np.diff(r)
-    noise = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2.0)
+    noise = float(median_abs_deviation(d, scale="normal")) / math.sqrt(2.0)
     noise = max(noise, floor, b.floor) or (b.scale if b.scale > 0 else 1.0)
     r = r / noise  # in spreads
     n = r.size

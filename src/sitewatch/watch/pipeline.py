@@ -41,7 +41,6 @@ import numpy as np
 from sitewatch import __version__
 from sitewatch.change.base import MethodError
 from sitewatch.change.detect import detect_arrays, resolve
-from sitewatch.change.tiled import OPTICAL_BANDS, registration_bands, sensor_kind
 from sitewatch.errors import GridError, SitewatchError
 from sitewatch.imagery.coregister import Shift, register
 from sitewatch.imagery.grid import (
@@ -52,6 +51,14 @@ from sitewatch.imagery.grid import (
     load_scene,
 )
 from sitewatch.imagery.scenes import Scene
+from sitewatch.imagery.sensors import (
+    ASSUMED_KIND,
+    OPTICAL_BANDS,
+    WATCH_METHOD,
+    kind_of,
+    registration_bands,
+    worth_applying,
+)
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
 from sitewatch.times import iso
@@ -65,14 +72,6 @@ log = logging.getLogger(__name__)
 PIPELINE_VERSION = 2
 #: A scene whose site coverage reaches this can be a grid's co-registration reference.
 REFERENCE_MIN_SEEN = 0.9
-#: Co-registration shifts smaller than this (pixels) are recorded but not applied.
-MIN_APPLIED_SHIFT_PX = 0.05
-#: The detector a run uses when none is given.  Not the pair default (HACD): over time
-#: series, where each part's history sets what is unusual, the log ratio of IR-MAD-normalised
-#: bands alerted as many planted changes with fewer false alarms, on the simulated scenario
-#: (44 of 45 each; 14 false alarms against 34 over 5 seeds) and on the Colorado series with
-#: planted events (docs/benchmarks.md, "Watching over time").
-WATCH_METHOD = {"optical": "ratio", "sar": "sar-log-ratio"}
 #: Result statuses.  ``first``/``ok`` are usable dates; the others are not.
 STATUSES = ("first", "ok", "unusable", "rejected", "failed")
 USABLE = ("first", "ok")
@@ -81,7 +80,7 @@ USABLE = ("first", "ok")
 Progress = Callable[[str, int, int], None]
 
 
-class PipelineError(SitewatchError):
+class PipelineError(SitewatchError, ValueError):
     """The pipeline cannot run for this site (unknown site, no scenes, bad parameters)."""
 
 
@@ -149,7 +148,7 @@ class RunReport:
 
 def grid_key(scene: Scene) -> str:
     """The grid a scene is processed on: its sensor kind and resolution, e.g. ``optical-10m``."""
-    kind, _ = sensor_kind(scene, None)
+    kind = kind_of(scene.sensor) or ASSUMED_KIND
     return f"{kind}-{default_resolution([scene]):g}m"
 
 
@@ -249,7 +248,7 @@ class _Grid:
             for r in self.store.registrations(self.site.id, self.key):
                 if r["scene_id"] == scene_id and r["reference_id"] == self.ref_id:
                     s = Shift(r["dy"], r["dx"])
-                    shift = s if s.magnitude >= MIN_APPLIED_SHIFT_PX else None
+                    shift = s if worth_applying(s) else None
             self.cache[scene_id] = self.load(sc, shift)
         return self.cache[scene_id]
 
@@ -377,7 +376,7 @@ def _process_scene(g: _Grid, sc: Scene, ref: str, previous: str | None, comp_ids
             why = f"co-registration failed: {exc}"
             return "rejected", why, {**detail, "reason": why}, _not_observed(g, probe)
         unconfirmed = reg.status == "rejected" and math.isnan(reg.residual_px)
-        applied = not unconfirmed and reg.shift.magnitude >= MIN_APPLIED_SHIFT_PX
+        applied = not unconfirmed and worth_applying(reg.shift)
         detail["registration"] = {"dy": reg.shift.dy, "dx": reg.shift.dx,
                                   "status": reg.status, "reason": reg.reason,
                                   "applied": applied}

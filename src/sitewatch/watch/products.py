@@ -9,7 +9,6 @@ so a reader never sees half a file.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import rasterio
 
 from sitewatch.change.base import ChangeMap
 from sitewatch.errors import SitewatchError
+from sitewatch.fileio import atomic_path
 from sitewatch.imagery.grid import SiteGrid
 
 CHANGE_NODATA = 255
@@ -30,20 +30,17 @@ def product_paths(root: str | Path, site_id: str, params_hash: str, grid_key: st
 
 
 def _write_cog(path: Path, data: np.ndarray, grid: SiteGrid, nodata: Any, tags: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
     profile = {"driver": "COG", "width": grid.width, "height": grid.height, "count": 1,
                "dtype": data.dtype.name, "nodata": nodata, "compress": "deflate",
                "blocksize": 256, "overview_resampling": "nearest"}
     if grid.crs is not None:
         profile.update(crs=grid.rio_crs, transform=grid.transform)
     try:
-        with rasterio.open(tmp, "w", **profile) as ds:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as ds:
             ds.write(data, 1)
             ds.update_tags(**{k: str(v) for k, v in tags.items()})
-        os.replace(tmp, path)
     except (rasterio.errors.RasterioError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
         raise SitewatchError(f"cannot write {path}: {exc}") from None
 
 

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
-import tempfile
 import threading
 import time
 import urllib.error
@@ -38,13 +36,14 @@ from urllib.parse import urlsplit
 
 from sitewatch import __version__
 from sitewatch.errors import SitewatchError
+from sitewatch.fileio import atomic_write
 from sitewatch.sites.site import Site
 
 log = logging.getLogger(__name__)
 
 
-class SinkError(SitewatchError):
-    """A sink that cannot be set up (bad URL, unwritable path)."""
+class SinkError(SitewatchError, ValueError):
+    """A sink that cannot be set up or written (bad URL, unwritable path)."""
 
 
 def alert_payload(alert: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,10 +102,8 @@ class GeoJsonSink:
         doc = {"type": "FeatureCollection", "features": feats}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".alerts-", dir=self.path.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(doc, f, ensure_ascii=False, default=str)
-            os.replace(tmp, self.path)  # readers never see half a file
+            # Readers never see half a file.
+            atomic_write(self.path, json.dumps(doc, ensure_ascii=False, default=str))
         except OSError as exc:
             raise SinkError(f"cannot write {self.path}: {exc}") from None
 

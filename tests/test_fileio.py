@@ -1,0 +1,55 @@
+"""Atomic writes (sitewatch.fileio): all or nothing, never a temporary file left behind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from sitewatch.fileio import atomic_path, atomic_write
+
+
+def test_atomic_write_replaces_the_file_and_leaves_nothing_else(tmp_path):
+    p = tmp_path / "out.json"
+    p.write_text("old")
+    assert atomic_write(p, '{"new": 1}') == p
+    assert p.read_text() == '{"new": 1}'
+    atomic_write(p, b"\x00bytes")
+    assert p.read_bytes() == b"\x00bytes"
+    assert [x.name for x in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_an_error_keeps_the_old_file_and_removes_the_temporary_one(tmp_path):
+    p = tmp_path / "out.txt"
+    p.write_text("old content")
+    with pytest.raises(RuntimeError, match="half way"), atomic_path(p) as tmp:
+        tmp.write_text("half a fi")
+        raise RuntimeError("half way")
+    assert p.read_text() == "old content"
+    assert [x.name for x in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_a_failed_first_write_creates_nothing(tmp_path):
+    p = tmp_path / "new.txt"
+    with pytest.raises(TypeError):
+        atomic_write(p, 12345)  # type: ignore[arg-type]  # neither text nor bytes
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_temporary_path_is_hidden_in_the_same_folder(tmp_path):
+    p = tmp_path / "change.tif"
+    with atomic_path(p) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".change.tif.")
+        assert not p.exists()  # nothing at the final name until the block ends
+        with rasterio.open(tmp, "w", driver="GTiff", width=3, height=2, count=1,
+                           dtype="uint8") as ds:
+            ds.write(np.ones((2, 3), np.uint8), 1)
+    with rasterio.open(p) as ds:
+        assert ds.read(1).sum() == 6
+    assert [x.name for x in tmp_path.iterdir()] == ["change.tif"]
+
+
+def test_a_missing_folder_is_an_oserror_and_leaves_nothing(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        atomic_write(tmp_path / "no" / "such" / "f.txt", "x")
+    assert list(tmp_path.iterdir()) == []
