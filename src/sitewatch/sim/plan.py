@@ -18,8 +18,8 @@ from shapely.geometry.base import BaseGeometry
 
 from sitewatch.errors import SiteError
 from sitewatch.imagery.geo import to_crs
-from sitewatch.sim.scenario import REQUIRED_PARTS, SENSORS, SimEvent
-from sitewatch.sites.site import Site
+from sitewatch.sim.scenario import REQUIRED_PARTS, SENSORS, SimEvent, SimulationError
+from sitewatch.sites.site import Part, Site
 
 __all__ = [
     "SUN_AZ0",
@@ -27,6 +27,7 @@ __all__ = [
     "EventPlan",
     "SceneSpec",
     "layout_test_stand",
+    "placed_footprint",
     "plan_scenes",
     "rect",
     "require_parts",
@@ -67,6 +68,14 @@ def sector(apex: tuple[float, float], direction: float, radius: float,
 
 def to_lonlat(geom: BaseGeometry, crs: Any) -> BaseGeometry:
     return shapely.set_precision(to_crs(geom, crs, "EPSG:4326"), 1e-7)
+
+
+def placed_footprint(part: Part, crs: Any) -> BaseGeometry:
+    """A placed part's footprint in ``crs`` (the simulator draws only placed parts)."""
+    fp = part.footprint(crs)
+    if fp is None:
+        raise SimulationError(f"part {part.name!r} is not placed; the simulator cannot draw it")
+    return fp
 
 
 # --------------------------------------------------------------------------- events
@@ -143,7 +152,7 @@ def script_events(site: Site, crs: Any, first: date, span_days: int,
     def at(frac: float) -> date:
         return first + timedelta(days=max(1, round(frac * span_days)))
 
-    fp = {n: site.part(n).footprint(crs) for n in REQUIRED_PARTS}
+    fp = {n: placed_footprint(site.part(n), crs) for n in REQUIRED_PARTS}
 
     # E1: a 60 x 40 m building on a cleared 70 x 50 m plot in the construction compound.
     c = fp["construction_compound"].centroid
@@ -212,7 +221,7 @@ def script_events(site: Site, crs: Any, first: date, span_days: int,
         for p in site.placed_parts():
             if p.name == main:
                 continue
-            inter = p.footprint(crs).intersection(geom).area
+            inter = placed_footprint(p, crs).intersection(geom).area
             if inter > max(1.0, 0.001 * geom.area):
                 names.append(p.name)
         return tuple(names)

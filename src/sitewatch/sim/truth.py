@@ -24,7 +24,15 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import nearest_points
 
 from sitewatch.imagery.geo import to_crs
-from sitewatch.sim.plan import SUN_AZ0, SUN_EL0, EventPlan, layout_test_stand, rect, shadow_of
+from sitewatch.sim.plan import (
+    SUN_AZ0,
+    SUN_EL0,
+    EventPlan,
+    layout_test_stand,
+    placed_footprint,
+    rect,
+    shadow_of,
+)
 from sitewatch.sites.site import Site
 
 __all__ = [
@@ -225,7 +233,7 @@ def _roads(site: Site, crs: Any, frame: tuple[float, float, float, float],
     centre = to_crs(site.boundary, "EPSG:4326", crs).centroid
     gates = []
     for p in hubs:
-        fp = p.footprint(crs)
+        fp = placed_footprint(p, crs)
         gates.append(nearest_points(fp.exterior if fp.geom_type == "Polygon"
                                                 else fp.boundary, centre)[0])
     lines: list[BaseGeometry] = []
@@ -278,7 +286,7 @@ def render_truth(site: Site, crs: Any, grid: FineGrid, plan: EventPlan, seed: in
     for line in _roads(site, crs, frame, rng):
         shapes.append((line.buffer(3.5), _MAT["asphalt"]))
     parts = {p.name: p for p in site.placed_parts()}
-    fps = {n: p.footprint(crs) for n, p in parts.items()}
+    fps = {n: placed_footprint(p, crs) for n, p in parts.items()}
     terminals = [n for n, p in parts.items() if p.kind == "rail_terminal"]
     for n in terminals:
         t = fps[n]
