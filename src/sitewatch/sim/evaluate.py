@@ -60,7 +60,7 @@ class Hit:
 @dataclass
 class Scorecard:
     hits: list[Hit] = field(default_factory=list)
-    false_alarms: list[dict[str, Any]] = field(default_factory=list)
+    false_alarms: list[Mapping[str, Any]] = field(default_factory=list)
     alerts: int = 0
     part_years: float = 0.0
 
