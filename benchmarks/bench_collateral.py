@@ -120,7 +120,7 @@ def evaluate(corpus: Path = CORPUS, errors: bool = False) -> dict:
         a = assess_reading(r)
         for ev in ("launch", "engine_test"):
             stated[ev][(lab["stated"][ev], r.stated[ev])] += 1
-            assessed[ev][(lab["stated"][ev], a[ev]["level"])] += 1
+            assessed[ev][(lab["stated"][ev], a.event(ev).level)] += 1
             if lab["stated"][ev] != r.stated[ev]:
                 mistakes.append(f"STATED {lab['file']} {ev}: want {lab['stated'][ev]} got "
                                 f"{r.stated[ev]}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,3 +85,29 @@ def need_shared(*parts: str) -> Path:
         pytest.skip(f"real data not available: {p} (the ../shared folder sits beside the "
                     "project in development and CI; set SITEWATCH_DATA to point elsewhere)")
     return p
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """The demo run once for the whole test session: its home, work folder and result."""
+
+    home: Path
+    work: Path
+    result: Any
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """``sitewatch demo``'s library call, run once per session in a home of its own (set as
+    SITEWATCH_HOME for that run only).  The story uses sitewatch's SIMULATED stand-ins for
+    the seed articles, so the run does not depend on ../shared.  Tests must not change its
+    home; re-running the demo there is allowed (it adds nothing)."""
+    from sitewatch.sim.demo import run_demo
+
+    root = tmp_path_factory.mktemp("demo")
+    home, work = root / "home", root / "work"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SITEWATCH_HOME", str(home))
+        mp.setenv("SITEWATCH_SEEDS", str(root / "no-seeds-here"))
+        result = run_demo(home, workdir=work)
+    return DemoRun(home, work, result)

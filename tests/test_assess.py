@@ -60,12 +60,12 @@ def test_report_evidence_is_stored_and_assessed_by_date(store, tmp_path):
     again = add_report(store, site, p, published="2024-06-01")
     assert not again.new and len(store.evidence(SITE)) == len(added.evidence)  # no doubles
     before = assess_site(store, site, at=date(2024, 5, 1))
-    assert before["launch"]["level"] == "no_evidence"  # not published yet
+    assert before.launch.level == "no_evidence"  # not published yet
     after = assess_site(store, site, at=date(2024, 6, 2))
-    assert after["launch"]["level"] in ("possible", "imminent")
-    assert after["reports"][0]["id"] == added.report_id
+    assert after.launch.level in ("possible", "imminent")
+    assert after.reports[0].id == added.report_id
     months = assess_site(store, site, at=date(2024, 9, 1))  # the evidence has gone stale
-    assert months["launch"]["likelihood"] < after["launch"]["likelihood"]
+    assert months.launch.likelihood < after.launch.likelihood
 
 
 def test_claims_about_another_site_are_left_out(store, tmp_path):
@@ -81,13 +81,13 @@ def test_imagery_alerts_become_evidence_and_dismissal_removes_it(store):
     _run(store)
     aid = _alert(store, "transfer_structure", "2024-07-31T02:00:00Z")
     a = assess_site(store, site, at=date(2024, 8, 1))
-    kinds = {r["indicator"]: r for r in a["launch"]["reasons"]}
-    assert "transfer_structure_moved" in kinds and kinds["transfer_structure_moved"]["kind"] \
+    kinds = {r.indicator: r for r in a.launch.reasons}
+    assert "transfer_structure_moved" in kinds and kinds["transfer_structure_moved"].kind \
         == "imagery"
-    assert a["launch"]["likelihood"] > 0.05
+    assert a.launch.likelihood > 0.05
     store.set_alert_status(aid, "dismissed", "rail maintenance")
     b = assess_site(store, site, at=date(2024, 8, 1))
-    assert not [r for r in b["launch"]["reasons"] if r["kind"] == "imagery"]
+    assert not [r for r in b.launch.reasons if r.kind == "imagery"]
 
 
 def test_burn_scar_alert_reads_as_a_recent_test(store):
@@ -104,10 +104,10 @@ def test_burn_scar_alert_reads_as_a_recent_test(store):
     assert "vegetation_loss" in alert_characters(alert, obs)
     assert "vegetation_loss" not in alert_characters(alert)
     ev = [Evidence("x1", SITE, "imagery", "burn_scar", "engine_test", "after",
-                   "vertical_engine_test_stand", "2024-04-24", None, "imagery",
+                   "vertical_engine_test_stand", date(2024, 4, 24), None, "imagery",
                    "imagery:sitewatch", 1.0, False, "scar")]
     a = assess(ev, at=date(2024, 4, 25))
-    assert a["engine_test"]["level"] == "recent_test"
+    assert a.engine_test.level == "recent_test"
 
 
 def test_same_official_through_two_outlets_is_one_source():
@@ -121,14 +121,14 @@ def test_same_official_through_two_outlets_is_one_source():
     ev_ab = [e for r in (a, b) for cl in r.claims
              for e in from_claim(cl, cat, site="sohae", report=r.name, published=r.published)]
     one = assess(ev_ab, at=date(2024, 6, 1), catalogue=cat)
-    assert one["launch"]["independent_sources"] == ["government:JP"]
-    assert not one["launch"]["corroborated"]
+    assert one.launch.independent_sources == ("government:JP",)
+    assert not one.launch.corroborated
     ev_c = [e for cl in c.claims
             for e in from_claim(cl, cat, site="sohae", report="c", published=c.published)]
     two = assess(ev_ab + ev_c, at=date(2024, 6, 1), catalogue=cat)
-    assert set(two["launch"]["corroborated"]["railcars_arrived"]) == {"government:JP",
+    assert set(two.launch.corroborated["railcars_arrived"]) == {"government:JP",
                                                                       "analyst:38north"}
-    assert two["launch"]["likelihood"] > one["launch"]["likelihood"]
+    assert two.launch.likelihood > one.launch.likelihood
 
 
 def test_denials_argue_against():
@@ -138,8 +138,8 @@ def test_denials_argue_against():
     ev = [e for cl in r.claims for e in from_claim(cl, cat, site="sohae", report="r",
                                                      published=r.published)]
     a = assess(ev, at=date(2024, 6, 1), catalogue=cat)
-    assert a["launch"]["level"] == "unlikely" and a["launch"]["against"]
-    assert a["launch"]["likelihood"] < 0.05
+    assert a.launch.level == "unlikely" and a.launch.against
+    assert a.launch.likelihood < 0.05
 
 
 def test_notes_become_evidence(store):
@@ -149,7 +149,7 @@ def test_notes_become_evidence(store):
     assert [e.indicator for e in ev] == ["shelter_moved"] and ev[0].kind == "note"
     assert ev[0].part == "vertical_engine_test_stand" and ev[0].link == {"note": nid}
     a = assess_site(store, site, at=date(2024, 6, 4))
-    assert a["engine_test"]["level"] == "preparations"
+    assert a.engine_test.level == "preparations"
     _, none = add_note(store, site, "Nice weather today.", when="2024-06-03")
     assert none == [] and len(store.notes(SITE)) == 2
     with pytest.raises(SiteError, match="no part 'nope'"):
@@ -161,7 +161,7 @@ def test_notes_become_evidence(store):
 def test_unobserved_indicators_say_why(store):
     site = store.get_site(SITE)
     a = assess_site(store, site, at=date(2024, 6, 4))
-    why = {u["indicator"]: u["why"] for u in a["launch"]["unobserved"]}
+    why = {u.indicator: u.why for u in a.launch.unobserved}
     assert why["transfer_structure_moved"] == "no imagery of the site"
     assert "service_arms_open" in why
 
@@ -263,17 +263,18 @@ def test_dates_of_knowledge_and_expired_notices(store, tmp_path):
                   "June 2, a U.S. official said.")
     add_report(store, site, late, published="2023-06-20")
     # Published on 20 June: not known on 3 June, although it is about 2 June.
-    assert assess_site(store, site, at=date(2023, 6, 3))["launch"]["level"] == "no_evidence"
+    assert assess_site(store, site, at=date(2023, 6, 3)).launch.level == "no_evidence"
     notice = _write(tmp_path, "n.txt", "North Korea notified the Japan Coast Guard of a "
                     "launch window between June 25 and June 28 for a launch from Sohae.")
     add_report(store, site, notice, published="2023-06-21")
     during = assess_site(store, site, at=date(2023, 6, 22))
-    assert during["launch"]["level"] == "imminent"
-    assert during["launch"]["window"]["start"] == "2023-06-25"
-    assert during["engine_test"]["window"] is None  # a launch notice says nothing of tests
+    assert during.launch.level == "imminent"
+    assert during.launch.window.start == date(2023, 6, 25)
+    assert during.engine_test.window is None  # a launch notice says nothing of tests
     after = assess_site(store, site, at=date(2023, 7, 10))
-    assert after["launch"]["level"] != "imminent"  # the window has passed
-    assert not (after["launch"]["window"] or {}).get("basis", "").startswith("navigation")
+    assert after.launch.level != "imminent"  # the window has passed
+    assert after.launch.window is None \
+        or not after.launch.window.basis.startswith("navigation")
 
 
 def test_undated_report_counts_from_the_day_it_is_added(store, tmp_path):
@@ -283,7 +284,7 @@ def test_undated_report_counts_from_the_day_it_is_added(store, tmp_path):
     added = add_report(store, site, p)
     assert added.reading.published == date.today().isoformat()
     assert any("treated as published" in w for w in added.reading.warnings)
-    assert assess_site(store, site, at=date(2010, 1, 1))["launch"]["level"] == "no_evidence"
+    assert assess_site(store, site, at=date(2010, 1, 1)).launch.level == "no_evidence"
 
 
 def test_bad_indicator_files_are_clear_errors(tmp_path):
@@ -295,3 +296,67 @@ def test_bad_indicator_files_are_clear_errors(tmp_path):
         f = _write(tmp_path, "bad.toml", body)
         with pytest.raises(CollateralError, match=r"bad\.toml"):
             load_catalogue("launch_site", [f])
+
+
+#: The keys `assess --json` and `collateral read --json` print (docs/collateral.md).
+EVENT_KEYS = ["level", "likelihood", "likelihood_range", "prior", "horizon_days",
+              "recent_test_likelihood", "window", "reasons", "against", "unobserved",
+              "corroborated", "independent_sources", "context", "summary"]
+REASON_KEYS = ["text", "direction", "indicator", "kind", "source", "origin", "date", "part",
+               "weight", "likelihood_ratio", "log_lr", "evidence", "link", "sentence"]
+
+
+def test_site_assessment_json_keys_and_round_trip(store, tmp_path):
+    from sitewatch.warning.records import SiteAssessment
+
+    site = store.get_site(SITE)
+    p = _write(tmp_path, "r.txt", "Freight trains arrived at the rail station at Sohae in "
+               "recent days, a U.S. official said. No fuel trucks were seen at the pad, "
+               "38 North said.")
+    added = add_report(store, site, p, published="2024-06-01")
+    add_note(store, site, "The environmental shelter was pulled back from the stand.",
+             when="2024-06-03", part="vertical_engine_test_stand")
+    _run(store)
+    _alert(store, "transfer_structure", "2024-06-02T02:00:00Z")
+    a = assess_site(store, site, at=date(2024, 6, 4))
+    d = json.loads(json.dumps(a.to_dict()))  # as printed: plain JSON
+    assert list(d) == ["at", "evidence_items", "launch", "engine_test", "site", "imagery",
+                       "evidence", "reports"]
+    assert d["at"] == "2024-06-04" and d["site"] == SITE
+    assert list(d["launch"]) == EVENT_KEYS and list(d["engine_test"]) == EVENT_KEYS
+    la = d["launch"]
+    assert la["reasons"] and la["against"]  # the trains for, the denial against
+    for r in la["reasons"] + la["against"]:
+        assert list(r) == REASON_KEYS
+    assert {r["kind"] for r in la["reasons"]} >= {"report", "imagery"}
+    assert list(la["window"]) == ["start", "end", "days", "basis"]
+    assert isinstance(la["window"]["start"], str) and len(la["window"]["days"]) == 2
+    assert list(la["unobserved"][0]) == ["indicator", "name", "why"]
+    assert isinstance(la["likelihood_range"], list)
+    assert list(d["imagery"]) == ["best_resolution_m", "last_image", "params_hash"]
+    assert d["imagery"]["params_hash"] == "p1"
+    assert d["reports"] == [{"id": added.report_id, "title": added.reading.title,
+                             "published": "2024-06-01", "name": added.reading.name}]
+    assert {e["kind"] for e in d["evidence"]} == {"report", "note", "imagery"}
+    assert len(d["evidence"]) == d["evidence_items"]
+    # Back from JSON: the same record (days are dates again, tuples tuples).
+    back = SiteAssessment.from_dict(d)
+    assert back == a
+    assert back.launch.window is not None and back.launch.window.start >= date(2024, 6, 4)
+    assert back.launch.reasons[0].date is None or isinstance(back.launch.reasons[0].date, date)
+
+
+def test_undated_reading_assessment_json():
+    from sitewatch.warning.assess import assess_reading
+    from sitewatch.warning.records import Assessment
+
+    r = read_text("Maritime authorities said North Korea notified the IMO of a launch window "
+                  "starting in 3 days for a launch from Sohae.")
+    a = assess_reading(r)
+    d = json.loads(json.dumps(a.to_dict()))
+    assert list(d) == ["at", "evidence_items", "launch", "engine_test"]
+    assert d["at"] is None
+    w = d["launch"]["window"]
+    assert w is not None and w["start"] is None and w["end"] is None and w["days"][0] >= 0
+    assert "days after the report" in d["launch"]["summary"]
+    assert Assessment.from_dict(d) == a

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -79,10 +81,10 @@ def test_seed_004_rebuilding_claims():
 def test_seeds_assess_launch_at_least_possible(prefix):
     r = _seed(prefix)
     a = assess_reading(r)
-    assert RANK[a["launch"]["level"]] >= RANK["possible"], a["launch"]["summary"]
-    assert a["launch"]["reasons"], "the assessment must say why"
-    lo, hi = a["launch"]["likelihood_range"]
-    assert lo <= a["launch"]["likelihood"] <= hi
+    assert RANK[a.launch.level] >= RANK["possible"], a.launch.summary
+    assert a.launch.reasons, "the assessment must say why"
+    lo, hi = a.launch.likelihood_range
+    assert lo <= a.launch.likelihood <= hi
     assert RANK[r.stated["launch"]] >= RANK["possible"]
 
 
@@ -112,16 +114,16 @@ def test_several_sites_and_unknown_places():
     assert _has(r, activity="transfer_structure_moved", site="sohae")
     none = read_text("Trucks were seen near the port of Nampo on Monday.", published="2023-05-30")
     assert none.sites == [] and all(c.site is None for c in none.claims)
-    assert assess_reading(none)["launch"]["level"] in ("no_evidence", "unlikely")
+    assert assess_reading(none).launch.level in ("no_evidence", "unlikely")
 
 
 def test_notice_window_makes_launch_imminent():
     r = read_text("North Korea notified the Japan Coast Guard of a launch window between "
                   "May 31 and June 11 for a satellite launch from Sohae.", published="2023-05-29")
     a = assess_reading(r)
-    assert a["launch"]["level"] == "imminent"
-    assert a["launch"]["window"]["start"] == "2023-05-31"
-    assert a["launch"]["window"]["end"] == "2023-06-11"
+    assert a.launch.level == "imminent"
+    assert a.launch.window.start == date(2023, 5, 31)
+    assert a.launch.window.end == date(2023, 6, 11)
     assert r.stated["launch"] == "imminent"
 
 
@@ -130,12 +132,12 @@ def test_standby_and_post_test_reports():
                       "pad and there are no signs of launch preparations.",
                       published="2023-03-14")
     assert quiet.stated["launch"] == "unlikely"
-    assert assess_reading(quiet)["launch"]["level"] == "unlikely"
+    assert assess_reading(quiet).launch.level == "unlikely"
     burnt = read_text("Sentinel-2 imagery from 16 December 2022 shows a large burn scar below "
                       "the flame bucket of the vertical engine test stand at Sohae.",
                       published="2022-12-19")
     assert burnt.stated["engine_test"] == "recent_test"
-    assert assess_reading(burnt)["engine_test"]["level"] == "recent_test"
+    assert assess_reading(burnt).engine_test.level == "recent_test"
 
 
 def test_time_expressions_resolve_against_publication():
@@ -202,7 +204,7 @@ def test_non_english_text_and_no_site(tmp_path):
     plain = read_text("The weather in Paris was mild and the markets were calm.",
                       published="2023-05-30")
     assert plain.sites == [] and plain.claims == []
-    assert assess_reading(plain)["launch"]["level"] == "no_evidence"
+    assert assess_reading(plain).launch.level == "no_evidence"
 
 
 def test_markdown_report(tmp_path):
@@ -262,3 +264,104 @@ def test_not_a_negation_and_may_the_month():
                   "said.", published="2023-06-20")
     (c,) = r.claims
     assert not c.negated and c.certainty == "firm"
+
+
+# -- the stored records: each one through a real SQLite store and back --------------------
+
+
+@pytest.fixture
+def db(tmp_path):
+    from sitewatch.sites.site import builtin_site
+    from sitewatch.store import Store
+
+    with Store.open_path(tmp_path / "db" / "sitewatch.db") as s:
+        s.put_site(builtin_site("sohae-sim"), "built-in")
+        yield s
+
+
+def _evidence(**over):
+    from sitewatch.warning.evidence import Evidence
+
+    base = {"id": "e1", "site": "sohae-sim", "kind": "notice", "indicator": "launch_notice",
+            "event": "launch", "phase": "before", "part": None, "time": date(2023, 5, 29),
+            "window": (date(2023, 5, 31), None), "source": "Japan Coast Guard",
+            "origin": "government:JP", "certainty": 0.7, "negated": False,
+            "text": "A launch window from May 31.", "link": {"report": "r1", "paragraph": 2},
+            "detail": {"published": "2023-05-29", "hedges": ["may"], "age_days": None},
+            "part_kind": None}
+    return Evidence(**(base | over))
+
+
+def test_report_and_its_evidence_round_trip_through_the_store(db, tmp_path):
+    import hashlib
+
+    from sitewatch.store import report_id
+    from sitewatch.warning.records import Report
+
+    text = ("Published: 29 May 2023\n\nFreight trains arrived at Sohae's rail station in "
+            "recent days, a U.S. official said. Japan's coast guard was notified of a launch "
+            "window from May 31 to June 11.")
+    reading = read_text(text, name="wire.txt")
+    checksum = hashlib.sha256(text.encode()).hexdigest()
+    rid = report_id("sohae-sim", checksum)
+    report = Report(rid, "sohae-sim", reading.name, reading.title, date(2023, 5, 29),
+                    checksum, reading)
+    ev = [_evidence(link={"report": rid, "paragraph": 1}),
+          _evidence(id="e2", kind="report", indicator="railcars_arrived", window=None,
+                    time=date(2023, 5, 28), negated=True, part="rail_terminal",
+                    part_kind="rail_terminal", link={"report": rid, "paragraph": 0})]
+    assert db.put_report(report, text, ev) is True
+    (back,) = db.reports("sohae-sim")
+    assert back.added_at is not None and back.added_at.tzinfo is not None
+    assert back == replace(report, added_at=back.added_at)  # the reading came back whole
+    assert back.published == date(2023, 5, 29) and back.reading.claims == reading.claims
+    assert type(back).from_dict(json.loads(json.dumps(back.to_dict()))) == back
+    assert db.report_text(rid) == text
+    # Stored evidence comes back as Evidence, by date, days as dates, equal to what went in.
+    assert db.evidence("sohae-sim") == [ev[1], ev[0]]
+    # The same text again: not new, its evidence replaced (not doubled), first day kept.
+    old = datetime(2000, 1, 1, tzinfo=UTC)
+    assert db.put_report(replace(report, added_at=old), text, ev[:1]) is False
+    assert db.evidence("sohae-sim") == ev[:1]
+    assert db.reports("sohae-sim")[0].added_at == back.added_at
+    # The listing as JSON keeps the keys `collateral list --json` has always printed.
+    assert list(back.to_dict()) == ["id", "site_id", "name", "title", "published", "checksum",
+                                    "reading", "added_at"]
+    assert back.to_dict()["published"] == "2023-05-29"
+    assert db.delete_report(rid) and db.reports("sohae-sim") == [] \
+        and db.evidence("sohae-sim") == []
+
+
+def test_note_round_trips_through_the_store(db):
+    from sitewatch.store.collateral import note_id
+    from sitewatch.warning.records import Note
+
+    day = date(2024, 6, 3)
+    nid = note_id("sohae-sim", day, "launch_pad", "Vehicles at the pad.")
+    note = Note(nid, "sohae-sim", "launch_pad", day, "jd", "Vehicles at the pad.")
+    ev = [_evidence(id="n1", kind="note", window=None, time=day, link={"note": nid})]
+    db.put_note(note, ev)
+    (back,) = db.notes("sohae-sim")
+    assert back == replace(note, added_at=back.added_at) and back.date == day
+    assert type(back).from_dict(json.loads(json.dumps(back.to_dict()))) == back
+    assert list(back.to_dict()) == ["id", "site_id", "part", "date", "author", "text",
+                                    "added_at"]
+    assert back.to_dict()["date"] == "2024-06-03"
+    assert db.evidence("sohae-sim") == ev
+    db.put_note(note, [])  # the same note again replaces it, and its evidence
+    assert len(db.notes("sohae-sim")) == 1 and db.evidence("sohae-sim") == []
+
+
+def test_evidence_json_form():
+    from sitewatch.warning.evidence import Evidence
+
+    e = _evidence()
+    d = e.to_dict()
+    assert list(d) == ["id", "site", "kind", "indicator", "event", "phase", "part", "time",
+                       "window", "source", "origin", "certainty", "negated", "text", "link",
+                       "detail", "part_kind"]  # docs/collateral.md, "Evidence"
+    assert d["time"] == "2023-05-29" and d["window"] == ["2023-05-31", None]
+    assert Evidence.from_dict(json.loads(json.dumps(d))) == e
+    assert e.known_from == date(2023, 5, 29) and e.published == date(2023, 5, 29)
+    d["detail"]["hedges"].append("changed")  # the dict is a copy: the record stays as it was
+    assert e.detail["hedges"] == ["may"]

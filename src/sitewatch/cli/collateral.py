@@ -7,13 +7,20 @@ import logging
 import math
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
 from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx
 from sitewatch.errors import SitewatchError
+from sitewatch.times import iso_day
+
+if TYPE_CHECKING:
+    from sitewatch.sites.site import Site
+    from sitewatch.store import Store
+    from sitewatch.warning.collateral import Reading
+    from sitewatch.warning.records import Assessment
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +42,7 @@ def _gazetteer(ctx: Ctx) -> Path | None:
     return p if p.is_file() else None
 
 
-def _site(store: Any, site_id: str) -> Any:
+def _site(store: Store, site_id: str) -> Site:
     site = store.get_site(site_id)
     if site is None:
         raise SitewatchError(f"no site {site_id!r} in the catalogue (see `sitewatch site "
@@ -49,7 +56,7 @@ def _indicator_files(ctx: Ctx, given: tuple[str, ...]) -> list[str]:
     return [str(p) for p in user_files(ctx.home)] + list(given)
 
 
-def _print_claims(reading: Any) -> None:
+def _print_claims(reading: Reading) -> None:
     t = Table(title=f"claims in {esc(reading.name)} ({len(reading.claims)})")
     for col in ("site", "part", "activity", "certainty", "source", "when", "sentence"):
         t.add_column(col, overflow="fold")
@@ -65,18 +72,20 @@ def _print_claims(reading: Any) -> None:
     out.print(t)
 
 
-def _print_assessment(a: dict[str, Any], stated: dict[str, str] | None = None) -> None:
-    for event in ("launch", "engine_test"):
-        x = a[event]
-        head = f"{event.replace('_', ' ')}: [bold]{x['level']}[/bold]"
+def _print_assessment(a: Assessment, stated: dict[str, str] | None = None) -> None:
+    from sitewatch.warning.records import EVENTS
+
+    for event in EVENTS:
+        x = a.event(event)
+        head = f"{event.replace('_', ' ')}: [bold]{x.level}[/bold]"
         if stated:
             head += f" (the text itself says: {esc(stated[event])})"
         out.print(head)
-        out.print("  " + esc(x["summary"]))
-        for r in x["reasons"][:8]:
-            out.print("   + " + esc(r["text"]))
-        for r in x["against"][:5]:
-            out.print("   - " + esc(r["text"]))
+        out.print("  " + esc(x.summary))
+        for r in x.reasons[:8]:
+            out.print("   + " + esc(r.text))
+        for r in x.against[:5]:
+            out.print("   - " + esc(r.text))
 
 
 @click.group()
@@ -102,8 +111,8 @@ def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, as_json:
     by_site = {s: assess_reading(reading, site=s) for s in reading.sites} \
         if len(reading.sites) > 1 else {}
     if as_json:
-        echo_json({**reading.to_dict(), "assessment": assessment,
-                   "assessment_by_site": by_site})
+        echo_json({**reading.to_dict(), "assessment": assessment.to_dict(),
+                   "assessment_by_site": {s: a.to_dict() for s, a in by_site.items()}})
         return
     for w in reading.warnings:
         err.print(f"warning: {esc(w)}")
@@ -118,8 +127,8 @@ def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, as_json:
         out.print(f"({len(reading.background)} background claims about the past left out)")
     _print_assessment(assessment, reading.stated)
     for s, a in by_site.items():
-        out.print(f"{esc(s)}: launch {a['launch']['level']} ({a['launch']['likelihood']:.0%}), "
-                  f"engine test {a['engine_test']['level']}")
+        out.print(f"{esc(s)}: launch {a.launch.level} ({a.launch.likelihood:.0%}), "
+                  f"engine test {a.engine_test.level}")
 
 
 @collateral.command("add")
@@ -135,7 +144,7 @@ def add_cmd(ctx: Ctx, files: tuple[str, ...], site_id: str, published: str | Non
     bad file is reported and the others are still added."""
     from sitewatch.warning.record import add_report
 
-    results = []
+    results: list[dict[str, object]] = []
     failed = 0
     with ctx.store() as store:
         site = _site(store, site_id)
@@ -182,21 +191,21 @@ def list_cmd(ctx: Ctx, site_id: str, as_json: bool) -> None:
         reports = store.reports(site_id)
         notes = store.notes(site_id)
     if as_json:
-        echo_json({"reports": [{k: v for k, v in r.items() if k != "reading"}
-                               | {"claims": len(r["reading"]["claims"]),
-                                  "stated": r["reading"]["stated"]} for r in reports],
-                   "notes": notes})
+        echo_json({"reports": [{k: v for k, v in r.to_dict().items() if k != "reading"}
+                               | {"claims": len(r.reading.claims), "stated": r.reading.stated}
+                               for r in reports],
+                   "notes": [n.to_dict() for n in notes]})
         return
     t = Table(title=f"reports on {esc(site_id)} ({len(reports)})")
     for col in ("id", "published", "title", "claims", "stated launch", "stated engine test"):
         t.add_column(col, overflow="fold")
     for r in reports:
-        st = r["reading"]["stated"]
-        t.add_row(r["id"], r["published"] or "?", esc(r["title"][:80]),
-                  str(len(r["reading"]["claims"])), st["launch"], st["engine_test"])
+        st = r.reading.stated
+        t.add_row(r.id, iso_day(r.published) if r.published else "?", esc(r.title[:80]),
+                  str(len(r.reading.claims)), st["launch"], st["engine_test"])
     out.print(t)
     for n in notes:
-        out.print(f"note {n['id']} {n['date']} {esc(n['part'] or '')}: {esc(n['text'][:120])}")
+        out.print(f"note {n.id} {iso_day(n.date)} {esc(n.part or '')}: {esc(n.text[:120])}")
 
 
 @click.command()
@@ -246,6 +255,7 @@ def assess(ctx: Ctx, site_id: str, at: str | None, indicator_files: tuple[str, .
     from sitewatch.errors import CollateralError
     from sitewatch.times import parse_date
     from sitewatch.warning.record import assess_site
+    from sitewatch.warning.records import EVENTS
 
     when = parse_date(at, "--at", CollateralError)
     with ctx.store() as store:
@@ -253,16 +263,17 @@ def assess(ctx: Ctx, site_id: str, at: str | None, indicator_files: tuple[str, .
         a = assess_site(store, site, at=when,
                         indicator_files=_indicator_files(ctx, indicator_files))
     if as_json:
-        echo_json(a)
+        echo_json(a.to_dict())
         return
-    img = a["imagery"]
-    out.print(f"{esc(site_id)} as of {a['at']}: {a['evidence_items']} evidence items, "
-              f"{len(a['reports'])} reports; imagery: best "
-              f"{img['best_resolution_m'] or '-'} m, last {str(img['last_image'] or '-')[:10]}")
+    img = a.imagery
+    last = iso_day(img.last_image) if img.last_image else "-"
+    out.print(f"{esc(site_id)} as of {a.at}: {a.evidence_items} evidence items, "
+              f"{len(a.reports)} reports; imagery: best "
+              f"{img.best_resolution_m or '-'} m, last {last}")
     _print_assessment(a)
-    for event in ("launch", "engine_test"):
-        for u in a[event]["unobserved"]:
-            out.print(f"   ? {event}: {esc(u['name'])}: {esc(u['why'])}")
+    for event in EVENTS:
+        for u in a.event(event).unobserved:
+            out.print(f"   ? {event}: {esc(u.name)}: {esc(u.why)}")
 
 
 @click.command()

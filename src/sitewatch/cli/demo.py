@@ -18,14 +18,14 @@ def _pct(v: float) -> str:
 
 @click.command()
 @click.option("--workdir", type=click.Path(file_okay=False),
-              help="Where the simulated scenario and the page go [default: HOME/demo].")
+              help="Where the simulated scenario and the brief go [default: HOME/demo].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Scenario seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @pass_ctx
 def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
-    """Simulate a launch site, catalogue it, measure change per part, run the watch pipeline
-    (alerts), show it all beside the ground truth, and write an HTML page.  Offline;
-    SIMULATED data."""
+    """Simulate a launch site, catalogue it, run the watch pipeline on it (per-part change,
+    alerts), show what it stored beside the ground truth, and write the analyst brief.
+    Offline; SIMULATED data."""
     from sitewatch.sim.demo import REST, run_demo  # the simulator loads only when the demo runs
 
     home = ctx.home
@@ -42,7 +42,7 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
     out.print(f"catalogued {len(ing.items)} scenes of site {res.site.id!r} ({counts})")
     if res.shifts:
         errs = sorted(c.error for c in res.shifts)
-        out.print(f"co-registered {len(errs)} scenes to the clearest of their sensor; error "
+        out.print(f"co-registered {len(errs)} scenes to the reference of their grid; error "
                   f"against the simulator's true shifts: median {errs[len(errs) // 2]:.2f} px, "
                   f"max {errs[-1]:.2f} px")
     for sc, why in res.flagged_registrations:
@@ -81,14 +81,14 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
         for c in ("event", "change", "date", "parts", "alert", "alert date", "tier", "lag"):
             t.add_column(c)
         for h in card.hits:
-            a = by_id.get(h.alert or "")
+            hit = by_id.get(h.alert or "")
             t.add_row(h.change.event, esc(h.change.kind), h.change.time,
-                      esc(", ".join(h.change.parts)), a.id if a else "[bold]MISSED[/]",
-                      iso_day(a.time) if a else "", a.tier if a else "",
+                      esc(", ".join(h.change.parts)), hit.id if hit else "[bold]MISSED[/]",
+                      iso_day(hit.time) if hit else "", hit.tier if hit else "",
                       str(h.lag) if h.lag is not None else "")
         out.print(t)
-        for a in card.false_alarms:
-            out.print(esc(f"  false alarm: {a.id} {iso_day(a.time)} {a.tier}: {a.text}"))
+        for fa in card.false_alarms:
+            out.print(esc(f"  false alarm: {fa.id} {iso_day(fa.time)} {fa.tier}: {fa.text}"))
         s = card.summary()
         out.print(f"alerts: {s['detected']} of {s['changes']} planted changes detected within "
                   f"one usable scene (mean lag {s['mean_lag_scenes'] or 0:.2f}); "
@@ -110,7 +110,5 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
                       f"{r.engine_test} ({r.engine_test_likelihood:.0%})", r.window or "")
         out.print(t)
         out.print(f"why: sitewatch assess {res.site.id} --at {res.story[-1].date}")
-    if res.html:
-        out.print(f"page: {esc(res.html)}")
     if res.brief:
         out.print(f"brief: {esc(res.brief)}")

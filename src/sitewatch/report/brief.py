@@ -38,6 +38,7 @@ from sitewatch.report.quicklook import stretch, true_colour
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
 from sitewatch.times import iso, iso_day
+from sitewatch.warning.records import Assessment, SiteAssessment
 from sitewatch.watch.alerts import Alert
 from sitewatch.watch.records import ProcessedScene, StoredAlert
 
@@ -433,14 +434,14 @@ def _part_table(site: Site, alerts: list[StoredAlert], processed: dict[str, Proc
     return rows
 
 
-def _key_findings(a: dict[str, Any], figures: list[dict[str, Any]]) -> list[str]:
-    la, et = a["launch"], a["engine_test"]
-    out = [f"Launch within {la['horizon_days']:g} days: {_words(la['level'])} "
-           f"({la['likelihood']:.0%}, range {la['likelihood_range'][0]:.0%}–"
-           f"{la['likelihood_range'][1]:.0%})"
-           + (f"; expected {la['window']['start']} to {la['window']['end']}"
-              if la.get("window") and la["window"].get("start") else "") + ".",
-           f"Engine test: {_words(et['level'])} ({et['likelihood']:.0%})."]
+def _key_findings(a: Assessment, figures: list[dict[str, Any]]) -> list[str]:
+    la, et = a.launch, a.engine_test
+    out = [f"Launch within {la.horizon_days:g} days: {_words(la.level)} "
+           f"({la.likelihood:.0%}, range {la.likelihood_range[0]:.0%}–"
+           f"{la.likelihood_range[1]:.0%})"
+           + (f"; expected {la.window.start} to {la.window.end}"
+              if la.window and la.window.start else "") + ".",
+           f"Engine test: {_words(et.level)} ({et.likelihood:.0%})."]
     if figures:
         f = figures[0]
         out.append(f"Strongest imagery finding: {f['part'].label}, {f['finding']}, "
@@ -458,7 +459,7 @@ def _feature(geom: Any, props: dict[str, Any]) -> dict[str, Any]:
     return {"type": "Feature", "geometry": g, "properties": props}
 
 
-def _exports(site: Site, alerts: list[StoredAlert], assessment: dict[str, Any],
+def _exports(site: Site, alerts: list[StoredAlert], assessment: SiteAssessment,
              processed: dict[str, ProcessedScene], figured: list[StoredAlert], exp_dir: Path,
              warnings: list[str]) -> list[Path]:
     parts = {p.name: p.geometry for p in site.parts}
@@ -471,8 +472,9 @@ def _exports(site: Site, alerts: list[StoredAlert], assessment: dict[str, Any],
     atomic_write(p, json.dumps({"type": "FeatureCollection", "features": feats}, indent=1))
     written.append(p)
     ev_feats = []
-    for e in assessment.get("evidence", []):
-        geom = parts.get(e.get("part") or "") or site.boundary
+    for ev in assessment.evidence:
+        geom = parts.get(ev.part or "") or site.boundary
+        e = ev.to_dict()
         ev_feats.append(_feature(geom, {k: e[k] for k in (
             "id", "kind", "indicator", "event", "part", "time", "source", "origin",
             "certainty", "negated", "text")}))

@@ -1,36 +1,34 @@
-"""The demo: the whole spine on a simulated site, offline, in well under a minute.
+"""The demo: the whole spine on a simulated site, offline.
 
 1. simulate the ``sohae-sim`` scenario (a made-up layout at Sohae's coordinates; SIMULATED);
 2. ingest its scenes into the catalogue (re-running the demo re-ingests nothing);
-3. load every scene onto the site grid of its sensor, co-registered to the clearest one
-   (checked locally on a grid of windows, recorded in the catalogue, and compared with the
-   simulator's true shifts);
-4. measure change between consecutive usable dates, per part;
-5. run the watch pipeline (``sitewatch run``: per-part observations, baselines, alerts)
-   and score its alerts against the planted events (hits, misses, false alarms, lag);
-6. set the per-part change beside the ground-truth events, and write an HTML page with the
-   before/after images.
+3. run the watch pipeline once (:func:`sitewatch.watch.pipeline.run_site`, as
+   ``sitewatch run`` does, with the demo's detector): every scene loaded onto its grid,
+   co-registered to the grid's reference, compared with the previous usable date and the
+   recent composite, scored per part, and alerts raised;
+4. read back what the run stored and set it beside the simulator's ground truth: the
+   per-part change of each pair of consecutive usable dates beside the planted events, the
+   recorded co-registration shifts beside the true ones, the alerts scored against the
+   planted changes (hits, misses, lag, false alarms; :mod:`sitewatch.sim.evaluate`);
+5. add reports and a navigation notice along the simulated year and assess the site as
+   evidence arrives;
+6. write the analyst brief of the simulated site: the demo's page.
 
-Later capabilities replace each stage with the real one; the demo grows with them.
+Nothing here loads, registers, detects or measures imagery: the demo shows what the
+pipeline stored, so what it prints is what ``sitewatch alerts``, ``timeline`` and ``brief``
+read.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
 
-import numpy as np
-
-from sitewatch.change.base import ChangeMap
-from sitewatch.change.detect import detect_arrays
-from sitewatch.errors import GridError
-from sitewatch.imagery.coregister import Shift, register
-from sitewatch.imagery.grid import GridImage, load_scene, site_grid
+from sitewatch.imagery.coregister import Shift
 from sitewatch.imagery.ingest import IngestReport, ingest
 from sitewatch.imagery.scenes import Scene
 from sitewatch.sim import evaluate
@@ -40,32 +38,35 @@ from sitewatch.sites.site import Site
 from sitewatch.store import Store
 from sitewatch.times import iso, iso_day, parse_time
 from sitewatch.watch.pipeline import RunParams, RunReport, run_site, usable_dates
-from sitewatch.watch.records import SceneRegistration, StoredAlert
-from sitewatch.watch.zonal import REST, PartChange, part_changes
+from sitewatch.watch.records import Observation, ProcessedScene, StoredAlert
+from sitewatch.watch.zonal import REST, PartChange
 
 log = logging.getLogger(__name__)
 
+__all__ = ["DEMO_METHOD", "FLAG_FRACTION", "REST", "SITE_ID", "DemoResult", "EventCheck",
+           "PairRow", "ShiftCheck", "StoryRow", "collateral_story", "demo_reports", "run_demo",
+           "watch_scenario"]
+
 SITE_ID = "sohae-sim"
-#: A date is usable when at least this fraction of the site boundary is observed.
-MIN_USABLE = 0.5
 #: A part is flagged when at least this fraction of its observed pixels changed.
 FLAG_FRACTION = 0.05
 #: The detector the demo runs: on the simulated site it flags the fewest quiet parts while
 #: catching the planted events (docs/benchmarks.md, "The demo against its ground truth").
 DEMO_METHOD = "ratio"
 
+_PART_FIELDS = tuple(f.name for f in fields(PartChange))
+
 
 @dataclass
 class PairRow:
-    """Change between two consecutive usable dates of one sensor."""
+    """Change between two consecutive usable dates of one sensor, as the pipeline stored it
+    (its observations against the previous usable date)."""
 
     sensor: str
     before: Scene
     after: Scene
     parts: dict[str, PartChange]
     events: list[SimEvent]  # ground truth events that happened between the two dates
-    result: ChangeMap
-    images: tuple[GridImage, GridImage]
 
     def truth_at(self, part: str) -> list[SimEvent]:
         """Ground-truth events between the two dates that touch ``part``."""
@@ -89,7 +90,7 @@ class EventCheck:
 
 @dataclass(frozen=True)
 class ShiftCheck:
-    """An estimated co-registration shift beside the simulator's true one (grid pixels)."""
+    """A recorded co-registration shift beside the simulator's true one (grid pixels)."""
 
     scene: str
     estimated: Shift
@@ -123,7 +124,6 @@ class DemoResult:
     checks: list[EventCheck] = field(default_factory=list)
     shifts: list[ShiftCheck] = field(default_factory=list)
     flagged_registrations: list[tuple[Scene, str]] = field(default_factory=list)
-    html: Path | None = None
     run: RunReport | None = None
     alerts: list[StoredAlert] = field(default_factory=list)
     scorecard: Scorecard | None = None
@@ -139,7 +139,8 @@ class DemoResult:
         """How the change measure did against the ground truth, over part-pairs (a part in a
         pair of consecutive usable dates, observed on both): the share flagged where nothing
         happened and where an event did, event checks hit, and co-registration error."""
-        quiet, busy = [], []
+        quiet: list[bool] = []
+        busy: list[bool] = []
         for p in self.pairs:
             for name, pc in p.parts.items():
                 if name == REST or not pc.observed:
@@ -173,7 +174,7 @@ class DemoResult:
     def to_dict(self) -> dict[str, object]:
         """Everything the demo found, JSON-ready (NaN becomes null)."""
 
-        def num(v: float) -> float | None:
+        def num(v: float | None) -> float | None:
             return None if v is None or math.isnan(v) else round(float(v), 6)
 
         def event(e: SimEvent) -> dict[str, object]:
@@ -219,7 +220,6 @@ class DemoResult:
             "alert_score": self._alert_score(),
             "story": {"reports": self.story_sources,
                       "rows": [asdict(r) for r in self.story]},
-            "page": str(self.html) if self.html else None,
             "brief": str(self.brief) if self.brief else None,
         }
 
@@ -229,21 +229,37 @@ Progress = Callable[[str, int, int], None]
 
 
 def run_demo(home: Path, *, workdir: Path | None = None, seed: int = 0,
-             progress: Progress | None = None, html: bool = True,
+             progress: Progress | None = None, brief: bool = True,
              method: str = DEMO_METHOD) -> DemoResult:
-    """Run the demo; results in ``home`` (catalogue) and ``workdir`` (default home/demo)."""
+    """Run the demo; results in ``home`` (catalogue, change products) and ``workdir``
+    (default home/demo: the scenario, the notice, the brief unless ``brief`` is False)."""
     tick = progress or (lambda *_: None)
     work = Path(workdir) if workdir else Path(home) / "demo"
     scenario = simulate_scenario(work / "scenario", seed=seed,
                                  progress=lambda d, n: tick("simulate", d, n))
-    scene_dir = (scenario.out_dir / "scenes").resolve()
     with Store.open_home(home) as store:
-        return _run(store, scenario, scene_dir, work, tick, html, method,
-                    Path(home) / "products")
+        res = watch_scenario(store, scenario, RunParams(method=method), progress=tick,
+                             products=Path(home) / "products")
+        res.story, res.story_sources = collateral_story(store, res.site, scenario, work)
+        if brief:
+            from sitewatch.report.brief import write_brief
+
+            last = max(sc.acquired.date() for sc in scenario.scenes)
+            res.brief = write_brief(store, SITE_ID, work / "brief", end=last,
+                                    progress=tick).html
+    return res
 
 
-def _run(store: Store, scenario: Scenario, scene_dir: Path, work: Path, tick: Progress,
-         html: bool, method: str, products: Path | None = None) -> DemoResult:
+def watch_scenario(store: Store, scenario: Scenario, params: RunParams | None = None, *,
+                   progress: Progress | None = None, products: Path | None = None
+                   ) -> DemoResult:
+    """Ingest a simulated scenario of the demo's site, run the watch pipeline on it once
+    (:func:`~sitewatch.watch.pipeline.run_site`; ``params`` default: the demo's detector)
+    and read back what it stored, beside the scenario's ground truth.  Scenes of earlier
+    scenarios of the site are dropped from the catalogue first, with the site's alerts."""
+    params = params or RunParams(method=DEMO_METHOD)
+    tick = progress or (lambda *_: None)
+    scene_dir = (scenario.out_dir / "scenes").resolve()
     # The demo owns the simulated scenes of its site: drop those of earlier scenarios
     # (another seed or work folder), so the catalogue never points at files now gone.
     stale = [old for old in store.scenes(SITE_ID)
@@ -254,84 +270,73 @@ def _run(store: Store, scenario: Scenario, scene_dir: Path, work: Path, tick: Pr
         store.delete_alerts(SITE_ID)
     report = ingest(store, [scene_dir], SITE_ID, site=scenario.site, progress=tick)
     site = store.get_site(SITE_ID)
-    assert site is not None
-    scenes = [s for s in store.scenes(SITE_ID)
-              if s.simulated and Path(s.source).resolve().parent == scene_dir]
+    assert site is not None  # ingest stored it
     res = DemoResult(scenario, site, report)
-
-    by_sensor: dict[str, list[Scene]] = {}
-    for s in scenes:
-        by_sensor.setdefault(s.sensor, []).append(s)
-    truth_shift = {Path(sc.path).stem: Shift(*sc.shift_px) for sc in scenario.scenes}
-    done, total = 0, len(scenes)
-    for sensor, group in sorted(by_sensor.items()):
-        grid = site_grid(site, group[0].resolution or 10.0)
-        masks = grid.part_masks(site)
-        inside = grid.site_mask(site)
-        # Load every scene; keep those that see enough of the site.
-        usable: list[tuple[Scene, GridImage]] = []
-        for sc in group:
-            done += 1
-            tick("load", done, total)
-            img = load_scene(sc, grid)
-            seen = float(img.valid[inside].mean())
-            if seen < MIN_USABLE:
-                res.skipped.append((sc, f"{seen:.0%} of the site observed (cloud or no data)"))
-            else:
-                usable.append((sc, img))
-        if len(usable) < 2:
-            continue
-        # Co-register every usable scene to the clearest one, undoing the shift in one warp.
-        ref_sc, ref_img = max(usable, key=lambda t: t[1].valid_fraction)
-        aligned: list[tuple[Scene, GridImage]] = []
-        grid_key = f"{grid.resolution:g}m"
-        for sc, img in usable:
-            if sc.id != ref_sc.id:
-                try:
-                    reg = register(ref_img.band("nir"), img.band("nir"))
-                except GridError as exc:
-                    res.skipped.append((sc, f"co-registration failed: {exc}"))
-                    continue
-                store.put_registration(SceneRegistration.of(
-                    SITE_ID, sc.id, grid_key, ref_sc.id, reg, applied=reg.status != "rejected"))
-                if reg.status == "rejected":
-                    res.skipped.append((sc, f"co-registration rejected: {reg.reason}"))
-                    continue
-                if reg.status == "flagged":
-                    res.flagged_registrations.append((sc, reg.reason))
-                shift = reg.shift
-                img = load_scene(sc, grid, shift=shift)
-                true = truth_shift.get(sc.id) and truth_shift[sc.id] - truth_shift[ref_sc.id]
-                if true is not None:
-                    res.shifts.append(ShiftCheck(sc.id, shift, true))
-            aligned.append((sc, img))
-        pixel_area = grid.resolution**2
-        for (sa, ia), (sb, ib) in itertools.pairwise(aligned):
-            ch = detect_arrays(ia.data, ib.data, ia.bands, method)
-            stats = part_changes(ch, masks, pixel_area, site_mask=inside, before=ia.data,
-                                 after=ib.data, bands=ia.bands)
-            events = scenario.events_between(sa.acquired, sb.acquired)
-            res.pairs.append(PairRow(sensor, sa, sb, stats, events, ch, (ia, ib)))
-    res.checks = _check_events(res)
-    params = RunParams(method=method)
     res.run = run_site(store, SITE_ID, params, progress=tick, products=products)
+
+    scenes = {s.id: s for s in store.scenes(SITE_ID)
+              if s.simulated and Path(s.source).resolve().parent == scene_dir}
+    processed = {k: v for k, v in store.processed(SITE_ID, params.hash).items() if k in scenes}
+    for sid, row in processed.items():
+        if not row.usable:
+            res.skipped.append((scenes[sid], row.reason or row.status))
+    res.skipped.sort(key=lambda t: (t[0].sensor, t[0].acquired))
+    res.shifts, res.flagged_registrations = _registrations(store, scenario, scenes, processed)
+    res.pairs = _pairs(store, scenario, scenes, params.hash)
+    res.checks = _check_events(res)
     res.alerts = store.alerts(SITE_ID, params_hash=params.hash)
     usable = usable_dates(store, SITE_ID, params.hash)
     days = [t for ts in usable.values() for t in ts]
     years = ((parse_time(max(days)) - parse_time(min(days))).days / 365.25) if days else 0.0
     res.scorecard = evaluate.score(res.alerts, evaluate.changes_from_events(scenario.events),
                                    usable, part_years=(len(res.parts) + 1) * years)
-    res.story, res.story_sources = collateral_story(store, site, scenario, work)
-    if html:
-        from sitewatch.report.brief import write_brief
-
-        last = max(sc.acquired.date() for sc in scenario.scenes)
-        res.brief = write_brief(store, SITE_ID, work / "brief", end=last, progress=tick).html
-    if html:
-        from sitewatch.report.demo_page import write_demo_page
-
-        res.html = write_demo_page(res, work / "report")
     return res
+
+
+def _registrations(store: Store, scenario: Scenario, scenes: dict[str, Scene],
+                   processed: dict[str, ProcessedScene]
+                   ) -> tuple[list[ShiftCheck], list[tuple[Scene, str]]]:
+    """The stored co-registrations of the usable scenes beside the simulator's true shifts
+    (relative to the grid's reference), and those the pipeline flagged."""
+    truth = {Path(sc.path).stem: Shift(*sc.shift_px) for sc in scenario.scenes}
+    shifts, flagged = [], []
+    for sid, row in processed.items():
+        r = row.registration  # the one it rests on (None for a grid's reference)
+        if sid not in scenes or r is None or not row.usable:
+            continue  # not a registration of a scene the run used
+        ref = r.reference_id
+        if sid in truth and ref in truth:
+            shifts.append(ShiftCheck(sid, r.shift, truth[sid] - truth[ref]))
+        if r.status == "flagged":
+            flagged.append((scenes[sid], r.reason))
+    order = {sid: (s.sensor, s.acquired) for sid, s in scenes.items()}
+    shifts.sort(key=lambda c: order[c.scene])
+    flagged.sort(key=lambda t: order[t[0].id])
+    return shifts, flagged
+
+
+def _pairs(store: Store, scenario: Scenario, scenes: dict[str, Scene], params_hash: str
+           ) -> list[PairRow]:
+    """Each usable date against the previous usable one, per part, as stored by the run."""
+    by_scene: dict[str, list[Observation]] = {}
+    for r in store.observations(SITE_ID, params_hash, reference="previous"):
+        by_scene.setdefault(r.scene_id, []).append(r)
+    pairs = []
+    for sid, rows in by_scene.items():
+        after, before = scenes.get(sid), scenes.get(rows[0].reference_id or "")
+        if after is None or before is None:
+            continue
+        parts = {r.part: _part_change(r) for r in rows}
+        pairs.append(PairRow(after.sensor, before, after, parts,
+                             scenario.events_between(before.acquired, after.acquired)))
+    pairs.sort(key=lambda p: (p.sensor, p.after.acquired))
+    return pairs
+
+
+def _part_change(o: Observation) -> PartChange:
+    """A stored observation's measures as the zonal statistics they were made from."""
+    known = {k: v for k, v in o.measures.items() if k in _PART_FIELDS and k != "part"}
+    return PartChange(o.part, **known)  # type: ignore[arg-type]  # numbers by field name
 
 
 def _check_events(res: DemoResult) -> list[EventCheck]:
@@ -344,15 +349,11 @@ def _check_events(res: DemoResult) -> list[EventCheck]:
                 checks.append(EventCheck(ev, sensor, None, False, math.nan))
                 continue
             fracs = [pair.parts[n].changed_fraction for n in ev.parts if n in pair.parts
-                     and not np.isnan(pair.parts[n].changed_fraction)]
+                     and not math.isnan(pair.parts[n].changed_fraction)]
             best = max(fracs, default=math.nan)
             hit = any(pair.flagged(n) for n in ev.parts)
             checks.append(EventCheck(ev, sensor, pair, hit, best))
     return checks
-
-
-__all__ = ["REST", "DemoResult", "EventCheck", "PairRow", "ShiftCheck", "StoryRow",
-           "collateral_story", "demo_reports", "run_demo"]
 
 
 #: Where in the simulated year each report is published (share of the series' span).
@@ -419,10 +420,10 @@ def collateral_story(store: Store, site: Site, scenario: Scenario, work: Path
     rows = [StoryRow(first.isoformat(), "imagery starts", "no_evidence", 0.05, "no_evidence",
                      0.05)]
     for day, whats in sorted(by_day.items()):
-        a = assess_site(store, site, at=date.fromisoformat(day))
-        w = a["launch"]["window"]
-        rows.append(StoryRow(day, "; ".join(whats), a["launch"]["level"],
-                             a["launch"]["likelihood"], a["engine_test"]["level"],
-                             a["engine_test"]["likelihood"],
-                             f"{w['start']} to {w['end']}" if w and w.get("start") else None))
+        judged = assess_site(store, site, at=date.fromisoformat(day))
+        w = judged.launch.window
+        rows.append(StoryRow(day, "; ".join(whats), judged.launch.level,
+                             judged.launch.likelihood, judged.engine_test.level,
+                             judged.engine_test.likelihood,
+                             f"{w.start} to {w.end}" if w and w.start else None))
     return rows, sources

@@ -31,8 +31,8 @@ Examples
 >>> a = assess_reading(read_text(
 ...     "Maritime authorities said North Korea notified the IMO of a launch window "
 ...     "between May 31 and June 11 for a launch from Sohae.", published="2023-05-29"))
->>> a["launch"]["level"], a["launch"]["window"]["start"], a["launch"]["window"]["end"]
-('imminent', '2023-05-31', '2023-06-11')
+>>> a.launch.level, a.launch.window.start, a.launch.window.end
+('imminent', datetime.date(2023, 5, 31), datetime.date(2023, 6, 11))
 """
 
 from __future__ import annotations
@@ -40,14 +40,22 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 
 from sitewatch.errors import CollateralError
 from sitewatch.times import parse_date
+from sitewatch.warning.collateral import Reading
 from sitewatch.warning.evidence import Evidence, from_claim
 from sitewatch.warning.indicators import Catalogue, Indicator, load_catalogue
+from sitewatch.warning.records import (
+    EVENTS,
+    Assessment,
+    EventAssessment,
+    Reason,
+    Unobserved,
+    Window,
+)
 
 MIN_WEIGHT = 0.05
 #: Absolute thresholds, and the factor over the usual rate (the prior) from which the
@@ -61,15 +69,23 @@ CORROBORATION_SHARE = 0.5
 
 @dataclass(frozen=True)
 class Coverage:
-    """What imagery could see: best resolution, and per indicator why it could not be seen."""
+    """What imagery could see: best resolution, the last image, and per indicator why it
+    could not be seen."""
 
     best_resolution_m: float | None
-    last_image: str | None
+    last_image: datetime | None
     unobserved: dict[str, str]
 
 
-def _d(s: str | None) -> date | None:
-    return parse_date(s)
+@dataclass(frozen=True)
+class _Candidate:
+    """An evidence item weighed for one event through one indicator."""
+
+    ev: Evidence
+    ind: Indicator
+    weight: float
+    age: int
+    c: float  # its log likelihood ratio at full weight
 
 
 def _odds(p: float) -> float:
@@ -87,11 +103,11 @@ def _contribution(ind: Indicator, ev: Evidence, event: str, which: int) -> float
 
 
 def _weigh(items: Sequence[Evidence], cat: Catalogue, event: str, phase: str, at: date
-           ) -> tuple[list[dict[str, Any]], dict[int, float], dict[str, list[str]]]:
+           ) -> tuple[list[Reason], dict[int, float], dict[str, tuple[str, ...]]]:
     """Weighted contributions of the items to ``event`` in ``phase``.
 
     Returns (reasons, log-likelihood sums for low/central/high ratios, corroboration)."""
-    cands: list[dict[str, Any]] = []
+    cands: list[_Candidate] = []
     for ev in items:
         try:
             ind = cat.indicator(ev.indicator)
@@ -102,11 +118,10 @@ def _weigh(items: Sequence[Evidence], cat: Catalogue, event: str, phase: str, at
             continue
         if phase == "after" and ind.phase != "after":
             continue
-        when = _d(ev.time)
-        age = (at - when).days if when else int(ev.detail.get("age_days") or 0)
+        age = (at - ev.time).days if ev.time else ev.age_days
         if age < -1 and ev.window is None:
             continue  # said after the assessment date: not known yet
-        if ev.window and ev.window[1] and _d(ev.window[1]) < at and not ev.negated:
+        if ev.window and ev.window[1] and ev.window[1] < at and not ev.negated:
             continue  # the window it named has passed: it no longer points ahead
         w = ev.certainty * ind.decay(age)
         if w < MIN_WEIGHT:
@@ -114,110 +129,107 @@ def _weigh(items: Sequence[Evidence], cat: Catalogue, event: str, phase: str, at
         c = _contribution(ind, ev, event, 1)
         if c == 0:
             continue
-        cands.append({"ev": ev, "ind": ind, "weight": w, "age": age, "c": c})
+        cands.append(_Candidate(ev, ind, w, age, c))
     # One item counts once per event: through its strongest indicator.
-    best_item: dict[str, dict[str, Any]] = {}
-    for c in cands:
-        key = f"{c['ev'].link}|{c['ev'].text}"
-        if key not in best_item or abs(c["c"] * c["weight"]) > abs(
-                best_item[key]["c"] * best_item[key]["weight"]):
-            best_item[key] = c
+    best_item: dict[str, _Candidate] = {}
+    for cd in cands:
+        key = f"{cd.ev.link}|{cd.ev.text}"
+        if key not in best_item or abs(cd.c * cd.weight) > abs(
+                best_item[key].c * best_item[key].weight):
+            best_item[key] = cd
     # One origin counts once per indicator and direction.
-    per: dict[tuple[str, str, bool], dict[str, Any]] = {}
-    for c in best_item.values():
-        k = (c["ind"].id, c["ev"].origin, c["ev"].negated)
-        if k not in per or c["weight"] > per[k]["weight"]:
-            per[k] = c
-    groups: dict[tuple[str, bool], list[dict[str, Any]]] = defaultdict(list)
-    for (ind_id, _o, neg), c in per.items():
-        groups[(ind_id, neg)].append(c)
+    per: dict[tuple[str, str, bool], _Candidate] = {}
+    for cd in best_item.values():
+        k = (cd.ind.id, cd.ev.origin, cd.ev.negated)
+        if k not in per or cd.weight > per[k].weight:
+            per[k] = cd
+    groups: dict[tuple[str, bool], list[_Candidate]] = defaultdict(list)
+    for (ind_id, _o, neg), cd in per.items():
+        groups[(ind_id, neg)].append(cd)
     sums = {0: 0.0, 1: 0.0, 2: 0.0}
     reasons = []
-    corroboration: dict[str, list[str]] = {}
+    corroboration: dict[str, tuple[str, ...]] = {}
     for (ind_id, neg), cs in groups.items():
-        cs.sort(key=lambda c: -c["weight"])
-        origins = [c["ev"].origin for c in cs]
+        cs.sort(key=lambda cd: -cd.weight)
+        origins = tuple(cd.ev.origin for cd in cs)
         if len(cs) > 1 and not neg:
             corroboration[ind_id] = origins
-        for rank, c in enumerate(cs):
+        for rank, cd in enumerate(cs):
             share = 1.0 if rank == 0 else CORROBORATION_SHARE
-            eff = c["weight"] * share
+            eff = cd.weight * share
             for which in (0, 1, 2):
-                sums[which] += eff * _contribution(c["ind"], c["ev"], event, which)
-            reasons.append(_reason(c, eff, event, rank > 0))
-    reasons.sort(key=lambda r: -abs(r["log_lr"]))
+                sums[which] += eff * _contribution(cd.ind, cd.ev, event, which)
+            reasons.append(_reason(cd, eff, event, rank > 0))
+    reasons.sort(key=lambda r: -abs(r.log_lr))
     return reasons, sums, corroboration
 
 
-def _reason(c: dict[str, Any], eff: float, event: str, corroborating: bool) -> dict[str, Any]:
-    ev: Evidence = c["ev"]
-    ind: Indicator = c["ind"]
+def _reason(cd: _Candidate, eff: float, event: str, corroborating: bool) -> Reason:
+    ev, ind = cd.ev, cd.ind
     lr = ind.lr_absent.get(event, 1.0) if ev.negated else ind.lr[event][1]
-    direction = "for" if c["c"] > 0 else "against"
+    direction = "for" if cd.c > 0 else "against"
     what = f"no {ind.name}" if ev.negated else ind.name
     where = f" at {ev.part.replace('_', ' ')}" if ev.part else ""
     when = f" on {ev.time}" if ev.time else ""
-    stale = (f", {c['age']} day{'s' if c['age'] != 1 else ''} old" if c["age"] > 0 else "")
-    extra = f"; {ev.detail['coarse']}" if ev.detail.get("coarse") else ""
-    hedge = ev.detail.get("certainty")
+    stale = (f", {cd.age} day{'s' if cd.age != 1 else ''} old" if cd.age > 0 else "")
+    extra = f"; {ev.coarse}" if ev.coarse else ""
+    hedge = ev.hedge
     sure = f" ({hedge})" if hedge and hedge != "firm" else ""
     text = (f"{what}{where}{when}: {ev.source}{sure}{stale}"
             f"{'; also reported independently' if corroborating else ''}{extra}. "
             f"Counts x{lr ** eff:.2f} on the odds (likelihood ratio {lr:g}, weight {eff:.2f}).")
-    return {"text": text, "direction": direction, "indicator": ind.id, "kind": ev.kind,
-            "source": ev.source, "origin": ev.origin, "date": ev.time, "part": ev.part,
-            "weight": round(eff, 3), "likelihood_ratio": lr,
-            "log_lr": round(eff * math.log(lr), 4), "evidence": ev.id,
-            "link": ev.link, "sentence": ev.text if ev.kind != "imagery" else None}
+    return Reason(text=text, direction=direction, indicator=ind.id, kind=ev.kind,
+                  source=ev.source, origin=ev.origin, date=ev.time, part=ev.part,
+                  weight=round(eff, 3), likelihood_ratio=lr,
+                  log_lr=round(eff * math.log(lr), 4), evidence=ev.id, link=ev.link,
+                  sentence=ev.text if ev.kind != "imagery" else None)
 
 
-def _window(items: list[dict[str, Any]], evidence: Sequence[Evidence], cat: Catalogue,
-            at: date, event: str) -> dict[str, Any] | None:
+def _window(items: list[Reason], evidence: Sequence[Evidence], cat: Catalogue,
+            at: date, event: str) -> Window | None:
     notices = [e for e in evidence if e.kind == "notice" and e.window and e.window[0]
                and not e.negated and e.event == event
-               and _d(e.window[1] or e.window[0]) >= at]  # type: ignore[operator]
+               and (e.window[1] or e.window[0]) >= at]
     if notices:
-        n = max(notices, key=lambda e: e.time or "")
-        s, e = n.window  # type: ignore[misc]
-        days = [(_d(s) - at).days, (_d(e or s) - at).days]  # type: ignore[operator]
-        return {"start": s, "end": e or s, "days": days,
-                "basis": f"navigation notice reported by {n.source}"}
-    spans = []
+        n = max(notices, key=lambda e: e.time or date.min)
+        assert n.window is not None and n.window[0] is not None  # as filtered above
+        s, e = n.window[0], n.window[1] or n.window[0]
+        return Window(s, e, ((s - at).days, (e - at).days),
+                      f"navigation notice reported by {n.source}")
+    spans: list[tuple[date, date, Reason]] = []
     by_id = {e.id: e for e in evidence}
     for r in items:
-        if r["direction"] != "for" or r["weight"] < 0.3:
+        if r.direction != "for" or r.weight < 0.3:
             continue
-        ev = by_id.get(r["evidence"])
+        ev = by_id.get(r.evidence)
         if ev is None:
             continue
         if ev.window and ev.window[0]:
-            spans.append((_d(ev.window[0]), _d(ev.window[1] or ev.window[0]), r))
+            spans.append((ev.window[0], ev.window[1] or ev.window[0], r))
             continue
-        if ev.detail.get("window_days"):
-            a, b = ev.detail["window_days"]
+        if ev.window_days:
+            a, b = ev.window_days
             spans.append((at + timedelta(days=a), at + timedelta(days=b), r))
             continue
         ind = cat.indicator(ev.indicator)
-        t = _d(ev.time) or at - timedelta(days=int(ev.detail.get("age_days") or 0))
+        t = ev.time or at - timedelta(days=ev.age_days)
         if ind.lead_days[1] > 0:
             spans.append((t + timedelta(days=ind.lead_days[0]),
                           t + timedelta(days=ind.lead_days[1]), r))
     if not spans:
         return None
-    spans.sort(key=lambda s: -abs(s[2]["log_lr"]))
+    spans.sort(key=lambda s: -abs(s[2].log_lr))
     lo, hi = spans[0][0], spans[0][1]
     used = [spans[0][2]]
     for s, e, r in spans[1:]:
         if s <= hi and e >= lo:
             lo, hi = max(lo, s), min(hi, e)
             used.append(r)
-    lo = max(lo, at)  # type: ignore[type-var]
-    if hi < lo:  # type: ignore[operator]
+    lo = max(lo, at)
+    if hi < lo:
         return None
-    srcs = ", ".join(dict.fromkeys(r["indicator"].replace("_", " ") for r in used))
-    return {"start": lo.isoformat(), "end": hi.isoformat(),  # type: ignore[union-attr]
-            "days": [(lo - at).days, (hi - at).days],  # type: ignore[operator]
-            "basis": f"lead times of {srcs}"}
+    srcs = ", ".join(dict.fromkeys(r.indicator.replace("_", " ") for r in used))
+    return Window(lo, hi, ((lo - at).days, (hi - at).days), f"lead times of {srcs}")
 
 
 #: Part kinds where evidence bears on each event even through a general indicator (a quiet
@@ -227,16 +239,15 @@ EVENT_PARTS = {"launch": {"launch_pad", "gantry_tower", "transfer_structure", "f
                "engine_test": {"engine_test_stand"}}
 
 
-def _bears_on(event: str, reason: dict[str, Any], cat: Catalogue,
-              by_id: dict[str, Evidence]) -> bool:
+def _bears_on(event: str, reason: Reason, cat: Catalogue, by_id: dict[str, Evidence]) -> bool:
     """Whether a reason speaks to ``event`` itself: an indicator of that event, or a general
     one (standby, capability) at one of its parts, or a quiet site for a launch.  Fuel seen
     at a launch site moves the odds of an engine test a little, but a text that says nothing
     about engine tests has no evidence on them."""
-    ind = cat.indicator(reason["indicator"])
+    ind = cat.indicator(reason.indicator)
     if ind.event == event or (event == "launch" and ind.event != "engine_test"):
         return True  # at a launch site, what changes the site bears on launching
-    ev = by_id.get(reason["evidence"])
+    ev = by_id.get(reason.evidence)
     kind = ev.part_kind if ev else None
     if kind in EVENT_PARTS[event]:
         return ind.event in ("standby", "capability_change")
@@ -259,101 +270,98 @@ def _level(event: str, p_before: float, p_after: float | None, any_evidence: boo
     return "preparations" if above else "unlikely"
 
 
+def _assess_event(event: str, evidence: Sequence[Evidence], at: date, cat: Catalogue,
+                  coverage: Coverage | None) -> EventAssessment:
+    prior = cat.events[event]
+    reasons, sums, corr = _weigh(evidence, cat, event, "before", at)
+    lo0 = math.log(_odds(prior.prior))
+    p = round(_prob(lo0 + sums[1]), 3)  # the level follows the figure shown
+    lo, hi = sorted((_prob(lo0 + sums[0]), _prob(lo0 + sums[2])))
+    after = None
+    after_reasons: list[Reason] = []
+    if event == "engine_test":
+        after_reasons, asums, acorr = _weigh(evidence, cat, event, "after", at)
+        after = round(_prob(lo0 + asums[1]), 3) if after_reasons else None
+        corr.update(acorr)
+    by_id = {e.id: e for e in evidence}
+    bearing = any(_bears_on(event, r, cat, by_id) for r in reasons + after_reasons)
+    level = _level(event, p, after, bearing, prior.prior)
+    window = _window(reasons, evidence, cat, at, event) \
+        if level in ("imminent", "possible", "preparations") else None
+    context: list[Reason] = []
+    if level == "no_evidence":
+        # Nothing speaks to this event itself: report the usual rate, and keep what moved
+        # the odds a little (fuel seen at a launch site, for an engine test) as context.
+        context = reasons + after_reasons
+        reasons, after_reasons, corr = [], [], {}
+        p = prior.prior
+        lo = hi = p
+        after = None
+    unobserved = []
+    if coverage is not None:
+        for ind in cat.indicators:
+            if event in ind.lr and ind.id in coverage.unobserved:
+                unobserved.append(Unobserved(ind.id, ind.name, coverage.unobserved[ind.id]))
+    independent = sorted({r.origin for r in reasons + after_reasons if r.direction == "for"})
+    ea = EventAssessment(
+        level=level,
+        likelihood=round(p if level != "recent_test" else (after or p), 3),
+        likelihood_range=(round(lo, 3), round(hi, 3)),
+        prior=prior.prior, horizon_days=prior.horizon_days,
+        recent_test_likelihood=round(after, 3) if after is not None else None,
+        window=window,
+        reasons=tuple(r for r in after_reasons + reasons if r.direction == "for"),
+        against=tuple(r for r in reasons + after_reasons if r.direction == "against"),
+        unobserved=tuple(unobserved), corroborated=corr,
+        independent_sources=tuple(independent), context=tuple(context))
+    return replace(ea, summary=summarise(event, ea))
+
+
 def assess(evidence: Sequence[Evidence], *, at: date, catalogue: Catalogue | None = None,
-           coverage: Coverage | None = None) -> dict[str, Any]:
+           coverage: Coverage | None = None) -> Assessment:
     """The launch and engine-test assessment from ``evidence`` as of ``at``."""
     cat = catalogue or load_catalogue()
-    out: dict[str, Any] = {"at": at.isoformat(), "evidence_items": len(evidence)}
-    for event in ("launch", "engine_test"):
-        prior = cat.events[event]
-        reasons, sums, corr = _weigh(evidence, cat, event, "before", at)
-        lo0 = math.log(_odds(prior.prior))
-        p = round(_prob(lo0 + sums[1]), 3)  # the level follows the figure shown
-        rng = sorted((_prob(lo0 + sums[0]), _prob(lo0 + sums[2])))
-        after = None
-        after_reasons: list[dict[str, Any]] = []
-        if event == "engine_test":
-            after_reasons, asums, acorr = _weigh(evidence, cat, event, "after", at)
-            after = round(_prob(lo0 + asums[1]), 3) if after_reasons else None
-            corr.update(acorr)
-        by_id = {e.id: e for e in evidence}
-        bearing = any(_bears_on(event, r, cat, by_id) for r in reasons + after_reasons)
-        level = _level(event, p, after, bearing, prior.prior)
-        window = _window(reasons, evidence, cat, at, event) \
-            if level in ("imminent", "possible", "preparations") else None
-        context: list[dict[str, Any]] = []
-        if level == "no_evidence":
-            # Nothing speaks to this event itself: report the usual rate, and keep what moved
-            # the odds a little (fuel seen at a launch site, for an engine test) as context.
-            context = [r for r in reasons + after_reasons]
-            reasons, after_reasons, corr = [], [], {}
-            p = prior.prior
-            rng = [p, p]
-            after = None
-        unobserved = []
-        if coverage is not None:
-            for ind in cat.indicators:
-                if event in ind.lr and ind.id in coverage.unobserved:
-                    unobserved.append({"indicator": ind.id, "name": ind.name,
-                                       "why": coverage.unobserved[ind.id]})
-        independent = sorted({r["origin"] for r in reasons + after_reasons
-                              if r["direction"] == "for"})
-        out[event] = {
-            "level": level,
-            "likelihood": round(p if level != "recent_test" else (after or p), 3),
-            "likelihood_range": [round(rng[0], 3), round(rng[1], 3)],
-            "prior": prior.prior, "horizon_days": prior.horizon_days,
-            "recent_test_likelihood": round(after, 3) if after is not None else None,
-            "window": window,
-            "reasons": [r for r in after_reasons + reasons if r["direction"] == "for"],
-            "against": [r for r in reasons + after_reasons if r["direction"] == "against"],
-            "unobserved": unobserved,
-            "corroborated": {k: v for k, v in corr.items()},
-            "independent_sources": independent,
-            "context": context,
-            "summary": "",
-        }
-        out[event]["summary"] = summarise(event, out[event])
-    return out
+    launch, engine_test = (_assess_event(e, evidence, at, cat, coverage) for e in EVENTS)
+    return Assessment(at, len(evidence), launch, engine_test)
 
 
 _EVENT_WORDS = {"launch": "a launch", "engine_test": "an engine test"}
 
 
-def summarise(event: str, a: dict[str, Any]) -> str:
+def summarise(event: str, a: EventAssessment) -> str:
     """One paragraph an analyst can read: the level, why, what argues against, what is
     unseen."""
-    lvl = a["level"].replace("_", " ")
-    lo, hi = a["likelihood_range"]
-    s = (f"{_EVENT_WORDS[event].capitalize()} within {a['horizon_days']:g} days: {lvl} "
-         f"(likelihood {a['likelihood']:.0%}, range {lo:.0%}-{hi:.0%}; usual rate "
-         f"{a['prior']:.0%}).")
-    if a["level"] == "no_evidence":
+    lvl = a.level.replace("_", " ")
+    lo, hi = a.likelihood_range
+    s = (f"{_EVENT_WORDS[event].capitalize()} within {a.horizon_days:g} days: {lvl} "
+         f"(likelihood {a.likelihood:.0%}, range {lo:.0%}-{hi:.0%}; usual rate "
+         f"{a.prior:.0%}).")
+    if a.level == "no_evidence":
         return s + " Nothing on record bears on it."
-    if a["reasons"]:
-        top = a["reasons"][:3]
-        s += " Mainly: " + "; ".join(r["text"].split(". Counts")[0] for r in top) + "."
-    n = len(a["independent_sources"])
+    if a.reasons:
+        top = a.reasons[:3]
+        s += " Mainly: " + "; ".join(r.text.split(". Counts")[0] for r in top) + "."
+    n = len(a.independent_sources)
     s += (f" {n} independent source{'s' if n != 1 else ''} support it"
           if n else " No source supports it")
-    s += (", corroborated on " + ", ".join(k.replace("_", " ") for k in a["corroborated"])
-          if a["corroborated"] else ", none corroborated by a second independent source")
+    s += (", corroborated on " + ", ".join(k.replace("_", " ") for k in a.corroborated)
+          if a.corroborated else ", none corroborated by a second independent source")
     s += "."
-    if a["against"]:
-        s += " Against: " + "; ".join(r["text"].split(". Counts")[0]
-                                      for r in a["against"][:2]) + "."
-    if a["window"]:
-        w = a["window"]
-        span = (f"{w['start']} to {w['end']}" if w["start"] else
-                f"{w['days'][0]} to {w['days'][1]} days after the report")
-        s += f" Expected {span} ({w['basis']})."
-    if a["unobserved"]:
+    if a.against:
+        s += " Against: " + "; ".join(r.text.split(". Counts")[0]
+                                      for r in a.against[:2]) + "."
+    if a.window:
+        w = a.window
+        span = (f"{w.start} to {w.end}" if w.start else
+                f"{w.days[0]} to {w.days[1]} days after the report")
+        s += f" Expected {span} ({w.basis})."
+    if a.unobserved:
         s += " Not observable: " + "; ".join(
-            f"{u['name']} ({u['why']})" for u in a["unobserved"][:3]) + "."
+            f"{u.name} ({u.why})" for u in a.unobserved[:3]) + "."
     return s
 
 
-def evidence_from_reading(reading: Any, catalogue: Catalogue, site: str | None = None,
+def evidence_from_reading(reading: Reading, catalogue: Catalogue, site: str | None = None,
                           report: str = "text") -> list[Evidence]:
     """Evidence items from a :class:`~.collateral.Reading`: claims about ``site``, or about any
     known site when ``site`` is None (claims placed at no known site are left out: they may
@@ -374,28 +382,31 @@ def text_only_coverage(catalogue: Catalogue) -> Coverage:
                                  if i.imagery and i.phase == "before"})
 
 
-def assess_reading(reading: Any, *, catalogue: Catalogue | None = None,
-                   at: date | None = None, site: str | None = None) -> dict[str, Any]:
+def assess_reading(reading: Reading, *, catalogue: Catalogue | None = None,
+                   at: date | None = None, site: str | None = None) -> Assessment:
     """The assessment a report supports on its own: about ``site``, or pooled over every
     known site it names (a text that names none has no evidence about any)."""
     cat = catalogue or load_catalogue()
     ev = evidence_from_reading(reading, cat, site)
-    when = at or (_d(reading.published) if reading.published else None)
+    when = at or parse_date(reading.published)
     undated = when is None
     if when is None:
         dates = [e.time for e in ev if e.time]
-        when = _d(max(dates)) if dates else date.today()
+        when = max(dates) if dates else date.today()
     out = assess(ev, at=when, catalogue=cat, coverage=text_only_coverage(cat))
-    if undated:
-        # Without a publication date the text's "now" is unknown: windows are given in days
-        # after the report only.
-        out["at"] = None
-        for event in ("launch", "engine_test"):
-            w = out[event]["window"]
-            if w is not None:
-                w["start"] = w["end"] = None
-                out[event]["summary"] = summarise(event, out[event])
-    return out
+    if not undated:
+        return out
+    # Without a publication date the text's "now" is unknown: windows are given in days
+    # after the report only.
+    launch, engine_test = (_undated(e, out.event(e)) for e in EVENTS)
+    return replace(out, at=None, launch=launch, engine_test=engine_test)
+
+
+def _undated(event: str, a: EventAssessment) -> EventAssessment:
+    if a.window is None:
+        return a
+    a = replace(a, window=replace(a.window, start=None, end=None))
+    return replace(a, summary=summarise(event, a))
 
 
 def combine(a: Iterable[Evidence], b: Iterable[Evidence]) -> list[Evidence]:

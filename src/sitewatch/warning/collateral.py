@@ -41,6 +41,7 @@ import hashlib
 import itertools
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -109,6 +110,13 @@ class Claim:
         d["hedges"] = list(self.hedges)
         return d
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Claim:
+        return cls(d["site"], d["part"], d["activity"], bool(d["negated"]), d["certainty"],
+                   d.get("source"), d["origin"], d.get("via"), d.get("attribution"),
+                   tuple(d.get("hedges") or ()), d.get("time"), d["sentence"],
+                   int(d["paragraph"]), bool(d.get("background", False)))
+
 
 @dataclass(frozen=True)
 class Reading:
@@ -133,6 +141,14 @@ class Reading:
                 "background": [c.to_dict() for c in self.background],
                 "stated": dict(self.stated), "stated_evidence": self.stated_evidence,
                 "warnings": list(self.warnings)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Reading:
+        return cls(d["name"], d["title"], d["format"], d.get("published"), list(d["sites"]),
+                   [Claim.from_dict(c) for c in d["claims"]],
+                   [Claim.from_dict(c) for c in d.get("background") or ()],
+                   dict(d["stated"]), {k: list(v) for k, v in d["stated_evidence"].items()},
+                   list(d.get("warnings") or ()), int(d.get("words") or 0))
 
 
 @lru_cache(maxsize=1)

@@ -27,17 +27,21 @@ Examples
 >>> [(e.indicator, e.event, e.origin, e.time) for e in
 ...  from_claim(r.claims[0], load_catalogue(), site="sohae", report="r1",
 ...             published=r.published)]
-[('railcars_arrived', 'launch', 'government:US', '2016-01-28')]
+[('railcars_arrived', 'launch', 'government:US', datetime.date(2016, 1, 28))]
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date
 from typing import Any
 
+from sitewatch.times import iso_day, parse_date
 from sitewatch.warning.collateral import CERTAINTY_WEIGHT, Claim
 from sitewatch.warning.indicators import Catalogue
 from sitewatch.watch.alerts import Alert
@@ -53,7 +57,13 @@ VEGETATION_DROP = 0.1
 
 @dataclass(frozen=True)
 class Evidence:
-    """One piece of evidence for (or, when ``negated``, against) an indicator."""
+    """One piece of evidence for (or, when ``negated``, against) an indicator.
+
+    ``time`` is the day it was seen or said; ``window`` the days it names (a notice's window),
+    either end open.  ``link`` says what produced it; ``detail`` is what its builder knew
+    (see the module doc and docs/collateral.md), kept as the JSON it is stored as: the
+    properties below read the parts the assessment uses.
+    """
 
     id: str
     site: str
@@ -62,8 +72,8 @@ class Evidence:
     event: str
     phase: str
     part: str | None
-    time: str | None  # YYYY-MM-DD: when it was seen, or said
-    window: tuple[str | None, str | None] | None  # the date window it names, if any
+    time: date | None  # when it was seen, or said
+    window: tuple[date | None, date | None] | None  # the date window it names, if any
     source: str
     origin: str
     certainty: float
@@ -73,15 +83,62 @@ class Evidence:
     detail: dict[str, Any] = field(default_factory=dict)
     part_kind: str | None = None  # the kind of ``part`` (reports name kinds, alerts names)
 
+    @property
+    def published(self) -> date | None:
+        """The day it became known: a report's publication, a note's date (None for
+        imagery: an alert is known from its own date)."""
+        return parse_date(self.detail.get("published"))
+
+    @property
+    def known_from(self) -> date | None:
+        """The first day an assessment may count it."""
+        return self.published or self.time
+
+    @property
+    def age_days(self) -> int:
+        """How old an undated report says it is (0 when it says nothing)."""
+        return int(self.detail.get("age_days") or 0)
+
+    @property
+    def window_days(self) -> tuple[int, int] | None:
+        """The window an undated report names, in days after it."""
+        w = self.detail.get("window_days")
+        return (int(w[0]), int(w[1])) if w else None
+
+    @property
+    def hedge(self) -> str | None:
+        """The certainty as the text gave it (``firm``, ``probable``, ``possible``)."""
+        h = self.detail.get("certainty")
+        return str(h) if h else None
+
+    @property
+    def coarse(self) -> str | None:
+        """For imagery coarser than the indicator needs, what that means."""
+        c = self.detail.get("coarse")
+        return str(c) if c else None
+
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["window"] = list(self.window) if self.window else None
-        return d
+        """The JSON form (docs/collateral.md): days as ``YYYY-MM-DD``, the window a list."""
+        return {"id": self.id, "site": self.site, "kind": self.kind,
+                "indicator": self.indicator, "event": self.event, "phase": self.phase,
+                "part": self.part, "time": _day(self.time),
+                "window": [_day(w) for w in self.window] if self.window else None,
+                "source": self.source, "origin": self.origin, "certainty": self.certainty,
+                "negated": self.negated, "text": self.text, "link": copy.deepcopy(self.link),
+                "detail": copy.deepcopy(self.detail), "part_kind": self.part_kind}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Evidence:
+    def from_dict(cls, d: Mapping[str, Any]) -> Evidence:
         w = d.get("window")
-        return cls(**{**d, "window": tuple(w) if w else None})  # type: ignore[arg-type]
+        return cls(d["id"], d["site"], d["kind"], d["indicator"], d["event"], d["phase"],
+                   d.get("part"), parse_date(d.get("time")),
+                   (parse_date(w[0]), parse_date(w[1])) if w else None, d["source"],
+                   d["origin"], float(d["certainty"]), bool(d["negated"]), d["text"],
+                   dict(d["link"]), dict(d["detail"]), d.get("part_kind"))
+
+
+def _day(d: date | None) -> str | None:
+    return iso_day(d) if d is not None else None
 
 
 def _id(*parts: Any) -> str:
@@ -90,7 +147,7 @@ def _id(*parts: Any) -> str:
 
 
 def from_claim(claim: Claim, catalogue: Catalogue, *, site: str, report: str,
-               published: str | None = None, source_label: str | None = None,
+               published: str | date | None = None, source_label: str | None = None,
                kind: str | None = None) -> list[Evidence]:
     """Evidence items for one collateral claim (none when no indicator takes its activity).
 
@@ -99,16 +156,17 @@ def from_claim(claim: Claim, catalogue: Catalogue, *, site: str, report: str,
     next week") is kept as the item's ``window``.
     """
     t = claim.time or {}
-    start, end = t.get("start"), t.get("end")
+    start, end = parse_date(t.get("start")), parse_date(t.get("end"))
+    pub = parse_date(published)
     window = None
-    when = published
-    if start and published and (t.get("sense") == "future" or start > published):
+    when = pub
+    if start and pub and (t.get("sense") == "future" or start > pub):
         window = (start, end)
     elif end:
-        when = end if not published or end <= published else published
+        when = end if not pub or end <= pub else pub
     if claim.activity == "launch_notice" and start and window is None:
         window = (start, end)
-    rel = t.get("days") if not published else None  # undated report: days relative to it
+    rel = t.get("days") if not pub else None  # undated report: days relative to it
     out = []
     for ind in catalogue.for_activity(claim.activity, claim.part):
         ev_kind = kind or ("notice" if claim.activity == "launch_notice" else "report")
@@ -125,7 +183,7 @@ def from_claim(claim: Claim, catalogue: Catalogue, *, site: str, report: str,
             detail={"activity": claim.activity, "certainty": claim.certainty,
                     "hedges": list(claim.hedges), "attribution": claim.attribution,
                     "time": claim.time,
-                    "published": published,  # the day it became known
+                    "published": _day(pub),  # the day it became known
                     "age_days": -rel[1] if rel and rel[1] <= 0 else None,
                     "window_days": rel if rel and rel[0] > 0 else None}))
     return out
@@ -176,7 +234,7 @@ def from_alert(alert: Alert, status: str, part_kind: str, catalogue: Catalogue, 
         out.append(Evidence(
             id=_id(alert.site, alert.id, ind.id), site=alert.site, kind="imagery",
             indicator=ind.id, event=ind.event, phase=ind.phase, part=alert.part,
-            time=alert.time[:10] or None, window=None,
+            time=parse_date(alert.time or None), window=None,
             source=f"sitewatch imagery ({sensor or 'imagery'})", origin="imagery:sitewatch",
             certainty=w, negated=False, text=alert.text,
             link={"alert": alert.id}, part_kind=part_kind,
@@ -187,15 +245,15 @@ def from_alert(alert: Alert, status: str, part_kind: str, catalogue: Catalogue, 
     return out
 
 
-def from_note(note_id: str, site: str, text: str, date: str, catalogue: Catalogue, *,
+def from_note(note_id: str, site: str, text: str, day: date | str, catalogue: Catalogue, *,
               part: str | None = None, part_kind: str | None = None,
               activity: str | None = None, author: str | None = None) -> list[Evidence]:
-    """Evidence items for an analyst note: ``activity`` as given, else as read from the text
-    (the note's hedges set its certainty)."""
+    """Evidence items for an analyst note about ``day``: ``activity`` as given, else as read
+    from the text (the note's hedges set its certainty)."""
     from sitewatch.warning.collateral import read_text
 
-    claims: list[Claim] = []
-    reading = read_text(text, name="note", published=date)
+    when = iso_day(parse_date(day) or date.today())
+    reading = read_text(text, name="note", published=when)
     claims = [c for c in reading.claims + reading.background]
     if activity:
         base = claims[0] if claims else None
@@ -207,12 +265,11 @@ def from_note(note_id: str, site: str, text: str, date: str, catalogue: Catalogu
     for c in claims:
         c2 = Claim(site, part_kind or c.part, c.activity, c.negated, c.certainty, who,
                    f"note:{author or 'analyst'}", None, None, c.hedges,
-                   {"text": date, "start": date, "end": date, "sense": "point"}, c.sentence,
+                   {"text": when, "start": when, "end": when, "sense": "point"}, c.sentence,
                    0)
-        for e in from_claim(c2, catalogue, site=site, report=note_id, published=date,
+        for e in from_claim(c2, catalogue, site=site, report=note_id, published=when,
                             kind="note"):
-            out.append(Evidence(**{**asdict(e), "part": part or e.part,
-                                   "link": {"note": note_id}}))
+            out.append(replace(e, part=part or e.part, link={"note": note_id}))
     return out
 
 

@@ -268,8 +268,8 @@ def load_catalogue(site_type: str = "launch_site", extra: Iterable[str | Path] =
         for i in more:
             by_id[i.id] = replace(i, origin=str(p))
         events.update(ev)
-    for ev in ASSESSED:
-        events.setdefault(ev, EventPrior(ev, 0.05, 30, "default"))
+    for name in ASSESSED:
+        events.setdefault(name, EventPrior(name, 0.05, 30, "default"))
     return Catalogue(site_type, tuple(by_id.values()), events)
 
 

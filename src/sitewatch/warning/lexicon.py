@@ -110,8 +110,8 @@ def _gazetteer(extra: str | None) -> tuple[GazetteerSite, ...]:
     if extra and Path(extra).is_file():
         try:
             entries += tomllib.loads(Path(extra).read_text(encoding="utf-8")).get("site", [])
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise CollateralError(f"{extra}: not a valid gazetteer TOML file: {e}") from e
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise CollateralError(f"{extra}: not a valid gazetteer TOML file: {exc}") from exc
     out = []
     for i, e in enumerate(entries):
         try:

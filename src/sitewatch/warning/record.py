@@ -15,17 +15,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sitewatch.errors import CollateralError, SiteError
 from sitewatch.sites.site import Site
 from sitewatch.store import Store, report_id
+from sitewatch.store.collateral import note_id
 from sitewatch.times import parse_date
 from sitewatch.warning.assess import Coverage, assess
 from sitewatch.warning.collateral import Reading, extract
 from sitewatch.warning.documents import MAX_BYTES, read_document
 from sitewatch.warning.evidence import Evidence, from_alert, from_claim, from_note
 from sitewatch.warning.indicators import Catalogue, load_catalogue
+from sitewatch.warning.records import Imagery, Note, Report, SiteAssessment
 
 log = logging.getLogger(__name__)
 
@@ -90,13 +91,14 @@ def add_report(store: Store, site: Site, path: str | Path, *,
             continue
         evidence += from_claim(c, cat, site=site.id, report=rid, published=reading.published,
                                source_label=Path(doc.name).name)
-    _rid, new = store.put_report(site.id, reading.to_dict(), doc.text, checksum,
-                                 [e.to_dict() for e in evidence])
+    report = Report(rid, site.id, reading.name, reading.title, parse_date(reading.published),
+                    checksum, reading)
+    new = store.put_report(report, doc.text, evidence)
     return Added(rid, new, reading, evidence, skipped)
 
 
-def add_note(store: Store, site: Site, text: str, *, when: str, part: str | None = None,
-             activity: str | None = None, author: str | None = None,
+def add_note(store: Store, site: Site, text: str, *, when: str | date,
+             part: str | None = None, activity: str | None = None, author: str | None = None,
              catalogue: Catalogue | None = None) -> tuple[str, list[Evidence]]:
     """Store an analyst note about ``site`` (and ``part``) on ``when`` (YYYY-MM-DD)."""
     if not text.strip():
@@ -104,7 +106,9 @@ def add_note(store: Store, site: Site, text: str, *, when: str, part: str | None
     if len(text) > 20_000:
         raise CollateralError(f"the note is {len(text)} characters long; notes stop at 20000 "
                               "(add long texts with `sitewatch collateral add`)")
-    parse_date(when, "--date", CollateralError)
+    day = parse_date(when, "--date", CollateralError)
+    if day is None:
+        raise CollateralError("the note has no date")
     kind = site.part(part).kind if part else None  # unknown part -> SiteError naming parts
     if activity is not None:
         from sitewatch.warning.lexicon import ACTIVITIES
@@ -113,14 +117,10 @@ def add_note(store: Store, site: Site, text: str, *, when: str, part: str | None
             raise CollateralError(f"activity {activity!r} is unknown (known: "
                                   f"{', '.join(ACTIVITIES)})")
     cat = catalogue or catalogue_for(site)
-    made: list[Evidence] = []
-
-    def evidence_of(nid: str) -> list[dict[str, Any]]:
-        made.extend(from_note(nid, site.id, text, when, cat, part=part, part_kind=kind,
-                              activity=activity, author=author))
-        return [e.to_dict() for e in made]
-
-    nid, _ = store.put_note(site.id, text, when, part, author, evidence_of)
+    nid = note_id(site.id, day, part, text)
+    made = from_note(nid, site.id, text, day, cat, part=part, part_kind=kind,
+                     activity=activity, author=author)
+    store.put_note(Note(nid, site.id, part, day, author, text), made)
     return nid, made
 
 
@@ -200,16 +200,14 @@ def coverage(store: Store, site: Site, catalogue: Catalogue, at: date,
         if best and ind.resolution_m and best > ind.resolution_m:
             why[ind.id] = (f"only as a change at {best:g} m: telling what it is needs "
                            f"{ind.resolution_m:g} m")
-    return Coverage(best, last.isoformat() if last else None, why)
+    return Coverage(best, last, why)
 
 
 def site_evidence(store: Store, site: Site, at: date, catalogue: Catalogue
                   ) -> tuple[list[Evidence], str | None]:
     """Everything on record for ``site`` known by ``at``: stored evidence and imagery."""
-    stored = [Evidence.from_dict(d) for d in store.evidence(site.id)]
     # Known by then: a report counts from its publication, a note from its date.
-    stored = [e for e in stored
-              if (e.detail.get("published") or e.time or "9999") <= at.isoformat()]
+    stored = [e for e in store.evidence(site.id) if (e.known_from or date.max) <= at]
     # A catalogue change can drop or rename indicators: keep what it still knows.
     known = {i.id for i in catalogue.indicators}
     stored = [e for e in stored if e.indicator in known]
@@ -218,20 +216,17 @@ def site_evidence(store: Store, site: Site, at: date, catalogue: Catalogue
 
 
 def assess_site(store: Store, site: Site, *, at: date | None = None,
-                indicator_files: Iterable[str | Path] = ()) -> dict[str, Any]:
+                indicator_files: Iterable[str | Path] = ()) -> SiteAssessment:
     """The assessment of ``site`` as of ``at`` (default: today) from everything on record."""
     at = at or date.today()
     cat = catalogue_for(site, indicator_files)
     evidence, ph = site_evidence(store, site, at, cat)
     cov = coverage(store, site, cat, at, ph)
-    out = assess(evidence, at=at, catalogue=cat, coverage=cov)
-    out["site"] = site.id
-    out["imagery"] = {"best_resolution_m": cov.best_resolution_m, "last_image": cov.last_image,
-                      "params_hash": ph}
-    out["evidence"] = [e.to_dict() for e in evidence]
-    out["reports"] = [{"id": r["id"], "title": r["title"], "published": r["published"],
-                       "name": r["name"]} for r in store.reports(site.id)]
-    return out
+    a = assess(evidence, at=at, catalogue=cat, coverage=cov)
+    return SiteAssessment(a.at, a.evidence_items, a.launch, a.engine_test, site=site.id,
+                          imagery=Imagery(cov.best_resolution_m, cov.last_image, ph),
+                          evidence=tuple(evidence),
+                          reports=tuple(r.ref for r in store.reports(site.id)))
 
 
 __all__ = ["Added", "add_note", "add_report", "assess_site", "catalogue_for", "coverage",

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -131,11 +132,12 @@ _MAX_AGO_DAYS = 36_500
 _Resolver = "Callable[[re.Match[str], date], tuple[date | None, date | None]]"
 
 
-def _rel(days_back: int, days_fwd: int = 0):  # type: ignore[no-untyped-def]
+def _rel(days_back: int, days_fwd: int = 0
+         ) -> Callable[[re.Match[str], date], tuple[date, date]]:
     return lambda m, r: (r - timedelta(days=days_back), r + timedelta(days=days_fwd))
 
 
-def _fwd(lo: int, hi: int):  # type: ignore[no-untyped-def]
+def _fwd(lo: int, hi: int) -> Callable[[re.Match[str], date], tuple[date, date]]:
     return lambda m, r: (r + timedelta(days=lo), r + timedelta(days=hi))
 
 
@@ -394,12 +396,12 @@ def find_published(text: str, meta: str | None = None) -> date | None:
             d = parse_date(m["d"])  # None without a year
             if d is not None:
                 return d
-    m = _DATELINE.search(head)
-    if m:
+    dl = _DATELINE.search(head)
+    if dl:
         # A dateline gives month and day; the year is the latest the text names.
         years = [int(y) for y in re.findall(r"\b((?:19|20)\d\d)\b", text[:20000])]
         if years:
-            return parse_date(f"{m['d']} {max(years)}")
+            return parse_date(f"{dl['d']} {max(years)}")
     return None
 
 

@@ -369,8 +369,13 @@ class Observation:
 
 
 def measures_of(d: Mapping[str, Any]) -> dict[str, float]:
-    """The numeric measures of a mapping (null as NaN; names and flags left out)."""
-    return {k: num(v) for k, v in d.items()
+    """The numeric measures of a mapping (null as NaN, counts stay integers; names and
+    flags left out).
+
+    >>> measures_of({"part": "pad", "pixels": 144, "changed_fraction": None})
+    {'pixels': 144, 'changed_fraction': nan}
+    """
+    return {k: v if isinstance(v, int) else num(v) for k, v in d.items()
             if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}
 
 
