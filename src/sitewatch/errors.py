@@ -34,3 +34,16 @@ class StoreError(SitewatchError, RuntimeError):
 class CollateralError(SitewatchError, ValueError):
     """A collateral report (news text, notice, note) cannot be read, or an indicator file
     is invalid."""
+
+
+class OutputError(SitewatchError, OSError):
+    """A result (change product, figure, brief, PDF, plot) cannot be written or read back."""
+
+
+class MissingExtraError(SitewatchError, ImportError):
+    """An optional dependency (an extra such as ``plot``, ``pdf`` or ``learn``) is not
+    installed; the message names the install command."""
+
+
+__all__ = ["CollateralError", "GridError", "MissingExtraError", "OutputError", "SceneError",
+           "SiteError", "SitewatchError", "StoreError", "UndatedSceneError"]

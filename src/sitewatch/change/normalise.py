@@ -181,7 +181,8 @@ def fit_mad(x: np.ndarray, y: np.ndarray, *, iterate: bool = True, max_iter: int
         core = np.ones(n, bool)
     mc = m[:, core]
     sigma = stats.median_abs_deviation(mc, axis=1, scale="normal")
-    sigma = np.maximum(sigma, fit.sigma_w * 1e-3)
+    floor = 0.0 if fit.sigma_w is None else fit.sigma_w * 1e-3
+    sigma = np.maximum(sigma, floor)
     return MADFit(fit.a, fit.b, fit.mean_x, fit.mean_y, fit.rho, sigma, fit.iterations,
                   converged or not iterate, fit.sigma_w)
 

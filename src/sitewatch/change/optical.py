@@ -312,7 +312,7 @@ class BrightnessChange(Detector):
                "demolition), scaled by its robust noise.")
     reference = "image differencing of a brightness band"
     default_threshold = "4"
-    needs = ("blue", "green", "red")
+    needs: ClassVar[tuple[str, ...]] = ("blue", "green", "red")
 
     def _brightness(self, arr, bands) -> np.ndarray:
         return np.mean([arr[bands.index(b)] for b in self.needs], axis=0)
@@ -380,7 +380,7 @@ class HACD:
         z = np.empty((2 * p, x.shape[1]), dtype=dt)
         np.subtract(x, self.mean_x.astype(dt)[:, None], out=z[:p])
         np.subtract(y, self.mean_y.astype(dt)[:, None], out=z[p:])
-        a = np.einsum("in,in->n", z, self.q.astype(dt) @ z)
+        a: np.ndarray = np.einsum("in,in->n", z, np.asarray(self.q.astype(dt) @ z))
         return np.sqrt(np.maximum(a, 0.0, out=a), out=a)
 
 
@@ -403,7 +403,7 @@ class HACDChange(Detector):
                "averaged over a `window` x `window` neighbourhood.")
     reference = "Theiler & Perkins 2006, IEEE TGRS 44(11); Theiler 2008 (hyperbolic ACD)"
     default_threshold = "2"
-    needs = ("blue", "green", "red")
+    needs: ClassVar[tuple[str, ...]] = ("blue", "green", "red")
     normalise = False
 
     @classmethod

@@ -197,14 +197,15 @@ def polygons(
         props: dict[str, Any] = {"pixels": int(pixels[label]), "area_m2": area_m2}
         if area_px is not None:
             props["area_px"] = area_px
-        if score is not None and count[label] > 0:
+        if count is not None and mean_score is not None and max_score is not None \
+                and count[label] > 0:
             props["mean_score"] = float(mean_score[label])
             props["max_score"] = float(max_score[label])
         else:
             props["mean_score"] = props["max_score"] = None
         found.append((area_m2 if area_px is None else area_px, label, geom, props))
 
-    found.sort(key=lambda f: (-f[0], f[1]))
+    found.sort(key=lambda f: (-(f[0] or 0.0), f[1]))
     return [
         {"type": "Feature", "geometry": mapping(geom), "properties": {"id": i, **props}}
         for i, (_, _, geom, props) in enumerate(found, start=1)

@@ -199,6 +199,13 @@ def _fixed(how: str) -> float | None:
     return t
 
 
+def _scores(values: np.ndarray | Sequence[float] | None, name: str
+            ) -> np.ndarray | Sequence[float]:
+    if values is None:
+        raise ThresholdError(f"the {name!r} threshold needs the scores to pick from")
+    return values
+
+
 def pick(
     values: np.ndarray | Sequence[float] | None,
     how: str,
@@ -222,15 +229,15 @@ def pick(
     name = how.strip().lower()
     name = _ALIASES.get(name, name)
     if name == "otsu":
-        return otsu(values)
+        return otsu(_scores(values, name))
     if name == "kittler-illingworth":
-        return kittler_illingworth(values)
+        return kittler_illingworth(_scores(values, name))
     if name == "significance":
         if dof is None:
             raise ThresholdError("the 'significance' threshold needs dof (degrees of freedom)")
         return significance(alpha, dof)
     if name == "quantile":
-        return quantile(values, q)
+        return quantile(_scores(values, name), q)
     fixed = _fixed(name)
     if fixed is not None:
         return fixed

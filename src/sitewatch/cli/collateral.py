@@ -13,7 +13,7 @@ import click
 from rich.table import Table
 
 from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx
-from sitewatch.errors import SitewatchError
+from sitewatch.errors import SiteError, SitewatchError
 from sitewatch.times import iso_day
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ _PUBLISHED = click.option("--published", help="Publication date YYYY-MM-DD (defa
 
 def _max_bytes(max_mb: float) -> int:
     if not math.isfinite(max_mb):
-        raise SitewatchError(f"--max-mb {max_mb} is not a number of megabytes")
+        raise click.BadParameter(f"{max_mb} is not a number of megabytes", param_hint="--max-mb")
     return int(max_mb * 1e6)
 
 
@@ -45,8 +45,7 @@ def _gazetteer(ctx: Ctx) -> Path | None:
 def _site(store: Store, site_id: str) -> Site:
     site = store.get_site(site_id)
     if site is None:
-        raise SitewatchError(f"no site {site_id!r} in the catalogue (see `sitewatch site "
-                             "list`)")
+        raise SiteError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
     return site
 
 

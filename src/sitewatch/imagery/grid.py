@@ -247,17 +247,22 @@ def _dst_transform(grid: SiteGrid, shift: Shift | None) -> Affine:
     return grid.transform
 
 
+def _apply(t: Affine, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``t`` applied to arrays of x and y (affine's ``@`` is typed for scalars only)."""
+    return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
+
+
 def _src_window(ds: rasterio.io.DatasetReader, grid: SiteGrid,
                 dst_transform: Affine | None = None) -> Window | None:
     """The window of ``ds`` covering ``grid`` as warped through ``dst_transform`` (padded by
     2 source pixels), or None if disjoint.  Works for north-up and south-up sources."""
     t = dst_transform or grid.transform
-    xs, ys = t @ (np.array([0, grid.width, 0, grid.width]), np.array([0, 0, grid.height,
-                                                                      grid.height]))
+    xs, ys = _apply(t, np.array([0, grid.width, 0, grid.width]),
+                    np.array([0, 0, grid.height, grid.height]))
     left, bottom, right, top = transform_bounds(grid.rio_crs, ds.crs, xs.min(), ys.min(),
                                                 xs.max(), ys.max(), densify_pts=21)
-    cols, rows = ~ds.transform @ (np.array([left, right, left, right]),
-                                  np.array([bottom, bottom, top, top]))
+    cols, rows = _apply(~ds.transform, np.array([left, right, left, right]),
+                        np.array([bottom, bottom, top, top]))
     col0 = max(0, math.floor(cols.min()) - 2)
     row0 = max(0, math.floor(rows.min()) - 2)
     col1 = min(ds.width, math.ceil(cols.max()) + 2)

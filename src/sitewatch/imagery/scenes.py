@@ -330,8 +330,8 @@ def _discover_dir(root: Path) -> list[SceneSource]:
     for stem, bands in groups.items():
         files = tuple(sorted((p for _, p in bands.values()), key=str))
         folders = {p.parent for p in files}
-        key = files[0].parent / stem if len(folders) == 1 else root / stem
-        out.append(SceneSource(str(key), "bandset", files))
+        where = files[0].parent / stem if len(folders) == 1 else root / stem
+        out.append(SceneSource(str(where), "bandset", files))
     return out
 
 
@@ -506,13 +506,13 @@ def _bands_of_multiband(
     wavelengths: list[float | None] = [None] * ds.count
     if envi and envi.get("wavelength"):
         try:
-            wl = [float(v) for v in envi["wavelength"].split(",") if v.strip()]
+            listed = [float(v) for v in envi["wavelength"].split(",") if v.strip()]
         except ValueError:
-            wl = []
+            listed = []
         units = envi.get("wavelength units", "micrometers").lower()
         factor = 1e-3 if units.startswith("nano") else 1.0
-        if len(wl) == ds.count:
-            wavelengths = [w * factor for w in wl]
+        if len(listed) == ds.count:
+            wavelengths = [w * factor for w in listed]
     for i in range(1, ds.count + 1):
         desc = (ds.descriptions[i - 1] or "").strip()
         tags = ds.tags(i)

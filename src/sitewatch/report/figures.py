@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sitewatch.errors import SitewatchError
+from sitewatch.errors import MissingExtraError
 
 #: Okabe-Ito colours (safe for colour-blind readers).
 ORANGE, BLUE, VERMILION, SKY = "#E69F00", "#0072B2", "#D55E00", "#56B4E9"
@@ -36,7 +36,7 @@ def _plt() -> Any:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise SitewatchError("briefs need matplotlib: pip install 'sitewatch[plot]'") from None
+        raise MissingExtraError("briefs need matplotlib: pip install 'sitewatch[plot]'") from None
     return plt
 
 

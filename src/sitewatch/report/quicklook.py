@@ -1,13 +1,9 @@
-"""Small PNG quicklooks of grid images (true colour, change overlays) for pages and briefs."""
+"""True-colour arrays of grid images for the brief's figures: band choice and a common
+stretch (so that before and after are comparable)."""
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
-
 import numpy as np
-import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 
 from sitewatch.imagery.grid import GridImage
 from sitewatch.imagery.sensors import rgb_bands
@@ -32,27 +28,3 @@ def true_colour(img: GridImage) -> np.ndarray:
     if len(names) < 3:
         names = names[:1] * 3
     return np.stack([img.band(n) for n in names])
-
-
-def write_png(path: Path, rgb: np.ndarray, scale: int = 1) -> Path:
-    """Write a (3, rows, cols) uint8 array as PNG, enlarged ``scale`` times (nearest)."""
-    if scale > 1:
-        rgb = rgb.repeat(scale, axis=1).repeat(scale, axis=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a picture, not a map
-        with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(
-            path, "w", driver="PNG", width=rgb.shape[2], height=rgb.shape[1], count=3,
-            dtype="uint8",
-        ) as ds:
-            ds.write(rgb)
-    return path
-
-
-def overlay(rgb: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (255, 0, 255),
-            ) -> np.ndarray:
-    """Paint ``mask`` pixels of a uint8 RGB image in ``colour`` (default magenta)."""
-    outp = rgb.copy()
-    for i, c in enumerate(colour):
-        outp[i][mask] = c
-    return outp

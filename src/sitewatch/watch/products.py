@@ -16,7 +16,7 @@ import numpy as np
 import rasterio
 
 from sitewatch.change.base import ChangeMap
-from sitewatch.errors import SitewatchError
+from sitewatch.errors import OutputError
 from sitewatch.fileio import atomic_path
 from sitewatch.imagery.grid import SiteGrid
 
@@ -41,7 +41,7 @@ def _write_cog(path: Path, data: np.ndarray, grid: SiteGrid, nodata: Any, tags: 
             ds.write(data, 1)
             ds.update_tags(**{k: str(v) for k, v in tags.items()})
     except (rasterio.errors.RasterioError, OSError) as exc:
-        raise SitewatchError(f"cannot write {path}: {exc}") from None
+        raise OutputError(f"cannot write {path}: {exc}") from None
 
 
 def write_change_products(ch: ChangeMap, grid: SiteGrid, paths: dict[str, Path],
@@ -72,7 +72,7 @@ def read_change(path: str | Path, window: tuple[slice, slice] | None = None
             w = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
             return ds.read(1, window=w), ds.window_transform(w), ds.crs
     except rasterio.errors.RasterioError as exc:
-        raise SitewatchError(f"cannot read change product {path}: {exc}") from None
+        raise OutputError(f"cannot read change product {path}: {exc}") from None
 
 
 __all__ = ["CHANGE_NODATA", "product_paths", "read_change", "write_change_products"]
