@@ -25,7 +25,6 @@ def test_ruff_is_clean():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="mypy errors being removed on the helper branches")
 @pytest.mark.skipif(not (ROOT / "pyproject.toml").exists(), reason="not a source checkout")
 def test_mypy_reports_no_errors_on_src():
     r = _run(sys.executable, "-m", "mypy")
