@@ -40,3 +40,14 @@ def test_pipeline_and_sink_errors_are_value_errors():
         RunParams(min_usable=2.0)
     with pytest.raises(ValueError, match="webhook URL"):
         WebhookSink("ftp://example.org/x")
+
+
+def test_the_root_is_never_raised_bare():
+    """A bare SitewatchError has no builtin to catch it by: raise the subclass that fits."""
+    from pathlib import Path
+
+    src = Path(sitewatch.__file__).parent
+    bare = [f"{p.relative_to(src)}:{i}" for p in src.rglob("*.py")
+            for i, line in enumerate(p.read_text().splitlines(), 1)
+            if "raise SitewatchError(" in line]
+    assert bare == []

@@ -36,6 +36,11 @@ class CollateralError(SitewatchError, ValueError):
     is invalid."""
 
 
+class BriefError(SitewatchError, ValueError):
+    """A brief cannot be written for the period asked, or one of its figures cannot be drawn
+    (the brief then says why in that figure's place)."""
+
+
 class OutputError(SitewatchError, OSError):
     """A result (change product, figure, brief, PDF, plot) cannot be written or read back."""
 
@@ -45,5 +50,5 @@ class MissingExtraError(SitewatchError, ImportError):
     installed; the message names the install command."""
 
 
-__all__ = ["CollateralError", "GridError", "MissingExtraError", "OutputError", "SceneError",
-           "SiteError", "SitewatchError", "StoreError", "UndatedSceneError"]
+__all__ = ["BriefError", "CollateralError", "GridError", "MissingExtraError", "OutputError",
+           "SceneError", "SiteError", "SitewatchError", "StoreError", "UndatedSceneError"]

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
 from sitewatch.cli.detect import _params
-from sitewatch.errors import SitewatchError
+from sitewatch.errors import SiteError
 from sitewatch.times import iso_day
 
 if TYPE_CHECKING:
@@ -111,10 +111,10 @@ def _alert_table(alerts: Sequence[StoredAlert], title: str) -> None:
 
 def _params_hash(store: Store, site_id: str) -> str:
     if store.get_site(site_id) is None:
-        raise SitewatchError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
+        raise SiteError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
     last = store.last_run(site_id)
     if last is None:
-        raise SitewatchError(f"site {site_id!r} has not been run yet: `sitewatch run {site_id}`")
+        raise SiteError(f"site {site_id!r} has not been run yet: `sitewatch run {site_id}`")
     return last.params_hash
 
 
@@ -193,7 +193,7 @@ def alerts(ctx: Ctx, site_id: str, statuses: tuple[str, ...], part: str | None,
     """List a site's alerts (of the latest run's parameters), oldest first."""
     with ctx.store() as store:
         if store.get_site(site_id) is None:
-            raise SitewatchError(f"no site {site_id!r} in the catalogue")
+            raise SiteError(f"no site {site_id!r} in the catalogue")
         last = store.last_run(site_id)  # the alerts of the latest run's parameters
         found = store.alerts(site_id, status=statuses or None, part=part,
                              params_hash=last.params_hash if last else None)

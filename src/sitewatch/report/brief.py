@@ -27,7 +27,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from scipy.stats import median_abs_deviation
 
 from sitewatch import __version__
-from sitewatch.errors import SitewatchError
+from sitewatch.errors import BriefError, MissingExtraError, OutputError, SiteError, SitewatchError
 from sitewatch.fileio import atomic_write
 from sitewatch.imagery.coregister import Shift
 from sitewatch.imagery.grid import SiteGrid, grid_for_scenes, load_scene
@@ -169,11 +169,11 @@ def write_pdf(html: Path, pdf: Path) -> Path:
     try:
         import weasyprint
     except (ImportError, OSError) as exc:  # OSError: WeasyPrint without Pango
-        raise SitewatchError(f"{PDF_HELP} ({type(exc).__name__}: {exc})") from None
+        raise MissingExtraError(f"{PDF_HELP} ({type(exc).__name__}: {exc})") from None
     try:
         weasyprint.HTML(filename=str(html), base_url=str(html.parent)).write_pdf(str(pdf))
     except Exception as exc:  # WeasyPrint raises many kinds; the HTML brief is kept
-        raise SitewatchError(f"cannot write {pdf}: {exc}") from None
+        raise OutputError(f"cannot write {pdf}: {exc}") from None
     return pdf
 
 
@@ -188,9 +188,9 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
     tick = progress or (lambda *_: None)
     site = store.get_site(site_id)
     if site is None:
-        raise SitewatchError(f"no site {site_id!r} in the catalogue")
+        raise SiteError(f"no site {site_id!r} in the catalogue")
     if start and end and start > end:
-        raise SitewatchError(f"--from {start} is after --to {end}")
+        raise BriefError(f"--from {start} is after --to {end}")
     out = Path(out_dir)
     fig_dir = out / "figures"
     exp_dir = out / "exports"
@@ -198,7 +198,7 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
         fig_dir.mkdir(parents=True, exist_ok=True)
         exp_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SitewatchError(f"cannot write the brief to {out}: {exc}") from None
+        raise OutputError(f"cannot write the brief to {out}: {exc}") from None
     # Files of an earlier brief in the same folder would be mistaken for this one's.
     for pattern, folder in (("*.png", fig_dir), ("*.geojson", exp_dir), ("*.tif", exp_dir),
                             ("*.stac.json", exp_dir)):
@@ -278,18 +278,18 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
     before_id, after_id = rec.before_scene, rec.after_scene
     if before_id is None or after_id is None or before_id not in scenes \
             or after_id not in scenes:
-        raise SitewatchError("its before or after scene is no longer catalogued")
+        raise BriefError("its before or after scene is no longer catalogued")
     done_after, done_before = processed.get(after_id), processed.get(before_id)
     grid_key = done_after.grid if done_after else ""
     grid = _grid_of(done_after, site, by_grid.get(grid_key, [scenes[after_id]]))
     part = site.part(rec.part)
     fp = part.footprint(grid.crs)
     if fp is None:
-        raise SitewatchError(f"part {part.name!r} is not placed")
+        raise BriefError(f"part {part.name!r} is not placed")
     mask = grid.mask(fp, all_touched=True)
     rows, cols = np.nonzero(mask)
     if rows.size == 0:
-        raise SitewatchError(f"part {part.name!r} is outside the grid")
+        raise BriefError(f"part {part.name!r} is outside the grid")
     win = _window(rows, cols, grid.shape)
     sb, sa = scenes[before_id], scenes[after_id]
     pick = rgb_bands(sa.band_names)

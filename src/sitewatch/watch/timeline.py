@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sitewatch.errors import SitewatchError
+from sitewatch.errors import MissingExtraError, OutputError, SiteError
 from sitewatch.store import Store
 from sitewatch.times import iso, parse_time
 from sitewatch.watch.records import StoredAlert
@@ -90,7 +90,7 @@ def build_timeline(store: Store, site_id: str, params_hash: str, *,
     """The stored timeline of a site (or one part) for one parameter set."""
     site = store.get_site(site_id)
     if site is None:
-        raise SitewatchError(f"no site {site_id!r} in the catalogue")
+        raise SiteError(f"no site {site_id!r} in the catalogue")
     if part is not None and part != REST:
         site.part(part)  # names the known parts when it is not one
     processed = store.processed(site_id, params_hash)
@@ -126,7 +126,7 @@ def plot_timeline(tl: Timeline, path: str | Path) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise SitewatchError("plotting needs matplotlib: pip install 'sitewatch[plot]'"
+        raise MissingExtraError("plotting needs matplotlib: pip install 'sitewatch[plot]'"
                              ) from None
 
     parts = tl.parts
@@ -158,7 +158,7 @@ def plot_timeline(tl: Timeline, path: str | Path) -> Path:
     try:
         fig.savefig(out, dpi=110)
     except OSError as exc:
-        raise SitewatchError(f"cannot write {out}: {exc}") from None
+        raise OutputError(f"cannot write {out}: {exc}") from None
     finally:
         plt.close(fig)
     return out
