@@ -175,3 +175,6 @@ def finite_sample(values: np.ndarray, limit: int = 2_000_000) -> np.ndarray:
 
 
 ProgressFn = Callable[[int, int], None]
+
+__all__ = ["ChangeMap", "Detector", "Fitted", "MethodError", "ProgressFn", "finite_sample",
+           "get_detector", "methods", "observed_both", "register_detector", "with_nan"]

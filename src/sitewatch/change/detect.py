@@ -137,3 +137,6 @@ def _plain(v: Any) -> bool:
     if isinstance(v, (list, tuple)):
         return len(v) <= 32 and all(isinstance(x, (int, float, str)) for x in v)
     return False
+
+__all__ = ["DEFAULT_METHOD", "check_pair", "detect_arrays", "normalise_pair", "resolve",
+           "threshold_for"]

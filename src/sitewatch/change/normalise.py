@@ -247,3 +247,7 @@ def fit_normalisation(before: np.ndarray, after: np.ndarray, *,
         gains.append(g)
         offsets.append(o)
     return Normalisation(np.array(gains), np.array(offsets), int(keep.sum()), mad)
+
+__all__ = ["MAX_FIT_PIXELS", "NO_CHANGE_PROBABILITY", "MADFit", "Normalisation",
+           "NormalisationError", "chi2_sf", "fit_mad", "fit_normalisation", "orthogonal_regression",
+           "pixels"]

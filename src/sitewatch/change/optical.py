@@ -451,3 +451,6 @@ class HACDChange(Detector):
         if w > 1:
             out = local_mean(out, w)
         return with_nan(out, obs)
+
+__all__ = ["CVA", "HACD", "IRMAD", "MAD", "BrightnessChange", "BuiltUpGain", "BurnScar",
+           "Difference", "HACDChange", "NDVILoss", "PCAKMeans", "Ratio", "local_mean"]

@@ -573,3 +573,7 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, float) and math.isnan(o):
         return None
     return str(o)
+
+__all__ = ["OUTPUTS", "DetectRun", "PairLoader", "Progress", "choose_bands", "coregister_pair",
+           "detect_scenes", "mosaic", "open_input", "padded", "sample_windows", "scene_grid",
+           "sensor_kind", "sub_grid", "windows"]

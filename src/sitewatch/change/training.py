@@ -105,3 +105,5 @@ def train_from_files(
     model = train(arrays, names, progress=progress, **train_options)
     model.save(out_path)
     return model
+
+__all__ = ["prepare_pair", "read_label", "train_from_files"]

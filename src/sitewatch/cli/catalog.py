@@ -116,3 +116,5 @@ def load(ctx: Ctx, site_id: str, scene_id: str, resolution: float | None, bands:
     err.print(f"{esc(scene.id)} on the {grid.resolution:g} m grid of {esc(repr(site_id))}: "
               f"{grid.width} x {grid.height} px, {img.valid_fraction:.0%} observed")
     out.print(esc(path))
+
+__all__ = ["ingest", "load", "scenes"]

@@ -96,3 +96,6 @@ class SitewatchGroup(click.Group):
         except KeyboardInterrupt:
             err.print("interrupted: finished work is kept; run the command again to resume")
             raise SystemExit(130) from None
+
+__all__ = ["Ctx", "SitewatchGroup", "echo_json", "err", "esc", "out", "pass_ctx", "progress_bar",
+           "setup_logging"]

@@ -112,3 +112,5 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
         out.print(f"why: sitewatch assess {res.site.id} --at {res.story[-1].date}")
     if res.brief:
         out.print(f"brief: {esc(res.brief)}")
+
+__all__ = ["demo"]

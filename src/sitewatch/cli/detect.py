@@ -178,3 +178,5 @@ def train(ctx: Ctx, pairs: tuple[tuple[str, str, str], ...], change_value: float
         return
     out.print(esc(f"trained on {len(pairs)} pair(s), bands {', '.join(info['bands'])}; "
                   f"wrote {out_path}"))
+
+__all__ = ["detect", "methods", "train"]

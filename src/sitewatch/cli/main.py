@@ -53,3 +53,5 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+__all__ = ["cli", "main"]

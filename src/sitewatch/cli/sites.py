@@ -145,3 +145,5 @@ def add(ctx: Ctx, file: str) -> None:
     with ctx.store() as store:
         status = store.put_site(s, "file")
     out.print(f"site {esc(repr(s.id))}: {status}")
+
+__all__ = ["add", "init", "list_", "show", "site", "validate"]

@@ -229,3 +229,5 @@ def alert(ctx: Ctx, alert_id: str, action: str, reason: str | None, as_json: boo
                   + (f" ({reason})" if reason else "")))
     if action == "dismiss":
         out.print("its dates count as normal for the part from the next `sitewatch run`")
+
+__all__ = ["TIER_STYLE", "alert", "alerts", "run", "timeline"]

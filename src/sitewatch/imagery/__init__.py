@@ -14,3 +14,5 @@ In flow order:
   scene onto it (window read, one warp, reflectance, masks);
 * :mod:`~sitewatch.imagery.coregister`: sub-pixel shifts between scenes, checked locally.
 """
+
+__all__: list[str] = []

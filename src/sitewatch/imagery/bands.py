@@ -142,3 +142,7 @@ def normalised_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = (a - b) / (a + b)
     out[~np.isfinite(out)] = np.nan
     return out
+
+__all__ = ["ALIASES", "DEFAULT_RESOLUTION", "LANDSAT_OLI", "LANDSAT_TM", "S2_BASELINE_04_START",
+           "SENTINEL2", "BandSpec", "canonical", "common_name_for_wavelength", "known_common_names",
+           "landsat_table", "normalised_difference"]

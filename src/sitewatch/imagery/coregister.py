@@ -183,3 +183,5 @@ def register(
         reason = ("global and local shifts agree" if not np.isnan(residual)
                   else "global shift only (too few textured windows to check locally)")
     return Registration(glob, rel, residual, tuple(local), status, reason)
+
+__all__ = ["ZERO", "LocalShift", "Registration", "Shift", "estimate_shift", "register"]

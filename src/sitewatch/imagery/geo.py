@@ -81,3 +81,5 @@ def raster_mask(geoms: Sequence[Any], shape: tuple[int, int], transform: Any, *,
         return np.zeros(shape, bool)
     return rasterize([(g, 1) for g in geoms], out_shape=shape, transform=transform, fill=0,
                      dtype="uint8", all_touched=all_touched).astype(bool)
+
+__all__ = ["as_crs", "local_utm_crs", "raster_mask", "to_crs"]

@@ -412,3 +412,7 @@ def load_scene(
     data[:, q != Quality.VALID] = np.nan
     names = tuple(r.common_name or r.name for r in refs)
     return GridImage(scene.id, scene.acquired, scene.sensor, grid, names, data, q, shift)
+
+__all__ = ["DEFAULT_BANDS", "DEFAULT_MARGIN_M", "MAX_LOAD_BYTES", "GridImage", "SiteGrid",
+           "default_resolution", "grid_for_scenes", "load_scene", "pixel_grid", "site_grid",
+           "write_geotiff"]

@@ -211,3 +211,5 @@ def _unique(base: str, taken: set[str]) -> str:
     while f"{base}-{n}" in taken:
         n += 1
     return f"{base}-{n}"
+
+__all__ = ["IngestItem", "IngestReport", "Progress", "ingest"]

@@ -405,3 +405,9 @@ def _raster_mask(p: Path, grid_crs: str | None, transform: Affine,
     reproject(exclude.astype(np.uint8), out, src_transform=src_transform, src_crs=src_crs,
               dst_transform=transform, dst_crs=grid_crs, resampling=Resampling.nearest)
     return out.astype(bool)
+
+__all__ = ["CIRRUS_MIN", "CLOUD_MIN_BLUE_RED", "CLOUD_MIN_HOT", "CLOUD_MIN_VISIBLE",
+           "FMASK_HOT_OFFSET", "FMASK_MAX_NDSI", "FMASK_MAX_NDVI", "FMASK_MAX_WHITENESS",
+           "FMASK_MIN_NIR_SWIR", "FMASK_MIN_SWIR22", "Quality", "apply_user_mask",
+           "cloud_from_reflectance", "combine", "quality_from_mask", "temporal_cloud_check",
+           "user_mask"]

@@ -171,3 +171,6 @@ def is_auxiliary(name: str) -> bool:
     """True for product layers that are not scenes, bands or masks (``*_TCI.jp2``...)."""
     stem = name.rsplit("/", 1)[-1].split(".", 1)[0]
     return bool(AUXILIARY.search(stem))
+
+__all__ = ["AUXILIARY", "NameInfo", "is_auxiliary", "parse_name", "parse_text", "s2a_orbit_time",
+           "split_band"]

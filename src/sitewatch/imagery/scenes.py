@@ -696,3 +696,7 @@ def make_scene_id(
         return f"{head}_{day}_{info.key}"
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", key.name.split(".")[0]).strip("_") or "scene"
     return stem[:80]
+
+__all__ = ["RASTER_EXTENSIONS", "BandRef", "FileRef", "MaskRef", "Scene", "SceneSource", "discover",
+           "make_scene_id", "open_raster", "read_envi_header", "read_scene", "sha256_file",
+           "source_checksum"]

@@ -28,3 +28,5 @@ def true_colour(img: GridImage) -> np.ndarray:
     if len(names) < 3:
         names = names[:1] * 3
     return np.stack([img.band(n) for n in names])
+
+__all__ = ["stretch", "true_colour"]

@@ -11,3 +11,5 @@ and the scoring of alerts against planted events.
   beside the ground truth, the assessment story and the brief.
 * :mod:`~sitewatch.sim.evaluate`: stored alerts scored against planted changes.
 """
+
+__all__: list[str] = []

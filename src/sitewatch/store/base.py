@@ -112,3 +112,4 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cur.close()
 
+__all__ = ["DB_NAME", "StoreBase"]

@@ -123,3 +123,5 @@ class CollateralStore(StoreBase):
             rows = c.execute(sa.select(e.c.record).where(e.c.site_id == site_id)
                              .order_by(e.c.time, e.c.id)).all()
         return [Evidence.from_dict(json.loads(r[0])) for r in rows]
+
+__all__ = ["CollateralStore", "note_id", "report_id"]

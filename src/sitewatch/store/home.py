@@ -23,3 +23,5 @@ def resolve_home(explicit: str | Path | None = None) -> Path:
     if env:
         return Path(env).expanduser().resolve()
     return Path(platformdirs.user_data_dir("sitewatch", appauthor=False))
+
+__all__ = ["ENV_VAR", "resolve_home"]

@@ -248,3 +248,5 @@ class ResultStore(StoreBase):
 
 def _alert_of(row: Any) -> StoredAlert:
     return StoredAlert.from_dict({**row, "record": json.loads(row["record"])})
+
+__all__ = ["ResultStore"]

@@ -257,3 +257,4 @@ class SceneStore(StoreBase):
             c.execute(t.insert().values(site_id=site_id, grid=grid, reference_id=scene_id,
                                         created_at=_now()))
 
+__all__ = ["SceneStore", "SiteRow", "registration_of", "write_registration"]

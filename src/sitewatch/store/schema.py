@@ -323,3 +323,8 @@ def migrate(conn: sa.Connection, where: str, now: str) -> None:
             meta_table.update().where(meta_table.c.key == "schema_version"),
             {"value": str(v + 1)},
         )
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "alerts_table", "evidence_table", "grids_table",
+           "meta_table", "metadata", "migrate", "notes_table", "observations_table",
+           "processed_table", "registrations_table", "reports_table", "runs_table", "scenes_table",
+           "sites_table", "stored_version"]

@@ -13,3 +13,5 @@ In flow order:
   webhook);
 * :mod:`~sitewatch.watch.timeline`: a site's per-part timeline read back from the store.
 """
+
+__all__: list[str] = []

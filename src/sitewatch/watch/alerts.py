@@ -152,3 +152,6 @@ def from_changepoint(site: str, part: str, measure: str, cp: ChangePoint, baseli
     return Alert(alert_id(site, part, measure, cp.kind, cp.time), site, part, cp.time,
                  measure, cp.kind, tier, cp.after, cp.before, cp.size, baseline.confidence,
                  baseline.n, text, before_scene, after_scene)
+
+__all__ = ["MEASURE_WORDS", "TIERS", "TIER_Z", "Alert", "alert_id", "from_changepoint",
+           "from_departure", "tier_for"]

@@ -247,3 +247,7 @@ def fit_baseline(times: Any, values: Any, *, floor: float = 0.0, seasonal: bool 
         return fit
     return Baseline(float(beta[0]), max(s_scale, floor), floor, n, span, True,
                     float(beta[1]), float(beta[2]))
+
+__all__ = ["CONFIDENCE", "MIN_SEASONAL_POINTS", "MIN_SEASONAL_SPAN", "SEASONAL_GAIN", "UNUSUAL_Z",
+           "YEAR_DAYS", "Baseline", "BaselineError", "Departure", "days", "fit_baseline",
+           "series_arrays"]

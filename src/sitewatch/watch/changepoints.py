@@ -154,3 +154,5 @@ def find_changepoints(times: Any, values: Any, *, baseline: Baseline | None = No
             j = run_end + 1
     out.sort(key=lambda c: c.index)
     return out
+
+__all__ = ["KINDS", "PENALTY", "ChangePoint", "find_changepoints"]

@@ -152,3 +152,5 @@ def part_changes(
             **extra,
         )
     return out
+
+__all__ = ["INDEX_BANDS", "MIN_OBSERVED", "REST", "PartChange", "part_changes"]
