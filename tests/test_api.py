@@ -7,8 +7,6 @@ import pkgutil
 import subprocess
 import sys
 
-import pytest
-
 import sitewatch
 
 

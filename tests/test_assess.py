@@ -16,7 +16,7 @@ from sitewatch.store import Store
 from sitewatch.warning.assess import assess
 from sitewatch.warning.collateral import read_text
 from sitewatch.warning.evidence import Evidence, from_claim
-from sitewatch.warning.indicators import load_catalogue, parse_catalogue
+from sitewatch.warning.indicators import load_indicators, parse_indicators
 from sitewatch.warning.record import add_note, add_report, assess_site
 from sitewatch.watch.alerts import Alert
 from sitewatch.watch.records import Observation, RunSummary
@@ -111,7 +111,7 @@ def test_burn_scar_alert_reads_as_a_recent_test(store):
 
 
 def test_same_official_through_two_outlets_is_one_source():
-    cat = load_catalogue()
+    cat = load_indicators()
     a = read_text("Kyodo, citing a Japanese government source, said trains arrived at Sohae.",
                   name="a", published="2024-06-01")
     b = read_text("Japanese officials told NHK that freight trains arrived at Sohae.",
@@ -120,24 +120,24 @@ def test_same_official_through_two_outlets_is_one_source():
                   name="c", published="2024-06-01")
     ev_ab = [e for r in (a, b) for cl in r.claims
              for e in from_claim(cl, cat, site="sohae", report=r.name, published=r.published)]
-    one = assess(ev_ab, at=date(2024, 6, 1), catalogue=cat)
+    one = assess(ev_ab, at=date(2024, 6, 1), indicator_set=cat)
     assert one.launch.independent_sources == ("government:JP",)
     assert not one.launch.corroborated
     ev_c = [e for cl in c.claims
             for e in from_claim(cl, cat, site="sohae", report="c", published=c.published)]
-    two = assess(ev_ab + ev_c, at=date(2024, 6, 1), catalogue=cat)
+    two = assess(ev_ab + ev_c, at=date(2024, 6, 1), indicator_set=cat)
     assert set(two.launch.corroborated["railcars_arrived"]) == {"government:JP",
                                                                       "analyst:38north"}
     assert two.launch.likelihood > one.launch.likelihood
 
 
 def test_denials_argue_against():
-    cat = load_catalogue()
+    cat = load_indicators()
     r = read_text("No trains have arrived at Sohae and the pad remained quiet, 38 North said.",
                   published="2024-06-01")
     ev = [e for cl in r.claims for e in from_claim(cl, cat, site="sohae", report="r",
                                                      published=r.published)]
-    a = assess(ev, at=date(2024, 6, 1), catalogue=cat)
+    a = assess(ev, at=date(2024, 6, 1), indicator_set=cat)
     assert a.launch.level == "unlikely" and a.launch.against
     assert a.launch.likelihood < 0.05
 
@@ -170,16 +170,16 @@ def test_catalogue_validation_names_the_file_and_field(tmp_path):
     bad = 'site_type = "launch_site"\n[[indicator]]\nid = "x_y"\nevent = "launch"\n' \
           'lr = { launch = [5, 2, 1] }\nhalf_life_days = 5\nbasis = "b"\n'
     with pytest.raises(CollateralError, match=r"mine\.toml indicator 1 \('x_y'\): lr\.launch"):
-        parse_catalogue(bad, "mine.toml")
+        parse_indicators(bad, "mine.toml")
     with pytest.raises(CollateralError, match="not valid TOML"):
-        parse_catalogue("[[indicator", "mine.toml")
+        parse_indicators("[[indicator", "mine.toml")
     own = _write(tmp_path, "own.toml", 'site_type = "launch_site"\n[[indicator]]\n'
                  'id = "railcars_arrived"\nevent = "launch"\nactivities = ["railcars_arrived"]\n'
                  'lr = { launch = [1, 1.1, 1.2] }\nhalf_life_days = 3\nbasis = "we disagree"\n')
-    cat = load_catalogue("launch_site", [own])
+    cat = load_indicators("launch_site", [own])
     ind = cat.indicator("railcars_arrived")
     assert ind.lr["launch"][1] == 1.1 and ind.origin == str(own)
-    for i in load_catalogue().indicators:  # every built-in strength says where it comes from
+    for i in load_indicators().indicators:  # every built-in strength says where it comes from
         assert len(i.basis) > 40
 
 
@@ -238,10 +238,10 @@ def test_cli_add_note_assess_and_bad_files(tmp_path, home):
 def test_indicator_doc_is_current():
     from pathlib import Path
 
-    from sitewatch.warning.indicators import catalogue_markdown
+    from sitewatch.warning.indicators import indicators_markdown
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "indicators.md"
-    assert doc.read_text(encoding="utf-8") == catalogue_markdown(load_catalogue()), \
+    assert doc.read_text(encoding="utf-8") == indicators_markdown(load_indicators()), \
         "docs/indicators.md is stale: sitewatch indicators --markdown > docs/indicators.md"
 
 
@@ -295,7 +295,7 @@ def test_bad_indicator_files_are_clear_errors(tmp_path):
                  '[events]\nlaunch = 5\n', 'indicator = 5\n'):
         f = _write(tmp_path, "bad.toml", body)
         with pytest.raises(CollateralError, match=r"bad\.toml"):
-            load_catalogue("launch_site", [f])
+            load_indicators("launch_site", [f])
 
 
 #: The keys `assess --json` and `collateral read --json` print (docs/collateral.md).

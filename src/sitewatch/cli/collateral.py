@@ -132,7 +132,7 @@ def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, as_json:
 
 @collateral.command("add")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--site", "site_id", required=True, help="The catalogue site it is about.")
+@click.option("--site", "site_id", required=True, help="The catalogued site it is about.")
 @_PUBLISHED
 @_MAX_MB
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -280,17 +280,17 @@ def assess(ctx: Ctx, site_id: str, at: str | None, indicator_files: tuple[str, .
 @click.option("--indicators", "indicator_files", multiple=True,
               type=click.Path(dir_okay=False, exists=True), help="Extra indicator file.")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--markdown", is_flag=True, help="The catalogue as a Markdown page with the "
+@click.option("--markdown", is_flag=True, help="The indicators as a Markdown page with the "
               "basis of every strength (docs/indicators.md is this).")
 @pass_ctx
 def indicators(ctx: Ctx, site_type: str, indicator_files: tuple[str, ...],
                as_json: bool, markdown: bool) -> None:
-    """The indicator catalogue: what precedes a launch or a test, and how strongly."""
-    from sitewatch.warning.indicators import catalogue_markdown, load_catalogue
+    """The indicators: what precedes a launch or a test, and how strongly."""
+    from sitewatch.warning.indicators import indicators_markdown, load_indicators
 
-    cat = load_catalogue(site_type, _indicator_files(ctx, indicator_files))
+    cat = load_indicators(site_type, _indicator_files(ctx, indicator_files))
     if markdown:
-        click.echo(catalogue_markdown(cat), nl=False)
+        click.echo(indicators_markdown(cat), nl=False)
         return
     if as_json:
         echo_json({"site_type": cat.site_type,

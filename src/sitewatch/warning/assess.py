@@ -2,7 +2,7 @@
 
 The model is a transparent odds update, one an analyst can check by hand:
 
-1. Start from the event's prior (``[events.X]`` in the catalogue: the share of 30-day
+1. Start from the event's prior (``[events.X]`` in the indicator file: the share of 30-day
    periods that end in one at such a site).
 2. Each evidence item multiplies the odds by its indicator's likelihood ratio raised to its
    *weight*: certainty (firm 1, probable 0.7, possible 0.45; imagery by alert tier) times
@@ -13,7 +13,7 @@ The model is a transparent odds update, one an analyst can check by hand:
    the same official are one source).  A second independent origin for an indicator adds
    half its weight, and says the indicator is *corroborated*.
 4. The likelihood is the resulting probability; its range comes from redoing the sum with
-   every ratio at the low and at the high end of its range in the catalogue.
+   every ratio at the low and at the high end of its range in the indicator file.
 
 Levels.  Launch: ``imminent`` at 0.5 or more, ``possible`` when the evidence makes it at
 least half again as likely as usual (1.5 x the prior), ``unlikely`` below (the evidence is
@@ -47,7 +47,7 @@ from sitewatch.errors import CollateralError
 from sitewatch.times import parse_date
 from sitewatch.warning.collateral import Reading
 from sitewatch.warning.evidence import Evidence, from_claim
-from sitewatch.warning.indicators import Catalogue, Indicator, load_catalogue
+from sitewatch.warning.indicators import Indicator, IndicatorSet, load_indicators
 from sitewatch.warning.records import (
     EVENTS,
     Assessment,
@@ -102,7 +102,7 @@ def _contribution(ind: Indicator, ev: Evidence, event: str, which: int) -> float
     return math.log(ind.lr[event][which])
 
 
-def _weigh(items: Sequence[Evidence], cat: Catalogue, event: str, phase: str, at: date
+def _weigh(items: Sequence[Evidence], cat: IndicatorSet, event: str, phase: str, at: date
            ) -> tuple[list[Reason], dict[int, float], dict[str, tuple[str, ...]]]:
     """Weighted contributions of the items to ``event`` in ``phase``.
 
@@ -112,7 +112,7 @@ def _weigh(items: Sequence[Evidence], cat: Catalogue, event: str, phase: str, at
         try:
             ind = cat.indicator(ev.indicator)
         except CollateralError:
-            continue  # an indicator a user's catalogue no longer has
+            continue  # an indicator a user's indicator files no longer have
         if event not in ind.lr or (ind.phase != phase and ind.event != "standby"
                                    and ind.event != "capability_change"):
             continue
@@ -185,7 +185,7 @@ def _reason(cd: _Candidate, eff: float, event: str, corroborating: bool) -> Reas
                   sentence=ev.text if ev.kind != "imagery" else None)
 
 
-def _window(items: list[Reason], evidence: Sequence[Evidence], cat: Catalogue,
+def _window(items: list[Reason], evidence: Sequence[Evidence], cat: IndicatorSet,
             at: date, event: str) -> Window | None:
     notices = [e for e in evidence if e.kind == "notice" and e.window and e.window[0]
                and not e.negated and e.event == event
@@ -239,7 +239,7 @@ EVENT_PARTS = {"launch": {"launch_pad", "gantry_tower", "transfer_structure", "f
                "engine_test": {"engine_test_stand"}}
 
 
-def _bears_on(event: str, reason: Reason, cat: Catalogue, by_id: dict[str, Evidence]) -> bool:
+def _bears_on(event: str, reason: Reason, cat: IndicatorSet, by_id: dict[str, Evidence]) -> bool:
     """Whether a reason speaks to ``event`` itself: an indicator of that event, or a general
     one (standby, capability) at one of its parts, or a quiet site for a launch.  Fuel seen
     at a launch site moves the odds of an engine test a little, but a text that says nothing
@@ -270,7 +270,7 @@ def _level(event: str, p_before: float, p_after: float | None, any_evidence: boo
     return "preparations" if above else "unlikely"
 
 
-def _assess_event(event: str, evidence: Sequence[Evidence], at: date, cat: Catalogue,
+def _assess_event(event: str, evidence: Sequence[Evidence], at: date, cat: IndicatorSet,
                   coverage: Coverage | None) -> EventAssessment:
     prior = cat.events[event]
     reasons, sums, corr = _weigh(evidence, cat, event, "before", at)
@@ -317,10 +317,10 @@ def _assess_event(event: str, evidence: Sequence[Evidence], at: date, cat: Catal
     return replace(ea, summary=summarise(event, ea))
 
 
-def assess(evidence: Sequence[Evidence], *, at: date, catalogue: Catalogue | None = None,
+def assess(evidence: Sequence[Evidence], *, at: date, indicator_set: IndicatorSet | None = None,
            coverage: Coverage | None = None) -> Assessment:
     """The launch and engine-test assessment from ``evidence`` as of ``at``."""
-    cat = catalogue or load_catalogue()
+    cat = indicator_set or load_indicators()
     launch, engine_test = (_assess_event(e, evidence, at, cat, coverage) for e in EVENTS)
     return Assessment(at, len(evidence), launch, engine_test)
 
@@ -361,7 +361,7 @@ def summarise(event: str, a: EventAssessment) -> str:
     return s
 
 
-def evidence_from_reading(reading: Reading, catalogue: Catalogue, site: str | None = None,
+def evidence_from_reading(reading: Reading, indicator_set: IndicatorSet, site: str | None = None,
                           report: str = "text") -> list[Evidence]:
     """Evidence items from a :class:`~.collateral.Reading`: claims about ``site``, or about any
     known site when ``site`` is None (claims placed at no known site are left out: they may
@@ -370,30 +370,30 @@ def evidence_from_reading(reading: Reading, catalogue: Catalogue, site: str | No
     for c in reading.claims:
         if c.site is None or (site is not None and c.site != site):
             continue
-        out += from_claim(c, catalogue, site=c.site, report=report,
+        out += from_claim(c, indicator_set, site=c.site, report=report,
                           published=reading.published)
     return out
 
 
-def text_only_coverage(catalogue: Catalogue) -> Coverage:
+def text_only_coverage(indicator_set: IndicatorSet) -> Coverage:
     """Coverage of an assessment from text alone: no indicator was looked for in imagery."""
     return Coverage(None, None, {i.id: "no imagery considered: this assessment reads the "
-                                 "text only" for i in catalogue.indicators
+                                 "text only" for i in indicator_set.indicators
                                  if i.imagery and i.phase == "before"})
 
 
-def assess_reading(reading: Reading, *, catalogue: Catalogue | None = None,
+def assess_reading(reading: Reading, *, indicator_set: IndicatorSet | None = None,
                    at: date | None = None, site: str | None = None) -> Assessment:
     """The assessment a report supports on its own: about ``site``, or pooled over every
     known site it names (a text that names none has no evidence about any)."""
-    cat = catalogue or load_catalogue()
+    cat = indicator_set or load_indicators()
     ev = evidence_from_reading(reading, cat, site)
     when = at or parse_date(reading.published)
     undated = when is None
     if when is None:
         dates = [e.time for e in ev if e.time]
         when = max(dates) if dates else date.today()
-    out = assess(ev, at=when, catalogue=cat, coverage=text_only_coverage(cat))
+    out = assess(ev, at=when, indicator_set=cat, coverage=text_only_coverage(cat))
     if not undated:
         return out
     # Without a publication date the text's "now" is unknown: windows are given in days

@@ -21,11 +21,11 @@ Builders:
 Examples
 --------
 >>> from sitewatch.warning.collateral import read_text
->>> from sitewatch.warning.indicators import load_catalogue
+>>> from sitewatch.warning.indicators import load_indicators
 >>> r = read_text("Freight trains were seen at Sohae's rail station, a U.S. official said.",
 ...               published="2016-01-28")
 >>> [(e.indicator, e.event, e.origin, e.time) for e in
-...  from_claim(r.claims[0], load_catalogue(), site="sohae", report="r1",
+...  from_claim(r.claims[0], load_indicators(), site="sohae", report="r1",
 ...             published=r.published)]
 [('railcars_arrived', 'launch', 'government:US', datetime.date(2016, 1, 28))]
 """
@@ -43,7 +43,7 @@ from typing import Any
 
 from sitewatch.times import iso_day, parse_date
 from sitewatch.warning.collateral import CERTAINTY_WEIGHT, Claim
-from sitewatch.warning.indicators import Catalogue
+from sitewatch.warning.indicators import IndicatorSet
 from sitewatch.watch.alerts import Alert
 from sitewatch.watch.records import Observation
 
@@ -146,7 +146,7 @@ def _id(*parts: Any) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 
-def from_claim(claim: Claim, catalogue: Catalogue, *, site: str, report: str,
+def from_claim(claim: Claim, indicator_set: IndicatorSet, *, site: str, report: str,
                published: str | date | None = None, source_label: str | None = None,
                kind: str | None = None) -> list[Evidence]:
     """Evidence items for one collateral claim (none when no indicator takes its activity).
@@ -168,7 +168,7 @@ def from_claim(claim: Claim, catalogue: Catalogue, *, site: str, report: str,
         window = (start, end)
     rel = t.get("days") if not pub else None  # undated report: days relative to it
     out = []
-    for ind in catalogue.for_activity(claim.activity, claim.part):
+    for ind in indicator_set.for_activity(claim.activity, claim.part):
         ev_kind = kind or ("notice" if claim.activity == "launch_notice" else "report")
         source = claim.source or source_label or "the report's author"
         if claim.via and claim.source:
@@ -214,7 +214,7 @@ def alert_characters(alert: Alert, obs: Observation | None = None) -> list[str]:
     return chars
 
 
-def from_alert(alert: Alert, status: str, part_kind: str, catalogue: Catalogue, *,
+def from_alert(alert: Alert, status: str, part_kind: str, indicator_set: IndicatorSet, *,
                resolution_m: float | None = None, sensor: str | None = None,
                obs: Observation | None = None) -> list[Evidence]:
     """Evidence items for a stored imagery alert with its lifecycle ``status``."""
@@ -223,7 +223,7 @@ def from_alert(alert: Alert, status: str, part_kind: str, catalogue: Catalogue, 
     chars = alert_characters(alert, obs)
     weight = 1.0 if status == "confirmed" else TIER_WEIGHT.get(alert.tier, 0.4)
     out = []
-    for ind in catalogue.for_imagery(part_kind, chars):
+    for ind in indicator_set.for_imagery(part_kind, chars):
         w = weight
         coarse = (resolution_m is not None and ind.resolution_m > 0
                   and resolution_m > ind.resolution_m)
@@ -245,7 +245,7 @@ def from_alert(alert: Alert, status: str, part_kind: str, catalogue: Catalogue, 
     return out
 
 
-def from_note(note_id: str, site: str, text: str, day: date | str, catalogue: Catalogue, *,
+def from_note(note_id: str, site: str, text: str, day: date | str, indicator_set: IndicatorSet, *,
               part: str | None = None, part_kind: str | None = None,
               activity: str | None = None, author: str | None = None) -> list[Evidence]:
     """Evidence items for an analyst note about ``day``: ``activity`` as given, else as read
@@ -267,7 +267,7 @@ def from_note(note_id: str, site: str, text: str, day: date | str, catalogue: Ca
                    f"note:{author or 'analyst'}", None, None, c.hedges,
                    {"text": when, "start": when, "end": when, "sense": "point"}, c.sentence,
                    0)
-        for e in from_claim(c2, catalogue, site=site, report=note_id, published=when,
+        for e in from_claim(c2, indicator_set, site=site, report=note_id, published=when,
                             kind="note"):
             out.append(replace(e, part=part or e.part, link={"note": note_id}))
     return out

@@ -1,13 +1,13 @@
-"""The indicator catalogue: what precedes a launch or an engine test, and how strongly.
+"""The indicators: what precedes a launch or an engine test, and how strongly.
 
-Catalogues are TOML files, one per site type, shipped in ``sitewatch/warning/data``
+Indicator sets are TOML files, one per site type, shipped in ``sitewatch/warning/data``
 (``launch_site.toml`` documents every field) and added by users: a file given with
 ``--indicators`` or any ``*.toml`` in ``SITEWATCH_HOME/indicators/``.  A user indicator with
 the id of a built-in one replaces it; ``[events.X]`` tables replace the prior of event X.
 
 Examples
 --------
->>> cat = load_catalogue("launch_site")
+>>> cat = load_indicators("launch_site")
 >>> ind = cat.indicator("launch_notice")
 >>> ind.event, ind.lr["launch"], ind.half_life_days
 ('launch', (20.0, 50.0, 200.0), 20.0)
@@ -62,7 +62,7 @@ class Indicator:
         """Weight left after ``age_days`` (1 for today, 0.5 after one half-life; evidence
         from the future, such as a notice window, is not decayed).
 
-        >>> load_catalogue("launch_site").indicator("launch_notice").decay(20)
+        >>> load_indicators("launch_site").indicator("launch_notice").decay(20)
         0.5
         """
         return 1.0 if age_days <= 0 else 0.5 ** (age_days / self.half_life_days)
@@ -85,7 +85,7 @@ class EventPrior:
 
 
 @dataclass(frozen=True)
-class Catalogue:
+class IndicatorSet:
     """The indicators of one site type, and the prior of each assessed event."""
 
     site_type: str
@@ -96,7 +96,7 @@ class Catalogue:
         for i in self.indicators:
             if i.id == ind_id:
                 return i
-        raise CollateralError(f"no indicator {ind_id!r} in the {self.site_type} catalogue")
+        raise CollateralError(f"no indicator {ind_id!r} in the {self.site_type} indicators")
 
     def for_activity(self, activity: str, part_kind: str | None = None) -> list[Indicator]:
         """Indicators a claimed activity is evidence of (at ``part_kind`` when known: an
@@ -111,7 +111,7 @@ class Catalogue:
             out, part_kind = takers, None
         if len(out) > 1 and part_kind is None:
             # No part named: keep the indicators not tied to a specific part kind, else the
-            # first listed (the catalogue lists the most common reading first).
+            # first listed (the file lists the most common reading first).
             free = [i for i in out if not i.part_kinds]
             out = free or out[:1]
         return out
@@ -207,9 +207,9 @@ def _indicator_fields(raw: dict[str, Any], where: str, origin: str) -> Indicator
                      origin)
 
 
-def parse_catalogue(text: str, where: str) -> tuple[str | None, list[Indicator],
+def parse_indicators(text: str, where: str) -> tuple[str | None, list[Indicator],
                                                     dict[str, EventPrior]]:
-    """Parse one catalogue file's text: (site_type, indicators, event priors)."""
+    """Parse one indicator file's text: (site_type, indicators, event priors)."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -248,13 +248,13 @@ def builtin_types() -> list[str]:
                   if p.name.endswith(".toml") and p.name.endswith("_site.toml"))
 
 
-def load_catalogue(site_type: str = "launch_site", extra: Iterable[str | Path] = ()
-                   ) -> Catalogue:
-    """The catalogue for ``site_type`` (launch sites' for types without their own), with the
+def load_indicators(site_type: str = "launch_site", extra: Iterable[str | Path] = ()
+                   ) -> IndicatorSet:
+    """The indicator set for ``site_type`` (launch sites' for types without their own), with the
     indicators of each ``extra`` file added or replacing built-in ones of the same id."""
     name = site_type if site_type in builtin_types() else "launch_site"
     ref = resources.files("sitewatch.warning").joinpath("data", f"{name}.toml")
-    _st, inds, events = parse_catalogue(ref.read_text(encoding="utf-8"), f"built-in {name}")
+    _st, inds, events = parse_indicators(ref.read_text(encoding="utf-8"), f"built-in {name}")
     by_id = {i.id: i for i in inds}
     for path in extra:
         p = Path(path)
@@ -262,7 +262,7 @@ def load_catalogue(site_type: str = "launch_site", extra: Iterable[str | Path] =
             text = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise CollateralError(f"{p}: cannot read indicator file: {e}") from e
-        st, more, ev = parse_catalogue(text, str(p))
+        st, more, ev = parse_indicators(text, str(p))
         if st and st != site_type:
             continue
         for i in more:
@@ -270,15 +270,15 @@ def load_catalogue(site_type: str = "launch_site", extra: Iterable[str | Path] =
         events.update(ev)
     for name in ASSESSED:
         events.setdefault(name, EventPrior(name, 0.05, 30, "default"))
-    return Catalogue(site_type, tuple(by_id.values()), events)
+    return IndicatorSet(site_type, tuple(by_id.values()), events)
 
 
 _DOC_HEAD = """# Indicators and their strengths
 
 An indicator is an observable that, in the public record, comes before (or after) an event.
-The catalogue for launch sites is `src/sitewatch/warning/data/launch_site.toml`; this page is
+The indicators for launch sites are in `src/sitewatch/warning/data/launch_site.toml`; this page is
 written from it by `sitewatch indicators --markdown` (a test checks it is current).
-`sitewatch indicators [--json]` prints the catalogue in use, your own files included.
+`sitewatch indicators [--json]` prints the indicators in use, your own files included.
 
 ## How strengths are expressed
 
@@ -308,7 +308,7 @@ replaces it.
 """
 
 _DOC_TAIL = """
-## Adding a catalogue
+## Adding indicators for another site type
 
 A file has `site_type = "..."`, optional `[events.launch]` / `[events.engine_test]` tables
 (`prior`, `horizon_days`, `basis`) and `[[indicator]]` tables with the fields above (`id`,
@@ -319,8 +319,8 @@ reason is not accepted.
 """
 
 
-def catalogue_markdown(cat: Catalogue) -> str:
-    """The catalogue as a Markdown page (docs/indicators.md is this for launch sites)."""
+def indicators_markdown(cat: IndicatorSet) -> str:
+    """The indicators as a Markdown page (docs/indicators.md is this for launch sites)."""
 
     def lr(v: tuple[float, float, float] | None) -> str:
         return "-" if v is None else "/".join(f"{x:g}" for x in v)
@@ -351,5 +351,16 @@ def user_files(home: str | Path | None) -> list[Path]:
     return sorted(d.glob("*.toml")) if d.is_dir() else []
 
 
-__all__ = ["ASSESSED", "EVENTS", "IMAGERY_CHARACTERS", "Catalogue", "EventPrior", "Indicator",
-           "builtin_types", "catalogue_markdown", "load_catalogue", "parse_catalogue", "user_files"]
+__all__ = [
+    "ASSESSED",
+    "EVENTS",
+    "IMAGERY_CHARACTERS",
+    "EventPrior",
+    "Indicator",
+    "IndicatorSet",
+    "builtin_types",
+    "indicators_markdown",
+    "load_indicators",
+    "parse_indicators",
+    "user_files",
+]

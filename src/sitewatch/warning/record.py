@@ -25,7 +25,7 @@ from sitewatch.warning.assess import Coverage, assess
 from sitewatch.warning.collateral import Reading, extract
 from sitewatch.warning.documents import MAX_BYTES, read_document
 from sitewatch.warning.evidence import Evidence, from_alert, from_claim, from_note
-from sitewatch.warning.indicators import Catalogue, load_catalogue
+from sitewatch.warning.indicators import IndicatorSet, load_indicators
 from sitewatch.warning.records import Imagery, Note, Report, SiteAssessment
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,13 @@ def site_names(site: Site) -> set[str]:
     return names
 
 
-def catalogue_for(site: Site, extra: Iterable[str | Path] = ()) -> Catalogue:
-    return load_catalogue(site.site_type, extra)
+def indicators_for(site: Site, extra: Iterable[str | Path] = ()) -> IndicatorSet:
+    return load_indicators(site.site_type, extra)
 
 
 def add_report(store: Store, site: Site, path: str | Path, *,
                published: str | date | None = None, max_bytes: int = MAX_BYTES,
-               catalogue: Catalogue | None = None,
+               indicator_set: IndicatorSet | None = None,
                gazetteer_file: str | Path | None = None) -> Added:
     """Read a report file and store it with the evidence it gives about ``site``.
 
@@ -74,7 +74,7 @@ def add_report(store: Store, site: Site, path: str | Path, *,
         reading.warnings.append(f"no publication date in the text or given: treated as "
                                 f"published on {reading.published}, the day it was added "
                                 "(give --published to correct)")
-    cat = catalogue or catalogue_for(site)
+    cat = indicator_set or indicators_for(site)
     mine = site_names(site)
     about_me = bool(mine & set(reading.sites)) or not reading.sites
     evidence: list[Evidence] = []
@@ -99,7 +99,7 @@ def add_report(store: Store, site: Site, path: str | Path, *,
 
 def add_note(store: Store, site: Site, text: str, *, when: str | date,
              part: str | None = None, activity: str | None = None, author: str | None = None,
-             catalogue: Catalogue | None = None) -> tuple[str, list[Evidence]]:
+             indicator_set: IndicatorSet | None = None) -> tuple[str, list[Evidence]]:
     """Store an analyst note about ``site`` (and ``part``) on ``when`` (YYYY-MM-DD)."""
     if not text.strip():
         raise CollateralError("the note is empty")
@@ -116,7 +116,7 @@ def add_note(store: Store, site: Site, text: str, *, when: str | date,
         if activity not in ACTIVITIES:
             raise CollateralError(f"activity {activity!r} is unknown (known: "
                                   f"{', '.join(ACTIVITIES)})")
-    cat = catalogue or catalogue_for(site)
+    cat = indicator_set or indicators_for(site)
     nid = note_id(site.id, day, part, text)
     made = from_note(nid, site.id, text, day, cat, part=part, part_kind=kind,
                      activity=activity, author=author)
@@ -124,7 +124,7 @@ def add_note(store: Store, site: Site, text: str, *, when: str | date,
     return nid, made
 
 
-def imagery_evidence(store: Store, site: Site, catalogue: Catalogue, at: date
+def imagery_evidence(store: Store, site: Site, indicator_set: IndicatorSet, at: date
                      ) -> tuple[list[Evidence], str | None]:
     """Evidence from the alerts of the site's last finished run up to ``at``."""
     run = store.last_run(site.id, finished=True)
@@ -144,14 +144,14 @@ def imagery_evidence(store: Store, site: Site, catalogue: Catalogue, at: date
             kind = "other"  # the rest of the site, or a part renamed since the run
         after = a.alert.after_scene or ""
         scene = scenes.get(after)
-        out += from_alert(a.alert, a.status, kind, catalogue,
+        out += from_alert(a.alert, a.status, kind, indicator_set,
                           resolution_m=scene.resolution if scene else None,
                           sensor=scene.sensor if scene else None,
                           obs=obs.get((a.part, after)))
     return out, ph
 
 
-def coverage(store: Store, site: Site, catalogue: Catalogue, at: date,
+def coverage(store: Store, site: Site, indicator_set: IndicatorSet, at: date,
              params_hash: str | None) -> Coverage:
     """Which indicators the site's imagery could not have shown by ``at``, and why."""
     t_at = datetime(at.year, at.month, at.day, 23, 59, 59)
@@ -164,7 +164,7 @@ def coverage(store: Store, site: Site, catalogue: Catalogue, at: date,
     obs = store.observations(site.id, params_hash, reference="previous") if params_hash \
         else []
     why: dict[str, str] = {}
-    for ind in catalogue.indicators:
+    for ind in indicator_set.indicators:
         if ind.phase != "before" and ind.id != "burn_scar":
             continue
         if ind.resolution_m == 0:
@@ -203,15 +203,15 @@ def coverage(store: Store, site: Site, catalogue: Catalogue, at: date,
     return Coverage(best, last, why)
 
 
-def site_evidence(store: Store, site: Site, at: date, catalogue: Catalogue
+def site_evidence(store: Store, site: Site, at: date, indicator_set: IndicatorSet
                   ) -> tuple[list[Evidence], str | None]:
     """Everything on record for ``site`` known by ``at``: stored evidence and imagery."""
     # Known by then: a report counts from its publication, a note from its date.
     stored = [e for e in store.evidence(site.id) if (e.known_from or date.max) <= at]
-    # A catalogue change can drop or rename indicators: keep what it still knows.
-    known = {i.id for i in catalogue.indicators}
+    # A change of indicator files can drop or rename indicators: keep what it still knows.
+    known = {i.id for i in indicator_set.indicators}
     stored = [e for e in stored if e.indicator in known]
-    imagery, ph = imagery_evidence(store, site, catalogue, at)
+    imagery, ph = imagery_evidence(store, site, indicator_set, at)
     return stored + imagery, ph
 
 
@@ -219,15 +219,24 @@ def assess_site(store: Store, site: Site, *, at: date | None = None,
                 indicator_files: Iterable[str | Path] = ()) -> SiteAssessment:
     """The assessment of ``site`` as of ``at`` (default: today) from everything on record."""
     at = at or date.today()
-    cat = catalogue_for(site, indicator_files)
+    cat = indicators_for(site, indicator_files)
     evidence, ph = site_evidence(store, site, at, cat)
     cov = coverage(store, site, cat, at, ph)
-    a = assess(evidence, at=at, catalogue=cat, coverage=cov)
+    a = assess(evidence, at=at, indicator_set=cat, coverage=cov)
     return SiteAssessment(a.at, a.evidence_items, a.launch, a.engine_test, site=site.id,
                           imagery=Imagery(cov.best_resolution_m, cov.last_image, ph),
                           evidence=tuple(evidence),
                           reports=tuple(r.ref for r in store.reports(site.id)))
 
 
-__all__ = ["Added", "add_note", "add_report", "assess_site", "catalogue_for", "coverage",
-           "imagery_evidence", "site_evidence", "site_names"]
+__all__ = [
+    "Added",
+    "add_note",
+    "add_report",
+    "assess_site",
+    "coverage",
+    "imagery_evidence",
+    "indicators_for",
+    "site_evidence",
+    "site_names",
+]
