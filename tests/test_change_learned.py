@@ -13,14 +13,11 @@ pytest.importorskip("sklearn")
 from sitewatch.change import learned
 from sitewatch.change.base import MethodError
 from sitewatch.change.detect import detect_arrays
+from sitewatch.change.features import HALO, feature_names, features, pair_stats
 from sitewatch.change.learned import (
-    HALO,
     LearnedDetector,
     detector_from_file,
-    feature_names,
-    features,
     load_model,
-    pair_stats,
     read_header,
     train,
 )

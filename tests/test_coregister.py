@@ -6,8 +6,9 @@ from scipy import ndimage
 from conftest import write_tif
 from sitewatch.errors import GridError
 from sitewatch.imagery.coregister import Shift, estimate_shift
+from sitewatch.imagery.discover import discover
 from sitewatch.imagery.grid import load_scene, site_grid
-from sitewatch.imagery.scenes import discover, read_scene
+from sitewatch.imagery.scenes import read_scene
 from sitewatch.sites.site import builtin_site
 
 

@@ -8,9 +8,10 @@ from pyproj import Transformer
 
 from conftest import rng_image, write_tif
 from sitewatch.errors import GridError, SceneError
+from sitewatch.imagery.discover import discover
 from sitewatch.imagery.grid import _src_window, load_scene, pixel_grid, site_grid
 from sitewatch.imagery.masks import Quality, quality_from_mask
-from sitewatch.imagery.scenes import discover, read_scene
+from sitewatch.imagery.scenes import read_scene
 from sitewatch.sites.site import builtin_site
 
 

@@ -6,7 +6,8 @@ from affine import Affine
 
 from conftest import SOHAE_UTM, rng_image, write_tif
 from sitewatch.errors import SceneError
-from sitewatch.imagery.scenes import discover, read_scene
+from sitewatch.imagery.discover import discover
+from sitewatch.imagery.scenes import read_scene
 
 
 def read_one(path, **kw):

@@ -40,9 +40,10 @@ from sitewatch.errors import GridError, SceneError
 from sitewatch.fileio import atomic_path
 from sitewatch.imagery.bands import canonical
 from sitewatch.imagery.coregister import Registration, Shift, register
+from sitewatch.imagery.discover import discover
 from sitewatch.imagery.grid import GridImage, SiteGrid, load_scene
 from sitewatch.imagery.masks import Quality
-from sitewatch.imagery.scenes import Scene, discover, read_scene
+from sitewatch.imagery.scenes import Scene, read_scene
 from sitewatch.imagery.sensors import (
     ASSUMED_KIND,
     MIN_APPLIED_SHIFT_PX,

@@ -17,7 +17,8 @@ from pathlib import Path
 import shapely
 
 from sitewatch.errors import SceneError, SiteError, UndatedSceneError
-from sitewatch.imagery.scenes import Scene, SceneSource, discover, read_scene, source_checksum
+from sitewatch.imagery.discover import SceneSource, discover
+from sitewatch.imagery.scenes import Scene, read_scene, source_checksum
 from sitewatch.sites.site import Site, bare_site, builtin_site, builtin_site_ids
 from sitewatch.store import Store
 from sitewatch.times import iso

@@ -1,14 +1,8 @@
-"""Scenes: find images in files and folders and read what a catalogue record needs.
+"""Scenes: the ``Scene`` record of one acquisition and reading it from its files.
 
-A *scene* is one acquisition of one sensor.  On disk it is one of
-
-* a single raster file (GeoTIFF/COG, JP2, PNG/BMP/JPEG, ...), one or many bands;
-* an ENVI image (a data file beside its ``.hdr``);
-* a set of one-file-per-band rasters sharing a stem (Sentinel-2 ``*_B04.tif``, Landsat
-  ``*_b4.tif``), with quality/mask files (``*_fmask.tif``, ``*_QA_PIXEL.tif``, ``*_SCL.tif``).
-
-:func:`discover` turns paths into :class:`SceneSource` groups of files; :func:`read_scene`
-opens them and returns a :class:`Scene` record (nothing is written anywhere).  Errors are
+:func:`read_scene` opens a :class:`~sitewatch.imagery.discover.SceneSource` (found by
+:func:`~sitewatch.imagery.discover.discover`) and returns a :class:`Scene` record: time,
+bands with their scale, masks, footprint, checksum (nothing is written anywhere).  Errors are
 :class:`~sitewatch.errors.SceneError` and name the file.
 """
 
@@ -17,10 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -35,16 +28,14 @@ from shapely.geometry.base import BaseGeometry
 
 from sitewatch.errors import SceneError, UndatedSceneError
 from sitewatch.imagery import bands as B
-from sitewatch.imagery.naming import NameInfo, is_auxiliary, parse_name, parse_text
+from sitewatch.imagery.discover import (
+    SceneSource,
+)
+from sitewatch.imagery.naming import NameInfo, parse_name, parse_text
 from sitewatch.times import as_utc, iso, parse_time
 
 log = logging.getLogger(__name__)
 
-RASTER_EXTENSIONS = {
-    ".tif", ".tiff", ".jp2", ".j2k", ".png", ".bmp", ".jpg", ".jpeg", ".img", ".vrt",
-}
-_PLAIN_IMAGE_EXTENSIONS = {".png", ".bmp", ".jpg", ".jpeg"}
-_ENVI_DATA_EXTENSIONS = ("", ".img", ".dat", ".bsq", ".bil", ".bip", ".raw")
 #: Band ids / descriptions that are provider quality masks, and how to decode them.
 _MASK_BANDS = {
     "fmask": "fmask",
@@ -213,126 +204,6 @@ class Scene:
             warnings=tuple(d.get("warnings", ())),
             properties=dict(d.get("properties") or {}),
         )
-
-
-# --------------------------------------------------------------------------- discovery
-
-
-@dataclass(frozen=True)
-class SceneSource:
-    """A group of files that make up one scene, before anything is read."""
-
-    key: str  # the folder/file path the group is known by
-    kind: str  # "single", "envi", "bandset"
-    files: tuple[Path, ...]  # data files (for a band set: one per band or mask)
-    header: Path | None = None  # ENVI header
-    explicit: bool = False  # named by the user (errors are fatal) rather than found in a walk
-
-
-def _envi_data_for_header(hdr: Path) -> Path | None:
-    stem = hdr.with_suffix("")
-    for ext in _ENVI_DATA_EXTENSIONS:
-        cand = Path(str(stem) + ext)
-        if cand.is_file() and cand != hdr:
-            return cand
-    return None
-
-
-def _is_raster_name(p: Path) -> bool:
-    return p.suffix.lower() in RASTER_EXTENSIONS
-
-
-def discover(paths: Iterable[str | Path]) -> list[SceneSource]:
-    """Group files under ``paths`` into scenes.
-
-    A file names one scene (a band file of a set brings its siblings along).  A folder is
-    walked recursively: ENVI images are found by their headers, band files are grouped by
-    stem, other rasters are single scenes.  Paths that do not exist raise
-    :class:`SceneError`.
-    """
-    out: list[SceneSource] = []
-    seen: set[str] = set()
-    for raw in paths:
-        p = Path(raw).expanduser()
-        if not p.exists():
-            raise SceneError(f"{raw}: no such file or folder")
-        p = p.resolve()
-        found = _discover_file(p) if p.is_file() else _discover_dir(p)
-        for src in found:
-            if src.key not in seen:
-                seen.add(src.key)
-                out.append(src)
-    return out
-
-
-def _discover_file(p: Path) -> list[SceneSource]:
-    if p.suffix.lower() == ".hdr":
-        data = _envi_data_for_header(p)
-        if data is None:
-            raise SceneError(f"{p}: ENVI header without its data file beside it")
-        return [SceneSource(str(data), "envi", (data,), p, explicit=True)]
-    hdr = _header_for(p)
-    if hdr is not None:
-        return [SceneSource(str(p), "envi", (p,), hdr, explicit=True)]
-    info = parse_name(p.name)
-    if info.band is not None:
-        siblings = [q for q in sorted(p.parent.iterdir()) if q.is_file() and _is_raster_name(q)]
-        group = [q for q in siblings if parse_name(q.name).stem == info.stem
-                 and parse_name(q.name).band is not None and not is_auxiliary(q.name)]
-        key = str(p.parent / info.stem)
-        return [SceneSource(key, "bandset", tuple(group), explicit=True)]
-    return [SceneSource(str(p), "single", (p,), explicit=True)]
-
-
-def _header_for(p: Path) -> Path | None:
-    for ext in (".hdr", ".HDR"):
-        cand = p.with_suffix(ext) if p.suffix.lower() in _ENVI_DATA_EXTENSIONS[1:] else None
-        for c in (cand, Path(str(p) + ext)):
-            if c is not None and c.is_file():
-                return c
-    return None
-
-
-_RES_SUFFIX = re.compile(r"_(\d+)m$", re.IGNORECASE)
-
-
-def _discover_dir(root: Path) -> list[SceneSource]:
-    out: list[SceneSource] = []
-    # Band files are grouped by product stem across the whole walk, so a Sentinel-2 .SAFE
-    # whose bands sit in R10m/R20m/R60m folders is one scene; where a band comes at several
-    # resolutions, the finest is kept.
-    groups: dict[str, dict[str, tuple[int, Path]]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        d = Path(dirpath)
-        names = sorted(filenames)
-        used: set[str] = set()
-        for n in names:  # ENVI first: their data files often have no extension
-            if n.lower().endswith(".hdr"):
-                data = _envi_data_for_header(d / n)
-                if data is not None:
-                    used.update({n, data.name})
-                    out.append(SceneSource(str(data), "envi", (data,), d / n))
-        for n in names:
-            p = d / n
-            if n in used or n.startswith(".") or not _is_raster_name(p) or is_auxiliary(n):
-                continue
-            info = parse_name(n)
-            if info.band is None:
-                out.append(SceneSource(str(p), "single", (p,)))
-                continue
-            m = _RES_SUFFIX.search(n.split(".", 1)[0])
-            res = int(m.group(1)) if m else 0
-            bands = groups.setdefault(info.stem, {})
-            key = info.band.upper()
-            if key not in bands or res < bands[key][0]:
-                bands[key] = (res, p)
-    for stem, bands in groups.items():
-        files = tuple(sorted((p for _, p in bands.values()), key=str))
-        folders = {p.parent for p in files}
-        where = files[0].parent / stem if len(folders) == 1 else root / stem
-        out.append(SceneSource(str(where), "bandset", files))
-    return out
 
 
 # --------------------------------------------------------------------------- reading
@@ -697,6 +568,5 @@ def make_scene_id(
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", key.name.split(".")[0]).strip("_") or "scene"
     return stem[:80]
 
-__all__ = ["RASTER_EXTENSIONS", "BandRef", "FileRef", "MaskRef", "Scene", "SceneSource", "discover",
-           "make_scene_id", "open_raster", "read_envi_header", "read_scene", "sha256_file",
-           "source_checksum"]
+__all__ = ["BandRef", "FileRef", "MaskRef", "Scene", "make_scene_id", "open_raster",
+           "read_envi_header", "read_scene", "sha256_file", "source_checksum"]

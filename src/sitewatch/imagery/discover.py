@@ -1,0 +1,150 @@
+"""Finding scenes: which files on disk make up one acquisition.
+
+A *scene* is one of
+
+* a single raster file (GeoTIFF/COG, JP2, PNG/BMP/JPEG, ...), one or many bands;
+* an ENVI image (a data file beside its ``.hdr``);
+* a set of one-file-per-band rasters sharing a stem (Sentinel-2 ``*_B04.tif``, Landsat
+  ``*_b4.tif``), with quality/mask files (``*_fmask.tif``, ``*_QA_PIXEL.tif``, ``*_SCL.tif``).
+
+:func:`discover` turns paths into :class:`SceneSource` groups of files without reading any
+pixel; :func:`sitewatch.imagery.scenes.read_scene` then reads each group into a ``Scene``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sitewatch.errors import SceneError
+from sitewatch.imagery.naming import is_auxiliary, parse_name
+
+log = logging.getLogger(__name__)
+
+RASTER_EXTENSIONS = {
+    ".tif", ".tiff", ".jp2", ".j2k", ".png", ".bmp", ".jpg", ".jpeg", ".img", ".vrt",
+}
+_PLAIN_IMAGE_EXTENSIONS = {".png", ".bmp", ".jpg", ".jpeg"}
+ENVI_DATA_EXTENSIONS = ("", ".img", ".dat", ".bsq", ".bil", ".bip", ".raw")
+
+@dataclass(frozen=True)
+class SceneSource:
+    """A group of files that make up one scene, before anything is read."""
+
+    key: str  # the folder/file path the group is known by
+    kind: str  # "single", "envi", "bandset"
+    files: tuple[Path, ...]  # data files (for a band set: one per band or mask)
+    header: Path | None = None  # ENVI header
+    explicit: bool = False  # named by the user (errors are fatal) rather than found in a walk
+
+
+def _envi_data_for_header(hdr: Path) -> Path | None:
+    stem = hdr.with_suffix("")
+    for ext in ENVI_DATA_EXTENSIONS:
+        cand = Path(str(stem) + ext)
+        if cand.is_file() and cand != hdr:
+            return cand
+    return None
+
+
+def _is_raster_name(p: Path) -> bool:
+    return p.suffix.lower() in RASTER_EXTENSIONS
+
+
+def discover(paths: Iterable[str | Path]) -> list[SceneSource]:
+    """Group files under ``paths`` into scenes.
+
+    A file names one scene (a band file of a set brings its siblings along).  A folder is
+    walked recursively: ENVI images are found by their headers, band files are grouped by
+    stem, other rasters are single scenes.  Paths that do not exist raise
+    :class:`SceneError`.
+    """
+    out: list[SceneSource] = []
+    seen: set[str] = set()
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if not p.exists():
+            raise SceneError(f"{raw}: no such file or folder")
+        p = p.resolve()
+        found = _discover_file(p) if p.is_file() else _discover_dir(p)
+        for src in found:
+            if src.key not in seen:
+                seen.add(src.key)
+                out.append(src)
+    return out
+
+
+def _discover_file(p: Path) -> list[SceneSource]:
+    if p.suffix.lower() == ".hdr":
+        data = _envi_data_for_header(p)
+        if data is None:
+            raise SceneError(f"{p}: ENVI header without its data file beside it")
+        return [SceneSource(str(data), "envi", (data,), p, explicit=True)]
+    hdr = _header_for(p)
+    if hdr is not None:
+        return [SceneSource(str(p), "envi", (p,), hdr, explicit=True)]
+    info = parse_name(p.name)
+    if info.band is not None:
+        siblings = [q for q in sorted(p.parent.iterdir()) if q.is_file() and _is_raster_name(q)]
+        group = [q for q in siblings if parse_name(q.name).stem == info.stem
+                 and parse_name(q.name).band is not None and not is_auxiliary(q.name)]
+        key = str(p.parent / info.stem)
+        return [SceneSource(key, "bandset", tuple(group), explicit=True)]
+    return [SceneSource(str(p), "single", (p,), explicit=True)]
+
+
+def _header_for(p: Path) -> Path | None:
+    for ext in (".hdr", ".HDR"):
+        cand = p.with_suffix(ext) if p.suffix.lower() in ENVI_DATA_EXTENSIONS[1:] else None
+        for c in (cand, Path(str(p) + ext)):
+            if c is not None and c.is_file():
+                return c
+    return None
+
+
+_RES_SUFFIX = re.compile(r"_(\d+)m$", re.IGNORECASE)
+
+
+def _discover_dir(root: Path) -> list[SceneSource]:
+    out: list[SceneSource] = []
+    # Band files are grouped by product stem across the whole walk, so a Sentinel-2 .SAFE
+    # whose bands sit in R10m/R20m/R60m folders is one scene; where a band comes at several
+    # resolutions, the finest is kept.
+    groups: dict[str, dict[str, tuple[int, Path]]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        d = Path(dirpath)
+        names = sorted(filenames)
+        used: set[str] = set()
+        for n in names:  # ENVI first: their data files often have no extension
+            if n.lower().endswith(".hdr"):
+                data = _envi_data_for_header(d / n)
+                if data is not None:
+                    used.update({n, data.name})
+                    out.append(SceneSource(str(data), "envi", (data,), d / n))
+        for n in names:
+            p = d / n
+            if n in used or n.startswith(".") or not _is_raster_name(p) or is_auxiliary(n):
+                continue
+            info = parse_name(n)
+            if info.band is None:
+                out.append(SceneSource(str(p), "single", (p,)))
+                continue
+            m = _RES_SUFFIX.search(n.split(".", 1)[0])
+            res = int(m.group(1)) if m else 0
+            bands = groups.setdefault(info.stem, {})
+            key = info.band.upper()
+            if key not in bands or res < bands[key][0]:
+                bands[key] = (res, p)
+    for stem, bands in groups.items():
+        files = tuple(sorted((p for _, p in bands.values()), key=str))
+        folders = {p.parent for p in files}
+        where = files[0].parent / stem if len(folders) == 1 else root / stem
+        out.append(SceneSource(str(where), "bandset", files))
+    return out
+
+__all__ = ["ENVI_DATA_EXTENSIONS", "RASTER_EXTENSIONS", "SceneSource", "discover"]
