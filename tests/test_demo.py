@@ -48,7 +48,7 @@ def test_demo_finds_the_planted_events(demo_run):
     card = res.scorecard.summary()
     assert card["detection_rate"] >= 0.8 and card["false_alarms_per_part_year"] <= 1.0
     assert {h.change.event for h in res.scorecard.hits if h.alert} == PLANTED
-    assert {a["part"] for a in res.alerts} >= {"construction_compound", "support_compound",
+    assert {a.part for a in res.alerts} >= {"construction_compound", "support_compound",
                                                "vertical_engine_test_stand", "launch_pad"}
     # The brief is the demo's page; there is no other.
     brief = res.brief.read_text(encoding="utf-8")
