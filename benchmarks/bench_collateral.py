@@ -184,6 +184,7 @@ def main() -> None:
     ap.add_argument("--errors", action="store_true",
                     help="Print every mistake on the development corpus (never the held-out).")
     args = ap.parse_args()
+    t0 = time.perf_counter()
     res = evaluate(CORPUS, errors=args.errors)
     if args.errors:
         for m in res.pop("mistakes"):
@@ -208,6 +209,7 @@ def main() -> None:
         body += ["", "## Held-out corpus (`tests/data/collateral_holdout`: never tuned on)", "",
                  f"{hold['texts']} texts read and assessed in {hold['seconds']:.1f} s.", "",
                  *_table(hold)]
+    head.insert(6, f"- wall time: {time.perf_counter() - t0:.1f} s (both corpora)")
     text = "\n".join(head + body) + "\n"
     args.out.write_text(text, encoding="utf-8")
     print(text)

@@ -19,12 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from _provenance import code_state
 from scipy import ndimage
 
 from sitewatch.imagery.coregister import register
@@ -83,6 +86,7 @@ def main() -> int:
     ap.add_argument("--data", default=default)
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
+    t0 = time.perf_counter()
     syn = synthetic([5.0, 10.0, 20.0, 50.0, 100.0])
     print("### Synthetic known shifts (128 x 128 px, 40 trials per SNR)\n")
     print("| SNR (signal std / noise std) | RMS error px | max error px | ms per pair |")
@@ -103,6 +107,10 @@ def main() -> int:
                   f"{r['reliability']} | {r['residual_px']} | {r['status']} |")
     else:
         print(f"\n(OSCD not measured: {data / 'oscd'} is absent)", file=sys.stderr)
+    print(f"\n- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n"
+          f"- machine: {platform.platform()}, {os.cpu_count()} CPUs; "
+          f"Python {platform.python_version()}, numpy {np.__version__}\n"
+          f"- code: {code_state()}\n- wall time: {time.perf_counter() - t0:.1f} s")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"synthetic": syn, "oscd": real}, indent=2))
     return 0

@@ -210,12 +210,13 @@ def _f(v: float | None, pct: bool = True) -> str:
     return f"{100 * v:.1f}" if pct else f"{v:.3f}"
 
 
-def report(results: list[dict[str, Any]], command: str) -> str:
+def report(results: list[dict[str, Any]], command: str, wall: float) -> str:
     out = ["## LEVIR-CD and DSIFN-CD: unsupervised pixel methods vs published deep models", "",
            f"Command: `{command}`  ",
            f"Date: {datetime.now(UTC).isoformat(timespec='seconds')}  ",
            f"Machine: {platform.platform()}, Python {platform.python_version()}.  ",
-           f"Code: {code_state()}.", ""]
+           f"Code: {code_state()}.  ",
+           f"Wall time: {wall:.0f} s.", ""]
     for r in results:
         out.append(f"- **{r['name']}** (`{Path(r['root']).name}`): {len(r['tiles'])} tiles of "
                    f"256 x 256 px at 0.5 m, {100 * r['changed_share']:.1f} % of pixels labelled "
@@ -299,9 +300,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_levir_dsifn: {', '.join(missing)} not found under {data}; give --data "
               "DIR or set SITEWATCH_DATA", file=sys.stderr)
         return 2
+    t0 = time.perf_counter()
     results = [run_dataset(name, data / sub) for name, sub in DATASETS.items()]
+    wall = time.perf_counter() - t0
     argv_shown = [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]]
-    md = report(results, " ".join(["python", *argv_shown]))
+    md = report(results, " ".join(["python", *argv_shown]), wall)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(md)
     print(md)

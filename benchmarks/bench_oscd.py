@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from _provenance import code_state
 
 from sitewatch.change import post
 from sitewatch.change.base import (
@@ -450,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs; Python {platform.python_version()}, numpy {np.__version__}, "
         f"scipy {scipy.__version__}, scikit-learn {sklearn.__version__}",
+        f"- code: {code_state()}",
         f"- wall time: {wall:.0f} s",
         "",
         "Cities (pixels on the date-1 10 m grid, change share, date-2 shift applied in "

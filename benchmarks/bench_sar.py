@@ -26,11 +26,13 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+from _provenance import code_state
 from rasterio.errors import NotGeoreferencedWarning
 
 from sitewatch.change.detect import detect_arrays
@@ -169,11 +171,14 @@ def best(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def header(argv: list[str]) -> str:
+def header(argv: list[str], wall: float) -> str:
     cmd = " ".join(shlex.quote(a) for a in ["python", "benchmarks/bench_sar.py", *argv])
     return (f"Command: `{cmd}`\n\n"
+            f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
             f"Machine: {platform.platform()}, Python {platform.python_version()}, "
             f"{os.cpu_count()} CPUs, numpy {np.__version__}\n\n"
+            f"Code: {code_state()}\n\n"
+            f"Wall time: {wall:.0f} s\n\n"
             "Clean = detect_arrays' min_pixels / max_hole_pixels.  t = the threshold on the "
             "score.  ENL = the number of looks the omnibus test used (estimated on the "
             "filtered images).  FA / MA = false / missed alarms (pixels).  ms = wall time "
@@ -191,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "sar" / "ottawa").is_dir():
         raise SystemExit(f"no SAR data under {args.data / 'sar'} (use --data or "
                          "SITEWATCH_DATA)")
+    t0 = time.perf_counter()
     rows = run(args.data)
-    text = (f"# SAR change detection benchmark\n\n{header(argv)}\n\n{best(rows)}\n\n"
+    wall = time.perf_counter() - t0
+    text = (f"# SAR change detection benchmark\n\n{header(argv, wall)}\n\n{best(rows)}\n\n"
             f"{table(rows)}\n")
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
