@@ -5,7 +5,7 @@ history, and the whole series from scratch.
 Usage (from the repository root)::
 
     python benchmarks/bench_watch_speed.py [--scenes 100] [--size 2000] [--parts 20]
-        [--methods hacd,ratio] [--workdir DIR] [--keep] [--jobs 2]
+        [--methods ratio,hacd] [--workdir DIR] [--keep] [--jobs 2]
         [--out docs/bench_watch_speed.md]
 
 A SIMULATED site is written to a temporary folder (deleted at the end unless ``--keep``):
@@ -73,6 +73,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import code_state
+
+from sitewatch.imagery.sensors import WATCH_METHOD
 
 REPO = Path(__file__).resolve().parents[1]
 SITE_ID = "speed-sim"
@@ -436,7 +438,7 @@ def step_run(db: str, method: str | None, profile: bool = False) -> dict[str, An
             ticks.append((st, stage, t, cpu))
             if st != "reused" and (done % 10 == 0 or done == total or total - done < 2):
                 prev = ticks[-2][2] if len(ticks) > 1 else t_call[0]
-                print(f"      {method or 'hacd'}: scene {done}/{total} {st} {t - prev:.1f} s "
+                print(f"      {method or WATCH_METHOD}: scene {done}/{total} {st} {t - prev:.1f} s "
                       f"({t - t_call[0]:.0f} s so far)", file=sys.stderr, flush=True)
         else:
             ticks.append(("", f"{stage}:{done}", t, cpu))
@@ -464,7 +466,8 @@ def step_run(db: str, method: str | None, profile: bool = False) -> dict[str, An
         elif stage == "alerts:1":
             alerts_s = t - last
         last, last_cpu = t, cpu
-    out = {"method": method or "hacd (default)", "seconds": total, "per_scene": per_scene,
+    out = {"method": method or f"{WATCH_METHOD} (default)", "seconds": total,
+           "per_scene": per_scene,
            "cpu": cpu_total, "per_cpu": per_cpu, "load": (load0, os.getloadavg()[0]),
            "alerts_s": alerts_s, "processed": len(rep.processed), "reused": rep.reused,
            "statuses": {s: rep.count(s) for s in pipeline.STATUSES},
@@ -659,7 +662,7 @@ def build_report(a: argparse.Namespace, cmd: str, info: dict[str, Any]) -> str:
                      f"{r['load'][0]:.1f} -> {r['load'][1]:.1f} |")
     if len(a.methods.split(",")) == 1:
         lines += ["", f"Only {a.methods} was run (`--methods {a.methods}`); "
-                  "`--methods hacd,ratio` adds the same runs with `RunParams(method=\"ratio\")`."]
+                  "`--methods ratio,hacd` adds the same runs with `RunParams(method=\"hacd\")`."]
     lines += ["", "Statuses of the from-scratch runs: " + "; ".join(
         f"{r['method']}: " + ", ".join(f"{k} {v}" for k, v in r["statuses"].items() if v)
         for r in info["runs"] if r["label"] == "from scratch") + "."]
@@ -745,9 +748,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenes", type=int, default=100, help="scenes of history (default 100)")
     ap.add_argument("--size", type=int, default=2000, help="grid side in pixels (default 2000)")
     ap.add_argument("--parts", type=int, default=20)
-    ap.add_argument("--methods", default="hacd",
-                    help="comma-separated, e.g. hacd,ratio; 'hacd' = the default "
-                         "(RunParams()); each adds a from-scratch and an incremental run")
+    ap.add_argument("--methods", default=WATCH_METHOD,
+                    help="comma-separated, e.g. ratio,hacd; the first defaults to the watch's own "
+                         "(RunParams(), sensors.WATCH_METHOD); each adds a from-scratch and an "
+                         "incremental run")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2, help="processes writing the scenes")
     ap.add_argument("--workdir", default=None, help="where to write (default: a new temp dir)")
@@ -842,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
         runs: list[dict[str, Any]] = []
         alerts = []
         for m in meths:
-            r = in_child(step_run, str(db), None if m == "hacd" else m)
+            r = in_child(step_run, str(db), None if m == WATCH_METHOD else m)
             r["label"] = "from scratch"
             runs.append(r)
             alerts.append(("from scratch", r["method"], len(r["new_alerts"]),
@@ -853,19 +857,19 @@ def main(argv: list[str] | None = None) -> int:
         if a.profile:
             copy_db(db, work / "sw_profile.db")
         for m in meths:
-            r = in_child(step_run, str(db), None if m == "hacd" else m)
+            r = in_child(step_run, str(db), None if m == WATCH_METHOD else m)
             r["label"] = "new scene"
             runs.append(r)
             alerts.append(("new scene", r["method"], len(r["new_alerts"]),
                            r["updated_alerts"]))
             log(f"new scene, {r['method']}: {r['seconds']:.1f} s")
-        r = in_child(step_run, str(db), None if meths[0] == "hacd" else meths[0])
+        r = in_child(step_run, str(db), None if meths[0] == WATCH_METHOD else meths[0])
         r["label"] = "no-op re-run"
         runs.append(r)
         log(f"no-op re-run, {r['method']}: {r['seconds']:.2f} s")
         if a.profile:
             p = in_child(step_run, str(work / "sw_profile.db"),
-                         None if meths[0] == "hacd" else meths[0], True)
+                         None if meths[0] == WATCH_METHOD else meths[0], True)
             info["profile"] = {"method": p["method"], "seconds": p["seconds"],
                                "text": p["profile"]}
             log(f"profiled the new-scene run: {p['seconds']:.1f} s under cProfile")
