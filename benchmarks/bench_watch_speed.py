@@ -74,7 +74,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import code_state
 
-from sitewatch.imagery.sensors import WATCH_METHOD
+from sitewatch.imagery.sensors import WATCH_METHOD as _WATCH_METHODS
+
+#: The optical method `sitewatch run` uses by default (the synthetic site is optical).
+WATCH_METHOD = _WATCH_METHODS["optical"]
 
 REPO = Path(__file__).resolve().parents[1]
 SITE_ID = "speed-sim"
