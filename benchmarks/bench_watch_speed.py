@@ -426,7 +426,7 @@ def step_run(db: str, method: str | None, profile: bool = False) -> dict[str, An
 
     def process_scene(*a, **kw):
         res = orig(*a, **kw)
-        statuses.append(res[0])
+        statuses.append(getattr(res[0], "status", res[0]))  # a ProcessedScene since issue 13
         return res
 
     pipeline._process_scene = process_scene
@@ -477,7 +477,7 @@ def step_run(db: str, method: str | None, profile: bool = False) -> dict[str, An
            "new_alerts": [(a.part, iso(a.start), iso(a.end)) for a in rep.alerts["new"]],
            "updated_alerts": len(rep.alerts["updated"]),
            "stages": {k: (v[0], v[1]) for k, v in acc.items()}, "rss_mib": _rss_mib(),
-           "sitewatch": str(Path(pipeline.__file__).parent)}
+           "sitewatch": str(Path(pipeline.__file__).parents[1])}
     with Store.open_path(db) as store:
         out["stored_alerts"] = [(x.part, iso(x.start), iso(x.end), x.tier)
                                 for x in store.alerts(SITE_ID)]
