@@ -94,12 +94,26 @@ def s2a_orbit_time(orbit: int) -> datetime:
     return t.replace(second=0, microsecond=0)
 
 
-def _t(s: str) -> datetime:
-    return datetime.strptime(s, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+def _t(s: str) -> datetime | None:
+    """None for an impossible time (month 13, day 00...): the name then dates nothing."""
+    try:
+        return datetime.strptime(s, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
-def _d(s: str) -> datetime:
-    return datetime.strptime(s, "%Y%m%d").replace(tzinfo=UTC)
+def _d(s: str) -> datetime | None:
+    try:
+        return datetime.strptime(s, "%Y%m%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _doy(year: str, doy: str) -> datetime | None:
+    try:
+        return datetime(int(year), 1, 1, tzinfo=UTC) + timedelta(days=int(doy) - 1)
+    except (ValueError, OverflowError):  # year 0000, or day 999 of year 9999
+        return None
 
 
 def split_band(stem: str) -> tuple[str, str | None]:
@@ -132,6 +146,7 @@ def parse_text(text: str, *, band: str | None = None) -> NameInfo:
     stem = text
     if m := _S2_OPER.search(text):
         orbit = int(m.group("orbit"))
+        acq: datetime | None
         if m.group("plat") == "S2A":
             acq, src = s2a_orbit_time(orbit), f"file name: Sentinel-2A absolute orbit {orbit}"
         else:  # no anchor known for S2B OPER names (they are rare): fall back, and say so
@@ -152,9 +167,7 @@ def parse_text(text: str, *, band: str | None = None) -> NameInfo:
                         m.group("path") + m.group("row"), m.group("level"))
     if m := _LANDSAT_ID.search(text):
         mission = int(m.group("mission"))
-        acq = datetime(int(m.group("year")), 1, 1, tzinfo=UTC) + timedelta(
-            days=int(m.group("doy")) - 1
-        )
+        acq = _doy(m.group("year"), m.group("doy"))
         return NameInfo(stem, band, acq, "file name: Landsat scene id",
                         f"L{m.group('sensor')}0{mission}", "landsat", mission,
                         m.group("path") + m.group("row"))

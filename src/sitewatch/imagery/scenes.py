@@ -286,8 +286,8 @@ def _time_from_tags(tags: dict[str, str]) -> tuple[datetime | None, str | None]:
                 value = f"{value}T{centre}"
             try:
                 return parse_time(value, "time", SceneError), f"tag {key}"
-            except SceneError:
-                log.warning("ignoring unreadable time tag %s=%r", key, value)
+            except SceneError as exc:
+                log.warning("ignoring time tag %s: %s", key, exc)
     return None, None
 
 
@@ -515,6 +515,9 @@ def _build(
                 "Sentinel-2/Landsat file name); give it with --time YYYY-MM-DD"
             )
         acquired, time_source = as_utc(time), "given"
+    # A name or tag may date an image in year 9999: refused here, in one line, rather than by
+    # an overflow in later date arithmetic.
+    acquired = parse_time(acquired, f"{src.key}: acquisition time", SceneError)
 
     sensor_name = sensor or tags.get("SENSOR") or info.sensor
     if sensor_name is None and envi and "landsat" in envi.get("sensor type", "").lower():

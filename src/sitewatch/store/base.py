@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -22,6 +22,27 @@ from sitewatch.watch.records import json_safe
 log = logging.getLogger(__name__)
 
 DB_NAME = "sitewatch.db"
+
+
+_T = TypeVar("_T")
+
+#: What decoding a damaged row raises: bad JSON (a ValueError), a missing key, a wrong type, an
+#: unreadable date (TimeFormatError, a ValueError), a value out of range.
+_DAMAGE = (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError)
+
+
+def decoded(table: str, key: object, decode: Callable[..., _T], *args: Any) -> _T:
+    """``decode(*args)`` of one stored row; a row that cannot be decoded (edited by hand, written
+    by a newer sitewatch, damaged on disk) raises a one-line :class:`StoreError` naming the
+    table and the row's key instead of a traceback from deep inside the decoder."""
+    try:
+        return decode(*args)
+    except StoreError:
+        raise
+    except _DAMAGE as exc:
+        why = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise StoreError(f"the catalogue's {table} row {str(key)[:200]!r} is damaged ({why}); "
+                         "restore sitewatch.db from a backup, or remove that record") from None
 
 
 def _now() -> str:
@@ -112,4 +133,4 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cur.close()
 
-__all__ = ["DB_NAME", "StoreBase"]
+__all__ = ["DB_NAME", "StoreBase", "decoded"]

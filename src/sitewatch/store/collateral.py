@@ -13,10 +13,11 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 
-from sitewatch.store.base import StoreBase, _nan_to_none, _now
+from sitewatch.store.base import StoreBase, _nan_to_none, _now, decoded
 from sitewatch.store.schema import evidence_table, notes_table, reports_table
 from sitewatch.times import iso_day
 from sitewatch.warning.evidence import Evidence
@@ -81,7 +82,7 @@ class CollateralStore(StoreBase):
                                        t.c.checksum, t.c.reading, t.c.added_at)
                              .where(t.c.site_id == site_id)
                              .order_by(t.c.published, t.c.added_at)).mappings().all()
-        return [Report.from_dict({**r, "reading": json.loads(r["reading"])}) for r in rows]
+        return [decoded("reports", r["id"], _report_of, r) for r in rows]
 
     def report_text(self, report_id: str) -> str | None:
         """The text of a stored report as it was read (untrusted: show it escaped)."""
@@ -114,14 +115,22 @@ class CollateralStore(StoreBase):
         with self.engine.connect() as c:
             rows = c.execute(sa.select(t).where(t.c.site_id == site_id)
                              .order_by(t.c.date, t.c.added_at)).mappings().all()
-        return [Note.from_dict(dict(r)) for r in rows]
+        return [decoded("notes", r["id"], Note.from_dict, dict(r)) for r in rows]
 
     def evidence(self, site_id: str) -> list[Evidence]:
         """Stored evidence of a site (reports, notices, notes), by date."""
         e = evidence_table
         with self.engine.connect() as c:
-            rows = c.execute(sa.select(e.c.record).where(e.c.site_id == site_id)
+            rows = c.execute(sa.select(e.c.record, e.c.id).where(e.c.site_id == site_id)
                              .order_by(e.c.time, e.c.id)).all()
-        return [Evidence.from_dict(json.loads(r[0])) for r in rows]
+        return [decoded("evidence", r[1], _evidence_of, r[0]) for r in rows]
+
+
+def _report_of(r: Any) -> Report:
+    return Report.from_dict({**r, "reading": json.loads(r["reading"])})
+
+
+def _evidence_of(record: str) -> Evidence:
+    return Evidence.from_dict(json.loads(record))
 
 __all__ = ["CollateralStore", "note_id", "report_id"]

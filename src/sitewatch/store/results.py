@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
-from sitewatch.store.base import StoreBase, _finite, _now
+from sitewatch.store.base import StoreBase, _finite, _now, decoded
 from sitewatch.store.scenes import registration_of, write_registration
 from sitewatch.store.schema import (
     alerts_table,
@@ -50,12 +50,11 @@ class ResultStore(StoreBase):
         by_key = {(g["scene_id"], g["grid"], g["reference_id"]): g for g in regs}
         out = {}
         for row in rows:
-            d = {**row, "chain": json.loads(row["chain"]), "params": json.loads(row["params"]),
-                 "detail": json.loads(row["detail"])}
-            rec = ProcessedScene.from_dict(d)
+            rec = decoded("processed", row["scene_id"], _processed_of, row)
             reg = by_key.get((rec.scene_id, rec.grid, rec.chain.reference))
             if reg is not None:
-                rec = replace(rec, registration=registration_of(reg))
+                rec = replace(rec, registration=decoded(
+                    "registrations", f"{rec.scene_id} {rec.grid}", registration_of, reg))
             out[rec.scene_id] = rec
         return out
 
@@ -113,11 +112,7 @@ class ResultStore(StoreBase):
         with self.engine.connect() as c:
             rows = c.execute(sa.select(o).where(cond).order_by(
                 o.c.acquired, o.c.scene_id, o.c.part, o.c.reference)).mappings().all()
-        return [Observation(r["site_id"], r["scene_id"], r["params_hash"], r["part"],
-                            r["reference"], r["grid"], parse_time(r["acquired"]),
-                            r["reference_id"], float(r["observed_fraction"]),
-                            num(r["changed_fraction"]),
-                            measures_of(json.loads(r["measures"])))
+        return [decoded("observations", f"{r['scene_id']} {r['part']}", _observation_of, r)
                 for r in rows]
 
     # ------------------------------------------------------------------ runs
@@ -153,9 +148,9 @@ class ResultStore(StoreBase):
                             ).mappings().first()
         if row is None:
             return None
-        return RunRecord.from_dict({**row, "params": json.loads(row["params"]),
-                                    "summary": json.loads(row["summary"]) if row["summary"]
-                                    else None})
+        return decoded("runs", row["id"], lambda: RunRecord.from_dict(
+            {**row, "params": json.loads(row["params"]),
+             "summary": json.loads(row["summary"]) if row["summary"] else None}))
 
     # ------------------------------------------------------------------ alerts
 
@@ -246,7 +241,21 @@ class ResultStore(StoreBase):
         return out
 
 
+def _processed_of(row: Any) -> ProcessedScene:
+    return ProcessedScene.from_dict(
+        {**row, "chain": json.loads(row["chain"]), "params": json.loads(row["params"]),
+         "detail": json.loads(row["detail"])})
+
+
+def _observation_of(r: Any) -> Observation:
+    return Observation(r["site_id"], r["scene_id"], r["params_hash"], r["part"],
+                       r["reference"], r["grid"], parse_time(r["acquired"]),
+                       r["reference_id"], float(r["observed_fraction"]),
+                       num(r["changed_fraction"]), measures_of(json.loads(r["measures"])))
+
+
 def _alert_of(row: Any) -> StoredAlert:
-    return StoredAlert.from_dict({**row, "record": json.loads(row["record"])})
+    return decoded("alerts", row["id"], lambda: StoredAlert.from_dict(
+        {**row, "record": json.loads(row["record"])}))
 
 __all__ = ["ResultStore"]

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sitewatch.errors import StoreError
 from sitewatch.imagery.scenes import Scene
 from sitewatch.sites.site import Site, loads_site
-from sitewatch.store.base import StoreBase, _finite, _now
+from sitewatch.store.base import StoreBase, _finite, _now, decoded
 from sitewatch.store.schema import (
     grids_table,
     observations_table,
@@ -101,7 +101,9 @@ class SceneStore(StoreBase):
             row = c.execute(
                 sa.select(sites_table.c.geojson).where(sites_table.c.id == site_id)
             ).first()
-        return loads_site(row[0], f"stored site {site_id!r}") if row else None
+        if row is None:
+            return None
+        return decoded("sites", site_id, lambda: loads_site(row[0], f"stored site {site_id!r}"))
 
     def list_sites(self) -> list[SiteRow]:
         counts = (
@@ -117,10 +119,7 @@ class SceneStore(StoreBase):
         with self.engine.connect() as c:
             rows = c.execute(q).all()
         return [
-            SiteRow(
-                loads_site(r.geojson, f"stored site {r.id!r}"),
-                r.origin, r.created_at, r.updated_at, int(r[-1]),
-            )
+            decoded("sites", r.id, _site_row_of, r)
             for r in rows
         ]
 
@@ -185,7 +184,8 @@ class SceneStore(StoreBase):
         with self.engine.connect() as c:
             rows = c.execute(sa.select(t).where(cond).order_by(t.c.scene_id, t.c.grid)
                              ).mappings().all()
-        return [registration_of(r) for r in rows]
+        return [decoded("registrations", f"{r['scene_id']} {r['grid']}", registration_of, r)
+                for r in rows]
 
     def delete_scene(self, site_id: str, scene_id: str) -> bool:
         """Remove a scene record (its files are untouched).  True if it existed."""
@@ -209,8 +209,8 @@ class SceneStore(StoreBase):
         if checksum is not None:
             cond &= t.c.checksum == checksum
         with self.engine.connect() as c:
-            row = c.execute(sa.select(t.c.record).where(cond).limit(1)).first()
-        return Scene.from_dict(json.loads(row[0])) if row else None
+            row = c.execute(sa.select(t.c.record, t.c.id).where(cond).limit(1)).first()
+        return _scene_of(row) if row else None
 
     def scene_ids(self, site_id: str) -> set[str]:
         with self.engine.connect() as c:
@@ -223,9 +223,10 @@ class SceneStore(StoreBase):
         t = scenes_table
         with self.engine.connect() as c:
             row = c.execute(
-                sa.select(t.c.record).where((t.c.site_id == site_id) & (t.c.id == scene_id))
+                sa.select(t.c.record, t.c.id)
+                .where((t.c.site_id == site_id) & (t.c.id == scene_id))
             ).first()
-        return Scene.from_dict(json.loads(row[0])) if row else None
+        return _scene_of(row) if row else None
 
     def scenes(self, site_id: str, *, sensor: str | None = None,
                start: datetime | None = None, end: datetime | None = None) -> list[Scene]:
@@ -239,8 +240,9 @@ class SceneStore(StoreBase):
         if end:
             cond &= t.c.acquired <= iso(end)
         with self.engine.connect() as c:
-            rows = c.execute(sa.select(t.c.record).where(cond).order_by(t.c.acquired, t.c.id))
-            return [Scene.from_dict(json.loads(r[0])) for r in rows]
+            rows = c.execute(sa.select(t.c.record, t.c.id).where(cond)
+                             .order_by(t.c.acquired, t.c.id))
+            return [_scene_of(r) for r in rows]
 
     def grid_reference(self, site_id: str, grid: str) -> str | None:
         """The scene a site's grid is co-registered to, once chosen."""
@@ -256,5 +258,14 @@ class SceneStore(StoreBase):
             c.execute(t.delete().where((t.c.site_id == site_id) & (t.c.grid == grid)))
             c.execute(t.insert().values(site_id=site_id, grid=grid, reference_id=scene_id,
                                         created_at=_now()))
+
+def _scene_of(row: Any) -> Scene:
+    """A scene from its stored (record, id) row; a damaged row is a one-line StoreError."""
+    return decoded("scenes", row[1], lambda: Scene.from_dict(json.loads(row[0])))
+
+
+def _site_row_of(r: Any) -> SiteRow:
+    return SiteRow(loads_site(r.geojson, f"stored site {r.id!r}"), r.origin, r.created_at,
+                   r.updated_at, int(r[-1]))
 
 __all__ = ["SceneStore", "SiteRow", "registration_of", "write_registration"]
