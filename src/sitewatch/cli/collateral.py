@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 _MAX_MB = click.option("--max-mb", type=click.FloatRange(0.001, 10_000), default=10.0,
                        show_default=True, help="Refuse reports larger than this (MB).")
+_MAX_SECONDS = click.option(
+    "--max-seconds", type=click.FloatRange(0.1, 86_400), default=60.0, show_default=True,
+    help="Stop reading a report after this long (a warning says where; the claims read so "
+         "far are kept).")
 _PUBLISHED = click.option("--published", help="Publication date YYYY-MM-DD (default: the "
                           "date the text states; relative dates need one).")
 
@@ -96,16 +100,18 @@ def collateral() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @_PUBLISHED
 @_MAX_MB
+@_MAX_SECONDS
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see "
               "docs/collateral.md).")
 @pass_ctx
-def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, as_json: bool) -> None:
+def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, max_seconds: float,
+             as_json: bool) -> None:
     """Extract the claims of FILE and assess them alone (nothing is stored)."""
     from sitewatch.warning.assess import assess_reading
     from sitewatch.warning.collateral import read_file
 
     reading = read_file(file, published=published, max_bytes=_max_bytes(max_mb),
-                        gazetteer_file=_gazetteer(ctx))
+                        gazetteer_file=_gazetteer(ctx), max_seconds=max_seconds)
     assessment = assess_reading(reading)
     by_site = {s: assess_reading(reading, site=s) for s in reading.sites} \
         if len(reading.sites) > 1 else {}
@@ -135,10 +141,11 @@ def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, as_json:
 @click.option("--site", "site_id", required=True, help="The catalogued site it is about.")
 @_PUBLISHED
 @_MAX_MB
+@_MAX_SECONDS
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def add_cmd(ctx: Ctx, files: tuple[str, ...], site_id: str, published: str | None,
-            max_mb: float, as_json: bool) -> None:
+            max_mb: float, max_seconds: float, as_json: bool) -> None:
     """Store reports as evidence about a site.  Each file is read and stored on its own: a
     bad file is reported and the others are still added."""
     from sitewatch.warning.record import add_report
@@ -151,7 +158,7 @@ def add_cmd(ctx: Ctx, files: tuple[str, ...], site_id: str, published: str | Non
             try:
                 added = add_report(store, site, f, published=published,
                                    max_bytes=_max_bytes(max_mb),
-                                   gazetteer_file=_gazetteer(ctx))
+                                   gazetteer_file=_gazetteer(ctx), max_seconds=max_seconds)
             except Exception as e:  # one bad file must not stop the others
                 if not isinstance(e, SitewatchError):
                     log.debug("reading %s failed", f, exc_info=True)

@@ -51,7 +51,14 @@ from typing import Any
 from sitewatch.errors import CollateralError
 from sitewatch.times import parse_date
 from sitewatch.warning import lexicon
-from sitewatch.warning.documents import Document, parse_document, read_document
+from sitewatch.warning.documents import (
+    READ_SECONDS,
+    Document,
+    deadline_in,
+    parse_document,
+    past,
+    read_document,
+)
 from sitewatch.warning.timeexpr import TimeWindow, find_times
 
 #: Weight of each certainty: how much of an indicator's strength a claim carries.
@@ -361,6 +368,18 @@ def _activities(sentence: str) -> list[tuple[str, int, int, bool]]:
 MAX_SENTENCE = 1500
 
 
+#: Runs of non-space characters longer than this are cut with spaces before tokenising: spaCy
+#: strips suffixes from a token one character at a time, each time searching the whole rest
+#: (quadratic: 20,000 commas took 139 s).  No word, number or URL worth reading is longer.
+MAX_TOKEN = 100
+_LONG_TOKEN = re.compile(rf"\S{{{MAX_TOKEN + 1},}}")
+
+
+def _cut_long_tokens(text: str) -> str:
+    return _LONG_TOKEN.sub(lambda m: " ".join(m[0][i:i + MAX_TOKEN]
+                                              for i in range(0, len(m[0]), MAX_TOKEN)), text)
+
+
 def _pieces(text: str) -> list[str]:
     if len(text) <= MAX_SENTENCE:
         return [text] if text else []
@@ -390,9 +409,17 @@ def _year_only(times: list[TimeWindow]) -> bool:
                                for t in times)
 
 
+def _stopped(where: str) -> str:
+    return (f"reading stopped at the time limit {where}: claims come only from the text "
+            "before it (give more time with --max-seconds)")
+
+
 def extract(doc: Document, *, published: date | None = None,
-            gazetteer_file: str | Path | None = None) -> Reading:
-    """The claims of a :class:`~.documents.Document`, with its stated judgement."""
+            gazetteer_file: str | Path | None = None, deadline: float | None = None
+            ) -> Reading:
+    """The claims of a :class:`~.documents.Document`, with its stated judgement.  Past
+    ``deadline`` (see :func:`~.documents.deadline_in`) reading stops with a warning and the
+    claims found so far."""
     pub = published or doc.published
     warnings = list(doc.warnings if published is None else
                     [w for w in doc.warnings if "publication date" not in w])
@@ -411,12 +438,20 @@ def extract(doc: Document, *, published: date | None = None,
     current_site: str | None = None
     sentences: list[tuple[int, str]] = []
     for pi, paragraph in enumerate(doc.paragraphs):
-        for sent in nlp(paragraph).sents:
+        if past(deadline):
+            warnings.append(_stopped(f"at paragraph {pi + 1} of {len(doc.paragraphs)}"))
+            break
+        for sent in nlp(_cut_long_tokens(paragraph)).sents:
             for text in _pieces(sent.text.strip()):
                 sentences.append((pi, text))
     # Sites first: the text's main site fills in sentences that name none.
     per_sentence: list[list[tuple[int, str]]] = []
-    for _pi, text in sentences:
+    for si, (pi, text) in enumerate(sentences):
+        if past(deadline):
+            warnings.append(_stopped(f"at sentence {si + 1} of {len(sentences)} "
+                                     f"(paragraph {pi + 1} of {len(doc.paragraphs)})"))
+            sentences = sentences[:si]
+            break
         sdoc = nlp.make_doc(text)
         found = [(sdoc[s:e].start_char, ids[nlp.vocab.strings[k]]) for k, s, e in matcher(sdoc)]
         low = text.lower()
@@ -425,7 +460,12 @@ def extract(doc: Document, *, published: date | None = None,
         mentions.update(sid for _, sid in found)
     main_site = mentions.most_common(1)[0][0] if mentions else None
     last_speaker: _Speaker | None = None
-    for (pi, text), found in zip(sentences, per_sentence, strict=True):
+    for si, ((pi, text), found) in enumerate(zip(sentences, per_sentence, strict=True)):
+        if past(deadline):
+            warnings.append(_stopped(f"at sentence {si + 1} of {len(sentences)} "
+                                     f"(paragraph {pi + 1} of {len(doc.paragraphs)})"))
+            sentences = sentences[:si]
+            break
         if found:
             current_site = found[-1][1]
         speaker = _speaker(text, last_speaker, author)
@@ -480,14 +520,16 @@ def extract(doc: Document, *, published: date | None = None,
 
 
 def read_file(path: str | Path, *, published: str | date | None = None,
-              max_bytes: int | None = None, gazetteer_file: str | Path | None = None
-              ) -> Reading:
-    """Read a report file and extract its claims (:class:`CollateralError` names the file)."""
+              max_bytes: int | None = None, gazetteer_file: str | Path | None = None,
+              max_seconds: float | None = READ_SECONDS) -> Reading:
+    """Read a report file and extract its claims (:class:`CollateralError` names the file).
+    After ``max_seconds`` (None: no limit) reading stops with a warning and what was read."""
     from sitewatch.warning.documents import MAX_BYTES
 
-    doc = read_document(path, max_bytes=max_bytes or MAX_BYTES)
     pub = parse_date(published, "publication date", CollateralError)
-    return extract(doc, published=pub, gazetteer_file=gazetteer_file)
+    deadline = deadline_in(max_seconds)
+    doc = read_document(path, max_bytes=max_bytes or MAX_BYTES, deadline=deadline)
+    return extract(doc, published=pub, gazetteer_file=gazetteer_file, deadline=deadline)
 
 
 def read_text(text: str, *, name: str = "<text>", published: str | date | None = None,

@@ -10,6 +10,13 @@ markdown-it (HTML blocks inside it are ignored).
 Errors (:class:`~sitewatch.errors.CollateralError`, a ``ValueError``) name the file: empty,
 binary, undecodable, or larger than ``max_bytes`` (default 10 MB).
 
+Reading time is bounded too: every step is linear in the text, and a ``deadline`` (a
+``time.monotonic()`` value, see :func:`deadline_in`; ``READ_SECONDS`` by default in
+:func:`~sitewatch.warning.collateral.read_file`) stops it cleanly with a warning and what was
+read so far.  HTML is parsed in pieces so the deadline is checked between them; Markdown over
+``MAX_MARKDOWN`` bytes is read as plain text (markdown-it spends ~15 s per MB on hostile
+nesting).
+
 Examples
 --------
 >>> doc = parse_document("<html><head><title>Sohae</title><script>alert(1)</script></head>"
@@ -21,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from html.parser import HTMLParser
@@ -31,6 +39,13 @@ from sitewatch.warning.timeexpr import find_published
 
 #: Reports larger than this are refused (a 50 MB "report" is a log or a dump, not a report).
 MAX_BYTES = 10_000_000
+#: Seconds a report may take to read (parse and extract) before reading stops with a warning.
+READ_SECONDS = 60.0
+#: Markdown larger than this is read as plain text.
+MAX_MARKDOWN = 1_000_000
+#: HTML is fed to the parser in pieces of this many characters (the deadline is checked
+#: between them).
+_HTML_PIECE = 1 << 18
 #: Elements whose content is not the report's visible text (void elements such as <embed>
 #: have no content and are not listed: they would never close).
 _SKIP_TAGS = {"script", "style", "template", "noscript", "iframe", "svg", "object", "nav",
@@ -175,15 +190,38 @@ def _markdown_html(text: str) -> str:
     return md.render(text)
 
 
-def parse_document(text: str, name: str = "<text>", *, fmt: str | None = None) -> Document:
-    """A :class:`Document` from a report's text (``fmt``: text | markdown | html | None)."""
+def deadline_in(seconds: float | None) -> float | None:
+    """The ``time.monotonic()`` value ``seconds`` from now (None: no deadline)."""
+    return None if seconds is None else time.monotonic() + max(0.0, seconds)
+
+
+def past(deadline: float | None) -> bool:
+    """True once ``deadline`` (from :func:`deadline_in`) has passed."""
+    return deadline is not None and time.monotonic() > deadline
+
+
+def parse_document(text: str, name: str = "<text>", *, fmt: str | None = None,
+                   deadline: float | None = None) -> Document:
+    """A :class:`Document` from a report's text (``fmt``: text | markdown | html | None).
+    Past ``deadline`` the HTML read so far is kept, with a warning."""
     text = _CONTROL.sub("", text)
     fmt = fmt or _guess_format(text, name)
     warnings: list[str] = []
     meta = None
-    if fmt in ("html", "markdown"):
+    markup = fmt
+    if fmt == "markdown" and len(text) > MAX_MARKDOWN:
+        markup = "text"
+        warnings.append(f"Markdown larger than {MAX_MARKDOWN / 1e6:.0f} MB is read as plain "
+                        "text (its markup is not parsed)")
+    if markup in ("html", "markdown"):
         parser = _Visible()
-        parser.feed(text if fmt == "html" else _markdown_html(text))
+        html = text if markup == "html" else _markdown_html(text)
+        for at in range(0, len(html), _HTML_PIECE):
+            if at and past(deadline):
+                warnings.append(f"reading stopped at the time limit: only the first "
+                                f"{at / len(html):.0%} of the HTML was read")
+                break
+            parser.feed(html[at:at + _HTML_PIECE])
         parser.close()
         paragraphs = list(parser.blocks)  # the parser has decoded entities, once
         title = re.sub(r"\s+", " ", parser.title).strip()
@@ -204,7 +242,7 @@ def parse_document(text: str, name: str = "<text>", *, fmt: str | None = None) -
 
 
 def read_document(path: str | Path, *, max_bytes: int = MAX_BYTES,
-                  fmt: str | None = None) -> Document:
+                  fmt: str | None = None, deadline: float | None = None) -> Document:
     """Read a report file; :class:`CollateralError` names the file when it cannot be read."""
     p = Path(path)
     name = str(path)
@@ -221,7 +259,8 @@ def read_document(path: str | Path, *, max_bytes: int = MAX_BYTES,
         data = p.read_bytes()
     except OSError as e:
         raise CollateralError(f"{name}: cannot read: {e.strerror or e}") from e
-    return parse_document(_decode(data, name), name, fmt=fmt)
+    return parse_document(_decode(data, name), name, fmt=fmt, deadline=deadline)
 
 
-__all__ = ["MAX_BYTES", "Document", "parse_document", "read_document"]
+__all__ = ["MAX_BYTES", "MAX_MARKDOWN", "READ_SECONDS", "Document", "deadline_in",
+           "parse_document", "past", "read_document"]

@@ -23,7 +23,7 @@ from sitewatch.store.collateral import note_id
 from sitewatch.times import parse_date
 from sitewatch.warning.assess import Coverage, assess
 from sitewatch.warning.collateral import Reading, extract
-from sitewatch.warning.documents import MAX_BYTES, read_document
+from sitewatch.warning.documents import MAX_BYTES, READ_SECONDS, deadline_in, read_document
 from sitewatch.warning.evidence import Evidence, from_alert, from_claim, from_note
 from sitewatch.warning.indicators import IndicatorSet, load_indicators
 from sitewatch.warning.records import Imagery, Note, Report, SiteAssessment
@@ -59,17 +59,22 @@ def indicators_for(site: Site, extra: Iterable[str | Path] = ()) -> IndicatorSet
 def add_report(store: Store, site: Site, path: str | Path, *,
                published: str | date | None = None, max_bytes: int = MAX_BYTES,
                indicator_set: IndicatorSet | None = None,
-               gazetteer_file: str | Path | None = None) -> Added:
+               gazetteer_file: str | Path | None = None,
+               max_seconds: float | None = READ_SECONDS) -> Added:
     """Read a report file and store it with the evidence it gives about ``site``.
 
     Claims about another gazetteer site are left out (and listed in ``skipped``); claims
-    naming no site are taken when the report names ``site`` or no site at all.
+    naming no site are taken when the report names ``site`` or no site at all.  Reading stops
+    after ``max_seconds`` with a warning (the claims read so far are stored).
     """
-    doc = read_document(path, max_bytes=max_bytes)
-    pub = parse_date(published, "publication date", CollateralError) or doc.published
+    given = parse_date(published, "publication date", CollateralError)
+    deadline = deadline_in(max_seconds)
+    doc = read_document(path, max_bytes=max_bytes, deadline=deadline)
+    pub = given or doc.published
     # Evidence needs a day it became known: an undated report counts from the day it is
     # added, and its relative dates ("last week") are read from that day.
-    reading = extract(doc, published=pub or date.today(), gazetteer_file=gazetteer_file)
+    reading = extract(doc, published=pub or date.today(), gazetteer_file=gazetteer_file,
+                      deadline=deadline)
     if pub is None:
         reading.warnings.append(f"no publication date in the text or given: treated as "
                                 f"published on {reading.published}, the day it was added "
