@@ -361,7 +361,14 @@ def loads_site(text: str, source: str = "<site>") -> Site:
         raise SiteError(
             f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
-    return site_from_geojson(data, source)
+    except RecursionError:  # 100,000 nested brackets
+        raise SiteError(f"{source}: nested too deeply to be a site file") from None
+    except ValueError as exc:  # a number of thousands of digits
+        raise SiteError(f"{source}: not a site file ({exc})") from None
+    try:
+        return site_from_geojson(data, source)
+    except RecursionError:
+        raise SiteError(f"{source}: nested too deeply to be a site file") from None
 
 
 def load_site(path: str | Path) -> Site:

@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 from sitewatch.errors import CollateralError
@@ -380,6 +381,22 @@ def _cut_long_tokens(text: str) -> str:
                                               for i in range(0, len(m[0]), MAX_TOKEN)), text)
 
 
+#: Paragraphs are tokenised in chunks of at most this many characters (cut at a space), so
+#: the deadline is checked within a huge paragraph too (some punctuation costs spaCy ~70 us a
+#: character).
+MAX_CHUNK = 20_000
+
+
+def _chunks(text: str) -> list[str]:
+    out = []
+    while len(text) > MAX_CHUNK:
+        cut = text.rfind(" ", MAX_CHUNK // 2, MAX_CHUNK)
+        cut = MAX_CHUNK if cut < 0 else cut + 1
+        out.append(text[:cut])
+        text = text[cut:]
+    return [*out, text] if text else out
+
+
 def _pieces(text: str) -> list[str]:
     if len(text) <= MAX_SENTENCE:
         return [text] if text else []
@@ -409,6 +426,27 @@ def _year_only(times: list[TimeWindow]) -> bool:
                                for t in times)
 
 
+def _split_paragraph(pi: int, paragraph: str, deadline: float | None,
+                     sentences: list[tuple[int, str]], per_sentence: list[list[tuple[int, str]]],
+                     matcher: Any, ids: dict[str, str], raw: list[tuple[str, str]]) -> bool:
+    """Append the sentences of a paragraph and the sites each names; True when ``deadline``
+    passed first (the sentences before it are kept)."""
+    nlp = _nlp()
+    for chunk in _chunks(_cut_long_tokens(paragraph)):
+        if past(deadline):
+            return True
+        for sent in nlp(chunk).sents:
+            for text in _pieces(sent.text.strip()):
+                sdoc = nlp.make_doc(text)
+                found = [(sdoc[s:e].start_char, ids[nlp.vocab.strings[k]])
+                         for k, s, e in matcher(sdoc)]
+                low = text.lower()
+                found += [(low.find(name), sid) for name, sid in raw if name in low]
+                sentences.append((pi, text))
+                per_sentence.append(sorted(found))
+    return False
+
+
 def _stopped(where: str) -> str:
     return (f"reading stopped at the time limit {where}: claims come only from the text "
             "before it (give more time with --max-seconds)")
@@ -427,7 +465,7 @@ def extract(doc: Document, *, published: date | None = None,
     if share < 0.08:
         warnings.append(f"the text does not look English ({share:.0%} common English words): "
                         "sites are found by name, but claims are read in English only")
-    nlp = _nlp()
+    _nlp()
     matcher, ids, raw = _site_matcher(str(gazetteer_file) if gazetteer_file else None)
     # The author's own voice is one origin per text (by content: the same article saved as
     # .txt and .html is one source; two outlets' index.html are two).
@@ -437,26 +475,15 @@ def extract(doc: Document, *, published: date | None = None,
     mentions: Counter[str] = Counter()
     current_site: str | None = None
     sentences: list[tuple[int, str]] = []
-    for pi, paragraph in enumerate(doc.paragraphs):
-        if past(deadline):
-            warnings.append(_stopped(f"at paragraph {pi + 1} of {len(doc.paragraphs)}"))
-            break
-        for sent in nlp(_cut_long_tokens(paragraph)).sents:
-            for text in _pieces(sent.text.strip()):
-                sentences.append((pi, text))
+    # Splitting and site-finding get half the time left, so that some claims are read too.
+    halfway = None if deadline is None else (deadline + monotonic()) / 2
     # Sites first: the text's main site fills in sentences that name none.
     per_sentence: list[list[tuple[int, str]]] = []
-    for si, (pi, text) in enumerate(sentences):
-        if past(deadline):
-            warnings.append(_stopped(f"at sentence {si + 1} of {len(sentences)} "
-                                     f"(paragraph {pi + 1} of {len(doc.paragraphs)})"))
-            sentences = sentences[:si]
+    for pi, paragraph in enumerate(doc.paragraphs):
+        if _split_paragraph(pi, paragraph, halfway, sentences, per_sentence, matcher, ids, raw):
+            warnings.append(_stopped(f"at paragraph {pi + 1} of {len(doc.paragraphs)}"))
             break
-        sdoc = nlp.make_doc(text)
-        found = [(sdoc[s:e].start_char, ids[nlp.vocab.strings[k]]) for k, s, e in matcher(sdoc)]
-        low = text.lower()
-        found += [(low.find(name), sid) for name, sid in raw if name in low]
-        per_sentence.append(sorted(found))
+    for found in per_sentence:
         mentions.update(sid for _, sid in found)
     main_site = mentions.most_common(1)[0][0] if mentions else None
     last_speaker: _Speaker | None = None
