@@ -111,3 +111,9 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
         mp.setenv("SITEWATCH_SEEDS", str(root / "no-seeds-here"))
         result = run_demo(home, workdir=work)
     return DemoRun(home, work, result)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-long", action="store_true", default=False,
+                     help="tests/test_fuzz.py: run many more seeded cases (or set "
+                          "SITEWATCH_FUZZ_N to the number of seeds per format and mutation)")
