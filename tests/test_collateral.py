@@ -365,3 +365,96 @@ def test_evidence_json_form():
     assert e.known_from == date(2023, 5, 29) and e.published == date(2023, 5, 29)
     d["detail"]["hedges"].append("changed")  # the dict is a copy: the record stays as it was
     assert e.detail["hedges"] == ["may"]
+
+
+# ---------------------------------------------------------------- reading time (issue 14 #13)
+
+
+def test_runs_without_spaces_are_cut_before_tokenising():
+    # spaCy strips a token's suffixes one character at a time over the rest of the token:
+    # 20,000 commas in a row took 139 s to read.  Runs are cut, paragraphs read in chunks.
+    from sitewatch.warning.collateral import MAX_CHUNK, MAX_TOKEN, _chunks, _cut_long_tokens
+
+    cut = _cut_long_tokens("Sohae " + "," * 1000 + " moved " + "—" * 250)
+    assert max(len(w) for w in cut.split()) <= MAX_TOKEN
+    assert cut.startswith("Sohae ") and " moved " in cut
+    assert _cut_long_tokens("an ordinary sentence, kept.") == "an ordinary sentence, kept."
+    text = "word " * 30_000
+    chunks = _chunks(text)
+    assert "".join(chunks) == text and all(len(c) <= MAX_CHUNK for c in chunks)
+    r = read_text("," * 30_000 + "\n\nTrains were seen at Sohae's rail station on March 5.",
+                  published="2024-03-10")
+    assert r.sites == ["sohae"]
+
+
+DEADLINE = 1e18  # far away: the fake clock below decides when it has passed
+
+
+def _budget(monkeypatch, split: int, claims: int) -> None:
+    """A clock that needs no timing: half the budget (splitting) passes after ``split``
+    checks, the whole budget (claims) after ``claims`` checks."""
+    import sitewatch.warning.collateral as col
+
+    calls = {"split": 0, "claims": 0}
+
+    def past(deadline):
+        phase = "claims" if deadline == DEADLINE else "split"
+        calls[phase] += 1
+        return calls[phase] > (split if phase == "split" else claims)
+
+    monkeypatch.setattr(col, "past", past)
+
+
+def _report(n: int) -> str:
+    return "Weekly report on the Sohae launch site\n\n" + "\n\n".join(
+        f"On March {i % 28 + 1}, satellite imagery showed the transfer structure moved at "
+        f"Sohae (image {i}), officials said." for i in range(n))
+
+
+def _extract_with_deadline(text: str):
+    from sitewatch.warning.collateral import extract
+    from sitewatch.warning.documents import parse_document
+
+    return extract(parse_document(text, "r.txt"), published=date(2024, 3, 30),
+                   deadline=DEADLINE)
+
+
+def test_reading_stops_at_the_time_limit_with_a_warning_and_the_claims_so_far(monkeypatch):
+    text = _report(40)
+    full = _extract_with_deadline(text)
+    assert len(full.claims) == 40 and not any("time limit" in w for w in full.warnings)
+    # Half the budget gone after 10 paragraphs: the 9 claims of paragraphs 2-10 are read.
+    _budget(monkeypatch, split=10, claims=1000)
+    part = _extract_with_deadline(text)
+    assert len(part.claims) == 9
+    assert any("reading stopped at the time limit at paragraph 11 of 41" in w
+               for w in part.warnings)
+    # The whole budget gone in the claims: the sentences before it are read.
+    _budget(monkeypatch, split=1000, claims=26)
+    part = _extract_with_deadline(text)
+    assert len(part.claims) == 25
+    assert any("at sentence 27 of 41" in w for w in part.warnings)
+
+
+def test_no_time_at_all_gives_an_empty_reading_not_an_error(tmp_path):
+    f = tmp_path / "r.txt"
+    f.write_text("Satellite imagery showed the transfer structure moved at Sohae.\n")
+    r = read_file(f, published="2024-03-10", max_seconds=0)
+    assert r.claims == [] and any("time limit" in w for w in r.warnings)
+
+
+def test_huge_markdown_is_read_as_text_and_html_in_pieces(monkeypatch):
+    import sitewatch.warning.documents as docs
+
+    monkeypatch.setattr(docs, "MAX_MARKDOWN", 100)
+    d = docs.parse_document("# Sohae\n\n" + "**Trains** were seen at the station. " * 10,
+                            "r.md")
+    assert any("read as plain text" in w for w in d.warnings)
+    assert "**Trains** were seen" in d.text
+    monkeypatch.setattr(docs, "_HTML_PIECE", 64)
+    html = "<html><body>" + "<p>Trains were seen at Sohae.</p>" * 20 + "</body></html>"
+    assert len(docs.parse_document(html, "r.html").paragraphs) == 20
+    monkeypatch.setattr(docs, "past", lambda deadline: deadline is not None)
+    d = docs.parse_document(html, "r.html", deadline=0.0)
+    assert 0 < len(d.paragraphs) < 20
+    assert any("only the first" in w and "of the HTML was read" in w for w in d.warnings)
