@@ -156,3 +156,22 @@ def test_deep_and_huge_number_site_files(sw, tmp_path):
                    + ', 1]}, "properties": {"role": "site", "id": "x"}}]}')
     _one_error(sw("site", "add", big, code=1), "big.geojson")
     assert sys.getrecursionlimit() < 100_000  # the nesting above really is beyond it
+
+
+def test_relative_dates_past_the_last_year_are_left_unknown(sw, tmp_path):
+    # "within days" of a report dated 2999-12-31 ends in year 3000: the claim keeps its days,
+    # its dates are unknown, and the report is stored (it failed with an error naming no file).
+    from sitewatch.warning.collateral import read_text
+
+    text = ("Satellite imagery showed the transfer structure moved at Sohae on December 30, "
+            "officials said. A launch is expected within days, according to a notice.")
+    r = read_text(text, published="2999-12-31")
+    windows = [c.time for c in r.claims if c.time]
+    assert windows and all(w["start"] is None or w["start"] < "3000" for w in windows)
+    f = tmp_path / "edge.txt"
+    f.write_text(text)
+    from importlib import resources
+
+    sw("site", "add", resources.files("sitewatch.sites.builtin") / "sohae.geojson")
+    sw("collateral", "add", f, "--site", "sohae", "--published", "2999-12-31")
+    sw("assess", "sohae", "--at", "2999-12-31")

@@ -163,6 +163,8 @@ def add_cmd(ctx: Ctx, files: tuple[str, ...], site_id: str, published: str | Non
                 if not isinstance(e, SitewatchError):
                     log.debug("reading %s failed", f, exc_info=True)
                     e = SitewatchError(f"{f}: cannot be read ({type(e).__name__}: {e})")
+                elif f not in str(e):
+                    e = SitewatchError(f"{f}: {e}")
                 failed += 1
                 err.print(f"error: {esc(e)}")
                 results.append({"file": f, "error": str(e)})

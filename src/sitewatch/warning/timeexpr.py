@@ -33,9 +33,11 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
+
+from sitewatch.times import MAX_YEAR, MIN_YEAR
 
 _MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
 _MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
@@ -354,7 +356,14 @@ def find_times(sentence: str, published: date | None) -> list[TimeWindow]:
             out.append(TimeWindow(text, start, end, s, m.start(), days))
             taken.append(m.span())
     out.sort(key=lambda t: t.offset)
-    return out
+    # "within days" of a report dated 2999-12-31 ends in year 3000: beyond the years sitewatch
+    # handles, so the window's days are kept and its dates left unknown.
+    return [t if _in_years(t.start) and _in_years(t.end) else replace(t, start=None, end=None)
+            for t in out]
+
+
+def _in_years(d: date | None) -> bool:
+    return d is None or MIN_YEAR <= d.year <= MAX_YEAR
 
 
 #: Publication-date lines near the top of a report: "Published: 14 March 2023", a line that is
