@@ -14,7 +14,7 @@ Reading time is bounded too: every step is linear in the text, and a ``deadline`
 ``time.monotonic()`` value, see :func:`deadline_in`; ``READ_SECONDS`` by default in
 :func:`~sitewatch.warning.collateral.read_file`) stops it cleanly with a warning and what was
 read so far.  HTML is parsed in pieces so the deadline is checked between them; Markdown over
-``MAX_MARKDOWN`` bytes is read as plain text (markdown-it spends ~15 s per MB on hostile
+``MAX_MARKDOWN`` characters is read as plain text (markdown-it spends ~15 s per MB on hostile
 nesting).
 
 Examples
@@ -41,8 +41,8 @@ from sitewatch.warning.timeexpr import find_published
 MAX_BYTES = 10_000_000
 #: Seconds a report may take to read (parse and extract) before reading stops with a warning.
 READ_SECONDS = 60.0
-#: Markdown larger than this is read as plain text.
-MAX_MARKDOWN = 1_000_000
+#: Markdown larger than this is read as plain text (markdown-it: up to ~15 s a MB).
+MAX_MARKDOWN = 250_000
 #: HTML is fed to the parser in pieces of this many characters (the deadline is checked
 #: between them).
 _HTML_PIECE = 1 << 18
@@ -211,7 +211,7 @@ def parse_document(text: str, name: str = "<text>", *, fmt: str | None = None,
     markup = fmt
     if fmt == "markdown" and len(text) > MAX_MARKDOWN:
         markup = "text"
-        warnings.append(f"Markdown larger than {MAX_MARKDOWN / 1e6:.0f} MB is read as plain "
+        warnings.append(f"Markdown larger than {MAX_MARKDOWN // 1000} kB is read as plain "
                         "text (its markup is not parsed)")
     if markup in ("html", "markdown"):
         parser = _Visible()
