@@ -12,7 +12,6 @@ import hashlib
 import logging
 import math
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -20,10 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import rasterio
-import rasterio.errors
-import shapely
-from rasterio.windows import Window
-from shapely.geometry import box, mapping, shape
+from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from sitewatch.errors import SceneError, UndatedSceneError
@@ -32,6 +28,12 @@ from sitewatch.imagery.discover import (
     SceneSource,
 )
 from sitewatch.imagery.naming import NameInfo, parse_name, parse_text
+from sitewatch.imagery.rasters import (
+    check_envi_size,
+    check_transform,
+    open_raster,
+    validate_raster,
+)
 from sitewatch.times import as_utc, iso, parse_time
 
 log = logging.getLogger(__name__)
@@ -227,37 +229,13 @@ def _file_refs(paths: Sequence[Path]) -> tuple[tuple[FileRef, ...], str]:
     return refs, combined
 
 
-def open_raster(path: str | Path) -> rasterio.io.DatasetReader:
-    """Open a raster for reading; :class:`SceneError` names the file when it cannot be read."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            return rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
-        msg = str(exc).split("\n")[0]
-        raise SceneError(f"{path}: not a readable raster image ({msg})") from None
-
-
-def _probe_pixels(ds: rasterio.io.DatasetReader, path: Path) -> None:
-    """Read the first and last block of every band: truncated or corrupt files fail here."""
-    h, w = ds.height, ds.width
-    bh, bw = ds.block_shapes[0] if ds.block_shapes else (1, w)
-    bh, bw = max(1, min(bh, h)), max(1, min(bw, w))
-    windows = [Window(0, 0, bw, bh), Window(w - bw, h - bh, bw, bh)]
-    try:
-        for win in windows:
-            ds.read(window=win)
-    except Exception as exc:  # GDAL reports truncation through several error types
-        msg = str(exc).split("\n")[0]
-        raise SceneError(f"{path}: image data is corrupt or truncated ({msg})") from None
-
-
 def _is_geographic(crs: Any) -> bool:
     return bool(crs is not None and crs.is_geographic)
 
 
 def _resolution_m(ds: rasterio.io.DatasetReader) -> float:
-    rx, ry = abs(ds.transform.a), abs(ds.transform.e)
+    t = ds.transform  # pixel side lengths, rotated or sheared transforms included
+    rx, ry = math.hypot(t.a, t.d), math.hypot(t.b, t.e)
     if _is_geographic(ds.crs):
         lat = (ds.bounds.top + ds.bounds.bottom) / 2
         mx = rx * 111_320 * math.cos(math.radians(lat))
@@ -266,14 +244,19 @@ def _resolution_m(ds: rasterio.io.DatasetReader) -> float:
     return float((rx + ry) / 2)
 
 
-def _footprint(ds: rasterio.io.DatasetReader) -> BaseGeometry | None:
+def _footprint(ds: rasterio.io.DatasetReader, path: Path,
+               warn: list[str]) -> BaseGeometry | None:
+    """The image outline in lon/lat: its four corners (rotated transforms included), each
+    edge densified by :data:`~sitewatch.imagery.geo.FOOTPRINT_EDGE_POINTS` points whatever
+    the image size."""
     if ds.crs is None:
         return None
-    from sitewatch.imagery.geo import to_crs
+    from sitewatch.imagery.geo import footprint_lonlat
 
-    poly = shapely.segmentize(box(*ds.bounds), max(ds.bounds.right - ds.bounds.left, 1) / 16)
-    fp = to_crs(poly, ds.crs, "EPSG:4326")
-    return shapely.set_precision(fp, 1e-7)
+    fp, note = footprint_lonlat(ds.transform, ds.width, ds.height, ds.crs, str(path))
+    if note:
+        warn.append(note)
+    return fp
 
 
 def _time_from_tags(tags: dict[str, str]) -> tuple[datetime | None, str | None]:
@@ -432,12 +415,16 @@ def read_scene(
     """
     warn: list[str] = []
     envi = read_envi_header(src.header) if src.header else None
+    if envi is not None and src.header is not None:
+        for path in src.files:
+            check_envi_size(envi, src.header, path)  # before GDAL sees the header
     datasets: list[tuple[Path, NameInfo, rasterio.io.DatasetReader]] = []
     try:
         for path in src.files:
             ds = open_raster(path)
             datasets.append((path, parse_name(path.name), ds))
-            _probe_pixels(ds, path)
+            check_transform(ds, path)
+            validate_raster(ds, path, envi)
         return _build(src, datasets, envi, time, sensor, warn)
     finally:
         for _, _, ds in datasets:
@@ -522,6 +509,7 @@ def _build(
     platform = tags.get("PLATFORM") or info.platform
     simulated = str(tags.get("SIMULATED", "")).lower() == "true"
 
+    footprint = _footprint(ref, ref_path, warn)
     refs, checksum = _file_refs([p for p, _, _ in datasets] + ([src.header] if src.header else []))
     scene_id = make_scene_id(info, acquired, platform, sensor_name, Path(src.key))
     return Scene(
@@ -539,7 +527,7 @@ def _build(
         transform=tuple(ref.transform)[:6] if georef else None,
         resolution=min((b.resolution for b in bands if b.resolution), default=None)
         if georef else None,
-        footprint=_footprint(ref),
+        footprint=footprint,
         files=refs,
         checksum=checksum,
         simulated=simulated,
