@@ -379,7 +379,8 @@ def _raster_mask(p: Path, grid_crs: str | None, transform: Affine,
             data = ds.read(1, masked=True)
             src_crs, src_transform = ds.crs, ds.transform
     except SceneError as e:  # the opener's message names the file already
-        raise SceneError(f"user mask: cannot read it as a raster: {e}") from None
+        why = str(e).removeprefix(f"{p}: ")
+        raise SceneError(f"user mask {p}: cannot read it as a raster ({why})") from None
     except RasterioError as e:
         raise SceneError(f"user mask {p}: cannot read it as a raster ({e})") from None
     values = np.ma.filled(data, 0)
