@@ -307,8 +307,8 @@ def decode_all(ds: DatasetReader, path: str | Path,
                       f"columns {int(win.col_off)}-{int(win.col_off + win.width) - 1}")
             else:
                 bh, bw = ds.block_shapes[0]
-                at = (f"band {where[0]}, block ({where[1]}, {where[2]}) of {bh} x {bw} px "
-                      f"at row {where[1] * bh}, column {where[2] * bw}")
+                at = (f"band {where[0]}, block row {where[1]}, column {where[2]} (pixel row "
+                      f"{where[1] * bh}, column {where[2] * bw}; blocks of {bh} x {bw} px)")
             raise SceneError(f"{path}: image data is corrupt or truncated at {at} "
                              f"({_one_line(exc)})") from None
 

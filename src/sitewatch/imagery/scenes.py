@@ -237,7 +237,8 @@ def _resolution_m(ds: rasterio.io.DatasetReader) -> float:
     t = ds.transform  # pixel side lengths, rotated or sheared transforms included
     rx, ry = math.hypot(t.a, t.d), math.hypot(t.b, t.e)
     if _is_geographic(ds.crs):
-        lat = (ds.bounds.top + ds.bounds.bottom) / 2
+        b = _bounds(ds)
+        lat = (b[1] + b[3]) / 2
         mx = rx * 111_320 * math.cos(math.radians(lat))
         my = ry * 110_574
         return float((mx + my) / 2)
@@ -479,9 +480,9 @@ def _build(
             raise SceneError(
                 f"{path}: CRS {ds.crs} differs from {ref_path.name}'s {ref.crs} in one scene"
             )
-        if ds.crs is not None and not _same_extent(ds.bounds, ref.bounds, ds):
-            raise SceneError(f"{path}: extent {tuple(ds.bounds)} differs from "
-                             f"{ref_path.name}'s {tuple(ref.bounds)} in one scene")
+        if ds.crs is not None and not _same_extent(_bounds(ds), _bounds(ref), ds):
+            raise SceneError(f"{path}: extent {_bounds(ds)} differs from "
+                             f"{ref_path.name}'s {_bounds(ref)} in one scene")
     georef = ref.crs is not None
     if not georef:
         warn.append("no georeferencing: pixel grid only (cannot be placed on a site's map grid)")
@@ -535,9 +536,19 @@ def _build(
     )
 
 
+def _bounds(ds: rasterio.io.DatasetReader) -> tuple[float, float, float, float]:
+    """(left, bottom, right, top) of the image's four corners (rotated transforms included;
+    rasterio's ``bounds`` takes two corners only)."""
+    t = ds.transform
+    xs, ys = zip(*(t @ (c, r) for c, r in ((0, 0), (ds.width, 0), (0, ds.height),
+                                           (ds.width, ds.height))), strict=True)
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
 def _same_extent(a: Any, b: Any, ds: rasterio.io.DatasetReader) -> bool:
     # Bands of one scene share their extent to within one of the coarser pixel.
-    tol = max(abs(ds.transform.a), abs(ds.transform.e)) * 1.01
+    t = ds.transform
+    tol = max(math.hypot(t.a, t.d), math.hypot(t.b, t.e)) * 1.01
     return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
 
