@@ -316,3 +316,17 @@ def test_antimeridian_footprint_is_split_with_a_warning(run, tmp_path):
             pytest.raises(SiteError, match="antimeridian"):
         ingest(store, [p], "far-east")
     _one_line_error(run("ingest", p, "--site", "far-east"), "far-east")
+
+
+def test_file_damaged_after_ingest_fails_the_load_with_one_line(tmp_path):
+    from sitewatch.change.tiled import scene_grid
+    from sitewatch.imagery.grid import load_scene
+
+    data = np.random.default_rng(5).integers(0, 4000, (4, 64, 64)).astype("uint16")
+    p = _write(tmp_path / "later.tif", "GTiff", data, tiled=True, blockxsize=16,
+               blockysize=16, compress="deflate")
+    sc = _read(p)
+    raw = p.read_bytes()
+    p.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(SceneError, match=r"later\.tif: image data cannot be read"):
+        load_scene(sc, scene_grid(sc), None)

@@ -20,6 +20,8 @@ import os
 import stat
 import struct
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -313,6 +315,17 @@ def decode_all(ds: DatasetReader, path: str | Path,
                              f"({_one_line(exc)})") from None
 
 
+@contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Turn a GDAL read failure inside the block into a :class:`SceneError` naming ``path``
+    (a file damaged or replaced after ingest fails that scene, with one line)."""
+    try:
+        yield
+    except rasterio.errors.RasterioIOError as exc:
+        raise SceneError(f"{path}: image data cannot be read, corrupt or truncated "
+                         f"({_one_line(exc)})") from None
+
+
 def validate_raster(ds: DatasetReader, path: str | Path,
                     envi_header: dict[str, str] | None = None) -> None:
     """The checks ingest runs on an input file: container structure, then a full decode."""
@@ -338,4 +351,4 @@ def check_transform(ds: DatasetReader, path: str | Path) -> None:
 
 __all__ = ["INPUT_DRIVERS", "MAX_IMAGE_PIXELS", "VALIDATE_CHUNK_BYTES", "check_container",
            "check_envi_size", "check_regular_file", "check_transform", "decode_all",
-           "open_raster", "validate_raster"]
+           "open_raster", "reading", "validate_raster"]
