@@ -80,7 +80,22 @@ FORMATS = {
 def test_truncated_files_are_refused_or_identical(tmp_path, name):
     """Seeded random truncations, and a few just short of the end: none is accepted with
     pixels other than the original's (before, all ENVI and PNG truncations were)."""
-    driver, kw = FORMATS[name]
+    _truncations(tmp_path, name, *FORMATS[name])
+
+
+def test_large_jp2_without_full_decode_still_refuses_truncation(tmp_path, monkeypatch):
+    """Over the JPEG 2000 decode budget only the codestream structure is checked; that alone
+    refuses every truncation (tiled, so there are tile-parts to walk)."""
+    import sitewatch.imagery.rasters as R
+
+    monkeypatch.setattr(R, "JP2_FULL_DECODE_MAX_PIXELS", 0)
+    monkeypatch.setattr(R, "decode_all", lambda *a, **k: pytest.fail("decoded"))
+    _truncations(tmp_path, "tiles.jp2", "JP2OpenJPEG", {"blockxsize": 32, "blockysize": 32},
+                 refuse_all=True)
+
+
+def _truncations(tmp_path: Path, name: str, driver: str, kw: dict,
+                 refuse_all: bool = False) -> None:
     data = np.random.default_rng(0).integers(0, 255, (3, 48, 64)).astype("uint8")
     orig = _write(tmp_path / name, driver, data, **kw)
     with rasterio.open(orig) as ds:
@@ -105,7 +120,7 @@ def test_truncated_files_are_refused_or_identical(tmp_path, name):
             continue
         with rasterio.open(p) as ds:
             assert np.array_equal(ds.read(), want), f"{name} cut at {cut} accepted, changed"
-    assert refused >= len(cuts) - 4
+    assert refused == len(cuts) if refuse_all else refused >= len(cuts) - 4
 
 
 def test_corrupt_interior_tile_is_refused_naming_the_block(tmp_path):

@@ -39,6 +39,11 @@ INPUT_DRIVERS = ("GTiff", "JP2OpenJPEG", "ENVI", "PNG", "JPEG", "BMP")
 #: The most pixels one band of an input image may have (about 46,000 x 46,000); a header that
 #: claims more is refused before anything is read or allocated.
 MAX_IMAGE_PIXELS = 2**31
+#: JPEG 2000 files with more pixels per band than this get the codestream structure check
+#: only at ingest, not a full decode: OpenJPEG decodes about 2.5 Mpx/s on one core, so a full
+#: Sentinel-2 tile (673 Mpx over 13 bands) would take minutes.  Their pixels are decoded when
+#: a run loads them, where a read failure fails that scene with one line.
+JP2_FULL_DECODE_MAX_PIXELS = 25_000_000
 #: Bytes decoded per read while validating (whole rows of blocks where they fit).
 VALIDATE_CHUNK_BYTES = 32 * 2**20
 #: GDAL settings for opening input: no directory listing, no network.
@@ -183,12 +188,44 @@ def _check_jpeg(path: Path, mm: mmap.mmap) -> None:
                          "truncated")
 
 
+def _check_codestream(path: Path, mm: mmap.mmap, start: int, end: int) -> None:
+    """A JPEG 2000 codestream in ``mm[start:end]``: SOC, main-header segments, then tile-parts
+    whose lengths (Psot) chain exactly to the EOC marker at its end."""
+    def bad(what: str) -> SceneError:
+        return SceneError(f"{path}: JPEG 2000 codestream {what}; truncated or corrupt")
+
+    if mm[start:start + 2] != b"\xff\x4f":
+        raise bad("does not start with its SOC marker")
+    if end - start < 4 or mm[end - 2:end] != b"\xff\xd9":
+        raise bad("lacks its end marker")
+    pos = start + 2
+    while True:  # main header: marker segments up to the first tile-part
+        if pos + 4 > end:
+            raise bad(f"header is cut off at byte {pos:,}")
+        marker = bytes(mm[pos:pos + 2])
+        if marker == b"\xff\x90":
+            break
+        if marker[0] != 0xFF:
+            raise bad(f"has no marker at byte {pos:,}")
+        pos += 2 + struct.unpack(">H", mm[pos + 2:pos + 4])[0]
+    while pos < end - 2:  # tile-parts, each Psot bytes from its SOT marker
+        if mm[pos:pos + 2] != b"\xff\x90" or pos + 12 > end:
+            raise bad(f"has no tile-part marker at byte {pos:,}")
+        psot = struct.unpack(">I", mm[pos + 6:pos + 10])[0]
+        if psot == 0:  # the last tile-part runs to the end marker
+            return
+        if psot < 14:
+            raise bad(f"has a tile-part of {psot} bytes at byte {pos:,}")
+        pos += psot
+    if pos != end - 2:
+        raise bad(f"tile-parts run past its end ({pos:,} > {end - 2:,})")
+
+
 def _check_jp2(path: Path, mm: mmap.mmap) -> None:
-    """JP2 boxes must tile the file exactly; the codestream must end with its EOC marker."""
+    """JP2 boxes must tile the file exactly; the codestream must be whole."""
     size = len(mm)
     if mm[:2] == b"\xff\x4f":  # a bare J2K codestream
-        if mm[size - 2:] != b"\xff\xd9":
-            raise SceneError(f"{path}: JPEG 2000 codestream lacks its end marker; truncated")
+        _check_codestream(path, mm, 0, size)
         return
     pos = 0
     while pos < size:
@@ -209,8 +246,8 @@ def _check_jp2(path: Path, mm: mmap.mmap) -> None:
             raise SceneError(f"{path}: JPEG 2000 box {kind.decode('latin-1')!r} at byte "
                              f"{pos:,} runs past the end of the file ({size:,} bytes); "
                              "truncated")
-        if kind == b"jp2c" and mm[pos + length - 2:pos + length] != b"\xff\xd9":
-            raise SceneError(f"{path}: JPEG 2000 codestream lacks its end marker; truncated")
+        if kind == b"jp2c":
+            _check_codestream(path, mm, pos + head, pos + length)
         pos += length
 
 
@@ -328,8 +365,11 @@ def reading(path: str | Path) -> Iterator[None]:
 
 def validate_raster(ds: DatasetReader, path: str | Path,
                     envi_header: dict[str, str] | None = None) -> None:
-    """The checks ingest runs on an input file: container structure, then a full decode."""
+    """The checks ingest runs on an input file: container structure, then a full decode
+    (except for JPEG 2000 over :data:`JP2_FULL_DECODE_MAX_PIXELS` pixels per band)."""
     check_container(Path(path), ds, envi_header)
+    if ds.driver == "JP2OpenJPEG" and ds.width * ds.height > JP2_FULL_DECODE_MAX_PIXELS:
+        return
     decode_all(ds, path)
 
 
@@ -349,6 +389,6 @@ def check_transform(ds: DatasetReader, path: str | Path) -> None:
                          f"image to a line {coef}")
 
 
-__all__ = ["INPUT_DRIVERS", "MAX_IMAGE_PIXELS", "VALIDATE_CHUNK_BYTES", "check_container",
-           "check_envi_size", "check_regular_file", "check_transform", "decode_all",
-           "open_raster", "reading", "validate_raster"]
+__all__ = ["INPUT_DRIVERS", "JP2_FULL_DECODE_MAX_PIXELS", "MAX_IMAGE_PIXELS",
+           "VALIDATE_CHUNK_BYTES", "check_container", "check_envi_size", "check_regular_file",
+           "check_transform", "decode_all", "open_raster", "reading", "validate_raster"]
