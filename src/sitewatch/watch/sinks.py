@@ -108,7 +108,12 @@ def events_of(alerts: Mapping[str, Sequence[StoredAlert]], site: Site) -> list[A
 
 
 def _abs(path: str | Path) -> Path:
-    return Path(path).expanduser().resolve()
+    """The path a sink key names: absolute, links resolved where they can be."""
+    p = Path(path).expanduser()
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):  # a link loop, an unreadable folder
+        return p.absolute()
 
 
 class JsonLinesSink:
