@@ -237,18 +237,21 @@ def test_the_next_run_delivers_what_an_earlier_run_left_pending(store, tmp_path)
 
 # --------------------------------------------------------------------------- kill -9
 
-#: A small watch in a process of its own, whose JSON-lines sink is killed (SIGKILL, no
-#: clean-up) at one point of its delivery; patched here, not in sitewatch.
+#: A small watch in a process of its own with two JSON-lines sinks, killed (SIGKILL, no
+#: clean-up) at one point of the first one's delivery; patched here, not in sitewatch.
 KILL_SCRIPT = """
 import os, signal, sys
+from pathlib import Path
 from sitewatch.store import Store
 from sitewatch.watch import sinks
 from sitewatch.watch.pipeline import RunParams, run_site
 
-home, out, point = sys.argv[1:4]
+home, out, out2, point = sys.argv[1:5]
 real = sinks.JsonLinesSink.deliver
 
 def deliver(self, events, site):
+    if self.path != Path(out):
+        return real(self, events, site)
     if point == "stored":  # the alerts and their events are stored; nothing delivered
         os.kill(os.getpid(), signal.SIGKILL)
     if point == "one":  # the first of several events written, then killed
@@ -261,47 +264,53 @@ def deliver(self, events, site):
 
 sinks.JsonLinesSink.deliver = deliver
 with Store.open_home(home) as store:
-    run_site(store, "testsite", RunParams(method="ratio"), sinks=[sinks.JsonLinesSink(out)])
+    run_site(store, "testsite", RunParams(method="ratio"),
+             sinks=[sinks.JsonLinesSink(out), sinks.JsonLinesSink(out2)])
 """
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 @pytest.mark.parametrize(("point", "written", "recover"), [
     ("stored", 0, "run"), ("one", 1, "deliver"), ("written", 3, "deliver")])
-def test_every_alert_reaches_the_sink_exactly_once_by_event_id_after_a_kill(
+def test_every_alert_reaches_every_sink_exactly_once_by_event_id_after_a_kill(
         tmp_path, point, written, recover):
-    home, out = tmp_path / "home", tmp_path / "alerts.jsonl"
+    home = tmp_path / "home"
+    out, out2 = tmp_path / "alerts.jsonl", tmp_path / "second.jsonl"
     with Store.open_home(home) as store:
         catalogue(store, tmp_path / "imgs")
-    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(home), str(out), point],
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=300,
-                          capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(home), str(out), str(out2),
+                           point], env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                          timeout=300, capture_output=True, text=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert (len(lines(out)) if out.exists() else 0) == written
+    assert not out2.exists()  # the second sink's turn never came
     with Store.open_home(home) as store:
         events = store.alert_events("testsite")
         assert len(events) == 3  # stored with their alerts before the kill
-        assert len(store.pending_events(f"jsonl:{out.resolve()}", "testsite")) == 3
+        for p in (out, out2):
+            assert len(store.pending_events(f"jsonl:{p.resolve()}", "testsite")) == 3
     if recover == "run":
         with Store.open_home(home) as store:
-            rep = run_site(store, "testsite", PARAMS, sinks=[JsonLinesSink(out)])
-        assert [(d.delivered, d.pending) for d in rep.deliveries] == [(3, 0)]
-    else:
-        r = CliRunner().invoke(cli, ["--home", str(home), "alerts", "deliver", "testsite",
-                                     "--jsonl", str(out)])
+            rep = run_site(store, "testsite", PARAMS,
+                           sinks=[JsonLinesSink(out), JsonLinesSink(out2)])
+        assert rep.processed == []
+        assert [(d.delivered, d.pending) for d in rep.deliveries] == [(3, 0), (3, 0)]
+    else:  # every sink the site used, by the keys the store keeps
+        r = CliRunner().invoke(cli, ["--home", str(home), "alerts", "deliver", "testsite"])
         assert r.exit_code == 0, r.output
-        assert "3 alert event(s) delivered, 0 pending" in r.output
-    # Nothing is left pending, and a further delivery or run sends nothing again.
+        assert r.output.count("3 alert event(s) delivered, 0 pending") == 2
+    # Nothing is left pending, and a further delivery sends nothing again.
     r = CliRunner().invoke(cli, ["--home", str(home), "alerts", "deliver", "testsite"])
-    assert r.exit_code == 0 and "0 alert event(s) delivered, 0 pending" in r.output
-    got = lines(out)
-    ids = Counter(x["event_id"] for x in got)
-    assert set(ids) == {e.id for e in events}  # every event at least once
-    assert sum(ids.values()) == 3 + written  # those written before the kill, once again
-    by_id = {}
-    for x in got:  # a repeat is the same message: de-duplicated, each exactly once
-        assert by_id.setdefault(x["event_id"], x) == x
-    assert sorted(x["alert"]["part"] for x in by_id.values()) == ["pad", "tower", "yard"]
+    assert r.exit_code == 0 and r.output.count("0 alert event(s) delivered, 0 pending") == 2
+    for p, again in ((out, written), (out2, 0)):
+        got = lines(p)
+        ids = Counter(x["event_id"] for x in got)
+        assert set(ids) == {e.id for e in events}  # every event at least once
+        assert sum(ids.values()) == 3 + again  # those written before the kill, once again
+        by_id = {}
+        for x in got:  # a repeat is the same message: de-duplicated, each exactly once
+            assert by_id.setdefault(x["event_id"], x) == x
+        assert sorted(x["alert"]["part"] for x in by_id.values()) == ["pad", "tower", "yard"]
 
 
 # --------------------------------------------------------------------------- the CLI
