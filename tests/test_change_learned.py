@@ -498,3 +498,14 @@ def test_compressed_bomb_is_refused_in_bounded_memory(model, tmp_path, trust):
     assert r.returncode == 1, out
     assert len(out.splitlines()) == 1 and "bomb.swmodel" in out, out
     assert ("limit" in out) if trust else ("legacy" in out), out
+
+
+def test_archive_directory_is_bounded_before_parsing(model, tmp_path):
+    good = model.save(tmp_path / "good.swmodel").read_bytes()
+    bad = tmp_path / "dir.swmodel"
+    bad.write_bytes(good[:-10] + (0x7FFF_FFFF).to_bytes(4, "little") + good[-6:])
+    with pytest.raises(MethodError, match=r"dir\.swmodel.*directory claims"):
+        load_model(bad)
+    bad.write_bytes(good + b"trailing")
+    with pytest.raises(MethodError, match=r"dir\.swmodel.*no zip end record"):
+        load_model(bad)

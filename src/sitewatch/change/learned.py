@@ -50,6 +50,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import struct
 import warnings
 import zipfile
 import zlib
@@ -231,7 +232,8 @@ TRUSTED_TYPES: tuple[str, ...] = (
 MAX_MODEL_BYTES = 32 << 20
 #: The most its archive may hold once decompressed, checked before decompressing.
 MAX_CONTENT_BYTES = 128 << 20
-_MAX_MEMBERS = 100_000
+_MAX_MEMBERS = 20_000
+_MAX_DIRECTORY = 4 << 20
 
 
 def _skops():
@@ -317,12 +319,22 @@ def _legacy_message(p: Path) -> str:
 def _unpack_archive(p: Path, payload: bytes) -> bytes:
     """The skops archive ``payload`` re-packed uncompressed, after checking it.
 
-    Sizes are checked from the zip directory before anything is decompressed (the sum of
-    the members' sizes against :data:`MAX_CONTENT_BYTES`); each member is then
+    The zip directory's own size is bounded before it is parsed; sizes are checked from
+    it before anything is decompressed (the sum of the members' sizes against
+    :data:`MAX_CONTENT_BYTES`); each member is then
     decompressed in bounded reads that stop at its stated size, and every ``.npy``
     member must hold the bytes its header promises (so loading an array allocates no
     more than the file holds).
     """
+    # The end record must close the file (skops writes no comment); the central directory
+    # it points to is bounded before zipfile parses it into one object per member.
+    end = payload[-22:]
+    if len(end) < 22 or end[:4] != b"PK\x05\x06":
+        raise MethodError(f"{p}: the change model is truncated or corrupt (no zip end record)")
+    (dir_size,) = struct.unpack("<I", end[12:16])
+    if dir_size > _MAX_DIRECTORY:
+        raise MethodError(f"{p}: the change model archive's directory claims {dir_size} "
+                          f"bytes, over the limit of {_MAX_DIRECTORY}; not loaded")
     try:
         zf = zipfile.ZipFile(io.BytesIO(payload))
         infos = zf.infolist()
