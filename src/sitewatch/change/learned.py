@@ -272,15 +272,17 @@ def _parse_header(p: Path, head: bytes) -> tuple[dict[str, Any], int]:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise MethodError(f"{p}: not a sitewatch change model file")
     version = header.get("format_version")
-    if version not in (FORMAT_VERSION, LEGACY_FORMAT_VERSION):
-        raise MethodError(f"{p}: change model format version {version!r}"
+    if type(version) is not int or version not in (FORMAT_VERSION, LEGACY_FORMAT_VERSION):
+        raise MethodError(f"{p}: change model format version {repr(version)[:40]}"
                           f" is not supported (this sitewatch reads {FORMAT_VERSION})")
     return header, len(magic) + len(line) + 2
 
 
 def _check_size(p: Path) -> int:
-    if not p.is_file():
+    if not p.exists():
         raise MethodError(f"{p}: no such change model file")
+    if not p.is_file():
+        raise MethodError(f"{p}: not a regular file; a change model is one")
     try:
         size = p.stat().st_size
     except OSError as exc:
@@ -432,7 +434,8 @@ def load_model(path: str | Path, *, bands: Sequence[str] | None = None,
     sk = _sklearn()
     _check_size(p)
     try:
-        raw = p.read_bytes()
+        with open(p, "rb") as f:
+            raw = f.read(MAX_MODEL_BYTES + 1)
     except OSError as exc:
         raise MethodError(f"{p}: not a readable sitewatch change model ({exc})") from None
     if len(raw) > MAX_MODEL_BYTES:  # grew since it was checked
