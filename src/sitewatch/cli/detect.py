@@ -35,9 +35,9 @@ def _params(items: tuple[str, ...]) -> dict[str, Any]:
     return params
 
 
-TRUST_HELP = ("Also load a legacy (pre-2 format) model file, which is a pickle: loading it "
+TRUST_RISK = ("a legacy model file (format 1, from older sitewatch) is a pickle: loading it "
               "RUNS ANY CODE IT HOLDS. Only for files you made yourself or fully trust; "
-              "new model files are data and need no trust.")
+              "current model files are data and need no trust.")
 
 
 def _bands(text: str | None) -> list[str] | None:
@@ -57,7 +57,8 @@ def _bands(text: str | None) -> list[str] | None:
               help="Significance level for --threshold significance.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="A classifier trained with `sitewatch train` (instead of --method).")
-@click.option("--trust-model", is_flag=True, help=TRUST_HELP)
+@click.option("--trust-model", is_flag=True, help="Load a legacy model file too; "
+              + TRUST_RISK)
 @click.option("--sensor", type=click.Choice(["optical", "sar"]),
               help="What the images are, when their files do not say (plain SAR intensity "
                    "images carry no metadata).")
@@ -165,7 +166,8 @@ def methods(sensor: str | None, as_json: bool) -> None:
 @click.option("--convert", "convert", type=click.Path(exists=True, dir_okay=False),
               metavar="OLD_MODEL", help="Instead of training: re-save a model file in the "
               "current format (a legacy pickle file needs --trust-model).")
-@click.option("--trust-model", is_flag=True, help="With --convert: " + TRUST_HELP)
+@click.option("--trust-model", is_flag=True, help="With --convert: load a legacy model "
+              "file too; " + TRUST_RISK)
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
 @pass_ctx
