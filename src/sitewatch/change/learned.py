@@ -228,10 +228,10 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 )
 
-#: The largest model file read or written (a trained model is well under 1 MiB).
-MAX_MODEL_BYTES = 32 << 20
+#: The largest model file read or written (a trained model is about 0.2 MiB).
+MAX_MODEL_BYTES = 16 << 20
 #: The most its archive may hold once decompressed, checked before decompressing.
-MAX_CONTENT_BYTES = 128 << 20
+MAX_CONTENT_BYTES = 64 << 20
 _MAX_MEMBERS = 20_000
 _MAX_DIRECTORY = 4 << 20
 
