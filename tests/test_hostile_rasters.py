@@ -345,3 +345,36 @@ def test_file_damaged_after_ingest_fails_the_load_with_one_line(tmp_path):
     p.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(SceneError, match=r"later\.tif: image data cannot be read"):
         load_scene(sc, scene_grid(sc), None)
+
+
+#: Seeded cases per format in the fuzz tests; raise it for a longer run
+#: (SITEWATCH_FUZZ_CASES=200 pytest tests/test_hostile_rasters.py).
+FUZZ_CASES = int(os.environ.get("SITEWATCH_FUZZ_CASES", "12"))
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_mutated_files_are_read_or_refused_without_traceback(tmp_path, name):
+    """Random byte changes anywhere (headers included): a Scene, or a SceneError naming the
+    file; never another exception."""
+    driver, kw = FORMATS[name]
+    data = np.random.default_rng(6).integers(0, 255, (3, 48, 64)).astype("uint8")
+    orig = _write(tmp_path / name, driver, data, **kw)
+    raw = orig.read_bytes()
+    rng = random.Random(1414)
+    for case in range(FUZZ_CASES):
+        buf = bytearray(raw)
+        for _ in range(rng.choice((1, 2, 8))):
+            pos = rng.randrange(len(buf)) if rng.random() < 0.7 else rng.randrange(min(600,
+                                                                                        len(buf)))
+            buf[pos] = rng.randrange(256)
+        sub = tmp_path / f"m{case}"
+        sub.mkdir()
+        p = sub / name
+        p.write_bytes(bytes(buf))
+        if driver == "ENVI":
+            (sub / "img.hdr").write_bytes((tmp_path / "img.hdr").read_bytes())
+        try:
+            _read(p)
+        except SceneError as exc:
+            assert str(p) in str(exc) and "\n" not in str(exc)

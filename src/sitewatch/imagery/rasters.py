@@ -14,15 +14,18 @@ are read with plain ``rasterio.open``.
 
 from __future__ import annotations
 
+import logging
 import math
 import mmap
 import os
 import stat
 import struct
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -31,6 +34,8 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from sitewatch.errors import SceneError
+
+log = logging.getLogger(__name__)
 
 #: GDAL drivers an input raster may be opened with (GeoTIFF and COG, JPEG 2000, ENVI, PNG,
 #: JPEG, BMP).  VRT and every network or database driver are left out: a VRT can make GDAL
@@ -70,6 +75,26 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
+@contextmanager
+def _gdal_messages_as_text() -> Iterator[None]:
+    """rasterio's GDAL message handler decodes messages as UTF-8; a message quoting bytes of a
+    damaged file (a mangled TIFF tag) fails there and Python prints an "Exception ignored"
+    traceback.  Such messages are dropped (logged at debug level) while input is read."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, UnicodeDecodeError):
+            log.debug("GDAL message that is not UTF-8 dropped: %s", unraisable.exc_value)
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
 def check_regular_file(path: str | Path) -> os.stat_result:
     """``os.stat`` of ``path``; :class:`SceneError` unless it is a regular file (a FIFO,
     socket or device would hang or never end when read)."""
@@ -104,7 +129,7 @@ def open_raster(path: str | Path) -> DatasetReader:
         raise SceneError(f"{path}: a GDAL virtual raster (VRT); refused, as it can make GDAL "
                          "read other files or URLs (give the image files themselves)")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _gdal_messages_as_text():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             with rasterio.Env(**_INPUT_ENV):
                 # rasterio.open takes one driver name only; the reader takes GDAL's list of
@@ -357,7 +382,8 @@ def reading(path: str | Path) -> Iterator[None]:
     """Turn a GDAL read failure inside the block into a :class:`SceneError` naming ``path``
     (a file damaged or replaced after ingest fails that scene, with one line)."""
     try:
-        yield
+        with _gdal_messages_as_text():
+            yield
     except rasterio.errors.RasterioIOError as exc:
         raise SceneError(f"{path}: image data cannot be read, corrupt or truncated "
                          f"({_one_line(exc)})") from None
@@ -370,7 +396,8 @@ def validate_raster(ds: DatasetReader, path: str | Path,
     check_container(Path(path), ds, envi_header)
     if ds.driver == "JP2OpenJPEG" and ds.width * ds.height > JP2_FULL_DECODE_MAX_PIXELS:
         return
-    decode_all(ds, path)
+    with _gdal_messages_as_text():
+        decode_all(ds, path)
 
 
 def check_transform(ds: DatasetReader, path: str | Path) -> None:
