@@ -262,10 +262,13 @@ def test_vrt_and_fifo_in_a_folder_are_skipped_with_a_warning(run, tmp_path):
               tags={"ACQUISITION_TIME": "2024-01-05"})
     (folder / "x.vrt").write_text('<VRTDataset rasterXSize="1" rasterYSize="1"/>')
     os.mkfifo(folder / "pipe.tif")
+    os.mkfifo(folder / "fake.hdr")
+    (folder / "fake.img").write_bytes(b"\0" * 64)
     skipped: list[tuple[str, str]] = []
     srcs = discover([folder], skipped)
-    assert [Path(s.key).name for s in srcs] == ["good.tif"]
-    assert {Path(p).name for p, _ in skipped} == {"x.vrt", "pipe.tif"}
+    assert [Path(s.key).name for s in srcs] == ["fake.img", "good.tif"]
+    assert {Path(p).name for p, _ in skipped} == {"x.vrt", "pipe.tif", "fake.hdr"}
+    (folder / "fake.img").unlink()
     r = run("ingest", folder, "--site", "sohae-sim")
     assert r.exit_code == 0, r.output
     assert "1 added" in r.output
@@ -378,3 +381,13 @@ def test_mutated_files_are_read_or_refused_without_traceback(tmp_path, name):
             _read(p)
         except SceneError as exc:
             assert str(p) in str(exc) and "\n" not in str(exc)
+
+
+def test_huge_envi_header_is_refused_without_reading_it(tmp_path):
+    from sitewatch.imagery.scenes import MAX_ENVI_HEADER_BYTES
+
+    p = _envi(tmp_path, "big.img")
+    with open(tmp_path / "big.hdr", "a") as f:
+        f.truncate(MAX_ENVI_HEADER_BYTES + 1)
+    with pytest.raises(SceneError, match=r"big\.hdr: .*too large for an ENVI header"):
+        _read(p)

@@ -145,7 +145,14 @@ def _discover_dir(root: Path,
         names = sorted(filenames)
         used: set[str] = set()
         for n in names:  # ENVI first: their data files often have no extension
-            if n.lower().endswith(".hdr"):
+            if n.lower().endswith(".hdr") and not n.startswith("."):
+                special = _special(d / n)
+                if special is not None:
+                    why = f"{special} with an ENVI header name: not read"
+                    log.warning("skipping %s: %s", d / n, why)
+                    if skipped is not None:
+                        skipped.append((str(d / n), why))
+                    continue
                 data = _envi_data_for_header(d / n)
                 if data is not None:
                     used.update({n, data.name})

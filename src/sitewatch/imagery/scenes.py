@@ -54,6 +54,8 @@ _TIME_TAGS = (
     "DATATAKE_SENSING_START", "DATETIME", "DATE_ACQUIRED", "ACQUISITION_DATE",
 )
 _KNOWN_S2_SCALE = 1e-4
+#: An ENVI header larger than this is refused (hyperspectral headers are tens of KB).
+MAX_ENVI_HEADER_BYTES = 4 * 2**20
 
 
 # --------------------------------------------------------------------------- records
@@ -277,6 +279,11 @@ def _time_from_tags(tags: dict[str, str]) -> tuple[datetime | None, str | None]:
 
 def read_envi_header(path: Path) -> dict[str, str]:
     """The ``key = value`` pairs of an ENVI header (braced values joined on one line)."""
+    from sitewatch.imagery.rasters import check_regular_file
+
+    if check_regular_file(path).st_size > MAX_ENVI_HEADER_BYTES:
+        raise SceneError(f"{path}: {path.stat().st_size:,} bytes, too large for an ENVI header "
+                         f"(at most {MAX_ENVI_HEADER_BYTES:,})")
     try:
         text = path.read_text(encoding="latin-1")
     except OSError as exc:
