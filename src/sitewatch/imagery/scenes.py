@@ -30,6 +30,7 @@ from sitewatch.imagery.discover import (
 from sitewatch.imagery.naming import NameInfo, parse_name, parse_text
 from sitewatch.imagery.rasters import (
     check_envi_size,
+    check_regular_file,
     check_transform,
     open_raster,
     validate_raster,
@@ -279,8 +280,6 @@ def _time_from_tags(tags: dict[str, str]) -> tuple[datetime | None, str | None]:
 
 def read_envi_header(path: Path) -> dict[str, str]:
     """The ``key = value`` pairs of an ENVI header (braced values joined on one line)."""
-    from sitewatch.imagery.rasters import check_regular_file
-
     if check_regular_file(path).st_size > MAX_ENVI_HEADER_BYTES:
         raise SceneError(f"{path}: {path.stat().st_size:,} bytes, too large for an ENVI header "
                          f"(at most {MAX_ENVI_HEADER_BYTES:,})")
