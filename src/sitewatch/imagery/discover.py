@@ -164,13 +164,13 @@ def _discover_dir(root: Path,
             refused = p.suffix.lower() in _REFUSED_EXTENSIONS
             if not refused and (not _is_raster_name(p) or is_auxiliary(n)):
                 continue
-            why = ("a GDAL virtual raster (VRT): not read, it can point at any file or URL"
-                   if refused else _special(p))
-            if why is not None:
-                why = why if refused else f"{why} with an image name: not read"
-                log.warning("skipping %s: %s", p, why)
+            special = None if refused else _special(p)
+            if refused or special is not None:
+                reason = ("a GDAL virtual raster (VRT): not read, it can point at any file or "
+                          "URL" if refused else f"{special} with an image name: not read")
+                log.warning("skipping %s: %s", p, reason)
                 if skipped is not None:
-                    skipped.append((str(p), why))
+                    skipped.append((str(p), reason))
                 continue
             info = parse_name(n)
             if info.band is None:
