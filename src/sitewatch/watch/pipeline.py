@@ -412,7 +412,7 @@ class _Grid:
                 del self.cache[k]
 
 
-class _Unreadable(Exception):
+class _Unreadable(SitewatchError, RuntimeError):
     """A scene an earlier result rests on (the reference, a previous date, a composite
     member) cannot be read any more: the grid's pass starts again without it."""
 
