@@ -142,6 +142,17 @@ def test_a_scene_unreadable_since_its_run_is_failed_and_left_out(tmp_path, bad, 
         assert run_site(late, "testsite", PARAMS).processed == []
 
 
+def test_a_grid_with_no_readable_scene_fails_its_scenes_and_the_run_ends(store, tmp_path):
+    folder = tmp_path / "imgs"
+    catalogue(store, folder, range(3))
+    for i in range(3):
+        corrupt_middle_tile(folder / f"scene_{i:02d}.tif")
+    rep = run_site(store, "testsite", PARAMS)
+    assert [(s, st) for s, st, _ in rep.processed] == [
+        ("scene_00", "failed"), ("scene_01", "failed"), ("scene_02", "failed")]
+    assert run_site(store, "testsite", PARAMS).processed == []
+
+
 def test_read_errors_of_every_kind_become_the_scenes_failure(store, tmp_path, monkeypatch):
     """GDAL's errors and the file system's, raised by the load itself."""
     from rasterio._err import CPLE_AppDefinedError

@@ -362,7 +362,8 @@ class _Grid:
         and can be read: a function of the grid's scenes, so the same scenes give the same
         reference (and results) whatever order they were ingested in.  A back-filled older
         scene that becomes the reference makes every result of the grid stale (its chain
-        names the reference).  Stored for display (``grids``)."""
+        names the reference).  Stored for display (``grids``).  When no scene qualifies,
+        every scene is failed (or unusable) and the reference is ``""``."""
         best, best_seen = None, -1.0
         for sc in self.scenes:  # the store's order: time, then id
             if sc.id in self.missing or sc.id in self.unreadable:
@@ -374,8 +375,14 @@ class _Grid:
                 best, best_seen = sc.id, s
             if s >= REFERENCE_MIN_SEEN:
                 break
-        if best is None:
-            raise PipelineError(f"{self.site.id}: no {self.key} scene could be read")
+        if best is None:  # every scene fails (or is unusable); the run goes on
+            log.warning("%s: no %s scene could be read", self.site.id, self.key)
+            for sc in self.scenes:
+                if sc.id not in self.missing:
+                    self.unreadable.setdefault(sc.id, "cannot be loaded: no scene of the grid "
+                                                      "could be read as its reference")
+            self.ref_id, self.ref_band = "", None
+            return ""
         if best != self.ref_id:
             self.cache.clear()  # loaded with shifts measured against another reference
             self.ref_band = None
