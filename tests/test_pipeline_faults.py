@@ -131,8 +131,10 @@ def test_a_scene_unreadable_since_its_run_is_failed_and_left_out(tmp_path, bad, 
         rows = late.processed("testsite", PARAMS.hash)
         assert all(f"scene_{bad:02d}" not in (r.chain.reference, r.chain.previous,
                                               *r.chain.composite) for r in rows.values())
+        assert len(got) == len(rep.processed)  # each scene reported once
         if role == "reference":
             assert rep.grids["optical-10m"] == "scene_01"
+            assert len(got) == 10  # every date rests on the reference
         assert statuses(late)["scene_09"] == "ok"
 
         catalogue(early, tmp_path / "early", range(10))

@@ -510,7 +510,7 @@ def _process_grid(g: _Grid, done: dict[str, ProcessedScene], report: RunReport,
     reference, a previous date, a composite member) turns out unreadable, it is failed with
     the reason and the pass starts again without it: the results are then those of a run in
     which that scene failed from the start (at most one pass more per such scene)."""
-    reused0 = report.reused
+    reused0, n0 = report.reused, len(report.processed)
     for _ in range(len(g.scenes) + 1):
         report.reused = reused0
         try:
@@ -522,6 +522,10 @@ def _process_grid(g: _Grid, done: dict[str, ProcessedScene], report: RunReport,
             g.unreadable[bad.scene_id] = f"can no longer be read: {bad.why}"
             g.cache.pop(bad.scene_id, None)
     g.cache.clear()  # a grid's images are not needed by the next grid
+    # A scene processed by two passes is reported once, with its last result.
+    last = {sc: i for i, (sc, _, _) in enumerate(report.processed) if i >= n0}
+    report.processed[n0:] = [p for i, p in enumerate(report.processed)
+                             if i >= n0 and last[p[0]] == i]
 
 
 def _grid_pass(g: _Grid, done: dict[str, ProcessedScene], report: RunReport,
