@@ -149,17 +149,17 @@ def test_cli_prints_no_escape_sequences(tmp_path, home):
     assert "pwned" in r.output and "Evil" in r.output
 
 
-def test_log_messages_are_cleaned(capsys):
+def test_log_messages_are_cleaned(capsys, monkeypatch):
     import logging
 
     from sitewatch.cli.common import setup_logging
 
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in a fresh CLI process
     setup_logging(1)
-    try:
-        logging.getLogger("sitewatch.test").warning("file %s", f"x{ESCAPES}.tif")
-    finally:
-        logging.getLogger().handlers.clear()
-    _no_raw_controls(capsys.readouterr().err)
+    logging.getLogger("sitewatch.test").warning("file %s", f"x{ESCAPES}.tif")
+    text = capsys.readouterr().err
+    assert "WARNING sitewatch.test: file x" in text and "pwned" in text
+    _no_raw_controls(text)
 
 
 def test_json_output_escapes_c1_controls(capsys):
