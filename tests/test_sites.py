@@ -191,7 +191,7 @@ def test_bad_rings_are_refused_naming_file_and_part(coords, message):
 def test_deep_or_huge_json_is_one_line(tmp_path):
     deep = tmp_path / "deep.geojson"
     deep.write_text("[" * 100_000 + "]" * 100_000)
-    with pytest.raises(SiteError, match=r"deep.geojson: not a site file: .*nested too deeply"):
+    with pytest.raises(SiteError, match=r"deep.geojson: not a site file: .*nested"):
         load_site(deep)
     big = tmp_path / "big.geojson"
     doc = fc(boundary(), part())
@@ -248,3 +248,10 @@ def test_show_many_parts_prints_each_once(tmp_path):
     names = [ln.split()[0] for ln in r.output.splitlines() if ln.startswith("p")][1:]
     assert r.output.count("\npart ") == 1  # one header
     assert names == [f"p{i}" for i in range(n)]
+
+
+def test_json_depth_counts_brackets_outside_strings():
+    from sitewatch.sites.site import _json_depth
+
+    text = json.dumps({"a": '[[["[', "b": [[1]], "c": "x\\y\"]"})
+    assert _json_depth(text) == 3 and _json_depth("[]") == 1 and _json_depth("1") == 0

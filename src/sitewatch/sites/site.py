@@ -22,6 +22,7 @@ Examples
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import math
 import re
@@ -400,6 +401,9 @@ def site_from_geojson(data: Any, source: str = "<site>") -> Site:
 
 def loads_site(text: str, source: str = "<site>") -> Site:
     """Parse and validate site-file text."""
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise SiteError(f"{source}: not a site file: its JSON is nested more than "
+                        f"{MAX_JSON_DEPTH} levels deep")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -410,9 +414,6 @@ def loads_site(text: str, source: str = "<site>") -> Site:
         raise SiteError(f"{source}: not a site file: its JSON is nested too deeply") from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise SiteError(f"{source}: not a site file: {str(exc).splitlines()[0]}") from None
-    if _too_deep(data, MAX_JSON_DEPTH):
-        raise SiteError(f"{source}: not a site file: its JSON is nested more than "
-                        f"{MAX_JSON_DEPTH} levels deep")
     return site_from_geojson(data, source)
 
 
@@ -421,16 +422,15 @@ def loads_site(text: str, source: str = "<site>") -> Site:
 MAX_JSON_DEPTH = 64
 
 
-def _too_deep(obj: Any, limit: int) -> bool:
-    """True when ``obj`` nests lists/dicts more than ``limit`` levels (no recursion)."""
-    stack: list[tuple[Any, int]] = [(obj, 1)]
-    while stack:
-        o, d = stack.pop()
-        if d > limit:
-            return True
-        items = o.values() if isinstance(o, dict) else o
-        stack.extend((v, d + 1) for v in items if isinstance(v, dict | list))
-    return False
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _json_depth(text: str) -> int:
+    """How deep JSON ``text`` nests arrays and objects, from its brackets outside strings
+    (linear, no recursion; malformed text is left to the parser)."""
+    steps = (1 if b in "[{" else -1 for b in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)))
+    return max(itertools.accumulate(steps), default=0)
 
 
 def load_site(path: str | Path) -> Site:
