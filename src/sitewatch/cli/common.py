@@ -145,7 +145,7 @@ class SitewatchGroup(click.Group):
         except OSError as exc:  # unwritable or missing paths the library did not wrap
             raise click.ClickException(clean_text(exc)) from None
         except click.ClickException as exc:  # click's own messages quote arguments as given
-            exc.message = clean_text(exc.message)
+            exc.message = clean_text(exc.message)  # type: ignore[misc]
             raise
         except MemoryError:
             raise click.ClickException("not enough memory for this; use a coarser "

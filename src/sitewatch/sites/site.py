@@ -527,6 +527,6 @@ def bare_site(site_id: str, boundary: BaseGeometry, note: str) -> Site:
     _parse_name(site_id, "site", "id")
     return Site(site_id, site_id, boundary, (), {"site_type": "facility", "note": note})
 
-__all__ = ["MAX_JSON_DEPTH", "PART_KINDS", "SITE_TYPES", "TEMPLATES", "Part", "Site", "bare_site", "builtin_site",
-           "builtin_site_ids", "load_site", "loads_site", "new_site", "plain_json",
+__all__ = ["MAX_JSON_DEPTH", "PART_KINDS", "SITE_TYPES", "TEMPLATES", "Part", "Site", "bare_site",
+           "builtin_site", "builtin_site_ids", "load_site", "loads_site", "new_site", "plain_json",
            "site_from_geojson", "square_boundary"]
