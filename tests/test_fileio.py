@@ -53,3 +53,40 @@ def test_a_missing_folder_is_an_oserror_and_leaves_nothing(tmp_path):
     with pytest.raises(FileNotFoundError):
         atomic_write(tmp_path / "no" / "such" / "f.txt", "x")
     assert list(tmp_path.iterdir()) == []
+
+
+def _write_many(args: tuple[str, str]) -> int:
+    from sitewatch.fileio import atomic_path
+
+    path, letter = args
+    for _ in range(30):
+        with atomic_path(path) as tmp:
+            with open(tmp, "w") as f:
+                for _chunk in range(20):
+                    f.write(letter * 5_000)
+    return 30
+
+
+def test_two_processes_writing_one_file_never_collide(tmp_path):
+    """Issue 14: concurrent runs collided on one temporary file name.  Each writer (process
+    id + a random token) has its own temporary file: no error, one whole file, nothing
+    left behind."""
+    import multiprocessing
+
+    target = tmp_path / "change.tif"
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        done = pool.map(_write_many, [(str(target), "a"), (str(target), "b")])
+    assert done == [30, 30]
+    content = target.read_text()
+    assert len(content) == 100_000 and len(set(content)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["change.tif"]
+
+
+def test_temporary_names_differ_per_call_and_process():
+    from pathlib import Path
+
+    from sitewatch.fileio import _temporary_name
+
+    a, b = _temporary_name(Path("x/f.tif")), _temporary_name(Path("x/f.tif"))
+    assert a != b and a.parent == b.parent == Path("x")
+    assert f".f.tif.{__import__('os').getpid()}-" in a.name

@@ -203,3 +203,15 @@ def test_concurrent_writers_of_one_file_never_collide(tmp_path):
     content = target.read_text()
     assert len(content) == 10_000 and len(set(content)) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["change.tif"]
+
+
+def test_text_that_is_not_markup_is_printed_not_raised():
+    import io
+
+    from sitewatch.cli.common import SafeConsole
+
+    c = SafeConsole(file=io.StringIO(), width=100)
+    c.print("site [/x] closed a tag it never opened" + ESCAPES)
+    text = c.file.getvalue()
+    assert "[/x] closed" in text
+    _no_raw_controls(text)

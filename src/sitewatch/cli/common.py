@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.errors import MarkupError
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.segment import Segment
@@ -64,6 +65,14 @@ class SafeConsole(Console):
     """A rich console whose every piece of text (markup, tables, tracebacks) has its control
     characters escaped (:func:`clean_text`) just before it is written; rich's own styling
     codes are kept.  Every terminal path of the CLI goes through one of these."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        """As rich's, but text that is not valid markup (a ``[/x]`` from a name that was not
+        passed through :func:`esc`) is printed as it is rather than raising."""
+        try:
+            super().print(*objects, **kwargs)
+        except MarkupError:
+            super().print(*objects, **{**kwargs, "markup": False})
 
     def _render_buffer(self, buffer: Any) -> str:
         return super()._render_buffer(
