@@ -60,10 +60,9 @@ def _write_many(args: tuple[str, str]) -> int:
 
     path, letter = args
     for _ in range(30):
-        with atomic_path(path) as tmp:
-            with open(tmp, "w") as f:
-                for _chunk in range(20):
-                    f.write(letter * 5_000)
+        with atomic_path(path) as tmp, open(tmp, "w") as f:
+            for _chunk in range(20):
+                f.write(letter * 5_000)
     return 30
 
 
