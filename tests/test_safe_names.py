@@ -215,3 +215,15 @@ def test_text_that_is_not_markup_is_printed_not_raised():
     text = c.file.getvalue()
     assert "[/x] closed" in text
     _no_raw_controls(text)
+
+
+def test_safe_name_of_random_text_is_always_safe():
+    import random
+
+    rng = random.Random(14)
+    alphabet = "aZ9_-./\\ \n\x00\x1b..é€\u202e"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200)))
+        for max_len in (40, 120):
+            made = safe_name(text, "x", max_len)
+            assert is_safe_name(made) and len(made) <= max_len, (text, made)

@@ -46,19 +46,21 @@ def is_safe_name(name: object) -> bool:
             and _SAFE.fullmatch(name) is not None and ".." not in name)
 
 
-def safe_name(text: object, fallback: str = "unnamed") -> str:
-    """``text`` as a safe name: itself when :func:`is_safe_name`, else its safe characters
-    (others become ``_``) followed by ``-`` and 8 hex digits of its SHA-256, so two different
-    unsafe texts never become the same name.
+def safe_name(text: object, fallback: str = "unnamed", max_len: int = MAX_NAME) -> str:
+    """``text`` as a safe name of at most ``max_len`` (> 16) characters: itself when
+    :func:`is_safe_name` and short enough, else its safe characters (others become ``_``)
+    followed by ``-`` and 8 hex digits of its SHA-256, so two different unsafe texts never
+    become the same name.
 
     >>> safe_name("S2A"), safe_name("/tmp/xyz/abs"), safe_name("")
     ('S2A', 'tmp_xyz_abs-99fc9b9a', 'unnamed-e3b0c442')
     """
     s = str(text)
-    if is_safe_name(s):
+    max_len = min(max_len, MAX_NAME)
+    if is_safe_name(s) and len(s) <= max_len:
         return s
     digest = hashlib.sha256(s.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    core = _UNSAFE_CHARS.sub("_", s).replace("..", "_").strip("._-")[: MAX_NAME - 9]
+    core = _UNSAFE_CHARS.sub("_", s).replace("..", "_").strip("._-")[: max_len - 9]
     return f"{core.rstrip('._-') or fallback}-{digest}"
 
 

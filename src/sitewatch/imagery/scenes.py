@@ -571,7 +571,7 @@ def make_scene_id(
     day = acquired.strftime("%Y%m%d")
     if info.key and (platform or sensor):
         head = platform or {"sentinel-2": "S2", "landsat": "L"}.get(sensor or "", "X")
-        return safe_name(f"{safe_name(head)[:40]}_{day}_{info.key}")
+        return safe_name(f"{safe_name(head, 'X', 40)}_{day}_{info.key}")
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", key.name.split(".")[0]).strip("_") or "scene"
     return safe_name(stem[:80], "scene")
 

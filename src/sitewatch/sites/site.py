@@ -457,7 +457,7 @@ def builtin_site_ids() -> list[str]:
 def builtin_site(site_id: str) -> Site:
     """A site from the built-in catalogue (``sohae``, ``sohae-sim``...)."""
     ref = resources.files("sitewatch.sites.builtin") / f"{site_id}.geojson"
-    if not ref.is_file():
+    if not _ID_RE.fullmatch(site_id) or not ref.is_file():  # never a path ("../x")
         raise SiteError(
             f"no built-in site {site_id!r} (built-in: {', '.join(builtin_site_ids())})"
         )
