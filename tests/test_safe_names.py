@@ -227,3 +227,42 @@ def test_safe_name_of_random_text_is_always_safe():
         for max_len in (40, 120):
             made = safe_name(text, "x", max_len)
             assert is_safe_name(made) and len(made) <= max_len, (text, made)
+
+
+def test_cli_end_to_end_with_hostile_names(tmp_path, home):
+    """ingest, run, note, report, list and brief through the CLI with a PLATFORM tag that is
+    a path, and escape sequences in the site name, a note and a report's file name: exit
+    0 or 1, nothing written outside the home and the brief folder, no raw control
+    characters on the terminal."""
+    outside = tmp_path / "xyz"
+    _hostile_scenes(tmp_path / "imgs", [str(outside / "abs"), "../../x", str(outside / "b"),
+                                        "S2A", "../../../../../../../y", ESCAPES])
+    site = test_site()
+    doc = site.to_geojson()
+    doc["features"][0]["properties"]["name"] = f"Evil {ESCAPES} site"
+    sf = tmp_path / "site.geojson"
+    sf.write_text(json.dumps(doc), encoding="utf-8")
+    rep = tmp_path / f"report {ESCAPES}.txt"
+    rep.write_text(f"Published: 2 April 2024\n\nTrains {ESCAPES} arrived at the rail station, "
+                   "a U.S. official said.", encoding="utf-8")
+    before = _files(tmp_path)
+    runner = CliRunner()
+    brief_dir = tmp_path / "brief"
+    codes: list[int] = []
+    steps = [["site", "add", str(sf)], ["ingest", str(tmp_path / "imgs"), "--site", "testsite"],
+             ["scenes", "--site", "testsite"], ["run", "testsite"], ["alerts", "testsite"],
+             ["note", "testsite", f"vehicles {ESCAPES} at the pad", "--date", "2024-04-01",
+              "--author", ESCAPES], ["collateral", "add", str(rep), "--site", "testsite"],
+             ["collateral", "list", "testsite"], ["timeline", "testsite"],
+             ["site", "show", "testsite"], ["brief", "testsite", "--out", str(brief_dir)]]
+    for args in steps:
+        r = runner.invoke(cli, args)
+        assert r.exit_code in (0, 1), (args, r.output, r.exception)
+        assert r.exception is None or isinstance(r.exception, SystemExit), (args, r.exception)
+        _no_raw_controls(r.output)
+        codes.append(r.exit_code)
+    assert codes == [0] * len(steps), list(zip(steps, codes, strict=True))
+    assert (brief_dir / "brief.html").is_file()
+    new = _files(tmp_path) - before - _files(home) - _files(brief_dir)
+    assert not new, sorted(map(str, new))
+    assert not outside.exists()

@@ -403,6 +403,7 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
                     "change maps.")
     elif missing:
         caption += " Change objects not drawn: the stored change map could not be read."
+    caption = html_text(caption)  # drawn in the figure too: no control characters
     path = pair_figure(path_under(fig_dir, f"fig{n:02d}_{safe_name(a.id)}.png"),
                        Panel(rgb_b, res_m, f"before: {_day(sb.acquired.isoformat())} ({sb.id})"),
                        Panel(rgb_a, res_m, f"after: {_day(sa.acquired.isoformat())} ({sa.id})"),
@@ -458,7 +459,8 @@ def _overview(site: Site, alerts: list[StoredAlert], processed: dict[str, Proces
                f"({sc.id}), {grid.resolution:g} m pixels; parts outlined; numbers are the "
                "alerts of this brief, as in the figures.")
     path = overview_figure(path_under(fig_dir, "overview.png"),
-                           Panel(rgb, grid.resolution, site.name), parts, markers, caption)
+                           Panel(rgb, grid.resolution, html_text(site.name)), parts, markers,
+                           html_text(caption))
     return {"path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption}
 
 
@@ -492,10 +494,11 @@ def _timelines(site: Site, alerts: list[StoredAlert], ser: dict[tuple[str, str],
         caption = (f"{label}: share of the part that changed since the previous usable image, "
                    f"beyond the rest of the site, {_day(obs[0].time)} to {_day(obs[-1].time)} "
                    f"({sum(map(math.isfinite, vals))} of {len(vals)} dates observed).")
-        safe = safe_name(part)[:40]
+        safe = safe_name(part, "part", 40)
         path = timeline_figure(path_under(fig_dir, f"timeline_{len(out) + 1:02d}_{safe}.png"),
                                times, vals,
-                               unobs, marks, band, f"Timeline: {label}", caption,
+                               unobs, marks, band, html_text(f"Timeline: {label}"),
+                               html_text(caption),
                                "changed share, excess")
         out.append({"part": part, "path": path.relative_to(fig_dir.parent).as_posix(),
                     "caption": caption})
