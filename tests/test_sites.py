@@ -255,3 +255,11 @@ def test_json_depth_counts_brackets_outside_strings():
 
     text = json.dumps({"a": '[[["[', "b": [[1]], "c": "x\\y\"]"})
     assert _json_depth(text) == 3 and _json_depth("[]") == 1 and _json_depth("1") == 0
+
+
+def test_part_lookup_is_by_name_and_errors_stay_short():
+    feats = [boundary()] + [part(f"p{i}", "other") for i in range(300)]
+    site = site_from_geojson(fc(*feats))
+    assert site.part("p299").name == "p299" and site.part("p0") is site.parts[0]
+    with pytest.raises(SiteError, match=r"no part 'nope' \(parts: p0, .*p49 and 250 more\)"):
+        site.part("nope")

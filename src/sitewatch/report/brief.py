@@ -468,6 +468,7 @@ def _timelines(site: Site, alerts: list[StoredAlert], ser: dict[tuple[str, str],
                fig_dir: Path) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     parts = list(dict.fromkeys(a.part for a in alerts))
+    names = {p.name for p in site.parts}
     for part in parts:
         keys = [k for k in ser if k[0] == part]
         if not keys:
@@ -490,7 +491,7 @@ def _timelines(site: Site, alerts: list[StoredAlert], ser: dict[tuple[str, str],
             v = by_day.get(day)
             marks.append((datetime.fromisoformat(day), v if v is not None and math.isfinite(v)
                           else None))
-        label = site.part(part).label if part in {p.name for p in site.parts} else part
+        label = site.part(part).label if part in names else part
         caption = (f"{label}: share of the part that changed since the previous usable image, "
                    f"beyond the rest of the site, {_day(obs[0].time)} to {_day(obs[-1].time)} "
                    f"({sum(map(math.isfinite, vals))} of {len(vals)} dates observed).")
@@ -508,14 +509,17 @@ def _timelines(site: Site, alerts: list[StoredAlert], ser: dict[tuple[str, str],
 def _part_table(site: Site, alerts: list[StoredAlert], processed: dict[str, ProcessedScene],
                 store: Store, ph: str | None) -> list[dict[str, Any]]:
     obs = store.observations(site.id, ph, reference="previous") if ph else []
-    rows = []
-    for p in site.parts:
-        mine = [o for o in obs if o.part == p.name]
-        seen = [o for o in mine if o.observed]
-        rows.append({"name": p.name, "label": p.label, "kind": p.kind, "placed": p.placed,
-                     "dates": len(mine), "observed": len(seen),
-                     "alerts": [a for a in alerts if a.part == p.name]})
-    return rows
+    dates: dict[str, int] = {}
+    observed: dict[str, int] = {}
+    for o in obs:  # one pass, not one per part: sites may have tens of thousands of parts
+        dates[o.part] = dates.get(o.part, 0) + 1
+        observed[o.part] = observed.get(o.part, 0) + bool(o.observed)
+    by_part: dict[str, list[StoredAlert]] = {}
+    for a in alerts:
+        by_part.setdefault(a.part, []).append(a)
+    return [{"name": p.name, "label": p.label, "kind": p.kind, "placed": p.placed,
+             "dates": dates.get(p.name, 0), "observed": observed.get(p.name, 0),
+             "alerts": by_part.get(p.name, [])} for p in site.parts]
 
 
 def _key_findings(a: Assessment, figures: list[dict[str, Any]]) -> list[str]:

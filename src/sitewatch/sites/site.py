@@ -28,6 +28,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -130,12 +131,19 @@ class Site:
         c = self.boundary.centroid
         return (c.x, c.y)
 
+    @cached_property
+    def _parts_by_name(self) -> dict[str, Part]:
+        return {p.name: p for p in self.parts}
+
     def part(self, name: str) -> Part:
-        """The part called ``name``; :class:`SiteError` names the known parts otherwise."""
-        for p in self.parts:
-            if p.name == name:
-                return p
-        known = ", ".join(p.name for p in self.parts) or "none"
+        """The part called ``name`` (a dict lookup: callers look up every part of sites with
+        tens of thousands); :class:`SiteError` names the known parts otherwise."""
+        found = self._parts_by_name.get(name)
+        if found is not None:
+            return found
+        names = [p.name for p in self.parts]
+        known = ", ".join(names[:50]) + (f" and {len(names) - 50} more" if len(names) > 50
+                                         else "") if names else "none"
         raise SiteError(f"site {self.id!r} has no part {name!r} (parts: {known})")
 
     def placed_parts(self) -> list[Part]:
