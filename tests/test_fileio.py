@@ -105,7 +105,8 @@ def test_concurrent_change_product_writes_give_whole_cogs(tmp_path):
     from sitewatch.imagery.grid import SiteGrid
     from sitewatch.watch.products import product_paths, write_change_products
 
-    grid = SiteGrid(CRS.from_epsg(32651).to_wkt(), Affine(10, 0, 600_000, 0, -10, 4_400_000), 300, 200)
+    grid = SiteGrid(CRS.from_epsg(32651).to_wkt(), Affine(10, 0, 600_000, 0, -10, 4_400_000),
+                    300, 200)
     paths = product_paths(tmp_path, "site", "0123456789abcdef", "optical-10m", "S2A_x")
     errors: list[BaseException] = []
 
