@@ -75,6 +75,7 @@ from sitewatch.watch.records import (
     StoredAlert,
     measures_of,
 )
+from sitewatch.watch.sinks import Delivery, Sink, deliver_pending
 from sitewatch.watch.zonal import REST, part_changes
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,9 @@ class RunReport:
     alerts: dict[str, list[StoredAlert]] = field(default_factory=dict)  # new/updated
     seconds: float = 0.0
     grids: dict[str, str] = field(default_factory=dict)  # grid -> reference scene
+    #: Per sink: alert events delivered by this run (earlier runs' pending ones included)
+    #: and still pending (see :mod:`sitewatch.watch.sinks`).
+    deliveries: list[Delivery] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for _, s, _ in self.processed if s == status)
@@ -151,6 +155,7 @@ class RunReport:
             "processed": [{"scene": s, "status": st, "detail": why}
                           for s, st, why in self.processed],
             "alerts": {k: [a.to_dict() for a in v] for k, v in self.alerts.items()},
+            "deliveries": [d.to_dict() for d in self.deliveries],
         }
 
 
@@ -518,11 +523,13 @@ def usable_dates(store: Store, site_id: str, params_hash: str) -> dict[str, list
 
 def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
              progress: Progress | None = None,
-             sinks: Sequence[Any] = (), products: str | Path | None = None) -> RunReport:
+             sinks: Sequence[Sink] = (), products: str | Path | None = None) -> RunReport:
     """Process every catalogued scene of ``site_id`` not yet processed with ``params``, then
-    score the series and store alerts; new and updated alerts go to each sink's
-    ``emit(alerts, site)``.  With ``products`` (a folder), each pair's change map and score
-    are kept there as Cloud Optimized GeoTIFFs (:mod:`sitewatch.watch.products`) for briefs."""
+    score the series and store alerts (with their events, in the store's outbox); then each
+    sink gets every event of the site still pending for it, this run's and those an earlier
+    run left (:func:`sitewatch.watch.sinks.deliver_pending`).  With ``products`` (a folder),
+    each pair's change map and score are kept there as Cloud Optimized GeoTIFFs
+    (:mod:`sitewatch.watch.products`) for briefs."""
     t0 = _time.perf_counter()
     params = params or RunParams()
     site = store.get_site(site_id)
@@ -537,6 +544,8 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
                             "(`sitewatch ingest PATH --site SITE`)")
     report = RunReport(site_id, params)
     run = store.start_run(site_id, params.hash, params.to_dict(), __version__)
+    # A sink used for the first time gets the events from this run on.
+    first_use = {s.key for s in sinks if store.subscribe_sink(s.key, site_id)}
     done = store.processed(site_id, params.hash)
     groups: dict[str, list[Scene]] = {}
     for s in scenes:
@@ -556,9 +565,8 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
     tick_cb("alerts", 0, 1)
     report.alerts = score_alerts(store, site_id, params)
     tick_cb("alerts", 1, 1)
+    report.deliveries = deliver_pending(store, site, sinks, first_use=first_use)
     report.seconds = _time.perf_counter() - t0
-    for sink in sinks:
-        sink.emit(report.alerts, site)
     store.finish_run(run.id, RunSummary(len(report.processed), report.reused,
                                         len(report.alerts["new"]),
                                         len(report.alerts["updated"]),
