@@ -565,13 +565,20 @@ def _band_order(b: BandRef) -> tuple[float, str]:
 def make_scene_id(
     info: NameInfo, acquired: datetime, platform: str | None, sensor: str | None, key: Path
 ) -> str:
-    """A readable id: ``S2A_20160120_T39QZG``, ``LE07_20080427_035032`` or ``<stem>``."""
+    """A readable id: ``S2A_20160120_T39QZG``, ``LE07_20080427_035032`` or ``<stem>``.
+
+    The id names files (change products, exports), so it is always a safe name
+    (:func:`sitewatch.fileio.safe_name`): a platform tag or file name with other characters
+    (``/``, ``..``, control characters) keeps its safe characters and gains a short hash.
+    """
+    from sitewatch.fileio import safe_name  # local: this function's only use of it
+
     day = acquired.strftime("%Y%m%d")
     if info.key and (platform or sensor):
         head = platform or {"sentinel-2": "S2", "landsat": "L"}.get(sensor or "", "X")
-        return f"{head}_{day}_{info.key}"
+        return safe_name(f"{safe_name(head, 'X', 40)}_{day}_{info.key}")
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", key.name.split(".")[0]).strip("_") or "scene"
-    return stem[:80]
+    return safe_name(stem[:80], "scene")
 
 __all__ = ["BandRef", "FileRef", "MaskRef", "Scene", "make_scene_id", "open_raster",
            "read_envi_header", "read_scene", "sha256_file", "source_checksum"]
