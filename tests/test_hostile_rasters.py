@@ -346,7 +346,7 @@ def test_file_damaged_after_ingest_fails_the_load_with_one_line(tmp_path):
     sc = _read(p)
     raw = p.read_bytes()
     p.write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(SceneError, match=r"later\.tif: image data cannot be read"):
+    with pytest.raises(SceneError, match=r"later\.tif: pixels cannot be read"):
         load_scene(sc, scene_grid(sc), None)
 
 

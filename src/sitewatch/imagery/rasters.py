@@ -385,8 +385,7 @@ def reading(path: str | Path) -> Iterator[None]:
         with _gdal_messages_as_text():
             yield
     except rasterio.errors.RasterioIOError as exc:
-        raise SceneError(f"{path}: image data cannot be read, corrupt or truncated "
-                         f"({_one_line(exc)})") from None
+        raise SceneError(f"{path}: pixels cannot be read ({_one_line(exc)})") from None
 
 
 def validate_raster(ds: DatasetReader, path: str | Path,
