@@ -222,6 +222,7 @@ class WebhookSink:
             raise SinkError(f"webhook URL must be http(s)://host/..., got {url!r}")
         self.url = url
         self.key = f"webhook:{url}"
+        self.label = f"webhook:{redact_url(url)}"
         self.retries, self.backoff_s, self.timeout_s = retries, backoff_s, timeout_s
         self.drain_s, self.max_reply = drain_s, max_reply
         self._open = opener or urllib.request.build_opener(_NoRedirect).open
@@ -298,7 +299,7 @@ class WebhookSink:
 
     def _log_failed(self, job: _Job, why: str) -> None:
         pending = "; it stays pending" if job.deadline is not None else ""
-        log.warning("webhook %s: alert %s not delivered (%s) (event %s)%s", self.url,
+        log.warning("%s: alert %s not delivered (%s) (event %s)%s", self.label,
                     job.event.alert_id, why, job.event.id, pending)
 
     # -- the sink --------------------------------------------------------------------------
@@ -338,8 +339,8 @@ class WebhookSink:
         waiting = any(not j.done for j in self._emitted)
         self._thread.join(self.drain_s if waiting else 0.0)
         if waiting and self._thread.is_alive():
-            log.warning("webhook %s: gave up waiting after %.0f s; %d alert(s) still queued",
-                        self.url, self.drain_s, self._q.qsize())
+            log.warning("%s: gave up waiting after %.0f s; %d alert(s) still queued",
+                        self.label, self.drain_s, self._q.qsize())
 
 
 # --------------------------------------------------------------------------- the outbox
@@ -361,6 +362,28 @@ class Delivery:
                 "error": self.error, "first_use": self.first_use}
 
 
+def redact_url(url: str) -> str:
+    """A URL fit for logs and terminals: scheme and host only, since webhook URLs often carry
+    their secret in the path or query (``https://hooks.example/T0/B0/XXXX``).
+
+    >>> redact_url("https://user:pw@hooks.example:8443/services/T0/XX?token=1")
+    'https://hooks.example:8443/…'
+    >>> redact_url("http://127.0.0.1:9000")
+    'http://127.0.0.1:9000'
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    rest = "/…" if (parts.path not in ("", "/") or parts.query or parts.fragment) else ""
+    return f"{parts.scheme}://{host}{rest}"
+
+
+def sink_label(sink: Any) -> str:
+    """How a sink is named in logs and output (its key, with a webhook URL redacted)."""
+    return str(getattr(sink, "label", sink.key))
+
+
 def deliver_pending(store: ResultStore, site: Site, sinks: Sequence[Sink], *,
                     replay: bool = False, first_use: Collection[str] = ()) -> list[Delivery]:
     """Send each sink the site's alert events it has not received (``replay``: including
@@ -377,11 +400,12 @@ def deliver_pending(store: ResultStore, site: Site, sinks: Sequence[Sink], *,
         except (SitewatchError, OSError, ValueError) as exc:
             done, error = [], str(exc)
             log.warning("%s: %d alert event(s) not delivered (%s); they stay pending",
-                        sink.key, len(events), exc)
+                        sink_label(sink), len(events), exc)
         wanted = {e.id for e in events}
         done = [i for i in done if i in wanted]
         store.mark_delivered(sink.key, done)
-        out.append(Delivery(sink.key, len(done), len(wanted) - len(set(done)), error, first))
+        out.append(Delivery(sink_label(sink), len(done), len(wanted) - len(set(done)), error,
+                            first))
     return out
 
 
@@ -399,4 +423,5 @@ def sink_of(key: str, all_alerts: Callable[[str], list[StoredAlert]], *,
 
 
 __all__ = ["MAX_REPLY", "Delivery", "GeoJsonSink", "JsonLinesSink", "Sink", "SinkError",
-           "WebhookSink", "alert_payload", "deliver_pending", "events_of", "sink_of"]
+           "WebhookSink", "alert_payload", "deliver_pending", "events_of", "redact_url",
+           "sink_label", "sink_of"]
