@@ -290,3 +290,79 @@ def test_change_products_read_by_window(watched):
     part, t_part, _ = read_change(path, win)
     assert (part == full[win]).all() and (part == 1).any()
     assert (t_part.c, t_part.f) == (t_full.c + c0 * t_full.a, t_full.f + r0 * t_full.e)
+
+
+CONTROLS = "\x1b]0;pwned\x07\x1b[31m\x00\x0b\x0c\x7f\x9b\ufffe"
+
+
+def test_control_characters_never_reach_the_page(tmp_path):
+    """Issue 14 item 11: a control character in a note made brief.html fail the strict
+    check above; escape sequences in names, notes and report file names are removed."""
+    import html5lib
+
+    site = test_site()
+    evil = Site("testsite", f"Test {CONTROLS} site", site.boundary,
+                (Part("pad", "launch_pad", _lonlat_box(*PAD), {"label": f"pad {CONTROLS}"}),
+                 Part("quiet", "support_area", _lonlat_box(*QUIET))),
+                {"site_type": "launch_site"})
+    rep = tmp_path / "report \x1b]0;pwned\x07\x1b[31m.txt"
+    rep.write_text(f"Published: 2 April 2024\n\nTrains {CONTROLS.replace(chr(0), '')} arrived "
+                   "at the rail "
+                   "station, a U.S. official said.", encoding="utf-8")
+    with Store.open_path(tmp_path / "db.sqlite") as store:
+        store.put_site(evil, "test")
+        add_report(store, evil, rep)
+        add_note(store, evil, f"Vehicles {CONTROLS} at the pad", when="2024-04-01",
+                 part="pad", author=f"me{CONTROLS}")
+        b = write_brief(store, "testsite", tmp_path / "out")
+    page = b.html.read_text(encoding="utf-8")
+    html5lib.HTMLParser(strict=True).parse(page)
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe]", page)
+    assert "Vehicles ]0;pwned[31m at the pad" in page  # the text stays, minus controls
+
+
+def test_brief_keeps_the_users_files_and_removes_only_its_own(watched, tmp_path):
+    """Issue 14: `brief --out DIR` deleted the user's files under DIR/figures and
+    DIR/exports.  Only files listed in the manifest of an earlier brief are removed."""
+    from sitewatch.report.brief import MANIFEST
+
+    store, _b, _tmp = watched
+    out = tmp_path / "b"
+    mine = [out / "figures" / "my_map.png", out / "exports" / "my.geojson",
+            out / "exports" / "field.tif", out / "figures" / "overview-old.png",
+            out / "notes.txt"]
+    for p in mine:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"the user's own")
+    first = write_brief(store, "testsite", out, end=date(2024, 5, 31))
+    figs = [p for p in first.figures if p.name.startswith("fig")]
+    assert figs and first.exports
+    listed = json.loads((out / MANIFEST).read_text())["files"]
+    assert "brief.html" in listed and all(p.relative_to(out).as_posix() in listed
+                                          for p in [*first.figures, *first.exports])
+    assert not any(p.relative_to(out).as_posix() in listed for p in mine)
+    # a second brief, of a period without alerts: the first brief's figures are stale
+    second = write_brief(store, "testsite", out, start=date(2024, 1, 1), end=date(2024, 1, 20))
+    assert not any(p.exists() for p in figs)
+    assert all(p.read_bytes() == b"the user's own" for p in mine)
+    assert second.html.is_file()
+    # a manifest cannot be used to delete anything outside the brief's own files
+    (tmp_path / "precious.txt").write_text("keep")
+    (out / MANIFEST).write_text(json.dumps({"files": ["../precious.txt", "notes.txt/..",
+                                                      "/etc/hostname", "figures/../notes.txt"]}))
+    write_brief(store, "testsite", out, start=date(2024, 1, 1), end=date(2024, 1, 20))
+    assert (tmp_path / "precious.txt").read_text() == "keep"
+    assert all(p.read_bytes() == b"the user's own" for p in mine)
+
+
+def test_brief_folders_linked_elsewhere_are_refused(watched, tmp_path):
+    from sitewatch.errors import OutputError
+
+    store, _b, _tmp = watched
+    out, elsewhere = tmp_path / "b", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "figures").symlink_to(elsewhere)
+    with pytest.raises(OutputError, match="outside"):
+        write_brief(store, "testsite", out, end=date(2024, 5, 31))
+    assert list(elsewhere.iterdir()) == []

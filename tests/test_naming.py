@@ -68,3 +68,51 @@ def test_orbit_dates_match_oscd_dates_file():
 def test_orbit_arithmetic():
     # 143 orbits every 10 days, exactly.
     assert (s2a_orbit_time(162 + 143) - s2a_orbit_time(162)).total_seconds() == 10 * 86400
+
+
+@pytest.mark.parametrize(
+    ("name", "platform", "expected"),
+    [
+        ("T39QZG_20160120T065000_B04.tif", "S2A", "S2A_20160120_T39QZG"),
+        ("LE70350322008118EDC00_b3.tif", "LE07", "LE07_20080427_035032"),
+        ("T39QZG_20160120T065000_B04.tif", None, "S2_20160120_T39QZG"),
+        ("my scene (1).tif", None, "my_scene_1"),
+    ],
+)
+def test_scene_ids_stay_readable(name, platform, expected):
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from sitewatch.imagery.scenes import make_scene_id
+
+    info = parse_name(name)
+    when = info.acquired or datetime(2024, 1, 1, tzinfo=UTC)
+    assert make_scene_id(info, when, platform, info.sensor, Path(name)) == expected
+
+
+@pytest.mark.parametrize("platform", ["/tmp/xyz/abs", "../../x", "..", "S2A/../../etc",
+                                      "S2A\n", "\x1b]0;pwned\x07", "P" * 5000, ""])
+def test_a_hostile_platform_tag_gives_a_safe_scene_id(platform):
+    """Issue 14 item 1: the PLATFORM tag went into the scene id, and the id into paths."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from sitewatch.fileio import is_safe_name
+    from sitewatch.imagery.scenes import make_scene_id
+
+    info = parse_name("T39QZG_20160120T065000_B04.tif")
+    sid = make_scene_id(info, datetime(2016, 1, 20, tzinfo=UTC), platform, "sentinel-2",
+                        Path("T39QZG_20160120T065000_B04.tif"))
+    assert is_safe_name(sid) and "/" not in sid and ".." not in sid, sid
+    assert sid.endswith("_20160120_T39QZG") or len(sid) <= 120
+    other = make_scene_id(info, datetime(2016, 1, 20, tzinfo=UTC), platform + "x",
+                          "sentinel-2", Path("T39QZG_20160120T065000_B04.tif"))
+    assert other != sid  # two hostile tags never share an id (nor a product file)
+
+
+def test_builtin_site_ids_are_not_paths():
+    from sitewatch.errors import SiteError
+    from sitewatch.sites.site import builtin_site
+
+    with pytest.raises(SiteError, match="no built-in site"):
+        builtin_site("../builtin/sohae")

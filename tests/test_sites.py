@@ -152,3 +152,114 @@ def test_deep_nesting_and_part_sizes():
         new_site("x", 179.99, 10.0)
     with pytest.raises(SiteError, match="between 0 and 200 km"):
         new_site("x", 124.7, 39.6, half_size_m=1e12)
+
+
+# ------------------------------------------------------------- issue 14: hostile site files
+
+
+@pytest.mark.parametrize("bad", ["t1\n", "t1 ", " t1", "\nt1", "t\x1b1", "t1\x00", "",
+                                 "t1\t", "t\u202e1"])
+def test_ids_and_part_names_with_whitespace_or_controls_are_refused(bad):
+    with pytest.raises(SiteError, match=r"my.geojson: feature 0.*'properties.id'.*no spaces"):
+        site_from_geojson(fc(boundary({"id": bad})), "my.geojson")
+    with pytest.raises(SiteError, match=r"my.geojson: feature 1.*'properties.name'"):
+        site_from_geojson(fc(boundary(), part(bad)), "my.geojson")
+
+
+RING = [[124.702, 39.655], [124.704, 39.655], [124.704, 39.657], [124.702, 39.657]]
+
+
+@pytest.mark.parametrize(
+    ("coords", "message"),
+    [
+        ([RING], "exterior ring is not closed"),  # unclosed: shapely would close it
+        ([RING[:2] + RING[:1]], "exterior ring has 3 position"),  # too few points
+        ([[*RING, RING[0]], RING[1:]], "hole 1 has 3 position"),
+        ([[[124.702, 39.655], [124.704, 39.657], [124.704, 39.655], [124.702, 39.657],
+           [124.702, 39.655]]], "invalid: Self-intersection"),  # a bow tie
+    ],
+)
+def test_bad_rings_are_refused_naming_file_and_part(coords, message):
+    with pytest.raises(SiteError, match=rf"my.geojson: feature 1 \('pad'\): .*{message}"):
+        site_from_geojson(fc(boundary(), part("pad", coords=coords)), "my.geojson")
+    multi = {"type": "Feature", "properties": {"name": "pad", "kind": "launch_pad"},
+             "geometry": {"type": "MultiPolygon", "coordinates": [coords]}}
+    with pytest.raises(SiteError, match=rf"my.geojson: feature 1 \('pad'\): .*{message}"):
+        site_from_geojson(fc(boundary(), multi), "my.geojson")
+
+
+def test_deep_or_huge_json_is_one_line(tmp_path):
+    deep = tmp_path / "deep.geojson"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SiteError, match=r"deep.geojson: not a site file: .*nested"):
+        load_site(deep)
+    big = tmp_path / "big.geojson"
+    doc = fc(boundary(), part())
+    big.write_text(json.dumps(doc).replace('"kind": "launch_pad"',
+                                           '"kind": "launch_pad", "n": ' + "9" * 5000))
+    with pytest.raises(SiteError, match=r"big.geojson: not a site file: .*digits"):
+        load_site(big)
+    # under the parser's own limit, but deeper than any site file: refused before anything
+    # recurses through it
+    nested: dict = {}
+    cur = nested
+    for _ in range(500):
+        cur["x"] = {}
+        cur = cur["x"]
+    doc = fc(boundary({"extra": nested}), part())
+    mid = tmp_path / "mid.geojson"
+    mid.write_text(json.dumps(doc))
+    with pytest.raises(SiteError, match=r"mid.geojson: .*nested more than 64 levels"):
+        load_site(mid)
+
+
+def test_cli_site_errors_are_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from sitewatch.cli.main import cli
+
+    files = {"deep.geojson": "[" * 100_000 + "]" * 100_000,
+             "digits.geojson": '{"type": "FeatureCollection", "features": [' + "1" * 5000 + "]}",
+             "newline.geojson": json.dumps(fc(boundary({"id": "t1\n"}))),
+             "open.geojson": json.dumps(fc(boundary(), part("pad", coords=[RING])))}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        r = CliRunner().invoke(cli, ["site", "validate", str(tmp_path / name)])
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit), (name, r.output)
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and name in lines[0], lines
+
+
+def test_show_many_parts_prints_each_once(tmp_path):
+    """`site show` of a site with many parts (the quadratic case of issue 14 was 60,000):
+    every part is listed once; plain columns instead of a rich table past a size."""
+    from click.testing import CliRunner
+
+    from sitewatch.cli.main import cli
+
+    n = 1500
+    feats = [boundary()]
+    for i in range(n):
+        feats.append(part(f"p{i}", "other"))
+    f = tmp_path / "many.geojson"
+    f.write_text(json.dumps(fc(*feats)))
+    r = CliRunner().invoke(cli, ["site", "show", str(f)])
+    assert r.exit_code == 0, r.output
+    names = [ln.split()[0] for ln in r.output.splitlines() if ln.startswith("p")][1:]
+    assert r.output.count("\npart ") == 1  # one header
+    assert names == [f"p{i}" for i in range(n)]
+
+
+def test_json_depth_counts_brackets_outside_strings():
+    from sitewatch.sites.site import _json_depth
+
+    text = json.dumps({"a": '[[["[', "b": [[1]], "c": "x\\y\"]"})
+    assert _json_depth(text) == 3 and _json_depth("[]") == 1 and _json_depth("1") == 0
+
+
+def test_part_lookup_is_by_name_and_errors_stay_short():
+    feats = [boundary()] + [part(f"p{i}", "other") for i in range(300)]
+    site = site_from_geojson(fc(*feats))
+    assert site.part("p299").name == "p299" and site.part("p0") is site.parts[0]
+    with pytest.raises(SiteError, match=r"no part 'nope' \(parts: p0, .*p49 and 250 more\)"):
+        site.part("nope")

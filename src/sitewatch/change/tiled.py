@@ -126,9 +126,18 @@ def choose_bands(det: Detector, before: Scene, after: Scene, sensor: str,
 
 
 def windows(shape: tuple[int, int], size: int) -> list[Window]:
+    """Windows covering ``shape``: ``size`` x ``size`` pixels, or as many pixels in a longer
+    strip where the grid is narrower (or shorter) than ``size``, so a 4 x 3,000,000 image is
+    a dozen windows rather than thousands.
+
+    >>> [(w.width, w.height) for w in windows((3_000_000, 4), 1024)][:2]
+    [(4, 262144), (4, 262144)]
+    """
     h, w = shape
-    return [Window(c, r, min(size, w - c), min(size, h - r))
-            for r in range(0, h, size) for c in range(0, w, size)]
+    rows = size if w >= size else max(size, size * size // max(w, 1))
+    cols = size if h >= size else max(size, size * size // max(h, 1))
+    return [Window(c, r, min(cols, w - c), min(rows, h - r))
+            for r in range(0, h, rows) for c in range(0, w, cols)]
 
 
 def sub_grid(grid: SiteGrid, win: Window) -> SiteGrid:

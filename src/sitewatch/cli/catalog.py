@@ -50,13 +50,21 @@ def ingest(ctx: Ctx, paths: tuple[str, ...], site_id: str, time_: str | None,
                               + (f"  ({it.note})" if it.note else "")))
 
 
-@click.command()
-@click.option("--site", "site_id", required=True, help="Site id.")
+@click.group(invoke_without_command=True)
+@click.option("--site", "site_id", help="Site id (lists its scenes).")
 @click.option("--sensor", help="Only this sensor.")
 @click.option("--json", "as_json", is_flag=True, help="Full records as JSON.")
-@pass_ctx
-def scenes(ctx: Ctx, site_id: str, sensor: str | None, as_json: bool) -> None:
-    """List the catalogued scenes of a site, oldest first."""
+@click.pass_context
+def scenes(cctx: click.Context, site_id: str | None, sensor: str | None, as_json: bool
+           ) -> None:
+    """List the catalogued scenes of a site, oldest first (`scenes --site SITE`), or remove
+    one (`scenes remove SITE SCENE_ID`)."""
+    if cctx.invoked_subcommand is not None:
+        return
+    if not site_id:
+        raise click.UsageError("Missing option '--site' (or a command: remove).")
+    ctx = cctx.find_object(Ctx)
+    assert ctx is not None
     with ctx.store() as store:
         if store.get_site(site_id) is None:
             raise SiteError(f"no site {site_id!r} in the catalogue at {ctx.home}")
@@ -76,6 +84,62 @@ def scenes(ctx: Ctx, site_id: str, sensor: str | None, as_json: bool) -> None:
                   "yes" if s.georeferenced else "[yellow]no[/]")
     out.print(t)
     out.print(f"{len(rows)} scene(s)")
+
+
+@scenes.command("remove")
+@click.argument("site_id")
+@click.argument("scene_id")
+@click.option("--yes", is_flag=True, help="Remove without asking.")
+@pass_ctx
+def remove_scene(ctx: Ctx, site_id: str, scene_id: str, yes: bool) -> None:
+    """Remove a scene from the catalogue, with its processed results, observations,
+    registrations and change products of every parameter set.
+
+    The image files are never touched (ingesting them again brings the scene back).  The
+    next `sitewatch run` re-processes the dates that were compared with it.  Alerts citing
+    the scene are kept, with their status; they are listed.
+    """
+    with ctx.store() as store:
+        if store.get_site(site_id) is None:
+            raise SiteError(f"no site {site_id!r} in the catalogue at {ctx.home}")
+        sc = store.get_scene(site_id, scene_id)
+        if sc is None:
+            raise SceneError(f"site {site_id!r} has no scene {scene_id!r} (see `sitewatch "
+                             f"scenes --site {site_id}`)")
+        if not yes:
+            click.confirm(f"Remove scene {scene_id} ({sc.acquired:%Y-%m-%d %H:%M}) of site "
+                          f"{site_id} from the catalogue (its files stay)?", abort=True,
+                          err=True)
+        gone = store.remove_scene(site_id, scene_id)
+    if gone is None:  # removed by another sitewatch meanwhile
+        raise SceneError(f"site {site_id!r} has no scene {scene_id!r}")
+    deleted = _delete_products(gone.products, ctx.home / "products")
+    out.print(esc(f"removed scene {scene_id!r} of site {site_id!r}: {gone.results} result(s), "
+                  f"{gone.observations} observation(s), {gone.registrations} "
+                  f"registration(s), {deleted} change product(s); its files are kept"))
+    err.print(esc(f"the next `sitewatch run {site_id}` re-processes the dates compared "
+                  "with it"))
+    if gone.alerts:
+        err.print("[yellow]note:[/] " + esc(
+            f"{len(gone.alerts)} alert(s) cite this scene and are kept with their status: "
+            f"{', '.join(gone.alerts)}"))
+
+
+def _delete_products(paths: tuple[str, ...], root: Path) -> int:
+    """Delete the change products among ``paths`` that lie under ``root`` (the home's
+    products: nothing else is sitewatch's to delete); returns how many went."""
+    top = root.resolve()
+    n = 0
+    for p in paths:
+        path = Path(p).resolve()
+        if not path.is_relative_to(top) or not path.is_file():
+            continue
+        try:
+            path.unlink()
+            n += 1
+        except OSError as exc:
+            err.print(f"[yellow]warning:[/] {esc(path)} was not deleted: {esc(exc)}")
+    return n
 
 
 @click.command()
@@ -117,4 +181,4 @@ def load(ctx: Ctx, site_id: str, scene_id: str, resolution: float | None, bands:
               f"{grid.width} x {grid.height} px, {img.valid_fraction:.0%} observed")
     out.print(esc(path))
 
-__all__ = ["ingest", "load", "scenes"]
+__all__ = ["ingest", "load", "remove_scene", "scenes"]

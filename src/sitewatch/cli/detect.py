@@ -35,6 +35,11 @@ def _params(items: tuple[str, ...]) -> dict[str, Any]:
     return params
 
 
+TRUST_RISK = ("a legacy model file (format 1, from older sitewatch) is a pickle: loading it "
+              "RUNS ANY CODE IT HOLDS. Only for files you made yourself or fully trust; "
+              "current model files are data and need no trust.")
+
+
 def _bands(text: str | None) -> list[str] | None:
     return [b.strip() for b in text.split(",") if b.strip()] if text else None
 
@@ -52,6 +57,8 @@ def _bands(text: str | None) -> list[str] | None:
               help="Significance level for --threshold significance.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
               help="A classifier trained with `sitewatch train` (instead of --method).")
+@click.option("--trust-model", is_flag=True, help="Load a legacy model file too; "
+              + TRUST_RISK)
 @click.option("--sensor", type=click.Choice(["optical", "sar"]),
               help="What the images are, when their files do not say (plain SAR intensity "
                    "images carry no metadata).")
@@ -73,7 +80,8 @@ def _bands(text: str | None) -> list[str] | None:
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json.")
 @pass_ctx
 def detect(ctx: Ctx, before: str, after: str, out_dir: str, method: str | None,
-           threshold: str | None, alpha: float, model: str | None, sensor: str | None,
+           threshold: str | None, alpha: float, model: str | None, trust_model: bool,
+           sensor: str | None,
            bands: str | None, params: tuple[str, ...], mask: str | None, min_pixels: int,
            no_coregister: bool, no_normalise: bool, no_clouds: bool, window: int,
            overwrite: bool, as_json: bool) -> None:
@@ -93,7 +101,7 @@ def detect(ctx: Ctx, before: str, after: str, out_dir: str, method: str | None,
     if model:
         from sitewatch.change.learned import detector_from_file
 
-        det = detector_from_file(model)
+        det = detector_from_file(model, trust_pickle=trust_model)
     with progress_bar(not as_json) as tick, warnings.catch_warnings():
         # Plain pictures (SAR BMPs) are fine here: the summary says they are on pixel grids.
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -146,7 +154,7 @@ def methods(sensor: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--pair", "pairs", nargs=3, multiple=True, required=True,
+@click.option("--pair", "pairs", nargs=3, multiple=True,
               type=click.Path(exists=True), metavar="BEFORE AFTER LABEL",
               help="A labelled pair; LABEL is a single-band raster on BEFORE's grid. "
                    "Repeatable.")
@@ -155,28 +163,43 @@ def methods(sensor: str | None, as_json: bool) -> None:
 @click.option("--bands", help="Comma-separated bands [default: blue..swir22 as available].")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="The model file to write.")
+@click.option("--convert", "convert", type=click.Path(exists=True, dir_okay=False),
+              metavar="OLD_MODEL", help="Instead of training: re-save a model file in the "
+              "current format (a legacy pickle file needs --trust-model).")
+@click.option("--trust-model", is_flag=True, help="With --convert: load a legacy model "
+              "file too; " + TRUST_RISK)
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
 @pass_ctx
 def train(ctx: Ctx, pairs: tuple[tuple[str, str, str], ...], change_value: float,
-          bands: str | None, out_path: str, overwrite: bool, as_json: bool) -> None:
+          bands: str | None, out_path: str, convert: str | None, trust_model: bool,
+          overwrite: bool, as_json: bool) -> None:
     """Train a per-pixel change classifier (gradient boosting) from labelled pairs.
 
     Nothing is downloaded: the model learns only from the pairs given.  Use it with
-    `sitewatch detect BEFORE AFTER --model FILE`.
+    `sitewatch detect BEFORE AFTER --model FILE`.  Model files hold data, not code; a
+    legacy model file (a pickle, from sitewatch before model format 2) is converted with
+    `sitewatch train --convert OLD --trust-model --out NEW`.
     """
-    from sitewatch.change.training import train_from_files
-
+    if bool(pairs) == bool(convert):
+        raise click.UsageError("give --pair (to train) or --convert (to re-save a model)")
     if Path(out_path).exists() and not overwrite:
         raise click.UsageError(f"{out_path} exists; give --overwrite to replace it")
-    with progress_bar(not as_json) as tick:
-        model = train_from_files(pairs, out_path, change_value=change_value,
-                                 bands=_bands(bands), progress=tick)
+    if convert:
+        from sitewatch.change.learned import convert_model
+
+        model = convert_model(convert, out_path, trust_pickle=trust_model)
+    else:
+        from sitewatch.change.training import train_from_files
+
+        with progress_bar(not as_json) as tick:
+            model = train_from_files(pairs, out_path, change_value=change_value,
+                                     bands=_bands(bands), progress=tick)
     info = model.header()
     if as_json:
         echo_json(info)
         return
-    out.print(esc(f"trained on {len(pairs)} pair(s), bands {', '.join(info['bands'])}; "
-                  f"wrote {out_path}"))
+    what = (f"converted {convert}" if convert else f"trained on {len(pairs)} pair(s)")
+    out.print(esc(f"{what}, bands {', '.join(info['bands'])}; wrote {out_path}"))
 
 __all__ = ["detect", "methods", "train"]

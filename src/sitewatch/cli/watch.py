@@ -17,6 +17,7 @@ from sitewatch.times import iso_day
 if TYPE_CHECKING:
     from sitewatch.store import Store
     from sitewatch.watch.records import StoredAlert
+    from sitewatch.watch.sinks import Delivery
 
 TIER_STYLE = {"info": "", "watch": "bold", "warning": "bold reverse"}
 
@@ -47,7 +48,7 @@ def _num(v: Any, fmt: str = "{:.3f}") -> str:
 @click.option("--geojson", type=click.Path(dir_okay=False),
               help="Write all the site's alerts to this GeoJSON file.")
 @click.option("--webhook", help="POST each new or updated alert to this URL (JSON body, "
-              "see docs/watch.md); retried in the background, never blocks the run.")
+              "see docs/watch.md); retried with back-off for at most 30 s in all.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @pass_ctx
 def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
@@ -56,21 +57,15 @@ def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
     """Process the site's new scenes, score every part and raise alerts.
 
     Only scenes without a result for these parameters are processed; an interrupted run
-    resumes where it stopped.
+    resumes where it stopped.  Each sink gets the site's alert events it has not received,
+    those an earlier run left pending included (see `sitewatch alerts deliver`).
     """
     from sitewatch.watch.pipeline import RunParams, run_site
-    from sitewatch.watch.sinks import GeoJsonSink, JsonLinesSink, WebhookSink
 
     rp = RunParams(method=method, method_params=_params(params), min_usable=min_usable,
                    composite=composite, levels=level_alerts)
     with ctx.store() as store:
-        sinks: list[Any] = []
-        if jsonl:
-            sinks.append(JsonLinesSink(jsonl))
-        if geojson:
-            sinks.append(GeoJsonSink(geojson, lambda s: store.alerts(s, params_hash=rp.hash)))
-        if webhook:
-            sinks.append(WebhookSink(webhook))
+        sinks = _sinks(jsonl, geojson, webhook, store, rp.hash)
         try:
             with progress_bar(not as_json) as tick:
                 rep = run_site(store, site_id, rp, progress=tick, sinks=sinks,
@@ -96,6 +91,35 @@ def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
     out.print(f"{len(new)} new alert(s), {len(upd)} updated")
     if new or upd:
         _alert_table([*new, *upd], title="new and updated alerts")
+    _print_deliveries(rep.deliveries)
+    left = sum(d.pending for d in rep.deliveries)
+    if left:
+        err.print(f"{left} alert event(s) still pending: `sitewatch alerts deliver "
+                  f"{esc(site_id)}` sends them (so does the next run)")
+
+
+def _sinks(jsonl: str | None, geojson: str | None, webhook: str | None, store: Store,
+           params_hash: str | None) -> list[Any]:
+    from sitewatch.watch.sinks import GeoJsonSink, JsonLinesSink, WebhookSink
+
+    sinks: list[Any] = []
+    if jsonl:
+        sinks.append(JsonLinesSink(jsonl))
+    if geojson:
+        sinks.append(GeoJsonSink(geojson, lambda s: store.alerts(s, params_hash=params_hash)))
+    if webhook:
+        sinks.append(WebhookSink(webhook))
+    return sinks
+
+
+def _print_deliveries(deliveries: Sequence[Delivery]) -> None:
+    for d in deliveries:
+        line = f"{d.sink}: {d.delivered} alert event(s) delivered, {d.pending} pending"
+        if d.first_use:
+            line += " (first use for this site: it gets the events from now on)"
+        out.print(esc(line))
+        if d.error:
+            err.print(esc(f"  {d.sink}: {d.error}"))
 
 
 def _alert_table(alerts: Sequence[StoredAlert], title: str) -> None:
@@ -180,7 +204,24 @@ def timeline(ctx: Ctx, site_id: str, part: str | None, plot: str | None,
     out.print(t)
 
 
-@click.command()
+class _AlertsGroup(click.Group):
+    """``sitewatch alerts SITE`` (a first argument that is not a subcommand) is short for
+    ``sitewatch alerts list SITE``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_AlertsGroup, subcommand_metavar="SITE | COMMAND [ARGS]...")
+def alerts() -> None:
+    """A site's alerts: `sitewatch alerts SITE` lists them (short for `sitewatch alerts list
+    SITE`); `sitewatch alerts deliver SITE` sends the alert events still pending for sinks.
+    """
+
+
+@alerts.command("list")
 @click.argument("site_id")
 @click.option("--status", "statuses", multiple=True,
               type=click.Choice(["new", "seen", "dismissed", "confirmed"]),
@@ -188,8 +229,8 @@ def timeline(ctx: Ctx, site_id: str, part: str | None, plot: str | None,
 @click.option("--part", help="Only this part.")
 @click.option("--json", "as_json", is_flag=True, help="Full alerts as JSON.")
 @pass_ctx
-def alerts(ctx: Ctx, site_id: str, statuses: tuple[str, ...], part: str | None,
-           as_json: bool) -> None:
+def list_alerts(ctx: Ctx, site_id: str, statuses: tuple[str, ...], part: str | None,
+                as_json: bool) -> None:
     """List a site's alerts (of the latest run's parameters), oldest first."""
     with ctx.store() as store:
         if store.get_site(site_id) is None:
@@ -203,7 +244,56 @@ def alerts(ctx: Ctx, site_id: str, statuses: tuple[str, ...], part: str | None,
     if not found:
         out.print("no alerts" + (f" with status {', '.join(statuses)}" if statuses else ""))
         return
-    _alert_table(found, title=f"alerts at {site_id} ({len(found)})")
+    _alert_table(found, title=f"alerts at {esc(site_id)} ({len(found)})")
+
+
+@alerts.command("deliver")
+@click.argument("site_id")
+@click.option("--jsonl", type=click.Path(dir_okay=False), help="A JSON-lines file.")
+@click.option("--geojson", type=click.Path(dir_okay=False), help="A GeoJSON file.")
+@click.option("--webhook", help="A webhook URL.")
+@click.option("--all", "replay", is_flag=True,
+              help="Also send the events stored before the sink was first used for the site.")
+@click.option("--json", "as_json", is_flag=True, help="What was delivered, as JSON.")
+@pass_ctx
+def deliver(ctx: Ctx, site_id: str, jsonl: str | None, geojson: str | None,
+            webhook: str | None, replay: bool, as_json: bool) -> None:
+    """Send the site's alert events still pending for sinks, without processing imagery.
+
+    A sink gets the events stored since it was first used for the site that it has not
+    received (a run killed or failing before it delivered leaves them pending); --all also
+    sends the earlier ones.  With no sink option, every sink used for the site before gets
+    what is pending for it.  Delivery is at least once: receivers de-duplicate by
+    `event_id`.  Exits with 1 when some events are still pending.
+    """
+    from sitewatch.watch.sinks import SinkError, deliver_pending, sink_of
+
+    with ctx.store() as store:
+        site = store.get_site(site_id)
+        if site is None:
+            raise SiteError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
+        last = store.last_run(site_id)
+        ph = last.params_hash if last else None
+        sinks = _sinks(jsonl, geojson, webhook, store, ph)
+        if not sinks:
+            keys = store.sinks_of(site_id)
+            if not keys:
+                raise SinkError(f"site {site_id!r} has no sinks yet: name one (--jsonl, "
+                                "--geojson or --webhook)")
+            sinks = [sink_of(k, lambda s: store.alerts(s, params_hash=ph)) for k in keys]
+        try:
+            got = deliver_pending(store, site, sinks, replay=replay)
+        finally:
+            for s in sinks:
+                s.close()
+    if as_json:
+        echo_json([d.to_dict() for d in got])
+    else:
+        _print_deliveries(got)
+    left = sum(d.pending for d in got)
+    if left:
+        raise SinkError(f"{left} alert event(s) of site {site_id!r} still pending; run "
+                        "`sitewatch alerts deliver` again later")
 
 
 @click.command()
@@ -230,4 +320,4 @@ def alert(ctx: Ctx, alert_id: str, action: str, reason: str | None, as_json: boo
     if action == "dismiss":
         out.print("its dates count as normal for the part from the next `sitewatch run`")
 
-__all__ = ["TIER_STYLE", "alert", "alerts", "run", "timeline"]
+__all__ = ["TIER_STYLE", "alert", "alerts", "deliver", "list_alerts", "run", "timeline"]

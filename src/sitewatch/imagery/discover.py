@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,11 @@ from sitewatch.imagery.naming import is_auxiliary, parse_name
 log = logging.getLogger(__name__)
 
 RASTER_EXTENSIONS = {
-    ".tif", ".tiff", ".jp2", ".j2k", ".png", ".bmp", ".jpg", ".jpeg", ".img", ".vrt",
+    ".tif", ".tiff", ".jp2", ".j2k", ".png", ".bmp", ".jpg", ".jpeg", ".img",
 }
+#: Found in a folder walk but never read: a GDAL virtual raster can point GDAL at any file
+#: or URL (a VRT named on the command line is refused by the opener).
+_REFUSED_EXTENSIONS = {".vrt"}
 _PLAIN_IMAGE_EXTENSIONS = {".png", ".bmp", ".jpg", ".jpeg"}
 ENVI_DATA_EXTENSIONS = ("", ".img", ".dat", ".bsq", ".bil", ".bip", ".raw")
 
@@ -55,12 +59,28 @@ def _is_raster_name(p: Path) -> bool:
     return p.suffix.lower() in RASTER_EXTENSIONS
 
 
-def discover(paths: Iterable[str | Path]) -> list[SceneSource]:
+def _special(p: Path) -> str | None:
+    """What ``p`` is when it is not a regular file or folder (a FIFO, socket or device, which
+    would block or never end when read), else None."""
+    try:
+        mode = os.stat(p).st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
+
+
+def discover(paths: Iterable[str | Path],
+             skipped: list[tuple[str, str]] | None = None) -> list[SceneSource]:
     """Group files under ``paths`` into scenes.
 
     A file names one scene (a band file of a set brings its siblings along).  A folder is
     walked recursively: ENVI images are found by their headers, band files are grouped by
-    stem, other rasters are single scenes.  Paths that do not exist raise
+    stem, other rasters are single scenes; FIFOs, sockets and devices with raster names, and
+    VRT files, are left out with a warning (and added to ``skipped`` as (path, reason)).
+    Paths that do not exist, and a named path that is not a regular file or folder, raise
     :class:`SceneError`.
     """
     out: list[SceneSource] = []
@@ -70,7 +90,10 @@ def discover(paths: Iterable[str | Path]) -> list[SceneSource]:
         if not p.exists():
             raise SceneError(f"{raw}: no such file or folder")
         p = p.resolve()
-        found = _discover_file(p) if p.is_file() else _discover_dir(p)
+        what = _special(p)
+        if what is not None:
+            raise SceneError(f"{raw}: {what}, not an image file or folder; refused")
+        found = _discover_file(p) if p.is_file() else _discover_dir(p, skipped)
         for src in found:
             if src.key not in seen:
                 seen.add(src.key)
@@ -109,7 +132,8 @@ def _header_for(p: Path) -> Path | None:
 _RES_SUFFIX = re.compile(r"_(\d+)m$", re.IGNORECASE)
 
 
-def _discover_dir(root: Path) -> list[SceneSource]:
+def _discover_dir(root: Path,
+                  skipped: list[tuple[str, str]] | None = None) -> list[SceneSource]:
     out: list[SceneSource] = []
     # Band files are grouped by product stem across the whole walk, so a Sentinel-2 .SAFE
     # whose bands sit in R10m/R20m/R60m folders is one scene; where a band comes at several
@@ -121,14 +145,32 @@ def _discover_dir(root: Path) -> list[SceneSource]:
         names = sorted(filenames)
         used: set[str] = set()
         for n in names:  # ENVI first: their data files often have no extension
-            if n.lower().endswith(".hdr"):
+            if n.lower().endswith(".hdr") and not n.startswith("."):
+                special = _special(d / n)
+                if special is not None:
+                    why = f"{special} with an ENVI header name: not read"
+                    log.warning("skipping %s: %s", d / n, why)
+                    if skipped is not None:
+                        skipped.append((str(d / n), why))
+                    continue
                 data = _envi_data_for_header(d / n)
                 if data is not None:
                     used.update({n, data.name})
                     out.append(SceneSource(str(data), "envi", (data,), d / n))
         for n in names:
             p = d / n
-            if n in used or n.startswith(".") or not _is_raster_name(p) or is_auxiliary(n):
+            if n in used or n.startswith("."):
+                continue
+            refused = p.suffix.lower() in _REFUSED_EXTENSIONS
+            if not refused and (not _is_raster_name(p) or is_auxiliary(n)):
+                continue
+            special = None if refused else _special(p)
+            if refused or special is not None:
+                reason = ("a GDAL virtual raster (VRT): not read, it can point at any file or "
+                          "URL" if refused else f"{special} with an image name: not read")
+                log.warning("skipping %s: %s", p, reason)
+                if skipped is not None:
+                    skipped.append((str(p), reason))
                 continue
             info = parse_name(n)
             if info.band is None:

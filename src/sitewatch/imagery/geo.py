@@ -5,13 +5,22 @@ Every transformer uses ``always_xy=True``: (x, y) is (easting, northing) or (lon
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 import shapely
+import shapely.affinity
 from pyproj import CRS, Transformer
+from pyproj.exceptions import ProjError
+from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
+
+from sitewatch.errors import SceneError
+
+#: Points per edge of an image outline (its footprint): bounded whatever the image size.
+FOOTPRINT_EDGE_POINTS = 16
 
 
 def as_crs(crs: Any) -> CRS:
@@ -42,6 +51,69 @@ def _apply(tr: Transformer, xy: Any) -> Any:
 
     x, y = tr.transform(xy[:, 0], xy[:, 1])
     return np.column_stack([x, y])
+
+
+def footprint_lonlat(transform: Any, width: int, height: int, crs: Any,
+                     name: str) -> tuple[BaseGeometry, str | None]:
+    """The lon/lat outline of a ``width`` x ``height`` image with this affine ``transform``
+    in ``crs``, and a note when it crosses the antimeridian (it is then split there into a
+    MultiPolygon).  Each edge gets :data:`FOOTPRINT_EDGE_POINTS` points, rotated transforms
+    included.  :class:`SceneError` (naming ``name``) when the CRS or the corners cannot be
+    converted to lon/lat.
+
+    >>> from affine import Affine
+    >>> fp, note = footprint_lonlat(Affine(1, 0, 500000, 0, -1, 4400000), 4, 3_000_000,
+    ...                             "EPSG:32651", "tall.tif")
+    >>> len(fp.exterior.coords), note
+    (65, None)
+    """
+    import numpy as np
+
+    n = FOOTPRINT_EDGE_POINTS
+    t = np.arange(n) / n
+    zeros, ones = np.zeros(n), np.ones(n)
+    cols = np.concatenate([t, ones, 1 - t, zeros]) * width
+    rows = np.concatenate([zeros, t, ones, 1 - t]) * height
+    xs = transform.a * cols + transform.b * rows + transform.c
+    ys = transform.d * cols + transform.e * rows + transform.f
+    try:
+        src = as_crs(crs)
+        tr = _transformer(src.to_wkt(), CRS.from_epsg(4326).to_wkt())
+        lon, lat = tr.transform(xs, ys)
+        back_x, back_y = tr.transform(lon, lat, direction="INVERSE")
+    except (ProjError, ValueError, TypeError) as exc:
+        msg = str(exc).strip().split("\n")[0][:200]
+        raise SceneError(f"{name}: its CRS cannot be converted to longitude/latitude "
+                         f"({msg})") from None
+    lon, lat = np.asarray(lon, float), np.asarray(lat, float)
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()) or np.abs(lat).max() > 90:
+        raise SceneError(f"{name}: its corners do not convert to longitude/latitude (outside "
+                         "the area its CRS is defined for?)")
+    # Corners that do not come back where they were lie outside where the CRS is defined
+    # (an image running past a pole, a projection's far side).
+    tol = max(math.hypot(transform.a, transform.d), math.hypot(transform.b, transform.e), 1e-6)
+    off = np.hypot(np.asarray(back_x) - xs, np.asarray(back_y) - ys)
+    if not (np.isfinite(off).all() and off.max() <= tol):
+        raise SceneError(f"{name}: its extent reaches outside the area where its CRS can be "
+                         "converted to longitude/latitude (past a pole, or a projection's far "
+                         "side)")
+    lon = (lon + 180.0) % 360.0 - 180.0
+    jumps = np.abs(np.diff(np.append(lon, lon[0])))
+    if jumps.max() <= 180:
+        poly = Polygon(np.column_stack([lon, lat]))
+        fp = poly if poly.is_valid else shapely.make_valid(poly)
+        return shapely.set_precision(fp, 1e-7), None
+    # Crosses the antimeridian: unwrap to 0..360, split at 180 and move the east part back.
+    poly = Polygon(np.column_stack([np.where(lon < 0, lon + 360.0, lon), lat]))
+    if not poly.is_valid:
+        poly = shapely.make_valid(poly)
+    west = poly.intersection(box(0, -90, 180, 90))
+    east = shapely.affinity.translate(poly.intersection(box(180, -90, 360, 90)), -360.0)
+    pieces = [g for part in (west, east) for g in getattr(part, "geoms", [part])
+              if isinstance(g, Polygon) and not g.is_empty]
+    fp = MultiPolygon(pieces) if len(pieces) > 1 else pieces[0]
+    return (shapely.set_precision(fp, 1e-7),
+            "the footprint crosses the antimeridian (180 degrees): split in two there")
 
 
 def local_utm_crs(lon: float, lat: float) -> CRS:
@@ -82,4 +154,5 @@ def raster_mask(geoms: Sequence[Any], shape: tuple[int, int], transform: Any, *,
     return rasterize([(g, 1) for g in geoms], out_shape=shape, transform=transform, fill=0,
                      dtype="uint8", all_touched=all_touched).astype(bool)
 
-__all__ = ["as_crs", "local_utm_crs", "raster_mask", "to_crs"]
+__all__ = ["FOOTPRINT_EDGE_POINTS", "as_crs", "footprint_lonlat", "local_utm_crs",
+           "raster_mask", "to_crs"]

@@ -31,6 +31,7 @@ from sitewatch.errors import GridError, SceneError
 from sitewatch.imagery.coregister import Shift
 from sitewatch.imagery.geo import local_utm_crs, raster_mask, to_crs
 from sitewatch.imagery.masks import Quality, combine, quality_from_mask
+from sitewatch.imagery.rasters import reading
 from sitewatch.imagery.scenes import BandRef, MaskRef, Scene, open_raster
 from sitewatch.sites.site import Site
 
@@ -321,7 +322,7 @@ def _read_band(path: str, index: int, grid: SiteGrid, resampling: Resampling,
                nodata: float | None, shift: Shift | None) -> np.ndarray:
     """One band on the grid, float32, NaN where the source has no valid data (its nodata,
     GDAL's mask: internal masks, alpha, nodata) or does not reach."""
-    with open_raster(path) as ds:
+    with open_raster(path) as ds, reading(path):
         if grid.crs is None:
             _check_pixel_grid(ds, path, grid, shift)
             return _read_valid(ds, index, Window(0, 0, ds.width, ds.height), nodata)
@@ -353,7 +354,7 @@ def _read_quality(mask: MaskRef, grid: SiteGrid, shift: Shift | None) -> np.ndar
     resolution, then warped with ``max`` (any unusable source pixel makes the grid pixel
     unusable), and cloud-like classes are buffered by one grid pixel, which bilinear
     resampling of the data reaches."""
-    with open_raster(mask.path) as ds:
+    with open_raster(mask.path) as ds, reading(mask.path):
         if grid.crs is None:
             _check_pixel_grid(ds, mask.path, grid, shift)
             win = Window(0, 0, ds.width, ds.height)

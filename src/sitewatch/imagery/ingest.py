@@ -82,10 +82,10 @@ def ingest(
     :class:`SceneError` or :class:`SiteError` with nothing stored.
     """
     tick = progress or (lambda *_: None)
-    sources = discover(paths)
+    skipped: list[tuple[str, str]] = []
+    sources = discover(paths, skipped)
     scenes: list[Scene] = []
     unchanged: list[IngestItem] = []
-    skipped: list[tuple[str, str]] = []
     site_known = store.get_site(site_id) is not None
     undated: list[SceneSource] = []
     for i, src in enumerate(sources):
@@ -113,7 +113,11 @@ def ingest(
     tick("read", len(sources), len(sources))
     if not scenes and not unchanged:
         where = ", ".join(str(p) for p in paths)
-        detail = f" ({len(skipped)} undated image(s) skipped)" if skipped else ""
+        n_undated = len(undated)
+        detail = (f" ({n_undated} undated image(s) skipped)" if n_undated == len(skipped)
+                  else f" ({len(skipped)} file(s) skipped: {skipped[0][0]}: {skipped[0][1]}"
+                       f"{' ...' if len(skipped) > 1 else ''})")
+        detail = detail if skipped else ""
         raise SceneError(f"{where}: no scenes found{detail}")
 
     report = IngestReport(site_id, "existing", items=unchanged, skipped=skipped)
@@ -181,6 +185,11 @@ def _new_site(site_id: str, scenes: list[Scene], given: Site | None) -> tuple[Si
             "one from; create it first (sitewatch site init / site add)"
         )
     boundary = shapely.set_precision(shapely.union_all(footprints).envelope, 1e-7)
+    if boundary.bounds[2] - boundary.bounds[0] > 180:
+        raise SiteError(
+            f"site {site_id!r} does not exist and the images' footprints cross the antimeridian "
+            "(180 degrees), so no site can be made from them; create it first with a site file"
+        )
     note = (
         f"created bare site {site_id!r} (no parts) from the footprint of "
         f"{len(footprints)} scene(s); add parts with a site file"

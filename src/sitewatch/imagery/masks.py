@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioError
@@ -373,10 +372,15 @@ def _footprint(transform: Affine, width: int, height: int) -> Any:
 
 def _raster_mask(p: Path, grid_crs: str | None, transform: Affine,
                  shape: tuple[int, int]) -> np.ndarray:
+    from sitewatch.imagery.rasters import open_raster
+
     try:
-        with rasterio.open(p) as ds:
+        with open_raster(p) as ds:
             data = ds.read(1, masked=True)
             src_crs, src_transform = ds.crs, ds.transform
+    except SceneError as e:  # the opener's message names the file already
+        why = str(e).removeprefix(f"{p}: ")
+        raise SceneError(f"user mask {p}: cannot read it as a raster ({why})") from None
     except RasterioError as e:
         raise SceneError(f"user mask {p}: cannot read it as a raster ({e})") from None
     values = np.ma.filled(data, 0)

@@ -12,7 +12,6 @@ import hashlib
 import logging
 import math
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -20,10 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import rasterio
-import rasterio.errors
-import shapely
-from rasterio.windows import Window
-from shapely.geometry import box, mapping, shape
+from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from sitewatch.errors import SceneError, UndatedSceneError
@@ -32,6 +28,13 @@ from sitewatch.imagery.discover import (
     SceneSource,
 )
 from sitewatch.imagery.naming import NameInfo, parse_name, parse_text
+from sitewatch.imagery.rasters import (
+    check_envi_size,
+    check_regular_file,
+    check_transform,
+    open_raster,
+    validate_raster,
+)
 from sitewatch.times import as_utc, iso, parse_time
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,8 @@ _TIME_TAGS = (
     "DATATAKE_SENSING_START", "DATETIME", "DATE_ACQUIRED", "ACQUISITION_DATE",
 )
 _KNOWN_S2_SCALE = 1e-4
+#: An ENVI header larger than this is refused (hyperspectral headers are tens of KB).
+MAX_ENVI_HEADER_BYTES = 4 * 2**20
 
 
 # --------------------------------------------------------------------------- records
@@ -227,53 +232,35 @@ def _file_refs(paths: Sequence[Path]) -> tuple[tuple[FileRef, ...], str]:
     return refs, combined
 
 
-def open_raster(path: str | Path) -> rasterio.io.DatasetReader:
-    """Open a raster for reading; :class:`SceneError` names the file when it cannot be read."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            return rasterio.open(path)
-    except rasterio.errors.RasterioIOError as exc:
-        msg = str(exc).split("\n")[0]
-        raise SceneError(f"{path}: not a readable raster image ({msg})") from None
-
-
-def _probe_pixels(ds: rasterio.io.DatasetReader, path: Path) -> None:
-    """Read the first and last block of every band: truncated or corrupt files fail here."""
-    h, w = ds.height, ds.width
-    bh, bw = ds.block_shapes[0] if ds.block_shapes else (1, w)
-    bh, bw = max(1, min(bh, h)), max(1, min(bw, w))
-    windows = [Window(0, 0, bw, bh), Window(w - bw, h - bh, bw, bh)]
-    try:
-        for win in windows:
-            ds.read(window=win)
-    except Exception as exc:  # GDAL reports truncation through several error types
-        msg = str(exc).split("\n")[0]
-        raise SceneError(f"{path}: image data is corrupt or truncated ({msg})") from None
-
-
 def _is_geographic(crs: Any) -> bool:
     return bool(crs is not None and crs.is_geographic)
 
 
 def _resolution_m(ds: rasterio.io.DatasetReader) -> float:
-    rx, ry = abs(ds.transform.a), abs(ds.transform.e)
+    t = ds.transform  # pixel side lengths, rotated or sheared transforms included
+    rx, ry = math.hypot(t.a, t.d), math.hypot(t.b, t.e)
     if _is_geographic(ds.crs):
-        lat = (ds.bounds.top + ds.bounds.bottom) / 2
+        b = _bounds(ds)
+        lat = (b[1] + b[3]) / 2
         mx = rx * 111_320 * math.cos(math.radians(lat))
         my = ry * 110_574
         return float((mx + my) / 2)
     return float((rx + ry) / 2)
 
 
-def _footprint(ds: rasterio.io.DatasetReader) -> BaseGeometry | None:
+def _footprint(ds: rasterio.io.DatasetReader, path: Path,
+               warn: list[str]) -> BaseGeometry | None:
+    """The image outline in lon/lat: its four corners (rotated transforms included), each
+    edge densified by :data:`~sitewatch.imagery.geo.FOOTPRINT_EDGE_POINTS` points whatever
+    the image size."""
     if ds.crs is None:
         return None
-    from sitewatch.imagery.geo import to_crs
+    from sitewatch.imagery.geo import footprint_lonlat
 
-    poly = shapely.segmentize(box(*ds.bounds), max(ds.bounds.right - ds.bounds.left, 1) / 16)
-    fp = to_crs(poly, ds.crs, "EPSG:4326")
-    return shapely.set_precision(fp, 1e-7)
+    fp, note = footprint_lonlat(ds.transform, ds.width, ds.height, ds.crs, str(path))
+    if note:
+        warn.append(note)
+    return fp
 
 
 def _time_from_tags(tags: dict[str, str]) -> tuple[datetime | None, str | None]:
@@ -293,6 +280,9 @@ def _time_from_tags(tags: dict[str, str]) -> tuple[datetime | None, str | None]:
 
 def read_envi_header(path: Path) -> dict[str, str]:
     """The ``key = value`` pairs of an ENVI header (braced values joined on one line)."""
+    if check_regular_file(path).st_size > MAX_ENVI_HEADER_BYTES:
+        raise SceneError(f"{path}: {path.stat().st_size:,} bytes, too large for an ENVI header "
+                         f"(at most {MAX_ENVI_HEADER_BYTES:,})")
     try:
         text = path.read_text(encoding="latin-1")
     except OSError as exc:
@@ -432,12 +422,16 @@ def read_scene(
     """
     warn: list[str] = []
     envi = read_envi_header(src.header) if src.header else None
+    if envi is not None and src.header is not None:
+        for path in src.files:
+            check_envi_size(envi, src.header, path)  # before GDAL sees the header
     datasets: list[tuple[Path, NameInfo, rasterio.io.DatasetReader]] = []
     try:
         for path in src.files:
             ds = open_raster(path)
             datasets.append((path, parse_name(path.name), ds))
-            _probe_pixels(ds, path)
+            check_transform(ds, path)
+            validate_raster(ds, path, envi)
         return _build(src, datasets, envi, time, sensor, warn)
     finally:
         for _, _, ds in datasets:
@@ -492,9 +486,9 @@ def _build(
             raise SceneError(
                 f"{path}: CRS {ds.crs} differs from {ref_path.name}'s {ref.crs} in one scene"
             )
-        if ds.crs is not None and not _same_extent(ds.bounds, ref.bounds, ds):
-            raise SceneError(f"{path}: extent {tuple(ds.bounds)} differs from "
-                             f"{ref_path.name}'s {tuple(ref.bounds)} in one scene")
+        if ds.crs is not None and not _same_extent(_bounds(ds), _bounds(ref), ds):
+            raise SceneError(f"{path}: extent {_bounds(ds)} differs from "
+                             f"{ref_path.name}'s {_bounds(ref)} in one scene")
     georef = ref.crs is not None
     if not georef:
         warn.append("no georeferencing: pixel grid only (cannot be placed on a site's map grid)")
@@ -525,6 +519,7 @@ def _build(
     platform = tags.get("PLATFORM") or info.platform
     simulated = str(tags.get("SIMULATED", "")).lower() == "true"
 
+    footprint = _footprint(ref, ref_path, warn)
     refs, checksum = _file_refs([p for p, _, _ in datasets] + ([src.header] if src.header else []))
     scene_id = make_scene_id(info, acquired, platform, sensor_name, Path(src.key))
     return Scene(
@@ -542,7 +537,7 @@ def _build(
         transform=tuple(ref.transform)[:6] if georef else None,
         resolution=min((b.resolution for b in bands if b.resolution), default=None)
         if georef else None,
-        footprint=_footprint(ref),
+        footprint=footprint,
         files=refs,
         checksum=checksum,
         simulated=simulated,
@@ -550,9 +545,19 @@ def _build(
     )
 
 
+def _bounds(ds: rasterio.io.DatasetReader) -> tuple[float, float, float, float]:
+    """(left, bottom, right, top) of the image's four corners (rotated transforms included;
+    rasterio's ``bounds`` takes two corners only)."""
+    t = ds.transform
+    xs, ys = zip(*(t @ (c, r) for c, r in ((0, 0), (ds.width, 0), (0, ds.height),
+                                           (ds.width, ds.height))), strict=True)
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
 def _same_extent(a: Any, b: Any, ds: rasterio.io.DatasetReader) -> bool:
     # Bands of one scene share their extent to within one of the coarser pixel.
-    tol = max(abs(ds.transform.a), abs(ds.transform.e)) * 1.01
+    t = ds.transform
+    tol = max(math.hypot(t.a, t.d), math.hypot(t.b, t.e)) * 1.01
     return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
 
@@ -563,13 +568,20 @@ def _band_order(b: BandRef) -> tuple[float, str]:
 def make_scene_id(
     info: NameInfo, acquired: datetime, platform: str | None, sensor: str | None, key: Path
 ) -> str:
-    """A readable id: ``S2A_20160120_T39QZG``, ``LE07_20080427_035032`` or ``<stem>``."""
+    """A readable id: ``S2A_20160120_T39QZG``, ``LE07_20080427_035032`` or ``<stem>``.
+
+    The id names files (change products, exports), so it is always a safe name
+    (:func:`sitewatch.fileio.safe_name`): a platform tag or file name with other characters
+    (``/``, ``..``, control characters) keeps its safe characters and gains a short hash.
+    """
+    from sitewatch.fileio import safe_name  # local: this function's only use of it
+
     day = acquired.strftime("%Y%m%d")
     if info.key and (platform or sensor):
         head = platform or {"sentinel-2": "S2", "landsat": "L"}.get(sensor or "", "X")
-        return f"{head}_{day}_{info.key}"
+        return safe_name(f"{safe_name(head, 'X', 40)}_{day}_{info.key}")
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", key.name.split(".")[0]).strip("_") or "scene"
-    return stem[:80]
+    return safe_name(stem[:80], "scene")
 
 __all__ = ["BandRef", "FileRef", "MaskRef", "Scene", "make_scene_id", "open_raster",
            "read_envi_header", "read_scene", "sha256_file", "source_checksum"]

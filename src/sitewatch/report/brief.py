@@ -6,7 +6,12 @@ Everything is rendered from stored results: alerts, observations, processed-scen
 the change products kept by ``sitewatch run`` (:mod:`sitewatch.watch.products`), reports, notes and
 the assessment made of them.  Scenes are read again only to draw the before/after pictures.
 Text from users and reports (part names, collateral text, notes) is escaped by Jinja2's
-autoescape; nothing in it is interpreted.
+autoescape; nothing in it is interpreted; control characters (but tab and newlines) and
+non-characters, which no HTML parser accepts, are removed from the page.
+
+The output folder may hold the user's own files: a brief removes only files an earlier brief
+wrote there, as listed in its manifest (:data:`MANIFEST`), and writes only inside the folder
+(file names are safe names, and every path is checked after resolving links).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +34,7 @@ from scipy.stats import median_abs_deviation
 
 from sitewatch import __version__
 from sitewatch.errors import BriefError, MissingExtraError, OutputError, SiteError, SitewatchError
-from sitewatch.fileio import atomic_write
+from sitewatch.fileio import atomic_write, ensure_under, is_safe_name, path_under, safe_name
 from sitewatch.imagery.coregister import Shift
 from sitewatch.imagery.grid import SiteGrid, grid_for_scenes, load_scene
 from sitewatch.imagery.scenes import Scene
@@ -47,6 +53,51 @@ log = logging.getLogger(__name__)
 MAX_FIGURES = 8
 #: Margin around a part in its before/after crop (share of the part's size, and at least).
 CROP_MARGIN, CROP_MIN_PX = 0.6, 24
+
+
+#: The list of files a brief wrote in its folder (JSON, relative paths): the next brief in
+#: that folder removes those of them it does not write again, and nothing else.
+MANIFEST = ".sitewatch-brief.json"
+
+#: What an HTML page may not contain: C0 controls but tab, newline and carriage return,
+#: DEL and C1 controls, UTF-16 surrogates and Unicode non-characters.
+_NOT_HTML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
+                       + "".join(chr(plane + 0xFFFE) + chr(plane + 0xFFFF)
+                                 for plane in range(0, 0x110000, 0x10000)) + "]")
+
+
+def html_text(text: str) -> str:
+    """``text`` without the characters an HTML page may not hold (see :data:`_NOT_HTML`)."""
+    return _NOT_HTML.sub("", text)
+
+
+def _read_manifest(out: Path) -> list[str]:
+    try:
+        doc = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return []
+    files = doc.get("files") if isinstance(doc, dict) else None
+    return [f for f in files if isinstance(f, str)] if isinstance(files, list) else []
+
+
+def _owned(out: Path, rel: str) -> Path | None:
+    """The file ``rel`` (from a manifest) if it is a plain file sitewatch could have written
+    in ``out``: safe names only, inside ``out`` once links are resolved, not a link."""
+    parts = rel.split("/")
+    if not all(is_safe_name(x) for x in parts) or len(parts) > 2:
+        return None
+    p = out.joinpath(*parts)
+    try:
+        ensure_under(p, out)
+    except OutputError:
+        return None
+    return p if p.is_file() and not p.is_symlink() else None
+
+
+def _write_manifest(out: Path, written: list[Path]) -> None:
+    rel = sorted({p.relative_to(out).as_posix() for p in written})
+    atomic_write(out / MANIFEST, json.dumps({"written_by": f"sitewatch {__version__}",
+                                             "files": rel}, indent=1) + "\n")
 
 
 @dataclass
@@ -181,10 +232,9 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
                 start: date | None = None, end: date | None = None, pdf: bool = False,
                 progress: Callable[[str, int, int], None] | None = None) -> Brief:
     """Write ``out_dir/brief.html`` with its figures and exports (and ``brief.pdf`` when
-    ``pdf``); returns what was written."""
-    from sitewatch.warning.record import assess_site
-    from sitewatch.watch.pipeline import series
-
+    ``pdf``); returns what was written.  Files an earlier brief wrote in ``out_dir`` (its
+    manifest, :data:`MANIFEST`, lists them) and this one does not are removed; no other file
+    there is touched."""
     tick = progress or (lambda *_: None)
     site = store.get_site(site_id)
     if site is None:
@@ -192,18 +242,41 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
     if start and end and start > end:
         raise BriefError(f"--from {start} is after --to {end}")
     out = Path(out_dir)
-    fig_dir = out / "figures"
-    exp_dir = out / "exports"
     try:
-        fig_dir.mkdir(parents=True, exist_ok=True)
-        exp_dir.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        fig_dir = path_under(out, "figures")
+        exp_dir = path_under(out, "exports")
+        fig_dir.mkdir(exist_ok=True)
+        exp_dir.mkdir(exist_ok=True)
+    except OutputError:
+        raise
     except OSError as exc:
         raise OutputError(f"cannot write the brief to {out}: {exc}") from None
-    # Files of an earlier brief in the same folder would be mistaken for this one's.
-    for pattern, folder in (("*.png", fig_dir), ("*.geojson", exp_dir), ("*.tif", exp_dir),
-                            ("*.stac.json", exp_dir)):
-        for old in folder.glob(pattern):
+    # Files of an earlier brief in the same folder would be mistaken for this one's: those
+    # its manifest lists go; the user's own files stay.
+    # (brief.html and brief.pdf are replaced atomically, so a failed brief keeps the last.)
+    previous = [p for p in (_owned(out, f) for f in _read_manifest(out)) if p is not None]
+    for old in previous:
+        if old.parent != out:
             old.unlink(missing_ok=True)
+    written: list[Path] = []
+    try:
+        brief = _write_brief(store, site, out, fig_dir, exp_dir, start, end, pdf, tick, written)
+        for old in previous:
+            if old.parent == out and old not in written:  # e.g. a PDF of an earlier brief
+                old.unlink(missing_ok=True)
+        return brief
+    finally:
+        _write_manifest(out, [*written, *(p for p in previous if p.is_file())])
+
+
+def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Path,
+                 start: date | None, end: date | None, pdf: bool,
+                 tick: Callable[[str, int, int], None], written: list[Path]) -> Brief:
+    from sitewatch.warning.record import assess_site
+    from sitewatch.watch.pipeline import series
+
+    site_id = site.id
     run = store.last_run(site_id, finished=True)
     ph = run.params_hash if run else None
     brief = Brief(out / "brief.html")
@@ -236,13 +309,17 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
         except SitewatchError as exc:
             brief.warnings.append(f"figure for alert {a.id} not drawn: {exc}")
         else:
+            written.append(out / figures[-1]["path"])
             if figures[-1].get("missing"):
                 brief.warnings.append(figures[-1]["missing"])
     overview = _overview(site, ranked[:MAX_FIGURES], processed, scenes, by_grid, fig_dir,
                          brief.warnings)
+    if overview:
+        written.append(out / overview["path"])
     ser = {k: [o for o in v if lo_s <= _day(o.time) <= hi_s]
            for k, v in (series(store, site_id, ph) if ph else {}).items()}
     timelines = _timelines(site, ranked, {k: v for k, v in ser.items() if v}, fig_dir)
+    written += [out / t["path"] for t in timelines]
     assessment = assess_site(store, site, at=at)
     reports = store.reports(site_id)
     notes = store.notes(site_id)
@@ -254,6 +331,7 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
                    if lo_s <= s.acquired.date().isoformat() <= hi_s), key=lambda s: s.acquired)
     brief.exports += _exports(site, alerts, assessment, processed, ranked[:MAX_FIGURES],
                               exp_dir, brief.warnings)
+    written += brief.exports
     findings = _key_findings(assessment, figures)
     html = _env().get_template("brief.html").render(
         site=site, at=at.isoformat(), start=start, end=end, findings=findings,
@@ -262,8 +340,10 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
         processed=processed, run=run, version=__version__, words=_words,
         exports=[p.relative_to(out).as_posix() for p in brief.exports],
         parts=_part_table(site, ranked, processed, store, ph), notes_on=brief.warnings)
-    atomic_write(brief.html, html)
+    atomic_write(brief.html, html_text(html))
+    written.append(brief.html)
     if pdf:
+        written.append(out / "brief.pdf")  # listed first: a failed PDF leaves no stray file
         brief.pdf = write_pdf(brief.html, out / "brief.pdf")
     brief.figures = [out / f["path"] for f in figures] + \
         ([out / overview["path"]] if overview else []) + [out / t["path"] for t in timelines]
@@ -323,7 +403,8 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
                     "change maps.")
     elif missing:
         caption += " Change objects not drawn: the stored change map could not be read."
-    path = pair_figure(fig_dir / f"fig{n:02d}_{a.id}.png",
+    caption = html_text(caption)  # drawn in the figure too: no control characters
+    path = pair_figure(path_under(fig_dir, f"fig{n:02d}_{safe_name(a.id)}.png"),
                        Panel(rgb_b, res_m, f"before: {_day(sb.acquired.isoformat())} ({sb.id})"),
                        Panel(rgb_a, res_m, f"after: {_day(sa.acquired.isoformat())} ({sa.id})"),
                        part_rings, change_rings, caption)
@@ -377,8 +458,9 @@ def _overview(site: Site, alerts: list[StoredAlert], processed: dict[str, Proces
     caption = (f"Site overview: {site.name}, {sc.sensor} image of {_day(sc.acquired.isoformat())} "
                f"({sc.id}), {grid.resolution:g} m pixels; parts outlined; numbers are the "
                "alerts of this brief, as in the figures.")
-    path = overview_figure(fig_dir / "overview.png",
-                           Panel(rgb, grid.resolution, site.name), parts, markers, caption)
+    path = overview_figure(path_under(fig_dir, "overview.png"),
+                           Panel(rgb, grid.resolution, html_text(site.name)), parts, markers,
+                           html_text(caption))
     return {"path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption}
 
 
@@ -386,6 +468,7 @@ def _timelines(site: Site, alerts: list[StoredAlert], ser: dict[tuple[str, str],
                fig_dir: Path) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     parts = list(dict.fromkeys(a.part for a in alerts))
+    names = {p.name for p in site.parts}
     for part in parts:
         keys = [k for k in ser if k[0] == part]
         if not keys:
@@ -408,13 +491,15 @@ def _timelines(site: Site, alerts: list[StoredAlert], ser: dict[tuple[str, str],
             v = by_day.get(day)
             marks.append((datetime.fromisoformat(day), v if v is not None and math.isfinite(v)
                           else None))
-        label = site.part(part).label if part in {p.name for p in site.parts} else part
+        label = site.part(part).label if part in names else part
         caption = (f"{label}: share of the part that changed since the previous usable image, "
                    f"beyond the rest of the site, {_day(obs[0].time)} to {_day(obs[-1].time)} "
                    f"({sum(map(math.isfinite, vals))} of {len(vals)} dates observed).")
-        safe = "".join(ch if ch.isalnum() else "_" for ch in part)[:40]
-        path = timeline_figure(fig_dir / f"timeline_{len(out) + 1:02d}_{safe}.png", times, vals,
-                               unobs, marks, band, f"Timeline: {label}", caption,
+        safe = safe_name(part, "part", 40)
+        path = timeline_figure(path_under(fig_dir, f"timeline_{len(out) + 1:02d}_{safe}.png"),
+                               times, vals,
+                               unobs, marks, band, html_text(f"Timeline: {label}"),
+                               html_text(caption),
                                "changed share, excess")
         out.append({"part": part, "path": path.relative_to(fig_dir.parent).as_posix(),
                     "caption": caption})
@@ -424,14 +509,17 @@ def _timelines(site: Site, alerts: list[StoredAlert], ser: dict[tuple[str, str],
 def _part_table(site: Site, alerts: list[StoredAlert], processed: dict[str, ProcessedScene],
                 store: Store, ph: str | None) -> list[dict[str, Any]]:
     obs = store.observations(site.id, ph, reference="previous") if ph else []
-    rows = []
-    for p in site.parts:
-        mine = [o for o in obs if o.part == p.name]
-        seen = [o for o in mine if o.observed]
-        rows.append({"name": p.name, "label": p.label, "kind": p.kind, "placed": p.placed,
-                     "dates": len(mine), "observed": len(seen),
-                     "alerts": [a for a in alerts if a.part == p.name]})
-    return rows
+    dates: dict[str, int] = {}
+    observed: dict[str, int] = {}
+    for o in obs:  # one pass, not one per part: sites may have tens of thousands of parts
+        dates[o.part] = dates.get(o.part, 0) + 1
+        observed[o.part] = observed.get(o.part, 0) + bool(o.observed)
+    by_part: dict[str, list[StoredAlert]] = {}
+    for a in alerts:
+        by_part.setdefault(a.part, []).append(a)
+    return [{"name": p.name, "label": p.label, "kind": p.kind, "placed": p.placed,
+             "dates": dates.get(p.name, 0), "observed": observed.get(p.name, 0),
+             "alerts": by_part.get(p.name, [])} for p in site.parts]
 
 
 def _key_findings(a: Assessment, figures: list[dict[str, Any]]) -> list[str]:
@@ -468,7 +556,7 @@ def _exports(site: Site, alerts: list[StoredAlert], assessment: SiteAssessment,
                        "tier": a.tier, "kind": a.kind, "status": a.status,
                        "text": a.text}) for a in alerts]
     written = []
-    p = exp_dir / "alerts.geojson"
+    p = path_under(exp_dir, "alerts.geojson")
     atomic_write(p, json.dumps({"type": "FeatureCollection", "features": feats}, indent=1))
     written.append(p)
     ev_feats = []
@@ -478,7 +566,7 @@ def _exports(site: Site, alerts: list[StoredAlert], assessment: SiteAssessment,
         ev_feats.append(_feature(geom, {k: e[k] for k in (
             "id", "kind", "indicator", "event", "part", "time", "source", "origin",
             "certainty", "negated", "text")}))
-    p = exp_dir / "evidence.geojson"
+    p = path_under(exp_dir, "evidence.geojson")
     atomic_write(p, json.dumps({"type": "FeatureCollection", "features": ev_feats}, indent=1,
                                 default=str))
     written.append(p)
@@ -498,7 +586,7 @@ def _exports(site: Site, alerts: list[StoredAlert], assessment: SiteAssessment,
             if not Path(src).is_file():
                 warnings.append(f"export of {sid} {kind}: the stored file {src} is missing")
                 continue
-            dst = exp_dir / f"{sid}_{kind}.tif"
+            dst = path_under(exp_dir, f"{safe_name(sid)}_{safe_name(kind)}.tif")
             shutil.copyfile(src, dst)
             written.append(dst)
             copied[kind] = dst
@@ -514,8 +602,9 @@ def _exports(site: Site, alerts: list[StoredAlert], assessment: SiteAssessment,
             except Exception as exc:  # a damaged product: the rest of the brief stands
                 warnings.append(f"STAC item for {sid} not written: {exc}")
                 continue
-            written.append(write_item(item, exp_dir / f"{sid}_change.stac.json"))
+            written.append(write_item(item, path_under(exp_dir,
+                                                       f"{safe_name(sid)}_change.stac.json")))
     return written
 
 
-__all__ = ["MAX_FIGURES", "Brief", "write_brief"]
+__all__ = ["MANIFEST", "MAX_FIGURES", "Brief", "html_text", "write_brief"]

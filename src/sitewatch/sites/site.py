@@ -22,11 +22,13 @@ Examples
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -129,12 +131,19 @@ class Site:
         c = self.boundary.centroid
         return (c.x, c.y)
 
+    @cached_property
+    def _parts_by_name(self) -> dict[str, Part]:
+        return {p.name: p for p in self.parts}
+
     def part(self, name: str) -> Part:
-        """The part called ``name``; :class:`SiteError` names the known parts otherwise."""
-        for p in self.parts:
-            if p.name == name:
-                return p
-        known = ", ".join(p.name for p in self.parts) or "none"
+        """The part called ``name`` (a dict lookup: callers look up every part of sites with
+        tens of thousands); :class:`SiteError` names the known parts otherwise."""
+        found = self._parts_by_name.get(name)
+        if found is not None:
+            return found
+        names = [p.name for p in self.parts]
+        known = ", ".join(names[:50]) + (f" and {len(names) - 50} more" if len(names) > 50
+                                         else "") if names else "none"
         raise SiteError(f"site {self.id!r} has no part {name!r} (parts: {known})")
 
     def placed_parts(self) -> list[Part]:
@@ -185,10 +194,32 @@ def _number(c: Any) -> bool:
     return type(c) in (int, float)  # not bool, which is an int to Python
 
 
+def _fast_positions(coords: list[Any]) -> bool:
+    """True when ``coords`` is a list of plain in-range [lon, lat] / [lon, lat, z] positions
+    (the common case, checked in one loop; anything else takes the slow path and its
+    message)."""
+    for c in coords:
+        if type(c) is not list or not 2 <= len(c) <= 3:
+            return False
+        lon, lat = c[0], c[1]
+        if type(lon) is not float and type(lon) is not int:
+            return False
+        if type(lat) is not float and type(lat) is not int:
+            return False
+        if not (-180.0 <= lon <= 180.0 and -90.0 <= lat <= 90.0):  # NaN fails too
+            return False
+        if len(c) == 3 and type(c[2]) is not float and type(c[2]) is not int:
+            return False
+    return True
+
+
 def _check_positions(coords: Any, where: str, depth: int = 0) -> None:
     """Each position is [lon, lat(, z)] with lon in [-180, 180] and lat in [-90, 90]."""
     if depth > 6:
         raise SiteError(f"{where}: field 'geometry.coordinates' is nested too deeply")
+    if type(coords) is list and coords and type(coords[0]) is list and coords[0] \
+            and type(coords[0][0]) is not list and _fast_positions(coords):
+        return
     if isinstance(coords, list | tuple) and coords and not isinstance(coords[0], list | tuple):
         if len(coords) < 2 or len(coords) > 3 or not all(_number(c) for c in coords):
             raise SiteError(
@@ -218,6 +249,20 @@ def _check_positions(coords: Any, where: str, depth: int = 0) -> None:
         _check_positions(c, where, depth + 1)
 
 
+def _check_ring(ring: Any, where: str, which: str) -> None:
+    """A GeoJSON linear ring: at least 4 positions, the last the same as the first (RFC 7946
+    3.1.6).  shapely would close an open ring silently; an open ring is usually a truncated
+    or hand-edited file, so it is refused rather than guessed at."""
+    if not isinstance(ring, list) or len(ring) < 4:
+        n = len(ring) if isinstance(ring, list) else 0
+        raise SiteError(f"{where}: field 'geometry': the {which} has {n} position(s); a "
+                        "polygon ring needs at least 4 (3 corners and the first again)")
+    if list(ring[0]) != list(ring[-1]):
+        raise SiteError(f"{where}: field 'geometry': the {which} is not closed (its last "
+                        f"position {list(ring[-1])!r} differs from its first "
+                        f"{list(ring[0])!r})")
+
+
 def _parse_geometry(raw: Any, where: str, allowed: Iterable[str]) -> BaseGeometry | None:
     if raw is None:
         return None
@@ -232,6 +277,11 @@ def _parse_geometry(raw: Any, where: str, allowed: Iterable[str]) -> BaseGeometr
     if "coordinates" not in raw:
         raise SiteError(f"{where}: field 'geometry.coordinates' is missing")
     _check_positions(raw["coordinates"], where)
+    if gtype in ("Polygon", "MultiPolygon"):
+        polys = [raw["coordinates"]] if gtype == "Polygon" else raw["coordinates"]
+        for poly in polys if isinstance(polys, list) else ():
+            for k, ring in enumerate(poly if isinstance(poly, list) else ()):
+                _check_ring(ring, where, "exterior ring" if k == 0 else f"hole {k}")
     try:
         geom = shape(raw)
     except Exception as exc:  # shapely raises several types for malformed rings
@@ -244,10 +294,14 @@ def _parse_geometry(raw: Any, where: str, allowed: Iterable[str]) -> BaseGeometr
 
 
 def _parse_name(value: Any, where: str, field_name: str) -> str:
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    # fullmatch: ``$`` would let a trailing newline through ("pad\n"), and site ids and part
+    # names become file names (sitewatch.fileio's safe-name rule, of which this is a subset).
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
+        shown = value if not isinstance(value, str) or len(value) <= 80 else value[:80] + "..."
         raise SiteError(
-            f"{where}: field {field_name!r} is {value!r}; use 1-64 lower-case letters, digits, "
-            "'_' or '-', starting with a letter or digit"
+            f"{where}: field {field_name!r} is {shown!r}; use 1-64 lower-case letters, "
+            "digits, '_' or '-', starting with a letter or digit (no spaces, newlines or "
+            "control characters)"
         )
     return value
 
@@ -355,20 +409,36 @@ def site_from_geojson(data: Any, source: str = "<site>") -> Site:
 
 def loads_site(text: str, source: str = "<site>") -> Site:
     """Parse and validate site-file text."""
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise SiteError(f"{source}: not a site file: its JSON is nested more than "
+                        f"{MAX_JSON_DEPTH} levels deep")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SiteError(
             f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
-    except RecursionError:  # 100,000 nested brackets
-        raise SiteError(f"{source}: nested too deeply to be a site file") from None
-    except ValueError as exc:  # a number of thousands of digits
-        raise SiteError(f"{source}: not a site file ({exc})") from None
-    try:
-        return site_from_geojson(data, source)
     except RecursionError:
-        raise SiteError(f"{source}: nested too deeply to be a site file") from None
+        raise SiteError(f"{source}: not a site file: its JSON is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise SiteError(f"{source}: not a site file: {str(exc).splitlines()[0]}") from None
+    return site_from_geojson(data, source)
+
+
+#: A site file's JSON is at most this deep (a MultiPolygon's positions are 7 levels down in
+#: the file); deeper files are refused before anything recurses through them.
+MAX_JSON_DEPTH = 64
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _json_depth(text: str) -> int:
+    """How deep JSON ``text`` nests arrays and objects, from its brackets outside strings
+    (linear, no recursion; malformed text is left to the parser)."""
+    steps = (1 if b in "[{" else -1 for b in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)))
+    return max(itertools.accumulate(steps), default=0)
 
 
 def load_site(path: str | Path) -> Site:
@@ -395,7 +465,7 @@ def builtin_site_ids() -> list[str]:
 def builtin_site(site_id: str) -> Site:
     """A site from the built-in catalogue (``sohae``, ``sohae-sim``...)."""
     ref = resources.files("sitewatch.sites.builtin") / f"{site_id}.geojson"
-    if not ref.is_file():
+    if not _ID_RE.fullmatch(site_id) or not ref.is_file():  # never a path ("../x")
         raise SiteError(
             f"no built-in site {site_id!r} (built-in: {', '.join(builtin_site_ids())})"
         )
@@ -465,6 +535,6 @@ def bare_site(site_id: str, boundary: BaseGeometry, note: str) -> Site:
     _parse_name(site_id, "site", "id")
     return Site(site_id, site_id, boundary, (), {"site_type": "facility", "note": note})
 
-__all__ = ["PART_KINDS", "SITE_TYPES", "TEMPLATES", "Part", "Site", "bare_site", "builtin_site",
-           "builtin_site_ids", "load_site", "loads_site", "new_site", "plain_json",
+__all__ = ["MAX_JSON_DEPTH", "PART_KINDS", "SITE_TYPES", "TEMPLATES", "Part", "Site", "bare_site",
+           "builtin_site", "builtin_site_ids", "load_site", "loads_site", "new_site", "plain_json",
            "site_from_geojson", "square_boundary"]

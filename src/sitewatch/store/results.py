@@ -1,12 +1,15 @@
 """What ``sitewatch run`` keeps: processed scenes with their registration and per-part
-observations (one transaction each), runs, and alerts with their lifecycle.  Every method
-takes and returns the typed records of :mod:`sitewatch.watch.records`."""
+observations (one transaction each), runs, alerts with their lifecycle, and the alert
+outbox (events stored with their alert, delivered per sink).  Every method takes and returns
+the typed records of :mod:`sitewatch.watch.records`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +18,9 @@ from sitewatch.errors import StoreError
 from sitewatch.store.base import StoreBase, _finite, _now, decoded
 from sitewatch.store.scenes import registration_of, write_registration
 from sitewatch.store.schema import (
+    alert_deliveries_table,
+    alert_events_table,
+    alert_sinks_table,
     alerts_table,
     observations_table,
     processed_table,
@@ -30,10 +36,41 @@ from sitewatch.watch.records import (
     RunRecord,
     RunSummary,
     StoredAlert,
+    alert_from_dict,
     json_safe,
     measures_of,
     num,
 )
+
+
+def event_id(alert_id: str, revision: int, record: str) -> str:
+    """The stable id of an alert event: a hash of the alert id, its revision and its record
+    (as stored, sorted JSON text).  The same event sent again keeps its id.
+
+    >>> event_id("a1", 1, "{}") == event_id("a1", 1, "{}") != event_id("a1", 2, "{}")
+    True
+    """
+    text = f"{alert_id}\n{revision}\n{record}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """One message for the sinks: a new alert, or an update of one that is news.  ``alert``
+    is the alert as published when the event was stored (:meth:`StoredAlert.payload`)."""
+
+    id: str
+    seq: int
+    alert_id: str
+    site: str
+    params_hash: str
+    event: str  # new | updated
+    alert: Mapping[str, Any]
+    created_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event_id": self.id, "event": self.event, "site": self.site,
+                "alert": dict(self.alert)}
 
 
 class ResultStore(StoreBase):
@@ -190,9 +227,11 @@ class ResultStore(StoreBase):
         """Insert an alert, or update the stored one of the same id (or ``replaces``).
 
         Returns ``"new"``, ``"updated"`` (tier, kind, dates or text changed; the status and
-        its reason are kept) or ``"unchanged"``.
+        its reason are kept) or ``"unchanged"``.  A new alert, or an update of one that is
+        not dismissed (news; a dismissed alert is not), is also written to the outbox as an
+        :class:`AlertEvent` in the same transaction: a crash never keeps one without the
+        other.
         """
-        t = alerts_table
         key = replaces or alert.id
         record = json_safe(alert.to_dict())
         values = {
@@ -200,25 +239,40 @@ class ResultStore(StoreBase):
             "start": alert.start or alert.time, "end": alert.end or alert.time,
             "tier": alert.tier, "kind": alert.kind, "params_hash": params_hash,
         }
+        try:
+            return self._put_alert(alert, params_hash, key, record, values)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"alert {alert.id!r} could not be stored ({exc.orig}); nothing "
+                             "was half-written: run the command again") from None
+
+    def _put_alert(self, alert: Alert, params_hash: str, key: str, record: dict[str, Any],
+                   values: dict[str, Any]) -> str:
+        t = alerts_table
         with self.engine.begin() as c:
             row = c.execute(sa.select(t).where(t.c.id == key)).mappings().first()
             now = _now()
             if row is None:
+                text = json.dumps(record, sort_keys=True)
                 c.execute(t.insert().values(
-                    id=alert.id, status="new", reason=None,
-                    record=json.dumps(record, sort_keys=True),
+                    id=alert.id, status="new", reason=None, record=text, revision=1,
                     created_at=now, updated_at=now, **values))
+                _add_event(c, "new", alert.id, 1, text, "new", None, params_hash, now)
                 return "new"
             old = json.loads(row["record"])
             text = json.dumps({**record, "id": row["id"]}, sort_keys=True)
             if json.dumps(old, sort_keys=True) == text:
                 return "unchanged"
+            revision = int(row["revision"] or 1) + 1
             c.execute(t.update().where(t.c.id == row["id"]).values(
-                record=text, updated_at=now, **values))
+                record=text, revision=revision, updated_at=now, **values))
+            if row["status"] != "dismissed":
+                _add_event(c, "updated", row["id"], revision, text, row["status"],
+                           row["reason"], params_hash, now)
             return "updated"
 
     def delete_alerts(self, site_id: str) -> int:
-        """Remove every alert of a site (the demo does, when its scenario changes)."""
+        """Remove every alert of a site (the demo does, when its scenario changes), with
+        their outbox events and deliveries."""
         with self.engine.begin() as c:
             res = c.execute(alerts_table.delete().where(alerts_table.c.site_id == site_id))
         return int(res.rowcount or 0)
@@ -241,6 +295,109 @@ class ResultStore(StoreBase):
         return out
 
 
+    # ------------------------------------------------------------------ outbox
+
+    def subscribe_sink(self, sink: str, site_id: str) -> bool:
+        """Make sure the sink ``sink`` (its key) receives the site's alert events from now
+        on: the first time, it is recorded with the last event stored so far, and receives
+        only later ones (:meth:`pending_events` with ``replay`` sends the earlier ones).
+        Returns whether this was the first time."""
+        s, e = alert_sinks_table, alert_events_table
+        try:
+            with self.engine.begin() as c:
+                got = c.execute(sa.select(s.c.since_seq).where(
+                    (s.c.sink == sink) & (s.c.site_id == site_id))).first()
+                if got is not None:
+                    return False
+                last = c.execute(sa.select(sa.func.max(e.c.seq))).scalar()
+                c.execute(s.insert().values(sink=sink, site_id=site_id,
+                                            since_seq=int(last or 0), created_at=_now()))
+        except sa.exc.IntegrityError:  # another process subscribed it just now
+            return False
+        return True
+
+    def sinks_of(self, site_id: str) -> list[str]:
+        """The keys of the sinks subscribed to a site, in the order they were first used."""
+        s = alert_sinks_table
+        with self.engine.connect() as c:
+            return list(c.execute(sa.select(s.c.sink).where(s.c.site_id == site_id)
+                                  .order_by(s.c.created_at, s.c.sink)).scalars())
+
+    def pending_events(self, sink: str, site_id: str, *, replay: bool = False
+                       ) -> list[AlertEvent]:
+        """The site's alert events not yet delivered to ``sink``, oldest first: those
+        stored since the sink was first used for the site (none when it never was), or, with
+        ``replay``, every stored event."""
+        e, d, s = alert_events_table, alert_deliveries_table, alert_sinks_table
+        with self.engine.connect() as c:
+            since = c.execute(sa.select(s.c.since_seq).where(
+                (s.c.sink == sink) & (s.c.site_id == site_id))).scalar()
+            if since is None and not replay:
+                return []
+            cond = (e.c.site_id == site_id) & ~sa.exists().where(
+                (d.c.event_id == e.c.id) & (d.c.sink == sink))
+            if not replay:
+                cond &= e.c.seq > since
+            rows = c.execute(sa.select(e).where(cond).order_by(e.c.seq)).mappings().all()
+        return [_event_of(r) for r in rows]
+
+    def alert_events(self, site_id: str) -> list[AlertEvent]:
+        """Every stored alert event of a site, oldest first."""
+        e = alert_events_table
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(e).where(e.c.site_id == site_id).order_by(e.c.seq)
+                             ).mappings().all()
+        return [_event_of(r) for r in rows]
+
+    def mark_delivered(self, sink: str, event_ids: Iterable[str]) -> int:
+        """Record that ``sink`` received these events (call it only after it did); returns
+        how many were not recorded before.  Recording one twice is harmless."""
+        ids = sorted(set(event_ids))
+        if not ids:
+            return 0
+        d = alert_deliveries_table
+        for attempt in range(3):
+            try:
+                return self._mark(d, sink, ids)
+            except sa.exc.IntegrityError:  # another process recorded some just now
+                if attempt == 2:
+                    raise
+        return 0  # pragma: no cover
+
+    def _mark(self, d: sa.Table, sink: str, ids: list[str]) -> int:
+        now, added = _now(), 0
+        with self.engine.begin() as c:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                have = set(c.execute(sa.select(d.c.event_id).where(
+                    (d.c.sink == sink) & d.c.event_id.in_(chunk))).scalars())
+                known = set(c.execute(sa.select(alert_events_table.c.id).where(
+                    alert_events_table.c.id.in_(chunk))).scalars())  # not deleted since
+                rows = [{"event_id": x, "sink": sink, "delivered_at": now}
+                        for x in chunk if x in known and x not in have]
+                if rows:
+                    c.execute(d.insert(), rows)
+                    added += len(rows)
+        return added
+
+
+def _add_event(c: sa.Connection, event: str, alert_id: str, revision: int, record: str,
+               status: str, reason: str | None, params_hash: str, now: str) -> None:
+    """Write the outbox row of an alert event, in the caller's transaction."""
+    alert = StoredAlert(alert_from_dict(json.loads(record)), status, params_hash, reason)
+    c.execute(alert_events_table.insert().values(
+        id=event_id(alert_id, revision, record), alert_id=alert_id, site_id=alert.site,
+        params_hash=params_hash, event=event, revision=revision,
+        payload=json.dumps(alert.payload(), sort_keys=True, ensure_ascii=False),
+        created_at=now))
+
+
+def _event_of(row: Any) -> AlertEvent:
+    return decoded("alert_events", row["id"], lambda: AlertEvent(
+        row["id"], int(row["seq"]), row["alert_id"], row["site_id"], row["params_hash"],
+        row["event"], json.loads(row["payload"]), parse_time(row["created_at"])))
+
+
 def _processed_of(row: Any) -> ProcessedScene:
     return ProcessedScene.from_dict(
         {**row, "chain": json.loads(row["chain"]), "params": json.loads(row["params"]),
@@ -258,4 +415,4 @@ def _alert_of(row: Any) -> StoredAlert:
     return decoded("alerts", row["id"], lambda: StoredAlert.from_dict(
         {**row, "record": json.loads(row["record"])}))
 
-__all__ = ["ResultStore"]
+__all__ = ["AlertEvent", "ResultStore", "event_id"]

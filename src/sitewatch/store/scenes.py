@@ -15,6 +15,7 @@ from sitewatch.imagery.scenes import Scene
 from sitewatch.sites.site import Site, loads_site
 from sitewatch.store.base import StoreBase, _finite, _now, decoded
 from sitewatch.store.schema import (
+    alerts_table,
     grids_table,
     observations_table,
     processed_table,
@@ -24,6 +25,27 @@ from sitewatch.store.schema import (
 )
 from sitewatch.times import iso, parse_time
 from sitewatch.watch.records import LocalWindow, SceneRegistration, num
+
+
+@dataclass(frozen=True)
+class RemovedScene:
+    """What :meth:`SceneStore.remove_scene` removed: counts of rows, the change products
+    its results named (files for the caller to delete), and the alerts citing the scene
+    (kept)."""
+
+    site_id: str
+    scene_id: str
+    results: int
+    observations: int
+    registrations: int
+    products: tuple[str, ...] = ()
+    alerts: tuple[str, ...] = ()
+
+
+def _cites(alert: dict[str, Any], scene_id: str) -> bool:
+    """Whether a stored alert (its JSON record) names ``scene_id`` as a scene of a pair."""
+    pairs = [alert, *(alert.get("findings") or ())]
+    return any(scene_id in (f.get("before_scene"), f.get("after_scene")) for f in pairs)
 
 
 @dataclass(frozen=True)
@@ -188,16 +210,52 @@ class SceneStore(StoreBase):
                 for r in rows]
 
     def delete_scene(self, site_id: str, scene_id: str) -> bool:
-        """Remove a scene record (its files are untouched).  True if it existed."""
-        t, r = scenes_table, registrations_table
-        o, pr = observations_table, processed_table
-        with self.engine.begin() as c:
-            c.execute(r.delete().where((r.c.site_id == site_id) & (r.c.scene_id == scene_id)))
-            c.execute(o.delete().where((o.c.site_id == site_id) & (o.c.scene_id == scene_id)))
-            c.execute(pr.delete().where((pr.c.site_id == site_id)
-                                        & (pr.c.scene_id == scene_id)))
-            res = c.execute(t.delete().where((t.c.site_id == site_id) & (t.c.id == scene_id)))
-        return bool(res.rowcount)
+        """Remove a scene record and what was computed from it (:meth:`remove_scene`; its
+        files are untouched).  True if it existed."""
+        return self.remove_scene(site_id, scene_id) is not None
+
+    def remove_scene(self, site_id: str, scene_id: str) -> RemovedScene | None:
+        """Remove a scene from the catalogue with everything computed from it, in one
+        transaction: its processed results and observations of every parameter set, its
+        registrations, the registrations of other scenes to it (as their grid's reference)
+        and the grid reference naming it.  The user's files are never touched; the change
+        products its results name are returned for the caller to delete.  Results of other
+        scenes that rest on it (as previous date, composite member or reference) are left:
+        their chain names it, so the next run recomputes them.  Alerts are kept (their
+        lifecycle is the analyst's): those citing the scene are returned.  None when the
+        site has no such scene."""
+        t, r, g = scenes_table, registrations_table, grids_table
+        o, pr, al = observations_table, processed_table, alerts_table
+        try:
+            with self.engine.begin() as c:
+                if c.execute(sa.select(t.c.id).where((t.c.site_id == site_id)
+                                                     & (t.c.id == scene_id))).first() is None:
+                    return None
+                products: list[str] = []
+                for (detail,) in c.execute(sa.select(pr.c.detail).where(
+                        (pr.c.site_id == site_id) & (pr.c.scene_id == scene_id))).all():
+                    for comp in (json.loads(detail).get(k) for k in ("previous", "composite")):
+                        prod = (comp or {}).get("products") or {}
+                        products += [str(v) for v in prod.values() if v]
+                cited = [row.id for row in c.execute(sa.select(al.c.id, al.c.record).where(
+                    al.c.site_id == site_id).order_by(al.c.time, al.c.id)).all()
+                    if _cites(json.loads(row.record), scene_id)]
+                n_obs = c.execute(o.delete().where((o.c.site_id == site_id)
+                                                   & (o.c.scene_id == scene_id))).rowcount
+                n_res = c.execute(pr.delete().where((pr.c.site_id == site_id)
+                                                    & (pr.c.scene_id == scene_id))).rowcount
+                n_reg = c.execute(r.delete().where(
+                    (r.c.site_id == site_id)
+                    & ((r.c.scene_id == scene_id) | (r.c.reference_id == scene_id)))).rowcount
+                c.execute(g.delete().where((g.c.site_id == site_id)
+                                           & (g.c.reference_id == scene_id)))
+                c.execute(t.delete().where((t.c.site_id == site_id) & (t.c.id == scene_id)))
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"scene {scene_id!r} of site {site_id!r} could not be removed "
+                             f"({exc.orig}); nothing was removed: run the command again"
+                             ) from None
+        return RemovedScene(site_id, scene_id, int(n_res or 0), int(n_obs or 0),
+                            int(n_reg or 0), tuple(products), tuple(cited))
 
     def find_scene(self, site_id: str, *, source: str | None = None,
                    checksum: str | None = None) -> Scene | None:
@@ -268,4 +326,4 @@ def _site_row_of(r: Any) -> SiteRow:
     return SiteRow(loads_site(r.geojson, f"stored site {r.id!r}"), r.origin, r.created_at,
                    r.updated_at, int(r[-1]))
 
-__all__ = ["SceneStore", "SiteRow", "registration_of", "write_registration"]
+__all__ = ["RemovedScene", "SceneStore", "SiteRow", "registration_of", "write_registration"]

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = sa.MetaData()
 
@@ -148,6 +148,49 @@ alerts_table = sa.Table(
     sa.Column("record", sa.Text, nullable=False),  # the full Alert as JSON
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("updated_at", sa.String(32), nullable=False),
+    # Version 6: 1 when stored, +1 at every change of the record (part of the event ids).
+    sa.Column("revision", sa.Integer, nullable=False, server_default=sa.text("1")),
+)
+
+#: The outbox (version 6): one row per alert event the sinks publish (a new alert, or an
+#: update that is news), written in the same transaction as the alert.  ``id`` is stable (a
+#: hash of the alert id, its revision and its record): a re-sent event keeps it, so receivers
+#: can de-duplicate.  ``seq`` orders the events and marks where a sink's subscription starts.
+alert_events_table = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column("alert_id", sa.String(16), sa.ForeignKey("alerts.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("site_id", sa.String(64), nullable=False, index=True),
+    sa.Column("params_hash", sa.String(16), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),  # new | updated
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # the alert as the sinks publish it
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sqlite_autoincrement=True,  # a seq is never reused, even after deletions
+)
+
+#: Per sink (its key, e.g. ``jsonl:/abs/path``) and site: the event ``seq`` after which the
+#: sink receives the site's events (the last one stored when the sink was first used).
+alert_sinks_table = sa.Table(
+    "alert_sinks",
+    metadata,
+    sa.Column("sink", sa.Text, primary_key=True),
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("since_seq", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)
+
+#: Which sink received which event (written only after the sink wrote or POSTed it).
+alert_deliveries_table = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column("event_id", sa.String(32), sa.ForeignKey("alert_events.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("sink", sa.Text, primary_key=True),
+    sa.Column("delivered_at", sa.String(32), nullable=False),
 )
 
 #: Every ``sitewatch run``: its parameters and what it did (provenance of the results).
@@ -277,9 +320,21 @@ def _v4_to_v5(conn: sa.Connection) -> None:
                      .values(applied=applied, detail=json.dumps(detail, sort_keys=True)))
 
 
+def _v5_to_v6(conn: sa.Connection) -> None:
+    """Version 6 adds the alert outbox: alert events, the sinks subscribed to a site and the
+    deliveries, and each alert's ``revision``.  Alerts stored before have no event: earlier
+    versions sent them when they were stored, so there is nothing to deliver again."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns("alerts")}
+    if "revision" not in have:  # created by _v2_to_v3 in this migration already has it
+        _add_column(conn, alerts_table, "revision")
+    for t in (alert_events_table, alert_sinks_table, alert_deliveries_table):
+        t.create(conn, checkfirst=True)
+
+
 #: Migrations from version N to N+1, keyed by N.  Each runs inside the opening transaction.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3,
-                                                          3: _v3_to_v4, 4: _v4_to_v5}
+                                                          3: _v3_to_v4, 4: _v4_to_v5,
+                                                          5: _v5_to_v6}
 
 
 def stored_version(conn: sa.Connection) -> int:
@@ -324,7 +379,8 @@ def migrate(conn: sa.Connection, where: str, now: str) -> None:
             {"value": str(v + 1)},
         )
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "alerts_table", "evidence_table", "grids_table",
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "alert_deliveries_table", "alert_events_table",
+           "alert_sinks_table", "alerts_table", "evidence_table", "grids_table",
            "meta_table", "metadata", "migrate", "notes_table", "observations_table",
            "processed_table", "registrations_table", "reports_table", "runs_table", "scenes_table",
            "sites_table", "stored_version"]

@@ -8,16 +8,22 @@ chain: another previous date, composite, reference or file) is
 1. loaded onto the site grid with its quality mask (cloud, shadow, no data);
 2. judged usable when at least ``min_usable`` of the site is observed ("not observed" is
    stored as a result for every part);
-3. co-registered to the grid's reference scene (the first that sees at least 90% of the
-   site), the shift undone in the same warp; a weak match that the local windows cannot
-   check (small sites, dates seasons apart) is not applied, and the scene is used as its
-   provider geolocated it; a match the windows contradict makes the scene unusable;
+3. co-registered to the grid's reference scene (the earliest that sees at least 90% of the
+   site, re-chosen from the scenes by every run), the shift undone in the same warp; a weak
+   match that the local windows cannot check (small sites, dates seasons apart) is not
+   applied, and the scene is used as its provider geolocated it; a match the windows
+   contradict makes the scene unusable;
 4. compared with the previous usable date and with a rolling clear-sky composite (the
    per-pixel median of the last ``composite`` usable dates), the detector normalising
    radiometry as it prefers;
 5. scored per part (:func:`sitewatch.watch.zonal.part_changes`), and stored with its parameters in
    one transaction: a crash or Ctrl-C loses at most the scene in hand, and the next run
    resumes from there.
+
+A scene that lacks the grid's bands is stored unusable; one whose pixels cannot be read is
+stored failed with the reason (and left out of the later dates' chains), and the run goes on.
+A grid whose estimated peak memory exceeds the budget (:func:`memory_budget`) is refused
+before anything is processed.
 
 After the scenes, every part's series is scored (:mod:`sitewatch.watch.events`) and
 alerts are stored; an event already alerted is updated, never alerted twice.  The library
@@ -30,13 +36,17 @@ import hashlib
 import json
 import logging
 import math
+import os
+import re
 import time as _time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio.errors
+from rasterio._err import CPLE_BaseError
 
 from sitewatch import __version__
 from sitewatch.change.base import MethodError
@@ -75,6 +85,7 @@ from sitewatch.watch.records import (
     StoredAlert,
     measures_of,
 )
+from sitewatch.watch.sinks import Delivery, Sink, deliver_pending
 from sitewatch.watch.zonal import REST, part_changes
 
 log = logging.getLogger(__name__)
@@ -84,6 +95,10 @@ log = logging.getLogger(__name__)
 PIPELINE_VERSION = 2
 #: A scene whose site coverage reaches this can be a grid's co-registration reference.
 REFERENCE_MIN_SEEN = 0.9
+#: What reading a catalogued scene's pixels can raise besides sitewatch's own errors: GDAL's
+#: read errors (a corrupt tile that ingest's probe of the first and last blocks missed), and
+#: the file system's (a file gone or unreadable since it was ingested).
+_READ_ERRORS = (rasterio.errors.RasterioError, CPLE_BaseError, OSError)
 #: progress(stage, done, total)
 Progress = Callable[[str, int, int], None]
 
@@ -140,6 +155,9 @@ class RunReport:
     alerts: dict[str, list[StoredAlert]] = field(default_factory=dict)  # new/updated
     seconds: float = 0.0
     grids: dict[str, str] = field(default_factory=dict)  # grid -> reference scene
+    #: Per sink: alert events delivered by this run (earlier runs' pending ones included)
+    #: and still pending (see :mod:`sitewatch.watch.sinks`).
+    deliveries: list[Delivery] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for _, s, _ in self.processed if s == status)
@@ -151,7 +169,50 @@ class RunReport:
             "processed": [{"scene": s, "status": st, "detail": why}
                           for s, st, why in self.processed],
             "alerts": {k: [a.to_dict() for a in v] for k, v in self.alerts.items()},
+            "deliveries": [d.to_dict() for d in self.deliveries],
         }
+
+
+#: Environment variable: the most memory a run may plan to hold, in bytes or with a unit
+#: (``512M``, ``8G``, ``1.5T``); default half the machine's physical memory.
+MEMORY_ENV = "SITEWATCH_MEMORY_BUDGET"
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def memory_budget() -> tuple[int, str]:
+    """The bytes a run may plan to hold, and where that figure comes from: ``$SITEWATCH_
+    MEMORY_BUDGET`` when set, else half the physical memory (8 GiB where it is not known)."""
+    text = os.environ.get(MEMORY_ENV, "").strip()
+    if text:
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", text.lower())
+        if m is None or float(m.group(1)) <= 0:
+            raise PipelineError(f"{MEMORY_ENV}={text!r}: give bytes or a size such as 512M "
+                                "or 8G")
+        return int(float(m.group(1)) * _UNITS[m.group(2)]), f"{MEMORY_ENV}={text}"
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 8 * 2**30, f"default; set {MEMORY_ENV} to change it"
+    return total // 2, f"half the physical memory; set {MEMORY_ENV} to change it"
+
+
+def run_memory(grid: SiteGrid, bands: int, composite: int, parts: int) -> int:
+    """The bytes processing one grid holds at its peak, an estimate fitted to the pipeline's
+    measured peak (numpy allocations traced on a 1,200 x 1,200 px, 4-band grid; GDAL's block
+    cache, ``GDAL_CACHEMAX``, comes on top).  An image is ``bands`` float32 bands on the grid;
+    the composite's members (``composite`` images, the previous date one of them) are kept
+    from one date to the next.  The peak is the larger of co-registration (the probe, the
+    reference band and the phase correlation's transforms, about 110 bytes a pixel) and
+    change detection (the scene in hand, the composite, the detector's and the per-part
+    measures' working copies: about 8 images); a byte a pixel for each part's mask and a few
+    more (site, rest, quality, validity); and 64 MiB for the rest (Python, the database).
+    Measured peaks were about 0.8 of it (781 and 1,182 px square grids)."""
+    px = grid.width * grid.height
+    image = px * bands * 4
+    held = image * composite
+    register_peak = held + px * 112
+    detect_peak = held + image * 8
+    return max(register_peak, detect_peak) + px * (parts + 6) + 64 * 2**20
 
 
 def grid_key(scene: Scene) -> str:
@@ -161,15 +222,40 @@ def grid_key(scene: Scene) -> str:
 
 
 def load_bands(scenes: Sequence[Scene], kind: str) -> tuple[str, ...]:
-    """The bands every scene of a grid has, standard optical ones first."""
+    """The bands a grid uses, standard optical ones first: those more than half of its
+    scenes have, so that one scene with other bands cannot shrink them (it is stored as
+    unusable on the grid instead).  While no scene has them all, the band fewest scenes have
+    is dropped (the last in order among equals); when no band has a majority (two scenes with
+    different bands), the earliest scene's bands are used.
+
+    >>> from types import SimpleNamespace as S
+    >>> four = S(band_names=["blue", "green", "red", "nir"])
+    >>> load_bands([four, four, four, S(band_names=["b1", "b2"])], "optical")
+    ('blue', 'green', 'red', 'nir')
+    """
+    if not scenes:
+        return ()
     have = [set(s.band_names) for s in scenes]
-    shared = set.intersection(*have) if have else set()
+    order = [b for b in OPTICAL_BANDS if kind == "optical"]
+    for s in scenes:
+        order += [b for b in s.band_names if b not in order]
+    count = {b: sum(b in h for h in have) for b in order}
+    keep = [b for b in order if 2 * count[b] > len(scenes)]
+    while keep and not any(set(keep) <= h for h in have):
+        keep.remove(min(reversed(keep), key=lambda b: count[b]))
+    if not keep:
+        keep = [b for b in order if b in have[0]]
     if kind == "optical":
-        pick = tuple(b for b in OPTICAL_BANDS if b in shared)
+        pick = tuple(b for b in keep if b in OPTICAL_BANDS)
         if pick:
             return pick
-    first = scenes[0].band_names
-    return tuple(b for b in first if b in shared)
+    return tuple(keep)
+
+
+def lacking(scene: Scene, bands: Sequence[str]) -> list[str]:
+    """The grid bands ``scene`` does not have."""
+    names = set(scene.band_names)
+    return [b for b in bands if b not in names]
 
 
 def detector_for(params: RunParams, kind: str, bands: Sequence[str]) -> tuple[str, dict]:
@@ -182,18 +268,44 @@ def detector_for(params: RunParams, kind: str, bands: Sequence[str]) -> tuple[st
     return name, p
 
 
+class UnreadableScene(SitewatchError, OSError):
+    """A catalogued scene's pixels cannot be read now (a corrupt tile that passed ingest's
+    probe, a file gone or changed since): the scene fails, the run goes on."""
+
+    def __init__(self, scene_id: str, message: str):
+        super().__init__(message)
+        self.scene_id = scene_id
+
+
+def _read_message(exc: BaseException) -> str:
+    """One line saying why a read failed, GDAL's own words first when it gave them
+    (rasterio's "Read failed. See previous exception" carries them as its cause)."""
+    seen: list[str] = []
+    e: BaseException | None = exc
+    while e is not None and len(seen) < 2:
+        text = str(e).strip()
+        line = text.splitlines()[0] if text else type(e).__name__
+        if line not in seen and not line.startswith("Read failed. See previous"):
+            seen.append(line)
+        e = e.__cause__ or e.__context__
+    return "; ".join(seen) or type(exc).__name__
+
+
 class _Grid:
     """The state of one grid while its scenes are processed."""
 
     def __init__(self, store: Store, site: Site, key: str, scenes: list[Scene],
-                 params: RunParams, products: Path | None = None):
+                 params: RunParams, products: Path | None = None, *,
+                 grid: SiteGrid | None = None, bands: tuple[str, ...] | None = None):
         self.store, self.site, self.key, self.scenes, self.params = store, site, key, scenes, params
         self.products = products
         self.kind = key.split("-", 1)[0]
-        self.grid: SiteGrid = grid_for_scenes(site, scenes)
-        self.bands = load_bands(scenes, self.kind)
+        self.grid: SiteGrid = grid or grid_for_scenes(site, scenes)
+        self.bands = bands if bands is not None else load_bands(scenes, self.kind)
         if not self.bands:
-            raise PipelineError(f"{site.id}: the {key} scenes share no band")
+            raise PipelineError(f"{site.id}: the {key} scenes have no band")
+        #: Scenes without every grid band: unusable on this grid (item: band sets).
+        self.missing = {s.id: gap for s in scenes if (gap := lacking(s, self.bands))}
         self.method, self.method_params = detector_for(params, self.kind, self.bands)
         self.reg_bands = registration_bands(self.bands)
         self.masks = self.grid.part_masks(site)
@@ -206,9 +318,24 @@ class _Grid:
         self.cache: dict[str, GridImage] = {}
         self.ref_id: str | None = None
         self.ref_band: np.ndarray | None = None
+        #: Scenes found unreadable in this run, with why: failed, and left out of every chain.
+        self.unreadable: dict[str, str] = {}
+
+    def read(self, sc: Scene, bands: Sequence[str], shift: Shift | None = None) -> GridImage:
+        """``sc`` on the grid; whatever stops its pixels being read (sitewatch's errors,
+        GDAL's, the file system's) is :class:`UnreadableScene`."""
+        try:
+            return load_scene(sc, self.grid, bands, shift=shift)
+        except UnreadableScene:
+            raise
+        except SitewatchError as exc:
+            raise UnreadableScene(sc.id, str(exc)) from None
+        except _READ_ERRORS as exc:
+            raise UnreadableScene(
+                sc.id, f"{sc.source}: pixels cannot be read ({_read_message(exc)})") from None
 
     def load(self, sc: Scene, shift: Shift | None = None) -> GridImage:
-        return load_scene(sc, self.grid, self.bands, shift=shift)
+        return self.read(sc, self.bands, shift)
 
     def reg_image(self, img: GridImage) -> np.ndarray:
         return np.mean([img.band(b) for b in self.reg_bands], axis=0)
@@ -216,47 +343,78 @@ class _Grid:
     def seen(self, img: GridImage) -> float:
         return float(img.valid[self.inside].mean()) if self.inside.any() else 0.0
 
-    def choose_reference(self) -> str:
-        """The stored reference, or the first scene seeing >= 90% of the site (else the one
-        seeing most)."""
-        stored = self.store.grid_reference(self.site.id, self.key)
-        ids = {s.id for s in self.scenes}
-        if stored in ids:
-            self.ref_id = stored
-            return stored
+    def _seen_share(self, sc: Scene, row: ProcessedScene | None) -> float | None:
+        """The share of the site ``sc`` sees: from its stored result when that was measured
+        on this grid with these bands and file, else read now (None: it cannot be)."""
+        if (row is not None and row.grid == self.key and row.chain.checksum == sc.checksum
+                and tuple(row.bands) == tuple(self.bands)):
+            return row.site_observed if math.isfinite(row.site_observed) else None
+        try:
+            return self.seen(self.read(sc, self.reg_bands))
+        except UnreadableScene as exc:
+            log.warning("%s: cannot be read as a reference: %s", sc.id, exc)
+            self.unreadable[sc.id] = f"cannot be loaded: {exc}"
+            return None
+
+    def choose_reference(self, done: Mapping[str, ProcessedScene]) -> str:
+        """The earliest scene (by time, then id) seeing at least 90% of the site, else the
+        one seeing most (the earliest of equals), among the scenes that have the grid's bands
+        and can be read: a function of the grid's scenes, so the same scenes give the same
+        reference (and results) whatever order they were ingested in.  A back-filled older
+        scene that becomes the reference makes every result of the grid stale (its chain
+        names the reference).  Stored for display (``grids``).  When no scene qualifies,
+        every scene is failed (or unusable) and the reference is ``""``."""
         best, best_seen = None, -1.0
-        for sc in self.scenes:
-            try:
-                img = load_scene(sc, self.grid, self.reg_bands)
-            except SitewatchError as exc:
-                log.warning("%s: cannot be read as a reference: %s", sc.id, exc)
+        for sc in self.scenes:  # the store's order: time, then id
+            if sc.id in self.missing or sc.id in self.unreadable:
                 continue
-            s = self.seen(img)
+            s = self._seen_share(sc, done.get(sc.id))
+            if s is None:
+                continue
             if s > best_seen:
                 best, best_seen = sc.id, s
             if s >= REFERENCE_MIN_SEEN:
                 break
-        if best is None:
-            raise PipelineError(f"{self.site.id}: no {self.key} scene could be read")
-        self.store.set_grid_reference(self.site.id, self.key, best)
-        self.ref_id = best
+        if best is None:  # every scene fails (or is unusable); the run goes on
+            log.warning("%s: no %s scene could be read", self.site.id, self.key)
+            for sc in self.scenes:
+                if sc.id not in self.missing:
+                    self.unreadable.setdefault(sc.id, "cannot be loaded: no scene of the grid "
+                                                      "could be read as its reference")
+            self.ref_id, self.ref_band = "", None
+            return ""
+        if best != self.ref_id:
+            self.cache.clear()  # loaded with shifts measured against another reference
+            self.ref_band = None
+            self.ref_id = best
+        if self.store.grid_reference(self.site.id, self.key) != best:
+            self.store.set_grid_reference(self.site.id, self.key, best)
         return best
 
     def reference_band(self) -> np.ndarray:
+        """The reference's registration band; :class:`_Unreadable` when it cannot be read."""
         if self.ref_band is None:
+            assert self.ref_id is not None
             sc = next(s for s in self.scenes if s.id == self.ref_id)
-            self.ref_band = self.reg_image(load_scene(sc, self.grid, self.reg_bands))
+            try:
+                self.ref_band = self.reg_image(self.read(sc, self.reg_bands))
+            except UnreadableScene as exc:
+                raise _Unreadable(sc.id, str(exc)) from None
         return self.ref_band
 
     def aligned(self, scene_id: str) -> GridImage:
-        """A usable scene, loaded again with its recorded shift (cached)."""
+        """A usable scene, loaded again with its recorded shift (cached); :class:`_Unreadable`
+        when its pixels cannot be read any more."""
         if scene_id not in self.cache:
             sc = next(s for s in self.scenes if s.id == scene_id)
             shift = None
             for r in self.store.registrations(self.site.id, self.key, scene_id=scene_id):
                 if r.reference_id == self.ref_id:
                     shift = r.applied_shift
-            self.cache[scene_id] = self.load(sc, shift)
+            try:
+                self.cache[scene_id] = self.load(sc, shift)
+            except UnreadableScene as exc:
+                raise _Unreadable(sc.id, str(exc)) from None
         return self.cache[scene_id]
 
     def keep_only(self, ids: Iterable[str]) -> None:
@@ -264,6 +422,15 @@ class _Grid:
         for k in list(self.cache):
             if k not in keep:
                 del self.cache[k]
+
+
+class _Unreadable(SitewatchError, RuntimeError):
+    """A scene an earlier result rests on (the reference, a previous date, a composite
+    member) cannot be read any more: the grid's pass starts again without it."""
+
+    def __init__(self, scene_id: str, why: str):
+        super().__init__(why)
+        self.scene_id, self.why = scene_id, why
 
 
 def _chain(sc: Scene, ref: str, previous: str | None, composite: list[str]) -> Chain:
@@ -324,20 +491,47 @@ def _composite(images: Sequence[GridImage]) -> np.ndarray:
     >>> _composite(imgs).tolist()
     [[[2.0, nan]]]
     """
-    stack = np.stack([im.data for im in images], axis=-1)  # members last: contiguous sort
-    stack.sort(axis=-1)
-    k = np.isfinite(stack).sum(axis=-1)
-    lo = np.take_along_axis(stack, np.maximum((k - 1) // 2, 0)[..., None], axis=-1)[..., 0]
-    hi = np.take_along_axis(stack, np.maximum(k // 2, 0)[..., None], axis=-1)[..., 0]
-    out = (lo + hi) * np.float32(0.5)
-    out[k == 0] = np.nan
-    return out.astype(np.float32, copy=False)
+    first = images[0].data
+    out = np.empty(first.shape, np.float32)
+    for b in range(first.shape[0]):  # band by band: the stack is one band of each member
+        stack = np.stack([im.data[b] for im in images], axis=-1)  # members last: contiguous
+        stack.sort(axis=-1)
+        k = np.isfinite(stack).sum(axis=-1)
+        lo = np.take_along_axis(stack, np.maximum((k - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+        hi = np.take_along_axis(stack, np.maximum(k // 2, 0)[..., None], axis=-1)[..., 0]
+        out[b] = (lo + hi) * np.float32(0.5)
+        out[b][k == 0] = np.nan
+    return out
 
 
 def _process_grid(g: _Grid, done: dict[str, ProcessedScene], report: RunReport,
-                  tick: Callable[[], None]) -> None:
+                  tick: Callable[[str], None]) -> None:
+    """Process the grid's scenes in time order.  When a scene an earlier result rests on (the
+    reference, a previous date, a composite member) turns out unreadable, it is failed with
+    the reason and the pass starts again without it: the results are then those of a run in
+    which that scene failed from the start (at most one pass more per such scene)."""
+    reused0, n0 = report.reused, len(report.processed)
+    for _ in range(len(g.scenes) + 1):
+        report.reused = reused0
+        try:
+            _grid_pass(g, done, report, tick)
+            break
+        except _Unreadable as bad:
+            log.warning("%s: %s; it is failed, and later dates are compared without it",
+                        bad.scene_id, bad.why)
+            g.unreadable[bad.scene_id] = f"can no longer be read: {bad.why}"
+            g.cache.pop(bad.scene_id, None)
+    g.cache.clear()  # a grid's images are not needed by the next grid
+    # A scene processed by two passes is reported once, with its last result.
+    last = {sc: i for i, (sc, _, _) in enumerate(report.processed) if i >= n0}
+    report.processed[n0:] = [p for i, p in enumerate(report.processed)
+                             if i >= n0 and last[p[0]] == i]
+
+
+def _grid_pass(g: _Grid, done: dict[str, ProcessedScene], report: RunReport,
+               tick: Callable[[str], None]) -> None:
     store, params = g.store, g.params
-    ref = g.choose_reference()
+    ref = g.choose_reference(done)
     report.grids[g.key] = ref
     usable: list[str] = []
     for sc in g.scenes:
@@ -345,21 +539,27 @@ def _process_grid(g: _Grid, done: dict[str, ProcessedScene], report: RunReport,
         comp_ids = usable[-params.composite:]
         chain = _chain(sc, ref, previous, comp_ids)
         row = done.get(sc.id)
-        if row is not None and row.chain == chain and row.grid == g.key:
+        fresh = (row is not None and row.chain == chain and row.grid == g.key
+                 and tuple(row.bands) == tuple(g.bands)
+                 and (sc.id not in g.unreadable or not row.usable))
+        if fresh:
+            assert row is not None
             report.reused += 1
             if row.usable:
                 usable.append(sc.id)
-            tick()
+            tick(sc.id)
             continue
         result, obs = _process_scene(g, sc, chain)
         store.put_result(result, obs)
+        done[sc.id] = result
         report.processed.append((sc.id, result.status, result.reason))
         if result.usable:
             usable.append(sc.id)
-            g.keep_only(usable[-(params.composite + 1):])
+            # What the next date needs: the composite's members (the previous date is one).
+            g.keep_only(usable[-params.composite:])
         else:
             g.cache.pop(sc.id, None)
-        tick()
+        tick(sc.id)
 
 
 def _process_scene(g: _Grid, sc: Scene, chain: Chain
@@ -377,11 +577,18 @@ def _process_scene(g: _Grid, sc: Scene, chain: Chain
             g.method, dict(g.method_params), __version__, comparisons.get("previous"),
             comparisons.get("composite"), reg_rec), obs
 
+    if sc.id in g.unreadable:
+        return result("failed", g.unreadable[sc.id], _not_observed(g, sc, None))
+    missing = g.missing.get(sc.id)
+    if missing:
+        why = (f"lacks the band(s) the {g.key} grid uses: {', '.join(missing)} (it has "
+               f"{', '.join(sc.band_names)})")
+        return result("unusable", why, _not_observed(g, sc, None))
     # The registration band(s) alone decide usability and the shift; the scene's bands are
     # then read once, with the shift undone in the same warp.
     try:
-        probe = load_scene(sc, g.grid, g.reg_bands)
-    except SitewatchError as exc:
+        probe = g.read(sc, g.reg_bands)
+    except UnreadableScene as exc:
         return result("failed", f"cannot be loaded: {exc}", _not_observed(g, sc, None))
     seen = g.seen(probe)
     if seen < g.params.min_usable:
@@ -409,9 +616,10 @@ def _process_scene(g: _Grid, sc: Scene, chain: Chain
             return result("rejected", f"co-registration rejected: {reg.reason}",
                           _not_observed(g, sc, probe))
         shift = reg_rec.applied_shift
+    del probe  # not held while the scene's bands are read
     try:
         img = g.load(sc, shift)
-    except SitewatchError as exc:
+    except UnreadableScene as exc:
         return result("failed", f"cannot be loaded: {exc}", _not_observed(g, sc, None))
     g.cache[sc.id] = img
     if previous is None:
@@ -420,6 +628,7 @@ def _process_scene(g: _Grid, sc: Scene, chain: Chain
         prev = g.aligned(previous)
         obs, comparisons["previous"] = _observations(g, sc, prev.data, img, "previous",
                                                      previous, products=True)
+        del prev
         if len(comp_ids) >= 2:
             comp = _composite([g.aligned(i) for i in comp_ids])
             c_obs, comparisons["composite"] = _observations(
@@ -518,11 +727,13 @@ def usable_dates(store: Store, site_id: str, params_hash: str) -> dict[str, list
 
 def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
              progress: Progress | None = None,
-             sinks: Sequence[Any] = (), products: str | Path | None = None) -> RunReport:
+             sinks: Sequence[Sink] = (), products: str | Path | None = None) -> RunReport:
     """Process every catalogued scene of ``site_id`` not yet processed with ``params``, then
-    score the series and store alerts; new and updated alerts go to each sink's
-    ``emit(alerts, site)``.  With ``products`` (a folder), each pair's change map and score
-    are kept there as Cloud Optimized GeoTIFFs (:mod:`sitewatch.watch.products`) for briefs."""
+    score the series and store alerts (with their events, in the store's outbox); then each
+    sink gets every event of the site still pending for it, this run's and those an earlier
+    run left (:func:`sitewatch.watch.sinks.deliver_pending`).  With ``products`` (a folder),
+    each pair's change map and score are kept there as Cloud Optimized GeoTIFFs
+    (:mod:`sitewatch.watch.products`) for briefs."""
     t0 = _time.perf_counter()
     params = params or RunParams()
     site = store.get_site(site_id)
@@ -535,30 +746,46 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
     if not scenes:
         raise PipelineError(f"site {site_id!r} has no georeferenced scenes; ingest some first "
                             "(`sitewatch ingest PATH --site SITE`)")
-    report = RunReport(site_id, params)
-    run = store.start_run(site_id, params.hash, params.to_dict(), __version__)
-    done = store.processed(site_id, params.hash)
     groups: dict[str, list[Scene]] = {}
     for s in scenes:
         groups.setdefault(grid_key(s), []).append(s)
-    total, count = len(scenes), 0
+    budget, why = memory_budget()
+    plans: dict[str, tuple[SiteGrid, tuple[str, ...]]] = {}
+    for key in sorted(groups):  # refused up front, before anything is stored
+        grid = grid_for_scenes(site, groups[key])
+        bands = load_bands(groups[key], key.split("-", 1)[0])
+        need = run_memory(grid, len(bands), params.composite, len(site.placed_parts()))
+        if need > budget:
+            raise PipelineError(
+                f"site {site_id!r}: the {key} grid is {grid.width} x {grid.height} px with "
+                f"{len(bands)} band(s); a run would hold about {need / 2**30:.1f} GiB, over "
+                f"the budget of {budget / 2**30:.1f} GiB ({why}); use a smaller site "
+                "boundary or a coarser grid")
+        plans[key] = (grid, bands)
+    report = RunReport(site_id, params)
+    run = store.start_run(site_id, params.hash, params.to_dict(), __version__)
+    # A sink used for the first time gets the events from this run on.
+    first_use = {s.key for s in sinks if store.subscribe_sink(s.key, site_id)}
+    done = store.processed(site_id, params.hash)
+    total = len(scenes)
+    counted: set[str] = set()
     tick_cb = progress or (lambda *_: None)
 
-    def tick() -> None:
-        nonlocal count
-        count += 1
-        tick_cb("process", count, total)
+    def tick(scene_id: str) -> None:
+        counted.add(scene_id)  # a grid's pass may start again: each scene counts once
+        tick_cb("process", len(counted), total)
 
     for key in sorted(groups):
+        grid, bands = plans[key]
         g = _Grid(store, site, key, groups[key], params,
-                  Path(products) if products is not None else None)
+                  Path(products) if products is not None else None, grid=grid, bands=bands)
         _process_grid(g, done, report, tick)
+        del g
     tick_cb("alerts", 0, 1)
     report.alerts = score_alerts(store, site_id, params)
     tick_cb("alerts", 1, 1)
+    report.deliveries = deliver_pending(store, site, sinks, first_use=first_use)
     report.seconds = _time.perf_counter() - t0
-    for sink in sinks:
-        sink.emit(report.alerts, site)
     store.finish_run(run.id, RunSummary(len(report.processed), report.reused,
                                         len(report.alerts["new"]),
                                         len(report.alerts["updated"]),
@@ -567,13 +794,19 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
 
 
 __all__ = [
+    "MEMORY_ENV",
     "PIPELINE_VERSION",
     "STATUSES",
     "WATCH_METHOD",
     "PipelineError",
     "RunParams",
     "RunReport",
+    "UnreadableScene",
     "grid_key",
+    "lacking",
+    "load_bands",
+    "memory_budget",
+    "run_memory",
     "run_site",
     "score_alerts",
     "series",

@@ -5,6 +5,11 @@ Layout: ``PRODUCTS/SITE/PARAMS_HASH/GRID/SCENE_change.tif`` (uint8: 1 change, 0 
 255 not observed) and ``..._score.tif`` (float32, NaN not observed), both on the site grid,
 written by GDAL's COG driver (tiled, overviews, deflate) under a temporary name and renamed,
 so a reader never sees half a file.
+
+Every name in the layout is a safe name (:mod:`sitewatch.fileio`): the site id, parameter
+hash and grid key are checked, a scene id that is not safe (one catalogued before scene ids
+were made safe) is replaced by :func:`~sitewatch.fileio.safe_name`, and the paths must
+resolve, links followed, inside the products folder; otherwise :class:`OutputError`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import rasterio
 
 from sitewatch.change.base import ChangeMap
 from sitewatch.errors import OutputError
-from sitewatch.fileio import atomic_path
+from sitewatch.fileio import atomic_path, check_name, path_under, safe_name
 from sitewatch.imagery.grid import SiteGrid
 
 CHANGE_NODATA = 255
@@ -25,8 +30,11 @@ CHANGE_NODATA = 255
 
 def product_paths(root: str | Path, site_id: str, params_hash: str, grid_key: str,
                   scene_id: str) -> dict[str, Path]:
-    base = Path(root) / site_id / params_hash / grid_key
-    return {"change": base / f"{scene_id}_change.tif", "score": base / f"{scene_id}_score.tif"}
+    """Where one scene's change products go, checked to stay inside ``root``."""
+    names = (check_name(site_id, "site id"), check_name(params_hash, "parameter hash"),
+             check_name(grid_key, "grid key"))
+    sid = safe_name(scene_id, "scene")
+    return {kind: path_under(root, *names, f"{sid}_{kind}.tif") for kind in ("change", "score")}
 
 
 def _write_cog(path: Path, data: np.ndarray, grid: SiteGrid, nodata: Any, tags: dict) -> None:
