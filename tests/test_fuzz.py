@@ -41,10 +41,9 @@ from fuzz_support import (
 
 #: case id (an fnmatch pattern) -> why it fails today: the area is being fixed elsewhere.
 #: Run as xfail(strict=False); remove an entry once its fix is merged.
+#: (Before issue 14's item 4 was merged, "envi-truncate-*" and "png-truncate-*" were here:
+#: every truncated ENVI and PNG was accepted.)
 KNOWN_FAILURES: dict[str, str] = {
-    "envi-truncate-*": "issue 14 item 4: a truncated ENVI file is accepted (size not checked "
-                       "against the header)",
-    "png-truncate-*": "issue 14 item 4: a truncated PNG is accepted",
 }
 
 
