@@ -372,7 +372,7 @@ def test_evidence_json_form():
 
 def test_runs_without_spaces_are_cut_before_tokenising():
     # spaCy strips a token's suffixes one character at a time over the rest of the token:
-    # 20,000 commas in a row took 139 s to read.  Runs are cut, paragraphs read in chunks.
+    # 20,000 commas in a row took 50-139 s to read.  Runs are cut, paragraphs read in chunks.
     from sitewatch.warning.collateral import MAX_CHUNK, MAX_TOKEN, _chunks, _cut_long_tokens
 
     cut = _cut_long_tokens("Sohae " + "," * 1000 + " moved " + "—" * 250)

@@ -371,7 +371,7 @@ MAX_SENTENCE = 1500
 
 #: Runs of non-space characters longer than this are cut with spaces before tokenising: spaCy
 #: strips suffixes from a token one character at a time, each time searching the whole rest
-#: (quadratic: 20,000 commas took 139 s).  No word, number or URL worth reading is longer.
+#: (quadratic: 20,000 commas took 50-139 s).  No word, number or URL worth reading is longer.
 MAX_TOKEN = 100
 _LONG_TOKEN = re.compile(rf"\S{{{MAX_TOKEN + 1},}}")
 
