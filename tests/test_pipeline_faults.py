@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import rasterio
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from sitewatch.cli.main import cli
@@ -371,3 +372,15 @@ def test_the_same_scenes_give_the_same_results_whatever_the_ingest_order(tmp_pat
         assert run_site(once, "testsite", PARAMS).grids["optical-10m"] == "scene_00"
         assert snapshot(once) == snapshot(inc)
         assert run_site(inc, "testsite", PARAMS).processed == []
+
+
+def test_a_scene_with_damaged_rows_can_still_be_removed(store, tmp_path):
+    # The damaged-row error says "remove that record": removal must not need to read it.
+    catalogue(store, tmp_path / "imgs", range(3))
+    run_site(store, "testsite", PARAMS)
+    with store.engine.begin() as c:
+        c.execute(sa.text("UPDATE processed SET detail = 'garbage' WHERE scene_id = 'scene_02'"))
+        c.execute(sa.text("UPDATE alerts SET record = '[1'"))
+    gone = store.remove_scene("testsite", "scene_02")
+    assert gone is not None and gone.results == 1
+    assert "scene_02" not in store.processed("testsite", PARAMS.hash)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx
+from sitewatch.cli.common import Ctx, echo_json, echo_text, err, esc, out, pass_ctx
 from sitewatch.errors import SiteError, SitewatchError
 from sitewatch.times import iso_day
 
@@ -299,7 +299,7 @@ def indicators(ctx: Ctx, site_type: str, indicator_files: tuple[str, ...],
 
     cat = load_indicators(site_type, _indicator_files(ctx, indicator_files))
     if markdown:
-        click.echo(indicators_markdown(cat), nl=False)
+        echo_text(indicators_markdown(cat), nl=False)
         return
     if as_json:
         echo_json({"site_type": cat.site_type,

@@ -42,10 +42,22 @@ class RemovedScene:
     alerts: tuple[str, ...] = ()
 
 
+def _lenient(text: Any) -> dict[str, Any]:
+    """A stored JSON object, or ``{}`` when the row is damaged: removing a scene must work
+    on the very rows that cannot be read (that is how a user gets rid of them)."""
+    try:
+        got = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return got if isinstance(got, dict) else {}
+
+
 def _cites(alert: dict[str, Any], scene_id: str) -> bool:
     """Whether a stored alert (its JSON record) names ``scene_id`` as a scene of a pair."""
-    pairs = [alert, *(alert.get("findings") or ())]
-    return any(scene_id in (f.get("before_scene"), f.get("after_scene")) for f in pairs)
+    findings = alert.get("findings")
+    pairs = [alert, *(findings if isinstance(findings, list) else ())]
+    return any(isinstance(f, dict) and scene_id in (f.get("before_scene"), f.get("after_scene"))
+               for f in pairs)
 
 
 @dataclass(frozen=True)
@@ -234,12 +246,13 @@ class SceneStore(StoreBase):
                 products: list[str] = []
                 for (detail,) in c.execute(sa.select(pr.c.detail).where(
                         (pr.c.site_id == site_id) & (pr.c.scene_id == scene_id))).all():
-                    for comp in (json.loads(detail).get(k) for k in ("previous", "composite")):
-                        prod = (comp or {}).get("products") or {}
-                        products += [str(v) for v in prod.values() if v]
+                    for comp in (_lenient(detail).get(k) for k in ("previous", "composite")):
+                        prod = comp.get("products") if isinstance(comp, dict) else None
+                        if isinstance(prod, dict):
+                            products += [str(v) for v in prod.values() if v]
                 cited = [row.id for row in c.execute(sa.select(al.c.id, al.c.record).where(
                     al.c.site_id == site_id).order_by(al.c.time, al.c.id)).all()
-                    if _cites(json.loads(row.record), scene_id)]
+                    if _cites(_lenient(row.record), scene_id)]
                 n_obs = c.execute(o.delete().where((o.c.site_id == site_id)
                                                    & (o.c.scene_id == scene_id))).rowcount
                 n_res = c.execute(pr.delete().where((pr.c.site_id == site_id)
