@@ -27,16 +27,17 @@ def when(i: int) -> str:
 
 
 def write_tiled(path: Path, i: int, *, interleave: str = "pixel",
-                names: list[str] | None = None) -> Path:
+                names: list[str] | None = None, transform=TRANSFORM,
+                cloudy: bool = False) -> Path:
     """Date ``i`` of test_pipeline's series as a tiled, deflated GeoTIFF (3 x 3 tiles)."""
-    data = scene(i)
+    data = scene(i) * (0 if cloudy else 1)
     if names is not None:
         data = data[:len(names)]
     names = names or BANDS
     path.parent.mkdir(parents=True, exist_ok=True)
     with rasterio.Env(GDAL_PAM_ENABLED="NO"), rasterio.open(
             path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
-            count=data.shape[0], dtype=data.dtype.name, crs="EPSG:32651", transform=TRANSFORM,
+            count=data.shape[0], dtype=data.dtype.name, crs="EPSG:32651", transform=transform,
             nodata=0, tiled=True, blockxsize=32, blockysize=32, compress="deflate",
             interleave=interleave) as ds:
         ds.write(data)
@@ -370,6 +371,30 @@ def test_the_same_scenes_give_the_same_results_whatever_the_ingest_order(tmp_pat
 
         catalogue(once, tmp_path / "once", range(10))
         assert run_site(once, "testsite", PARAMS).grids["optical-10m"] == "scene_00"
+        assert snapshot(once) == snapshot(inc)
+        assert run_site(inc, "testsite", PARAMS).processed == []
+
+
+def test_a_back_filled_scene_that_moves_the_grid_makes_earlier_results_stale(tmp_path):
+    """The grid's pixel phase follows the earliest scene on its CRS and resolution: an older
+    scene ingested later, half a pixel off, moves the grid, and results computed on the old
+    grid are redone (a run from scratch on the same scenes gives the same). The scene is
+    under cloud, so the reference, and with it every chain, stays as it was."""
+    shifted = TRANSFORM @ TRANSFORM.translation(0.5, 0.5)  # half a pixel east and south
+    with other_store(tmp_path, "inc") as inc, other_store(tmp_path, "once") as once:
+        catalogue(inc, tmp_path / "inc", range(1, 10))
+        run_site(inc, "testsite", PARAMS)
+        write_tiled(tmp_path / "inc" / "scene_00.tif", 0, transform=shifted, cloudy=True)
+        ingest(inc, [tmp_path / "inc"], "testsite", site=test_site())
+        rep = run_site(inc, "testsite", PARAMS)
+        assert rep.grids["optical-10m"] == "scene_01"
+        assert len(rep.processed) == 10 and rep.reused == 0  # every result was on the old grid
+
+        for i in range(1, 10):
+            write_tiled(tmp_path / "once" / f"scene_{i:02d}.tif", i)
+        write_tiled(tmp_path / "once" / "scene_00.tif", 0, transform=shifted, cloudy=True)
+        ingest(once, [tmp_path / "once"], "testsite", site=test_site())
+        run_site(once, "testsite", PARAMS)
         assert snapshot(once) == snapshot(inc)
         assert run_site(inc, "testsite", PARAMS).processed == []
 

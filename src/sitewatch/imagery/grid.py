@@ -10,6 +10,8 @@ that says why.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,6 +75,12 @@ class SiteGrid:
     def to_dict(self) -> dict[str, Any]:
         return {"crs": self.crs, "transform": list(self.transform)[:6],
                 "width": self.width, "height": self.height}
+
+    def fingerprint(self) -> str:
+        """A short hash of the CRS, transform and shape: results computed on another grid
+        (e.g. before a back-filled older scene moved the grid's pixel phase) are stale."""
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def site_mask(self, site: Site) -> np.ndarray:
         """Pixels whose centre falls inside the site boundary."""

@@ -301,6 +301,7 @@ class _Grid:
         self.products = products
         self.kind = key.split("-", 1)[0]
         self.grid: SiteGrid = grid or grid_for_scenes(site, scenes)
+        self.fingerprint = self.grid.fingerprint()
         self.bands = bands if bands is not None else load_bands(scenes, self.kind)
         if not self.bands:
             raise PipelineError(f"{site.id}: the {key} scenes have no band")
@@ -347,6 +348,7 @@ class _Grid:
         """The share of the site ``sc`` sees: from its stored result when that was measured
         on this grid with these bands and file, else read now (None: it cannot be)."""
         if (row is not None and row.grid == self.key and row.chain.checksum == sc.checksum
+                and row.chain.grid in ("", self.fingerprint)
                 and tuple(row.bands) == tuple(self.bands)):
             return row.site_observed if math.isfinite(row.site_observed) else None
         try:
@@ -433,8 +435,9 @@ class _Unreadable(SitewatchError, RuntimeError):
         self.scene_id, self.why = scene_id, why
 
 
-def _chain(sc: Scene, ref: str, previous: str | None, composite: list[str]) -> Chain:
-    return Chain(sc.checksum, ref, previous, tuple(composite))
+def _chain(g: _Grid, sc: Scene, ref: str, previous: str | None, composite: list[str]
+           ) -> Chain:
+    return Chain(sc.checksum, ref, previous, tuple(composite), g.fingerprint)
 
 
 def _obs(g: _Grid, sc: Scene, part: str, reference: str, reference_id: str | None,
@@ -537,9 +540,9 @@ def _grid_pass(g: _Grid, done: dict[str, ProcessedScene], report: RunReport,
     for sc in g.scenes:
         previous = usable[-1] if usable else None
         comp_ids = usable[-params.composite:]
-        chain = _chain(sc, ref, previous, comp_ids)
+        chain = _chain(g, sc, ref, previous, comp_ids)
         row = done.get(sc.id)
-        fresh = (row is not None and row.chain == chain and row.grid == g.key
+        fresh = (row is not None and row.chain.same_as(chain) and row.grid == g.key
                  and tuple(row.bands) == tuple(g.bands)
                  and (sc.id not in g.unreadable or not row.usable))
         if fresh:

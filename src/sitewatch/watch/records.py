@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -166,15 +166,23 @@ class Chain:
     reference: str
     previous: str | None = None
     composite: tuple[str, ...] = ()
+    grid: str = ""  # the site grid's fingerprint; "" in results stored before it was kept
 
     def to_dict(self) -> JSON:
         return {"checksum": self.checksum, "reference": self.reference,
-                "previous": self.previous, "composite": list(self.composite)}
+                "previous": self.previous, "composite": list(self.composite),
+                "grid": self.grid}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Chain:
         return cls(str(d["checksum"]), str(d["reference"]), d.get("previous"),
-                   tuple(d.get("composite") or ()))
+                   tuple(d.get("composite") or ()), str(d.get("grid") or ""))
+
+    def same_as(self, other: Chain) -> bool:
+        """Whether a stored chain (``self``) still holds for ``other``; one stored before
+        grids were fingerprinted is taken to be on the current grid."""
+        mine = self if self.grid else replace(self, grid=other.grid)
+        return mine == other
 
 
 @dataclass(frozen=True)
