@@ -144,3 +144,23 @@ def test_hostile_text_is_shown_literally(run, tmp_path, make_tif):
              descriptions=["blue", "green", "red", "nir"])
     run("ingest", tmp_path / "[imgs]", "--site", "sohae-sim")
     assert "[/x]" in run("scenes", "--site", "sohae-sim").output
+
+
+@pytest.mark.parametrize("site_id", ["sohae", "sohae-sim"])
+def test_every_listed_site_works_in_every_command_without_site_add(run, tmp_path, site_id):
+    """A site that `site list` shows is registered on first use by any command."""
+    listed = {s["id"] for s in json.loads(run("site", "list", "--json").output)}
+    assert site_id in listed
+    run("note", site_id, "The shelter was moved off the test stand", "--date", "2024-05-01",
+        "--activity", "shelter_moved")
+    report = tmp_path / "report.txt"
+    report.write_text("Imagery shows preparations under way at the launch pad.\n")
+    run("collateral", "add", str(report), "--site", site_id, "--published", "2024-05-02")
+    got = json.loads(run("assess", site_id, "--at", "2024-05-03", "--json").output)
+    assert got["site"] == site_id
+    run("brief", site_id, "--out", str(tmp_path / "brief"))
+    assert (tmp_path / "brief" / "brief.html").exists()
+    r = run("run", site_id, ok=False)  # no imagery yet: says so, naming the site
+    assert r.exit_code == 1 and "has no georeferenced scenes" in r.output
+    (row,) = [s for s in json.loads(run("site", "list", "--json").output) if s["id"] == site_id]
+    assert row["origin"] == "built-in"

@@ -66,7 +66,7 @@ def scenes(cctx: click.Context, site_id: str | None, sensor: str | None, as_json
     ctx = cctx.find_object(Ctx)
     assert ctx is not None
     with ctx.store() as store:
-        if store.get_site(site_id) is None:
+        if store.use_site(site_id) is None:
             raise SiteError(f"no site {site_id!r} in the catalogue at {ctx.home}")
         rows = store.scenes(site_id, sensor=sensor)
     if as_json:
@@ -100,7 +100,7 @@ def remove_scene(ctx: Ctx, site_id: str, scene_id: str, yes: bool) -> None:
     the scene are kept, with their status; they are listed.
     """
     with ctx.store() as store:
-        if store.get_site(site_id) is None:
+        if store.use_site(site_id) is None:
             raise SiteError(f"no site {site_id!r} in the catalogue at {ctx.home}")
         sc = store.get_scene(site_id, scene_id)
         if sc is None:
@@ -163,7 +163,7 @@ def load(ctx: Ctx, site_id: str, scene_id: str, resolution: float | None, bands:
     if Path(output).exists() and not overwrite:
         raise click.ClickException(f"{output} exists; use --overwrite to replace it")
     with ctx.store() as store:
-        site = store.get_site(site_id)
+        site = store.use_site(site_id)
         if site is None:
             raise SiteError(f"no site {site_id!r} in the catalogue at {ctx.home}")
         scene = store.get_scene(site_id, scene_id)

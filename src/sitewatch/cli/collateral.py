@@ -47,7 +47,7 @@ def _gazetteer(ctx: Ctx) -> Path | None:
 
 
 def _site(store: Store, site_id: str) -> Site:
-    site = store.get_site(site_id)
+    site = store.use_site(site_id)
     if site is None:
         raise SiteError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
     return site

@@ -67,7 +67,8 @@ def list_(ctx: Ctx, as_json: bool) -> None:
             for r in store.list_sites():
                 s = r.site
                 rows[s.id] = {"id": s.id, "name": s.name, "type": s.site_type,
-                              "origin": r.origin, "parts": len(s.parts),
+                              "origin": "built-in" if r.origin == "builtin" else r.origin,
+                              "parts": len(s.parts),
                               "placed": len(s.placed_parts()), "scenes": r.n_scenes,
                               "simulated": s.simulated}
     if as_json:

@@ -134,7 +134,7 @@ def _alert_table(alerts: Sequence[StoredAlert], title: str) -> None:
 
 
 def _params_hash(store: Store, site_id: str) -> str:
-    if store.get_site(site_id) is None:
+    if store.use_site(site_id) is None:
         raise SiteError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
     last = store.last_run(site_id)
     if last is None:
@@ -233,7 +233,7 @@ def list_alerts(ctx: Ctx, site_id: str, statuses: tuple[str, ...], part: str | N
                 as_json: bool) -> None:
     """List a site's alerts (of the latest run's parameters), oldest first."""
     with ctx.store() as store:
-        if store.get_site(site_id) is None:
+        if store.use_site(site_id) is None:
             raise SiteError(f"no site {site_id!r} in the catalogue")
         last = store.last_run(site_id)  # the alerts of the latest run's parameters
         found = store.alerts(site_id, status=statuses or None, part=part,
@@ -269,7 +269,7 @@ def deliver(ctx: Ctx, site_id: str, jsonl: str | None, geojson: str | None,
     from sitewatch.watch.sinks import SinkError, deliver_pending, sink_of
 
     with ctx.store() as store:
-        site = store.get_site(site_id)
+        site = store.use_site(site_id)
         if site is None:
             raise SiteError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
         last = store.last_run(site_id)

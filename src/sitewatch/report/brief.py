@@ -236,7 +236,7 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
     manifest, :data:`MANIFEST`, lists them) and this one does not are removed; no other file
     there is touched."""
     tick = progress or (lambda *_: None)
-    site = store.get_site(site_id)
+    site = store.use_site(site_id)
     if site is None:
         raise SiteError(f"no site {site_id!r} in the catalogue")
     if start and end and start > end:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
 from sitewatch.imagery.scenes import Scene
-from sitewatch.sites.site import Site, loads_site
+from sitewatch.sites.site import Site, builtin_site, builtin_site_ids, loads_site
 from sitewatch.store.base import StoreBase, _finite, _now, decoded
 from sitewatch.store.schema import (
     alerts_table,
@@ -130,7 +130,18 @@ class SceneStore(StoreBase):
             c.execute(sites_table.update().where(sites_table.c.id == site.id).values(**values))
             return "updated"
 
+    def use_site(self, site_id: str) -> Site | None:
+        """The site a command works on: the stored one, else a built-in site (``sitewatch
+        site list``), registered on this first use so that every command works on it without
+        a ``site add``.  None when there is neither."""
+        site = self.get_site(site_id)
+        if site is None and site_id in builtin_site_ids():
+            site = builtin_site(site_id)
+            self.put_site(site, "builtin")
+        return site
+
     def get_site(self, site_id: str) -> Site | None:
+        """The stored site (None when not stored; see :meth:`use_site` for built-in ones)."""
         with self.engine.connect() as c:
             row = c.execute(
                 sa.select(sites_table.c.geojson).where(sites_table.c.id == site_id)

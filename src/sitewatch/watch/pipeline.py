@@ -739,7 +739,7 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
     (:mod:`sitewatch.watch.products`) for briefs."""
     t0 = _time.perf_counter()
     params = params or RunParams()
-    site = store.get_site(site_id)
+    site = store.use_site(site_id)
     if site is None:
         raise PipelineError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
     if not site.placed_parts():

@@ -88,7 +88,7 @@ class Timeline:
 def build_timeline(store: Store, site_id: str, params_hash: str, *,
                    part: str | None = None) -> Timeline:
     """The stored timeline of a site (or one part) for one parameter set."""
-    site = store.get_site(site_id)
+    site = store.use_site(site_id)
     if site is None:
         raise SiteError(f"no site {site_id!r} in the catalogue")
     if part is not None and part != REST:
