@@ -77,7 +77,7 @@ from sitewatch.sim import evaluate
 from sitewatch.sites.site import site_from_geojson
 from sitewatch.store import Store
 from sitewatch.times import iso_day
-from sitewatch.watch import pipeline
+from sitewatch.watch import grids, pipeline
 from sitewatch.watch.pipeline import RunParams, run_site, usable_dates
 from sitewatch.watch.records import json_safe
 from sitewatch.watch.zonal import MIN_OBSERVED
@@ -363,23 +363,23 @@ def _no_registration(reference: Any, moving: Any, **_: Any) -> Registration:
 @contextmanager
 def coregistration(mode: str) -> Iterator[None]:
     """Run the pipeline with co-registration ``mode`` (see :data:`MODES`)."""
-    saved = {"registration_bands": pipeline.registration_bands, "register": pipeline.register}
+    saved = {"registration_bands": grids.registration_bands, "register": grids.register}
     old = saved["registration_bands"]
 
     def swir16(bands: Any) -> list[str]:
         return ["swir16"] if "swir16" in bands else old(bands)
 
     if mode == "off":
-        pipeline.register = _no_registration
+        grids.register = _no_registration
     elif mode == "swir16":
-        pipeline.registration_bands = swir16
+        grids.registration_bands = swir16
     elif mode != "as-is":
         raise SystemExit(f"unknown co-registration mode {mode!r} (use {', '.join(MODES)})")
     try:
         yield
     finally:
         for k, v in saved.items():
-            setattr(pipeline, k, v)
+            setattr(grids, k, v)
 
 
 def default_method(kind: str = "optical") -> str:
@@ -661,10 +661,10 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
         "Co-registration modes: **as-is** is the pipeline untouched (the rows without a "
         "suffix). The others are diagnostics, not sitewatch settings, that show what "
         "co-registration does to the figures: **co-reg off** replaces "
-        "`sitewatch.watch.pipeline.register` for the run by \"no shift, ok\" (the scenes already "
+        "`sitewatch.watch.grids.register` for the run by \"no shift, ok\" (the scenes already "
         "share the terrain-corrected Landsat grid), so every scene seen well enough is "
         "compared and the detectors and alerting are measured on their own; **co-reg on "
-        "swir16** (when run) replaces `sitewatch.watch.pipeline.registration_bands` so that scenes "
+        "swir16** (when run) replaces `sitewatch.watch.grids.registration_bands` so that scenes "
         "are matched on swir16 instead of red, every rule of the pipeline unchanged. Each "
         "mode has its own catalogue (the parameters hash does not see the patch).",
         "",

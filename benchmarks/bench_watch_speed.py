@@ -35,7 +35,7 @@ sizes.  Then, each step in its own fresh process (so its peak RSS is its own):
 4. a no-op re-run (nothing new).
 
 Per-scene seconds come from the ``progress`` callback; the split into stages comes from
-timing wrappers put around the functions :mod:`sitewatch.watch.pipeline` calls (``load_scene``,
+timing wrappers put around the functions :mod:`sitewatch.watch.grids` calls (``load_scene``,
 ``register``, ``detect_arrays``, ``part_changes``, ``_composite``, the store writes and
 ``score_alerts``): cheap, no profiler.  Results go to ``--out`` as markdown.
 """
@@ -363,13 +363,13 @@ def write_scene(args: tuple[int, dict[str, Any], dict[str, Any], int, int, str])
 # Each runs in a fresh spawned process: its own imports, its own peak RSS.
 
 
-STAGES = {  # stage -> names in sitewatch.watch.pipeline (functions) or Store methods
-    "load (read + warp onto the grid)": ("pipeline", "load_scene"),
-    "co-register": ("pipeline", "register"),
-    "detect (normalise, score, threshold, clean)": ("pipeline", "detect_arrays"),
-    "zonal (part_changes)": ("pipeline", "part_changes"),
-    "composite (median of 5)": ("pipeline", "_composite"),
-    "not-observed rows": ("pipeline", "_not_observed"),
+STAGES = {  # stage -> functions of sitewatch.watch.grids / .pipeline, or Store methods
+    "load (read + warp onto the grid)": ("grids", "load_scene"),
+    "co-register": ("grids", "register"),
+    "detect (normalise, score, threshold, clean)": ("grids", "detect_arrays"),
+    "zonal (part_changes)": ("grids", "part_changes"),
+    "composite (median of 5)": ("grids", "_composite"),
+    "not-observed rows": ("grids", "_not_observed"),
     "store: put_result (with the registration)": ("store", "put_result"),
     "store: registrations (read)": ("store", "registrations"),
     "score alerts (all series)": ("pipeline", "score_alerts"),
@@ -378,7 +378,7 @@ STAGES = {  # stage -> names in sitewatch.watch.pipeline (functions) or Store me
 
 def _install_timers() -> dict[str, list[float]]:
     from sitewatch.store import Store
-    from sitewatch.watch import pipeline
+    from sitewatch.watch import grids, pipeline
 
     acc: dict[str, list[float]] = {k: [0.0, 0] for k in STAGES}
 
@@ -393,7 +393,7 @@ def _install_timers() -> dict[str, list[float]]:
         return timed
 
     for key, (where, name) in STAGES.items():
-        owner = pipeline if where == "pipeline" else Store
+        owner = {"pipeline": pipeline, "grids": grids}.get(where, Store)
         setattr(owner, name, wrap(getattr(owner, name), key))
     return acc
 
@@ -417,19 +417,19 @@ def step_ingest(db: str, folder: str, site_json: dict[str, Any] | None) -> dict[
 def step_run(db: str, method: str | None, profile: bool = False) -> dict[str, Any]:
     from sitewatch.store import Store
     from sitewatch.times import iso
-    from sitewatch.watch import pipeline
+    from sitewatch.watch import grids, pipeline
     from sitewatch.watch.pipeline import RunParams, run_site
 
     acc = _install_timers()
     statuses: list[str] = []
-    orig = pipeline._process_scene
+    orig = grids._process_scene
 
     def process_scene(*a, **kw):
         res = orig(*a, **kw)
         statuses.append(getattr(res[0], "status", res[0]))  # a ProcessedScene since issue 13
         return res
 
-    pipeline._process_scene = process_scene
+    grids._process_scene = process_scene
     ticks: list[tuple[str, str, float, float]] = []  # (status or 'reused', stage, t, cpu)
     seen = [0]
 

@@ -29,7 +29,7 @@ from sitewatch.imagery.ingest import ingest
 from sitewatch.sim import evaluate
 from sitewatch.sites.site import Part, Site
 from sitewatch.store import Store
-from sitewatch.watch import pipeline
+from sitewatch.watch import grids
 from sitewatch.watch.alerts import Alert
 from sitewatch.watch.events import Obs, group_events, series_findings
 from sitewatch.watch.pipeline import RunParams, run_site, usable_dates
@@ -196,7 +196,7 @@ def test_a_late_scene_reprocesses_the_dates_that_depend_on_it(store, tmp_path):
 
 def test_interrupted_run_leaves_whole_scenes_and_resumes(store, tmp_path, monkeypatch):
     catalogue(store, tmp_path / "imgs", range(10))
-    real = pipeline._observations
+    real = grids._observations
     calls = {"n": 0}
 
     def flaky(*a, **kw):
@@ -205,14 +205,14 @@ def test_interrupted_run_leaves_whole_scenes_and_resumes(store, tmp_path, monkey
             raise KeyboardInterrupt
         return real(*a, **kw)
 
-    monkeypatch.setattr(pipeline, "_observations", flaky)
+    monkeypatch.setattr(grids, "_observations", flaky)
     with pytest.raises(KeyboardInterrupt):
         run_site(store, "testsite", PARAMS)
     done = store.processed("testsite", PARAMS.hash)
     assert 0 < len(done) < 10
     obs_scenes = {r.scene_id for r in store.observations("testsite", PARAMS.hash)}
     assert obs_scenes == set(done)  # no scene half-stored
-    monkeypatch.setattr(pipeline, "_observations", real)
+    monkeypatch.setattr(grids, "_observations", real)
     rep = run_site(store, "testsite", PARAMS)
     assert rep.reused == len(done) and len(rep.processed) == 10 - len(done)
     with Store.open_path(tmp_path / "clean.db") as clean:

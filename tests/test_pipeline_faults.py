@@ -15,7 +15,7 @@ from sitewatch.cli.main import cli
 from sitewatch.imagery.grid import site_grid
 from sitewatch.imagery.ingest import ingest
 from sitewatch.store import Store
-from sitewatch.watch import pipeline
+from sitewatch.watch import grids, pipeline
 from sitewatch.watch.pipeline import PipelineError, RunParams, load_bands, run_site
 from test_pipeline import EVENT_AT, PARAMS, TRANSFORM, scene, snapshot, test_site
 
@@ -162,7 +162,7 @@ def test_read_errors_of_every_kind_become_the_scenes_failure(store, tmp_path, mo
     from rasterio._err import CPLE_AppDefinedError
 
     catalogue(store, tmp_path / "imgs", range(4))
-    real = pipeline.load_scene
+    real = grids.load_scene
     kinds = {"scene_01": rasterio.errors.RasterioIOError("Read failed."),
              "scene_02": CPLE_AppDefinedError(1, 1, "IReadBlock failed at X offset 0"),
              "scene_03": PermissionError(13, "Permission denied")}
@@ -172,7 +172,7 @@ def test_read_errors_of_every_kind_become_the_scenes_failure(store, tmp_path, mo
             raise kinds[sc.id]
         return real(sc, *a, **kw)
 
-    monkeypatch.setattr(pipeline, "load_scene", load)
+    monkeypatch.setattr(grids, "load_scene", load)
     rep = run_site(store, "testsite", PARAMS)
     assert [(s, st) for s, st, _ in rep.processed] == [
         ("scene_00", "first"), ("scene_01", "failed"), ("scene_02", "failed"),
@@ -225,7 +225,7 @@ def test_grid_bands_are_those_most_scenes_have():
 def test_a_site_too_big_for_the_memory_budget_is_refused_up_front(store, tmp_path,
                                                                   monkeypatch):
     catalogue(store, tmp_path / "imgs", range(3))
-    grid = pipeline.grid_for_scenes(test_site(), store.scenes("testsite"))
+    grid = grids.grid_for_scenes(test_site(), store.scenes("testsite"))
     need = pipeline.run_memory(grid, 4, PARAMS.composite, 2)
     monkeypatch.setenv(pipeline.MEMORY_ENV, str(need - 1))
     with pytest.raises(PipelineError) as exc:

@@ -21,7 +21,7 @@ from sitewatch.imagery.sensors import (
     worth_applying,
 )
 from sitewatch.report.quicklook import true_colour
-from sitewatch.watch import pipeline
+from sitewatch.watch import grids, pipeline
 from test_change_tiled import scene_pair
 
 
@@ -52,10 +52,10 @@ def test_registration_and_true_colour_bands():
 
 def test_detection_pipeline_and_training_use_these_rules():
     # The same objects, not copies that could drift apart again (issue 13).
-    assert tiled.OPTICAL_BANDS is sensors.OPTICAL_BANDS is pipeline.OPTICAL_BANDS
-    assert tiled.registration_bands is sensors.registration_bands is pipeline.registration_bands
+    assert tiled.OPTICAL_BANDS is sensors.OPTICAL_BANDS is grids.OPTICAL_BANDS
+    assert tiled.registration_bands is sensors.registration_bands is grids.registration_bands
     assert training.registration_bands is sensors.registration_bands
-    assert tiled.worth_applying is pipeline.worth_applying is training.worth_applying
+    assert tiled.worth_applying is grids.worth_applying is training.worth_applying
     assert pipeline.WATCH_METHOD is sensors.WATCH_METHOD
     assert detect.DEFAULT_METHOD is sensors.PAIR_METHOD
     assert not hasattr(pipeline, "MIN_APPLIED_SHIFT_PX")

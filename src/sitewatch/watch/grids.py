@@ -1,0 +1,559 @@
+"""One grid of a site in a watch run: its bands (those most scenes share), its reference
+(re-chosen from the scenes by every run), the memory it may hold, and each scene's result
+and per-part observations (see :mod:`sitewatch.watch.pipeline` for the whole flow).
+
+A scene that lacks the grid's bands is stored unusable; one whose pixels cannot be read is
+stored failed with the reason (and left out of the later dates' chains), and the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import rasterio.errors
+from rasterio._err import CPLE_BaseError
+
+from sitewatch import __version__
+from sitewatch.change.base import MethodError
+from sitewatch.change.detect import detect_arrays, resolve
+from sitewatch.errors import GridError, SitewatchError
+from sitewatch.imagery.coregister import Shift, register
+from sitewatch.imagery.grid import (
+    GridImage,
+    SiteGrid,
+    default_resolution,
+    grid_for_scenes,
+    load_scene,
+)
+from sitewatch.imagery.scenes import Scene
+from sitewatch.imagery.sensors import (
+    ASSUMED_KIND,
+    OPTICAL_BANDS,
+    WATCH_METHOD,
+    kind_of,
+    registration_bands,
+    worth_applying,
+)
+from sitewatch.sites.site import Site
+from sitewatch.store import Store
+from sitewatch.watch.params import PipelineError, RunParams, RunReport
+from sitewatch.watch.records import (
+    Chain,
+    ChangeProducts,
+    Comparison,
+    Observation,
+    ProcessedScene,
+    SceneRegistration,
+    measures_of,
+)
+from sitewatch.watch.zonal import REST, part_changes
+
+log = logging.getLogger(__name__)
+
+#: A scene whose site coverage reaches this can be a grid's co-registration reference.
+REFERENCE_MIN_SEEN = 0.9
+#: What reading a catalogued scene's pixels can raise besides sitewatch's own errors: GDAL's
+#: read errors (a corrupt tile that ingest's probe of the first and last blocks missed), and
+#: the file system's (a file gone or unreadable since it was ingested).
+_READ_ERRORS = (rasterio.errors.RasterioError, CPLE_BaseError, OSError)
+
+#: Environment variable: the most memory a run may plan to hold, in bytes or with a unit
+#: (``512M``, ``8G``, ``1.5T``); default half the machine's physical memory.
+MEMORY_ENV = "SITEWATCH_MEMORY_BUDGET"
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def memory_budget() -> tuple[int, str]:
+    """The bytes a run may plan to hold, and where that figure comes from: ``$SITEWATCH_
+    MEMORY_BUDGET`` when set, else half the physical memory (8 GiB where it is not known)."""
+    text = os.environ.get(MEMORY_ENV, "").strip()
+    if text:
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", text.lower())
+        if m is None or float(m.group(1)) <= 0:
+            raise PipelineError(f"{MEMORY_ENV}={text!r}: give bytes or a size such as 512M "
+                                "or 8G")
+        return int(float(m.group(1)) * _UNITS[m.group(2)]), f"{MEMORY_ENV}={text}"
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 8 * 2**30, f"default; set {MEMORY_ENV} to change it"
+    return total // 2, f"half the physical memory; set {MEMORY_ENV} to change it"
+
+
+def run_memory(grid: SiteGrid, bands: int, composite: int, parts: int) -> int:
+    """The bytes processing one grid holds at its peak, an estimate fitted to the pipeline's
+    measured peak (numpy allocations traced on a 1,200 x 1,200 px, 4-band grid; GDAL's block
+    cache, ``GDAL_CACHEMAX``, comes on top).  An image is ``bands`` float32 bands on the grid;
+    the composite's members (``composite`` images, the previous date one of them) are kept
+    from one date to the next.  The peak is the larger of co-registration (the probe, the
+    reference band and the phase correlation's transforms, about 110 bytes a pixel) and
+    change detection (the scene in hand, the composite, the detector's and the per-part
+    measures' working copies: about 8 images); a byte a pixel for each part's mask and a few
+    more (site, rest, quality, validity); and 64 MiB for the rest (Python, the database).
+    Measured peaks were about 0.8 of it (781 and 1,182 px square grids)."""
+    px = grid.width * grid.height
+    image = px * bands * 4
+    held = image * composite
+    register_peak = held + px * 112
+    detect_peak = held + image * 8
+    return max(register_peak, detect_peak) + px * (parts + 6) + 64 * 2**20
+
+
+def grid_key(scene: Scene) -> str:
+    """The grid a scene is processed on: its sensor kind and resolution, e.g. ``optical-10m``."""
+    kind = kind_of(scene.sensor) or ASSUMED_KIND
+    return f"{kind}-{default_resolution([scene]):g}m"
+
+
+def load_bands(scenes: Sequence[Scene], kind: str) -> tuple[str, ...]:
+    """The bands a grid uses, standard optical ones first: those more than half of its
+    scenes have, so that one scene with other bands cannot shrink them (it is stored as
+    unusable on the grid instead).  While no scene has them all, the band fewest scenes have
+    is dropped (the last in order among equals); when no band has a majority (two scenes with
+    different bands), the earliest scene's bands are used.
+
+    >>> from types import SimpleNamespace as S
+    >>> four = S(band_names=["blue", "green", "red", "nir"])
+    >>> load_bands([four, four, four, S(band_names=["b1", "b2"])], "optical")
+    ('blue', 'green', 'red', 'nir')
+    """
+    if not scenes:
+        return ()
+    have = [set(s.band_names) for s in scenes]
+    order = [b for b in OPTICAL_BANDS if kind == "optical"]
+    for s in scenes:
+        order += [b for b in s.band_names if b not in order]
+    count = {b: sum(b in h for h in have) for b in order}
+    keep = [b for b in order if 2 * count[b] > len(scenes)]
+    while keep and not any(set(keep) <= h for h in have):
+        keep.remove(min(reversed(keep), key=lambda b: count[b]))
+    if not keep:
+        keep = [b for b in order if b in have[0]]
+    if kind == "optical":
+        pick = tuple(b for b in keep if b in OPTICAL_BANDS)
+        if pick:
+            return pick
+    return tuple(keep)
+
+
+def lacking(scene: Scene, bands: Sequence[str]) -> list[str]:
+    """The grid bands ``scene`` does not have."""
+    names = set(scene.band_names)
+    return [b for b in bands if b not in names]
+
+
+def detector_for(params: RunParams, kind: str, bands: Sequence[str]) -> tuple[str, dict]:
+    """The detector name and parameters for a grid."""
+    name = params.method or WATCH_METHOD[kind]
+    p = dict(params.method_params)
+    if name == "hacd" and "bands" not in p and not {"blue", "green", "red"} <= set(bands):
+        p["bands"] = "all"
+    resolve(name, kind, p).check_bands(tuple(bands))  # fails early, naming what is missing
+    return name, p
+
+
+class UnreadableScene(SitewatchError, OSError):
+    """A catalogued scene's pixels cannot be read now (a corrupt tile that passed ingest's
+    probe, a file gone or changed since): the scene fails, the run goes on."""
+
+    def __init__(self, scene_id: str, message: str):
+        super().__init__(message)
+        self.scene_id = scene_id
+
+
+def _read_message(exc: BaseException) -> str:
+    """One line saying why a read failed, GDAL's own words first when it gave them
+    (rasterio's "Read failed. See previous exception" carries them as its cause)."""
+    seen: list[str] = []
+    e: BaseException | None = exc
+    while e is not None and len(seen) < 2:
+        text = str(e).strip()
+        line = text.splitlines()[0] if text else type(e).__name__
+        if line not in seen and not line.startswith("Read failed. See previous"):
+            seen.append(line)
+        e = e.__cause__ or e.__context__
+    return "; ".join(seen) or type(exc).__name__
+
+
+class GridRun:
+    """The state of one grid while its scenes are processed."""
+
+    def __init__(self, store: Store, site: Site, key: str, scenes: list[Scene],
+                 params: RunParams, products: Path | None = None, *,
+                 grid: SiteGrid | None = None, bands: tuple[str, ...] | None = None):
+        self.store, self.site, self.key, self.scenes, self.params = store, site, key, scenes, params
+        self.products = products
+        self.kind = key.split("-", 1)[0]
+        self.grid: SiteGrid = grid or grid_for_scenes(site, scenes)
+        self.fingerprint = self.grid.fingerprint()
+        self.bands = bands if bands is not None else load_bands(scenes, self.kind)
+        if not self.bands:
+            raise PipelineError(f"{site.id}: the {key} scenes have no band")
+        #: Scenes without every grid band: unusable on this grid (item: band sets).
+        self.missing = {s.id: gap for s in scenes if (gap := lacking(s, self.bands))}
+        self.method, self.method_params = detector_for(params, self.kind, self.bands)
+        self.reg_bands = registration_bands(self.bands)
+        self.masks = self.grid.part_masks(site)
+        self.inside = self.grid.site_mask(site)
+        rest = self.inside.copy()
+        for m in self.masks.values():
+            rest &= ~m
+        self.zones = {**self.masks, REST: rest}  # what part_changes reports on
+        self.pixel_area = self.grid.resolution ** 2
+        self.cache: dict[str, GridImage] = {}
+        self.ref_id: str | None = None
+        self.ref_band: np.ndarray | None = None
+        #: Scenes found unreadable in this run, with why: failed, and left out of every chain.
+        self.unreadable: dict[str, str] = {}
+
+    def read(self, sc: Scene, bands: Sequence[str], shift: Shift | None = None) -> GridImage:
+        """``sc`` on the grid; whatever stops its pixels being read (sitewatch's errors,
+        GDAL's, the file system's) is :class:`UnreadableScene`."""
+        try:
+            return load_scene(sc, self.grid, bands, shift=shift)
+        except UnreadableScene:
+            raise
+        except SitewatchError as exc:
+            raise UnreadableScene(sc.id, str(exc)) from None
+        except _READ_ERRORS as exc:
+            raise UnreadableScene(
+                sc.id, f"{sc.source}: pixels cannot be read ({_read_message(exc)})") from None
+
+    def load(self, sc: Scene, shift: Shift | None = None) -> GridImage:
+        return self.read(sc, self.bands, shift)
+
+    def reg_image(self, img: GridImage) -> np.ndarray:
+        return np.mean([img.band(b) for b in self.reg_bands], axis=0)
+
+    def seen(self, img: GridImage) -> float:
+        return float(img.valid[self.inside].mean()) if self.inside.any() else 0.0
+
+    def _seen_share(self, sc: Scene, row: ProcessedScene | None) -> float | None:
+        """The share of the site ``sc`` sees: from its stored result when that was measured
+        on this grid with these bands and file, else read now (None: it cannot be)."""
+        if (row is not None and row.grid == self.key and row.chain.checksum == sc.checksum
+                and row.chain.grid in ("", self.fingerprint)
+                and tuple(row.bands) == tuple(self.bands)):
+            return row.site_observed if math.isfinite(row.site_observed) else None
+        try:
+            return self.seen(self.read(sc, self.reg_bands))
+        except UnreadableScene as exc:
+            log.warning("%s: cannot be read as a reference: %s", sc.id, exc)
+            self.unreadable[sc.id] = f"cannot be loaded: {exc}"
+            return None
+
+    def choose_reference(self, done: Mapping[str, ProcessedScene]) -> str:
+        """The earliest scene (by time, then id) seeing at least 90% of the site, else the
+        one seeing most (the earliest of equals), among the scenes that have the grid's bands
+        and can be read: a function of the grid's scenes, so the same scenes give the same
+        reference (and results) whatever order they were ingested in.  A back-filled older
+        scene that becomes the reference makes every result of the grid stale (its chain
+        names the reference).  Stored for display (``grids``).  When no scene qualifies,
+        every scene is failed (or unusable) and the reference is ``""``."""
+        best, best_seen = None, -1.0
+        for sc in self.scenes:  # the store's order: time, then id
+            if sc.id in self.missing or sc.id in self.unreadable:
+                continue
+            s = self._seen_share(sc, done.get(sc.id))
+            if s is None:
+                continue
+            if s > best_seen:
+                best, best_seen = sc.id, s
+            if s >= REFERENCE_MIN_SEEN:
+                break
+        if best is None:  # every scene fails (or is unusable); the run goes on
+            log.warning("%s: no %s scene could be read", self.site.id, self.key)
+            for sc in self.scenes:
+                if sc.id not in self.missing:
+                    self.unreadable.setdefault(sc.id, "cannot be loaded: no scene of the grid "
+                                                      "could be read as its reference")
+            self.ref_id, self.ref_band = "", None
+            return ""
+        if best != self.ref_id:
+            self.cache.clear()  # loaded with shifts measured against another reference
+            self.ref_band = None
+            self.ref_id = best
+        if self.store.grid_reference(self.site.id, self.key) != best:
+            self.store.set_grid_reference(self.site.id, self.key, best)
+        return best
+
+    def reference_band(self) -> np.ndarray:
+        """The reference's registration band; :class:`_Unreadable` when it cannot be read."""
+        if self.ref_band is None:
+            assert self.ref_id is not None
+            sc = next(s for s in self.scenes if s.id == self.ref_id)
+            try:
+                self.ref_band = self.reg_image(self.read(sc, self.reg_bands))
+            except UnreadableScene as exc:
+                raise _Unreadable(sc.id, str(exc)) from None
+        return self.ref_band
+
+    def aligned(self, scene_id: str) -> GridImage:
+        """A usable scene, loaded again with its recorded shift (cached); :class:`_Unreadable`
+        when its pixels cannot be read any more."""
+        if scene_id not in self.cache:
+            sc = next(s for s in self.scenes if s.id == scene_id)
+            shift = None
+            for r in self.store.registrations(self.site.id, self.key, scene_id=scene_id):
+                if r.reference_id == self.ref_id:
+                    shift = r.applied_shift
+            try:
+                self.cache[scene_id] = self.load(sc, shift)
+            except UnreadableScene as exc:
+                raise _Unreadable(sc.id, str(exc)) from None
+        return self.cache[scene_id]
+
+    def keep_only(self, ids: Iterable[str]) -> None:
+        keep = set(ids)
+        for k in list(self.cache):
+            if k not in keep:
+                del self.cache[k]
+
+
+class _Unreadable(SitewatchError, RuntimeError):
+    """A scene an earlier result rests on (the reference, a previous date, a composite
+    member) cannot be read any more: the grid's pass starts again without it."""
+
+    def __init__(self, scene_id: str, why: str):
+        super().__init__(why)
+        self.scene_id, self.why = scene_id, why
+
+
+def _chain(g: GridRun, sc: Scene, ref: str, previous: str | None, composite: list[str]
+           ) -> Chain:
+    return Chain(sc.checksum, ref, previous, tuple(composite), g.fingerprint)
+
+
+def _obs(g: GridRun, sc: Scene, part: str, reference: str, reference_id: str | None,
+         observed: float, changed: float, measures: dict[str, float]) -> Observation:
+    return Observation(g.site.id, sc.id, g.params.hash, part, reference, g.key, sc.acquired,
+                       reference_id, observed, changed, measures)
+
+
+def _not_observed(g: GridRun, sc: Scene, img: GridImage | None) -> list[Observation]:
+    rows = []
+    for name, m in g.zones.items():
+        n = int(m.sum())
+        frac = float(img.valid[m].mean()) if (img is not None and n) else 0.0
+        rows.append(_obs(g, sc, name, "none", None, frac, math.nan,
+                         {"pixels": n, "observed_fraction": frac}))
+    return rows
+
+
+def _observations(g: GridRun, sc: Scene, before: np.ndarray, after: GridImage, reference: str,
+                  reference_id: str, members: Sequence[str] = (), products: bool = False
+                  ) -> tuple[list[Observation], Comparison]:
+    ch = detect_arrays(before, after.data, g.bands, g.method, sensor=g.kind,
+                       params=g.method_params or None)
+    stats = part_changes(ch, g.masks, g.pixel_area, site_mask=g.inside, before=before,
+                         after=after.data, bands=g.bands)
+    rows = [_obs(g, sc, name, reference, reference_id, pc.observed_fraction,
+                 pc.changed_fraction, measures_of(pc.to_dict())) for name, pc in stats.items()]
+    written = None
+    if g.products is not None and products:
+        from sitewatch.watch.products import product_paths, write_change_products
+
+        paths = product_paths(g.products, g.site.id, g.params.hash, g.key, sc.id)
+        got = write_change_products(
+            ch, g.grid, paths, {"site": g.site.id, "scene": sc.id, "before": reference_id,
+                                "reference": reference, "sitewatch": __version__})
+        written = ChangeProducts(got["change"], got["score"])
+    site_obs = g.inside & ch.observed
+    info = Comparison(reference, reference_id, ch.method, ch.threshold, ch.threshold_rule,
+                      float(ch.changed[site_obs].mean()) if site_obs.any() else math.nan,
+                      tuple(members), written)
+    return rows, info
+
+
+def _composite(images: Sequence[GridImage]) -> np.ndarray:
+    """Per-pixel median of the images (clear-sky: masked pixels are NaN and skipped).
+
+    Sorting the few members puts NaN last; the median is then read at the middle of each
+    pixel's valid values (about twice as fast as ``np.nanmedian`` on a 2000 x 2000 site).
+
+    >>> a = np.array([[[1.0, np.nan]]], np.float32)
+    >>> b = np.array([[[3.0, np.nan]]], np.float32)
+    >>> c = np.array([[[np.nan, np.nan]]], np.float32)
+    >>> imgs = [type("I", (), {"data": x})() for x in (a, b, c)]
+    >>> _composite(imgs).tolist()
+    [[[2.0, nan]]]
+    """
+    first = images[0].data
+    out = np.empty(first.shape, np.float32)
+    for b in range(first.shape[0]):  # band by band: the stack is one band of each member
+        stack = np.stack([im.data[b] for im in images], axis=-1)  # members last: contiguous
+        stack.sort(axis=-1)
+        k = np.isfinite(stack).sum(axis=-1)
+        lo = np.take_along_axis(stack, np.maximum((k - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+        hi = np.take_along_axis(stack, np.maximum(k // 2, 0)[..., None], axis=-1)[..., 0]
+        out[b] = (lo + hi) * np.float32(0.5)
+        out[b][k == 0] = np.nan
+    return out
+
+
+def process_grid(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
+                  tick: Callable[[str], None]) -> None:
+    """Process the grid's scenes in time order.  When a scene an earlier result rests on (the
+    reference, a previous date, a composite member) turns out unreadable, it is failed with
+    the reason and the pass starts again without it: the results are then those of a run in
+    which that scene failed from the start (at most one pass more per such scene)."""
+    reused0, n0 = report.reused, len(report.processed)
+    for _ in range(len(g.scenes) + 1):
+        report.reused = reused0
+        try:
+            _grid_pass(g, done, report, tick)
+            break
+        except _Unreadable as bad:
+            log.warning("%s: %s; it is failed, and later dates are compared without it",
+                        bad.scene_id, bad.why)
+            g.unreadable[bad.scene_id] = f"can no longer be read: {bad.why}"
+            g.cache.pop(bad.scene_id, None)
+    g.cache.clear()  # a grid's images are not needed by the next grid
+    # A scene processed by two passes is reported once, with its last result.
+    last = {sc: i for i, (sc, _, _) in enumerate(report.processed) if i >= n0}
+    report.processed[n0:] = [p for i, p in enumerate(report.processed)
+                             if i >= n0 and last[p[0]] == i]
+
+
+def _grid_pass(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
+               tick: Callable[[str], None]) -> None:
+    store, params = g.store, g.params
+    ref = g.choose_reference(done)
+    report.grids[g.key] = ref
+    usable: list[str] = []
+    for sc in g.scenes:
+        previous = usable[-1] if usable else None
+        comp_ids = usable[-params.composite:]
+        chain = _chain(g, sc, ref, previous, comp_ids)
+        row = done.get(sc.id)
+        fresh = (row is not None and row.chain.same_as(chain) and row.grid == g.key
+                 and tuple(row.bands) == tuple(g.bands)
+                 and (sc.id not in g.unreadable or not row.usable))
+        if fresh:
+            assert row is not None
+            report.reused += 1
+            if row.usable:
+                usable.append(sc.id)
+            tick(sc.id)
+            continue
+        result, obs = _process_scene(g, sc, chain)
+        store.put_result(result, obs)
+        done[sc.id] = result
+        report.processed.append((sc.id, result.status, result.reason))
+        if result.usable:
+            usable.append(sc.id)
+            # What the next date needs: the composite's members (the previous date is one).
+            g.keep_only(usable[-params.composite:])
+        else:
+            g.cache.pop(sc.id, None)
+        tick(sc.id)
+
+
+def _process_scene(g: GridRun, sc: Scene, chain: Chain
+                   ) -> tuple[ProcessedScene, list[Observation]]:
+    ref, previous, comp_ids = chain.reference, chain.previous, list(chain.composite)
+    seen = math.nan
+    reg_rec: SceneRegistration | None = None
+    comparisons: dict[str, Comparison] = {}
+
+    def result(status: str, why: str, obs: list[Observation]
+               ) -> tuple[ProcessedScene, list[Observation]]:
+        return ProcessedScene(
+            g.site.id, sc.id, g.params.hash, g.key, sc.acquired, status, why, chain,
+            g.params.to_dict(), previous if status == "ok" else None, seen, tuple(g.bands),
+            g.method, dict(g.method_params), __version__, comparisons.get("previous"),
+            comparisons.get("composite"), reg_rec), obs
+
+    if sc.id in g.unreadable:
+        return result("failed", g.unreadable[sc.id], _not_observed(g, sc, None))
+    missing = g.missing.get(sc.id)
+    if missing:
+        why = (f"lacks the band(s) the {g.key} grid uses: {', '.join(missing)} (it has "
+               f"{', '.join(sc.band_names)})")
+        return result("unusable", why, _not_observed(g, sc, None))
+    # The registration band(s) alone decide usability and the shift; the scene's bands are
+    # then read once, with the shift undone in the same warp.
+    try:
+        probe = g.read(sc, g.reg_bands)
+    except UnreadableScene as exc:
+        return result("failed", f"cannot be loaded: {exc}", _not_observed(g, sc, None))
+    seen = g.seen(probe)
+    if seen < g.params.min_usable:
+        why = f"{seen:.0%} of the site observed (cloud, shadow or no data)"
+        return result("unusable", why, _not_observed(g, sc, probe))
+    shift = None
+    if sc.id != ref:
+        try:
+            reg = register(g.reference_band(), g.reg_image(probe))
+        except GridError as exc:
+            return result("rejected", f"co-registration failed: {exc}",
+                          _not_observed(g, sc, probe))
+        unconfirmed = reg.status == "rejected" and math.isnan(reg.residual_px)
+        applied = not unconfirmed and worth_applying(reg.shift)
+        if unconfirmed:
+            # A weak match that too few windows can check (a small site, or seasons apart):
+            # no evidence of a shift either way, so the scene is used as geolocated by its
+            # provider, and the record says so.
+            reg_rec = SceneRegistration.of(
+                g.site.id, sc.id, g.key, ref, reg, applied=False, status="flagged",
+                reason=reg.reason + "; not applied (provider geolocation used)")
+        else:
+            reg_rec = SceneRegistration.of(g.site.id, sc.id, g.key, ref, reg, applied=applied)
+        if reg_rec.status == "rejected":
+            return result("rejected", f"co-registration rejected: {reg.reason}",
+                          _not_observed(g, sc, probe))
+        shift = reg_rec.applied_shift
+    del probe  # not held while the scene's bands are read
+    try:
+        img = g.load(sc, shift)
+    except UnreadableScene as exc:
+        return result("failed", f"cannot be loaded: {exc}", _not_observed(g, sc, None))
+    g.cache[sc.id] = img
+    if previous is None:
+        return result("first", "first usable date", _not_observed(g, sc, img))
+    try:
+        prev = g.aligned(previous)
+        obs, comparisons["previous"] = _observations(g, sc, prev.data, img, "previous",
+                                                     previous, products=True)
+        del prev
+        if len(comp_ids) >= 2:
+            comp = _composite([g.aligned(i) for i in comp_ids])
+            c_obs, comparisons["composite"] = _observations(
+                g, sc, comp, img, "composite", ",".join(comp_ids), members=comp_ids)
+            obs += c_obs
+    except (MethodError, GridError) as exc:
+        g.cache.pop(sc.id, None)
+        comparisons.clear()
+        return result("failed", f"change detection failed: {exc}", _not_observed(g, sc, img))
+    return result("ok", f"{seen:.0%} of the site observed", obs)
+
+
+def plan_grids(site: Site, groups: Mapping[str, Sequence[Scene]], params: RunParams
+               ) -> dict[str, tuple[SiteGrid, tuple[str, ...]]]:
+    """Each grid's pixels and bands, refusing up front (before anything is stored) a grid
+    whose run would hold more than the memory budget (:func:`memory_budget`)."""
+    budget, why = memory_budget()
+    plans: dict[str, tuple[SiteGrid, tuple[str, ...]]] = {}
+    for key in sorted(groups):
+        grid = grid_for_scenes(site, groups[key])
+        bands = load_bands(groups[key], key.split("-", 1)[0])
+        need = run_memory(grid, len(bands), params.composite, len(site.placed_parts()))
+        if need > budget:
+            raise PipelineError(
+                f"site {site.id!r}: the {key} grid is {grid.width} x {grid.height} px with "
+                f"{len(bands)} band(s); a run would hold about {need / 2**30:.1f} GiB, over "
+                f"the budget of {budget / 2**30:.1f} GiB ({why}); use a smaller site "
+                "boundary or a coarser grid")
+        plans[key] = (grid, bands)
+    return plans
+
+
+__all__ = ["MEMORY_ENV", "REFERENCE_MIN_SEEN", "GridRun", "UnreadableScene", "detector_for",
+           "grid_key", "lacking", "load_bands", "memory_budget", "plan_grids", "process_grid",
+           "run_memory"]
