@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from sitewatch.change import learned
+from sitewatch.change import learned, modelfile
 from sitewatch.change.base import MethodError
 from sitewatch.change.detect import detect_arrays
 from sitewatch.change.features import HALO, feature_names, features, pair_stats
@@ -398,7 +398,7 @@ def test_truncated_or_corrupt_model_is_one_line(model, tmp_path):
 def test_model_over_the_size_limits_is_refused_before_reading(model, tmp_path, monkeypatch):
     good = model.save(tmp_path / "good.swmodel")
     # (skops names members by object id, so two saves may differ by a few bytes)
-    monkeypatch.setattr(learned, "MAX_MODEL_BYTES", good.stat().st_size // 2)
+    monkeypatch.setattr(modelfile, "MAX_MODEL_BYTES", good.stat().st_size // 2)
     with pytest.raises(MethodError, match=r"good\.swmodel.*limit"):
         load_model(good)
     with pytest.raises(MethodError, match=r"big\.swmodel.*limit"):

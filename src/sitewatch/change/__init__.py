@@ -8,8 +8,9 @@
 * :mod:`~sitewatch.change.post`: cleaning and change polygons with area;
 * :mod:`~sitewatch.change.detect`: a pair of arrays in memory;
   :mod:`~sitewatch.change.tiled`: two whole scenes window by window (``sitewatch detect``);
-* :mod:`~sitewatch.change.learned` and :mod:`~sitewatch.change.training`: the trained
-  classifier (``sitewatch train``, ``detect --model``).
+* :mod:`~sitewatch.change.learned`, :mod:`~sitewatch.change.modelfile` (its model file) and
+  :mod:`~sitewatch.change.training`: the trained classifier (``sitewatch train``,
+  ``detect --model``).
 """
 
 from sitewatch.change.base import ChangeMap, Detector, MethodError, get_detector, methods

@@ -16,44 +16,22 @@ module
   threshold on P(change) that maximises F1 on pixels the model did not learn from (out of
   fold, pair by pair, when there are several pairs);
 * keeps model, bands, feature names, threshold and a training summary in one file
-  (:meth:`ChangeModel.save`, :func:`load_model`) that holds data, not code (below);
+  (:meth:`ChangeModel.save`, :func:`load_model`) that holds data, not code (see
+  :mod:`~sitewatch.change.modelfile`);
 * wraps a model as a :class:`~sitewatch.change.base.Detector` (:class:`LearnedDetector`,
   :func:`detector_from_file`) whose score is P(change).
 
 scikit-learn and skops are optional dependencies (``pip install 'sitewatch[learn]'``),
 imported only when a model is trained, saved or loaded.
 
-Model files.  A model file is a line ``SITEWATCH-CHANGE-MODEL``, a JSON header line
-(:meth:`ChangeModel.header`: bands, feature names, threshold, versions, training summary) and
-the fitted classifier as a `skops <https://skops.readthedocs.io>`_ archive: a zip of a JSON
-schema and ``.npy`` arrays, loaded by :func:`skops.io.loads` with an explicit list of trusted
-types (:data:`TRUSTED_TYPES`, beyond skops' own set of scikit-learn and numpy types), so
-loading a file builds only those objects and never runs code from it.  skops was preferred to
-writing the trees out as arrays ourselves: it is kept by scikit-learn developers alongside
-scikit-learn's private tree layout (which changes between releases), it restores the very
-estimator (identical predictions, scikit-learn's fast parallel predictor), and it is small
-(pure Python; pulls in only prettytable and wcwidth besides what sitewatch already has).
-Sizes are bounded before anything is decompressed or parsed: the file must be under
-:data:`MAX_MODEL_BYTES` and its archive, by the sizes its zip directory states, under
-:data:`MAX_CONTENT_BYTES`; members are decompressed in reads that stop at the stated size,
-and every array must hold the bytes its header claims, so a zip bomb or a lying array header
-is refused with memory staying small.
-
-Files of format version 1 (sitewatch before this format) hold a joblib pickle, which can run
-any code on loading: :func:`load_model` refuses them unless ``trust_pickle=True`` (the CLI's
-``--trust-model``), and :func:`convert_model` (``sitewatch train --convert OLD
---trust-model --out NEW``) re-saves a trusted one in the current format.
+The model file's format (a JSON header and a skops archive: data, not code), its size
+limits, why skops and why loading is safe are in :mod:`sitewatch.change.modelfile`, whose
+public names (:func:`load_model`, :func:`convert_model`, :func:`read_header`,
+:data:`FORMAT`, :data:`FORMAT_VERSION`, ...) this module re-exports.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import math
-import struct
-import warnings
-import zipfile
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +46,20 @@ from sitewatch.change.features import (
     features,
     pair_stats,
 )
-from sitewatch.fileio import atomic_write
+from sitewatch.change.modelfile import (
+    FORMAT,
+    FORMAT_VERSION,
+    LEGACY_FORMAT_VERSION,
+    MAX_CONTENT_BYTES,
+    MAX_MODEL_BYTES,
+    TRUSTED_TYPES,
+    _sklearn,
+    _version,
+    convert_model,
+    load_model,
+    read_header,
+    save_model,
+)
 
 __all__ = [
     "FORMAT",
@@ -89,13 +80,6 @@ __all__ = [
     "train",
 ]
 
-#: What the header of a model file says it is, and the layout version (2: skops archive).
-FORMAT = "sitewatch-change-model"
-FORMAT_VERSION = 2
-#: The layout of files written before version 2: a zlib-compressed joblib pickle.
-LEGACY_FORMAT_VERSION = 1
-
-
 #: Hyper-parameters of the classifier (fixed; chosen on OSCD leave-one-city-out runs).
 HGB_PARAMS: dict[str, Any] = {
     "learning_rate": 0.1,
@@ -110,16 +94,6 @@ ProgressFn = Callable[[str, int, int], None]
 
 
 # --------------------------------------------------------------------------- features
-
-
-def _sklearn():
-    try:
-        import sklearn
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise MethodError(
-            "the learned change detector needs scikit-learn: pip install 'sitewatch[learn]'"
-        ) from None
-    return sklearn
 
 
 def _table(f: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -196,319 +170,10 @@ class ChangeModel:
         (:meth:`header`) and the estimator as a skops archive (a zip of JSON and
         ``.npy`` arrays: data, not code).  Raises :class:`MethodError` if the estimator
         holds a type :func:`load_model` would not trust, or the file would be over
-        :data:`MAX_MODEL_BYTES`, so every saved model can be loaded again."""
-        sio = _skops()
-        p = Path(path)
-        try:
-            payload = sio.dumps(self.estimator, compression=zipfile.ZIP_DEFLATED,
-                                compresslevel=6)
-            untrusted = sorted(set(sio.get_untrusted_types(data=payload))
-                               - set(TRUSTED_TYPES))
-        except Exception as exc:  # skops cannot describe this object
-            raise MethodError(f"{p}: the estimator cannot be saved as data "
-                              f"({type(exc).__name__}: {exc})") from None
-        if untrusted:
-            raise MethodError(f"{p}: the estimator holds type(s) a model file may not hold: "
-                              f"{', '.join(untrusted)}")
-        header = json.dumps(self.header(), sort_keys=True).encode()
-        data = _MAGIC + b"\n" + header + b"\n" + payload
-        if len(data) > MAX_MODEL_BYTES:
-            raise MethodError(f"{p}: the model would be {len(data) / 2**20:.0f} MiB, over the "
-                              f"{MAX_MODEL_BYTES >> 20} MiB limit of model files")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write(p, data)
+        :data:`MAX_MODEL_BYTES`, so every saved model can be loaded again
+        (:func:`~sitewatch.change.modelfile.save_model`)."""
+        return save_model(self, path)
 
-
-_MAGIC = b"SITEWATCH-CHANGE-MODEL"
-_MAX_HEADER = 1 << 20
-
-#: Types outside skops' own trusted set that a model file may hold (and nothing else):
-#: the fitted trees of the histogram gradient boosting classifier.
-TRUSTED_TYPES: tuple[str, ...] = (
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-)
-
-#: The largest model file read or written (a trained model is about 0.2 MiB).
-MAX_MODEL_BYTES = 16 << 20
-#: The most its archive may hold once decompressed, checked before decompressing.
-MAX_CONTENT_BYTES = 64 << 20
-_MAX_MEMBERS = 20_000
-_MAX_DIRECTORY = 4 << 20
-
-
-def _skops():
-    _sklearn()
-    try:
-        import skops.io as sio
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise MethodError(
-            "change model files need skops: pip install 'sitewatch[learn]'"
-        ) from None
-    return sio
-
-
-def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:  # pragma: no cover - depends on the environment
-        return None
-
-
-def _parse_header(p: Path, head: bytes) -> tuple[dict[str, Any], int]:
-    """The header of a model file from its first bytes, and where the payload starts."""
-    magic, nl, rest = head.partition(b"\n")
-    if magic != _MAGIC or not nl:
-        raise MethodError(f"{p}: not a sitewatch change model file")
-    line, nl, _ = rest.partition(b"\n")
-    if not nl:
-        raise MethodError(f"{p}: not a readable sitewatch change model (no complete header)")
-    try:
-        header = json.loads(line)
-    except (ValueError, RecursionError) as exc:
-        raise MethodError(f"{p}: not a readable sitewatch change model "
-                          f"({type(exc).__name__})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise MethodError(f"{p}: not a sitewatch change model file")
-    version = header.get("format_version")
-    if type(version) is not int or version not in (FORMAT_VERSION, LEGACY_FORMAT_VERSION):
-        raise MethodError(f"{p}: change model format version {repr(version)[:40]}"
-                          f" is not supported (this sitewatch reads {FORMAT_VERSION})")
-    return header, len(magic) + len(line) + 2
-
-
-def _check_size(p: Path) -> int:
-    if not p.exists():
-        raise MethodError(f"{p}: no such change model file")
-    if not p.is_file():
-        raise MethodError(f"{p}: not a regular file; a change model is one")
-    try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise MethodError(f"{p}: not a readable sitewatch change model ({exc})") from None
-    if size > MAX_MODEL_BYTES:
-        raise MethodError(f"{p}: {size / 2**20:.0f} MiB, over the {MAX_MODEL_BYTES >> 20} MiB "
-                          "limit of change model files")
-    return size
-
-
-def read_header(path: str | Path) -> dict[str, Any]:
-    """The JSON header of a model file, read without loading the estimator.
-
-    Raises :class:`MethodError` naming the file when it is missing, over
-    :data:`MAX_MODEL_BYTES`, or is not a sitewatch change model of a format version this
-    sitewatch reads (:data:`FORMAT_VERSION`, or the legacy pickle format
-    :data:`LEGACY_FORMAT_VERSION`, which :func:`load_model` loads only when trusted).
-    """
-    p = Path(path)
-    _check_size(p)
-    try:
-        with open(p, "rb") as f:
-            head = f.read(len(_MAGIC) + 2 + _MAX_HEADER)
-    except OSError as exc:
-        raise MethodError(f"{p}: not a readable sitewatch change model ({exc})") from None
-    return _parse_header(p, head)[0]
-
-
-def _legacy_message(p: Path) -> str:
-    return (f"{p}: a legacy change model (a pickle, which can run any code on loading); "
-            "not loaded. If you made it or trust its source, convert it once with "
-            f"`sitewatch train --convert {p} --trust-model --out NEW_FILE`, "
-            "or give --trust-model")
-
-
-def _unpack_archive(p: Path, payload: bytes) -> bytes:
-    """The skops archive ``payload`` re-packed uncompressed, after checking it.
-
-    The zip directory's own size is bounded before it is parsed; sizes are checked from
-    it before anything is decompressed (the sum of the members' sizes against
-    :data:`MAX_CONTENT_BYTES`); each member is then
-    decompressed in bounded reads that stop at its stated size, and every ``.npy``
-    member must hold the bytes its header promises (so loading an array allocates no
-    more than the file holds).
-    """
-    # The end record must close the file (skops writes no comment); the central directory
-    # it points to is bounded before zipfile parses it into one object per member.
-    end = payload[-22:]
-    if len(end) < 22 or end[:4] != b"PK\x05\x06":
-        raise MethodError(f"{p}: the change model is truncated or corrupt (no zip end record)")
-    (dir_size,) = struct.unpack("<I", end[12:16])
-    if dir_size > _MAX_DIRECTORY:
-        raise MethodError(f"{p}: the change model archive's directory claims {dir_size} "
-                          f"bytes, over the limit of {_MAX_DIRECTORY}; not loaded")
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(payload))
-        infos = zf.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise MethodError(f"{p}: the change model is truncated or corrupt ({exc})") from None
-    if len(infos) > _MAX_MEMBERS:
-        raise MethodError(f"{p}: the change model archive has {len(infos)} members, over "
-                          f"the limit of {_MAX_MEMBERS}")
-    total = sum(i.file_size for i in infos)
-    if total > MAX_CONTENT_BYTES:
-        raise MethodError(f"{p}: the change model would decompress to {total / 2**20:.0f} MiB"
-                          f", over the {MAX_CONTENT_BYTES >> 20} MiB limit; not loaded")
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as w:
-        for info in infos:
-            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or (
-                    info.flag_bits & 1):
-                raise MethodError(f"{p}: the change model archive uses an unsupported "
-                                  "compression or encryption")
-            try:
-                with zf.open(info) as f:
-                    data = f.read(info.file_size)  # bounded: never past the stated size
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
-                raise MethodError(f"{p}: the change model is truncated or corrupt "
-                                  f"({type(exc).__name__}: {exc})") from None
-            if len(data) != info.file_size:
-                raise MethodError(f"{p}: the change model is truncated or corrupt "
-                                  f"(a member holds {len(data)} of {info.file_size} bytes)")
-            if info.filename.endswith(".npy"):
-                _check_npy(p, data)
-            w.writestr(info.filename, data)
-    return out.getvalue()
-
-
-def _check_npy(p: Path, data: bytes) -> None:
-    """An ``.npy`` member must be a plain array holding all the bytes its header claims."""
-    fmt = np.lib.format
-    buf = io.BytesIO(data)
-    try:
-        version = fmt.read_magic(buf)
-        if version == (1, 0):
-            shape, _, dtype = fmt.read_array_header_1_0(buf)
-        elif version == (2, 0):
-            shape, _, dtype = fmt.read_array_header_2_0(buf)
-        else:
-            raise ValueError(f"npy version {version}")
-    except (ValueError, TypeError, SyntaxError, RecursionError) as exc:
-        raise MethodError(f"{p}: the change model holds an unreadable array "
-                          f"({type(exc).__name__})") from None
-    need = math.prod(int(n) for n in shape) * dtype.itemsize
-    if dtype.hasobject or need > len(data) - buf.tell():
-        raise MethodError(f"{p}: the change model holds an array larger than its data "
-                          "(corrupt or crafted); not loaded")
-
-
-def _unpickle_legacy(p: Path, payload: bytes) -> Any:
-    """The estimator of a legacy (pickle) model file: RUNS ANY CODE THE FILE HOLDS."""
-    import joblib
-
-    d = zlib.decompressobj()
-    try:
-        raw = d.decompress(payload, MAX_CONTENT_BYTES + 1)  # bounded: a zlib bomb stops here
-    except zlib.error as exc:
-        raise MethodError(f"{p}: the change model is truncated or corrupt ({exc})") from None
-    if len(raw) > MAX_CONTENT_BYTES or d.unconsumed_tail:
-        raise MethodError(f"{p}: the change model decompresses to over "
-                          f"{MAX_CONTENT_BYTES >> 20} MiB, the limit; not loaded")
-    if not d.eof:
-        raise MethodError(f"{p}: the change model is truncated or corrupt")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sklearn's own version warning: ours is clearer
-        return joblib.load(io.BytesIO(raw))
-
-
-def load_model(path: str | Path, *, bands: Sequence[str] | None = None,
-               trust_pickle: bool = False) -> ChangeModel:
-    """Read a model written by :meth:`ChangeModel.save`.
-
-    Raises :class:`MethodError` naming the file when it is missing, over
-    :data:`MAX_MODEL_BYTES` (or its archive over :data:`MAX_CONTENT_BYTES` once
-    decompressed: checked before decompressing), unreadable or truncated, not a sitewatch
-    change model, of an unknown format version, holds types outside
-    :data:`TRUSTED_TYPES` and skops' own trusted set, is built with features this
-    sitewatch does not compute, or lacks ``bands`` the caller requires (when given).  A
-    model saved with another scikit-learn version loads with a warning: its predictions
-    may differ.
-
-    A legacy model file (format version 1: a pickle) is refused unless ``trust_pickle``
-    is true.
-
-    .. warning:: ``trust_pickle=True`` unpickles the file, which can run any code it
-       holds: only for files you made yourself or otherwise trust.
-    """
-    p = Path(path)
-    sk = _sklearn()
-    _check_size(p)
-    try:
-        with open(p, "rb") as f:
-            raw = f.read(MAX_MODEL_BYTES + 1)
-    except OSError as exc:
-        raise MethodError(f"{p}: not a readable sitewatch change model ({exc})") from None
-    if len(raw) > MAX_MODEL_BYTES:  # grew since it was checked
-        raise MethodError(f"{p}: over the {MAX_MODEL_BYTES >> 20} MiB limit of change "
-                          "model files")
-    header, start = _parse_header(p, raw[:len(_MAGIC) + 2 + _MAX_HEADER])
-    legacy = header["format_version"] == LEGACY_FORMAT_VERSION
-    if legacy and not trust_pickle:
-        raise MethodError(_legacy_message(p))
-    model_bands = tuple(header.get("bands") or ())
-    names = list(header.get("feature_names") or [])
-    if not model_bands or names != feature_names(model_bands):
-        raise MethodError(f"{p}: its features do not match this sitewatch's "
-                          f"({__name__}); retrain the model")
-    if bands is not None:
-        missing = [b for b in model_bands if b not in tuple(bands)]
-        if missing:
-            raise MethodError(f"{p}: the model needs band(s) {', '.join(missing)}; given "
-                              f"{', '.join(bands) or 'none'}")
-    try:
-        threshold = float(header["threshold"])
-    except (KeyError, TypeError, ValueError):
-        raise MethodError(f"{p}: the change model has no valid threshold") from None
-    if header.get("sklearn_version") != sk.__version__:
-        warnings.warn(f"{p}: saved with scikit-learn {header.get('sklearn_version')}, "
-                      f"running {sk.__version__}; predictions may differ (retrain to be sure)",
-                      UserWarning, stacklevel=2)
-    payload = raw[start:]
-    del raw
-    if legacy:
-        try:
-            est = _unpickle_legacy(p, payload)
-        except MethodError:
-            raise
-        except Exception as exc:  # truncated, corrupt, incompatible pickle...
-            raise MethodError(f"{p}: the change model cannot be read "
-                              f"({type(exc).__name__}: {exc})") from None
-    else:
-        est = _load_skops(p, _unpack_archive(p, payload))
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    if not isinstance(est, HistGradientBoostingClassifier):
-        raise MethodError(f"{p}: the change model file holds no gradient boosting classifier")
-    if getattr(est, "n_features_in_", None) != len(names):
-        raise MethodError(f"{p}: the classifier takes {getattr(est, 'n_features_in_', None)}"
-                          f" features, the header names {len(names)}; corrupt model")
-    return ChangeModel(est, model_bands, names, threshold, dict(header.get("training") or {}))
-
-
-def _load_skops(p: Path, archive: bytes) -> Any:
-    sio = _skops()
-    from skops.io.exceptions import UntrustedTypesFoundException
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # sklearn's own version warning: ours is clearer
-            return sio.loads(archive, trusted=list(TRUSTED_TYPES))
-    except UntrustedTypesFoundException as exc:
-        raise MethodError(f"{p}: the change model holds types sitewatch does not load "
-                          f"({str(exc)[:200]}); not loaded") from None
-    except Exception as exc:  # corrupt archive, schema or array; too deep; another version
-        raise MethodError(f"{p}: the change model cannot be read "
-                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
-
-
-def convert_model(src: str | Path, dst: str | Path, *, trust_pickle: bool = False
-                  ) -> ChangeModel:
-    """Re-save the model file ``src`` (any format this sitewatch reads; a legacy pickle
-    only with ``trust_pickle``: see :func:`load_model`) in the current format at
-    ``dst``; returns the model."""
-    model = load_model(src, trust_pickle=trust_pickle)
-    model.save(dst)
-    return model
 
 # --------------------------------------------------------------------------- training
 
