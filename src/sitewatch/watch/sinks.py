@@ -17,9 +17,9 @@ from then on (those of that run onwards), not the site's history; ``replay=True`
 received.  From then on it receives every event of the site, whichever run stored it.
 
 Every sink has ``key``, ``deliver(events, site)`` (returns the ids of the events it
-delivered; raises :class:`SinkError` when it delivered none), ``emit(alerts, site)`` (sends
-alerts as :func:`~sitewatch.watch.pipeline.run_site` returns them, outside the outbox; their
-event ids are derived from the alerts' content) and ``close()``.
+delivered; raises :class:`SinkError` when it delivered none) and ``close()``.
+:func:`events_of` turns alerts handed over directly into events, for a sink used outside
+the outbox (their ids are derived from the alerts' content).
 
 A JSON-lines line, and the webhook body (one POST per event, ``Content-Type:
 application/json``)::
@@ -146,9 +146,6 @@ class JsonLinesSink:
             raise SinkError(f"cannot write {self.path}: {exc}") from None
         return [e.id for e in events]
 
-    def emit(self, alerts: Mapping[str, Sequence[StoredAlert]], site: Site) -> None:
-        self.deliver(events_of(alerts, site), site)
-
     def close(self) -> None:
         pass
 
@@ -185,9 +182,6 @@ class GeoJsonSink:
             raise SinkError(f"cannot write {self.path}: {exc}") from None
         return [e.id for e in events]
 
-    def emit(self, alerts: Mapping[str, Sequence[StoredAlert]], site: Site) -> None:
-        self.deliver(events_of(alerts, site), site)
-
     def close(self) -> None:
         pass
 
@@ -205,7 +199,7 @@ class _Job:
 
     __slots__ = ("abandoned", "deadline", "done", "event", "ok", "why")
 
-    def __init__(self, event: AlertEvent, deadline: float | None):
+    def __init__(self, event: AlertEvent, deadline: float):
         self.event, self.deadline = event, deadline
         self.done = self.ok = self.abandoned = False
         self.why = ""
@@ -228,7 +222,6 @@ class WebhookSink:
         self._open = opener or urllib.request.build_opener(_NoRedirect).open
         self._q: queue.Queue[_Job | None] = queue.Queue()
         self._cv = threading.Condition()
-        self._emitted: list[_Job] = []
         self.delivered = 0
         self.failed: list[tuple[str, str]] = []  # (alert id, why)
         self._thread = threading.Thread(target=self._work, name="sitewatch-webhook",
@@ -263,7 +256,7 @@ class WebhookSink:
         data = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
         why = "not sent"
         for attempt in range(self.retries + 1):
-            if job.deadline is not None and time.monotonic() >= job.deadline:
+            if time.monotonic() >= job.deadline:
                 return False, f"{why}; the {self.drain_s:g} s delivery budget is spent"
             ok, why, again = self._post_once(data)
             if ok:
@@ -271,7 +264,7 @@ class WebhookSink:
             if not again or attempt == self.retries:
                 break
             wait = self.backoff_s * 2**attempt
-            if job.deadline is not None and time.monotonic() + wait >= job.deadline:
+            if time.monotonic() + wait >= job.deadline:
                 return False, f"{why}; no time left in the {self.drain_s:g} s budget to retry"
             time.sleep(wait)
         return False, why
@@ -298,9 +291,8 @@ class WebhookSink:
                 self._q.task_done()
 
     def _log_failed(self, job: _Job, why: str) -> None:
-        pending = "; it stays pending" if job.deadline is not None else ""
-        log.warning("%s: alert %s not delivered (%s) (event %s)%s", self.label,
-                    job.event.alert_id, why, job.event.id, pending)
+        log.warning("%s: alert %s not delivered (%s) (event %s); it stays pending",
+                    self.label, job.event.alert_id, why, job.event.id)
 
     # -- the sink --------------------------------------------------------------------------
 
@@ -324,23 +316,10 @@ class WebhookSink:
                     self._log_failed(j, why)
             return [j.event.id for j in jobs if j.done and j.ok]
 
-    def emit(self, alerts: Mapping[str, Sequence[StoredAlert]], site: Site) -> None:
-        """Queue the alerts and return at once (outside the outbox: nothing records the
-        outcome; :meth:`close` waits for it a bounded time)."""
-        for e in events_of(alerts, site):
-            job = _Job(e, None)
-            self._emitted.append(job)
-            self._q.put(job)
-
     def close(self) -> None:
-        """Wait up to ``drain_s`` for emitted POSTs; what is left is logged, not waited on.
-        (Events given to :meth:`deliver` were waited for there.)"""
+        """Stop the sender thread (:meth:`deliver` already waited, within its budget, for
+        what it was given; a POST still hanging is abandoned, its event left pending)."""
         self._q.put(None)
-        waiting = any(not j.done for j in self._emitted)
-        self._thread.join(self.drain_s if waiting else 0.0)
-        if waiting and self._thread.is_alive():
-            log.warning("%s: gave up waiting after %.0f s; %d alert(s) still queued",
-                        self.label, self.drain_s, self._q.qsize())
 
 
 # --------------------------------------------------------------------------- the outbox
