@@ -164,5 +164,4 @@ class SitewatchGroup(click.Group):
             raise SystemExit(130) from None
 
 __all__ = ["Ctx", "SafeConsole", "SitewatchGroup", "clean_text", "echo_json", "echo_json_text",
-           "echo_text", "err",
-           "esc", "out", "pass_ctx", "progress_bar", "setup_logging"]
+           "echo_text", "err", "esc", "out", "pass_ctx", "progress_bar", "setup_logging"]
