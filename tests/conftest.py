@@ -117,3 +117,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--fuzz-long", action="store_true", default=False,
                      help="tests/test_fuzz.py: run many more seeded cases (or set "
                           "SITEWATCH_FUZZ_N to the number of seeds per format and mutation)")
+
+
+# -- real STAC services (tests/stac_server.py; docs/testing.md) ------------------------------
+
+def _services_required() -> bool:
+    return os.environ.get("SITEWATCH_REQUIRE_SERVICES", "") not in ("", "0")
+
+
+@pytest.fixture(scope="session")
+def stac_services(tmp_path_factory: pytest.TempPathFactory):
+    """PostgreSQL + PostGIS + pgstac, stac-fastapi-pgstac, the file server and the fault
+    proxy, started once per session (tests/stac_server.py).  Skips saying why when the
+    services are not installed, unless SITEWATCH_REQUIRE_SERVICES=1 (CI), then fails."""
+    from stac_server import missing_services, start_services
+
+    why = missing_services()
+    if why and _services_required():
+        pytest.fail(f"test services required (SITEWATCH_REQUIRE_SERVICES=1) but: {why}",
+                    pytrace=False)
+    if why:
+        pytest.skip(f"test STAC services unavailable: {why} "
+                    "(run scripts/install-test-services.sh)")
+    services = start_services(tmp_path_factory.mktemp("stac"))  # installed but broken: fail
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+@pytest.fixture
+def stac(stac_services):
+    """The session's services, emptied for this test: no collections or Items, no fault
+    rules, empty request logs, the API running, the default page cap."""
+    stac_services.reset()
+    yield stac_services
+    stac_services.proxy.plan.clear()
