@@ -153,3 +153,14 @@ def stac(stac_services):
     stac_services.reset()
     yield stac_services
     stac_services.proxy.plan.clear()
+
+
+@pytest.fixture(scope="session")
+def big_s2_asset(stac_services) -> str:
+    """A Sentinel-2-band-sized COG (10980 x 10980 uint16, 512 px tiles, about 170 MB) under the
+    file server's root, written once per session (about 6 s); returns its relative path."""
+    from stac_items import big_cog
+
+    rel = "big/S2_10980_B04.tif"
+    big_cog(stac_services.files.root / rel)
+    return rel

@@ -166,6 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         if rule and rule.kind == "fail":
             payload = json.dumps({"code": "InjectedFault", "description":
                                   f"fault proxy: {rule.status}"}).encode()
+            self._record(rule.status, "fail")  # logged before the client can see it
             self.send_response(rule.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
@@ -174,7 +175,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
-            self._record(rule.status, "fail")
             return
         if rule and rule.kind == "stall":
             wake.wait(rule.seconds)
@@ -184,11 +184,12 @@ class _Handler(BaseHTTPRequestHandler):
                                    "0")
             headers = [(k, v) for k, v in headers if k.lower() not in DROP_FROM_UPSTREAM]
         except OSError:
-            self.send_error(502, "upstream unreachable")
             self._record(502, kind)
+            self.send_error(502, "upstream unreachable")
             return
         if rule and rule.kind == "duplicate":
             data = _duplicate_first(data)
+        self._record(status, kind)
         self.send_response(status)
         for k, v in headers:
             self.send_header(k, v)
@@ -204,7 +205,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             else:
                 self.wfile.write(data)
-        self._record(status, kind)
 
     def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         owner = self.server.owner

@@ -19,6 +19,9 @@ from pystac_client import Client
 from pystac_client.exceptions import APIError
 from rasterio.windows import Window
 
+from conftest import need_shared
+from stac_items import colorado_landsat_items, sentinel1_rtc_items, sentinel2_items
+
 #: A small square near Sohae (lon/lat) and Items on a grid of points around it.
 SITE = {"type": "Polygon", "coordinates": [[[124.70, 39.65], [124.72, 39.65], [124.72, 39.67],
                                             [124.70, 39.67], [124.70, 39.65]]]}
@@ -176,3 +179,95 @@ def test_asset_faults_404_and_truncated(stac):
         get(stac.asset_href("cogs/b.tif")).read()
     ranged = get(stac.files.url_for("cogs/b.tif"), headers={"Range": "bytes=10-19"})
     assert ranged.status == 206 and ranged.read() == full[10:20]
+
+
+# -- Items built from the real imagery (tests/stac_items.py) ---------------------------------
+
+VSICURL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+               "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif", "VSI_CACHE": "FALSE",
+               "GDAL_HTTP_MULTIRANGE": "SINGLE"}
+
+
+def test_colorado_landsat_series_searchable_and_readable(stac):
+    data = need_shared("landsat_timeseries_colorado")
+    items = colorado_landsat_items(stac.files.root, stac.asset_href, data=data)
+    assert len(items) == 105
+    stac.add_collection("landsat-c2-l2")
+    stac.add_items("landsat-c2-l2", items)
+    first = items[0]
+    lon, lat = np.mean(first["geometry"]["coordinates"][0][:4], axis=0)
+    site = {"type": "Point", "coordinates": [float(lon), float(lat)]}
+    search = Client.open(stac.api_url).search(
+        collections=["landsat-c2-l2"], intersects=site, datetime="2009-01-01/2010-12-31",
+        query={"eo:cloud_cover": {"lte": 50}})
+    pages = list(search.pages())
+    found = [it for page in pages for it in page.items]
+    expect = [it["id"] for it in items if "2009" <= it["properties"]["datetime"][:4] <= "2010"
+              and it["properties"]["eo:cloud_cover"] <= 50]
+    assert len(pages) >= 3 and sorted(it.id for it in found) == sorted(expect)
+    item = found[0]
+    # the server serves projection v1.1 (proj:epsg); pystac migrates it to v2 (proj:code)
+    raw = json.load(get(f"{stac.api_url}/collections/landsat-c2-l2/items/{item.id}"))
+    assert raw["properties"]["proj:epsg"] == 32613
+    assert item.properties["proj:code"] == "EPSG:32613"
+    assert item.properties["platform"] in ("landsat-5", "landsat-7")
+    sid = item.id
+    with rasterio.Env(**VSICURL_ENV), rasterio.open("/vsicurl/" + item.assets["red"].href) as ds:
+        red = ds.read(1)
+        assert ds.crs.to_epsg() == 32613 and ds.nodata == -9999
+    with rasterio.open(data / sid / f"{sid}_b3.tif") as src:
+        assert np.array_equal(red, src.read(1))
+    with rasterio.open(data / sid / f"{sid}_fmask.tif") as src:
+        fmask = src.read(1)
+    with rasterio.open(stac.files.root / "landsat" / sid / f"{sid}_qa_pixel.tif") as ds:
+        qa = ds.read(1)
+    assert np.array_equal((qa >> 3) & 1, (fmask == 4).astype(qa.dtype))  # cloud bit
+    assert np.array_equal((qa >> 6) & 1, np.isin(fmask, (0, 1)).astype(qa.dtype))  # clear bit
+
+
+def test_sentinel2_item_assets(stac):
+    data = need_shared("s2_l1c_single")
+    (item,) = sentinel2_items(stac.files.root, stac.asset_href, data=data)
+    assert set(item["assets"]) == {"blue", "green", "red", "nir", "swir16", "swir22", "scl"}
+    assert item["assets"]["swir16"]["proj:shape"] == [384, 768]
+    stac.add_collection("sentinel-2-l2a")
+    stac.add_items("sentinel-2-l2a", [item])
+    (found,) = Client.open(stac.api_url).search(collections=["sentinel-2-l2a"]).items()
+    with rasterio.Env(**VSICURL_ENV), rasterio.open("/vsicurl/" + found.assets["nir"].href) as ds:
+        nir = ds.read(1, window=Window(100, 100, 50, 50))
+    with rasterio.open(data / "IMG_DATA" / "T33UUU_20170216T102101_B08.jp2") as src:
+        assert np.array_equal(nir, src.read(1, window=Window(100, 100, 50, 50)))
+
+
+def test_sentinel1_rtc_items_are_deterministic_speckled_power(stac):
+    a = sentinel1_rtc_items(stac.files.root, stac.asset_href, seed=3, n_dates=4, size=64,
+                            change_after=2)
+    b = sentinel1_rtc_items(stac.files.root, stac.asset_href, seed=3, n_dates=4, size=64,
+                            change_after=2)
+    assert a == b
+    assert [it["properties"]["sat:relative_orbit"] for it in a] == [127, 61, 127, 61]
+    assert a[0]["properties"]["sar:polarizations"] == ["VV", "VH"]
+    stac.add_collection("sentinel-1-rtc")
+    stac.add_items("sentinel-1-rtc", a)
+    found = list(Client.open(stac.api_url).search(
+        collections=["sentinel-1-rtc"], query={"sat:orbit_state": {"eq": "ascending"}}).items())
+    assert sorted(it.id for it in found) == sorted(a[i]["id"] for i in (0, 2))
+    vv = []
+    for it in a:
+        with rasterio.open(stac.files.root / it["assets"]["vv"]["href"].split("/files/")[1]) as ds:
+            vv.append(ds.read(1))
+    assert all(v.dtype == np.float32 and (v > 0).all() for v in vv)
+    centre = [10 * np.log10(v[27:37, 27:37].mean()) for v in vv]
+    edge = [10 * np.log10(v[:10, :10].mean()) for v in vv]
+    assert min(centre[2:]) > max(centre[:2]) + 5  # the new bright structure
+    assert max(edge) - min(edge) < 3  # elsewhere only speckle
+
+
+def test_window_of_a_sentinel2_sized_asset_reads_a_small_fraction(stac, big_s2_asset):
+    size = (stac.files.root / big_s2_asset).stat().st_size
+    href = "/vsicurl/" + stac.asset_href(big_s2_asset)
+    with rasterio.Env(**VSICURL_ENV), rasterio.open(href) as ds:
+        assert ds.shape == (10980, 10980) and ds.overviews(1)
+        ds.read(1, window=Window(4000, 4000, 600, 600))  # a 6 km site at 10 m
+    served = stac.files.bytes_served(big_s2_asset)
+    assert 0 < served < 0.03 * size
