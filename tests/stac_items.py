@@ -33,7 +33,7 @@ from affine import Affine
 from rasterio.warp import transform_geom
 
 __all__ = ["FMASK_TO_QA_PIXEL", "big_cog", "colorado_landsat_items", "item_dict",
-           "sentinel1_rtc_items", "sentinel2_items", "write_cog"]
+           "sentinel1_rtc_items", "sentinel2_items", "truncated_copy", "write_cog"]
 
 Href = Callable[[str], str]
 
@@ -72,6 +72,16 @@ def write_cog(path: Path, data: np.ndarray, *, crs: str, transform: Affine,
         ds.write(arr)
     tmp.replace(path)
     return path
+
+
+def truncated_copy(root: Path, rel: str, new_rel: str, keep_fraction: float = 0.5) -> str:
+    """Copy the first ``keep_fraction`` of ``root/rel`` to ``root/new_rel`` (a COG cut short on
+    the server: the header opens, tiles past the cut cannot be read); returns ``new_rel``."""
+    data = (root / rel).read_bytes()
+    out = root / new_rel
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data[: int(len(data) * keep_fraction)])
+    return new_rel
 
 
 def _footprint(crs: str, transform: Affine, shape: tuple[int, int]) -> dict[str, Any]:

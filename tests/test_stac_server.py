@@ -20,7 +20,7 @@ from pystac_client.exceptions import APIError
 from rasterio.windows import Window
 
 from conftest import need_shared
-from stac_items import colorado_landsat_items, sentinel1_rtc_items, sentinel2_items
+from stac_items import colorado_landsat_items, sentinel1_rtc_items, sentinel2_items, truncated_copy
 
 #: A small square near Sohae (lon/lat) and Items on a grid of points around it.
 SITE = {"type": "Polygon", "coordinates": [[[124.70, 39.65], [124.72, 39.65], [124.72, 39.67],
@@ -271,3 +271,12 @@ def test_window_of_a_sentinel2_sized_asset_reads_a_small_fraction(stac, big_s2_a
         ds.read(1, window=Window(4000, 4000, 600, 600))  # a 6 km site at 10 m
     served = stac.files.bytes_served(big_s2_asset)
     assert 0 < served < 0.03 * size
+
+
+def test_truncated_cog_on_the_server_opens_but_does_not_read(stac):
+    write_cog(stac.files.root / "cogs" / "c.tif", size=512)
+    rel = truncated_copy(stac.files.root, "cogs/c.tif", "cogs/c-cut.tif", keep_fraction=0.5)
+    with rasterio.Env(**VSICURL_ENV), rasterio.open("/vsicurl/" + stac.asset_href(rel)) as ds:
+        assert ds.shape == (512, 512)
+        with pytest.raises(rasterio.errors.RasterioIOError):
+            ds.read(1)
