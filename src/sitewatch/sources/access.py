@@ -122,9 +122,14 @@ def redact(text: object, secrets: tuple[str, ...] = ()) -> str:
     return out
 
 
+#: Hosts whose URLs the Planetary Computer signs (its Azure blob storage).
+_SIGNED_HOSTS = (".blob.core.windows.net",)
+
+
 def url_signer(needed: bool) -> Callable[[str], str]:
     """A function that signs an asset URL for reading: the Planetary Computer's SAS signing
-    when ``needed`` (the ``stac-signing`` extra), else the URL as it is."""
+    of its blob-storage URLs when ``needed`` (the ``stac-signing`` extra), else the URL as
+    it is.  Signed URLs are used for the read only, never stored."""
     if not needed:
         return lambda href: href
     try:
@@ -136,6 +141,8 @@ def url_signer(needed: bool) -> Callable[[str], str]:
         ) from None
 
     def sign(href: str) -> str:
+        if not (urlsplit(href).hostname or "").endswith(_SIGNED_HOSTS):
+            return href
         try:
             return str(planetary_computer.sign(href))
         except Exception as exc:  # token service errors of any kind
@@ -159,6 +166,9 @@ def gdal_options(policy: HttpPolicy) -> dict[str, Any]:
         "GDAL_HTTP_TIMEOUT": str(int(max(1, policy.read_timeout))),
         "GDAL_HTTP_CONNECTTIMEOUT": str(int(max(1, policy.connect_timeout))),
         "GDAL_PAM_ENABLED": "NO",  # never write .aux.xml beside anything
+        # No process-wide cache of remote bytes: a truncated or failed answer must not be
+        # served again from memory at the next try (``sitewatch watch`` runs for days).
+        "CPL_VSIL_CURL_NON_CACHED": "/vsicurl/",
     }
 
 

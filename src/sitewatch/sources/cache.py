@@ -80,7 +80,7 @@ def _window(ds: DatasetReader, geometry: BaseGeometry, margin_m: float) -> Windo
     margin = margin_m / 111_320.0 if ds.crs.is_geographic else margin_m
     left, bottom, right, top = geom.buffer(margin).bounds
     inv = ~ds.transform
-    cols, rows = zip(*(inv * (x, y) for x, y in ((left, bottom), (left, top),
+    cols, rows = zip(*(inv @ (x, y) for x, y in ((left, bottom), (left, top),
                                                 (right, bottom), (right, top))), strict=True)
     if not all(math.isfinite(v) for v in (*cols, *rows)):
         return None

@@ -25,7 +25,8 @@ PLANETARY_COMPUTER = "https://planetarycomputer.microsoft.com/api/stac/v1"
 @dataclass(frozen=True)
 class AssetBand:
     """One asset read as one band: its asset key, the band name sitewatch uses (a common name
-    such as ``red``, or ``vv``/``vh`` for radar), and whether an Item must have it."""
+    such as ``red``, or ``vv``/``vh`` for radar), and whether an Item must have it (the
+    optical presets require red and near infrared; the other bands are read when present)."""
 
     asset: str
     band: str
@@ -61,7 +62,7 @@ class Preset:
     scale: float = 1.0
     offset: float = 0.0
     nodata: float | None = None
-    signing: bool = False  # asset URLs need a SAS token (Planetary Computer)
+    signing: bool = False  # asset URLs need a SAS token (Planetary Computer's own API)
     cloud_cover: bool = True  # Items carry eo:cloud_cover (max-cloud applies)
 
 
@@ -74,9 +75,9 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "s2-l2a", "Sentinel-2 L2A (Element 84 Earth Search)", EARTH_SEARCH,
             "sentinel-2-l2a", "sentinel-2",
-            (_s2("blue", "blue", 0.490), _s2("green", "green", 0.560),
+            (_s2("blue", "blue", 0.490, False), _s2("green", "green", 0.560, False),
              _s2("red", "red", 0.665), _s2("nir", "nir", 0.842),
-             _s2("swir16", "swir16", 1.610), _s2("swir22", "swir22", 2.190),
+             _s2("swir16", "swir16", 1.610, False), _s2("swir22", "swir22", 2.190, False),
              _s2("rededge1", "rededge1", 0.705, False), _s2("rededge2", "rededge2", 0.740, False),
              _s2("rededge3", "rededge3", 0.783, False), _s2("nir08", "nir08", 0.865, False)),
             (AssetMask("scl", "scl"),),
@@ -86,10 +87,10 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "landsat-c2-l2", "Landsat Collection 2 Level-2 (Microsoft Planetary Computer)",
             PLANETARY_COMPUTER, "landsat-c2-l2", "landsat",
-            (AssetBand("blue", "blue", True, 0.482), AssetBand("green", "green", True, 0.561),
+            (AssetBand("blue", "blue", False, 0.482), AssetBand("green", "green", False, 0.561),
              AssetBand("red", "red", True, 0.655), AssetBand("nir08", "nir", True, 0.865),
-             AssetBand("swir16", "swir16", True, 1.609),
-             AssetBand("swir22", "swir22", True, 2.201)),
+             AssetBand("swir16", "swir16", False, 1.609),
+             AssetBand("swir22", "swir22", False, 2.201)),
             (AssetMask("qa_pixel", "qa_pixel"),),
             scale=2.75e-5, offset=-0.2, nodata=0.0, signing=True),
         Preset(
@@ -111,6 +112,18 @@ _MASK_ASSETS = {"scl": "scl", "qa_pixel": "qa_pixel", "fmask": "fmask", "cloud_m
 #: Radar polarisations kept as bands, when a source has no preset.
 _SAR_ASSETS = ("vv", "vh", "hh", "hv")
 _IMAGE_TYPES = ("image/tiff", "image/vnd.stac.geotiff", "image/jp2")
+
+
+def needs_signing(preset: Preset | None, api: str) -> bool:
+    """Whether a source's asset URLs must be signed: a signing preset used with its own
+    catalogue (the same preset pointed at another API, e.g. a mirror, signs nothing).
+
+    >>> needs_signing(PRESETS["landsat-c2-l2"], PLANETARY_COMPUTER + "/")
+    True
+    >>> needs_signing(PRESETS["landsat-c2-l2"], "http://127.0.0.1:8080")
+    False
+    """
+    return bool(preset and preset.signing and api.rstrip("/") == preset.api.rstrip("/"))
 
 
 def get_preset(name: str) -> Preset:
@@ -250,4 +263,5 @@ def scale_offset_nodata(asset: Mapping[str, Any], preset: Preset | None,
 
 
 __all__ = ["EARTH_SEARCH", "PLANETARY_COMPUTER", "PRESETS", "AssetBand", "AssetMask", "Preset",
-           "asset_map", "get_preset", "guess_assets", "scale_offset_nodata", "sensor_of"]
+           "asset_map", "get_preset", "guess_assets", "needs_signing", "scale_offset_nodata",
+           "sensor_of"]

@@ -71,7 +71,7 @@ def _client(api: str, creds: Credentials, policy: HttpPolicy) -> Any:
     adapter = _Adapter(creds, policy)
     io.session.mount("http://", adapter)
     io.session.mount("https://", adapter)
-    return Client.open(api, stac_io=io)
+    return Client.open(api, stac_io=io, timeout=(policy.connect_timeout, policy.read_timeout))
 
 
 def _reason(exc: BaseException, policy: HttpPolicy) -> str:

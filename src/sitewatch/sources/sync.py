@@ -44,7 +44,13 @@ from sitewatch.sources.access import (
     url_signer,
 )
 from sitewatch.sources.cache import CachedAsset, NoOverlapError, cache_window, clean_partials
-from sitewatch.sources.presets import Preset, asset_map, get_preset, sensor_of
+from sitewatch.sources.presets import (
+    Preset,
+    asset_map,
+    get_preset,
+    needs_signing,
+    sensor_of,
+)
 from sitewatch.sources.records import ItemNote, Source, SyncReport
 from sitewatch.sources.stac import (
     acquisition_key,
@@ -148,7 +154,7 @@ def _search(src: Source, site: Site, start: datetime | None, end: datetime | Non
                                          list[dict[str, Any]]]:
     preset = get_preset(src.preset) if src.preset else None
     creds = credentials(src.api, src.header_env)
-    sign = url_signer(bool(preset and preset.signing))
+    sign = url_signer(needs_signing(preset, src.api))
     items = search_items(src, site.boundary, start=start, end=end, creds=creds, policy=policy,
                          use_cloud=not preset or preset.cloud_cover)
     return preset, creds, sign, items
