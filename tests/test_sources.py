@@ -161,7 +161,7 @@ def test_cache_window_crops_on_the_assets_own_grid(tmp_path):
     assert 40 <= w <= 42 and 40 <= h <= 42 and c.resolution == 10  # 300 m + 2 x 50 m
     with rasterio.open(c.path) as ds:
         assert np.array_equal(ds.read(1), data[row:row + h, col:col + w])
-        assert ds.transform == t * Affine.translation(col, row) and ds.nodata == 0
+        assert ds.transform == t @ Affine.translation(col, row) and ds.nodata == 0
     from rio_cogeo.cogeo import cog_validate
     assert cog_validate(str(c.path))[0]
     with pytest.raises(SceneError, match="not the Item's proj:epsg 32652"):

@@ -80,8 +80,9 @@ def cache_root(store: Store, cache: str | Path | None = None) -> Path:
                       "for synced imagery (sync_site(..., cache=FOLDER))")
 
 
-class _Outcome(Exception):
-    """How one Item ended, raised from deep inside its processing."""
+class _Outcome(SceneError):
+    """How one Item ended (``kind`` skipped or failed), raised from deep inside its
+    processing; never leaves :func:`sync_site`."""
 
     def __init__(self, kind: str, reason: str):
         super().__init__(reason)
