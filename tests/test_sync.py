@@ -405,3 +405,34 @@ def test_sync_killed_at_random_points_resumes_to_the_same_catalogue(stac, home, 
         assert catalogue(store, "rockies") == clean
     leftovers = [p for p in (home / "cache").rglob("*.part")]
     assert leftovers == []
+
+
+def test_sync_sentinel2_and_sentinel1_presets(stac, home):
+    from stac_items import sentinel1_rtc_items, sentinel2_items
+
+    s2 = sentinel2_items(stac.files.root, stac.asset_href, data=need_shared("s2_l1c_single"))
+    s1 = sentinel1_rtc_items(stac.files.root, stac.asset_href, seed=3, n_dates=4, size=64,
+                             change_after=2)
+    load(stac, s2, "sentinel-2-l2a")
+    load(stac, s1, "sentinel-1-rtc")
+    with open_store(home) as store:
+        for items, preset, coll in ((s2, "s2-l2a", "sentinel-2-l2a"),
+                                    (s1, "s1-rtc", "sentinel-1-rtc")):
+            site = site_over(items[0], site_id=preset, shrink=0.3)
+            store.put_site(site, "file")
+            store.add_source(Source(site.id, preset, stac.api_url, coll, preset=preset))
+            rep = sync_site(store, site.id, policy=FAST)
+            assert rep.ok and len(rep.added) == len(items), rep.summary()
+        (opt,) = store.scenes("s2-l2a")
+        assert opt.sensor == "sentinel-2" and [m.kind for m in opt.masks] == ["scl"]
+        assert opt.band_names == ["blue", "green", "red", "nir", "swir16", "swir22"]
+        assert opt.band("swir16").resolution == 20 and opt.resolution == 10
+        sar = store.scenes("s1-rtc")
+        assert [s.band_names for s in sar] == [["vv", "vh"]] * 4
+        for s, it in zip(sar, sorted(s1, key=lambda i: i["properties"]["datetime"]),
+                         strict=True):
+            p = it["properties"]
+            assert s.sensor == "sentinel-1" and s.properties["sar_units"] == "power"
+            assert s.properties["polarisations"] == p["sar:polarizations"]
+            assert s.properties["orbit_direction"] == p["sat:orbit_state"]
+            assert s.properties["relative_orbit"] == p["sat:relative_orbit"]
