@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +166,6 @@ def test_sync_cli_json_and_summary(stac, home):
 def test_sync_date_range_and_max_cloud(stac, home):
     items = colorado(stac, limit=20)
     load(stac, items)
-    from datetime import datetime
 
     start, end = datetime(2008, 6, 1), datetime(2008, 9, 30)
     want = [it["id"] for it in items
@@ -436,3 +436,36 @@ def test_sync_sentinel2_and_sentinel1_presets(stac, home):
             assert s.properties["polarisations"] == p["sar:polarizations"]
             assert s.properties["orbit_direction"] == p["sat:orbit_state"]
             assert s.properties["relative_orbit"] == p["sat:relative_orbit"]
+
+
+def test_sync_reads_a_small_fraction_of_a_sentinel2_sized_asset(stac, home, big_s2_asset):
+    """A 6 km site on a 10980 x 10980 px asset: only the header and the tiles under the site's
+    window are fetched (the file server's own count of body bytes sent)."""
+    from affine import Affine
+    from stac_items import item_dict
+
+    from sitewatch.sites.site import square_boundary
+
+    href = stac.asset_href(big_s2_asset)
+    t = Affine(10, 0, 600_000.0, 0, -10, 4_400_040.0)
+    asset = {"href": href, "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+             "roles": ["data"]}
+    when = datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
+    item = item_dict("S2X_big", when, crs="EPSG:32651", transform=t, shape=(10980, 10980),
+        properties={"platform": "sentinel-2b", "eo:cloud_cover": 1.0},
+        assets={"red": asset, "nir": asset}, extensions=())
+    load(stac, [item], "sentinel-2-l2a")
+    site = bare_site("six", square_boundary(124.705, 39.66, 3000), "6 km")
+    with open_store(home) as store:
+        store.put_site(site, "file")
+        store.add_source(Source("six", "s2", stac.api_url, "sentinel-2-l2a", preset="s2-l2a"))
+        stac.files.reset_log()
+        rep = sync_site(store, "six", policy=FAST)
+        assert rep.ok and rep.added == ("S2X_big",)
+        (s,) = store.scenes("six")
+    size = (stac.files.root / big_s2_asset).stat().st_size
+    served = stac.files.bytes_served(big_s2_asset) / 2  # two assets, one file
+    assert 0 < served < 0.02 * size  # measured: 0.67 %
+    w, h = s.width, s.height
+    assert 680 <= w <= 700 and 680 <= h <= 700  # 6 km + 2 x 400 m at 10 m
+    print(f"bytes per asset: {served:,.0f} of {size:,} ({100 * served / size:.2f} %)")

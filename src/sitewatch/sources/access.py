@@ -157,7 +157,6 @@ def gdal_options(policy: HttpPolicy) -> dict[str, Any]:
     return {
         "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
         "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
-        "CPL_VSIL_CURL_USE_HEAD": "NO",
         "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
         "GDAL_HTTP_MULTIPLEX": "YES",
         "VSI_CACHE": "TRUE",
