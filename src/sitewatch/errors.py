@@ -45,10 +45,17 @@ class OutputError(SitewatchError, OSError):
     """A result (change product, figure, brief, PDF, plot) cannot be written or read back."""
 
 
+class SourceError(SitewatchError, OSError):
+    """A STAC imagery source cannot be searched or read (unreachable, HTTP errors after the
+    retries, a bad answer), or is defined wrongly; the message names the API URL (credentials
+    and query strings redacted)."""
+
+
 class MissingExtraError(SitewatchError, ImportError):
     """An optional dependency (an extra such as ``plot``, ``pdf`` or ``learn``) is not
     installed; the message names the install command."""
 
 
 __all__ = ["BriefError", "CollateralError", "GridError", "MissingExtraError", "OutputError",
-           "SceneError", "SiteError", "SitewatchError", "StoreError", "UndatedSceneError"]
+           "SceneError", "SiteError", "SitewatchError", "SourceError", "StoreError",
+           "UndatedSceneError"]

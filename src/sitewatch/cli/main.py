@@ -23,10 +23,12 @@ def cli(ctx: click.Context, home: str | None, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
-    from sitewatch.cli import catalog, collateral, demo, detect, sites, watch
+    from sitewatch.cli import catalog, collateral, demo, detect, sites, sources, watch
 
     cli.add_command(sites.site)
     cli.add_command(catalog.ingest)
+    cli.add_command(sources.source)
+    cli.add_command(sources.sync)
     cli.add_command(catalog.scenes)
     cli.add_command(catalog.load)
     cli.add_command(detect.detect)

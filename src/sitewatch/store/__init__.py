@@ -5,7 +5,8 @@
 * :mod:`~sitewatch.store.scenes`: the scene catalogue (sites, scenes, registrations, grids);
 * :mod:`~sitewatch.store.results`: what ``sitewatch run`` keeps (processed scenes,
   observations, runs, alerts);
-* :mod:`~sitewatch.store.collateral`: reports, notes and evidence.
+* :mod:`~sitewatch.store.collateral`: reports, notes and evidence;
+* :mod:`~sitewatch.store.sources`: STAC sources and the Items a sync has settled.
 
 :class:`Store` is one handle on all of them.
 """
@@ -17,10 +18,11 @@ from sitewatch.store.collateral import CollateralStore, report_id
 from sitewatch.store.results import ResultStore
 from sitewatch.store.scenes import SceneStore, SiteRow
 from sitewatch.store.schema import SCHEMA_VERSION
+from sitewatch.store.sources import SourceStore
 from sitewatch.watch.records import ALERT_STATUSES
 
 
-class Store(SceneStore, ResultStore, CollateralStore):
+class Store(SourceStore, SceneStore, ResultStore, CollateralStore):
     """The catalogue.  Use as a context manager, or call :meth:`close`.
 
     >>> with Store.open_path(":memory:") as store:

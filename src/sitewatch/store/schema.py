@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = sa.MetaData()
 
@@ -251,6 +251,45 @@ notes_table = sa.Table(
     sa.Column("added_at", sa.String(32), nullable=False),
 )
 
+#: Version 7: the STAC sources of a site (``sitewatch source add``).  ``header_env`` names the
+#: environment variable holding a header or token; the value is never stored.
+sources_table = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(120), primary_key=True),
+    sa.Column("api", sa.Text, nullable=False),
+    sa.Column("collection", sa.Text, nullable=False),
+    sa.Column("query", sa.Text, nullable=False),  # JSON object
+    sa.Column("max_cloud", sa.Float, nullable=True),
+    sa.Column("preset", sa.String(64), nullable=True),
+    sa.Column("header_env", sa.String(120), nullable=True),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)
+
+#: Version 7: every STAC Item a sync has settled for a site, keyed by (API, collection, Item
+#: id): catalogued as a scene, a duplicate of one (the same acquisition from another
+#: collection), or skipped for a lasting reason.  A re-sync reads none of these again.
+#: Written in the same transaction as the scene.
+stac_items_table = sa.Table(
+    "stac_items",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("api", sa.Text, primary_key=True),
+    sa.Column("collection", sa.Text, primary_key=True),
+    sa.Column("item_id", sa.Text, primary_key=True),
+    sa.Column("source", sa.String(120), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # scene | duplicate | skipped
+    sa.Column("scene_id", sa.String(128), nullable=True),
+    sa.Column("platform", sa.String(64), nullable=False),
+    sa.Column("acquired", sa.String(32), nullable=False),  # Item datetime to the second
+    sa.Column("tile", sa.String(64), nullable=True),
+    sa.Column("geometry", sa.Text, nullable=True),  # the Item's footprint, GeoJSON
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Index("ix_stac_items_acquisition", "site_id", "platform", "acquired"),
+)
+
 
 def _v1_to_v2(conn: sa.Connection) -> None:
     """Version 2 records every co-registration shift with its scene."""
@@ -331,10 +370,16 @@ def _v5_to_v6(conn: sa.Connection) -> None:
         t.create(conn, checkfirst=True)
 
 
+def _v6_to_v7(conn: sa.Connection) -> None:
+    """Version 7 adds STAC sources and the Items a sync has settled."""
+    for t in (sources_table, stac_items_table):
+        t.create(conn, checkfirst=True)
+
+
 #: Migrations from version N to N+1, keyed by N.  Each runs inside the opening transaction.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3,
                                                           3: _v3_to_v4, 4: _v4_to_v5,
-                                                          5: _v5_to_v6}
+                                                          5: _v5_to_v6, 6: _v6_to_v7}
 
 
 def stored_version(conn: sa.Connection) -> int:
@@ -383,4 +428,4 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "alert_deliveries_table", "alert_even
            "alert_sinks_table", "alerts_table", "evidence_table", "grids_table",
            "meta_table", "metadata", "migrate", "notes_table", "observations_table",
            "processed_table", "registrations_table", "reports_table", "runs_table", "scenes_table",
-           "sites_table", "stored_version"]
+           "sites_table", "sources_table", "stac_items_table", "stored_version"]
