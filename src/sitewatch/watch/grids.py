@@ -39,8 +39,8 @@ from sitewatch.imagery.sensors import (
     OPTICAL_BANDS,
     WATCH_METHOD,
     kind_of,
-    watch_threshold,
     registration_bands,
+    watch_threshold,
     worth_applying,
 )
 from sitewatch.imagery.sentinel1 import orbit_key
