@@ -333,7 +333,7 @@ def test_site_assessment_json_keys_and_round_trip(store, tmp_path):
     assert isinstance(la["window"]["start"], str) and len(la["window"]["days"]) == 2
     assert list(la["unobserved"][0]) == ["indicator", "name", "why"]
     assert isinstance(la["likelihood_range"], list)
-    assert list(d["imagery"]) == ["best_resolution_m", "last_image", "params_hash"]
+    assert list(d["imagery"]) == ["best_resolution_m", "last_image", "params_hash", "seen"]
     assert d["imagery"]["params_hash"] == "p1"
     assert d["reports"] == [{"id": added.report_id, "title": added.reading.title,
                              "published": "2024-06-01", "name": added.reading.name}]

@@ -282,3 +282,113 @@ def test_v1_catalogue_is_migrated_and_registrations_recorded(tmp_path):
         (row,) = s.registrations("sohae")
         assert (row.dy, row.dx, row.status, row.applied) == (0.5, -1.25, "ok", True)
         assert s.delete_scene("sohae", "scene_1") and s.registrations("sohae") == []
+
+
+# --------------------------------------------------------------------------- Sentinel-1
+
+_MANIFEST = """<?xml version="1.0" encoding="UTF-8"?>
+<xfdu:XFDU xmlns:xfdu="urn:ccsds:schema:xfdu:1" xmlns:safe="http://www.esa.int/safe/sentinel-1.0"
+  xmlns:s1="http://www.esa.int/safe/sentinel-1.0/sentinel-1"
+  xmlns:s1sarl1="http://www.esa.int/safe/sentinel-1.0/sentinel-1/sar/level-1">
+ <metadataSection>
+  <metadataObject ID="platform"><metadataWrap><xmlData>
+   <safe:platform><safe:familyName>SENTINEL-1</safe:familyName><safe:number>A</safe:number>
+   </safe:platform></xmlData></metadataWrap></metadataObject>
+  <metadataObject ID="measurementOrbitReference"><metadataWrap><xmlData>
+   <safe:orbitReference>
+    <safe:orbitNumber type="start">46629</safe:orbitNumber>
+    <safe:orbitNumber type="stop">46629</safe:orbitNumber>
+    <safe:relativeOrbitNumber type="start">{rel}</safe:relativeOrbitNumber>
+    <safe:relativeOrbitNumber type="stop">{rel}</safe:relativeOrbitNumber>
+    <safe:extension><s1:orbitProperties><s1:pass>{pass_}</s1:pass></s1:orbitProperties>
+    </safe:extension>
+   </safe:orbitReference></xmlData></metadataWrap></metadataObject>
+  <metadataObject ID="acquisitionPeriod"><metadataWrap><xmlData>
+   <safe:acquisitionPeriod><safe:startTime>2023-01-05T21:35:10.123456</safe:startTime>
+   </safe:acquisitionPeriod></xmlData></metadataWrap></metadataObject>
+  <metadataObject ID="generalProductInformation"><metadataWrap><xmlData>
+   <s1sarl1:standAloneProductInformation>
+    <s1sarl1:productType>GRD</s1sarl1:productType>
+    <s1sarl1:transmitterReceiverPolarisation>VV</s1sarl1:transmitterReceiverPolarisation>
+    <s1sarl1:transmitterReceiverPolarisation>VH</s1sarl1:transmitterReceiverPolarisation>
+   </s1sarl1:standAloneProductInformation></xmlData></metadataWrap></metadataObject>
+ </metadataSection>
+</xfdu:XFDU>
+"""
+
+
+def _write_safe(root, rel=92, pass_="DESCENDING"):
+    """A small Sentinel-1 GRD .SAFE: manifest, two georeferenced measurement files (uint16
+    amplitude DN), a quick-look and an annotation file that are not scenes."""
+    name = "S1A_IW_GRDH_1SDV_20230105T213510_20230105T213535_046629_0596A8_1A2B.SAFE"
+    safe = root / name
+    (safe / "measurement").mkdir(parents=True)
+    (safe / "annotation").mkdir()
+    (safe / "preview").mkdir()
+    (safe / "manifest.safe").write_text(_MANIFEST.format(rel=rel, pass_=pass_))
+    (safe / "annotation" / "s1a-iw-grd-vv.xml").write_text("<product/>")
+    write_tif(safe / "preview" / "quick-look.png", np.zeros((3, 8, 8), np.uint8), crs=None,
+              driver="PNG")
+    rng = np.random.default_rng(1)
+    for pol in ("vv", "vh"):
+        dn = (np.sqrt(rng.gamma(4.5, 1e4 / 4.5, (64, 64))) + 1).astype(np.uint16)
+        write_tif(safe / "measurement" / (f"s1a-iw-grd-{pol}-20230105t213510-20230105t213535-"
+                                          "046629-0596a8-001.tiff"), dn)
+    return safe
+
+
+def test_sentinel1_safe_reads_orbit_and_polarisation_from_its_manifest(store, tmp_path):
+    safe = _write_safe(tmp_path / "in")
+    ingest(store, [tmp_path / "in"], "s1site")
+    (sc,) = store.scenes("s1site")
+    assert sc.sensor == "sentinel-1" and sc.platform == "S1A"
+    assert sc.id == "S1A_20230105_046629"
+    assert sc.acquired == datetime(2023, 1, 5, 21, 35, 10, tzinfo=UTC)
+    assert sc.band_names == ["vh", "vv"]
+    assert sc.properties["polarisations"] == ["VH", "VV"]
+    # From the manifest, not derived: 92 is not (46629 - 73) % 175 + 1.
+    assert sc.properties["relative_orbit"] == 92
+    assert sc.properties["orbit_direction"] == "descending"
+    assert sc.properties["sar_units"] == "amplitude"  # GRD DN: squared on loading
+    assert not any("solar time" in w or "from absolute orbit" in w for w in sc.warnings)
+    assert all(str(safe / "measurement") in f.path for f in sc.files)
+
+
+def test_sentinel1_safe_without_manifest_fields_derives_them_and_says_so(store, tmp_path):
+    safe = _write_safe(tmp_path / "in")
+    text = (safe / "manifest.safe").read_text()
+    cut = text.split("<safe:relativeOrbitNumber")[0] + text.split("</safe:relativeOrbitNumber>"
+                                                                 )[-1]
+    (safe / "manifest.safe").write_text(cut.replace("<s1:pass>DESCENDING</s1:pass>", ""))
+    ingest(store, [tmp_path / "in"], "s1site")
+    (sc,) = store.scenes("s1site")
+    assert sc.properties["relative_orbit"] == (46629 - 73) % 175 + 1
+    assert sc.properties["orbit_direction"] == "descending"  # 21:35 UTC at 124.7 E: ~06 h
+    assert any("from absolute orbit 46629" in w for w in sc.warnings)
+    assert any("local solar time" in w for w in sc.warnings)
+
+
+def test_sentinel1_polarisation_files_group_into_one_scene(store, tmp_path):
+    rng = np.random.default_rng(2)
+    stem = "S1A_IW_GRDH_1SDV_20230117T213510_20230117T213535_046804_0596A8_1A2B"
+    for pol in ("VV", "VH"):
+        write_tif(tmp_path / "a" / f"{stem}_{pol}.tif",
+                  rng.gamma(4.5, 0.02, (64, 64)).astype(np.float32))
+    # A folder named for its product, with bare vv.tif / vh.tif (as some RTC downloads).
+    folder = tmp_path / "b" / "S1A_IW_GRDH_1SDV_20230129T213510_20230129T213535_046979_0596A8_1A2B"
+    for pol in ("vv", "vh"):
+        write_tif(folder / f"{pol}.tif", rng.gamma(4.5, 0.02, (64, 64)).astype(np.float32),
+                  tags={"RELATIVE_ORBIT": "92", "ORBIT_DIRECTION": "DESCENDING"})
+    ingest(store, [tmp_path / "a", tmp_path / "b"], "s1site")
+    got = {s.acquired.date().isoformat(): s for s in store.scenes("s1site")}
+    assert sorted(got) == ["2023-01-17", "2023-01-29"]
+    for sc in got.values():
+        assert sc.band_names == ["vh", "vv"] and sc.sensor == "sentinel-1"
+        assert sc.properties["sar_units"] == "power"
+    # From the product name's absolute orbit, and from the tag where one is given (the name
+    # would say 7 there too).
+    assert got["2023-01-17"].properties["relative_orbit"] == (46804 - 73) % 175 + 1 == 7
+    assert got["2023-01-29"].properties["relative_orbit"] == 92
+    assert got["2023-01-29"].properties["orbit_direction"] == "descending"
+    assert not any("solar time" in w for w in got["2023-01-29"].warnings)  # the tag said so
+    assert any("solar time" in w for w in got["2023-01-17"].warnings)

@@ -96,7 +96,7 @@ integer data).  Negative values are refused (decibels?).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -112,7 +112,8 @@ from sitewatch.change.base import (
 )
 from sitewatch.change.optical import local_mean
 
-__all__ = ["LogRatio", "Omnibus", "OmnibusResult", "default_floor", "enl", "omnibus_series"]
+__all__ = ["LogRatio", "Omnibus", "OmnibusResult", "default_floor", "enl", "omnibus_series",
+           "omnibus_stack"]
 
 #: Fewest usable blocks :func:`enl` accepts.
 MIN_BLOCKS = 10
@@ -516,3 +517,70 @@ def omnibus_series(images: Sequence[np.ndarray], enl: float, alpha: float = 0.01
     p_intervals[:, nan] = np.nan
     return OmnibusResult(p_value.astype(np.float32), p_intervals.astype(np.float32), changes,
                          first, n_changes, observed, n, float(alpha))
+
+
+def omnibus_stack(images: Sequence[np.ndarray], *, window: int = 3, alpha: float = 0.01
+                  ) -> OmnibusResult:
+    """The sequential omnibus test on k >= 2 co-registered images of one or more bands
+    ((bands, rows, cols) each, linear intensity, NaN = not observed), as the watch runs it
+    over a part's recent series of one orbit.
+
+    Each band is look-averaged over ``window`` x ``window`` (kept NaN where the band is not
+    observed) and its ENL estimated from the images themselves (:func:`enl` on each date,
+    the median, then corrected for the averaging as ``sar-omnibus`` does); each band is
+    tested at ``alpha / bands`` (Bonferroni) and a change in any band is a change, so the
+    false-alarm rate stays at most ``alpha`` without assuming the polarisations
+    independent.  p-values are the smallest band's times the number of bands (at most 1);
+    ``enl`` is the bands' mean.  Raises :class:`MethodError` when the number of looks cannot
+    be estimated (too few observed pixels).
+    """
+    stack = [np.asarray(a, dtype=np.float64) for a in images]
+    stack = [a[None] if a.ndim == 2 else a for a in stack]
+    if len(stack) < 2:
+        raise MethodError(f"omnibus_stack: need at least 2 images, got {len(stack)}")
+    if len({a.shape for a in stack}) != 1:
+        raise MethodError("omnibus_stack: the images differ in shape: "
+                          f"{sorted({a.shape for a in stack})}")
+    if isinstance(window, bool) or int(window) != window or window < 1 or window % 2 == 0:
+        raise MethodError(f"omnibus_stack: window must be an odd integer >= 1, got {window!r}")
+    nb = stack[0].shape[0]
+    results: list[OmnibusResult] = []
+    for b in range(nb):
+        raw = [a[b] for a in stack]
+        for i, r in enumerate(raw):
+            _check_values(r, f"omnibus_stack (image {i}, band {b + 1})")
+        try:
+            floor = default_floor(np.concatenate([r.ravel() for r in raw]))
+        except MethodError as exc:
+            raise MethodError(f"omnibus_stack: {exc}") from None
+        looks = []
+        for r in raw:
+            try:
+                looks.append(enl(np.where(np.isfinite(r), np.maximum(r, floor), np.nan)))
+            except MethodError:
+                continue
+        if not looks:
+            raise MethodError("omnibus_stack: cannot estimate the number of looks (too few "
+                              "observed pixels on every date)")
+        raw_enl = float(np.median(looks))
+        filt = [np.where(np.isfinite(r), local_mean(np.maximum(r, floor), window), np.nan)
+                for r in raw]
+        try:
+            n = _filtered_enl(filt[0], window, raw_enl) if window > 1 else raw_enl
+        except MethodError:
+            n = raw_enl
+        results.append(omnibus_series(filt, n, alpha / nb))
+    if nb == 1:
+        return replace(results[0], alpha=float(alpha))
+    changes = np.logical_or.reduce([r.changes for r in results])
+    observed = np.logical_and.reduce([r.observed for r in results])
+    changes &= observed
+    first = np.where(changes.any(axis=0), np.argmax(changes, axis=0), -1).astype(np.int32)
+    with np.errstate(invalid="ignore"):
+        p_value = np.minimum(nb * np.fmin.reduce([r.p_value for r in results]), 1.0)
+        p_int = np.minimum(nb * np.fmin.reduce([r.p_intervals for r in results]), 1.0)
+    p_value[~observed] = np.nan
+    p_int[:, ~observed] = np.nan
+    return OmnibusResult(p_value.astype(np.float32), p_int.astype(np.float32), changes, first,
+                         changes.sum(axis=0).astype(np.int32), observed,
+                         float(np.mean([r.enl for r in results])), float(alpha))

@@ -282,6 +282,10 @@ def assess(ctx: Ctx, site_id: str, at: str | None, indicator_files: tuple[str, .
     for event in EVENTS:
         for u in a.event(event).unobserved:
             out.print(f"   ? {event}: {esc(u.name)}: {esc(u.why)}")
+    for s in img.seen:  # coverage: which sensor saw which part, when last
+        out.print(f"   seen: {esc(s.part)} by {'SAR' if s.sensor == 'sar' else 'optical'}, "
+                  f"last {iso_day(s.last)} ({s.dates} date{'s' if s.dates != 1 else ''}); "
+                  f"indicators: {esc(', '.join(s.indicators)) or '-'}")
 
 
 @click.command()

@@ -124,7 +124,11 @@ DEFAULT_RESOLUTION = {"sentinel-2": 10.0, "landsat": 30.0, "sim-10m": 10.0, "sim
 def known_common_names() -> set[str]:
     """Every common band name sitewatch knows."""
     names = {n for n, _, _ in _WINDOWS} | {"pan", "lwir11", "lwir12", "nir08"}
-    return names
+    return names | set(SAR_POLARISATIONS)
+
+
+#: SAR polarisations as band names (transmit, receive): Sentinel-1 has VV+VH or HH+HV.
+SAR_POLARISATIONS = ("vv", "vh", "hh", "hv")
 
 
 #: From processing baseline 04.00 (products sensed from 2022-01-25 on, and all reprocessed
@@ -144,5 +148,5 @@ def normalised_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 __all__ = ["ALIASES", "DEFAULT_RESOLUTION", "LANDSAT_OLI", "LANDSAT_TM", "S2_BASELINE_04_START",
-           "SENTINEL2", "BandSpec", "canonical", "common_name_for_wavelength", "known_common_names",
-           "landsat_table", "normalised_difference"]
+           "SAR_POLARISATIONS", "SENTINEL2", "BandSpec", "canonical", "common_name_for_wavelength",
+           "known_common_names", "landsat_table", "normalised_difference"]

@@ -5,7 +5,10 @@ A *scene* is one of
 * a single raster file (GeoTIFF/COG, JP2, PNG/BMP/JPEG, ...), one or many bands;
 * an ENVI image (a data file beside its ``.hdr``);
 * a set of one-file-per-band rasters sharing a stem (Sentinel-2 ``*_B04.tif``, Landsat
-  ``*_b4.tif``), with quality/mask files (``*_fmask.tif``, ``*_QA_PIXEL.tif``, ``*_SCL.tif``).
+  ``*_b4.tif``, Sentinel-1 ``*_VV.tif``/``*_VH.tif`` or a folder's bare ``vv.tif``/``vh.tif``),
+  with quality/mask files (``*_fmask.tif``, ``*_QA_PIXEL.tif``, ``*_SCL.tif``);
+* a Sentinel-1 ``.SAFE`` (a folder with ``manifest.safe``): its ``measurement/*.tiff``, one
+  file per polarisation, are one scene.
 
 :func:`discover` turns paths into :class:`SceneSource` groups of files without reading any
 pixel; :func:`sitewatch.imagery.scenes.read_scene` then reads each group into a ``Scene``.
@@ -115,7 +118,7 @@ def _discover_file(p: Path) -> list[SceneSource]:
         siblings = [q for q in sorted(p.parent.iterdir()) if q.is_file() and _is_raster_name(q)]
         group = [q for q in siblings if parse_name(q.name).stem == info.stem
                  and parse_name(q.name).band is not None and not is_auxiliary(q.name)]
-        key = str(p.parent / info.stem)
+        key = str(p.parent / info.stem) if info.stem else str(p.parent)
         return [SceneSource(key, "bandset", tuple(group), explicit=True)]
     return [SceneSource(str(p), "single", (p,), explicit=True)]
 
@@ -143,6 +146,11 @@ def _discover_dir(root: Path,
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         d = Path(dirpath)
         names = sorted(filenames)
+        if "manifest.safe" in filenames:
+            # A Sentinel-1 .SAFE: its image is measurement/*.tiff (read with the manifest);
+            # previews, annotation and support files are not scenes.
+            dirnames[:] = [n for n in dirnames if n.lower() == "measurement"]
+            names = []
         used: set[str] = set()
         for n in names:  # ENVI first: their data files often have no extension
             if n.lower().endswith(".hdr") and not n.startswith("."):
@@ -178,7 +186,8 @@ def _discover_dir(root: Path,
                 continue
             m = _RES_SUFFIX.search(n.split(".", 1)[0])
             res = int(m.group(1)) if m else 0
-            bands = groups.setdefault(info.stem, {})
+            # A bare polarisation file (vv.tif) belongs to its folder's scene.
+            bands = groups.setdefault(info.stem or str(d), {})
             key = info.band.upper()
             if key not in bands or res < bands[key][0]:
                 bands[key] = (res, p)

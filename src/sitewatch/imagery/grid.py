@@ -396,7 +396,9 @@ def load_scene(
 ) -> GridImage:
     """Put ``scene`` on ``grid``: selected ``bands`` (common names; None = all) and quality.
 
-    Values are ``DN * scale + offset`` (reflectance for known sensors).  ``shift`` is the
+    Values are ``DN * scale + offset`` (reflectance for known sensors); SAR values are
+    linear power whatever the file holds (``properties["sar_units"]``: decibels and
+    amplitudes are converted after resampling them as stored).  ``shift`` is the
     scene's content displacement from :func:`sitewatch.imagery.coregister.estimate_shift`; it is
     undone in the same warp.  A band that the scene lacks raises :class:`SceneError` naming
     the scene and its bands.
@@ -413,6 +415,11 @@ def load_scene(
     for i, ref in enumerate(refs):
         arr = _read_band(ref.path, ref.index, grid, resampling, ref.nodata, shift)
         data[i] = arr * ref.scale + ref.offset
+    units = scene.properties.get("sar_units")
+    if units == "db":  # SAR in decibels: linear power, as the SAR detectors expect
+        np.power(np.float32(10.0), data / np.float32(10.0), out=data)
+    elif units == "amplitude":
+        np.square(data, out=data)
     quality = [np.where(np.isnan(data).any(axis=0), Quality.NODATA, Quality.VALID)
                .astype(np.uint8)]
     if apply_masks:

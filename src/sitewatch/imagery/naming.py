@@ -12,7 +12,12 @@ Conventions understood (the band suffix, if any, is split off first):
 * Landsat scene ids ``LE70350322008118EDC00`` (sensor, mission, path, row, year, day of year);
 * Landsat collection product ids ``LC08_L1TP_035032_20200101_20200113_02_T1``;
 * pre-collection Landsat MTL names ``L71119038_03820000317`` (path, row, YYYYMMDD), as found
-  inside ENVI headers.
+  inside ENVI headers;
+* Sentinel-1 product ids ``S1A_IW_GRDH_1SDV_20230105T095959_20230105T100024_046629_0596A8_1A2B``
+  (start time, absolute orbit), the measurement files of a ``.SAFE``
+  ``s1a-iw-grd-vv-20230105t095959-20230105t100024-046629-0596a8-001.tiff`` (polarisation in
+  the middle of the name) and ASF HyP3 RTC names ``S1A_IW_20230105T095959_DVP_RTC30_G_...``;
+  polarisation band files ``<stem>_VV.tif`` or a bare ``vh.tif`` (the folder names the scene).
 
 Examples
 --------
@@ -38,9 +43,11 @@ _S2_ORBIT_PERIOD = timedelta(days=10) / 143
 _BAND_SUFFIX = re.compile(
     r"^(?P<stem>.+?)[_-](?:SR_|sr_)?(?P<band>"
     r"B(?:0?[1-9]|1[0-2]|8A)(?:_\d+m)?|b\d{1,2}|band\d{1,2}|"
-    r"fmask|cfmask|QA_PIXEL|pixel_qa|SCL(?:_\d+m)?|mask|cloud_?mask)$",
+    r"fmask|cfmask|QA_PIXEL|pixel_qa|SCL(?:_\d+m)?|mask|cloud_?mask|VV|VH|HH|HV)$",
     re.IGNORECASE,
 )
+#: SAR polarisations, as band names (lower case) and file-name suffixes.
+POLARISATIONS = ("vv", "vh", "hh", "hv")
 
 #: Layers of standard products that are neither image bands nor the quality mask sitewatch
 #: uses: true-colour previews, atmosphere and saturation layers, surface temperature.
@@ -50,6 +57,17 @@ AUXILIARY = re.compile(
     re.IGNORECASE,
 )
 
+_S1_PRODUCT = re.compile(
+    r"(?:^|[^A-Z0-9])(?P<plat>S1[A-D])_(?P<mode>IW|EW|SM|WV|S[1-6])_(?P<type>[A-Z]{3}[A-Z_])_"
+    r"(?P<level>\d)[SA_](?P<pol>SH|SV|DH|DV|HH|HV|VV|VH)_(?P<start>\d{8}T\d{6})_"
+    r"\d{8}T\d{6}_(?P<orbit>\d{6})_(?P<take>[0-9A-F]{6})", re.IGNORECASE)
+_S1_MEASUREMENT = re.compile(
+    r"^(?P<plat>s1[a-d])-(?P<swath>iw[1-3]?|ew[1-5]?|s[1-6]|wv[12])-(?P<type>grd|slc)-"
+    r"(?P<pol>hh|hv|vv|vh)-(?P<start>\d{8}t\d{6})-\d{8}t\d{6}-(?P<orbit>\d{6})-"
+    r"(?P<take>[0-9a-f]{6})-\d{3}$", re.IGNORECASE)
+_S1_HYP3 = re.compile(
+    r"(?:^|[^A-Z0-9])(?P<plat>S1[A-D])_(?P<mode>IW|EW|SM)_(?P<start>\d{8}T\d{6})_"
+    r"(?P<pol>[SD][VH])[PRO][A-Z]?_RTC\d+", re.IGNORECASE)
 _S2_OPER = re.compile(
     r"(?P<plat>S2[AB])_OPER_MSI_(?P<level>L1C|L2A)_TL_\w{3,4}_+(?P<proc>\d{8}T\d{6})_"
     r"A(?P<orbit>\d{6})_T(?P<tile>\d{2}[A-Z]{3})"
@@ -86,6 +104,7 @@ class NameInfo:
     key: str | None = None  # tile ("T33UUU") or path/row ("035032")
     level: str | None = None  # processing level: "L1C", "L2A", "L2SP", ...
     baseline: str | None = None  # Sentinel-2 processing baseline ("0400"), when named
+    orbit: int | None = None  # absolute orbit (Sentinel-1), when named
 
 
 def s2a_orbit_time(orbit: int) -> datetime:
@@ -137,6 +156,16 @@ def parse_name(name: str) -> NameInfo:
     """Parse a file or folder name (extension ignored) for what its conventions carry."""
     base = name.rsplit("/", 1)[-1]
     stem = base.split(".", 1)[0] if "." in base else base
+    if m := _S1_MEASUREMENT.match(stem):
+        # A .SAFE measurement file: the polarisation sits inside the name.
+        pol = m.group("pol").upper()
+        plat = m.group("plat").upper()
+        return NameInfo(stem.replace(f"-{m.group('pol')}-", "-", 1), pol,
+                        _t(m.group("start").upper()), "file name: Sentinel-1 measurement file",
+                        plat, "sentinel-1", None, m.group("orbit"), m.group("type").upper(),
+                        orbit=int(m.group("orbit")))
+    if stem.lower() in POLARISATIONS:  # a bare vv.tif: the folder names the scene
+        return NameInfo("", stem.upper())
     stem, band = split_band(stem)
     return parse_text(stem, band=band)
 
@@ -144,6 +173,15 @@ def parse_name(name: str) -> NameInfo:
 def parse_text(text: str, *, band: str | None = None) -> NameInfo:
     """Look for a Sentinel-2 or Landsat identifier anywhere in ``text``."""
     stem = text
+    if m := _S1_PRODUCT.search(text):
+        return NameInfo(stem, band, _t(m.group("start").upper()),
+                        "file name: Sentinel-1 product id", m.group("plat").upper(),
+                        "sentinel-1", None, m.group("orbit"), m.group("type").upper(),
+                        orbit=int(m.group("orbit")))
+    if m := _S1_HYP3.search(text):
+        return NameInfo(stem, band, _t(m.group("start").upper()),
+                        "file name: Sentinel-1 RTC (HyP3) name", m.group("plat").upper(),
+                        "sentinel-1", None, None, "RTC")
     if m := _S2_OPER.search(text):
         orbit = int(m.group("orbit"))
         acq: datetime | None
@@ -185,5 +223,5 @@ def is_auxiliary(name: str) -> bool:
     stem = name.rsplit("/", 1)[-1].split(".", 1)[0]
     return bool(AUXILIARY.search(stem))
 
-__all__ = ["AUXILIARY", "NameInfo", "is_auxiliary", "parse_name", "parse_text", "s2a_orbit_time",
-           "split_band"]
+__all__ = ["AUXILIARY", "POLARISATIONS", "NameInfo", "is_auxiliary", "parse_name", "parse_text",
+           "s2a_orbit_time", "split_band"]

@@ -35,6 +35,7 @@ from sitewatch.imagery.rasters import (
     open_raster,
     validate_raster,
 )
+from sitewatch.imagery.sensors import kind_of
 from sitewatch.times import as_utc, iso, parse_time
 
 log = logging.getLogger(__name__)
@@ -306,6 +307,8 @@ def _band_ref_for(
     elif info.sensor == "landsat" and info.mission:
         spec = B.landsat_table(info.mission).get(band_id.upper().lstrip("B").lstrip("0"))
     common = spec.common_name if spec else None
+    if band_id.lower() in B.SAR_POLARISATIONS:
+        common = band_id.lower()
     scale, offset = _scale_offset(ds, index, info)
     return BandRef(
         name=common or f"b{band_id.lower().lstrip('b')}",
@@ -353,8 +356,8 @@ def _nodata(ds: rasterio.io.DatasetReader, index: int, info: NameInfo) -> float 
     nd = ds.nodatavals[index - 1] if ds.nodatavals else None
     if nd is not None and math.isnan(nd):
         return None
-    if nd is None and info.sensor in ("sentinel-2", "landsat") and ds.dtypes[index - 1] in (
-            "uint8", "uint16"):
+    if nd is None and info.sensor in ("sentinel-2", "landsat", "sentinel-1") and ds.dtypes[
+            index - 1] in ("uint8", "uint16"):
         return 0.0
     return nd
 
@@ -454,10 +457,14 @@ def _build(
         if hinfo.acquired is not None:
             info = replace(hinfo, stem=info.stem)
     if info.acquired is None and src.kind == "bandset":
-        # Landsat SR sets keep the scene id as the folder name; S2 sets may too.
-        finfo = parse_text(Path(src.key).parent.name)
-        if finfo.acquired is not None:
-            info = replace(finfo, stem=info.stem)
+        # Landsat SR sets keep the scene id as the folder name; S2 sets may too; a
+        # Sentinel-1 .SAFE's measurement files each carry the product's name.
+        for finfo in (parse_text(Path(src.key).parent.name),
+                      parse_text(Path(src.key).parent.parent.name), datasets[0][1]):
+            if finfo.acquired is not None:
+                info = replace(finfo, stem=info.stem, band=None)
+                break
+    manifest = _s1_manifest(src)
 
     # Bands and masks.
     bands: list[BandRef] = []
@@ -502,6 +509,8 @@ def _build(
             raise SceneError(f"{src.header}: unreadable 'acquisition time' "
                              f"{envi['acquisition time']!r}") from None
     acquired, time_source = (tag_time, tag_src) if tag_time else (info.acquired, info.time_source)
+    if acquired is None and manifest.get("start") is not None:
+        acquired, time_source = manifest["start"], "manifest.safe startTime"
     if acquired is None:
         if time is None:
             raise UndatedSceneError(
@@ -513,13 +522,20 @@ def _build(
     # an overflow in later date arithmetic.
     acquired = parse_time(acquired, f"{src.key}: acquisition time", SceneError)
 
-    sensor_name = sensor or tags.get("SENSOR") or info.sensor
+    sensor_name = sensor or tags.get("SENSOR") or info.sensor or (
+        "sentinel-1" if manifest.get("platform") else None)
     if sensor_name is None and envi and "landsat" in envi.get("sensor type", "").lower():
         sensor_name = "landsat"
-    platform = tags.get("PLATFORM") or info.platform
+    if sensor_name is None and all(b.name in B.SAR_POLARISATIONS for b in bands):
+        sensor_name = "sar"  # polarisation bands and nothing else: radar, of unknown origin
+    platform = tags.get("PLATFORM") or info.platform or manifest.get("platform")
     simulated = str(tags.get("SIMULATED", "")).lower() == "true"
 
     footprint = _footprint(ref, ref_path, warn)
+    properties: dict[str, Any] = {}
+    if kind_of(sensor_name or "") == "sar":
+        properties = _sar_properties(datasets, bands, info, manifest, tags, sensor_name,
+                                     platform, acquired, footprint, warn)
     refs, checksum = _file_refs([p for p, _, _ in datasets] + ([src.header] if src.header else []))
     scene_id = make_scene_id(info, acquired, platform, sensor_name, Path(src.key))
     return Scene(
@@ -542,7 +558,46 @@ def _build(
         checksum=checksum,
         simulated=simulated,
         warnings=tuple(warn),
+        properties=properties,
     )
+
+
+def _s1_manifest(src: SceneSource) -> dict[str, Any]:
+    """What the ``manifest.safe`` of a Sentinel-1 ``.SAFE`` holding ``src`` says ({} when
+    there is none)."""
+    from sitewatch.imagery.sentinel1 import find_manifest, read_manifest
+
+    path = find_manifest(src.files[:1])
+    return read_manifest(path) if path is not None else {}
+
+
+def _sar_properties(datasets: list[tuple[Path, NameInfo, rasterio.io.DatasetReader]],
+                    bands: Sequence[BandRef], info: NameInfo, manifest: dict[str, Any],
+                    tags: dict[str, str], sensor: str | None, platform: str | None,
+                    acquired: datetime, footprint: BaseGeometry | None, warn: list[str]
+                    ) -> dict[str, Any]:
+    """Polarisations, orbit and units of a SAR scene (:mod:`sitewatch.imagery.sentinel1`)."""
+    from sitewatch.imagery import sentinel1 as S1
+
+    by_path = {str(p): ds for p, _, ds in datasets}
+    lon = footprint.centroid.x if footprint is not None else None
+    props: dict[str, Any] = {}
+    if (sensor or "").lower().startswith("sentinel-1"):
+        props = S1.describe(platform=platform, acquired=acquired, absolute_orbit=info.orbit,
+                            band_names=[b.name for b in bands], tags=tags,
+                            manifest=manifest, lon=lon, warn=warn)
+    else:
+        props["polarisations"] = [b.name.upper() for b in bands
+                                  if b.name in B.SAR_POLARISATIONS]
+    units, why = S1.units_of([by_path[b.path] for b in bands],
+                             [(by_path[b.path], b.index) for b in bands],
+                             manifest.get("product_type") or info.level,
+                             [Path(b.path).name for b in bands])
+    props["sar_units"] = units
+    if units != "power" or "assumed" in why:
+        warn.append(f"SAR values read as {units}: {why}"
+                    + ("; converted to linear power on loading" if units != "power" else ""))
+    return props
 
 
 def _bounds(ds: rasterio.io.DatasetReader) -> tuple[float, float, float, float]:

@@ -339,7 +339,8 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
         alerts=ranked, gaps=gaps, reports=reports, notes=notes, scenes=used,
         processed=processed, run=run, version=__version__, words=_words,
         exports=[p.relative_to(out).as_posix() for p in brief.exports],
-        parts=_part_table(site, ranked, processed, store, ph), notes_on=brief.warnings)
+        parts=_part_table(site, ranked, processed, store, ph), notes_on=brief.warnings,
+        coverage=_coverage_table(assessment))
     atomic_write(brief.html, html_text(html))
     written.append(brief.html)
     if pdf:
@@ -349,6 +350,20 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
         ([out / overview["path"]] if overview else []) + [out / t["path"] for t in timelines]
     tick("figures", 1, 1)
     return brief
+
+
+def _coverage_table(assessment: SiteAssessment) -> list[dict[str, str]]:
+    """Per part, when optical imagery last saw it clear and when SAR last saw it (with the
+    number of dates), and the indicators those sensors can show there."""
+    rows: dict[str, dict[str, Any]] = {}
+    for s in assessment.imagery.seen:
+        r = rows.setdefault(s.part, {"part": s.part, "optical": "never", "sar": "never",
+                                     "inds": []})
+        r[s.sensor] = f"{s.last.isoformat()} ({s.dates})"
+        r["inds"] += [i for i in s.indicators if i not in r["inds"]]
+    return [{"part": r["part"], "optical": r["optical"], "sar": r["sar"],
+             "indicators": ", ".join(w.replace("_", " ") for w in r["inds"]) or "-"}
+            for r in rows.values()]
 
 
 def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, ProcessedScene],

@@ -53,6 +53,7 @@ from sitewatch.warning.records import (
     Assessment,
     EventAssessment,
     Reason,
+    Sighting,
     Unobserved,
     Window,
 )
@@ -69,12 +70,13 @@ CORROBORATION_SHARE = 0.5
 
 @dataclass(frozen=True)
 class Coverage:
-    """What imagery could see: best resolution, the last image, and per indicator why it
-    could not be seen."""
+    """What imagery could see: best resolution, the last image, per indicator why it could
+    not be seen, and which part each kind of sensor saw clear, and when last."""
 
     best_resolution_m: float | None
     last_image: datetime | None
     unobserved: dict[str, str]
+    seen: tuple[Sighting, ...] = ()
 
 
 @dataclass(frozen=True)

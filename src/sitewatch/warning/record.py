@@ -26,7 +26,8 @@ from sitewatch.warning.collateral import Reading, extract
 from sitewatch.warning.documents import MAX_BYTES, READ_SECONDS, deadline_in, read_document
 from sitewatch.warning.evidence import Evidence, from_alert, from_claim, from_note
 from sitewatch.warning.indicators import IndicatorSet, load_indicators
-from sitewatch.warning.records import Imagery, Note, Report, SiteAssessment
+from sitewatch.warning.records import Imagery, Note, Report, Sighting, SiteAssessment
+from sitewatch.watch.records import Observation
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +157,38 @@ def imagery_evidence(store: Store, site: Site, indicator_set: IndicatorSet, at: 
     return out, ph
 
 
+def _sensor_of_grid(grid: str) -> str:
+    """``optical`` or ``sar`` from a watch grid key (``sar-10m-rel047-asc``)."""
+    return "sar" if grid.split("-", 1)[0] == "sar" else "optical"
+
+
+def sightings(site: Site, indicator_set: IndicatorSet, obs: Iterable[Observation],
+              at: date) -> tuple[Sighting, ...]:
+    """Which part each kind of sensor saw clear (on at least half its pixels) by ``at``:
+    dates and the last one, and the imagery indicators that sensor can show there (SAR
+    only those marked ``sar``)."""
+    kinds = {p.name: p.kind for p in site.placed_parts()}
+    days: dict[tuple[str, str], set[date]] = {}
+    for o in obs:
+        d = o.acquired.date()
+        if o.part in kinds and o.observed and d <= at:
+            days.setdefault((o.part, _sensor_of_grid(o.grid)), set()).add(d)
+    out = []
+    for (part, sensor), ds in sorted(days.items()):
+        inds = tuple(i.id for i in indicator_set.indicators
+                     if i.imagery and i.resolution_m != 0
+                     and (not i.part_kinds or kinds[part] in i.part_kinds)
+                     and (sensor == "optical" or i.sar))
+        out.append(Sighting(part, sensor, max(ds), len(ds), inds))
+    return tuple(out)
+
+
 def coverage(store: Store, site: Site, indicator_set: IndicatorSet, at: date,
              params_hash: str | None) -> Coverage:
-    """Which indicators the site's imagery could not have shown by ``at``, and why."""
+    """Which indicators the site's imagery could not have shown by ``at``, and why; and
+    which part each kind of sensor (optical, SAR) saw clear, and when last.  A part seen
+    only by SAR counts as seen for the indicators SAR change can show (``sar`` in the
+    indicator file), not for the others."""
     t_at = datetime(at.year, at.month, at.day, 23, 59, 59)
     scenes = [s for s in store.scenes(site.id) if s.acquired.replace(tzinfo=None) <= t_at]
     best = min((s.resolution for s in scenes if s.resolution), default=None)
@@ -166,8 +196,8 @@ def coverage(store: Store, site: Site, indicator_set: IndicatorSet, at: date,
     placed: dict[str, list[str]] = {}
     for p in site.placed_parts():
         placed.setdefault(p.kind, []).append(p.name)
-    obs = store.observations(site.id, params_hash, reference="previous") if params_hash \
-        else []
+    every = store.observations(site.id, params_hash) if params_hash else []
+    obs = [o for o in every if o.reference != "composite"]  # one row a part and date
     why: dict[str, str] = {}
     for ind in indicator_set.indicators:
         if ind.phase != "before" and ind.id != "burn_scar":
@@ -196,16 +226,20 @@ def coverage(store: Store, site: Site, indicator_set: IndicatorSet, at: date,
         if kinds:
             names = {n for k in kinds for n in placed[k]}
             seen = [o for o in obs if o.part in names
-                    and horizon <= o.acquired.date() <= at
-                    and o.observed]
-            if not seen:
-                why[ind.id] = (f"{', '.join(sorted(names))} not seen clear (cloud, no data) "
-                               f"since {horizon.isoformat()}")
+                    and horizon <= o.acquired.date() <= at and o.observed]
+            usable = [o for o in seen if ind.sar or _sensor_of_grid(o.grid) == "optical"]
+            if not usable:
+                where = ", ".join(sorted(names))
+                why[ind.id] = (
+                    f"{where} seen only by SAR since {horizon.isoformat()} (last "
+                    f"{max(o.acquired.date() for o in seen).isoformat()}), and SAR change "
+                    "does not show this; no clear optical image" if seen else
+                    f"{where} not seen clear (cloud, no data) since {horizon.isoformat()}")
                 continue
         if best and ind.resolution_m and best > ind.resolution_m:
             why[ind.id] = (f"only as a change at {best:g} m: telling what it is needs "
                            f"{ind.resolution_m:g} m")
-    return Coverage(best, last, why)
+    return Coverage(best, last, why, sightings(site, indicator_set, obs, at))
 
 
 def site_evidence(store: Store, site: Site, at: date, indicator_set: IndicatorSet
@@ -229,7 +263,8 @@ def assess_site(store: Store, site: Site, *, at: date | None = None,
     cov = coverage(store, site, cat, at, ph)
     a = assess(evidence, at=at, indicator_set=cat, coverage=cov)
     return SiteAssessment(a.at, a.evidence_items, a.launch, a.engine_test, site=site.id,
-                          imagery=Imagery(cov.best_resolution_m, cov.last_image, ph),
+                          imagery=Imagery(cov.best_resolution_m, cov.last_image, ph,
+                                          cov.seen),
                           evidence=tuple(evidence),
                           reports=tuple(r.ref for r in store.reports(site.id)))
 
@@ -242,6 +277,7 @@ __all__ = [
     "coverage",
     "imagery_evidence",
     "indicators_for",
+    "sightings",
     "site_evidence",
     "site_names",
 ]

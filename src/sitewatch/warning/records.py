@@ -281,25 +281,52 @@ class Assessment:
 
 
 @dataclass(frozen=True)
+class Sighting:
+    """A part seen clear by one kind of sensor (``optical`` or ``sar``): on how many dates,
+    the last of them, and the imagery indicators that sensor can show at that part."""
+
+    part: str
+    sensor: str
+    last: date
+    dates: int
+    indicators: tuple[str, ...] = ()
+
+    def to_dict(self) -> JsonDict:
+        return {"part": self.part, "sensor": self.sensor, "last": _day(self.last),
+                "dates": self.dates, "indicators": list(self.indicators)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Sighting:
+        last = parse_date(d["last"])
+        assert last is not None
+        return cls(d["part"], d["sensor"], last, int(d["dates"]),
+                   tuple(d.get("indicators") or ()))
+
+
+@dataclass(frozen=True)
 class Imagery:
     """What the imagery of a site gave an assessment: its best resolution, its last image,
-    and the run (``params_hash``) whose alerts were used."""
+    the run (``params_hash``) whose alerts were used, and which part each kind of sensor
+    saw clear, and when last (``seen``)."""
 
     best_resolution_m: float | None
     last_image: datetime | None
     params_hash: str | None
+    seen: tuple[Sighting, ...] = ()
 
     def to_dict(self) -> JsonDict:
         # ``isoformat`` (not :func:`~sitewatch.times.iso`): the form ``assess --json`` has
         # always printed.
         return {"best_resolution_m": self.best_resolution_m,
                 "last_image": self.last_image.isoformat() if self.last_image else None,
-                "params_hash": self.params_hash}
+                "params_hash": self.params_hash,
+                "seen": [s.to_dict() for s in self.seen]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Imagery:
         return cls(d.get("best_resolution_m"), _parse_time(d.get("last_image")),
-                   d.get("params_hash"))
+                   d.get("params_hash"),
+                   tuple(Sighting.from_dict(s) for s in d.get("seen") or ()))
 
 
 @dataclass(frozen=True)
@@ -327,4 +354,4 @@ class SiteAssessment(Assessment):
 
 
 __all__ = ["EVENTS", "Assessment", "EventAssessment", "Imagery", "JsonDict", "Note", "Reason",
-           "Report", "ReportRef", "SiteAssessment", "Unobserved", "Window"]
+           "Report", "ReportRef", "Sighting", "SiteAssessment", "Unobserved", "Window"]

@@ -36,6 +36,8 @@ MEASURE_WORDS = {
                       "the site,",
     "changed_excess_composite": "changed share against the recent composite, beyond the "
                                 "rest of the site,",
+    "changed_excess_omnibus": "radar change share found by the omnibus test over the "
+                              "orbit's recent dates, beyond the rest of the site,",
 }
 #: |z| (or level-shift size, in spreads) from which each tier starts.
 TIER_Z = {"info": UNUSUAL_Z, "watch": 5.0, "warning": 8.0}

@@ -5,7 +5,9 @@ date (:mod:`sitewatch.watch.pipeline` stores them):
 
 * ``changed_excess``: the share of the part that changed since the previous usable date
   minus the share of the rest of the site that did, and ``changed_excess_composite``, the
-  same against the rolling composite.  Each date is scored against a baseline learned
+  same against the rolling composite; on SAR series also ``changed_excess_omnibus``, the
+  share the sequential omnibus test flags at the date (:mod:`.sarseries`), likewise beyond
+  the rest of the site.  Each date is scored against a baseline learned
   from the dates *before* it only (so a run gives the same answer incrementally or from
   scratch), and only rises count: a part changing less than usual is not news.
 * ``brightness_rel`` and ``ndvi_rel``: the part's mean brightness and NDVI on each date
@@ -44,7 +46,8 @@ from sitewatch.watch.changepoints import find_changepoints
 #: misregistration) is not an event at each part; on the Colorado series those dates made
 #: most false alarms.
 DEPARTURE_FLOORS: dict[str, float] = {"changed_excess": 0.01,
-                                      "changed_excess_composite": 0.01}
+                                      "changed_excess_composite": 0.01,
+                                      "changed_excess_omnibus": 0.01}
 #: Level measures searched for change points, with their noise floor.
 LEVEL_FLOORS: dict[str, float] = {"brightness_rel": 0.005, "ndvi_rel": 0.01}
 #: Dates of history needed before a date is scored at all (with one, the alert says its

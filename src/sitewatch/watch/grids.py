@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio.errors
@@ -22,6 +23,7 @@ from rasterio._err import CPLE_BaseError
 from sitewatch import __version__
 from sitewatch.change.base import MethodError
 from sitewatch.change.detect import detect_arrays, resolve
+from sitewatch.change.optical import local_mean
 from sitewatch.errors import GridError, SitewatchError
 from sitewatch.imagery.coregister import Shift, register
 from sitewatch.imagery.grid import (
@@ -38,8 +40,10 @@ from sitewatch.imagery.sensors import (
     WATCH_METHOD,
     kind_of,
     registration_bands,
+    watch_threshold,
     worth_applying,
 )
+from sitewatch.imagery.sentinel1 import orbit_key
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
 from sitewatch.watch.params import PipelineError, RunParams, RunReport
@@ -52,6 +56,7 @@ from sitewatch.watch.records import (
     SceneRegistration,
     measures_of,
 )
+from sitewatch.watch.sarseries import OMNIBUS_ALPHA, OMNIBUS_DATES, omnibus_observations
 from sitewatch.watch.zonal import REST, part_changes
 
 log = logging.getLogger(__name__)
@@ -106,9 +111,19 @@ def run_memory(grid: SiteGrid, bands: int, composite: int, parts: int) -> int:
 
 
 def grid_key(scene: Scene) -> str:
-    """The grid a scene is processed on: its sensor kind and resolution, e.g. ``optical-10m``."""
+    """The grid (and series) a scene is processed on: its sensor kind and resolution, e.g.
+    ``optical-10m``; SAR scenes also by orbit, ``sar-10m-rel047-asc``
+    (:func:`~sitewatch.imagery.sentinel1.orbit_key`), so that a SAR date is only ever
+    compared with, co-registered to and scored against dates of the same viewing geometry."""
     kind = kind_of(scene.sensor) or ASSUMED_KIND
-    return f"{kind}-{default_resolution([scene]):g}m"
+    key = f"{kind}-{default_resolution([scene]):g}m"
+    return f"{key}-{orbit_key(scene.properties)}" if kind == "sar" else key
+
+
+def chain_length(params: RunParams, kind: str) -> int:
+    """How many usable dates before a scene its result rests on: the composite's members,
+    and on SAR grids the omnibus series (:data:`OMNIBUS_DATES`) when that is longer."""
+    return max(params.composite, OMNIBUS_DATES - 1) if kind == "sar" else params.composite
 
 
 def load_bands(scenes: Sequence[Scene], kind: str) -> tuple[str, ...]:
@@ -229,7 +244,16 @@ class GridRun:
         return self.read(sc, self.bands, shift)
 
     def reg_image(self, img: GridImage) -> np.ndarray:
-        return np.mean([img.band(b) for b in self.reg_bands], axis=0)
+        """The image co-registration matches.  SAR: the polarisations' mean, look-averaged
+        over 3 x 3 and in dB, so that speckle and a few bright scatterers do not dominate
+        the phase correlation (scenes of one orbit share their geometry; a match the
+        windows cannot confirm is not applied, as for optical scenes)."""
+        x = np.mean([img.band(b) for b in self.reg_bands], axis=0)
+        if self.kind != "sar":
+            return x
+        with np.errstate(invalid="ignore", divide="ignore"):
+            db = 10.0 * np.log10(np.maximum(local_mean(x, 3), 1e-10))
+        return np.where(np.isfinite(x), db, np.nan).astype(np.float32)
 
     def seen(self, img: GridImage) -> float:
         return float(img.valid[self.inside].mean()) if self.inside.any() else 0.0
@@ -350,7 +374,7 @@ def _observations(g: GridRun, sc: Scene, before: np.ndarray, after: GridImage, r
                   reference_id: str, members: Sequence[str] = (), products: bool = False
                   ) -> tuple[list[Observation], Comparison]:
     ch = detect_arrays(before, after.data, g.bands, g.method, sensor=g.kind,
-                       params=g.method_params or None)
+                       params=g.method_params or None, threshold=watch_threshold(g.method))
     stats = part_changes(ch, g.masks, g.pixel_area, site_mask=g.inside, before=before,
                          after=after.data, bands=g.bands)
     rows = [_obs(g, sc, name, reference, reference_id, pc.observed_fraction,
@@ -427,9 +451,10 @@ def _grid_pass(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
     ref = g.choose_reference(done)
     report.grids[g.key] = ref
     usable: list[str] = []
+    held = chain_length(params, g.kind)
     for sc in g.scenes:
         previous = usable[-1] if usable else None
-        comp_ids = usable[-params.composite:]
+        comp_ids = usable[-held:]
         chain = _chain(g, sc, ref, previous, comp_ids)
         row = done.get(sc.id)
         fresh = (row is not None and row.chain.same_as(chain) and row.grid == g.key
@@ -448,8 +473,9 @@ def _grid_pass(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
         report.processed.append((sc.id, result.status, result.reason))
         if result.usable:
             usable.append(sc.id)
-            # What the next date needs: the composite's members (the previous date is one).
-            g.keep_only(usable[-params.composite:])
+            # What the next date needs: the composite's members (the previous date is one)
+            # and, on SAR grids, the omnibus series.
+            g.keep_only(usable[-held:])
         else:
             g.cache.pop(sc.id, None)
         tick(sc.id)
@@ -457,10 +483,12 @@ def _grid_pass(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
 
 def _process_scene(g: GridRun, sc: Scene, chain: Chain
                    ) -> tuple[ProcessedScene, list[Observation]]:
-    ref, previous, comp_ids = chain.reference, chain.previous, list(chain.composite)
+    ref, previous, chain_ids = chain.reference, chain.previous, list(chain.composite)
+    comp_ids = chain_ids[-g.params.composite:]
     seen = math.nan
     reg_rec: SceneRegistration | None = None
     comparisons: dict[str, Comparison] = {}
+    omnibus: dict[str, Any] | None = None
 
     def result(status: str, why: str, obs: list[Observation]
                ) -> tuple[ProcessedScene, list[Observation]]:
@@ -468,7 +496,7 @@ def _process_scene(g: GridRun, sc: Scene, chain: Chain
             g.site.id, sc.id, g.params.hash, g.key, sc.acquired, status, why, chain,
             g.params.to_dict(), previous if status == "ok" else None, seen, tuple(g.bands),
             g.method, dict(g.method_params), __version__, comparisons.get("previous"),
-            comparisons.get("composite"), reg_rec), obs
+            comparisons.get("composite"), reg_rec, omnibus=omnibus), obs
 
     if sc.id in g.unreadable:
         return result("failed", g.unreadable[sc.id], _not_observed(g, sc, None))
@@ -522,7 +550,9 @@ def _process_scene(g: GridRun, sc: Scene, chain: Chain
         obs, comparisons["previous"] = _observations(g, sc, prev.data, img, "previous",
                                                      previous, products=True)
         del prev
-        if len(comp_ids) >= 2:
+        # SAR: no median composite (its speckle statistics change with its number of
+        # members); the omnibus test over the orbit's recent dates takes its place.
+        if len(comp_ids) >= 2 and g.kind != "sar":
             comp = _composite([g.aligned(i) for i in comp_ids])
             c_obs, comparisons["composite"] = _observations(
                 g, sc, comp, img, "composite", ",".join(comp_ids), members=comp_ids)
@@ -531,6 +561,8 @@ def _process_scene(g: GridRun, sc: Scene, chain: Chain
         g.cache.pop(sc.id, None)
         comparisons.clear()
         return result("failed", f"change detection failed: {exc}", _not_observed(g, sc, img))
+    if g.kind == "sar":
+        obs, omnibus = omnibus_observations(g, sc, img, chain_ids[-(OMNIBUS_DATES - 1):], obs)
     return result("ok", f"{seen:.0%} of the site observed", obs)
 
 
@@ -542,8 +574,10 @@ def plan_grids(site: Site, groups: Mapping[str, Sequence[Scene]], params: RunPar
     plans: dict[str, tuple[SiteGrid, tuple[str, ...]]] = {}
     for key in sorted(groups):
         grid = grid_for_scenes(site, groups[key])
-        bands = load_bands(groups[key], key.split("-", 1)[0])
-        need = run_memory(grid, len(bands), params.composite, len(site.placed_parts()))
+        kind = key.split("-", 1)[0]
+        bands = load_bands(groups[key], kind)
+        held = max(params.composite, OMNIBUS_DATES) if kind == "sar" else params.composite
+        need = run_memory(grid, len(bands), held, len(site.placed_parts()))
         if need > budget:
             raise PipelineError(
                 f"site {site.id!r}: the {key} grid is {grid.width} x {grid.height} px with "
@@ -554,6 +588,6 @@ def plan_grids(site: Site, groups: Mapping[str, Sequence[Scene]], params: RunPar
     return plans
 
 
-__all__ = ["MEMORY_ENV", "REFERENCE_MIN_SEEN", "GridRun", "UnreadableScene", "detector_for",
-           "grid_key", "lacking", "load_bands", "memory_budget", "plan_grids", "process_grid",
-           "run_memory"]
+__all__ = ["MEMORY_ENV", "OMNIBUS_ALPHA", "OMNIBUS_DATES", "REFERENCE_MIN_SEEN", "GridRun",
+           "UnreadableScene", "chain_length", "detector_for", "grid_key", "lacking",
+           "load_bands", "memory_budget", "plan_grids", "process_grid", "run_memory"]

@@ -15,7 +15,10 @@ chain: another previous date, composite, reference or file) is
    contradict makes the scene unusable;
 4. compared with the previous usable date and with a rolling clear-sky composite (the
    per-pixel median of the last ``composite`` usable dates), the detector normalising
-   radiometry as it prefers;
+   radiometry as it prefers; SAR scenes are grouped by relative orbit and direction (one
+   grid, reference and series each: a SAR date is never compared across orbits or with
+   optical dates), and each new SAR date also runs the sequential omnibus test over the
+   recent dates of its orbit (:mod:`sitewatch.watch.sarseries`);
 5. scored per part (:func:`sitewatch.watch.zonal.part_changes`), and stored with its parameters in
    one transaction: a crash or Ctrl-C loses at most the scene in hand, and the next run
    resumes from there.
@@ -90,6 +93,12 @@ def series(store: Store, site_id: str, params_hash: str) -> dict[tuple[str, str]
             base_c = base_c if math.isfinite(base_c) else 0.0
         m["changed_excess"] = m.get("changed_fraction", math.nan) - base
         m["changed_excess_composite"] = m["changed_fraction_composite"] - base_c
+        # SAR: the share the omnibus test flags at this date, beyond the rest of the site.
+        om = m.get("omnibus_changed_fraction", math.nan)
+        if math.isfinite(om) and r.part != REST:
+            om_rest = around.measure("omnibus_changed_fraction") if around else math.nan
+            om -= om_rest if math.isfinite(om_rest) else 0.0
+        m["changed_excess_omnibus"] = om
         if r.part != REST:  # levels relative to the rest of the site (see events)
             for name in ("brightness", "ndvi"):
                 m[f"{name}_rel"] = m.get(f"{name}_after", math.nan) - (

@@ -274,6 +274,10 @@ class ProcessedScene:
     composite: Comparison | None = None
     registration: SceneRegistration | None = None
     created_at: datetime | None = None
+    #: SAR grids: the sequential omnibus test's series (``members``, scene ids, the new date
+    #: last), ``enl``, ``alpha`` and look-averaging ``window``; or ``error`` when it could
+    #: not run.  Kept in the ``detail`` JSON.
+    omnibus: Mapping[str, Any] | None = None
 
     @property
     def usable(self) -> bool:
@@ -292,7 +296,8 @@ class ProcessedScene:
             "bands": list(self.bands), "method": self.method,
             "method_params": dict(self.method_params), "version": self.version,
             "previous": self.previous.to_dict() if self.previous else None,
-            "composite": self.composite.to_dict() if self.composite else None})
+            "composite": self.composite.to_dict() if self.composite else None,
+            **({"omnibus": dict(self.omnibus)} if self.omnibus is not None else {})})
 
     def to_dict(self) -> JSON:
         return {"site_id": self.site_id, "scene_id": self.scene_id,
@@ -322,7 +327,8 @@ class ProcessedScene:
             str(det.get("version") or ""),
             Comparison.from_dict(prev, "previous", d.get("previous_id")) if prev else None,
             Comparison.from_dict(comp, "composite") if comp else None,
-            SceneRegistration.from_dict(reg) if reg else None, _time(d.get("created_at")))
+            SceneRegistration.from_dict(reg) if reg else None, _time(d.get("created_at")),
+            dict(det["omnibus"]) if det.get("omnibus") else None)
 
 
 # --------------------------------------------------------------------------- observation

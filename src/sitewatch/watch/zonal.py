@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from sitewatch.change.base import ChangeMap
+from sitewatch.change.sar import OmnibusResult
 
 #: The name under which the site area outside every named part is reported.
 REST = "(rest of site)"
@@ -153,4 +154,53 @@ def part_changes(
         )
     return out
 
-__all__ = ["INDEX_BANDS", "MIN_OBSERVED", "REST", "PartChange", "part_changes"]
+
+#: A part changes between two dates of the omnibus series when its share of changed pixels
+#: is this unlikely without change (binomial, see :func:`omnibus_parts`) ...
+OMNIBUS_PART_ALPHA = 0.01
+#: ... and at least this large (a large part's 2% is significant, but not a change of it).
+OMNIBUS_MIN_SHARE = 0.05
+
+
+def omnibus_parts(result: OmnibusResult, zones: Mapping[str, np.ndarray], window: int
+                  ) -> dict[str, dict[str, float]]:
+    """Per zone, what the sequential omnibus test over a series of k dates found:
+
+    ``omnibus_dates`` (k); ``omnibus_changed_fraction``: the share of the zone's observed
+    pixels that changed between the last two dates; ``omnibus_p``: how unlikely that share
+    is without change; ``omnibus_first``: the index (1..k-1) in the series of the first date
+    at which the zone changed, -1 when it did not; ``omnibus_first_p``: that date's p-value;
+    ``omnibus_changes``: at how many dates it changed.  A zone changes at a date when the
+    share of its pixels the test flags there is at least :data:`OMNIBUS_MIN_SHARE` and has
+    a binomial p-value under :data:`OMNIBUS_PART_ALPHA` given the pixels' false-alarm rate
+    ``alpha``, counting ``window``² look-averaged pixels as one (they share their speckle).
+    A zone seen on less than :data:`MIN_OBSERVED` of its pixels on every date gets NaN.
+    """
+    from scipy.stats import binom
+
+    k = result.changes.shape[0] + 1
+    out: dict[str, dict[str, float]] = {}
+    for name, m in zones.items():
+        n = int(m.sum())
+        obs = m & result.observed
+        n_obs = int(obs.sum())
+        if n == 0 or n_obs < MIN_OBSERVED * n:
+            out[name] = {"omnibus_dates": k, "omnibus_changed_fraction": _NAN,
+                         "omnibus_p": _NAN, "omnibus_first": _NAN, "omnibus_first_p": _NAN,
+                         "omnibus_changes": _NAN}
+            continue
+        shares = result.changes[:, obs].mean(axis=1)
+        n_eff = max(1, round(n_obs / max(window, 1) ** 2))
+        counts = np.round(shares * n_eff)
+        p = binom.sf(counts - 1, n_eff, result.alpha)
+        hit = (p < OMNIBUS_PART_ALPHA) & (shares >= OMNIBUS_MIN_SHARE)
+        first = int(np.argmax(hit)) if hit.any() else -1
+        out[name] = {"omnibus_dates": k, "omnibus_changed_fraction": float(shares[-1]),
+                     "omnibus_p": float(p[-1]), "omnibus_first": first + 1 if first >= 0 else -1,
+                     "omnibus_first_p": float(p[first]) if first >= 0 else _NAN,
+                     "omnibus_changes": int(hit.sum())}
+    return out
+
+
+__all__ = ["INDEX_BANDS", "MIN_OBSERVED", "OMNIBUS_MIN_SHARE", "OMNIBUS_PART_ALPHA", "REST",
+           "PartChange", "omnibus_parts", "part_changes"]
