@@ -5,7 +5,8 @@
 * :mod:`~sitewatch.store.scenes`: the scene catalogue (sites, scenes, registrations, grids);
 * :mod:`~sitewatch.store.results`: what ``sitewatch run`` keeps (processed scenes,
   observations, runs, alerts);
-* :mod:`~sitewatch.store.collateral`: reports, notes and evidence.
+* :mod:`~sitewatch.store.collateral`: reports, notes and evidence;
+* :mod:`~sitewatch.store.parts`: every geometry a site's parts have had.
 
 :class:`Store` is one handle on all of them.
 """
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 from sitewatch.store.base import DB_NAME
 from sitewatch.store.collateral import CollateralStore, report_id
+from sitewatch.store.parts import PartStore, PartVersion
 from sitewatch.store.results import ResultStore
 from sitewatch.store.scenes import SceneStore, SiteRow
 from sitewatch.store.schema import SCHEMA_VERSION
 from sitewatch.watch.records import ALERT_STATUSES
 
 
-class Store(SceneStore, ResultStore, CollateralStore):
+class Store(SceneStore, ResultStore, CollateralStore, PartStore):
     """The catalogue.  Use as a context manager, or call :meth:`close`.
 
     >>> with Store.open_path(":memory:") as store:
@@ -29,4 +31,5 @@ class Store(SceneStore, ResultStore, CollateralStore):
     """
 
 
-__all__ = ["ALERT_STATUSES", "DB_NAME", "SCHEMA_VERSION", "SiteRow", "Store", "report_id"]
+__all__ = ["ALERT_STATUSES", "DB_NAME", "SCHEMA_VERSION", "PartVersion", "SiteRow", "Store",
+           "report_id"]
