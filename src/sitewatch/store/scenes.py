@@ -104,12 +104,13 @@ def write_registration(c: sa.Connection, reg: SceneRegistration) -> None:
 class SceneStore(StoreBase):
     """Sites, scenes, registrations and grid references."""
 
-    def put_site(self, site: Site, origin: str, conn: sa.Connection | None = None, *,
+    def put_site(self, site: Site, origin: str | None, conn: sa.Connection | None = None, *,
                  note: str | None = None, author: str | None = None,
                  renamed: Mapping[str, str] | None = None) -> str:
         """Insert or replace a site, and in the same transaction add a version for each part
         whose geometry changed (:mod:`sitewatch.store.parts`; ``note`` and ``author`` say
         why and who; ``renamed`` maps old part names to new ones, whose history follows).
+        ``origin`` None keeps the stored site's origin (an edit), ``"file"`` for a new one.
         Returns ``"added"``, ``"updated"`` or ``"unchanged"``."""
         try:
             return self._put_site(site, origin, conn, note, author, renamed)
@@ -118,7 +119,7 @@ class SceneStore(StoreBase):
                              "sitewatch may be writing the catalogue: run the command again"
                              ) from None
 
-    def _put_site(self, site: Site, origin: str, conn: sa.Connection | None,
+    def _put_site(self, site: Site, origin: str | None, conn: sa.Connection | None,
                   note: str | None, author: str | None,
                   renamed: Mapping[str, str] | None) -> str:
         text = site.dumps()
@@ -127,13 +128,17 @@ class SceneStore(StoreBase):
                 sa.select(sites_table.c.geojson).where(sites_table.c.id == site.id)
             ).first()
             now = _now()
-            values = {
-                "name": site.name, "site_type": site.site_type, "origin": origin,
-                "simulated": site.simulated, "geojson": text, "updated_at": now,
+            values: dict[str, Any] = {
+                "name": site.name, "site_type": site.site_type, "simulated": site.simulated,
+                "geojson": text, "updated_at": now,
             }
+            if origin is not None:
+                values["origin"] = origin
             if row is None:
+                values.setdefault("origin", "file")
                 c.execute(sites_table.insert().values(id=site.id, created_at=now, **values))
-                record_versions(c, site, note=note or f"{origin} site stored", author=author)
+                record_versions(c, site, note=note or f"{values['origin']} site stored",
+                                author=author)
                 return "added"
             if row[0] == text:
                 return "unchanged"
