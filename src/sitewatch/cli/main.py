@@ -23,9 +23,9 @@ def cli(ctx: click.Context, home: str | None, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
-    from sitewatch.cli import catalog, collateral, demo, detect, parts, sites, watch
+    from sitewatch.cli import catalog, collateral, demo, detect, parts, sites, smart, watch
 
-    del parts  # its commands join the `site` group on import
+    del parts, smart  # their commands join the `site` group on import
 
     cli.add_command(sites.site)
     cli.add_command(catalog.ingest)
