@@ -130,7 +130,7 @@ def geojson_geometry(value: str) -> BaseGeometry:
     """A Polygon or MultiPolygon from GeoJSON text or a file holding it: a geometry, a
     Feature, or a FeatureCollection of exactly one feature."""
     text, where = value, "--geojson text"
-    if not value.lstrip().startswith("{"):
+    if not value.lstrip().startswith(("{", "[")):
         p, where = Path(value), f"{value}"
         try:
             if p.stat().st_size > MAX_GEOMETRY_BYTES:
@@ -224,7 +224,7 @@ def placement(site: Site, *, geojson: str | None = None, wkt: str | None = None,
         raise SiteError("--radius goes with --point LON LAT")
     if geojson is not None:
         geom, src = geojson_geometry(geojson), "geojson " + (
-            "text" if geojson.lstrip().startswith("{") else Path(geojson).name)
+            "text" if geojson.lstrip().startswith(("{", "[")) else Path(geojson).name)
     elif wkt is not None:
         geom, src = wkt_geometry(wkt), "wkt"
     elif point is not None:
@@ -235,7 +235,7 @@ def placement(site: Site, *, geojson: str | None = None, wkt: str | None = None,
     else:
         assert bbox is not None
         geom, src = bbox_geometry(*bbox), "bbox " + " ".join(f"{v:g}" for v in bbox)
-    what = src if not src.startswith("geojson") else (geojson or "")[:80]
+    what = src if src != "geojson text" else "--geojson text"
     return Placement(geom, src, check_against_site(site, geom, what))
 
 
