@@ -4,6 +4,7 @@ history of their geometry (each placement is a new version: :mod:`sitewatch.stor
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 
 import click
 from rich.table import Table
@@ -42,7 +43,7 @@ def _site(store: Store, site_id: str) -> Site:
     return s
 
 
-def geometry_options(f):  # type: ignore[no-untyped-def]
+def geometry_options(f: Callable[..., None]) -> Callable[..., None]:
     """The geometry forms of ``site place`` (and ``site edit --add``)."""
     for opt in reversed([
         click.option("--geojson", metavar="FILE_OR_TEXT",

@@ -22,7 +22,6 @@ import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import shapely
 from pyproj import CRS

@@ -53,6 +53,7 @@ from sitewatch.sites.site import (
 
 if TYPE_CHECKING:
     from sitewatch.store import Store
+    from sitewatch.watch.records import Observation
 
 #: The site-model version written (the SMART site-model specification's ``version``).
 SMART_VERSION = "2.0.1"
@@ -91,8 +92,9 @@ def mgrs_square(lon: float, lat: float) -> str:
     >>> mgrs_square(124.705, 39.660)
     '51SXD'
     """
-    from sitewatch.imagery.geo import local_utm_crs, to_crs
     from shapely import Point
+
+    from sitewatch.imagery.geo import local_utm_crs, to_crs
 
     crs = local_utm_crs(lon, lat)
     zone = int(crs.to_epsg() or 0) % 100
@@ -110,7 +112,7 @@ def mgrs_square(lon: float, lat: float) -> str:
 
 
 def _polygons(geom: BaseGeometry) -> list[Polygon]:
-    return list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]  # type: ignore
+    return list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
 
 
 def _part_polygons(site: Site) -> list[tuple[str, Polygon]]:
@@ -145,7 +147,7 @@ def smart_dates(store: Store, site: Site) -> list[SmartDate]:
         return []
     ph = run.params_hash
     scenes = {s.id: s for s in store.scenes(site.id)}
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, dict[str, Observation]] = {}
     for o in store.observations(site.id, ph):
         if o.reference in ("previous", "none"):
             got = rows.setdefault(o.scene_id, {})
@@ -163,19 +165,21 @@ def smart_dates(store: Store, site: Site) -> list[SmartDate]:
         if not res.usable:
             continue
         day = res.acquired.date().isoformat()
-        phases, occluded, score = {}, {}, 0.0
+        phases: dict[str, str] = {}
+        occluded: dict[str, bool] = {}
+        score = 0.0
         for name in parts:
-            o = rows.get(sid, {}).get(name)
-            seen = bool(o is not None and o.observed)
+            ob = rows.get(sid, {}).get(name)
+            seen = bool(ob is not None and ob.observed)
             occluded[name] = not seen
             if (name, day) in alerted:
                 phases[name] = "Active Construction"
-            elif seen and o is not None and math.isfinite(o.changed_fraction):
+            elif seen and ob is not None and math.isfinite(ob.changed_fraction):
                 phases[name] = "No Activity"
             else:
                 phases[name] = "Unknown"
-            if seen and o is not None and math.isfinite(o.changed_fraction):
-                score = max(score, float(o.changed_fraction))
+            if seen and ob is not None and math.isfinite(ob.changed_fraction):
+                score = max(score, float(ob.changed_fraction))
         sc = scenes.get(sid)
         out.append(SmartDate(day, sid, sensor_name(sc.sensor) if sc else None, phases,
                              occluded, round(score, 4)))

@@ -121,7 +121,7 @@ def record_versions(c: sa.Connection, site: Site, *, note: str | None = None,
     if rows:
         c.execute(t.insert(), [{**r, "site_id": site.id, "author": author, "created_at": now}
                                for r in rows])
-    return [(r["part"], r["version"]) for r in rows]
+    return [(str(r["part"]), int(r["version"] or 0)) for r in rows]
 
 
 def current_versions(c: sa.Connection, site_id: str) -> dict[str, int]:
