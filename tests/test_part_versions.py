@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from sitewatch.cli.main import cli
 from sitewatch.report.brief import write_brief
-from sitewatch.store import Store
+from sitewatch.store import SCHEMA_VERSION, Store
 from sitewatch.watch.pipeline import run_site
 from sitewatch.watch.zonal import REST
 from test_pipeline import PARAMS, catalogue
@@ -88,7 +88,7 @@ _V6_OBSERVATIONS = """CREATE TABLE observations (
 
 
 def _downgrade_to_v6(db) -> None:
-    """The catalogue as schema version 6 kept it: no part versions anywhere."""
+    """The catalogue as the schema before part versions kept it: none anywhere."""
     con = sqlite3.connect(db)
     cols = ("site_id, scene_id, params_hash, part, reference, grid, acquired, reference_id, "
             "observed_fraction, changed_fraction, measures")
@@ -107,12 +107,14 @@ def _downgrade_to_v6(db) -> None:
         d = json.loads(rec)
         d.pop("part_version")
         con.execute("UPDATE alerts SET record = ? WHERE id = ?", (json.dumps(d), aid))
-    con.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    # Part versions are the latest migration: the version before it is the one to test.
+    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                (str(SCHEMA_VERSION - 1),))
     con.commit()
     con.close()
 
 
-def test_upgrading_a_version_6_catalogue_marks_results_without_rescoring(tmp_path):
+def test_upgrading_a_catalogue_marks_results_without_rescoring(tmp_path):
     db = tmp_path / "db" / "sitewatch.db"
     with Store.open_path(db) as store:
         catalogue(store, tmp_path / "imgs", range(8))
