@@ -23,6 +23,7 @@ from sitewatch.sources.cache import NoOverlapError, cache_window, clean_partials
 from sitewatch.sources.items import build_scene, item_meta, with_duplicate
 from sitewatch.sources.records import ItemNote, Source, SyncReport
 from sitewatch.store import Store
+from sitewatch.store.schema import SCHEMA_VERSION
 
 
 def test_presets_map_provider_masks_and_bands():
@@ -250,7 +251,7 @@ def test_store_sources_and_migration_from_v6(tmp_path):
     con.commit()
     con.close()
     with Store.open_path(db) as store:
-        assert store.schema_version() == 7 and store.sources() == []
+        assert store.schema_version() == SCHEMA_VERSION and store.sources() == []
 
 
 def test_cli_source_commands_on_a_builtin_site(tmp_path):

@@ -229,7 +229,7 @@ def _make_v4(db, store: Store) -> None:
 def test_a_version_4_catalogue_is_migrated_and_read(db, store):
     _make_v4(db, store)
     with Store.open_path(db) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 6
+        assert s.schema_version() == SCHEMA_VERSION == 8
         done = s.processed(SITE, PH)
         one = done["scene_1"]
         assert one.registration is not None and not one.registration.applied

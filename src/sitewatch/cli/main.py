@@ -23,7 +23,10 @@ def cli(ctx: click.Context, home: str | None, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
-    from sitewatch.cli import catalog, collateral, demo, detect, sites, sources, watch
+    from sitewatch.cli import (catalog, collateral, demo, detect, parts, sites, smart, sources,
+                               watch)
+
+    del parts, smart  # their commands join the `site` group on import
 
     cli.add_command(sites.site)
     cli.add_command(catalog.ingest)

@@ -89,6 +89,10 @@ def list_(ctx: Ctx, as_json: bool) -> None:
 def show(ctx: Ctx, site_ref: str, as_json: bool) -> None:
     """Show a site (id in the catalogue, built-in id, or site file) and its parts."""
     s, origin = _resolve(ctx, site_ref)
+    versions: dict[str, int] = {}
+    if origin == "catalogue":
+        with ctx.store() as store:
+            versions = store.current_part_versions(s.id)
     if as_json:
         echo_json_text(s.dumps(), nl=False)
         return
@@ -100,18 +104,23 @@ def show(ctx: Ctx, site_ref: str, as_json: bool) -> None:
         out.print(f"note: {esc(s.properties['note'])}")
     unplaced = sum(not p.placed for p in s.parts)
     if len(s.parts) <= TABLE_MAX_PARTS:
-        t = Table("part", "kind", "status", "label")
+        t = Table("part", "kind", "status", "version", "label")
         for p in s.parts:
             t.add_row(esc(p.name), p.kind, "placed" if p.placed else "[yellow]unplaced[/]",
-                      esc(p.label))
+                      str(versions.get(p.name, "-")) if p.placed else "-", esc(p.label))
         out.print(t)
     else:
-        _plain_table(("part", "kind", "status", "label"),
-                     [(p.name, p.kind, "placed" if p.placed else "unplaced", p.label)
+        _plain_table(("part", "kind", "status", "version", "label"),
+                     [(p.name, p.kind, "placed" if p.placed else "unplaced",
+                       str(versions.get(p.name, "-")) if p.placed else "-", p.label)
                       for p in s.parts])
     if unplaced:
-        out.print(f"{unplaced} part(s) unplaced: their positions are not known; "
-                  "add geometry in the site file to watch them.")
+        out.print(f"{unplaced} part(s) unplaced: their positions are not known; place them "
+                  f"with `sitewatch site place {esc(s.id)} PART --point LON LAT --radius M` "
+                  "(or --geojson, --wkt, --bbox).")
+    if origin == "catalogue" and s.placed_parts():
+        out.print(f"versions: `sitewatch site history {esc(s.id)}` lists every geometry a part "
+                  "has had.")
 
 
 #: Sites with more parts are listed as plain columns: rich lays a table out at about a

@@ -532,7 +532,11 @@ def _part_table(site: Site, alerts: list[StoredAlert], processed: dict[str, Proc
     by_part: dict[str, list[StoredAlert]] = {}
     for a in alerts:
         by_part.setdefault(a.part, []).append(a)
+    # The observations are those of each part's current geometry version (the one every
+    # number and alert of this brief rests on); the table names it.
+    versions = store.current_part_versions(site.id)
     return [{"name": p.name, "label": p.label, "kind": p.kind, "placed": p.placed,
+             "version": versions.get(p.name) if p.placed else None,
              "dates": dates.get(p.name, 0), "observed": observed.get(p.name, 0),
              "alerts": by_part.get(p.name, [])} for p in site.parts]
 

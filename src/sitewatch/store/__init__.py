@@ -7,6 +7,7 @@
   observations, runs, alerts);
 * :mod:`~sitewatch.store.collateral`: reports, notes and evidence;
 * :mod:`~sitewatch.store.sources`: STAC sources and the Items a sync has settled.
+* :mod:`~sitewatch.store.parts`: every geometry a site's parts have had.
 
 :class:`Store` is one handle on all of them.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from sitewatch.store.base import DB_NAME
 from sitewatch.store.collateral import CollateralStore, report_id
+from sitewatch.store.parts import PartStore, PartVersion
 from sitewatch.store.results import ResultStore
 from sitewatch.store.scenes import SceneStore, SiteRow
 from sitewatch.store.schema import SCHEMA_VERSION
@@ -22,7 +24,7 @@ from sitewatch.store.sources import SourceStore
 from sitewatch.watch.records import ALERT_STATUSES
 
 
-class Store(SourceStore, SceneStore, ResultStore, CollateralStore):
+class Store(SourceStore, SceneStore, ResultStore, CollateralStore, PartStore):
     """The catalogue.  Use as a context manager, or call :meth:`close`.
 
     >>> with Store.open_path(":memory:") as store:
@@ -31,4 +33,5 @@ class Store(SourceStore, SceneStore, ResultStore, CollateralStore):
     """
 
 
-__all__ = ["ALERT_STATUSES", "DB_NAME", "SCHEMA_VERSION", "SiteRow", "Store", "report_id"]
+__all__ = ["ALERT_STATUSES", "DB_NAME", "SCHEMA_VERSION", "PartVersion", "SiteRow", "Store",
+           "report_id"]

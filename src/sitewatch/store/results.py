@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
 from sitewatch.store.base import StoreBase, _finite, _now, decoded
+from sitewatch.store.parts import current_versions
 from sitewatch.store.scenes import registration_of, write_registration
 from sitewatch.store.schema import (
     alert_deliveries_table,
@@ -98,7 +99,9 @@ class ResultStore(StoreBase):
     def put_result(self, result: ProcessedScene, observations: Sequence[Observation]) -> None:
         """Store one scene's result, its registration (when it has one) and its per-part
         observations in one transaction, replacing any earlier result of the same scene and
-        parameters: a failure leaves the store as it was."""
+        parameters and the earlier observations of the same part versions (those of other
+        versions, measured with an earlier geometry, are kept): a failure leaves the store as
+        it was."""
         site_id, scene_id, params_hash = result.site_id, result.scene_id, result.params_hash
         for ob in observations:
             if (ob.site_id, ob.scene_id, ob.params_hash) != (site_id, scene_id, params_hash):
@@ -116,19 +119,30 @@ class ResultStore(StoreBase):
             "observed_fraction": float(ob.observed_fraction),
             "changed_fraction": _finite(ob.changed_fraction),
             "measures": json.dumps(json_safe(dict(ob.measures)), sort_keys=True),
+            "part_version": int(ob.part_version),
         } for ob in observations]
+        by_version: dict[int, list[str]] = {}
+        for ob in observations:
+            by_version.setdefault(int(ob.part_version), []).append(ob.part)
+        values = {
+            "grid": result.grid, "acquired": iso(result.acquired), "status": result.status,
+            "previous_id": result.previous_id,
+            "chain": json.dumps(result.chain.to_dict(), sort_keys=True),
+            "params": json.dumps(dict(result.params), sort_keys=True, default=str),
+            "detail": json.dumps(result.detail(), sort_keys=True, default=str),
+            "created_at": _now()}
         try:
             with self.engine.begin() as c:
-                c.execute(o.delete().where(key_o))
-                c.execute(pr.delete().where(key_p))
-                c.execute(pr.insert().values(
-                    site_id=site_id, scene_id=scene_id, params_hash=params_hash,
-                    grid=result.grid, acquired=iso(result.acquired), status=result.status,
-                    previous_id=result.previous_id,
-                    chain=json.dumps(result.chain.to_dict(), sort_keys=True),
-                    params=json.dumps(dict(result.params), sort_keys=True, default=str),
-                    detail=json.dumps(result.detail(), sort_keys=True, default=str),
-                    created_at=_now()))
+                for version, names in by_version.items():
+                    names = sorted(set(names))
+                    for i in range(0, len(names), 500):
+                        c.execute(o.delete().where(key_o & (o.c.part_version == version)
+                                                   & o.c.part.in_(names[i:i + 500])))
+                # Updated in place, not deleted: deleting would cascade to the observations
+                # of earlier part versions, which are kept.
+                if not c.execute(pr.update().where(key_p).values(**values)).rowcount:
+                    c.execute(pr.insert().values(site_id=site_id, scene_id=scene_id,
+                                                 params_hash=params_hash, **values))
                 if rows:
                     c.execute(o.insert(), rows)
                 if result.registration is not None:
@@ -138,8 +152,13 @@ class ResultStore(StoreBase):
                              "nothing was half-written: run the command again") from None
 
     def observations(self, site_id: str, params_hash: str, *, part: str | None = None,
-                     reference: str | None = None) -> list[Observation]:
-        """Stored per-part observations in time order (null measures are NaN)."""
+                     reference: str | None = None, versions: str = "current"
+                     ) -> list[Observation]:
+        """Stored per-part observations in time order (null measures are NaN): those of each
+        part's current geometry version (``versions="current"``, what alerts, timelines
+        and briefs use), or of every version kept (``"all"``)."""
+        if versions not in ("current", "all"):
+            raise StoreError(f"versions must be 'current' or 'all', got {versions!r}")
         o = observations_table
         cond = (o.c.site_id == site_id) & (o.c.params_hash == params_hash)
         if part is not None:
@@ -148,7 +167,11 @@ class ResultStore(StoreBase):
             cond &= o.c.reference == reference
         with self.engine.connect() as c:
             rows = c.execute(sa.select(o).where(cond).order_by(
-                o.c.acquired, o.c.scene_id, o.c.part, o.c.reference)).mappings().all()
+                o.c.acquired, o.c.scene_id, o.c.part, o.c.reference, o.c.part_version)
+            ).mappings().all()
+            current = current_versions(c, site_id) if versions == "current" else None
+        if current is not None:
+            rows = [r for r in rows if r["part_version"] == current.get(r["part"], 0)]
         return [decoded("observations", f"{r['scene_id']} {r['part']}", _observation_of, r)
                 for r in rows]
 
@@ -408,7 +431,8 @@ def _observation_of(r: Any) -> Observation:
     return Observation(r["site_id"], r["scene_id"], r["params_hash"], r["part"],
                        r["reference"], r["grid"], parse_time(r["acquired"]),
                        r["reference_id"], float(r["observed_fraction"]),
-                       num(r["changed_fraction"]), measures_of(json.loads(r["measures"])))
+                       num(r["changed_fraction"]), measures_of(json.loads(r["measures"])),
+                       int(r["part_version"]))
 
 
 def _alert_of(row: Any) -> StoredAlert:

@@ -4,6 +4,7 @@ the reference scene of each grid."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from sitewatch.errors import StoreError
 from sitewatch.imagery.scenes import Scene
 from sitewatch.sites.site import Site, builtin_site, builtin_site_ids, loads_site
 from sitewatch.store.base import StoreBase, _finite, _now, decoded
+from sitewatch.store.parts import record_versions
 from sitewatch.store.schema import (
     alerts_table,
     grids_table,
@@ -102,32 +104,46 @@ def write_registration(c: sa.Connection, reg: SceneRegistration) -> None:
 class SceneStore(StoreBase):
     """Sites, scenes, registrations and grid references."""
 
-    def put_site(self, site: Site, origin: str, conn: sa.Connection | None = None) -> str:
-        """Insert or replace a site.  Returns ``"added"``, ``"updated"`` or ``"unchanged"``."""
+    def put_site(self, site: Site, origin: str | None, conn: sa.Connection | None = None, *,
+                 note: str | None = None, author: str | None = None,
+                 renamed: Mapping[str, str] | None = None) -> str:
+        """Insert or replace a site, and in the same transaction add a version for each part
+        whose geometry changed (:mod:`sitewatch.store.parts`; ``note`` and ``author`` say
+        why and who; ``renamed`` maps old part names to new ones, whose history follows).
+        ``origin`` None keeps the stored site's origin (an edit), ``"file"`` for a new one.
+        Returns ``"added"``, ``"updated"`` or ``"unchanged"``."""
         try:
-            return self._put_site(site, origin, conn)
+            return self._put_site(site, origin, conn, note, author, renamed)
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"site {site.id!r} could not be stored ({exc.orig}); another "
                              "sitewatch may be writing the catalogue: run the command again"
                              ) from None
 
-    def _put_site(self, site: Site, origin: str, conn: sa.Connection | None) -> str:
+    def _put_site(self, site: Site, origin: str | None, conn: sa.Connection | None,
+                  note: str | None, author: str | None,
+                  renamed: Mapping[str, str] | None) -> str:
         text = site.dumps()
         with self._conn(conn) as c:
             row = c.execute(
                 sa.select(sites_table.c.geojson).where(sites_table.c.id == site.id)
             ).first()
             now = _now()
-            values = {
-                "name": site.name, "site_type": site.site_type, "origin": origin,
-                "simulated": site.simulated, "geojson": text, "updated_at": now,
+            values: dict[str, Any] = {
+                "name": site.name, "site_type": site.site_type, "simulated": site.simulated,
+                "geojson": text, "updated_at": now,
             }
+            if origin is not None:
+                values["origin"] = origin
             if row is None:
+                values.setdefault("origin", "file")
                 c.execute(sites_table.insert().values(id=site.id, created_at=now, **values))
+                record_versions(c, site, note=note or f"{values['origin']} site stored",
+                                author=author)
                 return "added"
             if row[0] == text:
                 return "unchanged"
             c.execute(sites_table.update().where(sites_table.c.id == site.id).values(**values))
+            record_versions(c, site, note=note, author=author, renamed=renamed)
             return "updated"
 
     def use_site(self, site_id: str) -> Site | None:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 metadata = sa.MetaData()
 
@@ -119,6 +119,9 @@ observations_table = sa.Table(
     sa.Column("params_hash", sa.String(16), primary_key=True),
     sa.Column("part", sa.Text, primary_key=True),
     sa.Column("reference", sa.String(16), primary_key=True),  # previous | composite | none
+    # Version 7: the part geometry version the row was measured with (part_versions; for
+    # the rest of the site, the site's layout version).  Rows of older versions are kept.
+    sa.Column("part_version", sa.Integer, primary_key=True, server_default=sa.text("0")),
     sa.Column("grid", sa.String(64), nullable=False),
     sa.Column("acquired", sa.String(32), nullable=False, index=True),
     sa.Column("reference_id", sa.String(128), nullable=True),
@@ -128,6 +131,23 @@ observations_table = sa.Table(
     sa.ForeignKeyConstraint(["site_id", "scene_id", "params_hash"],
                             ["processed.site_id", "processed.scene_id",
                              "processed.params_hash"], ondelete="CASCADE"),
+)
+
+#: Version 7: every geometry a part has had.  A placement or an edit of a part's geometry
+#: adds a version (1, 2, ...); ``geometry`` null means the part was removed or unplaced.
+#: ``key`` is a hash of what the watch measures (geometry, line width, point radius).
+part_versions_table = sa.Table(
+    "part_versions",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("part", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("geometry", sa.Text, nullable=True),  # GeoJSON (lon/lat), null: not placed
+    sa.Column("key", sa.String(16), nullable=False),
+    sa.Column("author", sa.Text, nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("created_at", sa.String(32), nullable=False),
 )
 
 #: Alerts with their lifecycle: new -> seen -> dismissed (with a reason) | confirmed.
@@ -376,10 +396,32 @@ def _v6_to_v7(conn: sa.Connection) -> None:
         t.create(conn, checkfirst=True)
 
 
+def _parts_versions(conn: sa.Connection) -> None:
+    """Versioned part geometry: the ``part_versions`` table, and ``observations`` keyed by
+    the part version too (so that rows of an older geometry are kept when a part is moved;
+    the table is rebuilt, since a primary key cannot be altered in SQLite).  Every stored
+    site's placed parts get version 1 (their geometry now); existing observations and alerts
+    are marked with it: they were measured with that geometry."""
+    from sitewatch.store.parts import backfill_versions  # the store imports this module
+
+    part_versions_table.create(conn, checkfirst=True)
+    have = {c["name"] for c in sa.inspect(conn).get_columns("observations")}
+    if "part_version" not in have:
+        cols = ", ".join(c.name for c in observations_table.columns if c.name != "part_version")
+        conn.execute(sa.text("CREATE TABLE observations_before_v8 AS SELECT * FROM observations"))
+        conn.execute(sa.text("DROP TABLE observations"))
+        observations_table.create(conn)
+        conn.execute(sa.text(f"INSERT INTO observations ({cols}, part_version) "
+                             f"SELECT {cols}, 0 FROM observations_before_v8"))
+        conn.execute(sa.text("DROP TABLE observations_before_v8"))
+    backfill_versions(conn)
+
+
 #: Migrations from version N to N+1, keyed by N.  Each runs inside the opening transaction.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3,
                                                           3: _v3_to_v4, 4: _v4_to_v5,
-                                                          5: _v5_to_v6, 6: _v6_to_v7}
+                                                          5: _v5_to_v6, 6: _v6_to_v7,
+                                                          7: _parts_versions}
 
 
 def stored_version(conn: sa.Connection) -> int:
@@ -427,5 +469,6 @@ def migrate(conn: sa.Connection, where: str, now: str) -> None:
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "alert_deliveries_table", "alert_events_table",
            "alert_sinks_table", "alerts_table", "evidence_table", "grids_table",
            "meta_table", "metadata", "migrate", "notes_table", "observations_table",
+           "part_versions_table",
            "processed_table", "registrations_table", "reports_table", "runs_table", "scenes_table",
            "sites_table", "sources_table", "stac_items_table", "stored_version"]

@@ -75,6 +75,9 @@ class Alert:
     objects_area_m2: float = 0.0
     largest_object_m2: float = 0.0
     findings: tuple[dict[str, Any], ...] = ()
+    #: The version of the part's geometry whose series raised it (None: stored before part
+    #: versions were kept; see :mod:`sitewatch.store.parts`).
+    part_version: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

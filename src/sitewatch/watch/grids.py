@@ -46,6 +46,7 @@ from sitewatch.imagery.sensors import (
 from sitewatch.imagery.sentinel1 import orbit_key
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
+from sitewatch.store.parts import layout_key
 from sitewatch.watch.params import PipelineError, RunParams, RunReport
 from sitewatch.watch.records import (
     Chain,
@@ -220,6 +221,12 @@ class GridRun:
         for m in self.masks.values():
             rest &= ~m
         self.zones = {**self.masks, REST: rest}  # what part_changes reports on
+        #: Each zone's geometry version, stored with its observations; the layout key
+        #: (parts and versions) is part of every result's chain, so a part moved since a
+        #: scene was scored makes the scene scored again.
+        current = store.current_part_versions(site.id)
+        self.versions = {name: current.get(name, 0) for name in self.zones}
+        self.layout = layout_key(self.versions)
         self.pixel_area = self.grid.resolution ** 2
         self.cache: dict[str, GridImage] = {}
         self.ref_id: str | None = None
@@ -351,13 +358,13 @@ class _Unreadable(SitewatchError, RuntimeError):
 
 def _chain(g: GridRun, sc: Scene, ref: str, previous: str | None, composite: list[str]
            ) -> Chain:
-    return Chain(sc.checksum, ref, previous, tuple(composite), g.fingerprint)
+    return Chain(sc.checksum, ref, previous, tuple(composite), g.fingerprint, g.layout)
 
 
 def _obs(g: GridRun, sc: Scene, part: str, reference: str, reference_id: str | None,
          observed: float, changed: float, measures: dict[str, float]) -> Observation:
     return Observation(g.site.id, sc.id, g.params.hash, part, reference, g.key, sc.acquired,
-                       reference_id, observed, changed, measures)
+                       reference_id, observed, changed, measures, g.versions.get(part, 0))
 
 
 def _not_observed(g: GridRun, sc: Scene, img: GridImage | None) -> list[Observation]:

@@ -39,6 +39,7 @@ import logging
 import math
 import time as _time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from sitewatch import __version__
@@ -121,6 +122,9 @@ def score_alerts(store: Store, site_id: str, params: RunParams
         if a.status == "dismissed":
             dismissed.setdefault(a.part, set()).update(a.finding_times())
     findings = []
+    # series() holds each part's current geometry version only: alerts and baselines never
+    # mix a part's series across geometries.
+    versions = store.current_part_versions(site_id)
     for (part, _grid), obs in sorted(series(store, site_id, params.hash).items()):
         findings += series_findings(site_id, part, obs, dismissed=dismissed.get(part, ()),
                                     levels=params.levels)
@@ -138,6 +142,7 @@ def score_alerts(store: Store, site_id: str, params: RunParams
             (a.id for a in stored if a.part == ev.part and a.id not in claimed
              and a.start <= ev_end and ev_start <= a.end), ev.id)
         claimed.add(target)
+        ev = replace(ev, part_version=versions.get(ev.part, 0))
         what = store.put_alert(ev, params.hash, replaces=target)
         if what in out:
             got = store.get_alert(target)

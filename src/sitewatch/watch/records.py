@@ -167,21 +167,28 @@ class Chain:
     previous: str | None = None
     composite: tuple[str, ...] = ()
     grid: str = ""  # the site grid's fingerprint; "" in results stored before it was kept
+    #: The parts and their geometry versions scored (:func:`sitewatch.store.parts.
+    #: layout_key`); "" in results stored before part versions were kept.
+    parts: str = ""
 
     def to_dict(self) -> JSON:
         return {"checksum": self.checksum, "reference": self.reference,
                 "previous": self.previous, "composite": list(self.composite),
-                "grid": self.grid}
+                "grid": self.grid, "parts": self.parts}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Chain:
         return cls(str(d["checksum"]), str(d["reference"]), d.get("previous"),
-                   tuple(d.get("composite") or ()), str(d.get("grid") or ""))
+                   tuple(d.get("composite") or ()), str(d.get("grid") or ""),
+                   str(d.get("parts") or ""))
 
     def same_as(self, other: Chain) -> bool:
         """Whether a stored chain (``self``) still holds for ``other``; one stored before
-        grids were fingerprinted is taken to be on the current grid."""
+        grids were fingerprinted is taken to be on the current grid, and one stored before
+        part versions were kept to have scored the current ones (the upgrade marked its
+        observations with them)."""
         mine = self if self.grid else replace(self, grid=other.grid)
+        mine = mine if mine.parts else replace(mine, parts=other.parts)
         return mine == other
 
 
@@ -354,6 +361,8 @@ class Observation:
     observed_fraction: float
     changed_fraction: float = math.nan
     measures: Mapping[str, float] = field(default_factory=dict)
+    #: The part's geometry version measured (:mod:`sitewatch.store.parts`).
+    part_version: int = 0
 
     @property
     def observed(self) -> bool:
@@ -371,7 +380,8 @@ class Observation:
             "params_hash": self.params_hash, "part": self.part, "reference": self.reference,
             "grid": self.grid, "acquired": iso(self.acquired),
             "reference_id": self.reference_id, "observed_fraction": self.observed_fraction,
-            "changed_fraction": self.changed_fraction, "measures": dict(self.measures)})
+            "changed_fraction": self.changed_fraction, "measures": dict(self.measures),
+            "part_version": self.part_version})
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Observation:
@@ -379,7 +389,7 @@ class Observation:
                    str(d["part"]), str(d["reference"]), str(d["grid"]),
                    parse_time(d["acquired"]), d.get("reference_id"),
                    num(d["observed_fraction"]), num(d.get("changed_fraction")),
-                   measures_of(d.get("measures") or {}))
+                   measures_of(d.get("measures") or {}), int(d.get("part_version") or 0))
 
 
 def measures_of(d: Mapping[str, Any]) -> dict[str, float]:
