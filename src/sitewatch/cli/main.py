@@ -23,7 +23,7 @@ def cli(ctx: click.Context, home: str | None, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
-    from sitewatch.cli import catalog, collateral, demo, detect, sites, watch
+    from sitewatch.cli import catalog, collateral, demo, detect, sites, watch, watching
 
     cli.add_command(sites.site)
     cli.add_command(catalog.ingest)
@@ -36,6 +36,7 @@ def _register() -> None:
     cli.add_command(watch.timeline)
     cli.add_command(watch.alerts)
     cli.add_command(watch.alert)
+    cli.add_command(watching.watch)
     cli.add_command(collateral.collateral)
     cli.add_command(collateral.note)
     cli.add_command(collateral.assess)
