@@ -69,7 +69,7 @@ def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
 
     def waiting(holder: Any) -> None:
         err.print(esc(f"site {site_id!r}: {describe_holder(holder)} is working on it; this "
-                      "run starts when it is done (Ctrl-C gives up)"))
+                      "run starts when it is done (Ctrl-C gives up)"), soft_wrap=True)
 
     # The site's lock: a watcher's cycle and this run never interleave (docs/watching.md).
     with (site_lock(ctx.home, site_id, purpose="sitewatch run", wait=True, on_wait=waiting),
