@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -430,3 +431,17 @@ def test_cli_refuses_what_it_cannot_do(home):
     assert r.exit_code == 1 and "no site 'nosuchsite'" in r.output
     r = runner.invoke(cli, ["watch", SITE, "--once", "--from", "May 2024"])
     assert r.exit_code == 1 and "--from 'May 2024' is not YYYY-MM-DD" in r.output
+
+
+def test_cli_once_succeeds_and_subscribes_the_sinks_given(home, tmp_path, caplog):
+    add_scenes(home, tmp_path / "imgs", range(10))
+    jsonl = tmp_path / "a.jsonl"
+    r = CliRunner().invoke(cli, ["watch", SITE, "--once", "--jsonl", str(jsonl)])
+    assert r.exit_code == 0, r.output
+    assert f"{SITE} cycle 1 ok in " in r.output and "delivered 1 event(s)" in r.output
+    assert json.loads(jsonl.read_text())["alert"]["part"] == "pad"
+    with Store.open_home(home) as store:
+        assert store.sinks_of(SITE) == [f"jsonl:{jsonl.resolve()}"]
+    # The watch's log set-up is undone: the library's messages reach the usual handlers.
+    logging.getLogger("sitewatch.watch.sinks").warning("after the watch")
+    assert "after the watch" in caplog.text
