@@ -12,7 +12,9 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -29,6 +31,8 @@ from sitewatch.watch.locks import SiteBusyError, lock_holder, lock_path, site_lo
 from sitewatch.watch.pipeline import RunParams
 from sitewatch.watch.unattended import (
     MIN_EVERY,
+    SYNC_MODULE,
+    SyncOutcome,
     WatchError,
     parse_every,
     watch_cycle,
@@ -304,7 +308,7 @@ def test_a_failing_sync_fails_the_cycle_but_not_the_run_and_the_next_cycle_recov
         if len(calls) == 1:
             raise CatalogueDown("https://stac.example/api: cannot connect (refused)")
         got = ingest(store, [folder], site_id, site=test_site())
-        return f"{got.count('added')} added", got.count("added")
+        return SyncOutcome(f"{got.count('added')} added", got.count("added"))
 
     rep = watch_cycle(store, SITE, home=home, sync=sync, start=date(2024, 1, 1))
     assert not rep.ok and rep.status == "FAILED"
@@ -319,10 +323,55 @@ def test_a_failing_sync_fails_the_cycle_but_not_the_run_and_the_next_cycle_recov
                                          "detail": "4 added"}
 
 
-def test_without_the_sync_module_the_site_has_no_sources(store_home):
+def test_without_the_sync_module_the_site_has_no_sources(store_home, monkeypatch):
     store, home = store_home
+    monkeypatch.setitem(sys.modules, SYNC_MODULE, None)  # as in a sitewatch without it
     rep = watch_cycle(store, SITE, home=home)
     assert rep.step("sync").outcome == "no sources" and rep.ok
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """The shape of sitewatch.sources.sync's report (issue 15 item 3)."""
+
+    added: int
+    already: int
+    skipped: list
+    failed: list
+
+    def summary(self) -> str:
+        return (f"{self.added} added, {self.already} already, {len(self.skipped)} skipped, "
+                f"{len(self.failed)} failed")
+
+
+def test_the_sync_step_calls_sync_site_when_the_module_is_there(store_home, tmp_path,
+                                                                  monkeypatch):
+    """The contract with sitewatch.sources.sync: sync_site(store, site_id, *, start=None,
+    end=None, progress=None) -> a report with added, already, skipped, failed, summary().
+    Until that module is merged, a module of that name syncing from a local folder stands
+    in for it."""
+    store, home = store_home
+    folder = tmp_path / "source"
+    write_scenes(folder, range(6, 10))
+    calls = []
+
+    def sync_site(store, site_id, *, start=None, end=None, progress=None):
+        calls.append((site_id, start, end))
+        got = ingest(store, [folder], site_id, site=test_site())
+        progress("sync", 1, 1)
+        return SyncReport(got.count("added"), got.count("unchanged"), [],
+                          ["item-x: asset 404"] if len(calls) == 1 else [])
+
+    module = types.ModuleType(SYNC_MODULE)
+    module.sync_site = sync_site
+    monkeypatch.setitem(sys.modules, SYNC_MODULE, module)
+    rep = watch_cycle(store, SITE, home=home, start=date(2024, 3, 1))
+    assert rep.step("sync").detail == "4 added, 0 already, 0 skipped, 1 failed"
+    assert rep.new_scenes == 4 and rep.scenes_processed == 10
+    assert rep.status == "FAILED" and "sync: 1 Item(s) failed" in rep.line()
+    rep = watch_cycle(store, SITE, home=home, cycle=2)
+    assert rep.ok and rep.step("sync").detail.startswith("0 added, 4 already")
+    assert calls == [(SITE, date(2024, 3, 1), None), (SITE, None, None)]
 
 
 def test_a_stop_mid_run_keeps_whole_scenes_and_the_next_cycle_resumes(store_home,

@@ -227,22 +227,33 @@ def _why(exc: BaseException) -> str:
 
 # ------------------------------------------------------------------------------ the steps
 
-#: sync(store, site_id, *, start, progress) -> (one-line summary, new scenes); None when
-#: there is nothing to sync from.
-SyncStep = Callable[..., "tuple[str, int] | None"]
+@dataclass(frozen=True)
+class SyncOutcome:
+    """What the sync step did: its one-line ``summary``, scenes ``added``, Items ``failed``
+    (a cycle with failed Items is reported failed; the next sync tries them again)."""
+
+    summary: str
+    added: int
+    failed: int = 0
+
+
+#: sync(store, site_id, *, start, progress) -> SyncOutcome, or None when the site has no
+#: sources to sync from.
+SyncStep = Callable[..., "SyncOutcome | None"]
 
 
 def _sync_step(store: Store, site_id: str, *, start: date | None,
-               progress: Callable[..., None]) -> tuple[str, int] | None:
+               progress: Callable[..., None]) -> SyncOutcome | None:
     """Catalogue the site's new STAC Items (None: the site has no sources to sync)."""
     try:
         sync = importlib.import_module(SYNC_MODULE)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and SYNC_MODULE.startswith(exc.name):
+        if exc.name in ("sitewatch.sources", SYNC_MODULE):
             return None  # this sitewatch has no STAC sources
         raise
     report = sync.sync_site(store, site_id, start=start, progress=progress)
-    return _one_line(report.summary(), 300), int(report.added)
+    return SyncOutcome(_one_line(report.summary(), 300), int(report.added),
+                       len(report.failed))
 
 
 def _stopper(stop_event: threading.Event | None) -> Callable[..., None]:
@@ -365,9 +376,10 @@ def _run_steps(cyc: _Cycle, store: Store, site_id: str, *, home: Path | None,
         got = sync(store, site_id, start=start, progress=check)
         if got is None:
             return "no sources", ""
-        summary, added = got
-        cyc.add("new_scenes", added)
-        return "ok", summary
+        cyc.add("new_scenes", got.added)
+        if got.failed:
+            cyc.errors.append(f"sync: {got.failed} Item(s) failed")
+        return "ok", got.summary
 
     def do_run() -> tuple[str, str]:
         from sitewatch.watch.pipeline import run_site
@@ -494,5 +506,5 @@ def watch_forever(store: Store, site_ids: Sequence[str], *, every: timedelta | N
 
 
 __all__ = ["MIN_EVERY", "PURPOSE", "STEPS", "SYNC_MODULE", "CycleReport",
-           "Step", "SyncStep", "WatchError", "WatchResult",
+           "Step", "SyncOutcome", "SyncStep", "WatchError", "WatchResult",
            "headline", "parse_every", "watch_cycle", "watch_forever"]
