@@ -24,7 +24,7 @@ def cli(ctx: click.Context, home: str | None, verbose: int, quiet: int) -> None:
 
 def _register() -> None:
     from sitewatch.cli import (catalog, collateral, demo, detect, parts, sites, smart, sources,
-                               watch)
+                               watch, watching)
 
     del parts, smart  # their commands join the `site` group on import
 
@@ -41,6 +41,7 @@ def _register() -> None:
     cli.add_command(watch.timeline)
     cli.add_command(watch.alerts)
     cli.add_command(watch.alert)
+    cli.add_command(watching.watch)
     cli.add_command(collateral.collateral)
     cli.add_command(collateral.note)
     cli.add_command(collateral.assess)

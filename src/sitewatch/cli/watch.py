@@ -58,21 +58,33 @@ def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
 
     Only scenes without a result for these parameters are processed; an interrupted run
     resumes where it stopped.  Each sink gets the site's alert events it has not received,
-    those an earlier run left pending included (see `sitewatch alerts deliver`).
+    those an earlier run left pending included (see `sitewatch alerts deliver`).  While a
+    `sitewatch watch` cycle works on the site, the run waits for it (the site's lock).
     """
+    from sitewatch.watch.locks import describe_holder, site_lock
     from sitewatch.watch.pipeline import RunParams, run_site
 
     rp = RunParams(method=method, method_params=_params(params), min_usable=min_usable,
                    composite=composite, levels=level_alerts)
+
+    def waiting(holder: Any) -> None:
+        err.print(esc(f"site {site_id!r}: {describe_holder(holder)} is working on it; this "
+                      "run starts when it is done (Ctrl-C gives up)"), soft_wrap=True)
+
     with ctx.store() as store:
-        sinks = _sinks(jsonl, geojson, webhook, store, rp.hash)
-        try:
-            with progress_bar(not as_json) as tick:
-                rep = run_site(store, site_id, rp, progress=tick, sinks=sinks,
-                               products=ctx.home / "products")
-        finally:
-            for s in sinks:
-                s.close()
+        if store.use_site(site_id) is None:
+            raise SiteError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
+        # The site's lock: a watcher's cycle and this run never interleave (docs/watching.md).
+        with site_lock(ctx.home, site_id, purpose="sitewatch run", wait=True,
+                       on_wait=waiting):
+            sinks = _sinks(jsonl, geojson, webhook, store, rp.hash)
+            try:
+                with progress_bar(not as_json) as tick:
+                    rep = run_site(store, site_id, rp, progress=tick, sinks=sinks,
+                                   products=ctx.home / "products")
+            finally:
+                for s in sinks:
+                    s.close()
     if as_json:
         echo_json(rep.to_dict())
         return
