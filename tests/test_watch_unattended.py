@@ -344,36 +344,6 @@ class SyncReport:
                 f"{len(self.failed)} failed")
 
 
-def test_the_sync_step_calls_sync_site_when_the_module_is_there(store_home, tmp_path,
-                                                                  monkeypatch):
-    """The contract with sitewatch.sources.sync: sync_site(store, site_id, *, start=None,
-    end=None, progress=None) -> a report with added, already, skipped, failed, summary().
-    Until that module is merged, a module of that name syncing from a local folder stands
-    in for it."""
-    store, home = store_home
-    folder = tmp_path / "source"
-    write_scenes(folder, range(6, 10))
-    calls = []
-
-    def sync_site(store, site_id, *, start=None, end=None, progress=None):
-        calls.append((site_id, start, end))
-        got = ingest(store, [folder], site_id, site=test_site())
-        progress("sync", 1, 1)
-        return SyncReport(got.count("added"), got.count("unchanged"), [],
-                          ["item-x: asset 404"] if len(calls) == 1 else [])
-
-    module = types.ModuleType(SYNC_MODULE)
-    module.sync_site = sync_site
-    monkeypatch.setitem(sys.modules, SYNC_MODULE, module)
-    rep = watch_cycle(store, SITE, home=home, start=date(2024, 3, 1))
-    assert rep.step("sync").detail == "4 added, 0 already, 0 skipped, 1 failed"
-    assert rep.new_scenes == 4 and rep.scenes_processed == 10
-    assert rep.status == "FAILED" and "sync: 1 Item(s) failed" in rep.line()
-    rep = watch_cycle(store, SITE, home=home, cycle=2)
-    assert rep.ok and rep.step("sync").detail.startswith("0 added, 4 already")
-    assert calls == [(SITE, date(2024, 3, 1), None), (SITE, None, None)]
-
-
 def test_a_stop_mid_run_keeps_whole_scenes_and_the_next_cycle_resumes(store_home,
                                                                       monkeypatch):
     store, home = store_home

@@ -32,7 +32,6 @@ optional callback.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import threading
 import time as _time
@@ -245,14 +244,13 @@ SyncStep = Callable[..., "SyncOutcome | None"]
 def _sync_step(store: Store, site_id: str, *, start: date | None,
                progress: Callable[..., None]) -> SyncOutcome | None:
     """Catalogue the site's new STAC Items (None: the site has no sources to sync)."""
-    try:
-        sync = importlib.import_module(SYNC_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name in ("sitewatch.sources", SYNC_MODULE):
-            return None  # this sitewatch has no STAC sources
-        raise
-    report = sync.sync_site(store, site_id, start=start, progress=progress)
-    return SyncOutcome(_one_line(report.summary(), 300), int(report.added),
+    from sitewatch.sources.sync import sync_site
+
+    if not store.sources(site_id):
+        return None
+    since = datetime.combine(start, datetime.min.time(), tzinfo=UTC) if start else None
+    report = sync_site(store, site_id, start=since, progress=progress)
+    return SyncOutcome(_one_line(report.summary(), 300), len(report.added),
                        len(report.failed))
 
 
