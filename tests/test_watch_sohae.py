@@ -36,12 +36,12 @@ def cli(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[
 def test_watch_sohae_from_a_real_stac_catalogue(stac, tmp_path):
     from stac_items import sentinel1_rtc_items
 
-    # 24 dates over two interleaved relative orbits; from date 16 on, a new bright structure
+    # 16 dates over two interleaved relative orbits; from date 10 on, a new bright structure
     # stands at the centre of the scene (where the launch pad is placed below).
-    items = sentinel1_rtc_items(stac.files.root, stac.asset_href, seed=11, n_dates=24,
-                                size=640, change_after=16, collection_tag="e2e")
+    items = sentinel1_rtc_items(stac.files.root, stac.asset_href, seed=11, n_dates=16,
+                                size=448, change_after=10, collection_tag="e2e")
     stac.add_collection(COLLECTION)
-    stac.add_items(COLLECTION, items[:23])
+    stac.add_items(COLLECTION, items[:15])
     home, jsonl = tmp_path / "home", tmp_path / "alerts.jsonl"
     lon, lat = Transformer.from_crs(32651, 4326, always_xy=True).transform(*SOHAE_UTM)
 
@@ -51,10 +51,10 @@ def test_watch_sohae_from_a_real_stac_catalogue(stac, tmp_path):
         "--collection", COLLECTION)
     first = cli(home, "watch", "sohae", "--once", "--jsonl", str(jsonl))
     log = first.stderr
-    assert "sohae" in log and "23 added" in log, log
+    assert "sohae" in log and "15 added" in log, log
     with Store.open_home(home) as store:
         scenes = store.scenes("sohae")
-        assert len(scenes) == 23
+        assert len(scenes) == 15
         assert {s.properties["relative_orbit"] for s in scenes} == {127, 61}
         assert all(s.properties["stac"]["collection"] == COLLECTION for s in scenes)
         part = store.use_site("sohae").part("launch_pad")
@@ -65,15 +65,15 @@ def test_watch_sohae_from_a_real_stac_catalogue(stac, tmp_path):
 
     # A new Item arrives: the next cycle catalogues it alone and runs on.
     before = stac.files.bytes_served()
-    stac.add_items(COLLECTION, items[23:])
+    stac.add_items(COLLECTION, items[15:])
     second = cli(home, "watch", "sohae", "--once", "--jsonl", str(jsonl))
-    assert "1 added, 23 already" in second.stderr, second.stderr
+    assert "1 added, 15 already" in second.stderr, second.stderr
     assert stac.files.bytes_served() > before
     with Store.open_home(home) as store:
-        assert len(store.scenes("sohae")) == 24
+        assert len(store.scenes("sohae")) == 16
 
     # Nothing new: a third cycle reads no pixels at all.
     before = stac.files.bytes_served()
     third = cli(home, "watch", "sohae", "--once")
-    assert "0 added, 24 already" in third.stderr, third.stderr
+    assert "0 added, 16 already" in third.stderr, third.stderr
     assert stac.files.bytes_served() == before
