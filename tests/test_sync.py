@@ -442,9 +442,9 @@ def test_sync_reads_a_small_fraction_of_a_sentinel2_sized_asset(stac, home, big_
     """A 6 km site on a 10980 x 10980 px asset: only the header and the tiles under the site's
     window are fetched (the file server's own count of body bytes sent)."""
     from affine import Affine
-    from stac_items import item_dict
 
     from sitewatch.sites.site import square_boundary
+    from stac_items import item_dict
 
     href = stac.asset_href(big_s2_asset)
     t = Affine(10, 0, 600_000.0, 0, -10, 4_400_040.0)

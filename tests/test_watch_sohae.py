@@ -18,8 +18,8 @@ from pyproj import Transformer
 
 pytest.importorskip("stac_server", reason="the real STAC test services are not in this tree")
 
-from conftest import SOHAE_UTM  # noqa: E402
-from sitewatch.store import Store  # noqa: E402
+from conftest import SOHAE_UTM
+from sitewatch.store import Store
 
 COLLECTION = "sentinel-1-rtc"
 

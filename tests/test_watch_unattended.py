@@ -12,9 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -31,7 +29,6 @@ from sitewatch.watch.locks import SiteBusyError, lock_holder, lock_path, site_lo
 from sitewatch.watch.pipeline import RunParams
 from sitewatch.watch.unattended import (
     MIN_EVERY,
-    SYNC_MODULE,
     SyncOutcome,
     WatchError,
     parse_every,
@@ -323,25 +320,11 @@ def test_a_failing_sync_fails_the_cycle_but_not_the_run_and_the_next_cycle_recov
                                          "detail": "4 added"}
 
 
-def test_without_the_sync_module_the_site_has_no_sources(store_home, monkeypatch):
+def test_a_site_without_sources_has_nothing_to_sync(store_home):
     store, home = store_home
-    monkeypatch.setitem(sys.modules, SYNC_MODULE, None)  # as in a sitewatch without it
+    assert store.sources(SITE) == []
     rep = watch_cycle(store, SITE, home=home)
     assert rep.step("sync").outcome == "no sources" and rep.ok
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """The shape of sitewatch.sources.sync's report (issue 15 item 3)."""
-
-    added: int
-    already: int
-    skipped: list
-    failed: list
-
-    def summary(self) -> str:
-        return (f"{self.added} added, {self.already} already, {len(self.skipped)} skipped, "
-                f"{len(self.failed)} failed")
 
 
 def test_a_stop_mid_run_keeps_whole_scenes_and_the_next_cycle_resumes(store_home,

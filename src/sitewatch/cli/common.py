@@ -123,6 +123,9 @@ def setup_logging(verbosity: int) -> None:
     handler.setFormatter(_CleanFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
     logging.getLogger("sitewatch").setLevel(level)
+    # urllib3 (under pystac-client) logs each retry of a STAC request as a warning; sitewatch
+    # reports the outcome in one line itself, so its retries show only with -vv.
+    logging.getLogger("urllib3").setLevel(level if level <= logging.DEBUG else logging.ERROR)
 
 
 @contextmanager

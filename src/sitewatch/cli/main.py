@@ -23,8 +23,18 @@ def cli(ctx: click.Context, home: str | None, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
-    from sitewatch.cli import (catalog, collateral, demo, detect, parts, sites, smart, sources,
-                               watch, watching)
+    from sitewatch.cli import (
+        catalog,
+        collateral,
+        demo,
+        detect,
+        parts,
+        sites,
+        smart,
+        sources,
+        watch,
+        watching,
+    )
 
     del parts, smart  # their commands join the `site` group on import
 
