@@ -49,8 +49,6 @@ from sitewatch.watch.params import RunParams
 
 log = logging.getLogger(__name__)
 
-#: Where the STAC sync lives (issue 15 item 3); absent, every site has "no sources".
-SYNC_MODULE = "sitewatch.sources.sync"
 #: What a watcher writes in the lock file of the site it works on.
 PURPOSE = "sitewatch watch"
 STEPS = ("sync", "run", "assess", "deliver")
@@ -337,7 +335,8 @@ def watch_cycle(store: Store, site_id: str, *, cycle: int = 1, home: str | Path 
     """One cycle of ``site_id`` (see the module notes).  With ``home``, the site's lock is
     held for the cycle (a site whose lock another process holds is skipped: the report says
     who), products are kept under ``home/products`` and ``home/indicators/*.toml`` feed the
-    assessment.  ``sync``: the sync step (default: :data:`SYNC_MODULE`'s ``sync_site``);
+    assessment.  ``sync``: the sync step (default: ``sources.sync.sync_site`` for a site
+    with sources);
     ``webhook``: options for the webhook sinks (``drain_s``...); ``today``: the assessment's
     date.  Never raises for a failed step: the report holds the errors."""
     started, t0 = datetime.now(UTC), _time.perf_counter()
@@ -503,6 +502,6 @@ def watch_forever(store: Store, site_ids: Sequence[str], *, every: timedelta | N
     return WatchResult(n, stop.is_set(), last)
 
 
-__all__ = ["MIN_EVERY", "PURPOSE", "STEPS", "SYNC_MODULE", "CycleReport",
+__all__ = ["MIN_EVERY", "PURPOSE", "STEPS", "CycleReport",
            "Step", "SyncOutcome", "SyncStep", "WatchError", "WatchResult",
            "headline", "parse_every", "watch_cycle", "watch_forever"]
