@@ -279,3 +279,13 @@ def test_orbit_helpers():
                        np.random.default_rng(i).gamma(4.0, 0.25, (1, 40, 40))
                        for i in range(4)])
     assert r.changes.shape == (3, 40, 40) and not math.isnan(r.enl)
+
+
+def test_the_brief_names_each_sar_scenes_orbit(watched, tmp_path):
+    from sitewatch.report.brief import write_brief
+
+    store, _report, _files = watched
+    b = write_brief(store, "sarsite", tmp_path / "brief", end=date(2023, 4, 30))
+    html = (tmp_path / "brief" / "brief.html").read_text()
+    assert "sentinel-1 (relative orbit" in html and "ascending" in html, b
+    assert html.count("(relative orbit") == 2 * N_DATES

@@ -420,8 +420,8 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
         caption += " Change objects not drawn: the stored change map could not be read."
     caption = html_text(caption)  # drawn in the figure too: no control characters
     path = pair_figure(path_under(fig_dir, f"fig{n:02d}_{safe_name(a.id)}.png"),
-                       Panel(rgb_b, res_m, f"before: {_day(sb.acquired.isoformat())} ({sb.id})"),
-                       Panel(rgb_a, res_m, f"after: {_day(sa.acquired.isoformat())} ({sa.id})"),
+                       Panel(rgb_b, res_m, f"before: {_day(sb.acquired.isoformat())}\n{sb.id}"),
+                       Panel(rgb_a, res_m, f"after: {_day(sa.acquired.isoformat())}\n{sa.id}"),
                        part_rings, change_rings, caption)
     return {"n": n, "path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption,
             "alert": a, "part": part, "before": sb, "after": sa, "finding": finding,
