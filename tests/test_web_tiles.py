@@ -120,6 +120,7 @@ def test_info_describes_the_grid(watched):
     # 10 m pixels at ~40 N: native zoom ~13.6, so maxzoom 16; minzoom shows the grid small.
     assert info["maxzoom"] == 16 and 8 <= info["minzoom"] < 14
     assert info["kind"] == "optical" and info["resolution_m"] == 10
+    assert info["hatch"] == ["rgba(255, 0, 255, 0.75)", "rgba(215, 215, 215, 0.75)"]
 
 
 def test_a_cloud_mask_is_hatched_never_black(watched):

@@ -143,6 +143,12 @@ def hatch(z: int, x: int, y: int) -> np.ndarray:
     return ((idx[:, None] + idx[None, :] + offset) % period) < HATCH_WIDTH
 
 
+def _css(rgba: tuple[int, int, int, int]) -> str:
+    """``rgba(r, g, b, a)`` for CSS (the page's legend draws the same hatch)."""
+    r, g, b, a = rgba
+    return f"rgba({r}, {g}, {b}, {a / 255:.2f})"
+
+
 def _png(rgba: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, "PNG", compress_level=1)
@@ -184,8 +190,8 @@ def _hatch_legend(img: GridImage) -> dict[str, str]:
     counts = np.bincount(img.quality.ravel(), minlength=max(_QUALITY_WORDS) + 1)
     parts = [f"{word} {counts[q] / n:.0%}" for q, word in _QUALITY_WORDS.items()
              if q < len(counts) and counts[q]]
-    label = "not observed (" + (", ".join(parts) if parts else "none in this scene") + \
-        "): left out by the pipeline's masks"
+    label = ("not observed, left out by the pipeline's masks: "
+             + (", ".join(parts) + " of the grid" if parts else "none in this scene"))
     return {"label": label, "swatch": "hatch"}
 
 
@@ -376,7 +382,10 @@ class TileSource:
 
     def info(self, site_id: str, scene_id: str) -> dict[str, Any]:
         """``bbox`` (lon/lat of the grid), ``minzoom`` (the grid about 64 px wide),
-        ``maxzoom`` (native resolution + 2), the ``stretch`` in words and the ``legend``."""
+        ``maxzoom`` (native resolution + 2), the ``stretch`` in words, the ``legend``
+        (``swatch``: a CSS colour or ``"hatch"``), and also ``resolution_m``, ``kind``
+        (optical or sar) and ``hatch`` (the stripes' two CSS colours, for the legend).
+        Builds the scene's display image if it is not built yet."""
         plan = self._plan(site_id, scene_id)
         entry = self._entry(plan)
         native = math.log2(2 * ORIGIN * math.cos(math.radians(plan.lat))
@@ -388,7 +397,8 @@ class TileSource:
                 "stretch": entry.stretch,
                 "legend": [dict(e) for e in entry.legend],
                 "resolution_m": plan.grid.resolution,
-                "kind": plan.kind}
+                "kind": plan.kind,
+                "hatch": [_css(c) for c in HATCH_COLOURS]}
 
     # -- the store -----------------------------------------------------------------------
 
@@ -401,7 +411,7 @@ class TileSource:
                 return st
             site = self.store.get_site(site_id)
             if site is None:
-                raise NotFound(f"unknown site {site_id!r}")
+                raise NotFound(f"no site {site_id!r} in the catalogue")
             run = self.store.last_run(site_id, finished=True) or self.store.last_run(site_id)
             ph = run.params_hash if run else None
             processed = self.store.processed(site_id, ph) if ph else {}
@@ -420,7 +430,7 @@ class TileSource:
         if plan is None:
             scene = st.scenes.get(scene_id)
             if scene is None:
-                raise NotFound(f"site {site_id!r} has no scene {scene_id!r}")
+                raise NotFound(f"no scene {scene_id!r} at site {site_id!r}")
             plan = self._make_plan(st, scene)
             st.plans[scene_id] = plan
         return plan
