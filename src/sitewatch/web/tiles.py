@@ -420,12 +420,17 @@ class TileSource:
 
     # -- the store -----------------------------------------------------------------------
 
-    def _site_state(self, site_id: str) -> _SiteState:
+    def _site_state(self, site_id: str, *, max_age: float | None = None) -> _SiteState:
+        """The site's state from the store, read again when older than ``max_age`` s
+        (default :data:`SITE_TTL_S`); the plans are made again from it, so a scene processed
+        since gets its run's grid and shift."""
+        if max_age is None:
+            max_age = SITE_TTL_S
         with self._lock:
             lock = self._site_locks.setdefault(site_id, threading.Lock())
         with lock:
             st = self._sites.get(site_id)
-            if st is not None and time.monotonic() - st.at < SITE_TTL_S:
+            if st is not None and time.monotonic() - st.at < max_age:
                 return st
             site = self.store.get_site(site_id)
             if site is None:
@@ -435,9 +440,6 @@ class TileSource:
             processed = self.store.processed(site_id, ph) if ph else {}
             scenes = {s.id: s for s in self.store.scenes(site_id)}
             fresh = _SiteState(time.monotonic(), site, scenes, processed, ph, {})
-            if st is not None and (st.params_hash, st.processed, st.scenes) == \
-                    (ph, processed, scenes):
-                fresh.plans = st.plans  # nothing changed: the plans stand
             with self._lock:
                 self._sites[site_id] = fresh
             return fresh
@@ -446,6 +448,8 @@ class TileSource:
         st = self._site_state(site_id)
         plan = st.plans.get(scene_id)
         if plan is None:
+            if scene_id not in st.scenes:  # catalogued since? (read again at most 1/s)
+                st = self._site_state(site_id, max_age=1.0)
             scene = st.scenes.get(scene_id)
             if scene is None:
                 raise NotFound(f"no scene {scene_id!r} at site {site_id!r}")
