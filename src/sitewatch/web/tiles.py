@@ -13,7 +13,10 @@ image*: red, green, blue (already stretched to bytes), an inside-the-grid band a
 band, written as a small deflate-compressed Cloud-Optimised GeoTIFF with averaged overviews
 under ``<home>/cache/web/<site>/`` (atomically; it survives restarts, and one that cannot be
 read is rebuilt).  A tile is then a nearest-neighbour warp of the overview level matching the
-tile's resolution, the hatch, and a PNG: a few milliseconds.
+tile's resolution, the hatch, and a PNG: a few milliseconds.  Zoomed out (an overview
+level), a display pixel is hatched when at least half of the grid pixels it averages are
+masked, so specks of cloud smaller than that show at closer zooms only; masked pixels take
+the colour of the nearest clear one before averaging, so clouds leave no dark or bright halo.
 
 Stretches (:func:`display_bands`, said in :meth:`TileSource.info`):
 
