@@ -185,6 +185,7 @@ export function imageryLayer(scene, info, options = {}) {
   return L.tileLayer(scene.tiles, opts);
 }
 
+
 /** The legend control's content: the imagery's entries (tileinfo.legend: `{label, swatch}`,
  * swatch a colour or "hatch"), then the fixed ones. */
 export function legendContent(info, { alerts = true } = {}) {

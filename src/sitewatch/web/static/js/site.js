@@ -255,8 +255,16 @@ function markShownDate() {
     b.classList.toggle('current', Boolean(on));
     b.setAttribute('aria-selected', on ? 'true' : 'false');
   }
-  const cur = document.querySelector('#dates button.current');
-  if (cur && !cur.matches(':hover')) cur.scrollIntoView({ block: 'nearest' });
+  // Scroll the list only (scrollIntoView would also scroll the fixed-height page).
+  const box = document.getElementById('dates');
+  const cur = box.querySelector('button.current');
+  if (cur && !cur.matches(':hover')) {
+    const top = cur.offsetTop - box.offsetTop;
+    if (top < box.scrollTop) box.scrollTop = top;
+    else if (top + cur.offsetHeight > box.scrollTop + box.clientHeight) {
+      box.scrollTop = top + cur.offsetHeight - box.clientHeight;
+    }
+  }
 }
 
 function stepDate(delta) {

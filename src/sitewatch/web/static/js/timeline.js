@@ -9,7 +9,8 @@ import { el, svg, day, num, pct, TIERS } from './dom.js';
 
 const SERIES_COLORS = ['#dfe5ec', '#a99bff', '#5fd3a6', '#f09ad8', '#c7b36b'];
 const MARGIN = { left: 58, right: 18, top: 30, bottom: 24 };
-const PANEL_H = 150;
+const PANEL_H = 150;  // one panel; two or more get PANEL_H_MANY each
+const PANEL_H_MANY = 118;
 const GAP = 14;
 const DAY_MS = 86400000;
 
@@ -92,7 +93,8 @@ export function drawTimeline(container, data, opts = {}) {
   }
   const width = Math.max(360, container.clientWidth || 800);
   const panels = panelsOf(withPoints);
-  const height = panels.length * (PANEL_H + GAP) + MARGIN.bottom;
+  const panelH = panels.length > 1 ? PANEL_H_MANY : PANEL_H;
+  const height = panels.length * (panelH + GAP) + MARGIN.bottom - GAP;
   const times = [];
   for (const s of withPoints) {
     for (const p of s.points) times.push(t(p.time));
@@ -119,8 +121,8 @@ export function drawTimeline(container, data, opts = {}) {
   };
 
   panels.forEach((group, pi) => {
-    const top = pi * (PANEL_H + GAP) + MARGIN.top;
-    const bottom = top + PANEL_H - MARGIN.top;
+    const top = pi * (panelH + GAP) + MARGIN.top;
+    const bottom = top + panelH - MARGIN.top;
     const [ylo, yhi] = yDomain(group);
     const y = (v) => bottom - ((v - ylo) / (yhi - ylo)) * (bottom - top);
     const g = svg('g', { class: 'tl-panel', dataset: { measure: group[0].measure } });
@@ -150,7 +152,7 @@ export function drawTimeline(container, data, opts = {}) {
       legend.appendChild(label);
       lx += 28 + 7 * String(s.grid).length;
     }
-    const measure = group[0].measure_label || group[0].measure;
+    const measure = String(group[0].measure_label || group[0].measure).replace(/[\s,;]+$/, '');
     legend.appendChild(svg('text', { x: lx + 6, y: top - 6, class: 'tl-measure' },
       svg('title', null, measure), measure.length > 110 ? `${measure.slice(0, 108)}…` : measure));
     g.appendChild(legend);
