@@ -35,8 +35,7 @@ from scipy.stats import median_abs_deviation
 from sitewatch import __version__
 from sitewatch.errors import BriefError, MissingExtraError, OutputError, SiteError, SitewatchError
 from sitewatch.fileio import atomic_write, ensure_under, is_safe_name, path_under, safe_name
-from sitewatch.imagery.coregister import Shift
-from sitewatch.imagery.grid import SiteGrid, grid_for_scenes, load_scene
+from sitewatch.imagery.grid import SiteGrid, load_scene
 from sitewatch.imagery.scenes import Scene
 from sitewatch.imagery.sensors import rgb_bands
 from sitewatch.report.figures import Panel, overview_figure, pair_figure, timeline_figure
@@ -46,6 +45,7 @@ from sitewatch.store import Store
 from sitewatch.times import iso, iso_day
 from sitewatch.warning.records import Assessment, SiteAssessment
 from sitewatch.watch.alerts import Alert
+from sitewatch.watch.products import applied_shift, processed_grid
 from sitewatch.watch.records import ProcessedScene, StoredAlert
 
 log = logging.getLogger(__name__)
@@ -145,26 +145,6 @@ def _rings(geom: Any, transform: Any) -> list[np.ndarray]:
         cols, rows = inv @ (xy[:, 0], xy[:, 1])
         out.append(np.column_stack([np.asarray(cols) - 0.5, np.asarray(rows) - 0.5]))
     return out
-
-
-def _grid_of(done: ProcessedScene | None, site: Site, scenes: list[Scene]) -> SiteGrid:
-    """The grid a pair was processed on: the stored change map's, else the pipeline's rule."""
-    products = done.products if done else None
-    if products and Path(products.change).is_file():
-        import rasterio
-
-        try:
-            with rasterio.open(products.change) as ds:
-                return SiteGrid(ds.crs.to_wkt() if ds.crs else None, ds.transform, ds.width,
-                                ds.height)
-        except rasterio.errors.RasterioError:
-            log.warning("unreadable change product %s: using the site grid", products.change)
-    return grid_for_scenes(site, scenes)
-
-
-def _shift(done: ProcessedScene | None) -> Shift | None:
-    """The shift a processed scene was loaded with (its stored registration's)."""
-    return done.registration.applied_shift if done and done.registration else None
 
 
 def _window(mask_rows: np.ndarray, mask_cols: np.ndarray, shape: tuple[int, int]
@@ -376,7 +356,7 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
         raise BriefError("its before or after scene is no longer catalogued")
     done_after, done_before = processed.get(after_id), processed.get(before_id)
     grid_key = done_after.grid if done_after else ""
-    grid = _grid_of(done_after, site, by_grid.get(grid_key, [scenes[after_id]]))
+    grid = processed_grid(done_after, site, by_grid.get(grid_key, [scenes[after_id]]))
     part = site.part(rec.part)
     fp = part.footprint(grid.crs)
     if fp is None:
@@ -388,8 +368,8 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
     win = _window(rows, cols, grid.shape)
     sb, sa = scenes[before_id], scenes[after_id]
     pick = rgb_bands(sa.band_names)
-    img_b = load_scene(sb, grid, pick, shift=_shift(done_before))
-    img_a = load_scene(sa, grid, pick, shift=_shift(done_after))
+    img_b = load_scene(sb, grid, pick, shift=applied_shift(done_before))
+    img_a = load_scene(sa, grid, pick, shift=applied_shift(done_after))
     # Each image is stretched on its own: haze and gain differ between dates, and a shared
     # stretch washes one of them out; the caption says so.
     rgb_b, _, _ = _rgb_crop(img_b, win)
@@ -453,9 +433,9 @@ def _overview(site: Site, alerts: list[StoredAlert], processed: dict[str, Proces
                                           kv[1].acquired))
     sc = scenes[sid]
     try:
-        grid = _grid_of(row, site, by_grid.get(row.grid, [sc]))
+        grid = processed_grid(row, site, by_grid.get(row.grid, [sc]))
         pick = rgb_bands(sc.band_names)
-        img = load_scene(sc, grid, pick, shift=_shift(row))
+        img = load_scene(sc, grid, pick, shift=applied_shift(row))
     except SitewatchError as exc:
         warnings.append(f"overview not drawn: {exc}")
         return None

@@ -14,8 +14,10 @@ resolve, links followed, inside the products folder; otherwise :class:`OutputErr
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rasterio
@@ -24,6 +26,14 @@ from sitewatch.change.base import ChangeMap
 from sitewatch.errors import OutputError
 from sitewatch.fileio import atomic_path, check_name, path_under, safe_name
 from sitewatch.imagery.grid import SiteGrid
+
+if TYPE_CHECKING:
+    from sitewatch.imagery.coregister import Shift
+    from sitewatch.imagery.scenes import Scene
+    from sitewatch.sites.site import Site
+    from sitewatch.watch.records import ProcessedScene
+
+log = logging.getLogger(__name__)
 
 CHANGE_NODATA = 255
 
@@ -83,6 +93,28 @@ def read_change(path: str | Path, window: tuple[slice, slice] | None = None
         raise OutputError(f"cannot read change product {path}: {exc}") from None
 
 
+def processed_grid(done: ProcessedScene | None, site: Site, scenes: Sequence[Scene]
+                   ) -> SiteGrid:
+    """The grid a scene was processed on: its stored change map's, else the pipeline's rule
+    (:func:`~sitewatch.imagery.grid.grid_for_scenes` over the scenes of its grid)."""
+    from sitewatch.imagery.grid import grid_for_scenes
+
+    products = done.products if done else None
+    if products and Path(products.change).is_file():
+        try:
+            with rasterio.open(products.change) as ds:
+                return SiteGrid(ds.crs.to_wkt() if ds.crs else None, ds.transform, ds.width,
+                                ds.height)
+        except rasterio.errors.RasterioError:
+            log.warning("unreadable change product %s: using the site grid", products.change)
+    return grid_for_scenes(site, list(scenes))
+
+
+def applied_shift(done: ProcessedScene | None) -> Shift | None:
+    """The shift a processed scene was loaded with (its stored registration's)."""
+    return done.registration.applied_shift if done and done.registration else None
+
+
 def change_outlines(path: str | Path, *, max_objects: int = 5000) -> list[dict[str, Any]]:
     """The change objects of a stored change map as GeoJSON features in lon/lat (each a
     connected region of changed pixels, 8-connected as the pipeline counts them), largest
@@ -112,5 +144,5 @@ def change_outlines(path: str | Path, *, max_objects: int = 5000) -> list[dict[s
     return out
 
 
-__all__ = ["CHANGE_NODATA", "change_outlines", "product_paths", "read_change",
-           "write_change_products"]
+__all__ = ["CHANGE_NODATA", "applied_shift", "change_outlines", "processed_grid",
+           "product_paths", "read_change", "write_change_products"]

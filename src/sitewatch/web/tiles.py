@@ -461,16 +461,16 @@ class TileSource:
         return plan
 
     def _make_plan(self, st: _SiteState, scene: Scene) -> _Plan:
-        from sitewatch.report.brief import _grid_of, _shift
         from sitewatch.watch.grids import grid_key, load_bands
+        from sitewatch.watch.products import applied_shift, processed_grid
 
         kind = kind_of(scene.sensor) or ASSUMED_KIND
         done = st.processed.get(scene.id)
         if done is not None:  # as the brief: the grid and shift of the latest run
             same = [st.scenes[s] for s, r in st.processed.items()
                     if r.grid == done.grid and s in st.scenes]
-            grid = _grid_of(done, st.site, same or [scene])
-            shift = _shift(done)
+            grid = processed_grid(done, st.site, same or [scene])
+            shift = applied_shift(done)
             pipeline_bands: Sequence[str] = done.bands
         else:  # as the pipeline would: the grid of the scenes of its grid key, no shift
             key = grid_key(scene)
