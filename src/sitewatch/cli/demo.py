@@ -112,5 +112,19 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool) -> None:
         out.print(f"why: sitewatch assess {res.site.id} --at {res.story[-1].date}")
     if res.brief:
         out.print(f"brief: {esc(res.brief)}")
+    out.print(esc(f"see it in the browser: {serve_command(home)}, then open "
+                  f"http://127.0.0.1:8000/sites/{res.site.id}"), soft_wrap=True)
 
-__all__ = ["demo"]
+
+def serve_command(home: Path) -> str:
+    """The command that serves ``home``'s web view (with the install step when the ``web``
+    extra is missing)."""
+    import importlib.util
+    import shlex
+
+    cmd = f"sitewatch --home {shlex.quote(str(home))} serve"
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        cmd = f"pip install 'sitewatch[web]' && {cmd}"
+    return cmd
+
+__all__ = ["demo", "serve_command"]

@@ -29,6 +29,7 @@ def _register() -> None:
         demo,
         detect,
         parts,
+        serve,
         sites,
         smart,
         sources,
@@ -58,6 +59,7 @@ def _register() -> None:
     cli.add_command(collateral.indicators)
     cli.add_command(collateral.brief)
     cli.add_command(demo.demo)
+    cli.add_command(serve.serve)
 
 
 _register()

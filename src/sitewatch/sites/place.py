@@ -304,6 +304,98 @@ def remove_part(site: Site, name: str) -> Site:
     return _with_parts(site, [p for p in site.parts if p.name != name])
 
 
-__all__ = ["MAX_RADIUS_M", "MIN_INSIDE_SHARE", "Placement", "add_part", "bbox_geometry",
-           "check_against_site", "geojson_geometry", "metres_area", "place_part", "placement",
-           "point_geometry", "remove_part", "rename_part", "set_part_kind", "wkt_geometry"]
+@dataclass(frozen=True)
+class PartEdit:
+    """One part of a whole new layout (the web view's parts editor): ``was`` is the name it
+    had (None: a new part); ``geometry`` a GeoJSON Polygon or MultiPolygon mapping in
+    lon/lat, or None for a part not placed."""
+
+    name: str
+    kind: str
+    geometry: dict | None = None
+    was: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What :func:`edit_layout` made: the new site, the renames (old -> new, so each part's
+    history follows it) and warnings (parts mostly outside the outline...)."""
+
+    site: Site
+    renamed: dict[str, str]
+    removed: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def _same(given: object, geom: BaseGeometry) -> bool:
+    from shapely.geometry import shape
+
+    try:
+        return bool(shape(given).equals_exact(geom, 1e-9))
+    except (ValueError, TypeError, AttributeError, KeyError, shapely.errors.ShapelyError):
+        return False
+
+
+def edit_layout(site: Site, edits: list[PartEdit]) -> Layout:
+    """``site`` with exactly the parts in ``edits``, in that order: each existing part
+    (``was``) keeps its other properties; a part of ``site`` no edit names is removed.
+    Checked whole (names, kinds, geometry against the site) before anything is returned, so
+    a refused layout changes nothing."""
+    old = {p.name: p for p in site.parts}
+    seen_was: set[str] = set()
+    names: set[str] = set()
+    parts: list[Part] = []
+    renamed: dict[str, str] = {}
+    warnings: list[str] = []
+    for i, e in enumerate(edits):
+        what = f"part {i + 1} ({e.name!r})"
+        _parse_name(e.name, what, "name")
+        if e.name in names:
+            raise SiteError(f"{what}: two parts are named {e.name!r}")
+        names.add(e.name)
+        _kind(e.kind)
+        props: dict = {}
+        if e.was is not None:
+            if e.was not in old:
+                raise SiteError(f"{what}: site {site.id!r} has no part {e.was!r} to edit")
+            if e.was in seen_was:
+                raise SiteError(f"{what}: part {e.was!r} is edited twice")
+            seen_was.add(e.was)
+            props = {k: v for k, v in old[e.was].properties.items()
+                     if k not in ("width_m", "radius_m")}
+            if e.was != e.name:
+                renamed[e.was] = e.name
+        if e.label is not None:
+            if e.label.strip():
+                props["label"] = e.label.strip()
+            else:
+                props.pop("label", None)
+        geom = None
+        before = old[e.was] if e.was is not None else None
+        if before is not None and before.geometry is not None and e.geometry is not None \
+                and _same(e.geometry, before.geometry):
+            # Unmoved: kept as it was (a line or point part keeps its width or radius).
+            props = {**props, **{k: v for k, v in before.properties.items()
+                                 if k in ("width_m", "radius_m")}}
+            geom = before.geometry
+        elif e.geometry is not None:
+            if not isinstance(e.geometry, dict):
+                raise SiteError(f"{what}: its geometry is not a GeoJSON object")
+            geom = _parse_geometry(e.geometry, what, _POLYGONAL)
+            if geom is None or geom.is_empty:
+                raise SiteError(f"{what}: its geometry is empty")
+            warnings += check_against_site(site, geom, what)
+        parts.append(Part(e.name, e.kind, geom, props))
+    clash = set(renamed.values()) & (set(old) - set(renamed))
+    if clash - names:
+        raise SiteError(f"part name(s) {', '.join(sorted(clash))} already taken")
+    removed = tuple(n for n in old if n not in seen_was)
+    new = _with_parts(site, parts)
+    return Layout(new, renamed, removed, tuple(warnings))
+
+
+__all__ = ["MAX_RADIUS_M", "MIN_INSIDE_SHARE", "Layout", "PartEdit", "Placement", "add_part",
+           "bbox_geometry", "check_against_site", "edit_layout", "geojson_geometry",
+           "metres_area", "place_part", "placement", "point_geometry", "remove_part",
+           "rename_part", "set_part_kind", "wkt_geometry"]

@@ -83,4 +83,34 @@ def read_change(path: str | Path, window: tuple[slice, slice] | None = None
         raise OutputError(f"cannot read change product {path}: {exc}") from None
 
 
-__all__ = ["CHANGE_NODATA", "product_paths", "read_change", "write_change_products"]
+def change_outlines(path: str | Path, *, max_objects: int = 5000) -> list[dict[str, Any]]:
+    """The change objects of a stored change map as GeoJSON features in lon/lat (each a
+    connected region of changed pixels, 8-connected as the pipeline counts them), largest
+    first, with ``area_m2`` (pixels times pixel area) and ``pixels``.  At most
+    ``max_objects`` (the largest)."""
+    from rasterio.features import shapes
+    from rasterio.warp import transform_geom
+    from shapely.geometry import shape
+
+    change, transform, crs = read_change(path)
+    sub = (change == 1).astype(np.uint8)
+    if not sub.any():
+        return []
+    pixel_m2 = abs(transform.a * transform.e - transform.b * transform.d)
+    found = []
+    for geom, val in shapes(sub, mask=sub.astype(bool), connectivity=8, transform=transform):
+        if val == 1:
+            area = shape(geom).area
+            found.append((area, geom))
+    found.sort(key=lambda t: -t[0])
+    out = []
+    for area, geom in found[:max_objects]:
+        g = transform_geom(crs, "EPSG:4326", geom) if crs else geom
+        out.append({"type": "Feature", "geometry": g,
+                    "properties": {"area_m2": round(float(area), 1),
+                                   "pixels": round(float(area) / pixel_m2) if pixel_m2 else None}})
+    return out
+
+
+__all__ = ["CHANGE_NODATA", "change_outlines", "product_paths", "read_change",
+           "write_change_products"]

@@ -12,6 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from scipy.stats import median_abs_deviation
+
 from sitewatch.errors import MissingExtraError, OutputError, SiteError
 from sitewatch.store import Store
 from sitewatch.times import iso, parse_time
@@ -118,6 +121,113 @@ def build_timeline(store: Store, site_id: str, params_hash: str, *,
     return Timeline(site_id, params_hash, rows, alerts)
 
 
+#: The measure a part's timeline shows when none of its alerts says otherwise.
+DEFAULT_MEASURE = "changed_excess"
+
+
+@dataclass
+class SeriesPoint:
+    time: datetime
+    scene_id: str
+    previous_id: str | None
+    value: float  # NaN: the part was not observed that date
+
+    @property
+    def observed(self) -> bool:
+        return math.isfinite(self.value)
+
+
+@dataclass
+class SeriesAlert:
+    id: str
+    time: datetime
+    value: float  # the plotted measure at the alert's date (NaN when not observed there)
+    tier: str
+    status: str
+    scene_id: str | None
+
+
+@dataclass
+class PartSeries:
+    """One part's measure on one grid over time, as the alerts judge it: the ``measure``
+    most of the part's alerts on this grid were raised on (:data:`DEFAULT_MEASURE` when
+    none), the normal ``band`` (median +- 3 robust spreads of the dates with no alert; None
+    with fewer than 3 such dates) and the alerts at their dates and values."""
+
+    part: str
+    grid: str
+    measure: str
+    points: list[SeriesPoint]
+    band: tuple[float, float] | None
+    alerts: list[SeriesAlert]
+
+    @property
+    def measure_label(self) -> str:
+        from sitewatch.watch.alerts import MEASURE_WORDS
+
+        return MEASURE_WORDS.get(self.measure, self.measure.replace("_", " "))
+
+    def to_dict(self) -> dict[str, Any]:
+        def num(v: float) -> float | None:
+            return float(v) if math.isfinite(v) else None
+
+        return {"part": self.part, "grid": self.grid, "measure": self.measure,
+                "measure_label": self.measure_label,
+                "points": [{"time": iso(p.time), "scene": p.scene_id, "previous": p.previous_id,
+                            "value": num(p.value), "observed": p.observed}
+                           for p in self.points],
+                "band": list(self.band) if self.band else None,
+                "alerts": [{"id": a.id, "time": iso(a.time), "value": num(a.value),
+                            "tier": a.tier, "status": a.status, "scene": a.scene_id}
+                           for a in self.alerts]}
+
+
+def _float(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def part_series(store: Store, site_id: str, params_hash: str, part: str) -> list[PartSeries]:
+    """The series of ``part`` on each grid it was scored on (the pipeline's own series:
+    :func:`sitewatch.watch.pipeline.series`), for the latest geometry version."""
+    from sitewatch.watch.pipeline import series
+
+    site = store.use_site(site_id)
+    if site is None:
+        raise SiteError(f"no site {site_id!r} in the catalogue")
+    if part != REST:
+        site.part(part)
+    alerts = store.alerts(site_id, part=part, params_hash=params_hash)
+    out = []
+    for (p, grid), obs in sorted(series(store, site_id, params_hash).items()):
+        if p != part:
+            continue
+        mine = [a for a in alerts if (a.alert.grid or grid) == grid]
+        counts: dict[str, int] = {}
+        for a in mine:
+            for f in a.alert.findings:
+                if (f.get("grid") or grid) == grid:
+                    counts[str(f.get("measure"))] = counts.get(str(f.get("measure")), 0) + 1
+        measure = max(counts, key=lambda m: (counts[m], m == DEFAULT_MEASURE)) if counts \
+            else DEFAULT_MEASURE
+        pts = [SeriesPoint(parse_time(o.time), o.scene_id, o.previous_id,
+                           _float(o.measures.get(measure))) for o in obs]
+        by_day = {p.time.date(): p for p in pts}
+        alerted = {a.time.date() for a in mine}
+        quiet = np.array([p.value for p in pts if p.observed and p.time.date() not in alerted])
+        band = None
+        if quiet.size >= 3:
+            med = float(np.median(quiet))
+            mad = max(float(median_abs_deviation(quiet, scale="normal")), 0.01)
+            band = (med - 3 * mad, med + 3 * mad)
+        marks = []
+        for a in mine:
+            at = by_day.get(a.time.date())
+            marks.append(SeriesAlert(a.id, a.time, at.value if at else math.nan, a.tier,
+                                     a.status, a.alert.after_scene))
+        out.append(PartSeries(part, grid, measure, pts, band, marks))
+    return out
+
+
 def plot_timeline(tl: Timeline, path: str | Path) -> Path:
     """Changed share per part over time, unobserved dates marked, alerts as triangles."""
     try:
@@ -164,4 +274,5 @@ def plot_timeline(tl: Timeline, path: str | Path) -> Path:
     return out
 
 
-__all__ = ["Timeline", "TimelineRow", "build_timeline", "plot_timeline"]
+__all__ = ["DEFAULT_MEASURE", "PartSeries", "SeriesAlert", "SeriesPoint", "Timeline",
+           "TimelineRow", "build_timeline", "part_series", "plot_timeline"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,7 +210,7 @@ def create_app(home: str | Path, *, read_only: bool = False, token: str | None =
     app.include_router(api.router)
     app.include_router(pages.router)
     pages.mount_static(app)
-    app.add_middleware(Guard, allowed_hosts=state.allowed_hosts)  # type: ignore[arg-type]
+    app.add_middleware(Guard, allowed_hosts=state.allowed_hosts)
 
     return app
 
