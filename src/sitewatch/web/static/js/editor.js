@@ -9,7 +9,7 @@
 
 import { h, messageOf } from "./panels.js";
 
-const STYLE = { color: "#f0a020", weight: 2, fillOpacity: 0.15 };
+const STYLE = { color: "#f0a020", weight: 2, fillOpacity: 0.15, className: "sw-edit-part" };
 const SELECTED = { color: "#ff3d00", weight: 3, fillOpacity: 0.25 };
 const NAME_RULE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
@@ -79,15 +79,18 @@ export function initEditor(ctx) {
     const features = (ctx.site && ctx.site.parts && ctx.site.parts.features) || [];
     for (const f of features) {
       const p = f.properties || {};
-      const part = { key: ed.nextKey++, name: p.name, kind: p.kind, label: p.label || null,
+      const part = { key: ed.nextKey++, name: p.name, kind: p.kind,
+                     label: p.label && p.label !== p.name ? p.label : null,
                      was: p.name, layer: null };
       if (f.geometry) part.layer = polygonOf(f.geometry, part);
       ed.parts.push(part);
     }
-    for (const n of (ctx.site && ctx.site.unplaced) || []) {
-      if (!ed.parts.some((p) => p.name === n)) {
-        ed.parts.push({ key: ed.nextKey++, name: n, kind: kinds[0] || null, label: null,
-                        was: n, layer: null });
+    for (const item of (ctx.site && ctx.site.unplaced) || []) {
+      const u = typeof item === "string" ? { name: item } : item;
+      if (u.name && !ed.parts.some((p) => p.name === u.name)) {
+        ed.parts.push({ key: ed.nextKey++, name: u.name, kind: u.kind || kinds[0] || null,
+                        label: u.label && u.label !== u.name ? u.label : null,
+                        was: u.name, layer: null });
       }
     }
   };
@@ -193,7 +196,7 @@ export function initEditor(ctx) {
     if (!part) return;
     const n = name.value.trim();
     if (!NAME_RULE.test(n)) {
-      say(`the name ${JSON.stringify(n)} is not allowed: use 1-64 lower-case letters, digits, `
+      say(`the name "${n}" is not allowed: use 1-64 lower-case letters, digits, `
         + "'_' or '-', starting with a letter or digit", "error");
       return;
     }
@@ -226,8 +229,7 @@ export function initEditor(ctx) {
 
   const layout = () => ed.parts.map((p) => {
     const item = { name: p.name, kind: p.kind, geometry: p.layer ? p.layer.toGeoJSON().geometry : null,
-                   was: p.was || null };
-    if (p.label) item.label = p.label;
+                   was: p.was || null, label: p.label || "" }; // "": no label
     return item;
   });
 
@@ -249,7 +251,9 @@ export function initEditor(ctx) {
       const result = (res && res.result) || "saved";
       if (res && res.site) ctx.site = res.site;
       leave();
-      say(`${result}${warnings.length ? `: ${warnings.join("; ")}` : ""}`,
+      const removed = (res && res.removed) || [];
+      say(`${result}${removed.length ? `; removed ${removed.join(", ")}` : ""}`
+        + `${warnings.length ? `; ${warnings.join("; ")}` : ""}`,
           warnings.length ? "warning" : "ok");
       if (ctx.reload) await ctx.reload();
     } catch (err) {

@@ -76,47 +76,56 @@ export function initPanels(ctx) {
 // -- the token ----------------------------------------------------------------------------
 
 function tokenPanel(ctx, shared) {
+  // A compact widget (the page puts it in the top bar): a summary saying whether writes are
+  // possible from this tab, opening onto the form.
   const root = container("panel-token");
-  const state = h("p", { className: "token-state" });
+  const summary = h("summary", { className: "token-state" });
   const input = h("input", { type: "password", id: "token-input", autocomplete: "off",
                              placeholder: "paste the write token", "aria-label": "write token" });
-  const message = h("p", { className: "token-message" });
+  const message = h("p", { className: "token-message", role: "status" });
+  const explain = h("p", { className: "hint" });
+  const use = h("button", { type: "submit", id: "token-use" }, "use token");
+  const forget = h("button", { type: "button", id: "token-forget" }, "forget");
+  const form = h("form", { className: "token-form write" }, input, use, forget);
+  const box = h("details", { className: "token-box" }, summary,
+    h("div", { className: "token-pop" }, explain, form, message,
+      h("p", { className: "hint" }, "sitewatch serve printed the token when it first "
+        + "started; it is kept in ", h("code", {}, "<home>/web-token"), ". Here it stays "
+        + "in this tab only (session storage) and is sent to this server only.")));
   const refresh = () => {
+    const have = Boolean(ctx.api.getToken());
+    box.classList.toggle("token-set", have && !shared.readOnly);
+    box.classList.toggle("token-readonly", shared.readOnly);
     if (shared.readOnly) {
-      state.textContent = "This server is read-only (sitewatch serve --read-only): "
+      summary.textContent = "read-only";
+      explain.textContent = "This server is read-only (sitewatch serve --read-only): "
         + "writes are off.";
       form.hidden = true;
       return;
     }
     form.hidden = false;
-    const have = Boolean(ctx.api.getToken());
-    state.textContent = have ? "A write token is set in this tab: you can act on alerts, "
-      + "add notes and reports, write a brief and edit parts."
-      : "No write token in this tab: you can look, not change anything.";
-    state.classList.toggle("token-set", have);
     forget.hidden = !have;
+    summary.textContent = have ? "write token set" : "no write token";
+    explain.textContent = have
+      ? "A write token is set in this tab: you can act on alerts, add notes and reports, "
+        + "write a brief and edit parts."
+      : "Without the write token you can look but not change anything.";
   };
-  const use = h("button", { type: "submit", id: "token-use" }, "use token");
-  const forget = h("button", {
-    type: "button", id: "token-forget",
-    onclick: () => { ctx.api.setToken(null); message.textContent = "token forgotten"; refresh(); },
-  }, "forget");
-  const form = h("form", {
-    className: "token-form write",
-    onsubmit: (ev) => {
-      ev.preventDefault();
-      const value = input.value.trim();
-      if (!value) { message.textContent = "paste the token first"; return; }
-      ctx.api.setToken(value);
-      input.value = "";
-      message.textContent = "token set for this tab";
-      refresh();
-    },
-  }, input, use, forget);
-  const help = h("p", { className: "hint" },
-    "sitewatch serve printed the token when it first started; it is kept in ",
-    h("code", {}, "<home>/web-token"), ". It stays in this tab only (session storage).");
-  if (root) root.append(h("h2", {}, "Write token"), state, form, message, help);
+  forget.addEventListener("click", () => {
+    ctx.api.setToken(null);
+    message.textContent = "token forgotten";
+    refresh();
+  });
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const value = input.value.trim();
+    if (!value) { message.textContent = "paste the token first"; return; }
+    ctx.api.setToken(value);
+    input.value = "";
+    message.textContent = "token set for this tab";
+    refresh();
+  });
+  if (root) root.append(box);
   refresh();
   return { refresh };
 }
@@ -521,8 +530,9 @@ function partsOf(site) {
   const features = (site && site.parts && site.parts.features) || [];
   const names = features.map((f) => ({ name: f.properties && f.properties.name }))
     .filter((p) => p.name);
-  for (const name of (site && site.unplaced) || []) {
-    if (!names.some((p) => p.name === name)) names.push({ name });
+  for (const item of (site && site.unplaced) || []) {
+    const name = typeof item === "string" ? item : item && item.name;
+    if (name && !names.some((p) => p.name === name)) names.push({ name });
   }
   return names;
 }
