@@ -106,8 +106,9 @@ export function initEditor(ctx) {
     layer.setStyle(STYLE);
     layer.addTo(ed.group);
     layer.on("click", (ev) => {
-      if (ev.originalEvent) L.DomEvent.stopPropagation(ev);
+      // While drawing, a click on a part is a vertex of the new one: let the map have it.
       if (map.pm.globalDrawModeEnabled()) return;
+      L.DomEvent.stopPropagation(ev);
       select(part.key);
     });
     layer.bindTooltip(() => part.name || "(new part)", { sticky: true });
@@ -172,7 +173,8 @@ export function initEditor(ctx) {
     let part = ed.placing !== null ? partOf(ed.placing) : null;
     ed.placing = null;
     if (!part) {
-      part = { key: ed.nextKey++, name: "", kind: kind.value || kinds[0] || null, label: null,
+      part = { key: ed.nextKey++, name: "", kind: kinds.includes("other") ? "other" : kinds[0],
+               label: null,
                was: null, layer: null };
       ed.parts.push(part);
     }

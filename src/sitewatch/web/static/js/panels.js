@@ -124,6 +124,7 @@ function tokenPanel(ctx, shared) {
     input.value = "";
     message.textContent = "token set for this tab";
     refresh();
+    box.open = false;
   });
   if (root) root.append(box);
   refresh();
@@ -284,7 +285,7 @@ function alertItem(ctx, a, actions) {
     type: "button", "data-action": action, hidden: !show,
     className: write ? "write" : "", onclick: stop(fn),
   }, text);
-  li.append(
+  const parts = [
     h("div", { className: "alert-head" },
       h("span", { className: "alert-date" }, day(a.time)),
       h("span", { className: "alert-part" }, a.label || a.part || ""),
@@ -304,7 +305,8 @@ function alertItem(ctx, a, actions) {
       }),
       button("confirm", "confirm", open, () => actions.act(a, "confirm", "", li)),
       button("reopen", "reopen", !open, () => actions.act(a, "reopen", "", li))),
-    dismissForm, message);
+    dismissForm, message];
+  li.append(...parts.filter(Boolean));
   return li;
 }
 
@@ -544,7 +546,7 @@ function briefPanel(ctx, shared) {
   const link = h("p", { className: "brief-link" });
   const message = h("p", { className: "form-message", role: "status" });
   const show = (b) => {
-    if (b && b.url) {
+    if (b && b.url && String(b.url).startsWith("/") && !String(b.url).startsWith("//")) {
       link.replaceChildren(h("a", { href: b.url, target: "_blank", rel: "noopener",
                                     id: "brief-open" }, "open the latest brief"),
         b.written ? ` (written ${String(b.written).replace("T", " ").slice(0, 16)})` : "");
