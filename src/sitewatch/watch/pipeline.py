@@ -68,10 +68,18 @@ from sitewatch.watch.zonal import REST
 log = logging.getLogger(__name__)
 
 
-def series(store: Store, site_id: str, params_hash: str) -> dict[tuple[str, str], list[Obs]]:
-    """Every part's observations against the previous usable date, per (part, grid)."""
+def series(store: Store, site_id: str, params_hash: str, *, part: str | None = None
+           ) -> dict[tuple[str, str], list[Obs]]:
+    """Every part's observations against the previous usable date, per (part, grid); with
+    ``part``, that part's only (and the rest of the site, which its measures are relative
+    to)."""
     times = {k: v.acquired for k, v in store.processed(site_id, params_hash).items()}
-    every = store.observations(site_id, params_hash)
+    if part is None or part == REST:
+        every = store.observations(site_id, params_hash, part=part)
+    else:
+        every = sorted([*store.observations(site_id, params_hash, part=part),
+                        *store.observations(site_id, params_hash, part=REST)],
+                       key=lambda r: (r.acquired, r.scene_id, r.part, r.reference))
     rows = [r for r in every if r.reference == "previous"]
     rest = {r.scene_id: r for r in rows if r.part == REST}
     # A part seen on less than half its pixels is not observed that date (zonal.MIN_OBSERVED):

@@ -198,7 +198,7 @@ def part_series(store: Store, site_id: str, params_hash: str, part: str) -> list
         site.part(part)
     alerts = store.alerts(site_id, part=part, params_hash=params_hash)
     out = []
-    for (p, grid), obs in sorted(series(store, site_id, params_hash).items()):
+    for (p, grid), obs in sorted(series(store, site_id, params_hash, part=part).items()):
         if p != part:
             continue
         mine = [a for a in alerts if (a.alert.grid or grid) == grid]

@@ -12,3 +12,5 @@ A thin layer over the library, in small modules:
 
 Nothing here is imported by the core: ``import sitewatch`` never needs FastAPI.
 """
+
+__all__: list[str] = []

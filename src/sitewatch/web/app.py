@@ -121,25 +121,35 @@ class Guard:
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await _refuse(send_secure, 413, f"request body over {self.max_body} bytes")
             return
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send_secure)
+            return
+        # Read the whole body first (at most max_body bytes): a chunked upload over the
+        # limit is refused before any route sees it.
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counted() -> Any:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            body = message.get("body", b"")
+            seen += len(body)
+            if seen > self.max_body:
+                await _refuse(send_secure, 413, f"request body over {self.max_body} bytes")
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        sent = False
 
-        try:
-            await self.app(scope, counted, send_secure)
-        except _TooLarge:
-            await _refuse(send_secure, 413, f"request body over {self.max_body} bytes")
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-
-class _TooLarge(Exception):
-    pass
+        await self.app(scope, replay, send_secure)
 
 
 async def _refuse(send: Any, status: int, message: str) -> None:
