@@ -98,8 +98,8 @@ def tab(browser: Any, served: Served, tmp_path: Path) -> Iterator[Tab]:
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
     t = Tab(page, served.url, tmp_path)
-    page.on("console", lambda m: t.errors.append(f"console: {m.text}")
-            if m.type == "error" else None)
+    page.on("console", lambda m: t.errors.append(f"console: {m.text} ({m.location.get('url')})")
+            if m.type == "error" and not _favicon(m.location.get("url")) else None)
     page.on("pageerror", lambda e: t.errors.append(f"pageerror: {e}"))
     page.on("requestfailed", lambda r: t.failed.append(f"{r.method} {r.url}: {r.failure}"))
     page.on("response", lambda r: t.failed.append(f"{r.request.method} {r.url}: {r.status}")
@@ -108,6 +108,11 @@ def tab(browser: Any, served: Served, tmp_path: Path) -> Iterator[Tab]:
         yield t
     finally:
         context.close()
+
+
+def _favicon(url: str | None) -> bool:
+    # The browser asks for /favicon.ico by itself; the pages declare no icon (yet).
+    return bool(url) and url.endswith("/favicon.ico")
 
 
 def open_site(tab: Tab, query: str = "") -> None:
@@ -190,7 +195,9 @@ def test_clicking_an_alert_opens_compare_on_its_dates(tab: Tab, served: Served) 
         "([b, a]) => document.querySelector('#compare-before')?.value === b"
         " && document.querySelector('#compare-after')?.value === a",
         arg=[a["before_scene"], a["after_scene"]])
+    page.wait_for_selector("#map-before img.leaflet-tile-loaded")
     page.wait_for_selector("#map-after img.leaflet-tile-loaded")
+    page.wait_for_load_state("networkidle")
     tab.shot("compare", keep=True)
     assert page.input_value("#compare-before") == a["before_scene"]
     assert page.input_value("#compare-after") == a["after_scene"]
@@ -321,3 +328,25 @@ def test_injected_markup_stays_text(tab: Tab, served: Served) -> None:
     page.click("#edit-cancel")
     assert page.evaluate("() => window.__pwned") is None
     tab.clean()
+
+
+def test_read_only_server_hides_writes(browser: Any, served: Served, tmp_path: Path) -> None:
+    # The same home served read-only (`sitewatch serve --read-only`): the page says writes
+    # are off and shows no write control, whatever token the tab holds.
+    with serve(served.home, read_only=True) as ro:
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            t = Tab(page, ro.url, tmp_path)
+            open_site(t)
+            page.wait_for_selector("#panel-token .token-readonly")
+            assert "read-only" in page.inner_text("#panel-token")
+            assert page.locator("button[data-action=dismiss]").first.is_hidden()
+            assert page.locator("#edit-toggle").is_hidden()
+            assert page.locator("#brief-write").is_hidden()
+            assert page.locator("#panel-collateral form.note-form").is_hidden()
+            assert page.locator("button[data-action=compare]").first.is_visible()
+            t.shot("read-only")
+        finally:
+            context.close()

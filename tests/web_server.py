@@ -85,15 +85,16 @@ def _free_socket() -> socket.socket:
 
 
 @contextmanager
-def serve(home: Path) -> Iterator[Served]:
-    """The web app over ``home`` served on 127.0.0.1 (a free port) until the block ends."""
+def serve(home: Path, *, read_only: bool = False) -> Iterator[Served]:
+    """The web app over ``home`` served on 127.0.0.1 (a free port) until the block ends
+    (``read_only``: as ``sitewatch serve --read-only``)."""
     import uvicorn
 
     from sitewatch.web.app import create_app
     from sitewatch.web.auth import load_or_create_token
 
     token, _ = load_or_create_token(home)
-    app = create_app(home)
+    app = create_app(home, read_only=read_only)
     sock = _free_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)

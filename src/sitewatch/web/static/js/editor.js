@@ -9,8 +9,12 @@
 
 import { h, messageOf } from "./panels.js";
 
-const STYLE = { color: "#f0a020", weight: 2, fillOpacity: 0.15, className: "sw-edit-part" };
-const SELECTED = { color: "#ff3d00", weight: 3, fillOpacity: 0.25 };
+// Editable parts: light and dashed (orange is the change objects' colour); the selected one
+// solid yellow.
+const STYLE = { color: "#e8ecff", weight: 2, dashArray: "5 4", fillColor: "#e8ecff",
+                fillOpacity: 0.12, className: "sw-edit-part" };
+const SELECTED = { color: "#ffe066", weight: 3, dashArray: null, fillColor: "#ffe066",
+                   fillOpacity: 0.25 };
 const NAME_RULE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 export function initEditor(ctx) {
@@ -56,13 +60,24 @@ export function initEditor(ctx) {
     h("label", { for: "part-label" }, "label"), label,
     h("div", { className: "row" }, apply, reshape, move, remove));
   const unplaced = h("div", { className: "unplaced" });
-  const body = h("div", { className: "editor-body", hidden: true },
+  const body = h("div", { className: "editor-body leaflet-bar", hidden: true },
     h("p", { className: "hint" }, "Click a part to select it; drag its vertices to reshape "
       + "it (right-click a vertex removes it) or choose move. New parts must lie inside the "
       + "site."),
     h("div", { className: "row" }, draw, save, cancel),
     unplaced, partForm);
-  root.append(toggle, body, status);
+  root.append(toggle, status);
+  // The tools float over the map as a Leaflet control (clicks in it never reach the map, so
+  // they cannot add a vertex); the status line sits in it while editing, by the toggle after.
+  const Tools = L.Control.extend({
+    options: { position: "topleft" },
+    onAdd() {
+      L.DomEvent.disableClickPropagation(body);
+      L.DomEvent.disableScrollPropagation(body);
+      return body;
+    },
+  });
+  const tools = new Tools();
 
   // -- state -----------------------------------------------------------------------------
   const partOf = (key) => ed.parts.find((p) => p.key === key) || null;
@@ -272,6 +287,8 @@ export function initEditor(ctx) {
     load();
     renderUnplaced();
     body.hidden = false;
+    tools.addTo(map);
+    body.append(status);
     toggle.textContent = "stop editing";
     toggle.setAttribute("aria-pressed", "true");
     document.body.classList.add("editing-parts");
@@ -290,6 +307,8 @@ export function initEditor(ctx) {
     ed.selected = null;
     partForm.hidden = true;
     body.hidden = true;
+    tools.remove();
+    root.append(status);
     toggle.textContent = "edit parts";
     toggle.setAttribute("aria-pressed", "false");
     document.body.classList.remove("editing-parts");

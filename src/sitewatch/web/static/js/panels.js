@@ -253,7 +253,7 @@ function alertItem(ctx, a, actions) {
   const li = h("li", {
     className: `alert tier-${safeClass(a.tier)} status-${safeClass(status)}`,
     "data-alert": a.id, tabIndex: 0,
-    onclick: () => { actions.select(a); ctx.openCompare(a.before_scene, a.after_scene, a.id); },
+    onclick: () => ctx.openCompare(a.before_scene, a.after_scene, a.id),
     onkeydown: (ev) => {
       if (ev.key === "Enter" && ev.target === li) {
         ctx.openCompare(a.before_scene, a.after_scene, a.id);
@@ -294,9 +294,9 @@ function alertItem(ctx, a, actions) {
     h("p", { className: "alert-text" }, a.text || ""),
     a.status_reason ? h("p", { className: "alert-reason" }, `reason: ${a.status_reason}`) : null,
     h("div", { className: "alert-actions" },
+      button("show", "show", true, () => actions.select(a), false),
       button("compare", "compare", true,
-             () => { actions.select(a); ctx.openCompare(a.before_scene, a.after_scene, a.id); },
-             false),
+             () => ctx.openCompare(a.before_scene, a.after_scene, a.id), false),
       button("timeline", "timeline", Boolean(a.part), () => ctx.showTimeline(a.part), false),
       button("seen", "seen", status === "new", () => actions.act(a, "seen", "", li)),
       button("dismiss", "dismiss…", open, () => {
