@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import _services_required
 from PIL import Image
+
+from conftest import _services_required
 from web_server import CHROMIUM_ARGS, Served, chromium_path, missing_browser, serve
 
 SITE = "sohae-sim"
