@@ -165,7 +165,8 @@ class PartSeries:
     def measure_label(self) -> str:
         from sitewatch.watch.alerts import MEASURE_WORDS
 
-        return MEASURE_WORDS.get(self.measure, self.measure.replace("_", " "))
+        words = MEASURE_WORDS.get(self.measure, self.measure.replace("_", " "))
+        return words.rstrip(", ")  # the alert texts' words run on into a value
 
     def to_dict(self) -> dict[str, Any]:
         def num(v: float) -> float | None:

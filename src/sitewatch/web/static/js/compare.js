@@ -274,7 +274,7 @@ function initialView() {
   const part = state.alert && partFeature(state.alert.part);
   if (part) {
     const b = L.geoJSON(part).getBounds();
-    mapB.fitBounds(b.pad(1.2), { maxZoom: 18 });
+    mapB.fitBounds(b.pad(2), { maxZoom: 18 });
   } else {
     mapB.fitBounds(M.boundsOf(state.site.bbox), { padding: [10, 10] });
   }

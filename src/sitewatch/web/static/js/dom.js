@@ -1,7 +1,7 @@
 // Building DOM from data without ever parsing it as HTML.
 //
 // Report texts, part names and alert texts are hostile input: `el` puts strings in the page
-// as text nodes only (never innerHTML), refuses string event handlers, and sets styles through
+// as text nodes only (never parsed as markup), refuses string event handlers, and sets styles through
 // the CSSOM (inline style attributes are blocked by the Content Security Policy).
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
