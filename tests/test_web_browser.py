@@ -113,7 +113,7 @@ def tab(browser: Any, served: Served, tmp_path: Path) -> Iterator[Tab]:
 
 def _favicon(url: str | None) -> bool:
     # The browser asks for /favicon.ico by itself; the pages declare no icon (yet).
-    return bool(url) and url.endswith("/favicon.ico")
+    return url is not None and url.endswith("/favicon.ico")
 
 
 def open_site(tab: Tab, query: str = "") -> None:
