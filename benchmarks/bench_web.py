@@ -248,8 +248,12 @@ def row(name: str, s: dict[str, float]) -> str:
 
 
 def section(title: str, what: str, r: dict[str, Any]) -> list[str]:
+    verdict = "under" if max(r["warm"]["p95"], r["warm2"]["p95"]) < 150 else "OVER"
     return [
         f"### {title}", "", what, "",
+        f"**Warm p95 {r['warm']['p95']:.0f} ms ({r['warm2']['p95']:.0f} ms with 2 threads), "
+        f"{verdict} the 150 ms target; the first tile of a scene not seen before "
+        f"{r['cold']['p50'] / 1000:.2f} s median.**", "",
         f"- grids: {', '.join(r['grids'])}; browsing zooms {r['zooms'][0]}-{r['zooms'][-1]}; "
         f"mean tile {r['bytes'] / 1024:.0f} KiB; display images on disk {r['cache_mib']:.1f} "
         "MiB",

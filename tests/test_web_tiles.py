@@ -241,6 +241,19 @@ def test_sar_is_grey_in_decibels(tmp_path):
         assert want > 180  # the building is near white
 
 
+def test_a_scene_catalogued_after_the_first_request_is_found(tmp_path, monkeypatch):
+    monkeypatch.setattr(tiles_mod, "SITE_TTL_S", 3600.0)  # only the unknown id reads again
+    home = tmp_path / "home"
+    with Store.open_path(home / "sitewatch.db") as store:
+        catalogue(store, tmp_path / "imgs", range(2))
+        ts = TileSource(home, store)
+        ts.info("testsite", "scene_00")
+        catalogue(store, tmp_path / "imgs", [2])
+        time.sleep(1.1)  # the store is read again for an unknown id at most once a second
+        info = ts.info("testsite", "scene_02")
+        assert info["resolution_m"] == 10
+
+
 def test_unknown_site_or_scene_is_not_found(watched):
     home, store = watched
     ts = TileSource(home, store)

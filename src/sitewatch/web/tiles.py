@@ -13,7 +13,10 @@ image*: red, green, blue (already stretched to bytes), an inside-the-grid band a
 band, written as a small deflate-compressed Cloud-Optimised GeoTIFF with averaged overviews
 under ``<home>/cache/web/<site>/`` (atomically; it survives restarts, and one that cannot be
 read is rebuilt).  A tile is then a nearest-neighbour warp of the overview level matching the
-tile's resolution, the hatch, and a PNG: a few milliseconds.
+tile's resolution, the hatch, and a PNG: a few milliseconds.  Zoomed out (an overview
+level), a display pixel is hatched when at least half of the grid pixels it averages are
+masked, so specks of cloud smaller than that show at closer zooms only; masked pixels take
+the colour of the nearest clear one before averaging, so clouds leave no dark or bright halo.
 
 Stretches (:func:`display_bands`, said in :meth:`TileSource.info`):
 
@@ -176,12 +179,30 @@ class Display:
     legend: list[dict[str, str]]
 
 
-def _gamma(x: np.ndarray) -> np.ndarray:
-    return np.power(np.clip(x, 0.0, 1.0), 1.0 / GAMMA)
+#: Steps of the lookup table that maps stretched values to bytes (finer than 256 so the
+#: gamma's dark end keeps every byte value).
+_LUT_STEPS = 4096
+#: Percentiles are taken on at most about this many clear pixels (a regular sample).
+_SAMPLE = 250_000
 
 
-def _to_bytes(x: np.ndarray) -> np.ndarray:
-    return np.nan_to_num(np.clip(x, 0.0, 1.0) * 255.0, nan=0.0).round().astype(np.uint8)
+def _scaled(x: np.ndarray, lo: float, hi: float, gamma: float = 1.0) -> np.ndarray:
+    """``x`` from ``lo`` (0) to ``hi`` (255) as bytes, clipped, NaN 0, through ``gamma``;
+    a lookup table, so a 2000 px grid takes a fraction of a second."""
+    lut = np.round(255.0 * np.linspace(0.0, 1.0, _LUT_STEPS) ** (1.0 / gamma)).astype(np.uint8)
+    span = float(hi) - float(lo) if hi > lo else 1.0
+    t = (x - np.float32(lo)) * np.float32((_LUT_STEPS - 1) / span)
+    t += np.float32(0.5)
+    np.clip(t, 0.0, _LUT_STEPS - 1, out=t)
+    np.nan_to_num(t, copy=False, nan=0.0)
+    out: np.ndarray = lut[t.astype(np.intp)]
+    return out
+
+
+def _sample(values: np.ndarray) -> np.ndarray:
+    """A regular sample of the last axis, at most about :data:`_SAMPLE` long."""
+    step = max(1, values.shape[-1] // _SAMPLE)
+    return values[..., ::step]
 
 
 def _hatch_legend(img: GridImage) -> dict[str, str]:
@@ -199,15 +220,16 @@ def display_optical(img: GridImage, names: Sequence[str]) -> Display:
     """True colour (or grey from one band): a fixed reflectance stretch when the clear
     pixels look like reflectance, else a 2-98 % stretch of this scene's clear pixels."""
     use = list(names) if len(names) >= 3 else [names[0]] * 3
-    x = np.stack([img.band(b) for b in use])
+    bands = [img.band(b) for b in use]
     valid = img.valid
-    clear = x[:, valid]
+    at = _sample(np.flatnonzero(valid))
+    clear = np.stack([b.ravel()[at] for b in bands])
     lo_v, hi_v = ((float(np.percentile(clear, 1)), float(np.percentile(clear, 99)))
                   if clear.size else (0.0, 0.0))
     what = "true colour (red, green, blue)" if len(names) >= 3 else f"{names[0]} (grey)"
     if lo_v >= -0.2 and hi_v <= 1.5:
         lo, hi = REFLECTANCE_RANGE
-        rgb = _to_bytes(_gamma((x - lo) / (hi - lo)))
+        rgb = np.stack([_scaled(b, lo, hi, GAMMA) for b in bands])
         stretch = (f"{what}, reflectance {lo:g} (black) to {hi:g} (white) with gamma "
                    f"{GAMMA:g}, the same for every date")
         ends = [{"label": f"reflectance {lo:g}", "swatch": "#000000"},
@@ -215,8 +237,8 @@ def display_optical(img: GridImage, names: Sequence[str]) -> Display:
     else:
         los = np.array([np.percentile(b, 2) if b.size else 0.0 for b in clear])
         his = np.array([np.percentile(b, 98) if b.size else 1.0 for b in clear])
-        span = np.where(his > los, his - los, 1.0)
-        rgb = _to_bytes((x - los[:, None, None]) / span[:, None, None])
+        rgb = np.stack([_scaled(b, lo_b, hi_b) for b, lo_b, hi_b in zip(bands, los, his,
+                                                                            strict=True)])
         stretch = (f"{what}; the values are not reflectance (1-99 % of the clear pixels: "
                    f"{lo_v:g} to {hi_v:g}), so each band is stretched from its 2 % to its 98 % "
                    "point over this scene's clear pixels: brightness is not comparable "
@@ -231,8 +253,7 @@ def display_sar(img: GridImage, band: str) -> Display:
     lo, hi = SAR_DB_RANGE
     with np.errstate(divide="ignore", invalid="ignore"):
         db = 10.0 * np.log10(img.band(band))
-    g = _to_bytes((db - lo) / (hi - lo))
-    g[np.isneginf(db)] = 0
+    g = _scaled(db, lo, hi)  # 0 power is -inf dB: black
     stretch = (f"{band.upper()} backscatter in dB, {lo:g} dB (black) to {hi:g} dB (white), "
                "grey, the same for every date")
     legend = [{"label": f"{band.upper()} {lo:g} dB or less", "swatch": "#000000"},
@@ -274,8 +295,8 @@ def write_display(d: Display, grid: SiteGrid, path: Path, tags: dict[str, str]) 
                            (d.masked.astype(np.uint8) * 255)[None]])
     profile = {"driver": "COG", "width": grid.width, "height": grid.height, "count": 5,
                "dtype": "uint8", "crs": grid.rio_crs, "transform": grid.transform,
-               "compress": "deflate", "predictor": 2, "blocksize": TILE,
-               "overview_resampling": "average"}
+               "compress": "deflate", "level": 1, "predictor": 2, "blocksize": TILE,
+               "overview_resampling": "average", "num_threads": 2}
     path.parent.mkdir(parents=True, exist_ok=True)
     with (atomic_path(path) as tmp, rasterio.Env(GDAL_PAM_ENABLED="NO"),
           rasterio.open(tmp, "w", **profile) as ds):
@@ -402,12 +423,17 @@ class TileSource:
 
     # -- the store -----------------------------------------------------------------------
 
-    def _site_state(self, site_id: str) -> _SiteState:
+    def _site_state(self, site_id: str, *, max_age: float | None = None) -> _SiteState:
+        """The site's state from the store, read again when older than ``max_age`` s
+        (default :data:`SITE_TTL_S`); the plans are made again from it, so a scene processed
+        since gets its run's grid and shift."""
+        if max_age is None:
+            max_age = SITE_TTL_S
         with self._lock:
             lock = self._site_locks.setdefault(site_id, threading.Lock())
         with lock:
             st = self._sites.get(site_id)
-            if st is not None and time.monotonic() - st.at < SITE_TTL_S:
+            if st is not None and time.monotonic() - st.at < max_age:
                 return st
             site = self.store.get_site(site_id)
             if site is None:
@@ -417,9 +443,6 @@ class TileSource:
             processed = self.store.processed(site_id, ph) if ph else {}
             scenes = {s.id: s for s in self.store.scenes(site_id)}
             fresh = _SiteState(time.monotonic(), site, scenes, processed, ph, {})
-            if st is not None and (st.params_hash, st.processed, st.scenes) == \
-                    (ph, processed, scenes):
-                fresh.plans = st.plans  # nothing changed: the plans stand
             with self._lock:
                 self._sites[site_id] = fresh
             return fresh
@@ -428,6 +451,8 @@ class TileSource:
         st = self._site_state(site_id)
         plan = st.plans.get(scene_id)
         if plan is None:
+            if scene_id not in st.scenes:  # catalogued since? (read again at most 1/s)
+                st = self._site_state(site_id, max_age=1.0)
             scene = st.scenes.get(scene_id)
             if scene is None:
                 raise NotFound(f"no scene {scene_id!r} at site {site_id!r}")
