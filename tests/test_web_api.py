@@ -360,6 +360,8 @@ def test_saving_a_layout_makes_new_part_versions(client, home):
         assert [v.version for v in store.part_versions("testsite", "quiet_area")] == [1]
         assert {p.name for p in store.get_site("testsite").parts} == {"pad", "quiet_area",
                                                                      "new_shed"}
+    tl = client.get("/api/sites/testsite/timeline", params={"part": "pad"}).json()
+    assert tl["series"] == [] and "version 2" in tl["note"] and "sitewatch run" in tl["note"]
     # The same body again names a part that is gone (a stale page): refused, naming it.
     assert "'quiet'" in _err(client.put("/api/sites/testsite/parts", json=body,
                                         headers=client.hdr), 422)

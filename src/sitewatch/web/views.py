@@ -231,7 +231,17 @@ def timeline(store: Store, site_id: str, part: str) -> dict[str, Any]:
             raise NotFound(str(exc)) from None
     ph = _params_hash(store, site.id)
     series = part_series(store, site.id, ph, part) if ph else []
-    return {"part": part, "label": _label(site, part),
+    note = None
+    if not series:
+        version = store.current_part_versions(site.id).get(part)
+        scored = ph is not None and store.observations(site.id, ph, part=part,
+                                                       versions="all")
+        if scored and version:
+            note = (f"No observations of this part's current geometry (version {version}) "
+                    "yet: the next `sitewatch run` scores every date under it.")
+        elif ph is None:
+            note = "The site has not been run yet: `sitewatch run` scores its parts."
+    return {"part": part, "label": _label(site, part), "note": note,
             "series": [s.to_dict() for s in series]}
 
 

@@ -281,7 +281,10 @@ function drawPartSelect(site) {
   const parts = ((site.parts && site.parts.features) || [])
     .map((f) => ({ ...f.properties, placed: Boolean(f.geometry) && f.properties.placed !== false }));
   const known = new Set(parts.map((p) => p.name));
-  for (const name of site.unplaced || []) if (!known.has(name)) parts.push({ name, placed: false });
+  for (const u of site.unplaced || []) {
+    const name = typeof u === 'string' ? u : u.name;
+    if (!known.has(name)) parts.push({ ...(typeof u === 'string' ? {} : u), name, placed: false });
+  }
   parts.sort((a, b) => M.partLabel(a).localeCompare(M.partLabel(b)));
   replace(select, el('option', { value: '' }, '— choose a part —'),
     parts.map((p) => el('option', { value: p.name },

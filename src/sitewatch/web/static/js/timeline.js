@@ -86,7 +86,7 @@ export function drawTimeline(container, data, opts = {}) {
   const series = (data && data.series) || [];
   const withPoints = series.filter((s) => (s.points || []).length);
   if (!withPoints.length) {
-    container.replaceChildren(el('p', { class: 'empty' },
+    container.replaceChildren(el('p', { class: 'empty' }, (data && data.note) ||
       `No observations of ${data ? (data.label || data.part) : 'this part'} yet: `
       + 'the watch measures a part once it has two usable dates on a grid (sitewatch run).'));
     return null;
