@@ -321,7 +321,11 @@ def test_injected_markup_stays_text(tab: Tab, served: Served) -> None:
     # The editor refuses the name and says so as text.
     set_token(tab, served.token)
     page.click("#edit-toggle")
-    page.locator("#map path.sw-edit-part").first.click(force=True)
+    paths = page.locator("#map path.sw-edit-part")
+    # The largest part on screen: small ones sit under labels and markers at site zoom.
+    areas = [(b["width"] * b["height"], i) for i in range(paths.count())
+             if (b := paths.nth(i).bounding_box())]
+    paths.nth(max(areas)[1]).click(force=True)
     page.wait_for_selector("#part-name:visible")
     page.fill("#part-name", INJECT)
     page.click("#part-apply")

@@ -20,7 +20,8 @@ export function boundsOf(bbox) {
 /** A Leaflet map without basemap, with a metric scale bar. */
 export function createMap(container, options = {}) {
   const map = L.map(container, {
-    zoomSnap: 0.25, zoomDelta: 0.5, maxZoom: 21, minZoom: 3,
+    // Whole zooms: tiles are drawn at 256 px (fractional zooms scale them and show seams).
+    zoomSnap: 1, zoomDelta: 1, maxZoom: 21, minZoom: 3,
     attributionControl: false, preferCanvas: false, ...options,
   });
   L.control.scale({ metric: true, imperial: false, position: 'bottomleft' }).addTo(map);
