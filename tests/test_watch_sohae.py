@@ -38,8 +38,9 @@ def test_watch_sohae_from_a_real_stac_catalogue(stac, tmp_path):
 
     # 16 dates over two interleaved relative orbits; from date 10 on, a new bright structure
     # stands at the centre of the scene (where the launch pad is placed below).
+    # 20 m pixels over the same 4.5 km: a quarter of the pixels of 10 m keeps the suite fast.
     items = sentinel1_rtc_items(stac.files.root, stac.asset_href, seed=11, n_dates=16,
-                                size=448, change_after=10, collection_tag="e2e")
+                                size=224, pixel=20.0, change_after=10, collection_tag="e2e")
     stac.add_collection(COLLECTION)
     stac.add_items(COLLECTION, items[:15])
     home, jsonl = tmp_path / "home", tmp_path / "alerts.jsonl"
