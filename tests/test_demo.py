@@ -113,6 +113,9 @@ def test_demo_cli_rerun_adds_nothing_and_prints_table_and_brief(demo_run):
     assert "SIMULATED stand-ins" in r.output and "navigation notice" in r.output
     assert f"brief: {demo_run.work / 'brief' / 'brief.html'}" in r.output.replace("\n", "")
     assert "page:" not in r.output
+    flat = " ".join(r.output.split())
+    assert f"see it in the browser: sitewatch --home {demo_run.home} serve, then open " \
+           "http://127.0.0.1:8000/sites/sohae-sim" in flat
     # The re-run processed nothing again and raised no alert twice; reports were not doubled.
     with Store.open_home(demo_run.home) as store:
         assert [(a.id, a.status) for a in store.alerts(SITE_ID)] == alerts_before
