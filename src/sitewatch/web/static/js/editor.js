@@ -126,7 +126,8 @@ export function initEditor(ctx) {
       L.DomEvent.stopPropagation(ev);
       select(part.key);
     });
-    layer.bindTooltip(() => part.name || "(new part)", { sticky: true });
+    // An element, not a string: Leaflet parses string content as HTML.
+    layer.bindTooltip(() => h('span', null, part.name || '(new part)'), { sticky: true });
   };
 
   const stopEditing = (part) => {
