@@ -34,6 +34,19 @@ EVENTS = ("launch", "engine_test", "capability_change", "standby")
 #: Events the assessment judges (the others only move those two).
 ASSESSED = ("launch", "engine_test")
 PHASES = ("before", "after")
+#: The levels each assessed event has, from the most to the least pressing, and the
+#: probability from which each is given when nothing else is said (``[events.X] levels``):
+#: launch ``imminent`` from 0.5, ``possible`` from 1.5 x the prior; engine test
+#: ``recent_test`` from 0.5 (on after-the-test evidence), ``preparations`` from 1.5 x the prior.
+LEVELS = {"launch": ("imminent", "possible"), "engine_test": ("recent_test", "preparations")}
+DEFAULT_LEVELS = {"imminent": 0.5, "recent_test": 0.5}
+ABOVE_USUAL = 1.5
+#: The events each site type of :mod:`sitewatch.sites` can have; the gazetteer's
+#: ``[site_types]`` (when it has them) say the same for its types.  A type not known here or
+#: there rules nothing out.
+TYPE_EVENTS: dict[str, tuple[str, ...]] = {
+    "launch_site": ("launch", "engine_test"), "engine_test_site": ("engine_test",),
+    "missile_base": ("launch",), "facility": ("launch", "engine_test")}
 IMAGERY_CHARACTERS = ("change", "persistent", "transient", "vegetation_loss", "new_objects")
 _ID = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 
@@ -78,10 +91,21 @@ class Indicator:
 
 @dataclass(frozen=True)
 class EventPrior:
+    """The usual rate of an event in ``horizon_days`` and the probabilities its levels start at
+    (``levels``: e.g. ``{"imminent": 0.5, "possible": 0.075}``), with where each comes from."""
+
     event: str
     prior: float
     horizon_days: float
     basis: str
+    levels: dict[str, float] = field(default_factory=dict)
+    levels_basis: str = ""
+
+    def threshold(self, level: str) -> float:
+        """The probability from which ``level`` is given (see :data:`LEVELS`)."""
+        if level in self.levels:
+            return self.levels[level]
+        return DEFAULT_LEVELS.get(level, ABOVE_USUAL * self.prior)
 
 
 @dataclass(frozen=True)
@@ -91,6 +115,8 @@ class IndicatorSet:
     site_type: str
     indicators: tuple[Indicator, ...]
     events: dict[str, EventPrior] = field(default_factory=dict)
+    #: The events assessed at this type of site (a shipyard has no launch to assess).
+    assessed: tuple[str, ...] = ASSESSED
 
     def indicator(self, ind_id: str) -> Indicator:
         for i in self.indicators:
@@ -237,9 +263,59 @@ def parse_indicators(text: str, where: str) -> tuple[str | None, list[Indicator]
         if not 0 < p < 1:
             raise CollateralError(f"{where}: events.{ev}.prior must be in (0, 1)")
         events[ev] = EventPrior(ev, p, _float(r.get("horizon_days", 30), where),
-                                str(r.get("basis", "")))
+                                str(r.get("basis", "")), _levels(r, ev, p, where),
+                                str(r.get("levels_basis", "")))
     st = raw.get("site_type")
     return (str(st) if st else None), inds, events
+
+
+def _levels(r: dict[str, Any], event: str, prior: float, where: str) -> dict[str, float]:
+    """The ``levels`` of ``[events.X]``: each a probability in (0, 1), the more pressing level
+    from the higher one."""
+    raw = r.get("levels", {})
+    if not isinstance(raw, dict):
+        raise CollateralError(f"{where}: events.{event}.levels must be a table such as "
+                              f"{{ {LEVELS[event][0]} = 0.5 }}")
+    out = {}
+    for k, v in raw.items():
+        if k not in LEVELS[event]:
+            raise CollateralError(f"{where}: events.{event}.levels.{k}: the levels are "
+                                  f"{', '.join(LEVELS[event])}")
+        out[k] = _float(v, f"{where} events.{event}.levels.{k}")
+        if not 0 < out[k] < 1:
+            raise CollateralError(f"{where}: events.{event}.levels.{k} must be in (0, 1)")
+    top, second = LEVELS[event]
+    if top in out and second in out and out[second] > out[top] and event == "launch":
+        raise CollateralError(f"{where}: events.launch.levels: possible ({out[second]:g}) is "
+                              f"above imminent ({out[top]:g})")
+    return out
+
+
+def site_type_events(site_type: str) -> tuple[str, ...]:
+    """The assessed events a ``site_type`` can have: from the gazetteer's site types when it
+    knows the type, else :data:`TYPE_EVENTS`; a type neither knows rules nothing out.
+
+    >>> site_type_events("engine_test_site"), site_type_events("somewhere_new")
+    (('engine_test',), ('launch', 'engine_test'))
+    """
+    from sitewatch.warning import lexicon
+
+    types = getattr(lexicon, "site_types", None)  # the gazetteer's, where it has them
+    known = types() if types is not None else {}
+    if site_type in known:
+        have = set(known[site_type].events)
+        return tuple(e for e in ASSESSED if e in have)
+    return TYPE_EVENTS.get(site_type, ASSESSED)
+
+
+def gazetteer_site_events(site_id: str) -> tuple[str, ...]:
+    """The assessed events a gazetteer site can have, from its site type (all of them for a
+    site the gazetteer does not type)."""
+    from sitewatch.warning import lexicon
+
+    lookup = getattr(lexicon, "site_type", None)  # the gazetteer's, where it has types
+    kind = lookup(site_id) if lookup is not None else None
+    return site_type_events(kind) if kind else ASSESSED
 
 
 def builtin_types() -> list[str]:
@@ -270,7 +346,7 @@ def load_indicators(site_type: str = "launch_site", extra: Iterable[str | Path] 
         events.update(ev)
     for name in ASSESSED:
         events.setdefault(name, EventPrior(name, 0.05, 30, "default"))
-    return IndicatorSet(site_type, tuple(by_id.values()), events)
+    return IndicatorSet(site_type, tuple(by_id.values()), events, site_type_events(site_type))
 
 
 _DOC_HEAD = """# Indicators and their strengths
@@ -355,12 +431,16 @@ __all__ = [
     "ASSESSED",
     "EVENTS",
     "IMAGERY_CHARACTERS",
+    "LEVELS",
+    "TYPE_EVENTS",
     "EventPrior",
     "Indicator",
     "IndicatorSet",
     "builtin_types",
+    "gazetteer_site_events",
     "indicators_markdown",
     "load_indicators",
     "parse_indicators",
+    "site_type_events",
     "user_files",
 ]
