@@ -70,6 +70,10 @@ class Indicator:
     lead_days: tuple[float, float]
     basis: str
     origin: str = "built-in"
+    #: Where a strength was fitted (warning/calibrate.py), the judged values it replaced:
+    #: the prior of the next fit, and the record of what changed.
+    lr_judged: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    lr_absent_judged: dict[str, float] = field(default_factory=dict)
 
     def decay(self, age_days: float) -> float:
         """Weight left after ``age_days`` (1 for today, 0.5 after one half-life; evidence
@@ -86,7 +90,9 @@ class Indicator:
                 "imagery": list(self.imagery), "resolution_m": self.resolution_m,
                 "sar": self.sar, "lr": {k: list(v) for k, v in self.lr.items()},
                 "lr_absent": dict(self.lr_absent), "half_life_days": self.half_life_days,
-                "lead_days": list(self.lead_days), "basis": self.basis, "origin": self.origin}
+                "lead_days": list(self.lead_days), "basis": self.basis, "origin": self.origin,
+                "lr_judged": {k: list(v) for k, v in self.lr_judged.items()},
+                "lr_absent_judged": dict(self.lr_absent_judged)}
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,7 @@ class EventPrior:
     basis: str
     levels: dict[str, float] = field(default_factory=dict)
     levels_basis: str = ""
+    levels_judged: dict[str, float] = field(default_factory=dict)
 
     def threshold(self, level: str) -> float:
         """The probability from which ``level`` is given (see :data:`LEVELS`)."""
@@ -203,21 +210,10 @@ def _indicator_fields(raw: dict[str, Any], where: str, origin: str) -> Indicator
         if c not in IMAGERY_CHARACTERS:
             raise CollateralError(f"{where}: imagery character {c!r} is unknown (known: "
                                   f"{', '.join(IMAGERY_CHARACTERS)})")
-    lr: dict[str, tuple[float, float, float]] = {}
-    for ev, v in dict(need("lr")).items():
-        if ev not in ASSESSED:
-            raise CollateralError(f"{where}: lr for {ev!r}: give lr for {' or '.join(ASSESSED)}")
-        vals = [_float(x, f"{where} lr.{ev}") for x in (v if isinstance(v, list) else [v] * 3)]
-        if len(vals) != 3 or not 0 < vals[0] <= vals[1] <= vals[2]:
-            raise CollateralError(f"{where}: lr.{ev} must be [low, central, high] with "
-                                  f"0 < low <= central <= high, got {v!r}")
-        lr[ev] = (vals[0], vals[1], vals[2])
-    absent = {ev: _float(v, f"{where} lr_absent.{ev}")
-              for ev, v in dict(raw.get("lr_absent", {})).items()}
-    for ev, v in absent.items():
-        if ev not in ASSESSED or not 0 < v <= 1:
-            raise CollateralError(f"{where}: lr_absent.{ev} must be in (0, 1], for "
-                                  f"{' or '.join(ASSESSED)}")
+    lr = _ratios(need("lr"), where, "lr")
+    judged = _ratios(raw.get("lr_judged", {}), where, "lr_judged")
+    absent = _absent(raw.get("lr_absent", {}), where, "lr_absent")
+    absent_judged = _absent(raw.get("lr_absent_judged", {}), where, "lr_absent_judged")
     half = _float(need("half_life_days"), f"{where} half_life_days")
     if half <= 0:
         raise CollateralError(f"{where}: half_life_days must be > 0")
@@ -230,7 +226,32 @@ def _indicator_fields(raw: dict[str, Any], where: str, origin: str) -> Indicator
     return Indicator(ind_id, str(raw.get("name", ind_id)), event, phase, kinds, acts, imagery,
                      _float(raw.get("resolution_m", 0), f"{where} resolution_m"),
                      bool(raw.get("sar", False)), lr, absent, half, (lead[0], lead[1]), basis,
-                     origin)
+                     origin, judged, absent_judged)
+
+
+def _ratios(raw: Any, where: str, name: str) -> dict[str, tuple[float, float, float]]:
+    """An ``lr`` table: per event ``[low, central, high]`` (or one number for all three)."""
+    lr: dict[str, tuple[float, float, float]] = {}
+    for ev, v in dict(raw).items():
+        if ev not in ASSESSED:
+            raise CollateralError(f"{where}: {name} for {ev!r}: give {name} for "
+                                  f"{' or '.join(ASSESSED)}")
+        vals = [_float(x, f"{where} {name}.{ev}")
+                for x in (v if isinstance(v, list) else [v] * 3)]
+        if len(vals) != 3 or not 0 < vals[0] <= vals[1] <= vals[2]:
+            raise CollateralError(f"{where}: {name}.{ev} must be [low, central, high] with "
+                                  f"0 < low <= central <= high, got {v!r}")
+        lr[ev] = (vals[0], vals[1], vals[2])
+    return lr
+
+
+def _absent(raw: Any, where: str, name: str) -> dict[str, float]:
+    absent = {ev: _float(v, f"{where} {name}.{ev}") for ev, v in dict(raw).items()}
+    for ev, v in absent.items():
+        if ev not in ASSESSED or not 0 < v <= 1:
+            raise CollateralError(f"{where}: {name}.{ev} must be in (0, 1], for "
+                                  f"{' or '.join(ASSESSED)}")
+    return absent
 
 
 def parse_indicators(text: str, where: str) -> tuple[str | None, list[Indicator],
@@ -263,30 +284,31 @@ def parse_indicators(text: str, where: str) -> tuple[str | None, list[Indicator]
         if not 0 < p < 1:
             raise CollateralError(f"{where}: events.{ev}.prior must be in (0, 1)")
         events[ev] = EventPrior(ev, p, _float(r.get("horizon_days", 30), where),
-                                str(r.get("basis", "")), _levels(r, ev, p, where),
-                                str(r.get("levels_basis", "")))
+                                str(r.get("basis", "")), _levels(r, ev, "levels", where),
+                                str(r.get("levels_basis", "")),
+                                _levels(r, ev, "levels_judged", where))
     st = raw.get("site_type")
     return (str(st) if st else None), inds, events
 
 
-def _levels(r: dict[str, Any], event: str, prior: float, where: str) -> dict[str, float]:
-    """The ``levels`` of ``[events.X]``: each a probability in (0, 1), the more pressing level
-    from the higher one."""
-    raw = r.get("levels", {})
+def _levels(r: dict[str, Any], event: str, name: str, where: str) -> dict[str, float]:
+    """The ``levels`` (or ``levels_judged``) of ``[events.X]``: each a probability in (0, 1);
+    a launch is ``possible`` below where it is ``imminent``."""
+    raw = r.get(name, {})
     if not isinstance(raw, dict):
-        raise CollateralError(f"{where}: events.{event}.levels must be a table such as "
+        raise CollateralError(f"{where}: events.{event}.{name} must be a table such as "
                               f"{{ {LEVELS[event][0]} = 0.5 }}")
     out = {}
     for k, v in raw.items():
         if k not in LEVELS[event]:
-            raise CollateralError(f"{where}: events.{event}.levels.{k}: the levels are "
+            raise CollateralError(f"{where}: events.{event}.{name}.{k}: the levels are "
                                   f"{', '.join(LEVELS[event])}")
-        out[k] = _float(v, f"{where} events.{event}.levels.{k}")
+        out[k] = _float(v, f"{where} events.{event}.{name}.{k}")
         if not 0 < out[k] < 1:
-            raise CollateralError(f"{where}: events.{event}.levels.{k} must be in (0, 1)")
+            raise CollateralError(f"{where}: events.{event}.{name}.{k} must be in (0, 1)")
     top, second = LEVELS[event]
     if top in out and second in out and out[second] > out[top] and event == "launch":
-        raise CollateralError(f"{where}: events.launch.levels: possible ({out[second]:g}) is "
+        raise CollateralError(f"{where}: events.launch.{name}: possible ({out[second]:g}) is "
                               f"above imminent ({out[top]:g})")
     return out
 

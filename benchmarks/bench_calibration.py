@@ -1,0 +1,200 @@
+#!/usr/bin/env python
+"""Calibrating the assessment on the real reports (``../shared/data/reports``), measured
+leave-one-out: for each report, the indicator strengths and level thresholds are fitted on
+the other 44 (``sitewatch.warning.calibrate``) and the held-out report is assessed with them.
+
+It prints (and with ``--out`` writes) agreement per class with confusion matrices, the Brier
+score and a reliability table for launch ``imminent`` and engine test ``preparations or
+recent``, for the judgement values (nothing fitted), leave-one-out, and the fit on all
+reports (in-sample, for reference); ``--png`` draws the leave-one-out reliability diagram;
+``--write`` puts the fit on all reports into ``src/sitewatch/warning/data/launch_site.toml``
+(each strength's basis says what was fitted, on how many reports).
+
+    python benchmarks/bench_calibration.py [--out docs/bench_calibration.md]
+        [--png docs/bench_calibration.png] [--write]
+
+Reports are read as benchmarks/bench_reports.py reads them (text alone; the labelled date
+where the reader finds none) and assessed as of their publication date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from _provenance import REPO, code_state
+from bench_reports import ENGINE, LAUNCH, REPORTS, _matrix, _pub_day, label
+
+from sitewatch.times import parse_date
+from sitewatch.warning.calibrate import (
+    Fit,
+    Labelled,
+    Outcome,
+    apply_fits,
+    fit_all,
+    in_sample,
+    judged,
+    leave_one_out,
+    write_fit,
+)
+from sitewatch.warning.collateral import read_text
+from sitewatch.warning.indicators import load_indicators
+
+TOML = REPO / "src" / "sitewatch" / "warning" / "data" / "launch_site.toml"
+CLASSES = {"launch": LAUNCH, "engine_test": ENGINE}
+POSITIVE_WORDS = {"launch": "launch imminent", "engine_test": "engine test preparations or recent"}
+
+
+def load(folder: Path) -> list[Labelled]:
+    """The labelled reports, read as bench_reports.py reads them."""
+    items = []
+    for f in sorted(folder.glob("[0-9][0-9].json")):
+        rec = json.loads(f.read_text(encoding="utf-8"))
+        r = read_text(rec["text"], name=f.name)
+        if not r.published:
+            r = read_text(rec["text"], name=f.name, published=_pub_day(rec["date"]))
+        at = parse_date(r.published)
+        assert at is not None
+        items.append(Labelled(f.name, r, at, {"launch": label(rec["launch_assessment"]),
+                                              "engine_test": label(
+                                                  rec["engine_test_assessment"])}))
+    return items
+
+
+def _scores(title: str, out: dict[str, Outcome]) -> list[str]:
+    return [f"| {title} | {out['launch'].agreement():.2f} | {out['engine_test'].agreement():.2f}"
+            f" | {out['launch'].brier():.3f} | {out['engine_test'].brier():.3f} |"]
+
+
+def _reliability(out: dict[str, Outcome]) -> list[str]:
+    lines = []
+    for ev, o in out.items():
+        lines += [f"{POSITIVE_WORDS[ev]} (leave-one-out):", "",
+                  "| predicted likelihood | reports | mean predicted | observed share |",
+                  "|---|---:|---:|---:|"]
+        for b, n, pred, obs in o.reliability():
+            lines.append(f"| {b} | {n} | {'-' if n == 0 else f'{pred:.2f}'} | "
+                         f"{'-' if n == 0 else f'{obs:.2f}'} |")
+        lines.append("")
+    return lines
+
+
+def _params(fits: Sequence[Fit], base_cat: object, fitted_cat: object) -> list[str]:
+    from sitewatch.warning.indicators import IndicatorSet
+
+    assert isinstance(base_cat, IndicatorSet) and isinstance(fitted_cat, IndicatorSet)
+    lines = ["| indicator | ratio | judgement | fitted (all reports) | reports showing it |",
+             "|---|---|---:|---:|---:|"]
+    for f in fits:
+        for k in sorted(f.log_lr):
+            ind, event, which = k.split("|")
+            name = f"lr_absent.{event}" if which == "absent" else f"lr.{event}"
+            j = base_cat.indicator(ind)
+            was = j.lr_absent[event] if which == "absent" else j.lr[event][1]
+            lines.append(f"| `{ind}` | {name} | {was:g} | {math.exp(f.log_lr[k]):.3g} | "
+                         f"{f.n.get(k, 0)} |")
+    lines += ["", "| event | level | judgement | fitted (all reports) |", "|---|---|---:|---:|"]
+    for f in fits:
+        for lv, t in f.thresholds.items():
+            lines.append(f"| {f.event} | {lv} | "
+                         f"{base_cat.events[f.event].threshold(lv):.3g} | {t:.3g} |")
+    return lines
+
+
+def _png(out: dict[str, Outcome], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    for ax, (ev, o) in zip(axes, out.items(), strict=True):
+        rows = [r for r in o.reliability() if r[1] > 0]
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect calibration")
+        ax.plot([r[2] for r in rows], [r[3] for r in rows], "o-", color="C0",
+                label="leave-one-out")
+        for _b, n, pred, obs in rows:
+            ax.annotate(f"n={n}", (pred, obs), textcoords="offset points", xytext=(5, -10),
+                        fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("predicted likelihood (bin mean)")
+        ax.set_ylabel("observed share of reports")
+        ax.set_title(f"{POSITIVE_WORDS[ev]}\nBrier {o.brier():.3f}, {len(o.labels)} reports",
+                     fontsize=10)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reports", default=str(REPORTS))
+    ap.add_argument("--out", default=None, help="write the markdown here")
+    ap.add_argument("--png", default=None, help="draw the reliability diagram here")
+    ap.add_argument("--write", action="store_true",
+                    help="put the fit on all reports into launch_site.toml")
+    args = ap.parse_args()
+    folder = Path(args.reports)
+    if not folder.is_dir():
+        raise SystemExit(f"no reports at {folder} (set SITEWATCH_DATA or --reports)")
+    t0 = time.perf_counter()
+    items = load(folder)
+    shipped = load_indicators()
+    base = judged(shipped)
+    before = in_sample(items, base)
+    loo, _fits_by = leave_one_out(items, base)
+    fits = fit_all(items, base)
+    fitted = apply_fits(base, fits)
+    after = in_sample(items, fitted)
+    shipped_out = in_sample(items, shipped)
+    corpus = f"{len(items)} real reports (shared/data/reports)"
+    lines = [
+        "- command: `python benchmarks/bench_calibration.py"
+        + (f" --out {args.out}" if args.out else "") + (f" --png {args.png}" if args.png else "")
+        + "`",
+        f"- run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- machine: {platform.platform()}, {platform.machine()}, "
+        f"{len(os.sched_getaffinity(0))} CPUs; Python {platform.python_version()}",
+        f"- code: {code_state()}",
+        f"- wall time: {time.perf_counter() - t0:.1f} s ({len(items)} reports, "
+        f"{len(items)} leave-one-out fits)", "",
+        "| strengths and thresholds | agreement launch | agreement engine test | "
+        "Brier launch imminent | Brier engine test prep. or recent |",
+        "|---|---:|---:|---:|---:|",
+        *_scores("judgement (nothing fitted)", before),
+        *_scores("**leave-one-out** (fitted on the other 44)", loo),
+        *_scores("fitted on all (in-sample, for reference only)", after),
+        *_scores("as shipped in launch_site.toml", shipped_out), "",
+        "## Leave-one-out per class", ""]
+    for ev in ("launch", "engine_test"):
+        conf = dict(loo[ev].confusion())
+        lines += [f"{ev.replace('_', ' ')}:", "", *_matrix(conf, CLASSES[ev]), ""]
+    lines += ["## Reliability (leave-one-out)", "", *_reliability(loo),
+              "## The fit on all reports", "", *_params(fits, base, fitted), ""]
+    misses = [f"- {ev} {n}: label {lb}, leave-one-out {lv} ({p:.2f})"
+              for ev, o in loo.items()
+              for n, lb, lv, p in zip(o.names, o.labels, o.levels, o.likelihoods, strict=True)
+              if lb != ("no_evidence" if lv == "not_applicable" else lv)]
+    print("\n".join(lines))
+    print("\n".join(misses))
+    if args.out:
+        Path(args.out).write_text("# Calibration of the assessment on the real reports\n\n"
+                                  + "\n".join(lines) + "\n", encoding="utf-8")
+    if args.png:
+        _png(loo, Path(args.png))
+    if args.write:
+        TOML.write_text(write_fit(TOML.read_text(encoding="utf-8"), fitted, fits, corpus),
+                        encoding="utf-8")
+        print(f"wrote the fit on all {len(items)} reports into {TOML}")
+
+
+if __name__ == "__main__":
+    main()
