@@ -80,6 +80,13 @@ class SiteType:
 
 #: Events a site type may list (see :mod:`.assess`).
 SITE_EVENTS = ("launch", "engine_test")
+#: Activities that can only be about one event: a launch notice is never news of a nuclear
+#: test site, an engine test never of a shipyard.
+ACTIVITY_EVENT = {"launch_notice": "launch", "launch_preparations": "launch",
+                  "launch_conducted": "launch", "transfer_structure_moved": "launch",
+                  "service_arms_open": "launch", "engine_test_conducted": "engine_test",
+                  "engine_test_preparations": "engine_test", "shelter_moved": "engine_test",
+                  "burn_scar": "engine_test"}
 
 @dataclass(frozen=True)
 class SourceRule:
@@ -352,7 +359,7 @@ ACTIVITIES = ("vehicles_present", "railcars_arrived", "transfer_structure_moved"
               "no_activity", "launch_notice", "launch_preparations", "launch_conducted",
               "engine_test_conducted", "engine_test_preparations")
 
-__all__ = ["ACTIVITIES", "ACTIVITY_PARTS", "BUILTIN_GAZETTEER", "COUNTRY_GOVERNMENT", "PART_WORDS",
-           "SITE_EVENTS", "GazetteerSite", "SiteType", "activities", "countries", "cues",
+__all__ = ["ACTIVITIES", "ACTIVITY_EVENT", "ACTIVITY_PARTS", "BUILTIN_GAZETTEER",
+           "COUNTRY_GOVERNMENT", "PART_WORDS", "SITE_EVENTS", "GazetteerSite", "SiteType", "activities", "countries", "cues",
            "gazetteer", "gazetteer_site", "match_source", "part_words", "site_events",
            "site_type", "site_types", "sources"]
