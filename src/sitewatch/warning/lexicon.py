@@ -360,6 +360,6 @@ ACTIVITIES = ("vehicles_present", "railcars_arrived", "transfer_structure_moved"
               "engine_test_conducted", "engine_test_preparations")
 
 __all__ = ["ACTIVITIES", "ACTIVITY_EVENT", "ACTIVITY_PARTS", "BUILTIN_GAZETTEER",
-           "COUNTRY_GOVERNMENT", "PART_WORDS", "SITE_EVENTS", "GazetteerSite", "SiteType", "activities", "countries", "cues",
-           "gazetteer", "gazetteer_site", "match_source", "part_words", "site_events",
-           "site_type", "site_types", "sources"]
+           "COUNTRY_GOVERNMENT", "PART_WORDS", "SITE_EVENTS", "GazetteerSite", "SiteType",
+           "activities", "countries", "cues", "gazetteer", "gazetteer_site", "match_source",
+           "part_words", "site_events", "site_type", "site_types", "sources"]
