@@ -148,10 +148,12 @@ def test_another_countrys_programme_takes_no_claims() -> None:
     r = read_text(_text("Sohae: vehicles at the pad",
                         "Vehicles gathered near the launch pad at Sohae on Monday.",
                         "Several trucks are parked at the assembly building.",
+                        "U.S. officials said fuel trucks were parked at the launch pad.",
                         "Iran's missile forces parked trucks near their launch pads last week."),
                   published=PUB)
     by = _sites_of(r)
     assert by["Several trucks are parked at the assembly building."] == {"sohae"}
+    assert by["U.S. officials said fuel trucks were parked at the launch pad."] == {"sohae"}
     assert by["Iran's missile forces parked trucks near their launch pads last week."] == {None}
 
 
@@ -228,21 +230,21 @@ id = "sohae"
 names = ["Pier Seven"]
 
 [[site]]
-id = "kalma"
-name = "Kalma launch area"
+id = "example-range"
+name = "Example Point test range"
 country = "KP"
 site_type = "launch_area"
-names = ["Kalma peninsula"]
-lat = 39.17
-lon = 127.50
-precision_km = 5
+names = ["Example Point"]
+lat = 39.0
+lon = 127.0
+precision_km = 50
 """)
     doc = parse_document("Trucks were seen at Pier Seven on Monday. Vehicles also gathered on "
-                         "the Kalma peninsula on Tuesday.", "note.txt")
+                         "Example Point on Tuesday.", "note.txt")
     r = extract(doc, published=None, gazetteer_file=extra)
-    assert {c.site for c in r.claims} == {"sohae", "kalma"}
-    assert lexicon.site_type("kalma", extra) == "launch_area"
-    assert lexicon.site_events("kalma", extra) == {"launch"}
+    assert {c.site for c in r.claims} == {"sohae", "example-range"}
+    assert lexicon.site_type("example-range", extra) == "launch_area"
+    assert lexicon.site_events("example-range", extra) == {"launch"}
     sohae = lexicon.gazetteer_site("sohae", extra)
     assert sohae is not None and "Pier Seven" in sohae.names and "Tongchang-ri" in sohae.names
 

@@ -288,9 +288,15 @@ def _country_pattern(codes: tuple[str, ...]) -> re.Pattern[str] | None:
     if not names:
         return None
     alt = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    return re.compile(rf"(?<![\w.])({alt})(['’]s?)?(\s+[\w-]+){{0,2}}?\s+(program(me)?s?|"
-                      r"space ?ports?|cosmodromes?|launch (sites?|pads?|centers?|centres?)|"
-                      r"launch(es)?|rockets?|missiles?|ICBMs?|SLBMs?)\b")
+    return re.compile(rf"(?<![\w.])({alt})(['’]s)?\s+({_PROGRAMME})\b")
+
+
+#: What names a country's programme after its name: "Iran's (space) programme", "Chinese
+#: rockets", "Russia's missile forces"; not "U.S. officials said launch ...".
+_PROGRAMME = (r"((space|missile|rocket|satellite|ballistic|civilian|military|main|new|own)\s+)"
+              r"{0,2}(program(me)?s?|space ?ports?|cosmodromes?|launch (sites?|pads?|centers?|"
+              r"centres?|facilit(y|ies))|launch(es)?|rockets?|missiles?|ICBMs?|SLBMs?)"
+              r"|(missile|rocket) (forces|units|troops)")
 
 
 @lru_cache(maxsize=32)
