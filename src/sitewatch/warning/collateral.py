@@ -580,6 +580,8 @@ def _split_paragraph(pi: int, paragraph: str, deadline: float | None,
     return False
 
 
+#: Only the start of a title is searched for site names (an HTML <title> can be anything).
+MAX_TITLE = 1000
 #: A heading: a short line that does not end a sentence ("TONGHAE, North Korea").
 HEADING_WORDS = 10
 
@@ -590,7 +592,8 @@ def _lead_in(paragraph: str) -> str | None:
     text = paragraph.strip()
     if text.endswith("?"):
         return "question"
-    if text and len(text.split()) <= HEADING_WORDS and not text.endswith((".", "!", '"', "”")):
+    if (text and len(text) <= 20 * HEADING_WORDS and len(text.split()) <= HEADING_WORDS
+            and not text.endswith((".", "!", '"', "”"))):
         return "heading"
     return None
 
@@ -690,7 +693,8 @@ def extract(doc: Document, *, published: date | None = None,
         if _split_paragraph(pi, paragraph, halfway, sentences, per_sentence, matcher, ids, raw):
             warnings.append(_stopped(f"at paragraph {pi + 1} of {len(doc.paragraphs)}"))
             break
-    settled = _settle([_find_sites(doc.title, matcher, ids, raw), *per_sentence])
+    title = _cut_long_tokens(doc.title[:MAX_TITLE])
+    settled = _settle([_find_sites(title, matcher, ids, raw), *per_sentence])
     title_found, per_sentence = settled[0], settled[1:]
     for found in per_sentence:
         mentions.update({m.site for m in found if not m.passing})
