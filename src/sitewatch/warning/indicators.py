@@ -28,7 +28,7 @@ from typing import Any
 
 from sitewatch.errors import CollateralError
 from sitewatch.sites.site import PART_KINDS
-from sitewatch.warning.lexicon import ACTIVITIES
+from sitewatch.warning.lexicon import ACTIVITIES, site_type, site_types
 
 EVENTS = ("launch", "engine_test", "capability_change", "standby")
 #: Events the assessment judges (the others only move those two).
@@ -320,10 +320,7 @@ def site_type_events(site_type: str) -> tuple[str, ...]:
     >>> site_type_events("engine_test_site"), site_type_events("somewhere_new")
     (('engine_test',), ('launch', 'engine_test'))
     """
-    from sitewatch.warning import lexicon
-
-    types = getattr(lexicon, "site_types", None)  # the gazetteer's, where it has them
-    known = types() if types is not None else {}
+    known = site_types()
     if site_type in known:
         have = set(known[site_type].events)
         return tuple(e for e in ASSESSED if e in have)
@@ -332,11 +329,12 @@ def site_type_events(site_type: str) -> tuple[str, ...]:
 
 def gazetteer_site_events(site_id: str) -> tuple[str, ...]:
     """The assessed events a gazetteer site can have, from its site type (all of them for a
-    site the gazetteer does not type)."""
-    from sitewatch.warning import lexicon
+    site the gazetteer does not know).
 
-    lookup = getattr(lexicon, "site_type", None)  # the gazetteer's, where it has types
-    kind = lookup(site_id) if lookup is not None else None
+    >>> gazetteer_site_events("magunpo"), gazetteer_site_events("punggye-ri")
+    (('engine_test',), ())
+    """
+    kind = site_type(site_id)
     return site_type_events(kind) if kind else ASSESSED
 
 
