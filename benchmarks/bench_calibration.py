@@ -155,7 +155,7 @@ def main() -> None:
     fitted = apply_fits(base, fits)
     after = in_sample(items, fitted)
     shipped_out = in_sample(items, shipped)
-    corpus = f"{len(items)} real reports (shared/data/reports)"
+    corpus = f"the {len(items)} real reports in shared/data/reports"
     lines = [
         "- command: `python benchmarks/bench_calibration.py"
         + (f" --out {args.out}" if args.out else "") + (f" --png {args.png}" if args.png else "")

@@ -404,11 +404,12 @@ def _fitted_note(ind: Indicator, fits: Sequence[Fit], corpus: str) -> str:
             judged = (ind.lr_absent_judged.get(f.event) if denied
                       else ind.lr_judged.get(f.event, (0, 0, 0))[1])
             now = ind.lr_absent.get(f.event) if denied else ind.lr[f.event][1]
-            parts.append(f"{what} {judged:g} -> {now:g} (n={f.n.get(k, 0)} of {f.reports})")
+            parts.append(f"{what} judged {judged:g}, fitted {now:g} (shown by {f.n.get(k, 0)} "
+                         f"of the {f.reports} reports)")
     if not parts:
         return " [judgement: no report in the calibration set shows it]"
-    return (f" [fitted on {corpus}: " + "; ".join(parts) + "; the range keeps the "
-            "judgement's width; see docs/bench_calibration.md]")
+    return (f" [fitted on {corpus}: " + "; ".join(parts) + "; the judgement was the prior "
+            "and the range keeps its width; see docs/bench_calibration.md]")
 
 
 def write_fit(text: str, cat: IndicatorSet, fits: Sequence[Fit], corpus: str) -> str:
@@ -444,11 +445,13 @@ def _write_event(b: str, ev: EventPrior, fits: Sequence[Fit], corpus: str) -> st
     f = next((f for f in fits if f.event == ev.event), None)
     if f is None:
         return b
-    b = _set_line(b, "levels", _inline(ev.levels), after="basis")
+    b = _set_line(b, "levels", _inline({k: round(v, 3) for k, v in ev.levels.items()}),
+                  after="basis")
     b = _set_line(b, "levels_judged", _inline(ev.levels_judged), after="levels")
-    note = (f"Thresholds fitted on {corpus} ({f.reports} reports) by agreement with each "
-            f"report's own conclusion, less {THRESHOLD_PENALTY:g} report per unit of log-odds "
-            "moved from the judgement (levels_judged); see docs/bench_calibration.md.")
+    note = (f"Fitted on {corpus} (the {f.reports} whose site can have the event) by agreement "
+            f"with each report's own conclusion, less {THRESHOLD_PENALTY:g} report per unit of "
+            "log-odds moved from the judgement (levels_judged: imminent or recent test from "
+            "0.5, the next level from 1.5 x the prior); see docs/bench_calibration.md.")
     return _set_line(b, "levels_basis", _toml_str(note), after="levels_judged")
 
 
