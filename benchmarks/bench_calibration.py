@@ -128,7 +128,7 @@ def _png(out: dict[str, Outcome], path: Path) -> None:
         ax.set_ylabel("observed share of reports")
         ax.set_title(f"{POSITIVE_WORDS[ev]}\nBrier {o.brier():.3f}, {len(o.labels)} reports",
                      fontsize=10)
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -324,13 +324,18 @@ def apply_fits(cat: IndicatorSet, fits: Iterable[Fit]) -> IndicatorSet:
 def _with_ratio(ind: Indicator, event: str, denied: bool, value: float) -> Indicator:
     if denied:
         judged_abs = {**ind.lr_absent, **ind.lr_absent_judged}
-        return replace(ind, lr_absent={**ind.lr_absent, event: round(min(value, 1.0), 3)},
+        return replace(ind, lr_absent={**ind.lr_absent, event: _sig(min(value, 1.0))},
                        lr_absent_judged=judged_abs)
     lo, mid, hi = ind.lr_judged.get(event, ind.lr[event])
-    c = round(value, 3)
-    new = (round(c * lo / mid, 3), c, round(c * hi / mid, 3))
+    c = _sig(value)
+    new = (_sig(c * lo / mid), c, _sig(c * hi / mid))
     return replace(ind, lr={**ind.lr, event: new},
                    lr_judged={**ind.lr, **ind.lr_judged})
+
+
+def _sig(x: float) -> float:
+    """``x`` to three significant figures (a strength is no more precise than that)."""
+    return float(f"{x:.3g}")
 
 
 def fit_all(items: Sequence[Labelled], cat: IndicatorSet,

@@ -389,18 +389,24 @@ written from it by `sitewatch indicators --markdown` (a test checks it is curren
 * **imagery**: the characters of an imagery alert that can show it (docs/collateral.md).
 
 **Where the numbers come from.** There are too few launches and tests at any one site to fit
-likelihood ratios: Sohae saw 7 satellite launches from 2012 to 2024 and about as many
-reported engine tests. The strengths are therefore *judgements* from that public record
-(imagery analyses by 38 North and CSIS Beyond Parallel, and government statements around the
-2012, 2016 and 2023 launches, the 2016-2022 engine tests, the 2018 dismantling and the 2019
-rebuilding), ordered by how specific each observable is to the event: a declared navigation
-window is almost decisive; the transfer structure at the tower or a fresh burn scar below a
-stand is strong; trains, vehicles, fuel and officials' warnings are moderate, because they
-also come with construction, maintenance and rehearsals; construction is weak for the next
-30 days. The ranges are wide on purpose, and the assessment reports the likelihood range they
-give. Disagree? Put your own values in a TOML file (same fields) in
-`SITEWATCH_HOME/indicators/` or pass `--indicators FILE`: an indicator with a built-in id
-replaces it.
+likelihood ratios on events: Sohae saw 7 satellite launches from 2012 to 2024 and about as
+many reported engine tests. The strengths were therefore first *judged* from that public
+record (imagery analyses by 38 North and CSIS Beyond Parallel, and government statements
+around the 2012, 2016 and 2023 launches, the 2016-2022 engine tests, the 2018 dismantling and
+the 2019 rebuilding), ordered by how specific each observable is to the event: a declared
+navigation window is almost decisive; the transfer structure at the tower or a fresh burn
+scar below a stand is strong; trains, vehicles, fuel and officials' warnings are moderate,
+because they also come with construction, maintenance and rehearsals; construction is weak
+for the next 30 days. Then the central value of each indicator that real analyst reports
+show, and the level thresholds, were **calibrated** against the conclusions of 45 real
+published reports, with the judgement as a strong prior (its range is the prior's width), and
+measured leave-one-out (`python benchmarks/bench_calibration.py`, docs/bench_calibration.md).
+Each strength's basis ends by saying which it is: `[fitted on ...]` with the judged and the
+fitted value and how many reports showed the indicator, or `[judgement: ...]`; the file keeps
+the judged values (`lr_judged`, `levels_judged`). The ranges are wide on purpose, and the
+assessment reports the likelihood range they give. Disagree? Put your own values in a TOML
+file (same fields) in `SITEWATCH_HOME/indicators/` or pass `--indicators FILE`: an indicator
+with a built-in id replaces it.
 """
 
 _DOC_TAIL = """
@@ -421,8 +427,12 @@ def indicators_markdown(cat: IndicatorSet) -> str:
     def lr(v: tuple[float, float, float] | None) -> str:
         return "-" if v is None else "/".join(f"{x:g}" for x in v)
 
-    lines = [_DOC_HEAD, "## Priors", "", "| event | prior (30 days) | basis |", "|---|---|---|"]
-    lines += [f"| {ev} | {p.prior:g} | {p.basis} |" for ev, p in cat.events.items()]
+    lines = [_DOC_HEAD, "## Priors and levels", "",
+             "| event | prior (30 days) | levels from | basis |", "|---|---|---|---|"]
+    for ev, p in cat.events.items():
+        levels = ", ".join(f"{lv} {p.threshold(lv):.3g}" for lv in LEVELS[ev])
+        basis = p.basis + (f" Levels: {p.levels_basis}" if p.levels_basis else "")
+        lines.append(f"| {ev} | {p.prior:g} | {levels} | {basis} |")
     lines += ["", f"## Indicators ({cat.site_type})", "",
               "| id | event (phase) | parts | lr launch | lr engine test | lr absent | "
               "half-life d | lead d | needs | imagery |",
