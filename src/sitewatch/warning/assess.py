@@ -38,6 +38,7 @@ Examples
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -54,6 +55,7 @@ from sitewatch.warning.indicators import (
     gazetteer_site_events,
     load_indicators,
 )
+from sitewatch.warning.lexicon import site_type
 from sitewatch.warning.records import (
     EVENTS,
     Assessment,
@@ -293,13 +295,17 @@ def _assess_event(event: str, evidence: Sequence[Evidence], at: date, cat: Indic
     lo, hi = sorted((_prob(lo0 + sums[0]), _prob(lo0 + sums[2])))
     after = None
     after_reasons: list[Reason] = []
+    after_range = [lo, hi]
     if event == "engine_test":
         after_reasons, asums, acorr = _weigh(evidence, cat, event, "after", at)
         after = round(_prob(lo0 + asums[1]), 3) if after_reasons else None
+        after_range = sorted((_prob(lo0 + asums[0]), _prob(lo0 + asums[2])))
         corr.update(acorr)
     by_id = {e.id: e for e in evidence}
     bearing = any(_bears_on(event, r, cat, by_id) for r in reasons + after_reasons)
     level = _level(event, p, after, bearing, prior)
+    if level == "recent_test":
+        lo, hi = after_range  # the likelihood shown is that of a test having taken place
     window = _window(reasons, evidence, cat, at, event) \
         if level in ("imminent", "possible", "preparations") else None
     context: list[Reason] = []
@@ -361,7 +367,8 @@ def _span_words(a: date, b: date) -> str:
     """'31 May-11 June 2023' (an en dash), '30 May 2023' for one day."""
     if a == b:
         return _day_words(a)
-    first = f"{a.day} {a:%B}" if a.year == b.year else _day_words(a)
+    first = (str(a.day) if (a.year, a.month) == (b.year, b.month)
+             else f"{a.day} {a:%B}" if a.year == b.year else _day_words(a))
     return f"{first}\u2013{_day_words(b)}"
 
 
@@ -382,7 +389,15 @@ def reason_words(r: Reason) -> str:
     (that stays in ``Reason.text`` and its numbers)."""
     head = r.text.split(": ", 1)[0]  # "<what>< at part>< on YYYY-MM-DD>" (see _reason)
     if r.date is not None:
-        head = head.removesuffix(f" on {r.date}") + f" on {_day_words(r.date)}"
+        head = head.removesuffix(f" on {r.date}")
+    if r.part:
+        where = r.part.replace("_", " ")
+        what = head.removesuffix(f" at {where}")
+        # "vehicles ... at the test stand at engine test stand": the name already says where.
+        named = re.search(rf"\b{re.escape(where.split()[-1])}\b", what)
+        head = what if named else f"{what} at the {where}"
+    if r.date is not None:
+        head += f" on {_day_words(r.date)}"
     hedged = next((h for h in ("probable", "possible") if f"({h})" in r.text), None)
     return f"{head} ({_source_words(r)}{', ' + hedged if hedged else ''})"
 
@@ -397,10 +412,11 @@ def _window_words(w: Window) -> str:
     return f"Expected {span} ({w.basis})."
 
 
-def _not_applicable_words(event: str, site_type: str) -> str:
+def _not_applicable_words(event: str, kind: str) -> str:
     one, many = _EVENT_NOUN[event]
-    kind = site_type.replace("_", " ")
-    return (f"No {one} assessment: {many} are not made at a {kind}.")
+    words = kind.replace("_", " ")
+    article = "an" if words[:1] in "aeiou" else "a"
+    return f"No {one} assessment: {many} are not made at {article} {words}."
 
 
 def summarise(event: str, a: EventAssessment) -> str:
@@ -478,11 +494,15 @@ def assess_reading(reading: Reading, *, indicator_set: IndicatorSet | None = Non
 def _for_sites(cat: IndicatorSet, reading: Reading, site: str | None) -> IndicatorSet:
     """``cat`` assessing only the events the report's site(s) can have: a report about an
     engine-test site gets no launch assessment, one about a nuclear test site neither."""
-    sites = [site] if site else sorted({c.site for c in reading.claims if c.site})
+    sites = [site] if site else sorted({c.site for c in reading.claims if c.site}
+                                       or set(reading.sites))
     if not sites:
         return cat
     can = {e for s in sites for e in gazetteer_site_events(s)}
-    return replace(cat, assessed=tuple(e for e in cat.assessed if e in can))
+    kinds = {site_type(s) for s in sites}
+    kind = kinds.pop() if len(kinds) == 1 else None
+    return replace(cat, assessed=tuple(e for e in cat.assessed if e in can),
+                   site_type=kind or cat.site_type)
 
 
 def _undated(event: str, a: EventAssessment) -> EventAssessment:

@@ -34,6 +34,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -140,7 +141,7 @@ class Outcome:
     def reliability(self, bins: Sequence[float] = BINS) -> list[tuple[str, int, float, float]]:
         """Per bin of predicted likelihood: (bin, reports, mean predicted, observed share)."""
         out = []
-        for lo, hi in zip(bins[:-1], bins[1:], strict=True):
+        for lo, hi in itertools.pairwise(bins):
             idx = [i for i, p in enumerate(self.likelihoods)
                    if lo <= p < hi or (hi == bins[-1] and p == hi)]
             if not idx:
@@ -253,9 +254,10 @@ def fit_thresholds(event: str, probs: Sequence[tuple[float, float | None, bool]]
     over reports given as (p_before, p_after or None, bearing), less
     :data:`THRESHOLD_PENALTY` per unit of log-odds moved from ``judged``."""
     top, second = LEVELS[event]
+    grid = sorted({*THRESHOLD_GRID, *judged.values()})  # staying put is always a candidate
     best: tuple[float, dict[str, float]] | None = None
-    for t1 in THRESHOLD_GRID:
-        for t2 in THRESHOLD_GRID:
+    for t1 in grid:
+        for t2 in grid:
             if event == "launch" and t2 > t1:
                 continue
             t = {top: t1, second: t2}
@@ -477,5 +479,6 @@ def _set_line(block: str, name: str, value: str | None, after: str | None = None
 
 
 __all__ = ["BINS", "POSITIVE", "Features", "Fit", "Labelled", "Outcome", "agrees",
-           "apply_fits", "judged", "features", "fit_all", "fit_event", "fit_log_lr", "fit_thresholds",
-           "in_sample", "key", "leave_one_out", "logit", "prior_of", "sigmoid", "write_fit"]
+           "apply_fits", "features", "fit_all", "fit_event", "fit_log_lr", "fit_thresholds",
+           "in_sample", "judged", "key", "leave_one_out", "logit", "prior_of", "sigmoid",
+           "write_fit"]
