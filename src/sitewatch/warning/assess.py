@@ -15,11 +15,19 @@ The model is a transparent odds update, one an analyst can check by hand:
 4. The likelihood is the resulting probability; its range comes from redoing the sum with
    every ratio at the low and at the high end of its range in the indicator file.
 
-Levels.  Launch: ``imminent`` at 0.5 or more, ``possible`` when the evidence makes it at
-least half again as likely as usual (1.5 x the prior), ``unlikely`` below (the evidence is
-neutral or argues against), ``no_evidence`` when nothing bears on a launch.  Engine test:
-``recent_test`` when after-the-test evidence (burn scar, a reported test) alone gives 0.5 or
-more, else ``preparations`` from 1.5 x the prior, ``unlikely`` below, ``no_evidence``.
+Levels come from the thresholds of ``[events.X] levels`` in the indicator file (calibrated on
+real reports, see docs/bench_calibration.md; without them: ``imminent`` from 0.5,
+``possible`` from 1.5 x the prior).  Launch: ``imminent``, ``possible``, ``unlikely`` below
+(the evidence is neutral, weak or argues against), ``no_evidence`` when nothing bears on a
+launch: building, razing or rebuilding alone changes what the site can do, not what comes
+next, and is kept as context.  Engine test: ``recent_test`` when after-the-test evidence
+(burn scar, a reported test) alone reaches its threshold, else ``preparations``,
+``unlikely``, ``no_evidence``.  An event the site's type does not have (a launch at an
+engine-test site, either at a nuclear test site) is ``not_applicable``.
+
+The summary is an analyst's sentence: the level in words, the strongest one or two reasons
+with their dates and sources, the expected window, the likelihood; the odds arithmetic of
+each reason stays in the reasons (``Reason.text``, the CLI's and the brief's detail lists).
 
 The expected window: a navigation notice's window when there is one; else the overlap of
 the windows the strongest items give (their date plus the indicator's lead time, or the

@@ -9,8 +9,8 @@ Examples
 --------
 >>> cat = load_indicators("launch_site")
 >>> ind = cat.indicator("launch_notice")
->>> ind.event, ind.lr["launch"], ind.half_life_days
-('launch', (20.0, 50.0, 200.0), 20.0)
+>>> ind.event, ind.half_life_days, ind.lr_judged["launch"]  # judged; ind.lr: as fitted
+('launch', 20.0, (20.0, 50.0, 200.0))
 >>> [i.id for i in cat.for_activity("vehicles_present", "engine_test_stand")]
 ['vehicles_at_test_stand']
 """
