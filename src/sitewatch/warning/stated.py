@@ -65,7 +65,7 @@ LEDE_WEIGHT = 2.0
 CONCLUSION_WEIGHT = 2.0
 BODY_WEIGHT = 1.0
 #: Which level wins a tie of weighted votes.
-LAUNCH_TIES = ("imminent", "unlikely", "possible")
+LAUNCH_TIES = ("imminent", "possible", "unlikely")
 ENGINE_TIES = ("recent_test", "unlikely", "preparations")
 #: Recent-test claims older than this (days before publication) are not "recent".
 RECENT_DAYS = 60
@@ -112,10 +112,12 @@ _DAYNUM = r"\d{1,2}(st|nd|rd|th)?"
 _NOTICE = (
     r"\bnotams?\b", r"\bnotices? to (airmen|mariners|air missions)\b",
     r"\bnavigation(al)? warnings?\b", r"\bdanger (zones?|areas?) (for|from|between)\b",
-    r"\b(notif\w+|inform\w+|told|warned)\b[^.;]{0,40}\b(imo|international maritime|"
-    r"coast ?guard|maritime|aviation|u\.?n\.? agencies|icao|japan)\b",
+    r"\b(notif\w+|inform\w+|warned|told)\b[^.;]{0,25}\b(imo|international maritime|"
+    r"coast ?guard|maritime (authorit|organi)\w+|aviation authorit\w+|u\.?n\.? agencies|"
+    r"icao|japan)\b",
     r"\blaunch (window|date)\b", r"\btarget date\b", r"\bslated (for|to)\b",
-    r"\b(is|are|was) (scheduled|due) (to|for)\b", r"\bis to (occur|take place|lift off)\b",
+    r"\b(is|are|was|were) scheduled (to|for)\b", r"\b(is|are) due to (launch|lift|take place|occur|"
+    r"be launched)\b", r"\bis to (occur|take place|lift off)\b",
     r"\b(will|would|plans? to|intends? to|is to|set to) (launch|lift off|blast off|put|send|"
     r"place|fire)\b[^.;]{0,80}\b(between \w+\.? " + _DAYNUM + r"|between " + _DAYNUM
     + r" and|from \w+\.? " + _DAYNUM + r" to|\w+ " + _DAYNUM + r"\s*[-–]\s*(\w+ )?"
@@ -147,8 +149,6 @@ _PREPARING = (
     r"\bactively preparing\b",
 )
 _MODAL = re.compile(r"\b(could|may|might|can)\b", re.I)
-_HEDGE = re.compile(r"\b(could|may|might|can|appears?|appeared|seems?|likely|possibly|"
-                    r"probably|suggest\w*|perhaps|early stages?)\b", re.I)
 #: The vehicle at the pad or being fuelled (read on the unmasked clause).
 _VEHICLE = r"(rocket|(first |second |third )?stages?|booster|launch vehicle|missile|slv)"
 _PAD = r"(the|a|its) (launch ?pad|pad|gantry( tower)?)"
@@ -181,7 +181,7 @@ _POSSIBLE = (
     r"\b(next|another|new|second|third) (\w+ ){0,2}(launch|attempt|test)(es|s)?\b",
     r"\bready to (move forward|launch|conduct|resume)\b",
     r"\b(restart|resum|reviv)\w* (its )?(\w+ ){0,2}(launch|test)\w*\b",
-    r"\bprobable\b", r"\blikely\b", r"\bexpect\w*\b", r"\banticipated\b", r"\bplann(ed|ing)\b",
+    r"\bprobable\b", r"\blikely\b", r"\bexpect\w*\b", r"\banticipated\b", r"\bplanning\b",
     r"\bin preparation for\b", r"\b(longer|long)-term preparations?\b",
     r"\bpreparations? for (an? )?(upcoming|future|new|another)\b",
     r"\bpreparing (its|the|an?) (existing |new |old )?(launch )?(pad|site|facility) for\b",
@@ -202,12 +202,14 @@ _UNLIKELY = (
     r"at|around))", r"\bnothing\b[^.;]{0,50}\b(suggests?|indicates?|points? to|shows?)\b",
     r"\bcannot (support|conduct|host|be used)\b", r"\bout of (commission|service)\b",
 )
+#: A byline of names only ("Jane Doe and John Roe").
+_BYLINE = re.compile(r"^\W*([A-Z][\w.'’-]*,? ){1,3}(and|&) ([A-Z][\w.'’-]* ?){1,3}\W*$")
 #: The state of a site in a headline ("Quiet at the Pad", "Routine Activity").
 _SITE_STATE = re.compile(r"\b(quiet|idle|dormant|standby|on hold|(low|lower)[- ]level (of )?"
                          r"activit(y|ies)|routine activit(y|ies)|no activity|inactive)\b", _I)
 #: The writer says they cannot tell: such a clause judges nothing.
 _UNKNOWN = re.compile(
-    r"\b(unclear|uncertain|unknown|(is|was|it's|remains?) not (yet )?(clear|certain|known)|"
+    r"\b(unclear|uncertain|unknown|(is|are|was|were|it's|remains?) not (yet )?(clear|certain|known)|"
     r"not (possible|able) to (determine|tell|say)|(did|does|do) not (say|specify|give|disclose|"
     r"know) (when|whether|how|if)|no way to (be sure|tell|know)|(hasn't|has not|have not|haven't) (yet )?(concluded|determined|decided)|"
     r"(insufficient|too low) (resolution )?to (reach|make|determine)|difficult to (determine|"
@@ -294,7 +296,7 @@ def _headline_like(s: str) -> bool:
     s = _DATE_PREFIX.sub("", s).strip()
     words = len(s.split())
     return 4 <= words <= 30 and not _END.search(s) and not s.startswith("•") \
-        and not _DATELINE.search(s)
+        and not _DATELINE.search(s) and not _BYLINE.match(s)
 
 
 def weights(sentences: Sequence[str], title: str | None = None) -> list[float]:
@@ -352,7 +354,7 @@ def _cue(patterns: Sequence[str], text: str) -> re.Match[str] | None:
 
 def _launch_clause(clause: str, headline: bool = False) -> str | None:
     """``notice`` / ``imminent`` / ``not_imminent`` / ``possible`` / ``unlikely`` / None."""
-    masked = _PAST_LAUNCH.sub(" ", _SITE_NOUN.sub(" ", clause))
+    masked = _ENGINE_EVENT.sub(" ", _PAST_LAUNCH.sub(" ", _SITE_NOUN.sub(" ", clause)))
     on_pad = None if _DISMANTLE.search(clause) else _cue(_ON_PAD, clause)
     notice = _cue(_NOTICE, clause)
     if not (_LAUNCH_EVENT.search(masked) or on_pad or notice):
@@ -370,12 +372,14 @@ def _launch_clause(clause: str, headline: bool = False) -> str | None:
         return "unlikely"
     if on_pad:
         return "not_imminent" if _negated_at(clause, on_pad.start()) else "imminent"
-    for patterns, hedge in ((_TIMING, _MODAL), (_PREPARING, _HEDGE)):
-        m = _cue(patterns, masked)
-        if m:
-            if _negated_at(masked, m.start()):
-                return "not_imminent"
-            return "possible" if hedge.search(masked[:m.start()]) else "imminent"
+    m = _cue(_TIMING, masked)
+    if m:  # "could launch as soon as next week" is still a launch within days
+        return "not_imminent" if _negated_at(masked, m.start()) else "imminent"
+    m = _cue(_PREPARING, masked)
+    if m:  # "may be preparing to launch" is only possible
+        if _negated_at(masked, m.start()):
+            return "not_imminent"
+        return "possible" if _MODAL.search(masked[:m.end()]) else "imminent"
     m = _cue(_POSSIBLE, masked)
     if m:
         return "unlikely" if _negated_at(masked, m.start()) else "possible"
@@ -500,12 +504,20 @@ def _claim_votes(claims: Sequence[Claim], published: date | None, launch: Counte
                 why["engine_test"].append(("recent_test", c.sentence))
         elif c.activity in ("launch_preparations", "transfer_structure_moved",
                             "service_arms_open", "fuel_activity", "railcars_arrived"):
-            fallback["unlikely" if c.negated else "possible"] += 1
+            if not _engine_only(c.sentence):
+                fallback["unlikely" if c.negated else "possible"] += 1
         elif c.activity in ("shelter_moved", "engine_test_preparations"):
             fallback_engine["unlikely" if c.negated else "preparations"] += 1
-        elif c.activity == "no_activity" and not c.negated:
+        elif c.activity == "no_activity" and not c.negated \
+                and not _DISMANTLE.search(c.sentence) and "construction" not in c.sentence:
             (fallback_engine if c.part == "engine_test_stand" else fallback)["unlikely"] += 1
     return fallback, fallback_engine
+
+
+def _engine_only(sentence: str) -> bool:
+    """The sentence is about an engine test and names no coming launch."""
+    masked = _PAST_LAUNCH.sub(" ", _SITE_NOUN.sub(" ", _ENGINE_EVENT.sub(" ", sentence)))
+    return bool(_ENGINE_EVENT.search(sentence)) and not _LAUNCH_EVENT.search(masked)
 
 
 def _pick(votes: Counter[str], order: tuple[str, ...]) -> str | None:
