@@ -239,8 +239,10 @@ _TEST_HAPPENED = (
 )
 _TEST_PREPARED = (
     r"\bprepar\w*\b", r"\b(restart|resum)\w*\b", r"\bmov\w* (towards?|toward)\b",
-    r"\bupcoming\b", r"\bfuture test\b", r"\bnext test\b", r"\b(another|new) (engine )?test\b",
-    r"\bready to (test|resume)\b", r"\b(could|may|might) (be|conduct|carry out|hold)\b",
+    r"\bupcoming\b", r"\bfuture test\b", r"\bnext test\b", r"\b(another|new) (engine )?test\b(?! stand)",
+    r"\bready to (test|resume)\b",
+    r"\b(could|may|might) (be )?(preparing|conduct\w*|carry out|hold)\b",
+    r"\b(could|may|might) be (a|an) (\w+ ){0,2}test\b",
 )
 _TEST_UNLIKELY = (
     r"\bno (\w+ ){0,2}(signs?|indications?|indicators?|evidence)\b(?! of (additional |further "
@@ -489,17 +491,17 @@ def _claim_votes(claims: Sequence[Claim], published: date | None, launch: Counte
     the others are a fallback for texts where no sentence judges."""
     fallback: Counter[str] = Counter()
     fallback_engine: Counter[str] = Counter()
-    voted = {s for pairs in why.values() for _, s in pairs}
+    voted = {ev: {s for _, s in pairs} for ev, pairs in why.items()}
     for c in claims:
         if c.site is None or c.background:
             continue
         if c.activity == "launch_notice" and not c.negated:
-            if c.sentence not in voted:
+            if c.sentence not in voted["launch"]:
                 launch["imminent"] += 1
                 why["launch"].append(("imminent", c.sentence))
         elif c.activity in ("engine_test_conducted", "burn_scar") and not c.negated \
                 and c.part in ("engine_test_stand", None) and _recent(c, published):
-            if c.sentence not in voted:
+            if c.sentence not in voted["engine_test"]:
                 engine["recent_test"] += 1
                 why["engine_test"].append(("recent_test", c.sentence))
         elif c.activity in ("launch_preparations", "transfer_structure_moved",
