@@ -126,7 +126,7 @@ _NOTICE = (
 #: A launch expected within days or weeks (a modal before it makes it only possible).
 _TIMING = (
     r"\bimminent(ly)?\b", r"\bimpending\b", r"\blooms?\b", r"\bon the verge of\b",
-    r"\bpoised to\b", r"\bany day\b", r"\bcountdown\b", r"\bheats? up\b",
+    r"\bpoised to\b", r"\bany day\b", r"\bin the offing\b", r"\bcountdown\b", r"\bheats? up\b",
     r"\bas (soon|early) as\b", r"\bwithin (days|hours|a (few )?(days?|weeks?)|\w+ (days|weeks))\b",
     r"\b(in|over|during) the (coming|next) (\w+ )?(days|weeks|week)\b",
     r"\bnext (few )?(days|week)\b", r"\b(early |later |late )?(this|next) month\b",
@@ -199,8 +199,11 @@ _UNLIKELY = (
     r"\b(low|lower)[- ]level (of )?activit(y|ies)\b", r"\broutine (activity|maintenance)\b",
     r"\bpost-launch (maintenance|clean-?up|repairs?)\b",
     r"\bno (\w+ ){0,2}preparations?\b", r"\bno (\w+ ){0,2}(activity|activities)\b(?! (related|"
-    r"at|around))", r"\bnothing\b[^.;]{0,50}\b(suggests?|indicates?|points? to|shows?)\b",
+    r"at|around))",
+    r"\bno (\w+ ){0,2}(launch|test|rocket|missile)\w* (or|and|nor) (\w+[- ]){1,4}(activity|"
+    r"activities|preparations?|tests?|testing|movement)\b", r"\bnothing\b[^.;]{0,50}\b(suggests?|indicates?|points? to|shows?)\b",
     r"\bcannot (support|conduct|host|be used)\b", r"\bout of (commission|service)\b",
+    r"\bno (new |further |imminent )?launch\b(?! (pad|site|station|vehicle))",
 )
 #: A byline of names only ("Jane Doe and John Roe").
 _BYLINE = re.compile(r"^\W*([A-Z][\w.'’-]*,? ){1,3}(and|&) ([A-Z][\w.'’-]* ?){1,3}\W*$")
@@ -248,10 +251,14 @@ _TEST_UNLIKELY = (
     r"\bno (\w+ ){0,2}(signs?|indications?|indicators?|evidence)\b(?! of (additional |further "
     r"|new )?(dismantl|damage|construction|change))",
     r"\b(have|has) not been any\b", r"\bunlikely\b", r"\bstandby\b", r"\bdormant\b",
-    r"\bno (\w+ ){0,2}(activity|activities|preparations?|movement)\b(?! at the launch)",
+    r"\bno (\w+[- ]){0,2}(activity|activities|preparations?|movement)\b(?! at the launch)",
+    r"\bno (\w+ ){0,2}(launch|test|rocket|missile)\w* (or|and|nor) (\w+[- ]){1,4}(activity|"
+    r"activities|preparations?|tests?|testing|movement)\b",
     r"\bnothing\b[^.;]{0,50}\b(suggests?|indicates?|points? to|shows?)\b",
     r"\bcannot (support|conduct|host|be used)\b", r"\bout of (commission|service)\b",
-    r"\b(idle|quiet)\b",
+    r"\b(idle|quiet|inactive)\b", r"\bno (new |further |recent )?(\w+[- ])?(engine|motor) "
+    r"(tests?|firings?)\b", r"\b(remains?|remained) (unchanged|quiet|idle|dormant)\b",
+    r"\bnot (expected|imminent|likely)\b",
 )
 _CONCLUSION = re.compile(r"\b(taken together|bottom line|in sum|overall|we assess|we judge|"
                          r"in short|in conclusion|to conclude|all told|on balance|"
