@@ -47,8 +47,8 @@ tuned on; see ``benchmarks/bench_reports.py``.
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -125,7 +125,7 @@ _NOTICE = (
 )
 #: A launch expected within days or weeks (a modal before it makes it only possible).
 _TIMING = (
-    r"\bimminent(ly)?\b", r"\bimpending\b", r"\blooms?\b", r"\bon the verge of\b",
+    r"\bimminent(ly)?\b", r"\b(impending|pending)\b", r"\blooms?\b", r"\bon the verge of\b",
     r"\bpoised to\b", r"\bany day\b", r"\bin the offing\b", r"\bcountdown\b", r"\bheats? up\b",
     r"\bas (soon|early) as\b", r"\bwithin (days|hours|a (few )?(days?|weeks?)|\w+ (days|weeks))\b",
     r"\b(in|over|during) the (coming|next) (\w+ )?(days|weeks|week)\b",
@@ -201,7 +201,8 @@ _UNLIKELY = (
     r"\bno (\w+ ){0,2}preparations?\b", r"\bno (\w+ ){0,2}(activity|activities)\b(?! (related|"
     r"at|around))",
     r"\bno (\w+ ){0,2}(launch|test|rocket|missile)\w* (or|and|nor) (\w+[- ]){1,4}(activity|"
-    r"activities|preparations?|tests?|testing|movement)\b", r"\bnothing\b[^.;]{0,50}\b(suggests?|indicates?|points? to|shows?)\b",
+    r"activities|preparations?|tests?|testing|movement)\b",
+    r"\bnothing\b[^.;]{0,50}\b(suggests?|indicates?|points? to|shows?)\b",
     r"\bcannot (support|conduct|host|be used)\b", r"\bout of (commission|service)\b",
     r"\bno (new |further |imminent )?launch\b(?! (pad|site|station|vehicle))",
 )
@@ -212,11 +213,12 @@ _SITE_STATE = re.compile(r"\b(quiet|idle|dormant|standby|on hold|(low|lower)[- ]
                          r"activit(y|ies)|routine activit(y|ies)|no activity|inactive)\b", _I)
 #: The writer says they cannot tell: such a clause judges nothing.
 _UNKNOWN = re.compile(
-    r"\b(unclear|uncertain|unknown|(is|are|was|were|it's|remains?) not (yet )?(clear|certain|known)|"
-    r"not (possible|able) to (determine|tell|say)|(did|does|do) not (say|specify|give|disclose|"
-    r"know) (when|whether|how|if)|no way to (be sure|tell|know)|(hasn't|has not|have not|haven't) (yet )?(concluded|determined|decided)|"
-    r"(insufficient|too low) (resolution )?to (reach|make|determine)|difficult to (determine|"
-    r"tell|spot|say)|too (early|soon) to (tell|say))\b", _I)
+    r"\b(unclear|uncertain|unknown|(is|are|was|were|it's|remains?) not (yet )?(clear|certain|"
+    r"known)|not (possible|able) to (determine|tell|say)|(did|does|do) not (say|specify|give|"
+    r"disclose|know) (when|whether|how|if)|no way to (be sure|tell|know)|(hasn't|has not|"
+    r"have not|haven't) (yet )?(concluded|determined|decided)|(insufficient|too low) "
+    r"(resolution )?to (reach|make|determine)|difficult to (determine|tell|spot|say)|too "
+    r"(early|soon) to (tell|say))\b", _I)
 #: A rumour the text reports ("there were reports that ...", "speculation that ...").
 _RUMOUR = re.compile(r"\b(there (were|have been|are) reports|speculation|rumou?rs?|"
                      r"(media|press) reports)\b", _I)
@@ -242,7 +244,8 @@ _TEST_HAPPENED = (
 )
 _TEST_PREPARED = (
     r"\bprepar\w*\b", r"\b(restart|resum)\w*\b", r"\bmov\w* (towards?|toward)\b",
-    r"\bupcoming\b", r"\bfuture test\b", r"\bnext test\b", r"\b(another|new) (engine )?test\b(?! stand)",
+    r"\bupcoming\b", r"\bfuture test\b", r"\bnext test\b",
+    r"\b(another|new) (engine )?test\b(?! stand)",
     r"\bready to (test|resume)\b",
     r"\b(could|may|might) (be )?(preparing|conduct\w*|carry out|hold)\b",
     r"\b(could|may|might) be (a|an) (\w+ ){0,2}test\b",
@@ -464,8 +467,8 @@ def stated_judgement(sentences: Sequence[str], claims: Sequence[Claim],
     ``published`` tells background (long before publication) from news.
     """
     weight = weights(sentences, title)
-    launch: Counter[str] = Counter()
-    engine: Counter[str] = Counter()
+    launch: defaultdict[str, float] = defaultdict(float)
+    engine: defaultdict[str, float] = defaultdict(float)
     why: dict[str, list[tuple[str, str]]] = {"launch": [], "engine_test": []}
     for s, w in zip(sentences, weight, strict=True):
         if _is_background(s, published):
@@ -481,7 +484,7 @@ def stated_judgement(sentences: Sequence[str], claims: Sequence[Claim],
     fallback, fallback_engine = _claim_votes(claims, published, launch, engine, why)
     # A launch notice or announced window decides: the launch is coming.
     if launch.pop("notice", 0):
-        launch = Counter({"imminent": 1.0})
+        launch = defaultdict(float, imminent=1.0)
     launch_level = _pick(launch, LAUNCH_TIES) or \
         _pick(fallback, ("possible", "unlikely")) or "no_evidence"
     engine_level = _pick(engine, ENGINE_TIES) or \
@@ -491,8 +494,9 @@ def stated_judgement(sentences: Sequence[str], claims: Sequence[Claim],
     return {"launch": launch_level, "engine_test": engine_level}, out_why
 
 
-def _claim_votes(claims: Sequence[Claim], published: date | None, launch: Counter[str],
-                 engine: Counter[str], why: dict[str, list[tuple[str, str]]]
+def _claim_votes(claims: Sequence[Claim], published: date | None,
+                 launch: defaultdict[str, float], engine: defaultdict[str, float],
+                 why: dict[str, list[tuple[str, str]]]
                  ) -> tuple[Counter[str], Counter[str]]:
     """Claims that judge by themselves (a notice, a recent test) vote beside the sentences;
     the others are a fallback for texts where no sentence judges."""
@@ -529,9 +533,9 @@ def _engine_only(sentence: str) -> bool:
     return bool(_ENGINE_EVENT.search(sentence)) and not _LAUNCH_EVENT.search(masked)
 
 
-def _pick(votes: Counter[str], order: tuple[str, ...]) -> str | None:
+def _pick(votes: Mapping[str, float], order: tuple[str, ...]) -> str | None:
     """The level with most votes; ties go to the first in ``order``."""
-    votes = Counter({k: v for k, v in votes.items() if v > 0})
+    votes = {k: v for k, v in votes.items() if v > 0}
     if not votes:
         return None
     top = max(votes.values())
