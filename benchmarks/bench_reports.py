@@ -48,10 +48,11 @@ LAUNCH = ("imminent", "possible", "unlikely", "no_evidence")
 ENGINE = ("preparations", "recent_test", "unlikely", "no_evidence")
 LABEL_WORDS = {"none_stated": "no_evidence", "recent_test_evidence": "recent_test"}
 #: Words of the labelled site -> the gazetteer id sitewatch should give it.
-SITE_IDS = (("sohae", "sohae"), ("tongchang", "sohae"), ("sinpo", "sinpo"),
+#: First match wins: "shahr" comes before "semnan" (Shahroud lies in Semnan Province).
+SITE_IDS = (("sohae", "sohae"), ("tongchang", "sohae"), ("sinpo", "sinpo"), ("shahr", "shahroud"),
             ("imam khomeini", "imam-khomeini-spaceport"), ("semnan", "imam-khomeini-spaceport"),
             ("magunpo", "magunpo"), ("jiuquan", "jiuquan"), ("wenchang", "wenchang"),
-            ("plesetsk", "plesetsk"), ("shahr", "shahroud"), ("sanum", "sanumdong"),
+            ("plesetsk", "plesetsk"), ("sanum", "sanumdong"),
             ("tonghae", "tonghae"))
 
 
