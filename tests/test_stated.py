@@ -208,3 +208,13 @@ def test_weights_headline_lede_byline():
     assert w[3] == BODY_WEIGHT
     # The headline gives the site's state: a launch is unlikely.
     assert _say(*sentences, title=sentences[0])["launch"] == "unlikely"
+
+
+def test_engine_test_site_gets_no_launch_judgement_from_claims():
+    # Magunpo is an engine-test site: a quiet stand there says nothing of a launch.
+    s = _stated("Flooding at the Magunpo Solid-Motor Test Facility\n\n"
+                "Imagery from early July shows water pooled at the end of the flame trench of "
+                "the horizontal test stand at Magunpo. There was no activity at the stand "
+                "itself, and no vehicles were present.")
+    assert s["launch"] == "no_evidence"
+    assert s["engine_test"] == "unlikely"

@@ -37,7 +37,10 @@ How analysts write, and so how this reads:
 
 When no sentence judges, the claims decide: a declared notice means ``imminent``, reported
 preparations ``possible``, a quiet site ``unlikely``; a recent test at a stand votes
-``recent_test`` beside the sentences.
+``recent_test`` beside the sentences.  Claims only judge the events their site's type allows
+(``lexicon.site_events``): a quiet engine-test site says nothing about a launch.  The
+judgement is per report, not per site: a report about an Iranian spaceport that mentions a
+North Korean launch in passing is judged on what it says of the coming Iranian launch.
 
 The rules were written while reading the 45 real reports in ``../shared/data/reports`` (so
 their figures there are in-sample) and checked on ``tests/data/collateral_holdout``, never
@@ -164,6 +167,9 @@ _ON_PAD = (
     r"\b(activity|level of activity)\b[^.;]{0,60}\b(prior to|before|ahead of) (a|the|previous) "
     r"(\w+ ){0,2}launch(es)?\b",
 )
+#: "No construction activity": quiet building work, not a quiet launch site.
+_NO_WORK = re.compile(r"\b(no|any|little) (\w+ ){0,2}(construction|building|excavation) "
+                      r"(activity|work)\b", re.I)
 #: Taking a site apart is not putting a rocket on it.
 _DISMANTLE = re.compile(r"\b(dismantl\w*|raz(ed|ing)|demolish\w*|taken apart|take apart|"
                         r"tearing down|torn down|removed)\b", re.I)
@@ -506,24 +512,35 @@ def _claim_votes(claims: Sequence[Claim], published: date | None,
     for c in claims:
         if c.site is None or c.background:
             continue
-        if c.activity == "launch_notice" and not c.negated:
+        # A site whose type has no launch (an engine-test site) gets no launch judgement
+        # from claims, and one without an engine-test role none on engine tests.
+        events = lexicon.site_events(c.site)
+        if c.activity == "launch_notice" and not c.negated and "launch" in events:
             if c.sentence not in voted["launch"]:
                 launch["imminent"] += 1
                 why["launch"].append(("imminent", c.sentence))
         elif c.activity in ("engine_test_conducted", "burn_scar") and not c.negated \
-                and c.part in ("engine_test_stand", None) and _recent(c, published):
+                and c.part in ("engine_test_stand", None) and _recent(c, published) \
+                and "engine_test" in events:
             if c.sentence not in voted["engine_test"]:
                 engine["recent_test"] += 1
                 why["engine_test"].append(("recent_test", c.sentence))
         elif c.activity in ("launch_preparations", "transfer_structure_moved",
                             "service_arms_open", "fuel_activity", "railcars_arrived"):
-            if not _engine_only(c.sentence):
+            if "launch" in events and not _engine_only(c.sentence):
                 fallback["unlikely" if c.negated else "possible"] += 1
         elif c.activity in ("shelter_moved", "engine_test_preparations"):
-            fallback_engine["unlikely" if c.negated else "preparations"] += 1
+            if "engine_test" in events:
+                fallback_engine["unlikely" if c.negated else "preparations"] += 1
         elif c.activity == "no_activity" and not c.negated \
-                and not _DISMANTLE.search(c.sentence) and "construction" not in c.sentence:
-            (fallback_engine if c.part == "engine_test_stand" else fallback)["unlikely"] += 1
+                and not _DISMANTLE.search(c.sentence) and not _NO_WORK.search(c.sentence):
+            # "no further dismantling", "no construction activity" say nothing of launches.
+            engine_stand = c.part == "engine_test_stand" or _engine_only(c.sentence) \
+                or "launch" not in events
+            if engine_stand and "engine_test" in events:
+                fallback_engine["unlikely"] += 1
+            elif not engine_stand and "launch" in events:
+                fallback["unlikely"] += 1
     return fallback, fallback_engine
 
 
