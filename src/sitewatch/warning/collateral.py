@@ -753,7 +753,7 @@ def extract(doc: Document, *, published: date | None = None,
             (background if is_background else claims).append(claim)
     from sitewatch.warning.stated import stated_judgement
 
-    stated, why = stated_judgement([t for _, t in sentences], claims, pub)
+    stated, why = stated_judgement([t for _, t in sentences], claims, pub, title=doc.title)
     return Reading(doc.name, doc.title, doc.format, pub.isoformat() if pub else None,
                    [*([topic] if topic else []),
                     *(s for s, _ in mentions.most_common() if s != topic)],
