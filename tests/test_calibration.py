@@ -231,3 +231,20 @@ def test_site_type_indicator_sets():
     a = assess(ev, at=date(2024, 1, 2), indicator_set=cat)
     assert a.launch.level == "not_applicable" and a.launch.reasons == ()
     assert a.engine_test.level != "not_applicable"
+
+
+def test_quiet_engine_test_site_makes_a_test_unlikely():
+    r = read_text("The Magunpo test facility was quiet: no activity was seen there in imagery "
+                  "from 3 May.", published="2024-05-04")
+    a = assess_reading(r)
+    assert a.launch.level == "not_applicable"
+    assert a.engine_test.level == "unlikely", a.engine_test.summary
+    assert "3 May 2024" in a.engine_test.summary
+
+
+def test_building_alone_bears_on_no_launch():
+    r = read_text("New construction continued at Sohae: a large assembly building is going up "
+                  "near the pad, imagery from 4 April shows.", published="2024-04-06")
+    a = assess_reading(r)
+    assert a.launch.level == "no_evidence", a.launch.summary
+    assert {c.indicator for c in a.launch.context} >= {"construction"}

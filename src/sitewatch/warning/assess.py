@@ -252,18 +252,21 @@ EVENT_PARTS = {"launch": {"launch_pad", "gantry_tower", "transfer_structure", "f
 
 
 def _bears_on(event: str, reason: Reason, cat: IndicatorSet, by_id: dict[str, Evidence]) -> bool:
-    """Whether a reason speaks to ``event`` itself: an indicator of that event, or a general
-    one (standby, capability) at one of its parts, or a quiet site for a launch.  Fuel seen
-    at a launch site moves the odds of an engine test a little, but a text that says nothing
-    about engine tests has no evidence on them."""
+    """Whether a reason speaks to ``event`` itself: an indicator of that event, or a quiet
+    site (standby) at one of its parts, anywhere for a launch, or anywhere at a site whose
+    type has only this event (a quiet engine-test site).  Fuel seen at a launch site moves the
+    odds of an engine test a little, but a text that says nothing about engine tests has no
+    evidence on them; building or razing alone changes what a site can do, not what comes
+    next."""
     ind = cat.indicator(reason.indicator)
-    if ind.event == event or (event == "launch" and ind.event == "standby"):
+    if ind.event == event:
         return True
-    if ind.event == "capability_change":
-        return False  # building or razing changes what the site can do, not what comes next
+    if ind.event != "standby":
+        return False
     ev = by_id.get(reason.evidence)
     kind = ev.part_kind if ev else None
-    return kind in EVENT_PARTS[event] and ind.event == "standby"
+    return (event == "launch" or kind in EVENT_PARTS[event]
+            or (kind is None and cat.assessed == (event,)))
 
 
 def _level(event: str, p_before: float, p_after: float | None, any_evidence: bool,
