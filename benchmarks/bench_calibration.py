@@ -36,6 +36,7 @@ from sitewatch.warning.calibrate import (
     Fit,
     Labelled,
     Outcome,
+    agrees,
     apply_fits,
     fit_all,
     in_sample,
@@ -104,6 +105,36 @@ def _params(fits: Sequence[Fit], base_cat: object, fitted_cat: object) -> list[s
         for lv, t in f.thresholds.items():
             lines.append(f"| {f.event} | {lv} | "
                          f"{base_cat.events[f.event].threshold(lv):.3g} | {t:.3g} |")
+    return lines
+
+
+def project_corpora(sets: dict[str, object]) -> list[str]:
+    """Assessment agreement on the project's own labelled corpora (tests/data/collateral, on
+    which the reader's rules were tuned, and the never-tuned holdout) under each indicator set
+    (``not_applicable`` agrees with a label of no judgement), as bench_collateral.py reads
+    them."""
+    from sitewatch.warning.assess import assess_reading
+    from sitewatch.warning.collateral import read_file
+
+    lines = ["| corpus | strengths | texts | launch | engine test |", "|---|---|---:|---:|---:|"]
+    for corpus in ("collateral", "collateral_holdout"):
+        folder = REPO / "tests" / "data" / corpus
+        labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        readings = []
+        for lab in labels:
+            r = read_file(folder / lab["file"])
+            if r.published is None and lab["published"]:
+                r = read_file(folder / lab["file"], published=lab["published"])
+            readings.append((r, lab["stated"]))
+        for name, cat in sets.items():
+            hits = {"launch": 0, "engine_test": 0}
+            for r, want in readings:
+                a = assess_reading(r, indicator_set=cat)  # type: ignore[arg-type]
+                for ev in hits:
+                    hits[ev] += agrees(a.event(ev).level, want[ev])
+            n = len(readings)
+            lines.append(f"| tests/data/{corpus} | {name} | {n} | {hits['launch'] / n:.3f} | "
+                         f"{hits['engine_test'] / n:.3f} |")
     return lines
 
 
@@ -221,7 +252,12 @@ def main() -> None:
               "## The fit on all reports (shipped in launch_site.toml)", "",
               *_params(fits, base, fitted), "",
               "How far each value moves across the 45 leave-one-out fits:", "",
-              *_spread(fits, fits_by), "", METHOD,
+              *_spread(fits, fits_by), "",
+              "## The project's own labelled corpora, before and after", "",
+              "Assessment agreement (bench_collateral.py's texts and labels; `not_applicable` "
+              "counts as no judgement):", "",
+              *project_corpora({"judgement (nothing fitted)": base,
+                                "fitted on the 45 real reports": fitted}), "", METHOD,
               "## Leave-one-out disagreements", ""]
     misses = [f"- {ev} {n}: label {lb}, leave-one-out {lv} ({p:.2f})"
               for ev, o in loo.items()
