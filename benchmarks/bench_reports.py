@@ -118,6 +118,8 @@ def evaluate(folder: Path = REPORTS, errors: bool = False) -> dict[str, Any]:
             got = r.stated[ev]
             stated[ev][(want[ev], got)] += 1
             lvl = a.event(ev).level
+            # "No assessment: this site type has no launch" is no judgement of one.
+            lvl = "no_evidence" if lvl == "not_applicable" else lvl
             assessed[ev][(want[ev], lvl)] += 1
             p = a.event(ev).likelihood
             hit = want[ev] == "imminent" if ev == "launch" else want[ev] in (
