@@ -55,7 +55,7 @@ from datetime import date, datetime, timedelta
 from sitewatch.errors import CollateralError
 from sitewatch.times import parse_date
 from sitewatch.warning.collateral import Reading
-from sitewatch.warning.evidence import Evidence, from_claim
+from sitewatch.warning.evidence import Evidence, from_claim, from_stated
 from sitewatch.warning.indicators import (
     EventPrior,
     Indicator,
@@ -472,6 +472,11 @@ def evidence_from_reading(reading: Reading, indicator_set: IndicatorSet, site: s
             continue
         out += from_claim(c, indicator_set, site=c.site, report=report,
                           published=reading.published)
+    # The report's own conclusion, about the site it is about.
+    about = site if site is not None else (reading.sites[0] if reading.sites else None)
+    if about is not None and (not reading.sites or about == reading.sites[0]):
+        out += from_stated(reading, indicator_set, site=about, report=report,
+                           published=reading.published)
     return out
 
 

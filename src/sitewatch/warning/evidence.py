@@ -42,7 +42,7 @@ from datetime import date
 from typing import Any
 
 from sitewatch.times import iso_day, parse_date
-from sitewatch.warning.collateral import CERTAINTY_WEIGHT, Claim
+from sitewatch.warning.collateral import CERTAINTY_WEIGHT, Claim, Reading
 from sitewatch.warning.indicators import IndicatorSet
 from sitewatch.watch.alerts import Alert
 from sitewatch.watch.records import Observation
@@ -189,6 +189,28 @@ def from_claim(claim: Claim, indicator_set: IndicatorSet, *, site: str, report: 
     return out
 
 
+def from_stated(reading: Reading, indicator_set: IndicatorSet, *, site: str, report: str,
+                published: str | date | None = None, source_label: str | None = None
+                ) -> list[Evidence]:
+    """Evidence items for what a report itself concludes (:mod:`.stated`: a launch imminent,
+    engine-test preparations...), one per event it judges, carried by the sentences that
+    decided it.  An analyst's published judgement is evidence as a claim is, with its own
+    indicator and strength (``judged_*`` in the indicator files)."""
+    from sitewatch.warning.lexicon import STATED_ACTIVITY
+
+    out: list[Evidence] = []
+    for event, level in sorted(reading.stated.items()):
+        activity = STATED_ACTIVITY.get((event, level))
+        if activity is None:
+            continue
+        said = (reading.stated_evidence.get(event) or [reading.title or ""])[0]
+        claim = Claim(site, None, activity, False, "firm", None, "author", None, None, (),
+                      None, said[:1000] or f"the report judges: {event} {level}", -1)
+        out += from_claim(claim, indicator_set, site=site, report=report,
+                          published=published, source_label=source_label)
+    return out
+
+
 def alert_characters(alert: Alert, obs: Observation | None = None) -> list[str]:
     """What kind of change an alert shows (see the module doc); ``obs``: the part's
     observation on the alert's after scene.
@@ -274,4 +296,4 @@ def from_note(note_id: str, site: str, text: str, day: date | str, indicator_set
 
 
 __all__ = ["KINDS", "TIER_WEIGHT", "Evidence", "alert_characters", "from_alert", "from_claim",
-           "from_note"]
+           "from_note", "from_stated"]

@@ -357,9 +357,22 @@ ACTIVITIES = ("vehicles_present", "railcars_arrived", "transfer_structure_moved"
               "service_arms_open", "shelter_moved", "fuel_activity", "personnel_movement",
               "equipment_movement", "construction", "razing", "rebuilding", "burn_scar",
               "no_activity", "launch_notice", "launch_preparations", "launch_conducted",
-              "engine_test_conducted", "engine_test_preparations")
+              "engine_test_conducted", "engine_test_preparations",
+              *("judged_launch_imminent", "judged_launch_possible", "judged_launch_unlikely",
+                "judged_engine_test_preparations", "judged_engine_test_recent",
+                "judged_engine_test_unlikely"))
+#: A report's own conclusion (:mod:`.stated`) as the activity its evidence item carries:
+#: (event, stated level) -> activity.  What analysts conclude is evidence too, alongside
+#: what they report seeing (docs/collateral.md).
+STATED_ACTIVITY = {("launch", "imminent"): "judged_launch_imminent",
+                   ("launch", "possible"): "judged_launch_possible",
+                   ("launch", "unlikely"): "judged_launch_unlikely",
+                   ("engine_test", "preparations"): "judged_engine_test_preparations",
+                   ("engine_test", "recent_test"): "judged_engine_test_recent",
+                   ("engine_test", "unlikely"): "judged_engine_test_unlikely"}
 
 __all__ = ["ACTIVITIES", "ACTIVITY_EVENT", "ACTIVITY_PARTS", "BUILTIN_GAZETTEER",
-           "COUNTRY_GOVERNMENT", "PART_WORDS", "SITE_EVENTS", "GazetteerSite", "SiteType",
+           "COUNTRY_GOVERNMENT", "PART_WORDS", "SITE_EVENTS", "STATED_ACTIVITY",
+           "GazetteerSite", "SiteType",
            "activities", "countries", "cues", "gazetteer", "gazetteer_site", "match_source",
            "part_words", "site_events", "site_type", "site_types", "sources"]
