@@ -141,6 +141,8 @@ class Reading:
     stated_evidence: dict[str, list[str]]
     warnings: list[str] = field(default_factory=list)
     words: int = 0
+    outlets: list[str] = field(default_factory=list)  # who published it, most likely first
+    authors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "format": self.format,
@@ -148,7 +150,8 @@ class Reading:
                 "claims": [c.to_dict() for c in self.claims],
                 "background": [c.to_dict() for c in self.background],
                 "stated": dict(self.stated), "stated_evidence": self.stated_evidence,
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "outlets": list(self.outlets),
+                "authors": list(self.authors)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Reading:
@@ -156,7 +159,8 @@ class Reading:
                    [Claim.from_dict(c) for c in d["claims"]],
                    [Claim.from_dict(c) for c in d.get("background") or ()],
                    dict(d["stated"]), {k: list(v) for k, v in d["stated_evidence"].items()},
-                   list(d.get("warnings") or ()), int(d.get("words") or 0))
+                   list(d.get("warnings") or ()), int(d.get("words") or 0),
+                   list(d.get("outlets") or ()), list(d.get("authors") or ()))
 
 
 @lru_cache(maxsize=1)
@@ -543,7 +547,7 @@ def extract(doc: Document, *, published: date | None = None,
     stated, why = stated_judgement([t for _, t in sentences], claims, pub)
     return Reading(doc.name, doc.title, doc.format, pub.isoformat() if pub else None,
                    [s for s, _ in mentions.most_common()], claims, background, stated, why,
-                   warnings, len(doc.text.split()))
+                   warnings, len(doc.text.split()), list(doc.outlets), list(doc.authors))
 
 
 def read_file(path: str | Path, *, published: str | date | None = None,
