@@ -73,7 +73,7 @@ _BOILERPLATE = re.compile(r"""^\W*(?:
     (?:read\ more|also\ read|more\ to\ read|related|related\ (?:articles?|stories|
         coverage|content|news|posts?)|recommended(?:\ for\ you)?|more\ on\ this(?:\ story)?|
         see\ also|further\ reading|most\ read|trending(?:\ now)?|you\ may\ also\ like)
-        (?:\s*[:|>»-].*|\s+[A-Z].*)?|
+        (?:\s*[:|>»-].*|\s+(?-i:[A-Z]).*)?|
     .*\b(?:we\ use\ cookies|uses\ cookies|cookie\ (?:policy|settings|notice|preferences)|
         accept\ (?:all\ )?cookies)\b.*|
     (?:©|\(c\)|copyright|저작권자).*|.*\ball\ rights\ reserved\b.*|
@@ -94,6 +94,10 @@ _TEMPLATE = re.compile(r"\{\{[^{}\n]{0,200}\}\}|\{%[^{}\n]{0,200}%\}"
                        r"related)\b[^\]\n]{0,200}\]|\[email(?:&#160;|\s)protected\]", re.I)
 #: The stored page's own date line at the very start ("date 2019-03-08 "): metadata, not text.
 _LEAD_DATE = re.compile(r"\A\s*date\s*:?\s*(?:19|20)\d\d-[01]\d-[0-3]\d\b\s*", re.I)
+
+
+#: A head line that is a date or byline line, not the title.
+_NOT_TITLE = re.compile(r"\W*(?:published|posted|updated|by|date)\b", re.I)
 
 
 def is_boilerplate(line: str) -> bool:
@@ -186,9 +190,9 @@ class _Visible(HTMLParser):
             if isinstance(pub, dict) and isinstance(pub.get("name"), str):
                 self.meta.setdefault("publisher", pub["name"][:200])
             auth = d.get("author")
-            names = [x.get("name") for x in (auth if isinstance(auth, list) else [auth])
-                     if isinstance(x, dict)]
-            if names and all(isinstance(n, str) for n in names):
+            names = [str(x["name"]) for x in (auth if isinstance(auth, list) else [auth])
+                     if isinstance(x, dict) and isinstance(x.get("name"), str)]
+            if names:
                 self.meta.setdefault("author", ", ".join(names)[:500])
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -370,7 +374,8 @@ def parse_document(text: str, name: str = "<text>", *, fmt: str | None = None,
         raise CollateralError(f"{name}: no readable text in the {fmt} file")
     if not title:
         # The first paragraph of some words: "Story highlights" or a byline is not a title.
-        title = next((p for p in paragraphs[:5] if len(p.split()) >= 4), paragraphs[0])[:200]
+        title = next((p for p in paragraphs[:6] if len(p.split()) >= 4
+                      and not _NOT_TITLE.match(p)), paragraphs[0])[:200]
     link = url or meta.get("url") or next(iter(urls_in(visible[:2500]) + urls_in(
         visible[-1500:])), None)
     found = find_publication(visible, meta, link)

@@ -193,8 +193,8 @@ def find_outlets(text: str, *, meta: dict[str, str] | None = None,
         add(name)
     for line in tail.splitlines()[-6:]:
         if 0 < len(line.split()) <= 10:
-            m = re.match(r"\W*(?P<o>[^:|–—-]{2,40})\s*[:|–—-]", line)
-            add(o.name if m and (o := _exact(m["o"])) else None)
+            head_of = re.match(r"\W*(?P<o>[^:|–—-]{2,40})\s*[:|–—-]", line)
+            add(o.name if head_of and (o := _exact(head_of["o"])) else None)
     for rx in _RELAY:
         for m in rx.finditer(text):
             o = _outlet_in(m["o"])
@@ -239,8 +239,8 @@ def find_authors(text: str, *, meta: dict[str, str] | None = None) -> list[str]:
         if nm and any(re.search(r"\b(?:19|20)\d\d\b", x) for x in lines[max(0, i - 1):i + 2]):
             found += _split_names(nm["n"])
     for line in lines[:14]:  # "A 38 North exclusive, with analysis by Jane Roe."
-        if len(line.split()) <= 15 and (m := _ANALYSIS_BY.search(line)):
-            found += _split_names(m["n"])
+        if len(line.split()) <= 15 and (by := _ANALYSIS_BY.search(line)):
+            found += _split_names(by["n"])
     for m in _REACHED.finditer(text):
         found += _split_names(m["n"])
     return list(dict.fromkeys(n for n in found if n))

@@ -54,7 +54,8 @@ _FULL = re.compile(
     rf"|(?P<dmy>\b{_DAY}\s+{_MON}\.?,?\s+{_YEAR}\b)", re.I)
 #: Month and day, no year (a wire dateline).
 _MONTH_DAY = rf"{_MON}\.?\s+{_DAY}"
-_TIME = r"\b\d{1,2}(?:[:.]\d\d){1,2}\s*(?:[ap]\.?m\.?)?|\b\d{1,2}\s*[ap]\.?m\.?|\b\d{4}\s*(?:gmt|utc)"
+_TIME = (r"\b\d{1,2}(?:[:.]\d\d){1,2}\s*(?:[ap]\.?m\.?)?|\b\d{1,2}\s*[ap]\.?m\.?"
+         r"|\b\d{4}\s*(?:gmt|utc)")
 _ZONE = r"\b(?:gmt|utc|kst|jst|est|edt|cst|cdt|pst|pdt|et|pt|hkt|bst|cet|cest|ist)\b"
 _PUBLISHED = re.compile(r"\b(?:published|posted|first published|originally published|"
                         r"released|date|dated|입력|등록|게재)\b", re.I)
@@ -194,7 +195,7 @@ def _dateline(text: str, url_year: int | None, today: date) -> tuple[int, date, 
         return (4, d, "dateline") if d else None
     if url_year is not None:
         d = _ok(parse_full(f"{m['d']} {url_year}"), today)
-        return (9, d, "dateline with the URL's year") if d else None
+        return (8, d, "dateline with the URL's year") if d else None
     return _dateline_weekday(text, m, today)
 
 
@@ -214,7 +215,7 @@ def _dateline_weekday(text: str, m: re.Match[str], today: date
     if d is None:
         return None
     days = {_WEEKDAYS[d.weekday()], _WEEKDAYS[(d - timedelta(days=1)).weekday()]}
-    return (9, d, "dateline, its year the text's latest, weekday checked") if said & days \
+    return (10, d, "dateline, its year the text's latest, weekday checked") if said & days \
         else None
 
 
@@ -289,7 +290,7 @@ def find_publication(text: str, meta: dict[str, str] | None = None, url: str | N
     if dl:
         cands.append((dl[0], 0, dl[1], dl[2]))
     if from_url:
-        cands.append((8, 0, from_url.day, from_url.how))
+        cands.append((9, 0, from_url.day, from_url.how))
     if not cands:
         return None
     best = min(c[0] for c in cands)

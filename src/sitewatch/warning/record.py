@@ -285,7 +285,7 @@ def site_evidence(store: Store, site: Site, at: date, indicator_set: IndicatorSe
     undated = {r.id for r in undated_reports(store, site)}
     # Known by then: a report counts from its publication, a note from its date.
     stored = [e for e in store.evidence(site.id) if (e.known_from or date.max) <= at
-              and not (e.link.get("report") in undated)]
+              and e.link.get("report") not in undated]
     # A change of indicator files can drop or rename indicators: keep what it still knows.
     known = {i.id for i in indicator_set.indicators}
     stored = [e for e in stored if e.indicator in known]
