@@ -120,7 +120,9 @@ def evaluate(corpus: Path = CORPUS, errors: bool = False) -> dict:
         a = assess_reading(r)
         for ev in ("launch", "engine_test"):
             stated[ev][(lab["stated"][ev], r.stated[ev])] += 1
-            assessed[ev][(lab["stated"][ev], a.event(ev).level)] += 1
+            lvl = a.event(ev).level  # "not applicable to this site type": no judgement
+            assessed[ev][(lab["stated"][ev], "no_evidence" if lvl == "not_applicable"
+                          else lvl)] += 1
             if lab["stated"][ev] != r.stated[ev]:
                 mistakes.append(f"STATED {lab['file']} {ev}: want {lab['stated'][ev]} got "
                                 f"{r.stated[ev]}")

@@ -48,10 +48,11 @@ LAUNCH = ("imminent", "possible", "unlikely", "no_evidence")
 ENGINE = ("preparations", "recent_test", "unlikely", "no_evidence")
 LABEL_WORDS = {"none_stated": "no_evidence", "recent_test_evidence": "recent_test"}
 #: Words of the labelled site -> the gazetteer id sitewatch should give it.
-SITE_IDS = (("sohae", "sohae"), ("tongchang", "sohae"), ("sinpo", "sinpo"),
+#: First match wins: "shahr" comes before "semnan" (Shahroud lies in Semnan Province).
+SITE_IDS = (("sohae", "sohae"), ("tongchang", "sohae"), ("sinpo", "sinpo"), ("shahr", "shahroud"),
             ("imam khomeini", "imam-khomeini-spaceport"), ("semnan", "imam-khomeini-spaceport"),
             ("magunpo", "magunpo"), ("jiuquan", "jiuquan"), ("wenchang", "wenchang"),
-            ("plesetsk", "plesetsk"), ("shahr", "shahroud"), ("sanum", "sanumdong"),
+            ("plesetsk", "plesetsk"), ("sanum", "sanumdong"),
             ("tonghae", "tonghae"))
 
 
@@ -117,6 +118,8 @@ def evaluate(folder: Path = REPORTS, errors: bool = False) -> dict[str, Any]:
             got = r.stated[ev]
             stated[ev][(want[ev], got)] += 1
             lvl = a.event(ev).level
+            # "No assessment: this site type has no launch" is no judgement of one.
+            lvl = "no_evidence" if lvl == "not_applicable" else lvl
             assessed[ev][(want[ev], lvl)] += 1
             p = a.event(ev).likelihood
             hit = want[ev] == "imminent" if ev == "launch" else want[ev] in (

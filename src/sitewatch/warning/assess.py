@@ -15,11 +15,19 @@ The model is a transparent odds update, one an analyst can check by hand:
 4. The likelihood is the resulting probability; its range comes from redoing the sum with
    every ratio at the low and at the high end of its range in the indicator file.
 
-Levels.  Launch: ``imminent`` at 0.5 or more, ``possible`` when the evidence makes it at
-least half again as likely as usual (1.5 x the prior), ``unlikely`` below (the evidence is
-neutral or argues against), ``no_evidence`` when nothing bears on a launch.  Engine test:
-``recent_test`` when after-the-test evidence (burn scar, a reported test) alone gives 0.5 or
-more, else ``preparations`` from 1.5 x the prior, ``unlikely`` below, ``no_evidence``.
+Levels come from the thresholds of ``[events.X] levels`` in the indicator file (calibrated on
+real reports, see docs/bench_calibration.md; without them: ``imminent`` from 0.5,
+``possible`` from 1.5 x the prior).  Launch: ``imminent``, ``possible``, ``unlikely`` below
+(the evidence is neutral, weak or argues against), ``no_evidence`` when nothing bears on a
+launch: building, razing or rebuilding alone changes what the site can do, not what comes
+next, and is kept as context.  Engine test: ``recent_test`` when after-the-test evidence
+(burn scar, a reported test) alone reaches its threshold, else ``preparations``,
+``unlikely``, ``no_evidence``.  An event the site's type does not have (a launch at an
+engine-test site, either at a nuclear test site) is ``not_applicable``.
+
+The summary is an analyst's sentence: the level in words, the strongest one or two reasons
+with their dates and sources, the expected window, the likelihood; the odds arithmetic of
+each reason stays in the reasons (``Reason.text``, the CLI's and the brief's detail lists).
 
 The expected window: a navigation notice's window when there is one; else the overlap of
 the windows the strongest items give (their date plus the indicator's lead time, or the
@@ -38,6 +46,7 @@ Examples
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -47,7 +56,14 @@ from sitewatch.errors import CollateralError
 from sitewatch.times import parse_date
 from sitewatch.warning.collateral import Reading
 from sitewatch.warning.evidence import Evidence, from_claim
-from sitewatch.warning.indicators import Indicator, IndicatorSet, load_indicators
+from sitewatch.warning.indicators import (
+    EventPrior,
+    Indicator,
+    IndicatorSet,
+    gazetteer_site_events,
+    load_indicators,
+)
+from sitewatch.warning.lexicon import site_type
 from sitewatch.warning.records import (
     EVENTS,
     Assessment,
@@ -59,12 +75,6 @@ from sitewatch.warning.records import (
 )
 
 MIN_WEIGHT = 0.05
-#: Absolute thresholds, and the factor over the usual rate (the prior) from which the
-#: evidence makes the event ``possible`` / engine-test ``preparations``: evidence that, on
-#: balance, makes it half again as likely as usual.
-LAUNCH_THRESHOLDS = {"imminent": 0.5}
-ENGINE_THRESHOLDS = {"recent_test": 0.5}
-ABOVE_USUAL = 1.5
 CORROBORATION_SHARE = 0.5
 
 
@@ -242,38 +252,53 @@ EVENT_PARTS = {"launch": {"launch_pad", "gantry_tower", "transfer_structure", "f
 
 
 def _bears_on(event: str, reason: Reason, cat: IndicatorSet, by_id: dict[str, Evidence]) -> bool:
-    """Whether a reason speaks to ``event`` itself: an indicator of that event, or a general
-    one (standby, capability) at one of its parts, or a quiet site for a launch.  Fuel seen
-    at a launch site moves the odds of an engine test a little, but a text that says nothing
-    about engine tests has no evidence on them."""
+    """Whether a reason speaks to ``event`` itself: an indicator of that event, or a quiet
+    site (standby) at one of its parts, anywhere for a launch, or anywhere at a site whose
+    type has only this event (a quiet engine-test site).  Fuel seen at a launch site moves the
+    odds of an engine test a little, but a text that says nothing about engine tests has no
+    evidence on them; building or razing alone changes what a site can do, not what comes
+    next."""
     ind = cat.indicator(reason.indicator)
-    if ind.event == event or (event == "launch" and ind.event != "engine_test"):
-        return True  # at a launch site, what changes the site bears on launching
+    if ind.event == event:
+        return True
+    if ind.event != "standby":
+        return False
     ev = by_id.get(reason.evidence)
     kind = ev.part_kind if ev else None
-    if kind in EVENT_PARTS[event]:
-        return ind.event in ("standby", "capability_change")
-    return event == "launch" and ind.event == "standby" and kind is None
+    return (event == "launch" or kind in EVENT_PARTS[event]
+            or (kind is None and cat.assessed == (event,)))
 
 
 def _level(event: str, p_before: float, p_after: float | None, any_evidence: bool,
-           prior: float) -> str:
-    above = p_before >= ABOVE_USUAL * prior
+           prior: EventPrior) -> str:
+    """The level from the probabilities and the thresholds of ``[events.X] levels``."""
     if event == "launch":
         if not any_evidence:
             return "no_evidence"
-        if p_before >= LAUNCH_THRESHOLDS["imminent"]:
+        if p_before >= prior.threshold("imminent"):
             return "imminent"
-        return "possible" if above else "unlikely"
-    if p_after is not None and p_after >= ENGINE_THRESHOLDS["recent_test"]:
+        return "possible" if p_before >= prior.threshold("possible") else "unlikely"
+    if p_after is not None and p_after >= prior.threshold("recent_test"):
         return "recent_test"
     if not any_evidence:
         return "no_evidence"
-    return "preparations" if above else "unlikely"
+    return "preparations" if p_before >= prior.threshold("preparations") else "unlikely"
+
+
+def _not_applicable(event: str, cat: IndicatorSet) -> EventAssessment:
+    """The assessment of an event the site's type does not have (no launch at a shipyard)."""
+    prior = cat.events[event]
+    ea = EventAssessment(level="not_applicable", likelihood=0.0, likelihood_range=(0.0, 0.0),
+                         prior=0.0, horizon_days=prior.horizon_days,
+                         recent_test_likelihood=None, window=None, reasons=(), against=(),
+                         unobserved=(), corroborated={}, independent_sources=())
+    return replace(ea, summary=_not_applicable_words(event, cat.site_type))
 
 
 def _assess_event(event: str, evidence: Sequence[Evidence], at: date, cat: IndicatorSet,
                   coverage: Coverage | None) -> EventAssessment:
+    if event not in cat.assessed:
+        return _not_applicable(event, cat)
     prior = cat.events[event]
     reasons, sums, corr = _weigh(evidence, cat, event, "before", at)
     lo0 = math.log(_odds(prior.prior))
@@ -281,13 +306,17 @@ def _assess_event(event: str, evidence: Sequence[Evidence], at: date, cat: Indic
     lo, hi = sorted((_prob(lo0 + sums[0]), _prob(lo0 + sums[2])))
     after = None
     after_reasons: list[Reason] = []
+    after_range = [lo, hi]
     if event == "engine_test":
         after_reasons, asums, acorr = _weigh(evidence, cat, event, "after", at)
         after = round(_prob(lo0 + asums[1]), 3) if after_reasons else None
+        after_range = sorted((_prob(lo0 + asums[0]), _prob(lo0 + asums[2])))
         corr.update(acorr)
     by_id = {e.id: e for e in evidence}
     bearing = any(_bears_on(event, r, cat, by_id) for r in reasons + after_reasons)
-    level = _level(event, p, after, bearing, prior.prior)
+    level = _level(event, p, after, bearing, prior)
+    if level == "recent_test":
+        lo, hi = after_range  # the likelihood shown is that of a test having taken place
     window = _window(reasons, evidence, cat, at, event) \
         if level in ("imminent", "possible", "preparations") else None
     context: list[Reason] = []
@@ -327,39 +356,108 @@ def assess(evidence: Sequence[Evidence], *, at: date, indicator_set: IndicatorSe
     return Assessment(at, len(evidence), launch, engine_test)
 
 
-_EVENT_WORDS = {"launch": "a launch", "engine_test": "an engine test"}
+#: The level in words, as the head of the summary sentence.
+_LEVEL_WORDS = {
+    ("launch", "imminent"): "Launch preparations likely under way",
+    ("launch", "possible"): "A launch is possible within {h} days",
+    ("launch", "unlikely"): "A launch within {h} days is unlikely",
+    ("launch", "no_evidence"): "Nothing on record bears on a launch",
+    ("engine_test", "recent_test"): "An engine test has likely taken place",
+    ("engine_test", "preparations"): "Engine-test preparations likely",
+    ("engine_test", "unlikely"): "An engine test within {h} days is unlikely",
+    ("engine_test", "no_evidence"): "Nothing on record bears on an engine test",
+}
+_EVENT_NOUN = {"launch": ("launch", "launches"), "engine_test": ("engine test", "engine tests")}
+
+
+def _day_words(d: date) -> str:
+    return f"{d.day} {d:%B %Y}"
+
+
+def _span_words(a: date, b: date) -> str:
+    """'31 May-11 June 2023' (an en dash), '30 May 2023' for one day."""
+    if a == b:
+        return _day_words(a)
+    first = (str(a.day) if (a.year, a.month) == (b.year, b.month)
+             else f"{a.day} {a:%B}" if a.year == b.year else _day_words(a))
+    return f"{first}\u2013{_day_words(b)}"
+
+
+def _source_words(r: Reason) -> str:
+    if r.kind == "imagery":
+        return "imagery"
+    src = r.source
+    if src.startswith("the report's author"):
+        src = "the report"
+    if r.link.get("note") is not None or r.kind == "note":
+        src = src.replace("analyst note", "an analyst's note")
+    return src
+
+
+def reason_words(r: Reason) -> str:
+    """One reason in plain words: what was seen, where, when and who says so ("rail-mounted
+    transfer structure moved to the tower on 30 May 2023 (imagery)"), without its arithmetic
+    (that stays in ``Reason.text`` and its numbers)."""
+    head = r.text.split(": ", 1)[0]  # "<what>< at part>< on YYYY-MM-DD>" (see _reason)
+    if r.date is not None:
+        head = head.removesuffix(f" on {r.date}")
+    if r.part:
+        where = r.part.replace("_", " ")
+        what = head.removesuffix(f" at {where}")
+        # "vehicles ... at the test stand at engine test stand": the name already says where.
+        named = re.search(rf"\b{re.escape(where.split()[-1])}\b", what)
+        head = what if named else f"{what} at the {where}"
+    if r.date is not None:
+        head += f" on {_day_words(r.date)}"
+    hedged = next((h for h in ("probable", "possible") if f"({h})" in r.text), None)
+    return f"{head} ({_source_words(r)}{', ' + hedged if hedged else ''})"
+
+
+def _window_words(w: Window) -> str:
+    if w.start is not None and w.end is not None:
+        span = _span_words(w.start, w.end)
+    elif w.days[0] == w.days[1]:
+        span = f"{w.days[0]} days after the report"
+    else:
+        span = f"{w.days[0]} to {w.days[1]} days after the report"
+    return f"Expected {span} ({w.basis})."
+
+
+def _not_applicable_words(event: str, kind: str) -> str:
+    one, many = _EVENT_NOUN[event]
+    words = kind.replace("_", " ")
+    article = "an" if words[:1] in "aeiou" else "a"
+    return f"No {one} assessment: {many} are not made at {article} {words}."
 
 
 def summarise(event: str, a: EventAssessment) -> str:
-    """One paragraph an analyst can read: the level, why, what argues against, what is
-    unseen."""
-    lvl = a.level.replace("_", " ")
-    lo, hi = a.likelihood_range
-    s = (f"{_EVENT_WORDS[event].capitalize()} within {a.horizon_days:g} days: {lvl} "
-         f"(likelihood {a.likelihood:.0%}, range {lo:.0%}-{hi:.0%}; usual rate "
-         f"{a.prior:.0%}).")
+    """The assessment as an analyst would write it: the level in words, the strongest one or
+    two reasons with their dates and sources, the expected window, then the likelihood.  The
+    odds arithmetic stays in the reasons (the details table), never here.
+
+    >>> from sitewatch.warning.records import EventAssessment
+    >>> summarise("launch", EventAssessment("no_evidence", 0.05, (0.05, 0.05), 0.05, 30, None,
+    ...           None, (), (), (), {}, ()))
+    'Nothing on record bears on a launch (the usual rate is 5% in 30 days).'
+    """
+    if a.level == "not_applicable":
+        return a.summary or _not_applicable_words(event, "site of this type")
+    head = _LEVEL_WORDS.get((event, a.level), a.level.replace("_", " ")).format(
+        h=f"{a.horizon_days:g}")
     if a.level == "no_evidence":
-        return s + " Nothing on record bears on it."
-    if a.reasons:
-        top = a.reasons[:3]
-        s += " Mainly: " + "; ".join(r.text.split(". Counts")[0] for r in top) + "."
-    n = len(a.independent_sources)
-    s += (f" {n} independent source{'s' if n != 1 else ''} support it"
-          if n else " No source supports it")
-    s += (", corroborated on " + ", ".join(k.replace("_", " ") for k in a.corroborated)
-          if a.corroborated else ", none corroborated by a second independent source")
-    s += "."
-    if a.against:
-        s += " Against: " + "; ".join(r.text.split(". Counts")[0]
-                                      for r in a.against[:2]) + "."
+        return f"{head} (the usual rate is {a.prior:.0%} in {a.horizon_days:g} days)."
+    main = a.against if a.level == "unlikely" and a.against else a.reasons
+    said = [reason_words(r) for r in main[:2]]
+    s = head + (": " + " and ".join(said) if said else "") + "."
+    if a.level == "unlikely" and not a.against and a.reasons:
+        s += " What was reported does not make it more likely than usual."
+    elif a.level != "unlikely" and a.against:
+        s += f" Against it: {reason_words(a.against[0])}."
     if a.window:
-        w = a.window
-        span = (f"{w.start} to {w.end}" if w.start else
-                f"{w.days[0]} to {w.days[1]} days after the report")
-        s += f" Expected {span} ({w.basis})."
-    if a.unobserved:
-        s += " Not observable: " + "; ".join(
-            f"{u.name} ({u.why})" for u in a.unobserved[:3]) + "."
+        s += " " + _window_words(a.window)
+    lo, hi = a.likelihood_range
+    s += (f" Likelihood {a.likelihood:.0%} (range {lo:.0%}\u2013{hi:.0%}; usual rate "
+          f"{a.prior:.0%}).")
     return s
 
 
@@ -388,7 +486,7 @@ def assess_reading(reading: Reading, *, indicator_set: IndicatorSet | None = Non
                    at: date | None = None, site: str | None = None) -> Assessment:
     """The assessment a report supports on its own: about ``site``, or pooled over every
     known site it names (a text that names none has no evidence about any)."""
-    cat = indicator_set or load_indicators()
+    cat = _for_sites(indicator_set or load_indicators(), reading, site)
     ev = evidence_from_reading(reading, cat, site)
     when = at or parse_date(reading.published)
     undated = when is None
@@ -402,6 +500,20 @@ def assess_reading(reading: Reading, *, indicator_set: IndicatorSet | None = Non
     # after the report only.
     launch, engine_test = (_undated(e, out.event(e)) for e in EVENTS)
     return replace(out, at=None, launch=launch, engine_test=engine_test)
+
+
+def _for_sites(cat: IndicatorSet, reading: Reading, site: str | None) -> IndicatorSet:
+    """``cat`` assessing only the events the report's site(s) can have: a report about an
+    engine-test site gets no launch assessment, one about a nuclear test site neither."""
+    sites = [site] if site else sorted({c.site for c in reading.claims if c.site}
+                                       or set(reading.sites))
+    if not sites:
+        return cat
+    can = {e for s in sites for e in gazetteer_site_events(s)}
+    kinds = {site_type(s) for s in sites}
+    kind = kinds.pop() if len(kinds) == 1 else None
+    return replace(cat, assessed=tuple(e for e in cat.assessed if e in can),
+                   site_type=kind or cat.site_type)
 
 
 def _undated(event: str, a: EventAssessment) -> EventAssessment:
@@ -418,5 +530,5 @@ def combine(a: Iterable[Evidence], b: Iterable[Evidence]) -> list[Evidence]:
     return list(seen.values())
 
 
-__all__ = ["ENGINE_THRESHOLDS", "LAUNCH_THRESHOLDS", "Coverage", "assess", "assess_reading",
+__all__ = ["Coverage", "assess", "assess_reading",
            "combine", "evidence_from_reading", "summarise", "text_only_coverage"]

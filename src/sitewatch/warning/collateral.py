@@ -47,7 +47,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from time import monotonic
-from typing import Any
+from typing import Any, NamedTuple
 
 from sitewatch.errors import CollateralError
 from sitewatch.times import parse_date
@@ -69,7 +69,9 @@ LAUNCH_LEVELS = ("imminent", "possible", "unlikely", "no_evidence")
 ENGINE_LEVELS = ("recent_test", "preparations", "unlikely", "no_evidence")
 #: Words that point back to the site the text is about.
 _GENERIC_PLACE = re.compile(r"\b(the (site|facility|station|complex|base|launch site|"
-                            r"launching station|pad|test stand)|there)\b", re.I)
+                            r"launching station|pad|test stand)|there(?! (is|are|was|were|has|"
+                            r"have|had|seems?|appears?|remains?|will|may|might|could|would|"
+                            r"must|should)\b))\b", re.I)
 #: A facility the gazetteer does not know: its claims get no site.
 _OTHER_PLACE = re.compile(r"\b(missile|research|nuclear|military|weapons?|uranium|"
                           r"enrichment)( \w+)? (research )?(cent(er|re)|complex|plant|"
@@ -173,26 +175,161 @@ def _nlp() -> Any:
     return nlp
 
 
+class _Mention(NamedTuple):
+    """A gazetteer name found in a sentence: where, which site, by a weak name (a description
+    or a nearby place), and whether only in passing ("like the one at Tonghae")."""
+
+    pos: int
+    site: str
+    weak: bool = False
+    passing: bool = False
+
+
+def _name_variants(name: str) -> set[str]:
+    """Spellings of a name that match it too: hyphens as spaces or nothing, "Center" as
+    "Centre", a typographic apostrophe."""
+    out = {name, name.replace("-", " "), name.replace("-", "")}
+    out |= {re.sub(r"(?i)\bcent(er|re)\b", lambda m: "Centre" if m[1] == "er" else "Center", v)
+            for v in out}
+    return out | {v.replace("'", "’") for v in out}
+
+
 @lru_cache(maxsize=8)
-def _site_matcher(extra: str | None) -> tuple[Any, dict[str, str], list[tuple[str, str]]]:
+def _site_matcher(extra: str | None) -> tuple[Any, dict[str, tuple[str, bool]],
+                                               list[tuple[str, str, bool]]]:
+    """A PhraseMatcher of gazetteer names: its keys map to (site id, weak name?); names not in
+    Latin script come apart, for a substring search."""
     from spacy.matcher import PhraseMatcher
 
     nlp = _nlp()
     matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
-    ids: dict[str, str] = {}
-    raw: list[tuple[str, str]] = []  # non-Latin names: plain substring search
+    ids: dict[str, tuple[str, bool]] = {}
+    raw: list[tuple[str, str, bool]] = []  # non-Latin names: plain substring search
     for site in lexicon.gazetteer(extra):
-        patterns = []
-        for name in site.names:
-            if not name.isascii():
-                raw.append((name.lower(), site.id))
-                continue
-            for variant in {name, name.replace("-", " "), name.replace("-", "")}:
-                patterns.append(nlp.make_doc(variant))
-        key = f"site:{site.id}"
-        ids[key] = site.id
-        matcher.add(key, patterns)
+        for weak, names in ((False, site.names), (True, site.descriptions)):
+            patterns = []
+            for name in names:
+                if not name.isascii():
+                    raw.append((name.lower(), site.id, weak))
+                    continue
+                patterns += [nlp.make_doc(v) for v in sorted(_name_variants(name))]
+            key = f"{'weak' if weak else 'site'}:{site.id}"
+            ids[key] = (site.id, weak)
+            if patterns:
+                matcher.add(key, patterns)
     return matcher, ids, raw
+
+
+#: A name after these words is named in passing, in a comparison ("like the one at Tonghae",
+#: "unlike Iran's Semnan site", "larger than at Sohae"): it takes no claims.
+_PASSING_BEFORE = re.compile(r"\b(like|unlike|similar to|resembl\w*|comparable to|compared "
+                             r"(with|to)|than|akin to|reminiscent of|modell?ed (on|after)|"
+                             r"same as|the likes of|copy of|copied from)\b(\W+\w+){0,6}\W*$",
+                             re.I)
+#: ... or when the name only qualifies another thing ("a Sohae-style gantry", "a
+#: Sinpo-class submarine").
+_PASSING_AFTER = re.compile(r"^[\s-]*(like|style|type|class)\b", re.I)
+
+
+def _in_passing(sentence: str, start: int, end: int) -> bool:
+    """Whether the name at ``start:end`` of ``sentence`` is named only in passing."""
+    a, _b = _segment_of(sentence, start)
+    return bool(_PASSING_BEFORE.search(sentence[max(a, start - 80):start])
+                or _PASSING_AFTER.match(sentence[end:end + 12]))
+
+
+def _find_sites(text: str, matcher: Any, ids: dict[str, tuple[str, bool]],
+                raw: list[tuple[str, str, bool]]) -> list[_Mention]:
+    """The gazetteer names in a sentence, in order."""
+    nlp = _nlp()
+    sdoc = nlp.make_doc(text)
+    spans = [(sdoc[s:e].start_char, sdoc[s:e].end_char, *ids[nlp.vocab.strings[k]])
+             for k, s, e in matcher(sdoc)]
+    low = text.lower()
+    spans += [(i, i + len(name), sid, weak) for name, sid, weak in raw
+              for i in [low.find(name)] if i >= 0]
+    return sorted(_Mention(a, sid, weak, _in_passing(text, a, b)) for a, b, sid, weak in spans)
+
+
+def _settle(per_sentence: list[list[_Mention]]) -> list[list[_Mention]]:
+    """Weak names count only in a sentence that names no site properly, and only when the
+    text names no site properly or names that same site properly somewhere."""
+    proper = {m.site for found in per_sentence for m in found if not m.weak and not m.passing}
+    out = []
+    for found in per_sentence:
+        if any(not m.weak for m in found):
+            out.append([m for m in found if not m.weak])
+        else:
+            out.append([m for m in found if not proper or m.site in proper])
+    return out
+
+
+#: How many sentences naming a site make the lede, when the title names none.
+LEDE_SENTENCES = 3
+
+
+def _topic_site(title: list[_Mention], per_sentence: list[list[_Mention]],
+                counts: Counter[str]) -> str | None:
+    """The site the report is about: the title's (the most named of them, if several), else
+    the one the lede names most (the first named, on a tie), else None."""
+    named = list(dict.fromkeys(m.site for m in title if not m.passing))
+    if named:
+        return max(named, key=lambda s: (counts[s], -named.index(s)))
+    lede = [found for found in per_sentence if any(not m.passing for m in found)]
+    order = list(dict.fromkeys(m.site for found in lede[:LEDE_SENTENCES] for m in found
+                               if not m.passing))
+    if not order:
+        return None
+    in_lede = Counter(m.site for found in lede[:LEDE_SENTENCES]
+                      for m in {x.site: x for x in found if not x.passing}.values())
+    return max(order, key=lambda s: (in_lede[s], -order.index(s)))
+
+
+def _country_pattern(codes: tuple[str, ...]) -> re.Pattern[str] | None:
+    """Another country's programme, launch site or rockets named ("Iran's space programme",
+    "Chinese rockets"), by the names of the countries ``codes``."""
+    names = [n for code in codes for n in lexicon.countries().get(code, ())]
+    if not names:
+        return None
+    alt = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.])({alt})(['’]s)?\s+({_PROGRAMME})\b")
+
+
+#: What names a country's programme after its name: "Iran's (space) programme", "Chinese
+#: rockets", "Russia's missile forces"; not "U.S. officials said launch ...".
+_PROGRAMME = (r"((space|missile|rocket|satellite|ballistic|civilian|military|main|new|own)\s+)"
+              r"{0,2}(program(me)?s?|space ?ports?|cosmodromes?|launch (sites?|pads?|centers?|"
+              r"centres?|facilit(y|ies))|launch(es)?|rockets?|missiles?|ICBMs?|SLBMs?)"
+              r"|(missile|rocket) (forces|units|troops)")
+
+
+@lru_cache(maxsize=32)
+def _foreign(country: str) -> re.Pattern[str] | None:
+    others = tuple(c for c in lexicon.countries() if c != country)
+    return _country_pattern(others)
+
+
+@lru_cache(maxsize=32)
+def _own(country: str) -> re.Pattern[str] | None:
+    names = lexicon.countries().get(country, ())
+    if not names:
+        return None
+    alt = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.])({alt})\b|\bthe North\b" if country == "KP"
+                      else rf"(?<![\w.])({alt})\b")
+
+
+def _about_other_country(sentence: str, site: str | None, extra: str | None) -> bool:
+    """Whether a sentence that names no site speaks of another country's programme than
+    ``site``'s ("Iran's space programme" in a report on Sohae), and not of ``site``'s own
+    country, other than in a comparison ("unlike Iran's programme, ...")."""
+    entry = lexicon.gazetteer_site(site, extra) if site else None
+    if entry is None or not entry.country:
+        return False
+    foreign, own = _foreign(entry.country), _own(entry.country)
+    if foreign is None or (own is not None and own.search(sentence)):
+        return False
+    return any(not _in_passing(sentence, m.start(), m.end()) for m in foreign.finditer(sentence))
 
 
 def _segments(sentence: str) -> list[tuple[int, int]]:
@@ -431,8 +568,9 @@ def _year_only(times: list[TimeWindow]) -> bool:
 
 
 def _split_paragraph(pi: int, paragraph: str, deadline: float | None,
-                     sentences: list[tuple[int, str]], per_sentence: list[list[tuple[int, str]]],
-                     matcher: Any, ids: dict[str, str], raw: list[tuple[str, str]]) -> bool:
+                     sentences: list[tuple[int, str]], per_sentence: list[list[_Mention]],
+                     matcher: Any, ids: dict[str, tuple[str, bool]],
+                     raw: list[tuple[str, str, bool]]) -> bool:
     """Append the sentences of a paragraph and the sites each names; True when ``deadline``
     passed first (the sentences before it are kept)."""
     nlp = _nlp()
@@ -441,14 +579,84 @@ def _split_paragraph(pi: int, paragraph: str, deadline: float | None,
             return True
         for sent in nlp(chunk).sents:
             for text in _pieces(sent.text.strip()):
-                sdoc = nlp.make_doc(text)
-                found = [(sdoc[s:e].start_char, ids[nlp.vocab.strings[k]])
-                         for k, s, e in matcher(sdoc)]
-                low = text.lower()
-                found += [(low.find(name), sid) for name, sid in raw if name in low]
                 sentences.append((pi, text))
-                per_sentence.append(sorted(found))
+                per_sentence.append(_find_sites(text, matcher, ids, raw))
     return False
+
+
+#: Only the start of a title is searched for site names (an HTML <title> can be anything).
+MAX_TITLE = 1000
+#: A heading: a short line that does not end a sentence ("TONGHAE, North Korea").
+HEADING_WORDS = 10
+
+
+def _lead_in(paragraph: str) -> str | None:
+    """"heading" or "question" when a paragraph introduces the ones after it (their claims
+    are about the site it names), else None."""
+    text = paragraph.strip()
+    if text.endswith("?"):
+        return "question"
+    if (text and len(text) <= 20 * HEADING_WORDS and len(text.split()) <= HEADING_WORDS
+            and not text.endswith((".", "!", '"', "”"))):
+        return "heading"
+    return None
+
+
+def _lead_sites(paragraphs: list[str], sentences: list[tuple[int, str]],
+                per_sentence: list[list[_Mention]]) -> dict[int, str]:
+    """The site each paragraph is introduced as being about, by the heading or question
+    before it: a heading's site holds until the next heading, a question's until the next
+    question that names another site."""
+    last: dict[int, str] = {}
+    for (pi, _text), found in zip(sentences, per_sentence, strict=True):
+        for m in found:
+            if not m.passing:
+                last[pi] = m.site
+    out: dict[int, str] = {}
+    lead: str | None = None
+    for pi, paragraph in enumerate(paragraphs):
+        if lead is not None:
+            out[pi] = lead
+        kind = _lead_in(paragraph)
+        if kind is not None:
+            lead = last.get(pi) or (lead if kind == "question" else None)
+    return out
+
+
+def _host(activity: str, local: str | None, topic: str | None,
+          gazetteer: str | None) -> str | None:
+    """The site an activity in a sentence naming none is about: the paragraph's (``local``),
+    unless its type rules the activity out (a launch notice in a paragraph on a nuclear test
+    site) and the report's site does not; else the report's (``topic``)."""
+    event = lexicon.ACTIVITY_EVENT.get(activity)
+    if local is None:
+        return topic
+    if (event is not None and topic is not None
+            and event not in lexicon.site_events(local, gazetteer)
+            and event in lexicon.site_events(topic, gazetteer)):
+        return topic
+    return local
+
+
+def _claim_site(text: str, start: int, named: list[_Mention], last: str | None,
+                about: str | None, gazetteer: str | None) -> str | None:
+    """The site of a claim at ``start`` of sentence ``text``: the site the sentence names (the
+    nearest, in the same clause first); else, for "the site" or "there", the site last named
+    (``last``); else the site the paragraph or the report is about (``about``).  A sentence
+    about a place the gazetteer does not know, or about another country's programme, gets no
+    site."""
+    if named:
+        a, b = _segment_of(text, start)
+        near = [m for m in named if a <= m.pos < b] or named
+        return min(near, key=lambda m: abs(m.pos - start)).site
+    generic = _GENERIC_PLACE.search(text)
+    if _OTHER_PLACE.search(text) and not generic:
+        return None
+    if generic and last:
+        return last
+    if about and _about_other_country(text, about, gazetteer):
+        return None
+    return about
 
 
 def _stopped(where: str) -> str:
@@ -470,26 +678,33 @@ def extract(doc: Document, *, published: date | None = None,
         warnings.append(f"the text does not look English ({share:.0%} common English words): "
                         "sites are found by name, but claims are read in English only")
     _nlp()
-    matcher, ids, raw = _site_matcher(str(gazetteer_file) if gazetteer_file else None)
+    gazetteer = str(gazetteer_file) if gazetteer_file else None
+    matcher, ids, raw = _site_matcher(gazetteer)
     # The author's own voice is one origin per text (by content: the same article saved as
     # .txt and .html is one source; two outlets' index.html are two).
     author = f"author:{hashlib.sha256(doc.text.encode('utf-8')).hexdigest()[:12]}"
     claims: list[Claim] = []
     background: list[Claim] = []
-    mentions: Counter[str] = Counter()
-    current_site: str | None = None
+    mentions: Counter[str] = Counter()  # sentences naming each site (not in passing)
+    current_site: str | None = None  # the site last named
+    paragraph_site: str | None = None  # the site last named in the current paragraph
     sentences: list[tuple[int, str]] = []
     # Splitting and site-finding get half the time left, so that some claims are read too.
     halfway = None if deadline is None else (deadline + monotonic()) / 2
     # Sites first: the text's main site fills in sentences that name none.
-    per_sentence: list[list[tuple[int, str]]] = []
+    per_sentence: list[list[_Mention]] = []
     for pi, paragraph in enumerate(doc.paragraphs):
         if _split_paragraph(pi, paragraph, halfway, sentences, per_sentence, matcher, ids, raw):
             warnings.append(_stopped(f"at paragraph {pi + 1} of {len(doc.paragraphs)}"))
             break
+    title = _cut_long_tokens(doc.title[:MAX_TITLE])
+    settled = _settle([_find_sites(title, matcher, ids, raw), *per_sentence])
+    title_found, per_sentence = settled[0], settled[1:]
     for found in per_sentence:
-        mentions.update(sid for _, sid in found)
-    main_site = mentions.most_common(1)[0][0] if mentions else None
+        mentions.update({m.site for m in found if not m.passing})
+    topic = _topic_site(title_found, per_sentence, mentions)
+    leads = _lead_sites(doc.paragraphs, sentences, per_sentence)
+    last_pi = -1
     last_speaker: _Speaker | None = None
     for si, ((pi, text), found) in enumerate(zip(sentences, per_sentence, strict=True)):
         if past(deadline):
@@ -497,8 +712,11 @@ def extract(doc: Document, *, published: date | None = None,
                                      f"(paragraph {pi + 1} of {len(doc.paragraphs)})"))
             sentences = sentences[:si]
             break
-        if found:
-            current_site = found[-1][1]
+        named = [m for m in found if not m.passing]
+        if pi != last_pi:
+            paragraph_site, last_pi = None, pi
+        if named:
+            current_site = paragraph_site = named[-1].site
         speaker = _speaker(text, last_speaker, author)
         if speaker is not None:
             last_speaker = speaker
@@ -516,14 +734,9 @@ def extract(doc: Document, *, published: date | None = None,
         acts = [x for x in acts if x[0] != "no_activity"
                 or not any(0 <= d - x[2] <= 15 for d in denied)]
         for activity, start, _end, _denial in acts:
-            if found:
-                a, b = _segment_of(text, start)
-                near = [f for f in found if a <= f[0] < b] or found
-                site = min(near, key=lambda f: abs(f[0] - start))[1]
-            elif _OTHER_PLACE.search(text) and not _GENERIC_PLACE.search(text):
-                site = None
-            else:
-                site = current_site or main_site
+            site = _claim_site(text, start, named, current_site,
+                               _host(activity, paragraph_site or leads.get(pi), topic,
+                                     gazetteer), gazetteer)
             certainty, hedges = _certainty(text, start)
             time = min(times, key=lambda t: abs(t.offset - start)) if times else None
             is_background = bool(_BACKGROUND.search(text)) or (
@@ -544,9 +757,11 @@ def extract(doc: Document, *, published: date | None = None,
             (background if is_background else claims).append(claim)
     from sitewatch.warning.stated import stated_judgement
 
-    stated, why = stated_judgement([t for _, t in sentences], claims, pub)
+    stated, why = stated_judgement([t for _, t in sentences], claims, pub, title=doc.title)
     return Reading(doc.name, doc.title, doc.format, pub.isoformat() if pub else None,
-                   [s for s, _ in mentions.most_common()], claims, background, stated, why,
+                   [*([topic] if topic else []),
+                    *(s for s, _ in mentions.most_common() if s != topic)],
+                   claims, background, stated, why,
                    warnings, len(doc.text.split()), list(doc.outlets), list(doc.authors))
 
 

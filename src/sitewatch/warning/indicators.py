@@ -9,8 +9,8 @@ Examples
 --------
 >>> cat = load_indicators("launch_site")
 >>> ind = cat.indicator("launch_notice")
->>> ind.event, ind.lr["launch"], ind.half_life_days
-('launch', (20.0, 50.0, 200.0), 20.0)
+>>> ind.event, ind.half_life_days, ind.lr_judged["launch"]  # judged; ind.lr: as fitted
+('launch', 20.0, (20.0, 50.0, 200.0))
 >>> [i.id for i in cat.for_activity("vehicles_present", "engine_test_stand")]
 ['vehicles_at_test_stand']
 """
@@ -28,12 +28,25 @@ from typing import Any
 
 from sitewatch.errors import CollateralError
 from sitewatch.sites.site import PART_KINDS
-from sitewatch.warning.lexicon import ACTIVITIES
+from sitewatch.warning.lexicon import ACTIVITIES, site_type, site_types
 
 EVENTS = ("launch", "engine_test", "capability_change", "standby")
 #: Events the assessment judges (the others only move those two).
 ASSESSED = ("launch", "engine_test")
 PHASES = ("before", "after")
+#: The levels each assessed event has, from the most to the least pressing, and the
+#: probability from which each is given when nothing else is said (``[events.X] levels``):
+#: launch ``imminent`` from 0.5, ``possible`` from 1.5 x the prior; engine test
+#: ``recent_test`` from 0.5 (on after-the-test evidence), ``preparations`` from 1.5 x the prior.
+LEVELS = {"launch": ("imminent", "possible"), "engine_test": ("recent_test", "preparations")}
+DEFAULT_LEVELS = {"imminent": 0.5, "recent_test": 0.5}
+ABOVE_USUAL = 1.5
+#: The events each site type of :mod:`sitewatch.sites` can have; the gazetteer's
+#: ``[site_types]`` (when it has them) say the same for its types.  A type not known here or
+#: there rules nothing out.
+TYPE_EVENTS: dict[str, tuple[str, ...]] = {
+    "launch_site": ("launch", "engine_test"), "engine_test_site": ("engine_test",),
+    "missile_base": ("launch",), "facility": ("launch", "engine_test")}
 IMAGERY_CHARACTERS = ("change", "persistent", "transient", "vegetation_loss", "new_objects")
 _ID = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 
@@ -57,6 +70,10 @@ class Indicator:
     lead_days: tuple[float, float]
     basis: str
     origin: str = "built-in"
+    #: Where a strength was fitted (warning/calibrate.py), the judged values it replaced:
+    #: the prior of the next fit, and the record of what changed.
+    lr_judged: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    lr_absent_judged: dict[str, float] = field(default_factory=dict)
 
     def decay(self, age_days: float) -> float:
         """Weight left after ``age_days`` (1 for today, 0.5 after one half-life; evidence
@@ -73,15 +90,29 @@ class Indicator:
                 "imagery": list(self.imagery), "resolution_m": self.resolution_m,
                 "sar": self.sar, "lr": {k: list(v) for k, v in self.lr.items()},
                 "lr_absent": dict(self.lr_absent), "half_life_days": self.half_life_days,
-                "lead_days": list(self.lead_days), "basis": self.basis, "origin": self.origin}
+                "lead_days": list(self.lead_days), "basis": self.basis, "origin": self.origin,
+                "lr_judged": {k: list(v) for k, v in self.lr_judged.items()},
+                "lr_absent_judged": dict(self.lr_absent_judged)}
 
 
 @dataclass(frozen=True)
 class EventPrior:
+    """The usual rate of an event in ``horizon_days`` and the probabilities its levels start at
+    (``levels``: e.g. ``{"imminent": 0.5, "possible": 0.075}``), with where each comes from."""
+
     event: str
     prior: float
     horizon_days: float
     basis: str
+    levels: dict[str, float] = field(default_factory=dict)
+    levels_basis: str = ""
+    levels_judged: dict[str, float] = field(default_factory=dict)
+
+    def threshold(self, level: str) -> float:
+        """The probability from which ``level`` is given (see :data:`LEVELS`)."""
+        if level in self.levels:
+            return self.levels[level]
+        return DEFAULT_LEVELS.get(level, ABOVE_USUAL * self.prior)
 
 
 @dataclass(frozen=True)
@@ -91,6 +122,8 @@ class IndicatorSet:
     site_type: str
     indicators: tuple[Indicator, ...]
     events: dict[str, EventPrior] = field(default_factory=dict)
+    #: The events assessed at this type of site (a shipyard has no launch to assess).
+    assessed: tuple[str, ...] = ASSESSED
 
     def indicator(self, ind_id: str) -> Indicator:
         for i in self.indicators:
@@ -177,21 +210,10 @@ def _indicator_fields(raw: dict[str, Any], where: str, origin: str) -> Indicator
         if c not in IMAGERY_CHARACTERS:
             raise CollateralError(f"{where}: imagery character {c!r} is unknown (known: "
                                   f"{', '.join(IMAGERY_CHARACTERS)})")
-    lr: dict[str, tuple[float, float, float]] = {}
-    for ev, v in dict(need("lr")).items():
-        if ev not in ASSESSED:
-            raise CollateralError(f"{where}: lr for {ev!r}: give lr for {' or '.join(ASSESSED)}")
-        vals = [_float(x, f"{where} lr.{ev}") for x in (v if isinstance(v, list) else [v] * 3)]
-        if len(vals) != 3 or not 0 < vals[0] <= vals[1] <= vals[2]:
-            raise CollateralError(f"{where}: lr.{ev} must be [low, central, high] with "
-                                  f"0 < low <= central <= high, got {v!r}")
-        lr[ev] = (vals[0], vals[1], vals[2])
-    absent = {ev: _float(v, f"{where} lr_absent.{ev}")
-              for ev, v in dict(raw.get("lr_absent", {})).items()}
-    for ev, v in absent.items():
-        if ev not in ASSESSED or not 0 < v <= 1:
-            raise CollateralError(f"{where}: lr_absent.{ev} must be in (0, 1], for "
-                                  f"{' or '.join(ASSESSED)}")
+    lr = _ratios(need("lr"), where, "lr")
+    judged = _ratios(raw.get("lr_judged", {}), where, "lr_judged")
+    absent = _absent(raw.get("lr_absent", {}), where, "lr_absent")
+    absent_judged = _absent(raw.get("lr_absent_judged", {}), where, "lr_absent_judged")
     half = _float(need("half_life_days"), f"{where} half_life_days")
     if half <= 0:
         raise CollateralError(f"{where}: half_life_days must be > 0")
@@ -204,7 +226,32 @@ def _indicator_fields(raw: dict[str, Any], where: str, origin: str) -> Indicator
     return Indicator(ind_id, str(raw.get("name", ind_id)), event, phase, kinds, acts, imagery,
                      _float(raw.get("resolution_m", 0), f"{where} resolution_m"),
                      bool(raw.get("sar", False)), lr, absent, half, (lead[0], lead[1]), basis,
-                     origin)
+                     origin, judged, absent_judged)
+
+
+def _ratios(raw: Any, where: str, name: str) -> dict[str, tuple[float, float, float]]:
+    """An ``lr`` table: per event ``[low, central, high]`` (or one number for all three)."""
+    lr: dict[str, tuple[float, float, float]] = {}
+    for ev, v in dict(raw).items():
+        if ev not in ASSESSED:
+            raise CollateralError(f"{where}: {name} for {ev!r}: give {name} for "
+                                  f"{' or '.join(ASSESSED)}")
+        vals = [_float(x, f"{where} {name}.{ev}")
+                for x in (v if isinstance(v, list) else [v] * 3)]
+        if len(vals) != 3 or not 0 < vals[0] <= vals[1] <= vals[2]:
+            raise CollateralError(f"{where}: {name}.{ev} must be [low, central, high] with "
+                                  f"0 < low <= central <= high, got {v!r}")
+        lr[ev] = (vals[0], vals[1], vals[2])
+    return lr
+
+
+def _absent(raw: Any, where: str, name: str) -> dict[str, float]:
+    absent = {ev: _float(v, f"{where} {name}.{ev}") for ev, v in dict(raw).items()}
+    for ev, v in absent.items():
+        if ev not in ASSESSED or not 0 < v <= 1:
+            raise CollateralError(f"{where}: {name}.{ev} must be in (0, 1], for "
+                                  f"{' or '.join(ASSESSED)}")
+    return absent
 
 
 def parse_indicators(text: str, where: str) -> tuple[str | None, list[Indicator],
@@ -237,9 +284,58 @@ def parse_indicators(text: str, where: str) -> tuple[str | None, list[Indicator]
         if not 0 < p < 1:
             raise CollateralError(f"{where}: events.{ev}.prior must be in (0, 1)")
         events[ev] = EventPrior(ev, p, _float(r.get("horizon_days", 30), where),
-                                str(r.get("basis", "")))
+                                str(r.get("basis", "")), _levels(r, ev, "levels", where),
+                                str(r.get("levels_basis", "")),
+                                _levels(r, ev, "levels_judged", where))
     st = raw.get("site_type")
     return (str(st) if st else None), inds, events
+
+
+def _levels(r: dict[str, Any], event: str, name: str, where: str) -> dict[str, float]:
+    """The ``levels`` (or ``levels_judged``) of ``[events.X]``: each a probability in (0, 1);
+    a launch is ``possible`` below where it is ``imminent``."""
+    raw = r.get(name, {})
+    if not isinstance(raw, dict):
+        raise CollateralError(f"{where}: events.{event}.{name} must be a table such as "
+                              f"{{ {LEVELS[event][0]} = 0.5 }}")
+    out = {}
+    for k, v in raw.items():
+        if k not in LEVELS[event]:
+            raise CollateralError(f"{where}: events.{event}.{name}.{k}: the levels are "
+                                  f"{', '.join(LEVELS[event])}")
+        out[k] = _float(v, f"{where} events.{event}.{name}.{k}")
+        if not 0 < out[k] < 1:
+            raise CollateralError(f"{where}: events.{event}.{name}.{k} must be in (0, 1)")
+    top, second = LEVELS[event]
+    if top in out and second in out and out[second] > out[top] and event == "launch":
+        raise CollateralError(f"{where}: events.launch.{name}: possible ({out[second]:g}) is "
+                              f"above imminent ({out[top]:g})")
+    return out
+
+
+def site_type_events(site_type: str) -> tuple[str, ...]:
+    """The assessed events a ``site_type`` can have: from the gazetteer's site types when it
+    knows the type, else :data:`TYPE_EVENTS`; a type neither knows rules nothing out.
+
+    >>> site_type_events("engine_test_site"), site_type_events("somewhere_new")
+    (('engine_test',), ('launch', 'engine_test'))
+    """
+    known = site_types()
+    if site_type in known:
+        have = set(known[site_type].events)
+        return tuple(e for e in ASSESSED if e in have)
+    return TYPE_EVENTS.get(site_type, ASSESSED)
+
+
+def gazetteer_site_events(site_id: str) -> tuple[str, ...]:
+    """The assessed events a gazetteer site can have, from its site type (all of them for a
+    site the gazetteer does not know).
+
+    >>> gazetteer_site_events("magunpo"), gazetteer_site_events("punggye-ri")
+    (('engine_test',), ())
+    """
+    kind = site_type(site_id)
+    return site_type_events(kind) if kind else ASSESSED
 
 
 def builtin_types() -> list[str]:
@@ -270,7 +366,7 @@ def load_indicators(site_type: str = "launch_site", extra: Iterable[str | Path] 
         events.update(ev)
     for name in ASSESSED:
         events.setdefault(name, EventPrior(name, 0.05, 30, "default"))
-    return IndicatorSet(site_type, tuple(by_id.values()), events)
+    return IndicatorSet(site_type, tuple(by_id.values()), events, site_type_events(site_type))
 
 
 _DOC_HEAD = """# Indicators and their strengths
@@ -293,18 +389,24 @@ written from it by `sitewatch indicators --markdown` (a test checks it is curren
 * **imagery**: the characters of an imagery alert that can show it (docs/collateral.md).
 
 **Where the numbers come from.** There are too few launches and tests at any one site to fit
-likelihood ratios: Sohae saw 7 satellite launches from 2012 to 2024 and about as many
-reported engine tests. The strengths are therefore *judgements* from that public record
-(imagery analyses by 38 North and CSIS Beyond Parallel, and government statements around the
-2012, 2016 and 2023 launches, the 2016-2022 engine tests, the 2018 dismantling and the 2019
-rebuilding), ordered by how specific each observable is to the event: a declared navigation
-window is almost decisive; the transfer structure at the tower or a fresh burn scar below a
-stand is strong; trains, vehicles, fuel and officials' warnings are moderate, because they
-also come with construction, maintenance and rehearsals; construction is weak for the next
-30 days. The ranges are wide on purpose, and the assessment reports the likelihood range they
-give. Disagree? Put your own values in a TOML file (same fields) in
-`SITEWATCH_HOME/indicators/` or pass `--indicators FILE`: an indicator with a built-in id
-replaces it.
+likelihood ratios on events: Sohae saw 7 satellite launches from 2012 to 2024 and about as
+many reported engine tests. The strengths were therefore first *judged* from that public
+record (imagery analyses by 38 North and CSIS Beyond Parallel, and government statements
+around the 2012, 2016 and 2023 launches, the 2016-2022 engine tests, the 2018 dismantling and
+the 2019 rebuilding), ordered by how specific each observable is to the event: a declared
+navigation window is almost decisive; the transfer structure at the tower or a fresh burn
+scar below a stand is strong; trains, vehicles, fuel and officials' warnings are moderate,
+because they also come with construction, maintenance and rehearsals; construction is weak
+for the next 30 days. Then the central value of each indicator that real analyst reports
+show, and the level thresholds, were **calibrated** against the conclusions of 45 real
+published reports, with the judgement as a strong prior (its range is the prior's width), and
+measured leave-one-out (`python benchmarks/bench_calibration.py`, docs/bench_calibration.md).
+Each strength's basis ends by saying which it is: `[fitted on ...]` with the judged and the
+fitted value and how many reports showed the indicator, or `[judgement: ...]`; the file keeps
+the judged values (`lr_judged`, `levels_judged`). The ranges are wide on purpose, and the
+assessment reports the likelihood range they give. Disagree? Put your own values in a TOML
+file (same fields) in `SITEWATCH_HOME/indicators/` or pass `--indicators FILE`: an indicator
+with a built-in id replaces it.
 """
 
 _DOC_TAIL = """
@@ -325,8 +427,12 @@ def indicators_markdown(cat: IndicatorSet) -> str:
     def lr(v: tuple[float, float, float] | None) -> str:
         return "-" if v is None else "/".join(f"{x:g}" for x in v)
 
-    lines = [_DOC_HEAD, "## Priors", "", "| event | prior (30 days) | basis |", "|---|---|---|"]
-    lines += [f"| {ev} | {p.prior:g} | {p.basis} |" for ev, p in cat.events.items()]
+    lines = [_DOC_HEAD, "## Priors and levels", "",
+             "| event | prior (30 days) | levels from | basis |", "|---|---|---|---|"]
+    for ev, p in cat.events.items():
+        levels = ", ".join(f"{lv} {p.threshold(lv):.3g}" for lv in LEVELS[ev])
+        basis = p.basis + (f" Levels: {p.levels_basis}" if p.levels_basis else "")
+        lines.append(f"| {ev} | {p.prior:g} | {levels} | {basis} |")
     lines += ["", f"## Indicators ({cat.site_type})", "",
               "| id | event (phase) | parts | lr launch | lr engine test | lr absent | "
               "half-life d | lead d | needs | imagery |",
@@ -355,12 +461,16 @@ __all__ = [
     "ASSESSED",
     "EVENTS",
     "IMAGERY_CHARACTERS",
+    "LEVELS",
+    "TYPE_EVENTS",
     "EventPrior",
     "Indicator",
     "IndicatorSet",
     "builtin_types",
+    "gazetteer_site_events",
     "indicators_markdown",
     "load_indicators",
     "parse_indicators",
+    "site_type_events",
     "user_files",
 ]
