@@ -333,3 +333,27 @@ def test_hostile_text_is_safe_and_bounded():
             "<body><p>" + BODY + "</p></body></html>")
     doc = parse_document(html, "deep.html")
     assert doc.published is None and doc.paragraphs == [BODY]
+
+
+def test_html_furniture_containers_are_not_read():
+    html = ("<html><head><title>Trucks at the pad</title></head><body>"
+            "<div class='cookie-banner'><p>We keep your settings. OK</p></div>"
+            "<div class='share-bar'><a>Share on Facebook</a> <a>Share on X</a></div>"
+            "<article><p>Published: 2 April 2024</p>"
+            "<p>Fuel trucks were parked beside the launch pad at Sohae, an official said.</p>"
+            "<div class='related-stories'><div><p>Rocket moved to the Sohae launch pad as "
+            "trains arrive</p></div></div>"
+            "<p>No launch notice has been issued yet.</p></article>"
+            "<section id='comments'><p>A reader: the rocket is on the pad at Sohae.</p></section>"
+            "</body></html>")
+    r = read_text(html, name="page.html")
+    assert {c.sentence for c in r.claims} <= {
+        "Fuel trucks were parked beside the launch pad at Sohae, an official said.",
+        "No launch notice has been issued yet."}
+    doc = parse_document(html, "page.html")
+    assert doc.paragraphs == ["Published: 2 April 2024", "Fuel trucks were parked beside the "
+                              "launch pad at Sohae, an official said.",
+                              "No launch notice has been issued yet."]
+    # A furniture container left open does not swallow the page.
+    broken = "<html><body><div class='share'><p>Trucks were seen at the pad.</p></body></html>"
+    assert parse_document(broken, "b.html").paragraphs == ["Trucks were seen at the pad."]

@@ -50,10 +50,19 @@ _HTML_PIECE = 1 << 18
 #: Elements whose content is not the report's visible text (void elements such as <embed>
 #: have no content and are not listed: they would never close).
 _SKIP_TAGS = {"script", "style", "template", "noscript", "iframe", "svg", "object", "nav",
+              "aside",
               "footer", "form", "button", "select", "textarea", "canvas"}
 #: Control characters (C0 but tab, newline and carriage return; DEL; C1): terminal escapes in
 #: a hostile report must never reach a terminal.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: Containers whose ``class`` or ``id`` names page furniture (related-story lists, share bars,
+#: comments, cookie banners, newsletter boxes, ads): their text is not the report's.
+_FURNITURE_TAGS = {"div", "aside", "section", "ul", "ol", "span", "header"}
+_FURNITURE_CLASS = re.compile(
+    r"(?:^|[\s_-])(related|share|sharing|social|comments?|newsletter|cookies?|consent|"
+    r"advert|advertisement|ads?|promo|sidebar|breadcrumbs?|subscribe|subscription|"
+    r"recommended|popular|trending|most-read|mostread|paywall|signup|outbrain|taboola)"
+    r"(?:$|[\s_-])", re.I)
 _BLOCK_TAGS = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
                "section", "article", "blockquote", "tr", "td", "th", "table", "figcaption",
                "figure", "header", "main", "aside", "pre", "hr", "dd", "dt"}
@@ -89,7 +98,7 @@ _BOILERPLATE = re.compile(r"""^\W*(?:
 )\W*$""", re.I | re.X)
 #: Template and shortcode tags a page left in its text ("{mosads}", "{{ ad }}", "[caption]").
 _TEMPLATE = re.compile(r"\{\{[^{}\n]{0,200}\}\}|\{%[^{}\n]{0,200}%\}"
-                       r"|(?<![$\w])\{/?[a-z][a-z0-9_:-]{2,40}(?:\s[^{}\n]{0,80})?\}"
+                       r"|(?<!\$)\{/?[a-z][a-z0-9_:-]{2,40}(?:\s[^{}\n]{0,80})?\}"
                        r"|\[/?(?:caption|embed|gallery|video|audio|ads?|mosads|tweet|youtube|"
                        r"related)\b[^\]\n]{0,200}\]|\[email(?:&#160;|\s)protected\]", re.I)
 #: The stored page's own date line at the very start ("date 2019-03-08 "): metadata, not text.
@@ -100,10 +109,23 @@ _LEAD_DATE = re.compile(r"\A\s*date\s*:?\s*(?:19|20)\d\d-[01]\d-[0-3]\d\b\s*", r
 _NOT_TITLE = re.compile(r"\W*(?:published|posted|updated|by|date)\b", re.I)
 
 
+#: A line made only of these words is a share bar ("Share on Facebook Share on X Email").
+_SHARE_WORDS = frozenset((
+    "share", "sharing", "on", "via", "to", "this", "the", "article", "story", "page", "post",
+    "facebook", "twitter", "x", "linkedin", "whatsapp", "email", "e-mail", "reddit",
+    "telegram", "pinterest", "flipboard", "copy", "link", "print", "tweet", "save",
+    "comments", "comment"))
+
+
 def is_boilerplate(line: str) -> bool:
     """True for a line of page furniture (see ``_BOILERPLATE``), never for a long one."""
     s = line.strip()
-    return bool(s) and len(s.split()) <= _BOILER_WORDS and bool(_BOILERPLATE.match(s))
+    if not s or len(s.split()) > _BOILER_WORDS:
+        return False
+    words = re.findall(r"[\w-]+", s.lower())
+    if words and set(words) <= _SHARE_WORDS and "share" in words:
+        return True
+    return bool(_BOILERPLATE.match(s))
 
 
 def strip_templates(text: str) -> str:
@@ -152,11 +174,14 @@ class _Visible(HTMLParser):
     date, site name, author, URL: meta tags, JSON-LD, ``<link rel=canonical>``, the first
     ``<time datetime>``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, furniture: bool = True) -> None:
         super().__init__(convert_charrefs=True)
+        self.furniture = furniture  # skip containers classed as page furniture
+        self.furniture_skipped = 0  # characters skipped in them
         self.blocks: list[str] = []
         self._cur: list[str] = []
         self._skip = 0
+        self._furniture: list[str] = []  # the open furniture container: its tag, nesting
         self._in_title = False
         self._json_ld: list[str] | None = None
         self._json_ld_size = 0
@@ -207,6 +232,12 @@ class _Visible(HTMLParser):
             self.meta.setdefault("time", a["datetime"][:100])
         elif tag == "script" and a.get("type", "").lower() == "application/ld+json":
             self._json_ld = []
+        if self._furniture:
+            if tag == self._furniture[0]:
+                self._furniture.append(tag)
+        elif self.furniture and tag in _FURNITURE_TAGS and _FURNITURE_CLASS.search(
+                f"{a.get('class', '')} {a.get('id', '')}"[:500]):
+            self._furniture.append(tag)
         if tag in _SKIP_TAGS:
             self._skip += 1
         elif tag in _BLOCK_TAGS:
@@ -223,6 +254,8 @@ class _Visible(HTMLParser):
             self._in_title = False
         if tag == "script" and self._json_ld is not None:
             self._json_ld_done()
+        if self._furniture and tag == self._furniture[0]:
+            self._furniture.pop()
         if tag in _SKIP_TAGS:
             self._skip = max(0, self._skip - 1)
         elif tag in _BLOCK_TAGS:
@@ -236,6 +269,8 @@ class _Visible(HTMLParser):
             return
         if self._in_title:
             self.title += data
+        elif self._furniture:
+            self.furniture_skipped += len(data)
         elif not self._skip:
             self._cur.append(data)
 
@@ -335,6 +370,19 @@ def _content(lines: list[str]) -> list[str]:
     return out
 
 
+def _parse_html(html: str, deadline: float | None, warnings: list[str], *,
+                furniture: bool = True) -> _Visible:
+    parser = _Visible(furniture)
+    for at in range(0, len(html), _HTML_PIECE):
+        if at and past(deadline):
+            warnings.append(f"reading stopped at the time limit: only the first "
+                            f"{at / len(html):.0%} of the HTML was read")
+            break
+        parser.feed(html[at:at + _HTML_PIECE])
+    parser.close()
+    return parser
+
+
 def parse_document(text: str, name: str = "<text>", *, fmt: str | None = None,
                    deadline: float | None = None, url: str | None = None) -> Document:
     """A :class:`Document` from a report's text (``fmt``: text | markdown | html | None);
@@ -350,15 +398,11 @@ def parse_document(text: str, name: str = "<text>", *, fmt: str | None = None,
         warnings.append(f"Markdown larger than {MAX_MARKDOWN // 1000} kB is read as plain "
                         "text (its markup is not parsed)")
     if markup in ("html", "markdown"):
-        parser = _Visible()
         html = text if markup == "html" else _markdown_html(text)
-        for at in range(0, len(html), _HTML_PIECE):
-            if at and past(deadline):
-                warnings.append(f"reading stopped at the time limit: only the first "
-                                f"{at / len(html):.0%} of the HTML was read")
-                break
-            parser.feed(html[at:at + _HTML_PIECE])
-        parser.close()
+        parser = _parse_html(html, deadline, warnings)
+        if not any(b.strip() for b in parser.blocks) and parser.furniture_skipped:
+            # A furniture container left open swallowed the page: read it all instead.
+            parser = _parse_html(html, deadline, warnings, furniture=False)
         # The parser has decoded entities, once; tags left by a template are dropped after.
         raw = [strip_templates(b).strip() for b in parser.blocks]
         raw = [re.sub(r"\s+", " ", b) for b in raw if b]
