@@ -298,7 +298,7 @@ def assess(ctx: Ctx, site_id: str, at: str | None, indicator_files: tuple[str, .
     if a.undated_reports:
         out.print(f"ignored {len(a.undated_reports)} undated report"
                   f"{'s' if len(a.undated_reports) != 1 else ''} (no publication date; add "
-                  "again with --published YYYY-MM-DD to count it):")
+                  "again with --published YYYY-MM-DD to count one):")
         for r in a.undated_reports:
             out.print(f"   ! {r.id} {esc(r.title[:80])}")
     for event in EVENTS:
