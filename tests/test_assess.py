@@ -277,14 +277,18 @@ def test_dates_of_knowledge_and_expired_notices(store, tmp_path):
         or not after.launch.window.basis.startswith("navigation")
 
 
-def test_undated_report_counts_from_the_day_it_is_added(store, tmp_path):
+def test_undated_report_is_kept_undated_and_never_counted(store, tmp_path):
+    # Issue 17: an undated report is not news of the day it is added (tests/test_report_meta.py
+    # covers the rest).
     site = store.get_site(SITE)
     p = _write(tmp_path, "u.txt", "Freight trains arrived at Sohae's rail station last week, "
                "a U.S. official said.")
     added = add_report(store, site, p)
-    assert added.reading.published == date.today().isoformat()
-    assert any("treated as published" in w for w in added.reading.warnings)
-    assert assess_site(store, site, at=date(2010, 1, 1)).launch.level == "no_evidence"
+    assert added.reading.published is None and added.undated
+    assert any("undated" in w for w in added.reading.warnings)
+    a = assess_site(store, site)
+    assert a.launch.level == "no_evidence"
+    assert [r.id for r in a.undated_reports] == [added.report_id]
 
 
 def test_bad_indicator_files_are_clear_errors(tmp_path):
@@ -321,7 +325,7 @@ def test_site_assessment_json_keys_and_round_trip(store, tmp_path):
     a = assess_site(store, site, at=date(2024, 6, 4))
     d = json.loads(json.dumps(a.to_dict()))  # as printed: plain JSON
     assert list(d) == ["at", "evidence_items", "launch", "engine_test", "site", "imagery",
-                       "evidence", "reports"]
+                       "evidence", "reports", "undated_reports"]
     assert d["at"] == "2024-06-04" and d["site"] == SITE
     assert list(d["launch"]) == EVENT_KEYS and list(d["engine_test"]) == EVENT_KEYS
     la = d["launch"]

@@ -31,7 +31,8 @@ _MAX_SECONDS = click.option(
     help="Stop reading a report after this long (a warning says where; the claims read so "
          "far are kept).")
 _PUBLISHED = click.option("--published", help="Publication date YYYY-MM-DD (default: the "
-                          "date the text states; relative dates need one).")
+                          "date the report gives: its metadata, a date line, a dateline, a "
+                          "byline or its URL; relative dates need one).")
 
 
 def _max_bytes(max_mb: float) -> int:
@@ -122,7 +123,10 @@ def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, max_seco
     for w in reading.warnings:
         err.print(f"warning: {esc(w)}")
     out.print(esc(f"{reading.title}  [{reading.format}, published "
-                  f"{reading.published or 'unknown'}, {reading.words} words]"))
+                  f"{reading.published or 'unknown (undated)'}, {reading.words} words]"))
+    if reading.outlets or reading.authors:
+        out.print(esc("by " + ", ".join(reading.authors or ["?"])
+                      + (f" ({', '.join(reading.outlets)})" if reading.outlets else "")))
     out.print("sites: " + (esc(", ".join(reading.sites)) or "none known"))
     if reading.claims:
         _print_claims(reading)
@@ -140,14 +144,18 @@ def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, max_seco
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--site", "site_id", required=True, help="The catalogued site it is about.")
 @_PUBLISHED
+@click.option("--url", help="Where the report came from (its outlet, and its date when the "
+              "URL has one, are taken from it).")
 @_MAX_MB
 @_MAX_SECONDS
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def add_cmd(ctx: Ctx, files: tuple[str, ...], site_id: str, published: str | None,
-            max_mb: float, max_seconds: float, as_json: bool) -> None:
+            url: str | None, max_mb: float, max_seconds: float, as_json: bool) -> None:
     """Store reports as evidence about a site.  Each file is read and stored on its own: a
-    bad file is reported and the others are still added."""
+    bad file is reported and the others are still added.  A report that gives no publication
+    date is refused unless --published gives one: evidence of unknown age is not news of
+    today."""
     from sitewatch.warning.record import add_report
 
     results: list[dict[str, object]] = []
@@ -158,7 +166,8 @@ def add_cmd(ctx: Ctx, files: tuple[str, ...], site_id: str, published: str | Non
             try:
                 added = add_report(store, site, f, published=published,
                                    max_bytes=_max_bytes(max_mb),
-                                   gazetteer_file=_gazetteer(ctx), max_seconds=max_seconds)
+                                   gazetteer_file=_gazetteer(ctx), max_seconds=max_seconds,
+                                   url=url, require_date=True)
             except Exception as e:  # one bad file must not stop the others
                 if not isinstance(e, SitewatchError):
                     log.debug("reading %s failed", f, exc_info=True)
@@ -170,13 +179,20 @@ def add_cmd(ctx: Ctx, files: tuple[str, ...], site_id: str, published: str | Non
                 results.append({"file": f, "error": str(e)})
                 continue
             results.append({"file": f, "report": added.report_id, "new": added.new,
+                            "published": added.reading.published,
+                            "published_from": added.published_from,
+                            "outlets": added.reading.outlets,
+                            "authors": added.reading.authors,
                             "claims": len(added.reading.claims),
                             "evidence": len(added.evidence), "skipped": added.skipped,
                             "stated": added.reading.stated,
                             "warnings": added.reading.warnings})
             if not as_json:
+                by = f", {esc(added.reading.outlets[0])}" if added.reading.outlets else ""
                 out.print(f"{'added' if added.new else 'updated'} {esc(f)} as report "
-                          f"{added.report_id}: {len(added.reading.claims)} claims, "
+                          f"{added.report_id} (published {added.reading.published}: "
+                          f"{esc(added.published_from or '?')}{by}): "
+                          f"{len(added.reading.claims)} claims, "
                           f"{len(added.evidence)} evidence items"
                           + (f", {len(added.skipped)} claims about other sites left out"
                              if added.skipped else ""))
@@ -279,6 +295,12 @@ def assess(ctx: Ctx, site_id: str, at: str | None, indicator_files: tuple[str, .
               f"{len(a.reports)} reports; imagery: best "
               f"{img.best_resolution_m or '-'} m, last {last}")
     _print_assessment(a)
+    if a.undated_reports:
+        out.print(f"ignored {len(a.undated_reports)} undated report"
+                  f"{'s' if len(a.undated_reports) != 1 else ''} (no publication date; add "
+                  "again with --published YYYY-MM-DD to count one):")
+        for r in a.undated_reports:
+            out.print(f"   ! {r.id} {esc(r.title[:80])}")
     for event in EVENTS:
         for u in a.event(event).unobserved:
             out.print(f"   ? {event}: {esc(u.name)}: {esc(u.why)}")

@@ -143,6 +143,8 @@ class Reading:
     stated_evidence: dict[str, list[str]]
     warnings: list[str] = field(default_factory=list)
     words: int = 0
+    outlets: list[str] = field(default_factory=list)  # who published it, most likely first
+    authors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "format": self.format,
@@ -150,7 +152,8 @@ class Reading:
                 "claims": [c.to_dict() for c in self.claims],
                 "background": [c.to_dict() for c in self.background],
                 "stated": dict(self.stated), "stated_evidence": self.stated_evidence,
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "outlets": list(self.outlets),
+                "authors": list(self.authors)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Reading:
@@ -158,7 +161,8 @@ class Reading:
                    [Claim.from_dict(c) for c in d["claims"]],
                    [Claim.from_dict(c) for c in d.get("background") or ()],
                    dict(d["stated"]), {k: list(v) for k, v in d["stated_evidence"].items()},
-                   list(d.get("warnings") or ()), int(d.get("words") or 0))
+                   list(d.get("warnings") or ()), int(d.get("words") or 0),
+                   list(d.get("outlets") or ()), list(d.get("authors") or ()))
 
 
 @lru_cache(maxsize=1)
@@ -758,7 +762,7 @@ def extract(doc: Document, *, published: date | None = None,
                    [*([topic] if topic else []),
                     *(s for s, _ in mentions.most_common() if s != topic)],
                    claims, background, stated, why,
-                   warnings, len(doc.text.split()))
+                   warnings, len(doc.text.split()), list(doc.outlets), list(doc.authors))
 
 
 def read_file(path: str | Path, *, published: str | date | None = None,

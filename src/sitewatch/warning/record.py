@@ -26,7 +26,14 @@ from sitewatch.warning.collateral import Reading, extract
 from sitewatch.warning.documents import MAX_BYTES, READ_SECONDS, deadline_in, read_document
 from sitewatch.warning.evidence import Evidence, from_alert, from_claim, from_note
 from sitewatch.warning.indicators import IndicatorSet, load_indicators
-from sitewatch.warning.records import Imagery, Note, Report, Sighting, SiteAssessment
+from sitewatch.warning.records import (
+    Imagery,
+    Note,
+    Report,
+    ReportRef,
+    Sighting,
+    SiteAssessment,
+)
 from sitewatch.watch.records import Observation
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,13 @@ class Added:
     reading: Reading
     evidence: list[Evidence]
     skipped: list[str]  # why claims were left out (another site)
+    published_from: str | None = None  # where the date came from: "given", "dateline", ...
+
+    @property
+    def undated(self) -> bool:
+        """True when no publication date was found or given: the report is kept, but its
+        evidence does not count (see :func:`site_evidence`)."""
+        return self.reading.published is None
 
 
 def site_names(site: Site) -> set[str]:
@@ -57,29 +71,44 @@ def indicators_for(site: Site, extra: Iterable[str | Path] = ()) -> IndicatorSet
     return load_indicators(site.site_type, extra)
 
 
+def source_label(reading: Reading) -> str:
+    """How evidence cites a report whose author speaks: its outlet, else its title, else
+    "unattributed report" (never a local file name)."""
+    if reading.outlets:
+        return reading.outlets[0]
+    title = " ".join(reading.title.split())
+    if title and title != reading.name:
+        return f"“{title[:100]}{'…' if len(title) > 100 else ''}”"
+    return "unattributed report"
+
+
 def add_report(store: Store, site: Site, path: str | Path, *,
                published: str | date | None = None, max_bytes: int = MAX_BYTES,
                indicator_set: IndicatorSet | None = None,
                gazetteer_file: str | Path | None = None,
-               max_seconds: float | None = READ_SECONDS) -> Added:
+               max_seconds: float | None = READ_SECONDS, url: str | None = None,
+               require_date: bool = False) -> Added:
     """Read a report file and store it with the evidence it gives about ``site``.
 
     Claims about another gazetteer site are left out (and listed in ``skipped``); claims
     naming no site are taken when the report names ``site`` or no site at all.  Reading stops
     after ``max_seconds`` with a warning (the claims read so far are stored).
+
+    The publication date is ``published`` when given, else the one the report gives (see
+    :mod:`.pubdate`; ``url``, where it came from, may give it).  A report with neither is
+    stored *undated*: its evidence never counts (it is not news of today), and
+    :func:`assess_site` lists it as ignored until it is added again with a date;
+    ``require_date`` refuses it instead (:class:`CollateralError` naming the file).
     """
     given = parse_date(published, "publication date", CollateralError)
     deadline = deadline_in(max_seconds)
-    doc = read_document(path, max_bytes=max_bytes, deadline=deadline)
+    doc = read_document(path, max_bytes=max_bytes, deadline=deadline, url=url)
     pub = given or doc.published
-    # Evidence needs a day it became known: an undated report counts from the day it is
-    # added, and its relative dates ("last week") are read from that day.
-    reading = extract(doc, published=pub or date.today(), gazetteer_file=gazetteer_file,
-                      deadline=deadline)
-    if pub is None:
-        reading.warnings.append(f"no publication date in the text or given: treated as "
-                                f"published on {reading.published}, the day it was added "
-                                "(give --published to correct)")
+    if pub is None and require_date:
+        raise CollateralError(f"{path}: no publication date found in it (metadata, a date "
+                              "line, a dateline, a byline or its URL); pass --published "
+                              "YYYY-MM-DD")
+    reading = extract(doc, published=pub, gazetteer_file=gazetteer_file, deadline=deadline)
     cat = indicator_set or indicators_for(site)
     mine = site_names(site)
     about_me = bool(mine & set(reading.sites)) or not reading.sites
@@ -96,11 +125,12 @@ def add_report(store: Store, site: Site, path: str | Path, *,
                            f"{', '.join(reading.sites)}")
             continue
         evidence += from_claim(c, cat, site=site.id, report=rid, published=reading.published,
-                               source_label=Path(doc.name).name)
+                               source_label=source_label(reading))
     report = Report(rid, site.id, reading.name, reading.title, parse_date(reading.published),
                     checksum, reading)
     new = store.put_report(report, doc.text, evidence)
-    return Added(rid, new, reading, evidence, skipped)
+    how = "given" if given else doc.published_from
+    return Added(rid, new, reading, evidence, skipped, how)
 
 
 def add_note(store: Store, site: Site, text: str, *, when: str | date,
@@ -242,11 +272,20 @@ def coverage(store: Store, site: Site, indicator_set: IndicatorSet, at: date,
     return Coverage(best, last, why, sightings(site, indicator_set, obs, at))
 
 
+def undated_reports(store: Store, site: Site) -> tuple[ReportRef, ...]:
+    """The reports on record for ``site`` with no publication date: their evidence is not
+    counted (a report of unknown age is not news of today)."""
+    return tuple(r.ref for r in store.reports(site.id) if r.published is None)
+
+
 def site_evidence(store: Store, site: Site, at: date, indicator_set: IndicatorSet
                   ) -> tuple[list[Evidence], str | None]:
-    """Everything on record for ``site`` known by ``at``: stored evidence and imagery."""
+    """Everything on record for ``site`` known by ``at``: stored evidence and imagery.  The
+    evidence of an undated report never counts, even where a claim names a day."""
+    undated = {r.id for r in undated_reports(store, site)}
     # Known by then: a report counts from its publication, a note from its date.
-    stored = [e for e in store.evidence(site.id) if (e.known_from or date.max) <= at]
+    stored = [e for e in store.evidence(site.id) if (e.known_from or date.max) <= at
+              and e.link.get("report") not in undated]
     # A change of indicator files can drop or rename indicators: keep what it still knows.
     known = {i.id for i in indicator_set.indicators}
     stored = [e for e in stored if e.indicator in known]
@@ -262,11 +301,14 @@ def assess_site(store: Store, site: Site, *, at: date | None = None,
     evidence, ph = site_evidence(store, site, at, cat)
     cov = coverage(store, site, cat, at, ph)
     a = assess(evidence, at=at, indicator_set=cat, coverage=cov)
+    reports = store.reports(site.id)
     return SiteAssessment(a.at, a.evidence_items, a.launch, a.engine_test, site=site.id,
                           imagery=Imagery(cov.best_resolution_m, cov.last_image, ph,
                                           cov.seen),
                           evidence=tuple(evidence),
-                          reports=tuple(r.ref for r in store.reports(site.id)))
+                          reports=tuple(r.ref for r in reports),
+                          undated_reports=tuple(r.ref for r in reports
+                                                if r.published is None))
 
 
 __all__ = [
@@ -280,4 +322,6 @@ __all__ = [
     "sightings",
     "site_evidence",
     "site_names",
+    "source_label",
+    "undated_reports",
 ]

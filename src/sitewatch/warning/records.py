@@ -332,17 +332,20 @@ class Imagery:
 @dataclass(frozen=True)
 class SiteAssessment(Assessment):
     """The assessment of a catalogue site from everything on record: also which ``site``,
-    its ``imagery``, every ``evidence`` item weighed and the ``reports`` on record."""
+    its ``imagery``, every ``evidence`` item weighed and the ``reports`` on record;
+    ``undated_reports``: those of them ignored for want of a publication date."""
 
     site: str
     imagery: Imagery
     evidence: tuple[Evidence, ...]
     reports: tuple[ReportRef, ...]
+    undated_reports: tuple[ReportRef, ...] = ()
 
     def to_dict(self) -> JsonDict:
         return {**super().to_dict(), "site": self.site, "imagery": self.imagery.to_dict(),
                 "evidence": [e.to_dict() for e in self.evidence],
-                "reports": [r.to_dict() for r in self.reports]}
+                "reports": [r.to_dict() for r in self.reports],
+                "undated_reports": [r.to_dict() for r in self.undated_reports]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SiteAssessment:
@@ -350,7 +353,8 @@ class SiteAssessment(Assessment):
         return cls(a.at, a.evidence_items, a.launch, a.engine_test, d["site"],
                    Imagery.from_dict(d["imagery"]),
                    tuple(Evidence.from_dict(e) for e in d.get("evidence") or ()),
-                   tuple(ReportRef.from_dict(r) for r in d.get("reports") or ()))
+                   tuple(ReportRef.from_dict(r) for r in d.get("reports") or ()),
+                   tuple(ReportRef.from_dict(r) for r in d.get("undated_reports") or ()))
 
 
 __all__ = ["EVENTS", "Assessment", "EventAssessment", "Imagery", "JsonDict", "Note", "Reason",
