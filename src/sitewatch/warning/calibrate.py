@@ -340,19 +340,36 @@ def _sig(x: float) -> float:
     return float(f"{x:.3g}")
 
 
+#: Indicators of what a report *concludes* (:func:`~.evidence.from_stated`).  They are not
+#: fitted: the labels are the reports' conclusions, so fitting them would teach the
+#: assessment to echo the reader's stated judgement and drain the strength of what reports
+#: show (a burn scar, a notice), which is all sitewatch has where no analyst has written.
+JUDGED_PREFIX = "judged_"
+
+
+def observable(cat: IndicatorSet) -> IndicatorSet:
+    """``cat`` without the report-conclusion indicators: what the fit is made on."""
+    return replace(cat, indicators=tuple(i for i in cat.indicators
+                                         if not i.id.startswith(JUDGED_PREFIX)))
+
+
 def fit_all(items: Sequence[Labelled], cat: IndicatorSet,
             feats: Mapping[str, Mapping[str, Features]] | None = None) -> list[Fit]:
-    """Fits of both events on ``items`` (``feats``: precomputed, by item name and event)."""
-    feats = feats or {it.name: {ev: features(it, cat, ev) for ev in EVENTS} for it in items}
-    return [fit_event([(feats[it.name][ev], it.labels[ev]) for it in items], cat, ev)
+    """Fits of both events on ``items`` (``feats``: precomputed, by item name and event),
+    made on what the reports show (:func:`observable`)."""
+    seen = observable(cat)
+    feats = feats or {it.name: {ev: features(it, seen, ev) for ev in EVENTS} for it in items}
+    return [fit_event([(feats[it.name][ev], it.labels[ev]) for it in items], seen, ev)
             for ev in EVENTS]
 
 
 def leave_one_out(items: Sequence[Labelled], cat: IndicatorSet
                   ) -> tuple[dict[str, Outcome], dict[str, list[Fit]]]:
     """Per event the predictions of each report by a fit on all the others, assessed with the
-    real assessment under the refitted strengths; and the fits, by held-out report."""
-    feats = {it.name: {ev: features(it, cat, ev) for ev in EVENTS} for it in items}
+    real assessment under the refitted strengths (the report-conclusion indicators at their
+    judged strengths); and the fits, by held-out report."""
+    seen = observable(cat)
+    feats = {it.name: {ev: features(it, seen, ev) for ev in EVENTS} for it in items}
     outcomes = {ev: Outcome(ev) for ev in EVENTS}
     fits_by: dict[str, list[Fit]] = {}
     for i, held in enumerate(items):
@@ -478,7 +495,28 @@ def _set_line(block: str, name: str, value: str | None, after: str | None = None
     return block.rstrip("\n") + "\n" + line + ("\n" if block.endswith("\n\n") else "")
 
 
-__all__ = ["BINS", "POSITIVE", "Features", "Fit", "Labelled", "Outcome", "agrees",
-           "apply_fits", "features", "fit_all", "fit_event", "fit_log_lr", "fit_thresholds",
-           "in_sample", "judged", "key", "leave_one_out", "logit", "prior_of", "sigmoid",
-           "write_fit"]
+__all__ = [
+    "BINS",
+    "JUDGED_PREFIX",
+    "POSITIVE",
+    "Features",
+    "Fit",
+    "Labelled",
+    "Outcome",
+    "agrees",
+    "apply_fits",
+    "features",
+    "fit_all",
+    "fit_event",
+    "fit_log_lr",
+    "fit_thresholds",
+    "in_sample",
+    "judged",
+    "key",
+    "leave_one_out",
+    "logit",
+    "observable",
+    "prior_of",
+    "sigmoid",
+    "write_fit",
+]

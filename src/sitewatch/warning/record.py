@@ -24,7 +24,7 @@ from sitewatch.times import parse_date
 from sitewatch.warning.assess import Coverage, assess
 from sitewatch.warning.collateral import Reading, extract
 from sitewatch.warning.documents import MAX_BYTES, READ_SECONDS, deadline_in, read_document
-from sitewatch.warning.evidence import Evidence, from_alert, from_claim, from_note
+from sitewatch.warning.evidence import Evidence, from_alert, from_claim, from_note, from_stated
 from sitewatch.warning.indicators import IndicatorSet, load_indicators
 from sitewatch.warning.records import (
     Imagery,
@@ -126,6 +126,11 @@ def add_report(store: Store, site: Site, path: str | Path, *,
             continue
         evidence += from_claim(c, cat, site=site.id, report=rid, published=reading.published,
                                source_label=source_label(reading))
+    # What the report itself concludes, when it is about this site (its first site).
+    if not reading.sites or reading.sites[0] in mine:
+        evidence += from_stated(reading, cat, site=site.id, report=rid,
+                                published=reading.published,
+                                source_label=source_label(reading))
     report = Report(rid, site.id, reading.name, reading.title, parse_date(reading.published),
                     checksum, reading)
     new = store.put_report(report, doc.text, evidence)
