@@ -364,3 +364,31 @@ def test_undated_reading_assessment_json():
     assert w is not None and w["start"] is None and w["end"] is None and w["days"][0] >= 0
     assert "days after the report" in d["launch"]["summary"]
     assert Assessment.from_dict(d) == a
+
+
+def test_a_reports_own_conclusion_is_evidence_for_its_site_only(tmp_path):
+    """What the report concludes (stated.py) counts as a judged_* evidence item, for the site
+    the report is about; a report about another site gives this one nothing."""
+    from sitewatch.sites.site import builtin_site
+    from sitewatch.store import Store
+    from sitewatch.warning.assess import assess_reading
+    from sitewatch.warning.collateral import read_text
+    from sitewatch.warning.record import add_report
+
+    text = ("Launch appears imminent at North Korea's Sohae station\n\n"
+            "Published: 12 March 2031\n\n"
+            "Commercial imagery shows the launch pad cleared and fuel trucks nearby. Taken "
+            "together, a launch within days is likely.")
+    r = read_text(text, name="mine.txt")
+    assert r.stated["launch"] == "imminent"
+    a = assess_reading(r)
+    assert "judged_launch_imminent" in {x.indicator for x in a.launch.reasons}
+    other = ("Iran prepares a satellite launch at the Imam Khomeini Spaceport\n\n"
+             "Published: 3 April 2031\n\nA rocket stands on the pad at the Iranian spaceport "
+             "and a launch is imminent, officials said. North Korea's Sohae was quiet.")
+    (tmp_path / "iran.txt").write_text(other, encoding="utf-8")
+    with Store.open_path(tmp_path / "db.sqlite") as store:
+        site = builtin_site("sohae")
+        store.put_site(site, "builtin")
+        added = add_report(store, site, tmp_path / "iran.txt")
+        assert not any(e.indicator.startswith("judged_launch") for e in added.evidence)

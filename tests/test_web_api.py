@@ -450,3 +450,18 @@ def test_serve_answers_over_real_http_and_prints_the_token_once(home):
     assert token in out and f"http://127.0.0.1:{port}/" in out
     proc2 = subprocess.run([*cmd, "--help"], env=env, capture_output=True, text=True)
     assert "--read-only" in proc2.stdout
+
+
+def test_an_undated_report_is_refused_and_nothing_is_kept(client, home):
+    r = client.post("/api/sites/testsite/reports",
+                    json={"text": "Trucks arrived at the launch pad, officials said."},
+                    headers=client.hdr)
+    assert "publication date" in _err(r, 422)
+    assert client.get("/api/sites/testsite/collateral").json()["reports"] == []
+    assert not list((home / "collateral").rglob("*.txt"))
+    r = client.post("/api/sites/testsite/reports",
+                    json={"text": "Trucks arrived at the launch pad, officials said.",
+                          "url": "https://example.org/2024/03/05/trucks-at-the-pad"},
+                    headers=client.hdr)
+    assert r.status_code == 201, r.text
+    assert r.json()["published"].startswith("2024-03")

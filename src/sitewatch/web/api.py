@@ -63,6 +63,7 @@ class ReportIn(_Body):
     text: str = Field(min_length=1, max_length=views.MAX_REPORT_CHARS)
     title: str | None = Field(default=None, max_length=300)
     published: date | None = None
+    url: str | None = Field(default=None, max_length=2000)
 
 
 class NoteIn(_Body):
@@ -186,7 +187,7 @@ def alert_action(st: Writer, site_id: str, alert_id: str, body: AlertAction
 def add_report(st: Writer, site_id: str, body: ReportIn) -> dict[str, Any]:
     with st.write_lock:
         return views.add_report_text(st.store, st.home, site_id, body.text, body.title,
-                                     body.published)
+                                     body.published, body.url)
 
 
 @router.post("/api/sites/{site_id}/notes", status_code=201)

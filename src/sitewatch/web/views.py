@@ -287,7 +287,7 @@ def collateral(store: Store, site_id: str) -> dict[str, Any]:
 
 
 def add_report_text(store: Store, home: Path, site_id: str, text: str, title: str | None,
-                    published: date | None) -> dict[str, Any]:
+                    published: date | None, url: str | None = None) -> dict[str, Any]:
     """`sitewatch collateral add` for a text sent to the API: kept as a file under
     ``<home>/collateral/<site>/`` (named after its title) and read like any report."""
     from sitewatch.warning.record import add_report
@@ -304,7 +304,17 @@ def add_report_text(store: Store, home: Path, site_id: str, text: str, title: st
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{safe_name(title or 'report', 'report', 60)}-{digest}.txt"
     path.write_text(body, encoding="utf-8")
-    added = add_report(store, site, path, published=published)
+    try:
+        added = add_report(store, site, path, published=published, url=url,
+                           require_date=True)
+    except CollateralError as exc:
+        path.unlink(missing_ok=True)
+        if "no publication date" in str(exc):
+            raise CollateralError("no publication date found in the report (metadata, a date "
+                                  "line, a dateline, a byline or its URL): give its "
+                                  "publication date; an undated report is never counted as "
+                                  "news of today") from None
+        raise
     return {"id": added.report_id, "new": added.new, "title": added.reading.title,
             "published": added.reading.published or None, "claims": len(added.evidence),
             "skipped": added.skipped, "warnings": list(added.reading.warnings)}
