@@ -94,12 +94,13 @@ def _pub_day(want: str) -> date:
 def evaluate(folder: Path = REPORTS, errors: bool = False) -> dict[str, Any]:
     from sitewatch.warning.assess import assess_reading
     from sitewatch.warning.collateral import read_text
+    from sitewatch.warning.documents import parse_document
 
     files = sorted(folder.glob("[0-9][0-9].json"))
     stated = {"launch": Counter(), "engine_test": Counter()}
     assessed = {"launch": Counter(), "engine_test": Counter()}
     brier: dict[str, list[float]] = {"launch": [], "engine_test": []}
-    site_n = site_ok = date_n = date_hits = src_ok = 0
+    site_n = site_ok = date_n = date_hits = url_hits = src_ok = 0
     mistakes: list[str] = []
     t0 = time.perf_counter()
     for f in files:
@@ -138,6 +139,9 @@ def evaluate(folder: Path = REPORTS, errors: bool = False) -> dict[str, Any]:
                 mistakes.append(f"SITE {f.name}: want {exp} got {got_site} (named {r.sites})")
         date_n += 1
         date_hits += date_ok(r.published, rec["date"])
+        # As `collateral add --url URL` reads it: the page address is known to whoever saved it.
+        with_url = parse_document(rec["text"], f.name, url=rec.get("url")).published
+        url_hits += date_ok(with_url, rec["date"])
         if errors and not date_ok(r.published, rec["date"]):
             mistakes.append(f"DATE {f.name}: want {rec['date']} got {r.published}")
         outlets = list(getattr(r, "outlets", []) or [])
@@ -160,6 +164,7 @@ def evaluate(folder: Path = REPORTS, errors: bool = False) -> dict[str, Any]:
             "confusion_assessed": {ev: dict(c) for ev, c in assessed.items()},
             "site": site_ok / site_n if site_n else float("nan"), "site_n": site_n,
             "date": date_hits / date_n if date_n else float("nan"),
+            "date_url": url_hits / date_n if date_n else float("nan"),
             "source": src_ok / n if n else float("nan"), "mistakes": mistakes}
 
 
@@ -186,7 +191,9 @@ def table(res: dict[str, Any]) -> list[str]:
            "| measure | value | target |", "|---|---:|---:|",
            f"| main site is the labelled one ({res['site_n']} reports) | {res['site']:.2f} | "
            "0.95 |",
-           f"| publication date found | {res['date']:.2f} | 0.90 |",
+           f"| publication date found, text alone | {res['date']:.2f} | 0.90 |",
+           f"| publication date found, text and its URL (`collateral add --url`) | "
+           f"{res['date_url']:.2f} | 0.90 |",
            f"| outlet named | {res['source']:.2f} | |", ""]
     for kind, key in (("stated judgement", "confusion_stated"),
                       ("assessment", "confusion_assessed")):
@@ -206,7 +213,13 @@ def main() -> None:
         raise SystemExit(f"no reports at {folder} (set SITEWATCH_DATA or --reports)")
     res = evaluate(folder, args.errors)
     lines = [f"`python benchmarks/bench_reports.py` at {code_state()}, "
-             f"{time.strftime('%Y-%m-%d')}.", "", *table(res)]
+             f"{time.strftime('%Y-%m-%d')}.", "",
+             "**Read these as in-sample.** The reader's rules (the stated judgement, the "
+             "gazetteer, the date and outlet rules) were written while reading these 45 "
+             "reports, so agreement here overstates what a new report gets. The honest "
+             "figures are the project's never-tuned holdout in docs/bench_collateral.md and "
+             "the leave-one-out calibration in docs/bench_calibration.md; docs/collateral.md "
+             "sets them side by side.", "", *table(res)]
     print("\n".join(lines))
     for m in res["mistakes"]:
         print(m)
