@@ -198,3 +198,33 @@ def test_plot_to_an_unwritable_place_is_a_sitewatch_error(tl, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(SitewatchError, match="cannot write .*file"):
         plot_timeline(tl, blocker / "tl.png")
+
+
+def test_brief_timelines_mark_each_alert_at_the_value_it_was_raised_on(tmp_path, monkeypatch):
+    """The brief plots the measure and grid each alert was raised on: the triangle sits at the
+    alert's own value on its own date, outside the normal band."""
+    import sitewatch.report.brief as brief_mod
+    from sitewatch.report.brief import write_brief
+
+    drawn: list[tuple] = []
+    real = brief_mod.timeline_figure
+
+    def spy(path, times, values, unobserved, alerts, band, title, caption, ylabel):
+        drawn.append((list(times), list(values), list(alerts), band, ylabel))
+        return real(path, times, values, unobserved, alerts, band, title, caption, ylabel)
+
+    monkeypatch.setattr(brief_mod, "timeline_figure", spy)
+    with Store.open_path(tmp_path / "db.sqlite") as store:
+        catalogue(store, tmp_path / "imgs", range(10))
+        run_site(store, "testsite", PARAMS)
+        alerts = store.alerts("testsite")
+        write_brief(store, "testsite", tmp_path / "out")
+    assert drawn, "a timeline per alerted part"
+    for times, values, marks, band, measure in drawn:
+        assert marks
+        for t, v in marks:
+            assert v is not None and v == values[times.index(t)]
+            if band is not None:
+                assert v > band[1]
+    names = {str(f["measure"]).replace("_", " ") for a in alerts for f in a.alert.findings}
+    assert {d[4] for d in drawn} <= names | {"changed excess"}

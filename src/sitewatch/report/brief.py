@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import shapely
 from jinja2 import Environment, PackageLoader, select_autoescape
-from scipy.stats import median_abs_deviation
 
 from sitewatch import __version__
 from sitewatch.errors import BriefError, MissingExtraError, OutputError, SiteError, SitewatchError
@@ -254,7 +253,6 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
                  start: date | None, end: date | None, pdf: bool,
                  tick: Callable[[str, int, int], None], written: list[Path]) -> Brief:
     from sitewatch.warning.record import assess_site
-    from sitewatch.watch.pipeline import series
 
     site_id = site.id
     run = store.last_run(site_id, finished=True)
@@ -296,9 +294,7 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
                          brief.warnings)
     if overview:
         written.append(out / overview["path"])
-    ser = {k: [o for o in v if lo_s <= _day(o.time) <= hi_s]
-           for k, v in (series(store, site_id, ph) if ph else {}).items()}
-    timelines = _timelines(site, ranked, {k: v for k, v in ser.items() if v}, fig_dir)
+    timelines = _timelines(site, ranked, store, ph, (lo_s, hi_s), fig_dir)
     written += [out / t["path"] for t in timelines]
     assessment = assess_site(store, site, at=at)
     reports = store.reports(site_id)
@@ -459,43 +455,46 @@ def _overview(site: Site, alerts: list[StoredAlert], processed: dict[str, Proces
     return {"path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption}
 
 
-def _timelines(site: Site, alerts: list[StoredAlert], ser: dict[tuple[str, str], Any],
-               fig_dir: Path) -> list[dict[str, Any]]:
+def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | None,
+               period: tuple[str, str], fig_dir: Path) -> list[dict[str, Any]]:
+    """One timeline per alerted part, drawn from the series its alerts were raised on
+    (:func:`~sitewatch.watch.timeline.part_series`: the alerts' own measure and grid, the
+    normal band of the dates with no alert), so every alert sits at the value it names."""
+    from sitewatch.watch.timeline import part_series
+    from sitewatch.watch.zonal import REST
+
     out: list[dict[str, Any]] = []
-    parts = list(dict.fromkeys(a.part for a in alerts))
+    if ph is None:
+        return out
+    lo_s, hi_s = period
     names = {p.name for p in site.parts}
-    for part in parts:
-        keys = [k for k in ser if k[0] == part]
-        if not keys:
+    mine = {a.id for a in alerts}
+    for part in dict.fromkeys(a.part for a in alerts):
+        if part != REST and part not in names:
             continue
-        obs = max((ser[k] for k in keys), key=len)
-        times = [datetime.fromisoformat(o.time.replace("Z", "+00:00")) for o in obs]
-        vals = [float(o.measures.get("changed_excess", math.nan)) for o in obs]
-        alerted = {_day(a.time) for a in alerts if a.part == part}
-        quiet = [v for o, v in zip(obs, vals, strict=True)
-                 if math.isfinite(v) and _day(o.time) not in alerted]
-        band = None
-        if len(quiet) >= 3:
-            med = float(np.median(quiet))
-            mad = float(median_abs_deviation(quiet, scale="normal"))
-            band = (med - 3 * max(mad, 0.01), med + 3 * max(mad, 0.01))
-        unobs = [t for t, v in zip(times, vals, strict=True) if not math.isfinite(v)]
-        marks: list[tuple[Any, float | None]] = []
-        by_day = {_day(o.time): v for o, v in zip(obs, vals, strict=True)}
-        for day in sorted(alerted):  # an alert may come from another grid's dates
-            v = by_day.get(day)
-            marks.append((datetime.fromisoformat(day), v if v is not None and math.isfinite(v)
-                          else None))
+        candidates = part_series(store, site.id, ph, part)
+        if not candidates:
+            continue
+        # The grid that carries most of this brief's alerts of the part (else the longest).
+        s = max(candidates, key=lambda c: (sum(m.id in mine for m in c.alerts), len(c.points)))
+        pts = [p for p in s.points if lo_s <= _day(p.time) <= hi_s]
+        if not pts:
+            continue
+        times = [p.time for p in pts]
+        vals = [p.value for p in pts]
+        unobs = [p.time for p in pts if not p.observed]
+        marks = [(m.time, m.value if math.isfinite(m.value) else None) for m in s.alerts
+                 if m.id in mine and lo_s <= _day(m.time) <= hi_s]
         label = site.part(part).label if part in names else part
-        caption = (f"{label}: share of the part that changed since the previous usable image, "
-                   f"beyond the rest of the site, {_day(obs[0].time)} to {_day(obs[-1].time)} "
-                   f"({sum(map(math.isfinite, vals))} of {len(vals)} dates observed).")
+        caption = (f"{label}: {s.measure_label}, {s.grid} grid, {_day(pts[0].time)} to "
+                   f"{_day(pts[-1].time)} ({sum(p.observed for p in pts)} of {len(pts)} dates "
+                   "observed); the shaded band is the normal range of the dates with no "
+                   "alert, triangles are the alerts at the values they were raised on.")
         safe = safe_name(part, "part", 40)
         path = timeline_figure(path_under(fig_dir, f"timeline_{len(out) + 1:02d}_{safe}.png"),
-                               times, vals,
-                               unobs, marks, band, html_text(f"Timeline: {label}"),
-                               html_text(caption),
-                               "changed share, excess")
+                               times, vals, unobs, marks, s.band,
+                               html_text(f"Timeline: {label}"), html_text(caption),
+                               s.measure.replace("_", " "))
         out.append({"part": part, "path": path.relative_to(fig_dir.parent).as_posix(),
                     "caption": caption})
     return out
