@@ -164,3 +164,14 @@ def test_every_listed_site_works_in_every_command_without_site_add(run, tmp_path
     assert r.exit_code == 1 and "has no georeferenced scenes" in r.output
     (row,) = [s for s in json.loads(run("site", "list", "--json").output) if s["id"] == site_id]
     assert row["origin"] == "built-in"
+
+
+def test_site_show_prints_coordinates_with_their_hemisphere(run, tmp_path):
+    """A western longitude is "106.91418 W", not "-106.91418 E" (issue 18, item 4)."""
+    f = tmp_path / "west.geojson"
+    run("site", "init", "west", "--lat", "39.66", "--lon", "-106.91418", "-o", f)
+    shown = run("site", "show", f).output
+    assert "39.66000 N, 106.91418 W" in shown and "-106" not in shown
+    g = tmp_path / "south.geojson"
+    run("site", "init", "south", "--lat", "-5.25", "--lon", "12.5", "-o", g)
+    assert "5.25000 S, 12.50000 E" in run("site", "show", g).output

@@ -82,6 +82,20 @@ def list_(ctx: Ctx, as_json: bool) -> None:
     out.print(t)
 
 
+def format_latlon(lat: float, lon: float) -> str:
+    """``lat, lon`` as unsigned degrees with their hemisphere letters, the way a map shows
+    them: ``39.66000 N, 106.91418 W`` (a sign and a hemisphere letter together contradict).
+
+    >>> format_latlon(39.66, -106.91418)
+    '39.66000 N, 106.91418 W'
+    >>> format_latlon(-5.0, 0.0)
+    '5.00000 S, 0.00000 E'
+    """
+    ns = "S" if lat < 0 else "N"
+    ew = "W" if lon < 0 else "E"
+    return f"{abs(lat):.5f} {ns}, {abs(lon):.5f} {ew}"
+
+
 @site.command("show")
 @click.argument("site_ref")
 @click.option("--json", "as_json", is_flag=True, help="Print the site file (GeoJSON).")
@@ -99,7 +113,7 @@ def show(ctx: Ctx, site_ref: str, as_json: bool) -> None:
     lon, lat = s.center
     out.print(f"[bold]{esc(s.id)}[/]: {esc(s.name)}"
               + ("  [reverse] SIMULATED [/]" if s.simulated else ""))
-    out.print(f"type {esc(s.site_type)}; from {origin}; centre {lat:.5f} N, {lon:.5f} E")
+    out.print(f"type {esc(s.site_type)}; from {origin}; centre {format_latlon(lat, lon)}")
     if s.properties.get("note"):
         out.print(f"note: {esc(s.properties['note'])}")
     unplaced = sum(not p.placed for p in s.parts)
@@ -185,4 +199,4 @@ def add(ctx: Ctx, file: str) -> None:
         status = store.put_site(s, "file")
     out.print(f"site {esc(repr(s.id))}: {status}")
 
-__all__ = ["add", "init", "list_", "show", "site", "validate"]
+__all__ = ["add", "format_latlon", "init", "list_", "show", "site", "validate"]
