@@ -213,7 +213,7 @@ def test_cli_add_note_assess_and_bad_files(tmp_path, home):
     good = _write(tmp_path, "good.txt", "Trains arrived at Sohae's rail station on Monday, a "
                   "U.S. official said. [bold red]not markup[/]")
     empty = _write(tmp_path, "empty.txt", "")
-    r = runner.invoke(cli, ["collateral", "add", str(good), str(empty), "--site", SITE,
+    r = runner.invoke(cli, ["collateral", "add", SITE, str(good), str(empty),
                             "--published", "2024-06-05"])
     assert r.exit_code == 1
     said = " ".join(r.output.split())

@@ -56,22 +56,22 @@ def test_ingest_and_scenes(run, tmp_path, make_tif):
     for i in range(2):
         make_tif(f"imgs/s{i}.tif", rng_image(i), tags={"ACQUISITION_TIME": f"2024-0{i+1}-05"},
                  descriptions=["blue", "green", "red", "nir"])
-    r = run("ingest", tmp_path / "imgs", "--site", "sohae-sim")
+    r = run("ingest", "sohae-sim", tmp_path / "imgs")
     assert "2 added" in r.output
-    assert "2 unchanged" in run("ingest", tmp_path / "imgs", "--site", "sohae-sim").output
-    rows = json.loads(run("scenes", "--site", "sohae-sim", "--json").output)
+    assert "2 unchanged" in run("ingest", "sohae-sim", tmp_path / "imgs").output
+    rows = json.loads(run("scenes", "sohae-sim", "--json").output)
     assert [s["id"] for s in rows] == ["s0", "s1"]
     assert rows[0]["acquired"] == "2024-01-05T00:00:00Z" and rows[0]["bands"][0]["name"] == "blue"
-    table = run("scenes", "--site", "sohae-sim").output
+    table = run("scenes", "sohae-sim").output
     assert "s1" in table and "2 scene(s)" in table
-    report = json.loads(run("ingest", tmp_path / "imgs", "--site", "sohae-sim", "--json").output)
+    report = json.loads(run("ingest", "sohae-sim", tmp_path / "imgs", "--json").output)
     assert {s["status"] for s in report["scenes"]} == {"unchanged"}
 
 
 def test_ingest_errors_are_clear(run, tmp_path):
     bad = tmp_path / "bad.tif"
     bad.write_text("hello")
-    r = run("ingest", bad, "--site", "sohae", ok=False)
+    r = run("ingest", "sohae", bad, ok=False)
     assert r.exit_code == 1 and "bad.tif: not a readable raster image" in r.output
     assert "Traceback" not in r.output
     png = tmp_path / "x.png"
@@ -80,11 +80,11 @@ def test_ingest_errors_are_clear(run, tmp_path):
     with rasterio.open(png, "w", driver="PNG", width=10, height=10, count=1,
                        dtype="uint8") as ds:
         ds.write(np.zeros((1, 10, 10), np.uint8))
-    r = run("ingest", png, "--site", "sohae", ok=False)
+    r = run("ingest", "sohae", png, ok=False)
     assert "acquisition time unknown" in r.output and "--time" in r.output
-    r = run("ingest", png, "--site", "sohae", "--time", "yesterday", ok=False)
+    r = run("ingest", "sohae", png, "--time", "yesterday", ok=False)
     assert "cannot read time 'yesterday'" in r.output
-    r = run("scenes", "--site", "nowhere", ok=False)
+    r = run("scenes", "nowhere", ok=False)
     assert "no site 'nowhere'" in r.output
 
 
@@ -93,9 +93,9 @@ def test_load_writes_scene_on_site_grid(run, tmp_path, make_tif):
 
     make_tif("imgs/s0.tif", rng_image(0), tags={"ACQUISITION_TIME": "2024-01-05"},
              descriptions=["blue", "green", "red", "nir"], nodata=0)
-    run("ingest", tmp_path / "imgs", "--site", "sohae-sim")
+    run("ingest", "sohae-sim", tmp_path / "imgs")
     out = tmp_path / "s0_grid.tif"
-    r = run("load", "--site", "sohae-sim", "--scene", "s0", "--bands", "red,nir",
+    r = run("load", "sohae-sim", "--scene", "s0", "--bands", "red,nir",
             "-o", out)
     assert str(out) in r.output
     with rasterio.open(out) as ds:
@@ -103,16 +103,16 @@ def test_load_writes_scene_on_site_grid(run, tmp_path, make_tif):
         assert ds.crs.to_epsg() == 32651 and ds.res == (10.0, 10.0)
         q = ds.read(3)
         assert {0.0, 1.0} <= set(q.ravel().tolist())  # observed inside, no data outside
-    r = run("load", "--site", "sohae-sim", "--scene", "s0", "-o", out, ok=False)
+    r = run("load", "sohae-sim", "--scene", "s0", "-o", out, ok=False)
     assert "exists" in r.output
-    r = run("load", "--site", "sohae-sim", "--scene", "nope", "-o", tmp_path / "n.tif", ok=False)
+    r = run("load", "sohae-sim", "--scene", "nope", "-o", tmp_path / "n.tif", ok=False)
     assert "has no scene 'nope'" in r.output
-    r = run("load", "--site", "sohae-sim", "--scene", "s0", "-o", tmp_path / "x.png", ok=False)
+    r = run("load", "sohae-sim", "--scene", "s0", "-o", tmp_path / "x.png", ok=False)
     assert "name it .tif" in r.output
-    r = run("load", "--site", "sohae-sim", "--scene", "s0", "--resolution", "0", "-o",
+    r = run("load", "sohae-sim", "--scene", "s0", "--resolution", "0", "-o",
             tmp_path / "z.tif", ok=False)
     assert "positive number" in r.output
-    r = run("load", "--site", "sohae-sim", "--scene", "s0", "--resolution", "0.05", "-o",
+    r = run("load", "sohae-sim", "--scene", "s0", "--resolution", "0.05", "-o",
             tmp_path / "big.tif", ok=False)
     assert "GiB" in r.output and "Traceback" not in r.output
     r = run("--home", "/proc/nope", "site", "add", tmp_path / "x.geojson", ok=False)
@@ -142,8 +142,8 @@ def test_hostile_text_is_shown_literally(run, tmp_path, make_tif):
     make_tif("[imgs]/a.tif", rng_image(0), tags={"ACQUISITION_TIME": "2024-01-05",
                                                 "SENSOR": "[/x]"},
              descriptions=["blue", "green", "red", "nir"])
-    run("ingest", tmp_path / "[imgs]", "--site", "sohae-sim")
-    assert "[/x]" in run("scenes", "--site", "sohae-sim").output
+    run("ingest", "sohae-sim", tmp_path / "[imgs]")
+    assert "[/x]" in run("scenes", "sohae-sim").output
 
 
 @pytest.mark.parametrize("site_id", ["sohae", "sohae-sim"])
@@ -155,7 +155,7 @@ def test_every_listed_site_works_in_every_command_without_site_add(run, tmp_path
         "--activity", "shelter_moved")
     report = tmp_path / "report.txt"
     report.write_text("Imagery shows preparations under way at the launch pad.\n")
-    run("collateral", "add", str(report), "--site", site_id, "--published", "2024-05-02")
+    run("collateral", "add", site_id, str(report), "--published", "2024-05-02")
     got = json.loads(run("assess", site_id, "--at", "2024-05-03", "--json").output)
     assert got["site"] == site_id
     run("brief", site_id, "--out", str(tmp_path / "brief"))

@@ -84,8 +84,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_seed("tif", case.inputs / "a", seed=1, name="early")
     b = make_seed("tif", case.inputs / "b", seed=2, name="later")
     for args in (["site", "add", str(site)],
-                 ["ingest", str(case.inputs / "a"), "--site", SITE_ID, "--time", "2024-01-10"],
-                 ["ingest", str(b[0]), "--site", SITE_ID, "--time", "2024-01-20"],
+                 ["ingest", SITE_ID, str(case.inputs / "a"), "--time", "2024-01-10"],
+                 ["ingest", SITE_ID, str(b[0]), "--time", "2024-01-20"],
                  ["run", SITE_ID]):
         res = sitewatch(case, *args)
         assert res.rc == 0, res.describe()
@@ -108,7 +108,7 @@ def test_raster_mutant(raster_case: str, fmt: str, mutation: str, index: int,
     names = [p.name for p in files] + [files[0].stem]
     before, db0 = case.snapshot(), case.db_dump()
 
-    ingest = sitewatch(case, "ingest", str(case.inputs), "--site", SITE_ID, "--time", GIVEN_TIME)
+    ingest = sitewatch(case, "ingest", SITE_ID, str(case.inputs), "--time", GIVEN_TIME)
     bad = problems(ingest, names)
     results = [ingest]
     if ingest.rc == 1 and case.db_dump() != db0:

@@ -149,7 +149,7 @@ def test_corrupt_interior_tile_via_cli(run, tmp_path):
     raw = bytearray(p.read_bytes())
     raw[off:off + 8] = b"\x00" * 8
     p.write_bytes(bytes(raw))
-    r = run("ingest", p, "--site", "sohae-sim", "--time", "2024-01-05")
+    r = run("ingest", "sohae-sim", p, "--time", "2024-01-05")
     _one_line_error(r, "bad.tif")
     assert "block row 1, column 2" in " ".join(r.output.split())
 
@@ -172,7 +172,7 @@ def test_envi_shorter_than_its_header_is_refused(tmp_path, run):
     p = _envi(tmp_path, "short.img", data_bytes=30 * 20 * 2 - 7)
     with pytest.raises(SceneError, match=r"short\.img: 1,193 bytes, shorter than the 1,200"):
         _read(p)
-    _one_line_error(run("ingest", p, "--site", "sohae-sim"), "short.img")
+    _one_line_error(run("ingest", "sohae-sim", p), "short.img")
 
 
 def test_envi_claiming_two_billion_lines_is_refused_up_front(tmp_path, run):
@@ -182,14 +182,14 @@ def test_envi_claiming_two_billion_lines_is_refused_up_front(tmp_path, run):
     p2 = _envi(tmp_path, "long.img", samples=3, lines=2_000_000, data_bytes=1200)
     with pytest.raises(SceneError, match=r"long\.img: 1,200 bytes, shorter than the 12,000,000"):
         _read(p2)
-    _one_line_error(run("ingest", p, "--site", "sohae-sim"), "tall.hdr")
+    _one_line_error(run("ingest", "sohae-sim", p), "tall.hdr")
 
 
 def test_truncated_png_via_cli(run, tmp_path):
     data = np.random.default_rng(4).integers(0, 255, (3, 40, 40)).astype("uint8")
     p = _write(tmp_path / "t.png", "PNG", data)
     p.write_bytes(p.read_bytes()[:-200])
-    r = run("ingest", p, "--site", "sohae-sim", "--time", "2024-01-05")
+    r = run("ingest", "sohae-sim", p, "--time", "2024-01-05")
     _one_line_error(r, "t.png")
     assert "truncated" in r.output
 
@@ -225,7 +225,7 @@ def test_tall_image_footprint_is_bounded_and_ingest_finishes(run, tmp_path):
     p = _tall(tmp_path / "tall.tif")
     sc = _read(p)
     assert len(sc.footprint.exterior.coords) == 4 * FOOTPRINT_EDGE_POINTS + 1
-    r = run("ingest", p, "--site", "sohae-sim")
+    r = run("ingest", "sohae-sim", p)
     assert r.exit_code == 0, r.output
     assert "1 added" in r.output
 
@@ -248,7 +248,7 @@ def test_vrt_is_refused_and_never_reads_its_target(run, tmp_path):
         (tmp_path / name).write_text(vrt)
         with pytest.raises(SceneError, match="virtual raster"):
             open_raster(tmp_path / name)
-        _one_line_error(run("ingest", tmp_path / name, "--site", "sohae-sim", "--time",
+        _one_line_error(run("ingest", "sohae-sim", tmp_path / name, "--time",
                             "2024-01-05"), name)
     with pytest.raises(SceneError, match=r"grid\.tif: not a readable raster image in a "
                                          r"supported format"):
@@ -269,7 +269,7 @@ def test_vrt_and_fifo_in_a_folder_are_skipped_with_a_warning(run, tmp_path):
     assert [Path(s.key).name for s in srcs] == ["fake.img", "good.tif"]
     assert {Path(p).name for p, _ in skipped} == {"x.vrt", "pipe.tif", "fake.hdr"}
     (folder / "fake.img").unlink()
-    r = run("ingest", folder, "--site", "sohae-sim")
+    r = run("ingest", "sohae-sim", folder)
     assert r.exit_code == 0, r.output
     assert "1 added" in r.output
     out = " ".join(r.output.split())
@@ -283,7 +283,7 @@ def test_fifo_named_directly_is_refused(run, tmp_path):
         discover([fifo])
     with pytest.raises(SceneError, match=r"pipe\.tif: a FIFO"):
         open_raster(fifo)
-    _one_line_error(run("ingest", fifo, "--site", "sohae-sim"), "pipe.tif")
+    _one_line_error(run("ingest", "sohae-sim", fifo), "pipe.tif")
     _one_line_error(run("detect", fifo, fifo, "--out", tmp_path / "o"), "pipe.tif")
 
 
@@ -309,7 +309,7 @@ def test_odd_georeferencing_is_one_line(run, tmp_path, map_info, expect):
     p = _envi(tmp_path, "odd.img", map_info=map_info)
     with pytest.raises(SceneError, match=expect):
         _read(p)
-    _one_line_error(run("ingest", p, "--site", "sohae-sim"), "odd.img")
+    _one_line_error(run("ingest", "sohae-sim", p), "odd.img")
     _one_line_error(run("detect", p, p, "--out", tmp_path / "o"), "odd.img")
 
 
@@ -319,7 +319,7 @@ def test_crs_without_lon_lat_is_one_line(run, tmp_path):
                   transform=Affine(10, 0, 0, 0, -10, 0), tags={"ACQUISITION_TIME": "2024-01-05"})
     with pytest.raises(SceneError, match=r"eng\.tif: its CRS cannot be converted"):
         _read(p)
-    _one_line_error(run("ingest", p, "--site", "sohae-sim"), "eng.tif")
+    _one_line_error(run("ingest", "sohae-sim", p), "eng.tif")
 
 
 def test_antimeridian_footprint_is_split_with_a_warning(run, tmp_path):
@@ -333,7 +333,7 @@ def test_antimeridian_footprint_is_split_with_a_warning(run, tmp_path):
     with Store.open_path(tmp_path / "h" / "sitewatch.db") as store, \
             pytest.raises(SiteError, match="antimeridian"):
         ingest(store, [p], "far-east")
-    _one_line_error(run("ingest", p, "--site", "far-east"), "far-east")
+    _one_line_error(run("ingest", "far-east", p), "far-east")
 
 
 def test_file_damaged_after_ingest_fails_the_load_with_one_line(tmp_path):

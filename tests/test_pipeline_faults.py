@@ -327,12 +327,12 @@ def test_cli_scenes_remove(home, tmp_path):
     products = [Path(p) for _, p in event.products.items()]
     assert all(p.is_file() for p in products)
     # the listing keeps working, as before it became a group
-    listing = runner.invoke(cli, ["scenes", "--site", "testsite", "--json"])
+    listing = runner.invoke(cli, ["scenes", "testsite", "--json"])
     assert listing.exit_code == 0 and len(json.loads(listing.output)) == EVENT_AT + 2
     # unknown ids: one line
     r = runner.invoke(cli, ["scenes", "remove", "testsite", "nope", "--yes"])
     assert r.exit_code == 1 and r.output.lower().strip().splitlines() == [
-        "error: site 'testsite' has no scene 'nope' (see `sitewatch scenes --site testsite`)"]
+        "error: site 'testsite' has no scene 'nope' (see `sitewatch scenes testsite`)"]
     r = runner.invoke(cli, ["scenes", "remove", "nosite", "nope", "--yes"])
     assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1
     # without --yes it asks; no is no

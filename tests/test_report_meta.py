@@ -187,7 +187,7 @@ def test_cli_refuses_an_undated_report_and_assess_lists_ignored_ones(tmp_path, h
     p = _write(tmp_path, "readies.txt", SEED_LIKE)
     dated = _write(tmp_path, "dated.txt", "Pad update\nPublished: 2 May 2023\n\n" + BODY)
     run = CliRunner()
-    r = run.invoke(cli, ["collateral", "add", "--site", "sohae", str(p), str(dated)],
+    r = run.invoke(cli, ["collateral", "add", "sohae", str(p), str(dated)],
                    env={"COLUMNS": "300"})
     assert r.exit_code == 1
     errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
@@ -197,7 +197,7 @@ def test_cli_refuses_an_undated_report_and_assess_lists_ignored_ones(tmp_path, h
     r = run.invoke(cli, ["assess", "sohae"], env={"COLUMNS": "300"})
     assert r.exit_code == 0 and "ignored" not in r.output
     # With --published it is stored; an old report does not make today imminent.
-    r = run.invoke(cli, ["collateral", "add", "--site", "sohae", "--published", "2016-01-28",
+    r = run.invoke(cli, ["collateral", "add", "sohae", "--published", "2016-01-28",
                          str(p)], env={"COLUMNS": "300"})
     assert r.exit_code == 0, r.output
     r = run.invoke(cli, ["assess", "sohae", "--json"])

@@ -249,10 +249,10 @@ def test_cli_end_to_end_with_hostile_names(tmp_path, home):
     runner = CliRunner()
     brief_dir = tmp_path / "brief"
     codes: list[int] = []
-    steps = [["site", "add", str(sf)], ["ingest", str(tmp_path / "imgs"), "--site", "testsite"],
-             ["scenes", "--site", "testsite"], ["run", "testsite"], ["alerts", "testsite"],
+    steps = [["site", "add", str(sf)], ["ingest", "testsite", str(tmp_path / "imgs")],
+             ["scenes", "testsite"], ["run", "testsite"], ["alerts", "testsite"],
              ["note", "testsite", f"vehicles {ESCAPES} at the pad", "--date", "2024-04-01",
-              "--author", ESCAPES], ["collateral", "add", str(rep), "--site", "testsite"],
+              "--author", ESCAPES], ["collateral", "add", "testsite", str(rep)],
              ["collateral", "list", "testsite"], ["timeline", "testsite"],
              ["site", "show", "testsite"], ["brief", "testsite", "--out", str(brief_dir)]]
     for args in steps:

@@ -77,11 +77,11 @@ def test_impossible_dates_in_file_names_date_nothing(name):
 
 def test_far_future_and_impossible_times_on_the_command_line(sw, tmp_path):
     img = write_tif(tmp_path / "plain.tif", rng_image(1))
-    r = sw("ingest", img, "--site", "sohae", "--time", "9999-12-31T23:59:59Z", code=1)
+    r = sw("ingest", "sohae", img, "--time", "9999-12-31T23:59:59Z", code=1)
     _one_error(r, "9999-12-31T23:59:59Z", "--time" if "--time" in r.output else "time")
-    r = sw("ingest", img, "--site", "sohae", "--time", "0001-01-01", code=1)
+    r = sw("ingest", "sohae", img, "--time", "0001-01-01", code=1)
     _one_error(r, "0001-01-01")
-    sw("ingest", img, "--site", "sohae", "--time", "2024-01-10")
+    sw("ingest", "sohae", img, "--time", "2024-01-10")
     for args in (["assess", "sohae", "--at", "9999-12-31"],
                  ["brief", "sohae", "--to", "9999-12-31", "--out", tmp_path / "b"],
                  ["brief", "sohae", "--from", "0001-01-01", "--out", tmp_path / "b"],
@@ -96,17 +96,17 @@ def test_far_future_and_impossible_times_on_the_command_line(sw, tmp_path):
 def test_far_future_times_in_tags_and_names(sw, tmp_path):
     tagged = write_tif(tmp_path / "t" / "tagged.tif", rng_image(2),
                        tags={"ACQUISITION_TIME": "9999-12-31T23:59:59Z"})
-    r = sw("ingest", tagged, "--site", "sohae", code=1)
+    r = sw("ingest", "sohae", tagged, code=1)
     _one_error(r, "tagged.tif", "acquisition time unknown")
     # With --time the unusable tag is passed over for the given time.
-    sw("ingest", tagged, "--site", "sohae", "--time", "2024-01-10")
+    sw("ingest", "sohae", tagged, "--time", "2024-01-10")
     s2 = write_tif(tmp_path / "n" / "S2B_MSIL1C_99991231T235959_N0400_R031_T51TXF.tif",
                    rng_image(3))
-    r = sw("ingest", s2, "--site", "sohae", code=1)
+    r = sw("ingest", "sohae", s2, code=1)
     _one_error(r, "S2B_MSIL1C_99991231T235959", "outside the years")
     bad = write_tif(tmp_path / "m" / "LC08_L2SP_116032_20241301_20250101_02_T1.tif",
                     rng_image(4))
-    _one_error(sw("ingest", bad, "--site", "sohae", code=1), "LC08_L2SP_116032_20241301",
+    _one_error(sw("ingest", "sohae", bad, code=1), "LC08_L2SP_116032_20241301",
                "--time")
 
 
@@ -114,8 +114,8 @@ def test_far_future_times_in_tags_and_names(sw, tmp_path):
 def catalogue(sw, home, tmp_path):
     """A home with two scenes of Sohae, run once, and a note."""
     for i, t in enumerate(["2024-01-10", "2024-02-10"]):
-        sw("ingest", write_tif(tmp_path / f"s{i}" / f"s{i}.tif", rng_image(10 + i)),
-           "--site", "sohae", "--time", t)
+        sw("ingest", "sohae", write_tif(tmp_path / f"s{i}" / f"s{i}.tif", rng_image(10 + i)),
+           "--time", t)
     sw("run", "sohae")
     sw("note", "sohae", "Trains at the rail station", "--date", "2024-02-01")
     return home / "sitewatch.db"
@@ -135,7 +135,7 @@ def test_a_damaged_catalogue_row_is_one_line_naming_table_and_key(sw, catalogue,
     with sqlite3.connect(catalogue) as con:
         con.execute(sql)
     failed = 0
-    for args in (["scenes", "--site", "sohae"], ["run", "sohae"], ["timeline", "sohae"],
+    for args in (["scenes", "sohae"], ["run", "sohae"], ["timeline", "sohae"],
                  ["assess", "sohae"], ["brief", "sohae", "--out", tmp_path / "b"]):
         r = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
         assert r.exit_code in (0, 1), r.output
@@ -173,5 +173,5 @@ def test_relative_dates_past_the_last_year_are_left_unknown(sw, tmp_path):
     from importlib import resources
 
     sw("site", "add", resources.files("sitewatch.sites.builtin") / "sohae.geojson")
-    sw("collateral", "add", f, "--site", "sohae", "--published", "2999-12-31")
+    sw("collateral", "add", "sohae", f, "--published", "2999-12-31")
     sw("assess", "sohae", "--at", "2999-12-31")

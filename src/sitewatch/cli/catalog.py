@@ -7,7 +7,18 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
+from sitewatch.cli.common import (
+    Ctx,
+    ListByDefaultGroup,
+    deprecated_site_option,
+    echo_json,
+    err,
+    esc,
+    out,
+    pass_ctx,
+    progress_bar,
+    site_first,
+)
 from sitewatch.errors import SceneError, SiteError
 from sitewatch.imagery.grid import grid_for_scenes, load_scene, pixel_grid, write_geotiff
 from sitewatch.imagery.ingest import ingest as run_ingest
@@ -15,19 +26,22 @@ from sitewatch.times import parse_time
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--site", "site_id", required=True, help="Site id to catalogue the scenes under.")
+@click.argument("site_id", metavar="SITE", required=False)
+@click.argument("paths", nargs=-1, metavar="PATH...", type=click.Path(exists=True))
+@deprecated_site_option
 @click.option("--time", "time_", help="Acquisition time for images whose metadata and names "
               "carry none (ISO 8601).")
 @click.option("--sensor", help="Sensor name, overriding what metadata says.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @pass_ctx
-def ingest(ctx: Ctx, paths: tuple[str, ...], site_id: str, time_: str | None,
-           sensor: str | None, as_json: bool) -> None:
-    """Catalogue images (files or folders) for a site.
+def ingest(ctx: Ctx, site_id: str | None, paths: tuple[str, ...], site_opt: str | None,
+           time_: str | None, sensor: str | None, as_json: bool) -> None:
+    """Catalogue images (files or folders) for SITE: `sitewatch ingest SITE PATH...`.
 
     Re-ingesting the same files does nothing; changed files are detected by checksum.
+    (The old `--site SITE` still works, with a warning; with it, every argument is a path.)
     """
+    site_id, paths = site_first(site_id, site_opt, paths, "paths", "PATH...")
     t = parse_time(time_) if time_ else None
     with ctx.store() as store, progress_bar(not as_json) as tick:
         report = run_ingest(store, paths, site_id, time=t, sensor=sensor, progress=tick)
@@ -50,21 +64,22 @@ def ingest(ctx: Ctx, paths: tuple[str, ...], site_id: str, time_: str | None,
                               + (f"  ({it.note})" if it.note else "")))
 
 
-@click.group(invoke_without_command=True)
-@click.option("--site", "site_id", help="Site id (lists its scenes).")
+@click.group(cls=ListByDefaultGroup, subcommand_metavar="SITE | COMMAND [ARGS]...")
+def scenes() -> None:
+    """A site's catalogued scenes: `sitewatch scenes SITE` lists them, oldest first (short
+    for `sitewatch scenes list SITE`); `sitewatch scenes remove SITE SCENE_ID` removes one."""
+
+
+@scenes.command("list")
+@click.argument("site_id", metavar="SITE", required=False)
+@deprecated_site_option
 @click.option("--sensor", help="Only this sensor.")
 @click.option("--json", "as_json", is_flag=True, help="Full records as JSON.")
-@click.pass_context
-def scenes(cctx: click.Context, site_id: str | None, sensor: str | None, as_json: bool
-           ) -> None:
-    """List the catalogued scenes of a site, oldest first (`scenes --site SITE`), or remove
-    one (`scenes remove SITE SCENE_ID`)."""
-    if cctx.invoked_subcommand is not None:
-        return
-    if not site_id:
-        raise click.UsageError("Missing option '--site' (or a command: remove).")
-    ctx = cctx.find_object(Ctx)
-    assert ctx is not None
+@pass_ctx
+def list_scenes(ctx: Ctx, site_id: str | None, site_opt: str | None, sensor: str | None,
+                as_json: bool) -> None:
+    """List the catalogued scenes of SITE, oldest first."""
+    site_id, _ = site_first(site_id, site_opt)
     with ctx.store() as store:
         if store.use_site(site_id) is None:
             raise SiteError(f"no site {site_id!r} in the catalogue at {ctx.home}")
@@ -105,7 +120,7 @@ def remove_scene(ctx: Ctx, site_id: str, scene_id: str, yes: bool) -> None:
         sc = store.get_scene(site_id, scene_id)
         if sc is None:
             raise SceneError(f"site {site_id!r} has no scene {scene_id!r} (see `sitewatch "
-                             f"scenes --site {site_id}`)")
+                             f"scenes {site_id}`)")
         if not yes:
             click.confirm(f"Remove scene {scene_id} ({sc.acquired:%Y-%m-%d %H:%M}) of site "
                           f"{site_id} from the catalogue (its files stay)?", abort=True,
@@ -143,23 +158,26 @@ def _delete_products(paths: tuple[str, ...], root: Path) -> int:
 
 
 @click.command()
-@click.option("--site", "site_id", required=True, help="Site id.")
+@click.argument("site_id", metavar="SITE", required=False)
+@deprecated_site_option
 @click.option("--scene", "scene_id", required=True, help="Scene id (see `sitewatch scenes`).")
 @click.option("--resolution", type=float,
               help="Grid resolution in metres [default: the sensor's standard GSD].")
 @click.option("--bands", help="Comma-separated common names (e.g. red,nir,swir1) "
               "[default: all bands].")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="GeoTIFF to write.")
+@click.option("-o", "--out", "--output", "output", required=True,
+              type=click.Path(dir_okay=False), help="GeoTIFF file to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @pass_ctx
-def load(ctx: Ctx, site_id: str, scene_id: str, resolution: float | None, bands: str | None,
-         output: str, overwrite: bool) -> None:
-    """Put a catalogued scene on its site's grid and write it as a GeoTIFF.
+def load(ctx: Ctx, site_id: str | None, site_opt: str | None, scene_id: str,
+         resolution: float | None, bands: str | None, output: str, overwrite: bool) -> None:
+    """Put a catalogued scene on the grid of SITE and write it as a GeoTIFF:
+    `sitewatch load SITE --scene SCENE_ID -o FILE`.
 
     The last band is the quality code (0 observed, 1 no data, 2 cloud, 3 shadow, 4 snow,
     5 cirrus, 6 defective, 7 masked); values are NaN where not observed.
     """
+    site_id, _ = site_first(site_id, site_opt, usage=f"--scene {scene_id} -o {output}")
     if Path(output).exists() and not overwrite:
         raise click.ClickException(f"{output} exists; use --overwrite to replace it")
     with ctx.store() as store:
@@ -181,4 +199,4 @@ def load(ctx: Ctx, site_id: str, scene_id: str, resolution: float | None, bands:
               f"{grid.width} x {grid.height} px, {img.valid_fraction:.0%} observed")
     out.print(esc(path))
 
-__all__ = ["ingest", "load", "remove_scene", "scenes"]
+__all__ = ["ingest", "list_scenes", "load", "remove_scene", "scenes"]

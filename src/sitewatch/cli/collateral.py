@@ -12,7 +12,17 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from sitewatch.cli.common import Ctx, echo_json, echo_text, err, esc, out, pass_ctx
+from sitewatch.cli.common import (
+    Ctx,
+    deprecated_site_option,
+    echo_json,
+    echo_text,
+    err,
+    esc,
+    out,
+    pass_ctx,
+    site_first,
+)
 from sitewatch.errors import SiteError, SitewatchError
 from sitewatch.times import iso_day
 
@@ -141,8 +151,9 @@ def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, max_seco
 
 
 @collateral.command("add")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--site", "site_id", required=True, help="The catalogued site it is about.")
+@click.argument("site_id", metavar="SITE", required=False)
+@click.argument("files", nargs=-1, metavar="FILE...", type=click.Path(dir_okay=False))
+@deprecated_site_option
 @_PUBLISHED
 @click.option("--url", help="Where the report came from (its outlet, and its date when the "
               "URL has one, are taken from it).")
@@ -150,13 +161,18 @@ def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, max_seco
 @_MAX_SECONDS
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
-def add_cmd(ctx: Ctx, files: tuple[str, ...], site_id: str, published: str | None,
-            url: str | None, max_mb: float, max_seconds: float, as_json: bool) -> None:
-    """Store reports as evidence about a site.  Each file is read and stored on its own: a
-    bad file is reported and the others are still added.  A report that gives no publication
-    date is refused unless --published gives one: evidence of unknown age is not news of
-    today."""
+def add_cmd(ctx: Ctx, site_id: str | None, files: tuple[str, ...], site_opt: str | None,
+            published: str | None, url: str | None, max_mb: float, max_seconds: float,
+            as_json: bool) -> None:
+    """Store reports as evidence about SITE: `sitewatch collateral add SITE FILE...`.
+
+    Each file is read and stored on its own: a bad file is reported and the others are
+    still added.  A report that gives no publication date is refused unless --published
+    gives one: evidence of unknown age is not news of today.  (The old `--site SITE` still
+    works, with a warning; with it, every argument is a file.)"""
     from sitewatch.warning.record import add_report
+
+    site_id, files = site_first(site_id, site_opt, files, "files", "FILE...")
 
     results: list[dict[str, object]] = []
     failed = 0
@@ -353,7 +369,7 @@ __all__ = ["assess", "collateral", "indicators", "note"]
 @click.option("--from", "start", help="First day of the period, YYYY-MM-DD.")
 @click.option("--to", "end", help="Last day of the period (and the assessment date), "
               "YYYY-MM-DD [default: today].")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for brief.html, figures/ and exports/ [default: HOME/briefs/SITE].")
 @click.option("--pdf", is_flag=True, help="Also write brief.pdf (needs the pdf extra and "
               "Pango; see README).")

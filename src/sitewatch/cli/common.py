@@ -146,8 +146,110 @@ def progress_bar(enabled: bool = True) -> Iterator[Any]:
         yield tick
 
 
+#: Global options of ``sitewatch`` that may also be written after the subcommand
+#: (``sitewatch run sohae -v``): flags, and options that take one value.
+GLOBAL_FLAGS = frozenset({"-v", "--verbose", "-q", "--quiet"})
+GLOBAL_VALUED = frozenset({"--home"})
+_SHORT_GLOBALS = re.compile(r"-[vq]+")
+
+
+def lift_global_options(args: list[str]) -> list[str]:
+    """``args`` with the global options found after the subcommand moved before it, so that
+    ``sitewatch run sohae -v --home H`` means ``sitewatch -v --home H run sohae``.
+
+    Only the exact global spellings are lifted (``-v``, ``-vv``, ``-q``, ``--verbose``,
+    ``--quiet``, ``--home H``, ``--home=H``); no subcommand uses them for anything else.
+    Everything after ``--`` is left alone.
+
+    >>> lift_global_options(["run", "sohae", "-vv", "--home", "/h"])
+    ['-vv', '--home', '/h', 'run', 'sohae']
+    >>> lift_global_options(["-q", "note", "s", "--", "-v"])
+    ['-q', 'note', 's', '--', '-v']
+    """
+    i = 0
+    while i < len(args) and args[i] != "--" and args[i].startswith("-"):
+        i += 2 if args[i] in GLOBAL_VALUED else 1
+    head, tail = args[:i + 1], args[i + 1:]
+    lifted: list[str] = []
+    kept: list[str] = []
+    j = 0
+    while j < len(tail):
+        a = tail[j]
+        if a == "--":
+            kept += tail[j:]
+            break
+        if a in GLOBAL_FLAGS or _SHORT_GLOBALS.fullmatch(a) or a.startswith("--home="):
+            lifted.append(a)
+        elif a in GLOBAL_VALUED and j + 1 < len(tail):
+            lifted += tail[j:j + 2]
+            j += 1
+        else:
+            kept.append(a)
+        j += 1
+    return lifted + head + kept
+
+
+def deprecated_site_option(f: Any) -> Any:
+    """The old ``--site SITE`` option, hidden from help and kept working with a warning
+    (the site is now the first positional argument: docs/cli.md)."""
+    return click.option("--site", "site_opt", hidden=True, metavar="SITE",
+                        help="Deprecated: give the site first.")(f)
+
+
+def site_first(site_arg: str | None, site_opt: str | None, rest: tuple[str, ...] = (),
+               rest_param: str | None = None, usage: str = "") -> tuple[str, tuple[str, ...]]:
+    """The site and the other positional values of a command whose first positional
+    argument is the site, accepting the deprecated ``--site`` option too.
+
+    The rule that keeps variadic commands (``ingest SITE PATH...``) unambiguous: when
+    ``--site`` is given, every positional value is one of the ``rest_param`` values (the
+    first one is converted and checked as those are); otherwise the first positional value
+    is the site.  ``usage`` is the rest of the new command line, for the warning.
+    """
+    ctx = click.get_current_context()
+    if site_opt is not None:
+        moved: tuple[str, ...] = ()
+        if site_arg is not None:
+            if rest_param is None:
+                raise click.UsageError(f"the site is given twice ({site_arg!r} and --site "
+                                       f"{site_opt!r}); give it first only", ctx=ctx)
+            param = _param(ctx, rest_param)
+            moved = (param.type.convert(site_arg, param, ctx),)
+        tail = f" {usage}" if usage else ""
+        err.print(f"warning: --site is deprecated: give the site first: "
+                  f"{esc(ctx.command_path)} {esc(site_opt)}{esc(tail)}", soft_wrap=True)
+        site, rest = site_opt, moved + rest
+    elif site_arg is None:
+        raise click.MissingParameter(ctx=ctx, param=_param(ctx, "site_id"))
+    else:
+        site = site_arg
+    if rest_param is not None and not rest:
+        raise click.MissingParameter(ctx=ctx, param=_param(ctx, rest_param))
+    return site, rest
+
+
+def _param(ctx: click.Context, name: str) -> click.Parameter:
+    return next(p for p in ctx.command.params if p.name == name)
+
+
+class ListByDefaultGroup(click.Group):
+    """A group whose first argument, when it is not one of its commands, is given to its
+    ``list`` command: ``sitewatch alerts SITE`` is short for ``sitewatch alerts list SITE``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
 class SitewatchGroup(click.Group):
-    """Maps library errors to one-line messages and exit code 1 (no tracebacks)."""
+    """Maps library errors to one-line messages and exit code 1 (no tracebacks); at the root,
+    accepts the global options after the subcommand too (:func:`lift_global_options`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:
+            args = lift_global_options(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -166,5 +268,7 @@ class SitewatchGroup(click.Group):
             err.print("interrupted: finished work is kept; run the command again to resume")
             raise SystemExit(130) from None
 
-__all__ = ["Ctx", "SafeConsole", "SitewatchGroup", "clean_text", "echo_json", "echo_json_text",
-           "echo_text", "err", "esc", "out", "pass_ctx", "progress_bar", "setup_logging"]
+__all__ = ["GLOBAL_FLAGS", "GLOBAL_VALUED", "Ctx", "ListByDefaultGroup", "SafeConsole",
+           "SitewatchGroup", "clean_text", "deprecated_site_option", "echo_json",
+           "echo_json_text", "echo_text", "err", "esc", "lift_global_options", "out",
+           "pass_ctx", "progress_bar", "setup_logging", "site_first"]

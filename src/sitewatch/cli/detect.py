@@ -47,7 +47,7 @@ def _bands(text: str | None) -> list[str] | None:
 @click.command()
 @click.argument("before", type=click.Path(exists=True))
 @click.argument("after", type=click.Path(exists=True))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for change.tif, score.tif, changes.geojson and summary.json.")
 @click.option("--method", "-m", help="Detector (see `sitewatch methods`) [default: irmad for "
               "optical, sar-log-ratio for SAR].")
@@ -161,7 +161,7 @@ def methods(sensor: str | None, as_json: bool) -> None:
 @click.option("--change-value", type=float, default=1, show_default=True,
               help="LABEL pixels equal to this are change; all others no change.")
 @click.option("--bands", help="Comma-separated bands [default: blue..swir22 as available].")
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="The model file to write.")
 @click.option("--convert", "convert", type=click.Path(exists=True, dir_okay=False),
               metavar="OLD_MODEL", help="Instead of training: re-save a model file in the "

@@ -169,7 +169,7 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option("--name", help="Human-readable name.")
 @click.option("--type", "site_type", type=click.Choice(SITE_TYPES), default="launch_site",
               show_default=True, help="Site type (sets the part template).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
+@click.option("-o", "--out", "--output", "output", type=click.Path(dir_okay=False),
               help="Write the site file here (default: stdout).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 def init(site_id: str, lat: float, lon: float, size_m: float, name: str | None,

@@ -15,7 +15,8 @@ from sitewatch.sites.smart import read_site_model, site_model, smart_dates, writ
 
 @site.command("export")
 @click.argument("site_id")
-@click.option("--smart", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--out", "--smart", "out_dir", required=True,
+              type=click.Path(file_okay=False),
               help="Write a SMART site model (<site_id>.geojson) into this folder.")
 @click.option("--region-id", help="SMART region id [default: COUNTRY_C000].")
 @click.option("--number", type=click.IntRange(0, 9999), default=1, show_default=True,

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
+from sitewatch.cli.common import (
+    Ctx,
+    ListByDefaultGroup,
+    echo_json,
+    err,
+    esc,
+    out,
+    pass_ctx,
+    progress_bar,
+)
 from sitewatch.cli.detect import _params
 from sitewatch.errors import SiteError
 from sitewatch.times import iso_day
@@ -216,17 +225,7 @@ def timeline(ctx: Ctx, site_id: str, part: str | None, plot: str | None,
     out.print(t)
 
 
-class _AlertsGroup(click.Group):
-    """``sitewatch alerts SITE`` (a first argument that is not a subcommand) is short for
-    ``sitewatch alerts list SITE``."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
-            args = ["list", *args]
-        return super().parse_args(ctx, args)
-
-
-@click.group(cls=_AlertsGroup, subcommand_metavar="SITE | COMMAND [ARGS]...")
+@click.group(cls=ListByDefaultGroup, subcommand_metavar="SITE | COMMAND [ARGS]...")
 def alerts() -> None:
     """A site's alerts: `sitewatch alerts SITE` lists them (short for `sitewatch alerts list
     SITE`); `sitewatch alerts deliver SITE` sends the alert events still pending for sinks.
