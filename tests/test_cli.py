@@ -175,3 +175,37 @@ def test_site_show_prints_coordinates_with_their_hemisphere(run, tmp_path):
     g = tmp_path / "south.geojson"
     run("site", "init", "south", "--lat", "-5.25", "--lon", "12.5", "-o", g)
     assert "5.25000 S, 12.50000 E" in run("site", "show", g).output
+
+
+def test_old_site_option_still_works_with_a_warning(run, tmp_path, make_tif):
+    """`ingest PATH... --site S` (every argument a path), `scenes --site S`,
+    `load --site S` and `collateral add FILE --site S` keep working, and each says on stderr
+    how to write it now (docs/cli.md)."""
+    for i in range(2):
+        make_tif(f"imgs/s{i}.tif", rng_image(i), tags={"ACQUISITION_TIME": f"2024-0{i+1}-05"},
+                 descriptions=["blue", "green", "red", "nir"])
+    r = run("ingest", tmp_path / "imgs" / "s0.tif", tmp_path / "imgs" / "s1.tif",
+            "--site", "sohae-sim")
+    assert "2 added" in r.stdout
+    assert "--site is deprecated: give the site first: cli ingest sohae-sim PATH..." in r.stderr
+    r = run("scenes", "--site", "sohae-sim", "--json")
+    assert [s["id"] for s in json.loads(r.stdout)] == ["s0", "s1"]
+    assert "deprecated" in r.stderr
+    out = tmp_path / "s0.tif"
+    r = run("load", "--site", "sohae-sim", "--scene", "s0", "--out", out)
+    assert out.exists() and "give the site first" in r.stderr
+    # with --site every positional value is a path, so a missing one is named as a path
+    r = run("ingest", tmp_path / "nope.tif", "--site", "sohae-sim", ok=False)
+    assert r.exit_code == 2 and "nope.tif" in r.output and "does not exist" in r.output
+    r = run("load", "sohae-sim", "--site", "sohae-sim", "--scene", "s0", "-o", out, ok=False)
+    assert r.exit_code == 2 and "given twice" in r.output
+
+
+def test_site_first_needs_the_site_and_the_paths(run, tmp_path):
+    r = run("ingest", ok=False)
+    assert r.exit_code == 2 and "Missing argument 'SITE'" in r.output
+    r = run("ingest", "sohae-sim", ok=False)
+    assert r.exit_code == 2 and "Missing argument 'PATH...'" in r.output
+    r = run("collateral", "add", "sohae", ok=False)
+    assert r.exit_code == 2 and "Missing argument 'FILE...'" in r.output
+    assert "--site" not in run("ingest", "--help").output.split("Options:")[1]

@@ -97,11 +97,11 @@ def format_latlon(lat: float, lon: float) -> str:
 
 
 @site.command("show")
-@click.argument("site_ref")
+@click.argument("site_ref", metavar="SITE")
 @click.option("--json", "as_json", is_flag=True, help="Print the site file (GeoJSON).")
 @pass_ctx
 def show(ctx: Ctx, site_ref: str, as_json: bool) -> None:
-    """Show a site (id in the catalogue, built-in id, or site file) and its parts."""
+    """Show SITE (an id in the catalogue, a built-in id, or a site file) and its parts."""
     s, origin = _resolve(ctx, site_ref)
     versions: dict[str, int] = {}
     if origin == "catalogue":
