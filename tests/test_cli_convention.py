@@ -228,3 +228,17 @@ def test_doc_command_lines_name_real_commands_and_options(where):
             assert w.split("=")[0] in spelled | GLOBAL_SPELLINGS, f"{where}: {w} unknown"
     positional = [a for a in _arguments(cmd) if a.required]
     assert len([w for w in rest if not w.startswith("-")]) >= len(positional), where
+
+
+def test_help_names_the_default_methods_the_code_uses():
+    """`detect --help` and `run --help` name the defaults the library applies, and the
+    README names the same pair default (issue 18: they differed)."""
+    from sitewatch.imagery.sensors import PAIR_METHOD, WATCH_METHOD
+
+    runner = CliRunner()
+    detect_help = " ".join(runner.invoke(cli, ["detect", "--help"]).output.split())
+    run_help = " ".join(runner.invoke(cli, ["run", "--help"]).output.split())
+    assert f"[default: {PAIR_METHOD['optical']} for optical, {PAIR_METHOD['sar']}" in detect_help
+    assert f"[default: {WATCH_METHOD['optical']} for optical, {WATCH_METHOD['sar']}" in run_help
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"The optical default is `{PAIR_METHOD['optical']}`" in readme

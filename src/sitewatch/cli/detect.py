@@ -12,6 +12,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rich.table import Table
 
 from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
+from sitewatch.imagery.sensors import PAIR_METHOD
 
 
 def _params(items: tuple[str, ...]) -> dict[str, Any]:
@@ -49,8 +50,8 @@ def _bands(text: str | None) -> list[str] | None:
 @click.argument("after", type=click.Path(exists=True))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for change.tif, score.tif, changes.geojson and summary.json.")
-@click.option("--method", "-m", help="Detector (see `sitewatch methods`) [default: irmad for "
-              "optical, sar-log-ratio for SAR].")
+@click.option("--method", "-m", help="Detector (see `sitewatch methods`) [default: "
+              f"{PAIR_METHOD['optical']} for optical, {PAIR_METHOD['sar']} for SAR].")
 @click.option("--threshold", "-t", help="otsu, ki (Kittler-Illingworth), significance, "
               "quantile, or a number [default: the method's].")
 @click.option("--alpha", type=float, default=0.01, show_default=True,

@@ -21,6 +21,7 @@ from sitewatch.cli.common import (
 )
 from sitewatch.cli.detect import _params
 from sitewatch.errors import SiteError
+from sitewatch.imagery.sensors import WATCH_METHOD
 from sitewatch.times import iso_day
 
 if TYPE_CHECKING:
@@ -41,8 +42,8 @@ def _num(v: Any, fmt: str = "{:.3f}") -> str:
 
 @click.command()
 @click.argument("site_id")
-@click.option("--method", help="Change detector (see `sitewatch methods`) [default: ratio "
-              "for optical, sar-log-ratio for SAR].")
+@click.option("--method", help="Change detector (see `sitewatch methods`) [default: "
+              f"{WATCH_METHOD['optical']} for optical, {WATCH_METHOD['sar']} for SAR].")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="A detector parameter; repeatable.")
 @click.option("--min-usable", type=float, default=0.5, show_default=True,
