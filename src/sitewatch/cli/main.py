@@ -17,7 +17,12 @@ from sitewatch.cli.common import Ctx, SitewatchGroup, setup_logging
 @click.option("-q", "--quiet", count=True, help="Less output.")
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, verbose: int, quiet: int) -> None:
-    """Watch facilities from orbit: catalogue imagery of sites and measure change per part."""
+    """Watch facilities from orbit: catalogue imagery of sites and measure change per part.
+
+    A command about a site takes it first (`sitewatch run SITE`), writes to -o/--out, and
+    prints --json wherever it prints a table; -v, -q and --home may also follow the command
+    (docs/cli.md).
+    """
     setup_logging(verbose - quiet)
     ctx.obj = Ctx(home, verbose - quiet)
 
