@@ -239,9 +239,9 @@ def _legend(fig: Any, *, with_changes: bool, with_markers: bool = False,
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = [Line2D([], [], color="white", linestyle=(0, (4, 2)), linewidth=1.4,
-                      label="part outline (dashed)",
-                      path_effects=_stroke(2.8))]
+    handles: list[Any] = [Line2D([], [], color="white", linestyle=(0, (4, 2)), linewidth=1.4,
+                                label="part outline (dashed)",
+                                path_effects=_stroke(2.8))]
     if with_changes:
         handles.append(Line2D([], [], color=ORANGE, linewidth=1.6,
                               label="change objects (solid)", path_effects=_stroke(3.0)))
