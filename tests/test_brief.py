@@ -451,9 +451,9 @@ def drawn(watched, tmp_path_factory):
         calls["stretch"].append((out[1], out[2]))
         return out
 
-    def spy_pair(path, before, after, part_rings, change_rings, caption=None):
+    def spy_pair(path, before, after, part_rings, change_rings, caption=None, **kw):
         calls["pairs"].append((path.name, list(change_rings), caption))
-        return pair(path, before, after, part_rings, change_rings, caption)
+        return pair(path, before, after, part_rings, change_rings, caption, **kw)
 
     def spy_save(fig, path):
         calls["texts"].append((path.name, [t.get_text() for t in fig.texts]))

@@ -164,6 +164,7 @@ class ChangeObjects:
 
     rings: list[np.ndarray]
     pixels: list[int]
+    holes: list[np.ndarray] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -193,9 +194,12 @@ def _change_objects(path: str | None, win: tuple[slice, slice], part_mask: np.nd
         return ChangeObjects([], [])
     sizes = np.bincount(labels.ravel())
     keep = np.isin(labels, ids)
-    rings = [np.asarray(geom["coordinates"][0], dtype=float) - 0.5
-             for geom, _val in shapes(labels.astype(np.int32), mask=keep, connectivity=8)]
-    return ChangeObjects(rings, [int(sizes[i]) for i in ids])
+    rings, holes = [], []
+    for geom, _val in shapes(labels.astype(np.int32), mask=keep, connectivity=8):
+        exterior, *inner = (np.asarray(r, dtype=float) - 0.5 for r in geom["coordinates"])
+        rings.append(exterior)
+        holes += inner
+    return ChangeObjects(rings, [int(sizes[i]) for i in ids], holes)
 
 
 def _part_geoms(site: Site, grid: SiteGrid) -> dict[str, Any]:
@@ -426,7 +430,7 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
                              unobserved(raw_b)),
                        Panel(rgb_a, res_m, f"after: {_day(sa.acquired.isoformat())}\n{sa.id}",
                              unobserved(raw_a)),
-                       part_rings, drawn.rings)
+                       part_rings, drawn.rings, change_holes=drawn.holes)
     return {"n": n, "path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption,
             "alert": a, "part": part, "before": sb, "after": sa, "finding": finding,
             "objects": drawn.count, "rings": len(drawn.rings), "limits": (lo, hi),

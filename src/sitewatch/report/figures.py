@@ -124,10 +124,20 @@ def _image(ax: Any, panel: Panel) -> None:
     ax.add_patch(patch)
 
 
-def _outline(ax: Any, rings: Sequence[np.ndarray], *, kind: str) -> None:
+def _outline(ax: Any, rings: Sequence[np.ndarray], *, kind: str,
+             holes: Sequence[np.ndarray] = ()) -> None:
+    """Part outlines dashed; change objects solid with a faint fill (their ``holes`` left
+    unfilled), so that one object whose outline folds into a notch reads as one object."""
     import matplotlib.patheffects as pe
 
-    for xy in rings:
+    if kind != "part" and rings:
+        from matplotlib.patches import PathPatch
+        from matplotlib.path import Path as MplPath
+
+        compound = MplPath.make_compound_path(*(MplPath(xy, closed=True)
+                                                for xy in [*rings, *holes]))
+        ax.add_patch(PathPatch(compound, facecolor=ORANGE, alpha=0.22, linewidth=0))
+    for xy in [*rings, *holes] if kind != "part" else rings:
         if kind == "part":
             ax.plot(xy[:, 0], xy[:, 1], color="white", linewidth=1.4, linestyle=(0, (4, 2)),
                     path_effects=[pe.withStroke(linewidth=2.8, foreground="black")])
@@ -137,15 +147,18 @@ def _outline(ax: Any, rings: Sequence[np.ndarray], *, kind: str) -> None:
 
 
 def pair_figure(path: Path, before: Panel, after: Panel, part_rings: Sequence[np.ndarray],
-                change_rings: Sequence[np.ndarray], caption: str | None = None) -> Path:
-    """Before and after, side by side, part outline on both, change objects on the after.
+                change_rings: Sequence[np.ndarray], caption: str | None = None, *,
+                change_holes: Sequence[np.ndarray] = ()) -> Path:
+    """Before and after, side by side, part outline on both, change objects (``change_rings``
+    one outline per object, ``change_holes`` the unchanged holes in them) on the after.
     ``caption`` is drawn under the pictures only when given: a brief prints it in the page."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 4.6 if caption else 4.3), dpi=150)
-    for ax, panel, changes in ((axes[0], before, ()), (axes[1], after, change_rings)):
+    for ax, panel, changes, holes in ((axes[0], before, (), ()),
+                                      (axes[1], after, change_rings, change_holes)):
         _image(ax, panel)
         _outline(ax, part_rings, kind="part")
-        _outline(ax, changes, kind="change")
+        _outline(ax, changes, kind="change", holes=holes)
         _frame(ax, panel)
     _legend(fig, with_changes=True, with_unobserved=before.masked or after.masked,
             above_caption=bool(caption))
