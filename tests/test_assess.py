@@ -392,3 +392,21 @@ def test_a_reports_own_conclusion_is_evidence_for_its_site_only(tmp_path):
         store.put_site(site, "builtin")
         added = add_report(store, site, tmp_path / "iran.txt")
         assert not any(e.indicator.startswith("judged_launch") for e in added.evidence)
+
+
+def test_a_site_whose_type_was_never_said_gets_no_launch_assessment(tmp_path):
+    """`sitewatch ingest` makes a bare site of type "facility" (a forest, a city works):
+    its change is watched, but it gets no launch or engine-test assessment."""
+    from shapely.geometry import box
+
+    from sitewatch.sites.site import bare_site
+    from sitewatch.store import Store
+    from sitewatch.warning.record import assess_site
+
+    site = bare_site("woods", box(10.0, 50.0, 10.05, 50.05), "from ingested scenes")
+    assert site.site_type == "facility"
+    with Store.open_path(tmp_path / "db.sqlite") as store:
+        store.put_site(site, "file")
+        a = assess_site(store, site)
+    assert a.launch.level == a.engine_test.level == "not_applicable"
+    assert "type is not stated" in a.launch.summary and "launch_site" in a.launch.summary

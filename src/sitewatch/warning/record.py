@@ -9,6 +9,7 @@ time, so it follows their status (a dismissed alert stops counting).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterable
@@ -68,7 +69,13 @@ def site_names(site: Site) -> set[str]:
 
 
 def indicators_for(site: Site, extra: Iterable[str | Path] = ()) -> IndicatorSet:
-    return load_indicators(site.site_type, extra)
+    """The indicators of a catalogue site's type.  A site whose type was never said
+    (``facility``: what `sitewatch ingest` makes for a new site) has its change watched but
+    no launch or engine-test assessment: a forest or a city works is not a launch site."""
+    cat = load_indicators(site.site_type, extra)
+    if site.site_type == "facility":
+        cat = dataclasses.replace(cat, assessed=())
+    return cat
 
 
 def source_label(reading: Reading) -> str:
