@@ -366,3 +366,181 @@ def test_brief_folders_linked_elsewhere_are_refused(watched, tmp_path):
     with pytest.raises(OutputError, match="outside"):
         write_brief(store, "testsite", out, end=date(2024, 5, 31))
     assert list(elsewhere.iterdir()) == []
+
+
+# --- Issue 18 item 1: figures an analyst could publish -------------------------------------
+
+def _pair_png(tmp_path, name: str, before_raw: np.ndarray, monkeypatch=None) -> np.ndarray:
+    """A before/after pair of (3, 64, 64) floats in 0..1 (NaN: not observed), stretched 0-1,
+    rendered by pair_figure with no caption; the PNG as RGB floats."""
+    import matplotlib.image
+
+    from sitewatch.report import figures
+    from sitewatch.report.quicklook import stretch, unobserved
+
+    lo, hi = np.zeros(3), np.ones(3)
+    after_raw = np.full((3, 64, 64), 0.5)
+    panels = [figures.Panel(stretch(r, lo, hi)[0], 10.0, t, unobserved(r))
+              for r, t in ((before_raw, "before"), (after_raw, "after"))]
+    out = figures.pair_figure(tmp_path / name, *panels, [], [])
+    return matplotlib.image.imread(out)[..., :3]
+
+
+def test_masked_pixels_are_hatched_not_black_and_in_the_legend(tmp_path, monkeypatch):
+    from sitewatch.report import figures
+
+    clear = np.full((3, 64, 64), 0.5)
+    masked = clear.copy()
+    masked[:, 8:40, 8:40] = np.nan  # a cloud over a 32 x 32 block of the before image
+    legends: list[list[str]] = []
+    save = figures._save
+
+    def spy(fig, path):
+        legends.append([t.get_text() for lg in fig.legends for t in lg.get_texts()])
+        return save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", spy)
+    a = _pair_png(tmp_path, "clear.png", clear)
+    b = _pair_png(tmp_path, "masked.png", masked)
+    assert figures.NOT_OBSERVED not in legends[0] and figures.NOT_OBSERVED in legends[1]
+    # Where the two differ inside the before map is the masked block.
+    grey = np.all(np.abs(a - 128 / 255) < 0.02, axis=-1)
+    left = grey[:, : a.shape[1] // 2]
+    rows, cols = np.nonzero(left.sum(axis=1) > 0.5 * left.sum(axis=1).max())[0], \
+        np.nonzero(left.sum(axis=0) > 0.5 * left.sum(axis=0).max())[0]
+    box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    diff = np.any(np.abs(a[box] - b[box]) > 0.05, axis=-1)
+    block = b[box][diff]
+    side = (box[0].stop - box[0].start) * 32 / 64  # the block's size in PNG pixels
+    assert diff.sum() > 0.6 * side * side
+    black = np.all(block < 0.1, axis=-1)
+    light = np.all(np.abs(block - int(figures.HATCH_FACE[1:3], 16) / 255) < 0.04, axis=-1)
+    dark = np.all(block < 0.45, axis=-1) & ~black
+    assert black.mean() < 0.02  # not a black block
+    assert light.mean() > 0.3 and dark.mean() > 0.05  # light grey crossed by hatch lines
+
+
+def test_one_stretch_for_both_dates():
+    from sitewatch.report.quicklook import limits, stretch
+
+    rng = np.random.default_rng(0)
+    dark = rng.uniform(0.0, 0.2, (3, 50, 50))
+    bright = rng.uniform(0.5, 1.0, (3, 50, 50))
+    bright[:, :25] = np.nan  # unobserved pixels count for neither limit
+    lo, hi = limits(dark, bright)
+    assert np.isclose(lo[0], np.percentile(np.r_[dark[0].ravel(), bright[0, 25:].ravel()], 2))
+    assert np.isclose(hi[0], np.percentile(np.r_[dark[0].ravel(), bright[0, 25:].ravel()], 98))
+    sd, sb = stretch(dark, lo, hi)[0], stretch(bright, lo, hi)[0]
+    # brighter ground stays brighter: on its own each would fill 0..255
+    assert sd.mean() < 60 and sb[:, 25:].mean() > 150
+
+
+@pytest.fixture(scope="module")
+def drawn(watched, tmp_path_factory):
+    """The watched site's brief again, with what each figure was drawn from recorded: the
+    stretch of each image, the change outlines, the texts drawn in each figure."""
+    from sitewatch.report import brief, figures
+
+    store, _b, _tmp = watched
+    calls: dict[str, list] = {"stretch": [], "pairs": [], "texts": []}
+    mp = pytest.MonkeyPatch()
+    stretch, pair, save = brief.stretch, brief.pair_figure, figures._save
+
+    def spy_stretch(rgb, lo=None, hi=None):
+        out = stretch(rgb, lo, hi)
+        calls["stretch"].append((out[1], out[2]))
+        return out
+
+    def spy_pair(path, before, after, part_rings, change_rings, caption=None, **kw):
+        calls["pairs"].append((path.name, list(change_rings), caption))
+        return pair(path, before, after, part_rings, change_rings, caption, **kw)
+
+    def spy_save(fig, path):
+        calls["texts"].append((path.name, [t.get_text() for t in fig.texts]))
+        return save(fig, path)
+
+    mp.setattr(brief, "stretch", spy_stretch)
+    mp.setattr(brief, "pair_figure", spy_pair)
+    mp.setattr(figures, "_save", spy_save)
+    try:
+        b = write_brief(store, "testsite", tmp_path_factory.mktemp("drawn"),
+                        end=date(2024, 5, 31))
+    finally:
+        mp.undo()
+    return b, calls
+
+
+def test_before_and_after_share_their_stretch(drawn):
+    _b, calls = drawn
+    pair_calls = calls["stretch"][: 2 * len(calls["pairs"])]
+    assert calls["pairs"] and len(pair_calls) == 2 * len(calls["pairs"])
+    for (lo_b, hi_b), (lo_a, hi_a) in zip(pair_calls[::2], pair_calls[1::2], strict=True):
+        assert np.array_equal(lo_b, lo_a) and np.array_equal(hi_b, hi_a)
+    page = _b.html.read_text(encoding="utf-8")
+    assert "Same stretch for both dates." in page and "stretched on its own" not in page
+
+
+def test_each_caption_is_printed_once_in_the_page_and_not_in_the_picture(drawn):
+    b, calls = drawn
+    page = b.html.read_text(encoding="utf-8")
+    caps = [c.split("<br>")[0] for c in re.findall(r"<figcaption>(.*?)</figcaption>", page,
+                                                   re.S)]
+    assert len(caps) == len(b.figures)
+    for c in caps:
+        assert page.count(c) == 1, c
+    drawn_texts = [t for _name, texts in calls["texts"] for t in texts]
+    assert len(calls["texts"]) == len(b.figures)
+    assert not any(t.startswith(("Figure ", "Site overview", "Timeline")) or len(t) > 60
+                   for t in drawn_texts), drawn_texts
+    assert all(cap is None for _n, _r, cap in calls["pairs"])
+
+
+def test_caption_counts_the_change_objects_drawn(drawn):
+    import html
+
+    b, calls = drawn
+    page = html.unescape(b.html.read_text(encoding="utf-8"))
+    for name, rings, _cap in calls["pairs"]:
+        n = int(name[3:5])
+        (cap,) = re.findall(rf"Figure {n}\. [^<]*", page)
+        count = re.search(r"(\d+) change objects? at the part", cap)
+        assert (int(count[1]) if count else 0) == len(rings), cap
+    assert any(rings for _n, rings, _c in calls["pairs"])  # the planted change is drawn
+
+
+def test_only_change_objects_touching_the_part_are_drawn(tmp_path):
+    from affine import Affine
+
+    from sitewatch.report.brief import _change_objects
+
+    change = np.zeros((40, 40), np.uint8)
+    change[10:14, 10:14] = 1  # inside the part
+    change[20:22, 20:22] = 1  # diagonal to the part's corner: touching (8 neighbours)
+    change[30:35, 2:6] = 1  # far away: not drawn, not counted
+    change[0:2, 38:40] = 255  # not observed
+    path = tmp_path / "change.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=40, width=40, count=1, dtype="uint8",
+                       crs="EPSG:32652", transform=Affine(10, 0, 0, 0, -10, 400)) as ds:
+        ds.write(change, 1)
+    part = np.zeros((40, 40), bool)
+    part[8:20, 8:20] = True
+    got = _change_objects(str(path), (slice(0, 40), slice(0, 40)), part)
+    assert got.count == len(got.rings) == 2
+    assert sorted(got.pixels) == [4, 16]
+    xs = np.concatenate([r[:, 0] for r in got.rings])
+    assert xs.max() < 23  # the far object at columns 2-5, rows 30-34 is not among them
+    assert min(r[:, 1].max() for r in got.rings) < 30
+
+
+def test_every_figure_names_its_imagery_credit(drawn):
+    from sitewatch.report.quicklook import credit
+
+    b, _calls = drawn
+    page = b.html.read_text(encoding="utf-8")
+    credits = re.findall(r'<span class="credit">([^<]+)</span>', page)
+    maps = [p for p in b.figures if not p.name.startswith("timeline_")]
+    assert len(credits) == len(maps) and all(credits)
+    assert credit("sentinel-2", 2024) == "Contains modified Copernicus Sentinel data 2024"
+    assert credit("Sentinel-1A", 2023) == "Contains modified Copernicus Sentinel data 2023"
+    assert "U.S. Geological Survey" in credit("landsat-8", 2024)
+    assert credit("sim-3m", 2024) == "SIMULATED imagery (sitewatch demo)"

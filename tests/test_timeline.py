@@ -220,7 +220,7 @@ def test_brief_timelines_mark_each_alert_at_the_value_it_was_raised_on(tmp_path,
         alerts = store.alerts("testsite")
         write_brief(store, "testsite", tmp_path / "out")
     assert drawn, "a timeline per alerted part"
-    for times, values, marks, band, measure in drawn:
+    for times, values, marks, band, _measure in drawn:
         assert marks
         for t, v in marks:
             assert v is not None and v == values[times.index(t)]

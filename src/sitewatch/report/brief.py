@@ -38,7 +38,7 @@ from sitewatch.imagery.grid import SiteGrid, load_scene
 from sitewatch.imagery.scenes import Scene
 from sitewatch.imagery.sensors import rgb_bands
 from sitewatch.report.figures import Panel, overview_figure, pair_figure, timeline_figure
-from sitewatch.report.quicklook import stretch, true_colour
+from sitewatch.report.quicklook import credit, limits, stretch, true_colour, unobserved
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
 from sitewatch.times import iso, iso_day
@@ -156,22 +156,50 @@ def _window(mask_rows: np.ndarray, mask_cols: np.ndarray, shape: tuple[int, int]
             slice(max(0, c0 - pad_c), min(shape[1], c1 + pad_c)))
 
 
-def _change_rings(path: str | None, win: tuple[slice, slice]) -> list[np.ndarray]:
-    """Outlines of the change objects in a stored change map's crop (pixel coords of the crop)."""
+@dataclass(frozen=True)
+class ChangeObjects:
+    """The change objects a figure draws: those touching its part (the pipeline's rule,
+    :func:`~sitewatch.watch.zonal.part_changes`: 8-connected changed pixels inside the part
+    or next to it), their outlines in the crop's pixel coordinates, and their sizes."""
+
+    rings: list[np.ndarray]
+    pixels: list[int]
+    holes: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """How many objects are drawn (the caption's number)."""
+        return len(self.pixels)
+
+
+def _change_objects(path: str | None, win: tuple[slice, slice], part_mask: np.ndarray
+                    ) -> ChangeObjects:
+    """The change objects of a stored change map's crop ``win`` that touch ``part_mask``
+    (the part's pixels in the same crop); objects elsewhere in the crop are not drawn, so
+    the caption's count is the number on the picture."""
     if not path or not Path(path).is_file():
-        return []
+        return ChangeObjects([], [])
     from rasterio.features import shapes
+    from scipy import ndimage
 
     from sitewatch.watch.products import read_change
 
     change, _t, _c = read_change(path, win)  # the crop only
-    sub = (change == 1).astype(np.uint8)
-    rings = []
-    for geom, val in shapes(sub, mask=sub.astype(bool)):
-        if val == 1:
-            xy = np.asarray(geom["coordinates"][0], dtype=float) - 0.5
-            rings.append(xy)
-    return rings
+    eight = np.ones((3, 3), bool)
+    labels, _n = ndimage.label(change == 1, structure=eight)
+    near = ndimage.binary_dilation(part_mask, structure=eight)
+    ids = np.unique(labels[near])
+    ids = ids[ids > 0]
+    if ids.size == 0:
+        return ChangeObjects([], [])
+    sizes = np.bincount(labels.ravel())
+    keep = np.isin(labels, ids)
+    rings, holes = [], []
+    for geom, _val in shapes(labels.astype(np.int32), mask=keep, connectivity=8):
+        exterior, *inner = (np.asarray(r, dtype=float) - 0.5 for r in geom["coordinates"])
+        rings.append(exterior)
+        holes += inner
+    return ChangeObjects(rings, [int(sizes[i]) for i in ids], holes)
 
 
 def _part_geoms(site: Site, grid: SiteGrid) -> dict[str, Any]:
@@ -183,10 +211,9 @@ def _part_geoms(site: Site, grid: SiteGrid) -> dict[str, Any]:
     return out
 
 
-def _rgb_crop(img: Any, win: tuple[slice, slice], lo: Any = None, hi: Any = None
-              ) -> tuple[np.ndarray, Any, Any]:
-    rgb = true_colour(img)[:, win[0], win[1]]
-    return stretch(rgb, lo, hi)
+def _rgb_crop(img: Any, win: tuple[slice, slice]) -> np.ndarray:
+    """The true-colour crop ``win`` of a loaded image, not stretched (NaN: not observed)."""
+    return true_colour(img)[:, win[0], win[1]]
 
 
 PDF_HELP = ("PDF needs WeasyPrint and the Pango library: pip install 'sitewatch[pdf]', and on "
@@ -366,10 +393,11 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
     pick = rgb_bands(sa.band_names)
     img_b = load_scene(sb, grid, pick, shift=applied_shift(done_before))
     img_a = load_scene(sa, grid, pick, shift=applied_shift(done_after))
-    # Each image is stretched on its own: haze and gain differ between dates, and a shared
-    # stretch washes one of them out; the caption says so.
-    rgb_b, _, _ = _rgb_crop(img_b, win)
-    rgb_a, _, _ = _rgb_crop(img_a, win)
+    # One stretch for both dates (limits over the clear pixels of both crops): a brighter
+    # after is brighter ground, not another stretch; the caption says so.
+    raw_b, raw_a = _rgb_crop(img_b, win), _rgb_crop(img_a, win)
+    lo, hi = limits(raw_b, raw_a)
+    rgb_b, rgb_a = stretch(raw_b, lo, hi)[0], stretch(raw_a, lo, hi)[0]
     from affine import Affine
 
     t = grid.transform @ Affine.translation(win[1].start, win[0].start)  # the crop's origin
@@ -378,40 +406,52 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
     change_path = products.change if products else None
     missing = None
     try:
-        change_rings = _change_rings(change_path, win)
+        drawn = _change_objects(change_path, win, mask[win])
     except SitewatchError as exc:
-        change_rings, missing = [], f"figure {n}: change objects not drawn: {exc}"
+        drawn, missing = ChangeObjects([], []), f"figure {n}: change objects not drawn: {exc}"
     if change_path and not Path(change_path).is_file():
         missing = (f"figure {n}: change objects not drawn: the stored change map "
                    f"{change_path} is missing (moved or deleted)")
     res_m = grid.resolution
-    finding = _finding(rec)
+    finding = _finding(rec, drawn, res_m * res_m)
     caption = (f"Figure {n}. {part.label}: {finding}, {_day(sb.acquired.isoformat())} -> "
                f"{_day(sa.acquired.isoformat())}. {sa.sensor}, {res_m:g} m pixels; "
-               f"alert {a.id} ({a.tier}). Each image stretched on its own.")
+               f"alert {a.id} ({a.tier}). Same stretch for both dates.")
+    if unobserved(raw_b).any() or unobserved(raw_a).any():
+        caption += " Hatched: not observed (cloud, shadow or no data)."
     if not change_path:
         caption += (" Change objects not drawn: this pair was processed before sitewatch kept "
                     "change maps.")
     elif missing:
         caption += " Change objects not drawn: the stored change map could not be read."
-    caption = html_text(caption)  # drawn in the figure too: no control characters
+    # The caption is printed in the page (<figcaption>), not drawn in the picture.
     path = pair_figure(path_under(fig_dir, f"fig{n:02d}_{safe_name(a.id)}.png"),
-                       Panel(rgb_b, res_m, f"before: {_day(sb.acquired.isoformat())}\n{sb.id}"),
-                       Panel(rgb_a, res_m, f"after: {_day(sa.acquired.isoformat())}\n{sa.id}"),
-                       part_rings, change_rings, caption)
+                       Panel(rgb_b, res_m, f"before: {_day(sb.acquired.isoformat())}\n{sb.id}",
+                             unobserved(raw_b)),
+                       Panel(rgb_a, res_m, f"after: {_day(sa.acquired.isoformat())}\n{sa.id}",
+                             unobserved(raw_a)),
+                       part_rings, drawn.rings, change_holes=drawn.holes)
     return {"n": n, "path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption,
             "alert": a, "part": part, "before": sb, "after": sa, "finding": finding,
-            "objects": len(change_rings), "missing": missing}
+            "objects": drawn.count, "rings": len(drawn.rings), "limits": (lo, hi),
+            "credit": _credits(sb, sa), "missing": missing}
 
 
-def _finding(rec: Alert) -> str:
+def _credits(*scenes: Scene) -> str:
+    """The imagery credit lines of ``scenes`` (one per sensor and year, in order)."""
+    return "; ".join(dict.fromkeys(credit(s.sensor, s.acquired.year) for s in scenes))
+
+
+def _finding(rec: Alert, drawn: ChangeObjects, pixel_m2: float) -> str:
+    """The alert's kind in words and the change objects the figure draws (their number and
+    the largest's area, counted from the drawing, not from the alert record)."""
     from sitewatch.watch.events import KIND_WORDS
 
     words = KIND_WORDS.get(rec.kind, "unusual change")
-    objs = rec.objects
+    objs = drawn.count
     if objs:
-        words += f", {objs} change object{'s' if objs != 1 else ''} " \
-                 f"(largest {rec.largest_object_m2:,.0f} m²)"
+        words += f", {objs} change object{'s' if objs != 1 else ''} at the part " \
+                 f"(largest {max(drawn.pixels) * pixel_m2:,.0f} m²)"
     return words
 
 
@@ -435,7 +475,8 @@ def _overview(site: Site, alerts: list[StoredAlert], processed: dict[str, Proces
     except SitewatchError as exc:
         warnings.append(f"overview not drawn: {exc}")
         return None
-    rgb, _, _ = stretch(true_colour(img))
+    raw = true_colour(img)
+    rgb, _, _ = stretch(raw)
     geoms = _part_geoms(site, grid)
     parts = [(name, _rings(g, grid.transform)) for name, g in geoms.items()]
     markers = []
@@ -449,10 +490,13 @@ def _overview(site: Site, alerts: list[StoredAlert], processed: dict[str, Proces
     caption = (f"Site overview: {site.name}, {sc.sensor} image of {_day(sc.acquired.isoformat())} "
                f"({sc.id}), {grid.resolution:g} m pixels; parts outlined; numbers are the "
                "alerts of this brief, as in the figures.")
+    if unobserved(raw).any():
+        caption += " Hatched: not observed (cloud, shadow or no data)."
     path = overview_figure(path_under(fig_dir, "overview.png"),
-                           Panel(rgb, grid.resolution, html_text(site.name)), parts, markers,
-                           html_text(caption))
-    return {"path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption}
+                           Panel(rgb, grid.resolution, html_text(site.name), unobserved(raw)),
+                           parts, markers)
+    return {"path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption,
+            "credit": _credits(sc)}
 
 
 def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | None,
@@ -493,7 +537,7 @@ def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | No
         safe = safe_name(part, "part", 40)
         path = timeline_figure(path_under(fig_dir, f"timeline_{len(out) + 1:02d}_{safe}.png"),
                                times, vals, unobs, marks, s.band,
-                               html_text(f"Timeline: {label}"), html_text(caption),
+                               html_text(f"Timeline: {label}"), None,
                                s.measure.replace("_", " "))
         out.append({"part": part, "path": path.relative_to(fig_dir.parent).as_posix(),
                     "caption": caption})

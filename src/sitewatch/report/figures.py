@@ -1,10 +1,13 @@
 """Publication figures for briefs (matplotlib, Agg): before/after pairs, the site overview,
 per-part timelines.
 
-Every map has a scale bar and a north arrow (site grids are local UTM, north up) and a
-caption with real dates.  Colours are read in greyscale and by colour-blind readers: part
-outlines are white dashes on a black edge, change objects solid orange (Okabe-Ito) on a
-black edge, alert markers numbered; the line styles differ, not only the colours.
+Every map has a scale bar and a north arrow (site grids are local UTM, north up); pixels
+that were not observed (cloud, shadow, no data) are hatched grey, never black, and named in
+the legend.  The caption lives in the page under the figure (a ``<figcaption>``), not in
+the picture; only a figure with no page around it (``caption=``) draws it.  Colours are
+read in greyscale and by colour-blind readers: part outlines are white dashes on a black
+edge, change objects solid orange (Okabe-Ito) on a black edge, alert markers numbered; the
+line styles differ, not only the colours.
 """
 
 from __future__ import annotations
@@ -42,11 +45,23 @@ def _plt() -> Any:
 
 @dataclass(frozen=True)
 class Panel:
-    """One map panel: an RGB uint8 image (3, rows, cols) with its pixel size and title."""
+    """One map panel: an RGB uint8 image (3, rows, cols) with its pixel size and title, and
+    where it was not observed ((rows, cols) bool, True = not observed; None: all observed)."""
 
     rgb: np.ndarray
     pixel_m: float
     title: str
+    unobserved: np.ndarray | None = None
+
+    @property
+    def masked(self) -> bool:
+        """Whether any pixel of the panel was not observed."""
+        return self.unobserved is not None and bool(self.unobserved.any())
+
+
+#: How unobserved pixels are drawn: dark diagonal hatching on light grey.
+HATCH, HATCH_FACE, HATCH_EDGE = "///", "#d9d9d9", "#404040"
+NOT_OBSERVED = "not observed (cloud, shadow, no data)"
 
 
 def _nice_length(max_m: float) -> float:
@@ -89,10 +104,40 @@ def _frame(ax: Any, panel: Panel) -> None:
     ax.set_yticks([])
 
 
-def _outline(ax: Any, rings: Sequence[np.ndarray], *, kind: str) -> None:
+def _image(ax: Any, panel: Panel) -> None:
+    """The panel's image, its unobserved pixels hatched on top (pixel-exact outlines of the
+    unobserved areas, holes kept, so the hatching stays crisp at any zoom)."""
+    ax.imshow(np.moveaxis(panel.rgb, 0, -1), interpolation="nearest")
+    if not panel.masked or panel.unobserved is None:
+        return
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path as MplPath
+    from rasterio.features import shapes
+
+    m = panel.unobserved.astype(np.uint8)
+    paths = []
+    for geom, _val in shapes(m, mask=m.astype(bool)):
+        for ring in geom["coordinates"]:  # exterior, then holes (opposite winding)
+            paths.append(MplPath(np.asarray(ring, dtype=float) - 0.5, closed=True))
+    patch = PathPatch(MplPath.make_compound_path(*paths), facecolor=HATCH_FACE,
+                      edgecolor=HATCH_EDGE, hatch=HATCH, linewidth=0)
+    ax.add_patch(patch)
+
+
+def _outline(ax: Any, rings: Sequence[np.ndarray], *, kind: str,
+             holes: Sequence[np.ndarray] = ()) -> None:
+    """Part outlines dashed; change objects solid with a faint fill (their ``holes`` left
+    unfilled), so that one object whose outline folds into a notch reads as one object."""
     import matplotlib.patheffects as pe
 
-    for xy in rings:
+    if kind != "part" and rings:
+        from matplotlib.patches import PathPatch
+        from matplotlib.path import Path as MplPath
+
+        compound = MplPath.make_compound_path(*(MplPath(xy, closed=True)
+                                                for xy in [*rings, *holes]))
+        ax.add_patch(PathPatch(compound, facecolor=ORANGE, alpha=0.22, linewidth=0))
+    for xy in [*rings, *holes] if kind != "part" else rings:
         if kind == "part":
             ax.plot(xy[:, 0], xy[:, 1], color="white", linewidth=1.4, linestyle=(0, (4, 2)),
                     path_effects=[pe.withStroke(linewidth=2.8, foreground="black")])
@@ -102,30 +147,44 @@ def _outline(ax: Any, rings: Sequence[np.ndarray], *, kind: str) -> None:
 
 
 def pair_figure(path: Path, before: Panel, after: Panel, part_rings: Sequence[np.ndarray],
-                change_rings: Sequence[np.ndarray], caption: str) -> Path:
-    """Before and after, side by side, part outline on both, change objects on the after."""
+                change_rings: Sequence[np.ndarray], caption: str | None = None, *,
+                change_holes: Sequence[np.ndarray] = ()) -> Path:
+    """Before and after, side by side, part outline on both, change objects (``change_rings``
+    one outline per object, ``change_holes`` the unchanged holes in them) on the after.
+    ``caption`` is drawn under the pictures only when given: a brief prints it in the page."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 4.6), dpi=150)
-    for ax, panel, changes in ((axes[0], before, ()), (axes[1], after, change_rings)):
-        ax.imshow(np.moveaxis(panel.rgb, 0, -1), interpolation="nearest")
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 4.6 if caption else 4.3), dpi=150)
+    for ax, panel, changes, holes in ((axes[0], before, (), ()),
+                                      (axes[1], after, change_rings, change_holes)):
+        _image(ax, panel)
         _outline(ax, part_rings, kind="part")
-        _outline(ax, changes, kind="change")
+        _outline(ax, changes, kind="change", holes=holes)
         _frame(ax, panel)
-    _legend(fig, with_changes=True)
-    fig.text(0.01, 0.01, _plain(caption), fontsize=8, wrap=True, va="bottom", ha="left")
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.16, wspace=0.03)
+    _legend(fig, with_changes=True, with_unobserved=before.masked or after.masked,
+            above_caption=bool(caption))
+    _caption(fig, caption, 8)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.16 if caption else 0.1,
+                        wspace=0.03)
     return _save(fig, path)
 
 
+def _caption(fig: Any, caption: str | None, size: float) -> None:
+    if caption:
+        fig.text(0.01, 0.01, _plain(caption), fontsize=size, wrap=True, va="bottom",
+                 ha="left")
+
+
 def overview_figure(path: Path, panel: Panel, parts: Sequence[tuple[str, Sequence[np.ndarray]]],
-                    markers: Sequence[tuple[int, float, float]], caption: str) -> Path:
-    """The whole site: every placed part outlined and labelled, alerts as numbered markers."""
+                    markers: Sequence[tuple[int, float, float]], caption: str | None = None
+                    ) -> Path:
+    """The whole site: every placed part outlined and labelled, alerts as numbered markers.
+    ``caption`` is drawn only when given (a brief prints it in the page)."""
     import matplotlib.patheffects as pe
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.0, 7.4), dpi=150)
     w = panel.rgb.shape[2]
-    ax.imshow(np.moveaxis(panel.rgb, 0, -1), interpolation="nearest")
+    _image(ax, panel)
     halo = [pe.withStroke(linewidth=2.5, foreground="white")]
     for name, rings in parts:
         _outline(ax, rings, kind="part")
@@ -143,15 +202,16 @@ def overview_figure(path: Path, panel: Panel, parts: Sequence[tuple[str, Sequenc
         ax.text(x, y, str(n), fontsize=7, ha="center", va="center", color="white",
                 fontweight="bold")
     _frame(ax, panel)
-    _legend(fig, with_changes=False, with_markers=True)
-    fig.text(0.01, 0.01, _plain(caption), fontsize=8, wrap=True, va="bottom", ha="left")
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.1)
+    _legend(fig, with_changes=False, with_markers=True, with_unobserved=panel.masked,
+            above_caption=bool(caption))
+    _caption(fig, caption, 8)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.1 if caption else 0.07)
     return _save(fig, path)
 
 
 def timeline_figure(path: Path, times: Sequence[Any], values: Sequence[float],
                     unobserved: Sequence[Any], alerts: Sequence[Any],
-                    band: tuple[float, float] | None, title: str, caption: str,
+                    band: tuple[float, float] | None, title: str, caption: str | None,
                     ylabel: str) -> Path:
     """A part's changed share (beyond the rest of the site) over time: observations as dots
     on a line, the normal band shaded, unobserved dates as ticks, alerts as triangles."""
@@ -182,25 +242,30 @@ def timeline_figure(path: Path, times: Sequence[Any], values: Sequence[float],
     ax.set_ylim(bottom=min(lo, 0) - 0.02)
     ax.legend(fontsize=6, loc="upper left", frameon=True)
     fig.autofmt_xdate()
-    fig.text(0.01, 0.01, _plain(caption), fontsize=7, wrap=True, va="bottom", ha="left")
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.88, bottom=0.3)
+    _caption(fig, caption, 7)
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.88, bottom=0.3 if caption else 0.2)
     return _save(fig, path)
 
 
-def _legend(fig: Any, *, with_changes: bool, with_markers: bool = False) -> None:
+def _legend(fig: Any, *, with_changes: bool, with_markers: bool = False,
+            with_unobserved: bool = False, above_caption: bool = True) -> None:
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
-    handles = [Line2D([], [], color="white", linestyle=(0, (4, 2)), linewidth=1.4,
-                      label="part outline (dashed)",
-                      path_effects=_stroke(2.8))]
+    handles: list[Any] = [Line2D([], [], color="white", linestyle=(0, (4, 2)), linewidth=1.4,
+                                label="part outline (dashed)",
+                                path_effects=_stroke(2.8))]
     if with_changes:
         handles.append(Line2D([], [], color=ORANGE, linewidth=1.6,
                               label="change objects (solid)", path_effects=_stroke(3.0)))
     if with_markers:
         handles.append(Line2D([], [], marker="o", color=VERMILION, markeredgecolor="black",
                               linestyle="none", label="alert (numbered)"))
+    if with_unobserved:
+        handles.append(Patch(facecolor=HATCH_FACE, edgecolor=HATCH_EDGE, hatch=HATCH,
+                             linewidth=0, label=NOT_OBSERVED))
     fig.legend(handles=handles, loc="lower right", fontsize=7, frameon=True, ncol=3,
-               facecolor="#dddddd", bbox_to_anchor=(0.99, 0.07))
+               facecolor="#dddddd", bbox_to_anchor=(0.99, 0.07 if above_caption else 0.005))
 
 
 def _stroke(w: float) -> list[Any]:
