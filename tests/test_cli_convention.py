@@ -31,7 +31,10 @@ SITE_METAVARS = {"SITE", "SITE_ID", "SITE..."}
 MUST_TAKE_SITE = {"run", "alerts list", "timeline", "assess", "brief", "ingest", "scenes list",
                   "load", "collateral add"}
 
-#: (rule, command) -> why the command does not follow the rule yet.
+#: (rule, command) -> why the command does not follow the rule yet; rules are "site",
+#: "json".  Empty: every command follows the convention today.  Commands with no site
+#: argument at all (detect, methods, train, indicators, demo, serve, site list/validate/add/
+#: import, collateral read, alert ALERT_ID) are not about one stored site (docs/cli.md).
 EXEMPT: dict[tuple[str, str], str] = {}
 
 
