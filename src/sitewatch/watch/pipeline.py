@@ -190,7 +190,7 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
     scenes = [s for s in store.scenes(site_id) if s.georeferenced]
     if not scenes:
         raise PipelineError(f"site {site_id!r} has no georeferenced scenes; ingest some first "
-                            "(`sitewatch ingest PATH --site SITE`)")
+                            "(`sitewatch ingest SITE PATH...`)")
     groups: dict[str, list[Scene]] = {}
     for s in scenes:
         groups.setdefault(grid_key(s), []).append(s)
