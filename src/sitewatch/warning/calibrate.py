@@ -376,13 +376,7 @@ def leave_one_out(items: Sequence[Labelled], cat: IndicatorSet
         rest = [it for j, it in enumerate(items) if j != i]
         fits = fit_all(rest, cat, feats)
         fits_by[held.name] = fits
-        a = assess_reading(held.reading, indicator_set=apply_fits(cat, fits), at=held.at)
-        for ev in EVENTS:
-            o = outcomes[ev]
-            o.names.append(held.name)
-            o.labels.append(held.labels[ev])
-            o.levels.append(a.event(ev).level)
-            o.likelihoods.append(a.event(ev).likelihood)
+        _record(outcomes, held, apply_fits(cat, fits))
     return outcomes, fits_by
 
 
@@ -390,14 +384,19 @@ def in_sample(items: Sequence[Labelled], cat: IndicatorSet) -> dict[str, Outcome
     """Per event the predictions of each report under ``cat`` as it is (nothing refitted)."""
     outcomes = {ev: Outcome(ev) for ev in EVENTS}
     for it in items:
-        a = assess_reading(it.reading, indicator_set=cat, at=it.at)
-        for ev in EVENTS:
-            o = outcomes[ev]
-            o.names.append(it.name)
-            o.labels.append(it.labels[ev])
-            o.levels.append(a.event(ev).level)
-            o.likelihoods.append(a.event(ev).likelihood)
+        _record(outcomes, it, cat)
     return outcomes
+
+
+def _record(outcomes: Mapping[str, Outcome], item: Labelled, cat: IndicatorSet) -> None:
+    """Assess ``item`` under ``cat`` and add its level and likelihood per event."""
+    a = assess_reading(item.reading, indicator_set=cat, at=item.at)
+    for ev in EVENTS:
+        o = outcomes[ev]
+        o.names.append(item.name)
+        o.labels.append(item.labels[ev])
+        o.levels.append(a.event(ev).level)
+        o.likelihoods.append(a.event(ev).likelihood)
 
 
 # -- writing the fit into an indicator file -------------------------------------------------
