@@ -614,6 +614,7 @@ def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | No
     """One timeline per alerted part, drawn from the series its alerts were raised on
     (:func:`~sitewatch.watch.timeline.part_series`: the alerts' own measure and grid, the
     normal band of the dates with no alert), so every alert sits at the value it names."""
+    from sitewatch.watch.alerts import measure_words
     from sitewatch.watch.timeline import part_series
     from sitewatch.watch.zonal import REST
 
@@ -637,18 +638,26 @@ def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | No
         times = [p.time for p in pts]
         vals = [p.value for p in pts]
         unobs = [p.time for p in pts if not p.observed]
-        marks = [(m.time, m.value if math.isfinite(m.value) else None) for m in s.alerts
+        marks = [(m.time, m.value if math.isfinite(m.value) else None,
+                  m.measure not in ("", s.measure)) for m in s.alerts
                  if m.id in mine and lo_s <= _day(m.time) <= hi_s]
-        label = site.part(part).label if part in names else part
+        other = sorted({m.measure for m in s.alerts if m.id in mine
+                        and m.measure not in ("", s.measure)})
+        label = part_label(site, part)
         caption = (f"{label}: {s.measure_label}, {s.grid} grid, {_day(pts[0].time)} to "
                    f"{_day(pts[-1].time)} ({sum(p.observed for p in pts)} of {len(pts)} dates "
                    "observed); the shaded band is the normal range of the dates with no "
                    "alert, triangles are the alerts at the values they were raised on.")
+        if other:
+            caption += (" Diamonds: alerts raised on another measure ("
+                        + "; ".join(measure_words(m, part).rstrip(", ") for m in other)
+                        + ") on a date this one did not see, at their own values.")
         safe = safe_name(part, "part", 40)
         path = timeline_figure(path_under(fig_dir, f"timeline_{len(out) + 1:02d}_{safe}.png"),
                                times, vals, unobs, marks, s.band,
                                html_text(f"Timeline: {label}"), None,
-                               s.measure.replace("_", " "))
+                               "radar change share" if "omnibus" in s.measure
+                               else "changed share")
         out.append({"part": part, "path": path.relative_to(fig_dir.parent).as_posix(),
                     "caption": caption})
     return out
@@ -666,7 +675,7 @@ def _part_table(site: Site, alerts: list[StoredAlert], processed: dict[str, Proc
         dates[o.part] = dates.get(o.part, 0) + 1
         observed[o.part] = observed.get(o.part, 0) + bool(o.observed)
     by_part: dict[str, list[str]] = {}
-    for a in alerts:
+    for a in sorted(alerts, key=lambda a: a.time):
         n = figure_of.get(a.id)
         by_part.setdefault(a.part, []).append(
             f"{_day(a.time)} {a.tier}" + (f" (Figure {n})" if n else ""))

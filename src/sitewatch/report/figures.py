@@ -318,14 +318,21 @@ def timeline_figure(path: Path, times: Sequence[Any], values: Sequence[float],
         ax.axvline(t, color="grey", linewidth=0.6, linestyle=":",
                    label="not observed" if i == 0 else None)
     top = max([v for v in values if np.isfinite(v)] or [0.0])
-    for i, (t, v) in enumerate(alerts):
-        # An alert dated where this grid has no observation is drawn at the top of the axis,
-        # hollow, with a line: never at another date's value.
+    labelled: set[str] = set()
+    for t, v, *rest in alerts:
+        # An alert raised on another measure (``rest[0]`` True) is a diamond at its own
+        # value; one with no value at all is hollow at the top of the axis, with a line:
+        # never at another date's value.
+        other = bool(rest and rest[0])
         ax.axvline(t, color=VERMILION, linewidth=0.8, linestyle="--")
         hollow = v is None or not np.isfinite(v)
-        ax.plot(t, top if hollow else v, marker="^", markersize=9,
+        what = "alert, no value to show" if hollow else \
+            "alert on another measure" if other else "alert"
+        ax.plot(t, top if hollow else v, marker="D" if other else "^",
+                markersize=7 if other else 9,
                 markerfacecolor="white" if hollow else VERMILION, markeredgecolor="black",
-                linestyle="none", label="alert" if i == 0 else None)
+                linestyle="none", label=what if what not in labelled else None)
+        labelled.add(what)
     ax.axhline(0, color="black", linewidth=0.5)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.set_title(_plain(title), fontsize=9)

@@ -255,9 +255,20 @@ def key_findings(site: Site, assessment: SiteAssessment, groups: Sequence[PairFi
                  day_of: Mapping[str, str] | None = None) -> list[str]:
     """The brief's key findings, in the order an analyst reads them: the assessment of each
     event, notices that have expired, the strongest imagery findings, then coverage."""
-    out = [_event_sentence(e, getattr(assessment, e)) for e in EVENT_WORDS]
+    levels = {e: getattr(assessment, e).level for e in EVENT_WORDS}
+    if all(v == "not_applicable" for v in levels.values()):
+        kind = site.site_type.replace("_", " ")
+        out = [f"Launch and engine test: not assessed; sitewatch watches this {kind} for "
+               "change only (a site_type such as launch_site in the site file makes it "
+               "assess them)." if site.site_type == "facility" else
+               f"Launch and engine test: not assessed; neither is made at a {kind}."]
+    else:
+        out = [_event_sentence(e, getattr(assessment, e)) for e in EVENT_WORDS]
     out += expired_notices(assessment, at)
-    read_as = indicators_of(assessment, cat)
+    # What the imagery was read as, when the site's type has events to assess (a facility's
+    # change is only change: the launch catalogue's words would mislead).
+    assessed = [e for e in EVENT_WORDS if getattr(assessment, e).level != "not_applicable"]
+    read_as = indicators_of(assessment, cat) if assessed else {}
     days = day_of or {}
     alerts = sum(len(g.alerts) for g in groups)
     if groups:
