@@ -329,7 +329,8 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
                          brief.warnings)
     if overview:
         written.append(out / overview["path"])
-    timelines = _timelines(site, ranked, store, ph, (lo_s, hi_s), fig_dir)
+    seen = _seen(store, site_id, ph, (lo_s, hi_s))
+    timelines = _timelines(site, ranked, store, ph, (lo_s, hi_s), fig_dir, seen)
     written += [out / t["path"] for t in timelines]
     assessment = assess_site(store, site, at=at)
     reports = store.reports(site_id)
@@ -358,7 +359,7 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
         alerts=ranked, gaps=gaps, reports=reports, notes=notes, scenes=used,
         processed=processed, run=run, version=__version__, words=_words,
         exports=[p.relative_to(out).as_posix() for p in brief.exports],
-        parts=_part_table(site, ranked, processed, store, ph, figure_of),
+        parts=_part_table(site, ranked, store, seen, figure_of),
         notes_on=brief.warnings, coverage=_coverage_table(site, assessment),
         appendix=_alert_rows(site, [*ranked, *dismissed], figure_of, day_of),
         odds=odds_rows(assessment), reason_words=reason_words,
@@ -610,8 +611,28 @@ def _short_label(site: Site, name: str) -> str:
     return short
 
 
+#: (part, grid) -> {scene id: seen clear}: the brief's one definition of "observed".
+Seen = dict[tuple[str, str], dict[str, bool]]
+
+
+def _seen(store: Store, site_id: str, ph: str | None, period: tuple[str, str]) -> Seen:
+    """Which dates of the period saw each part clear, per grid: the observation against the
+    previous usable image (at least half the part's pixels seen on both images,
+    :data:`~sitewatch.watch.zonal.MIN_OBSERVED`).  The per-part table and every timeline
+    caption count from this, so a date is counted the same way everywhere in the brief."""
+    out: Seen = {}
+    if ph is None:
+        return out
+    lo_s, hi_s = period
+    # One pass, not one per part: sites may have tens of thousands of parts.
+    for o in store.observations(site_id, ph, reference="previous"):
+        if lo_s <= _day(o.acquired) <= hi_s:
+            out.setdefault((o.part, o.grid), {})[o.scene_id] = bool(o.observed)
+    return out
+
+
 def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | None,
-               period: tuple[str, str], fig_dir: Path) -> list[dict[str, Any]]:
+               period: tuple[str, str], fig_dir: Path, seen: Seen) -> list[dict[str, Any]]:
     """One timeline per alerted part, drawn from the series its alerts were raised on
     (:func:`~sitewatch.watch.timeline.part_series`: the alerts' own measure and grid, the
     normal band of the dates with no alert), so every alert sits at the value it names."""
@@ -638,7 +659,9 @@ def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | No
             continue
         times = [p.time for p in pts]
         vals = [p.value for p in pts]
-        unobs = [p.time for p in pts if not p.observed]
+        clear = seen.get((part, s.grid), {})
+        unobs = [p.time for p in pts if not clear.get(p.scene_id, p.observed)]
+        n_clear = sum(clear.get(p.scene_id, p.observed) for p in pts)
         ends = {a.id: _event_end(a) for a in alerts if a.part == part}
         marks = [(m.time, m.value if math.isfinite(m.value) else None,
                   m.measure not in ("", s.measure), ends.get(m.id)) for m in s.alerts
@@ -647,8 +670,8 @@ def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | No
                         and m.measure not in ("", s.measure)})
         label = part_label(site, part)
         caption = (f"{label}: {s.measure_label}, {s.grid} grid, {_day(pts[0].time)} to "
-                   f"{_day(pts[-1].time)} ({sum(p.observed for p in pts)} of {len(pts)} dates "
-                   "observed); the shaded band is the normal range of the dates with no "
+                   f"{_day(pts[-1].time)} ({n_clear} of {len(pts)} dates seen clear"
+                   "); the shaded band is the normal range of the dates with no "
                    "alert, triangles are the alerts at the values they were raised on.")
         if other:
             caption += (" Diamonds: alerts raised on another measure ("
@@ -673,17 +696,15 @@ def _event_end(a: StoredAlert) -> datetime | None:
     return parse_time(end) if end and end[:10] > _day(a.time) else None
 
 
-def _part_table(site: Site, alerts: list[StoredAlert], processed: dict[str, ProcessedScene],
-                store: Store, ph: str | None, figure_of: dict[str, int]
-                ) -> list[dict[str, Any]]:
+def _part_table(site: Site, alerts: list[StoredAlert], store: Store, seen: Seen,
+                figure_of: dict[str, int]) -> list[dict[str, Any]]:
     from sitewatch.watch.zonal import REST
 
-    obs = store.observations(site.id, ph, reference="previous") if ph else []
     dates: dict[str, int] = {}
     observed: dict[str, int] = {}
-    for o in obs:  # one pass, not one per part: sites may have tens of thousands of parts
-        dates[o.part] = dates.get(o.part, 0) + 1
-        observed[o.part] = observed.get(o.part, 0) + bool(o.observed)
+    for (part, _grid), by_scene in seen.items():
+        dates[part] = dates.get(part, 0) + len(by_scene)
+        observed[part] = observed.get(part, 0) + sum(by_scene.values())
     by_part: dict[str, list[str]] = {}
     for a in sorted(alerts, key=lambda a: a.time):
         n = figure_of.get(a.id)
