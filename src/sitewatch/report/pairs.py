@@ -275,6 +275,13 @@ def _outline_rings(site: Site, grid: SiteGrid, part: str, transform: Any) -> lis
     return out
 
 
+def _outline_words(site: Site) -> str:
+    """The legend's words for the dashed outlines of a :data:`REST` picture."""
+    if site.placed_parts():
+        return "site boundary and the parts left out (dashed)"
+    return "site boundary (dashed)"
+
+
 # --- captions ----------------------------------------------------------------------------------
 
 def credits(*scenes: Scene) -> str:
@@ -414,7 +421,8 @@ def draw_pair(path: Path, site: Site, before: Scene, after: Scene,
                            change=source, note=note)
     rec = PairFigure(Path(path), part, label, before, after, row_a.grid if row_a else "",
                      res_m, drawn, source, (lo.tolist(), hi.tolist()), hatched_b, hatched_a,
-                     credits(before, after), caption, stored, note, method)
+                     credits(before, after), caption,
+                     stored if source == "stored" or objects == "stored" else None, note, method)
     t = crop.transform
     pair_figure(Path(path),
                 Panel(rgb_b, res_m, f"before: {_day_or_id(before)}\n{before.id}",
@@ -424,7 +432,7 @@ def draw_pair(path: Path, site: Site, before: Scene, after: Scene,
                 _outline_rings(site, grid, part, t), drawn.rings, change_holes=drawn.holes,
                 caption=caption if standalone else None,
                 credit=rec.credit if standalone else None,
-                outline_label="site boundary (dashed)" if part == REST else None)
+                outline_label=_outline_words(site) if part == REST else None)
     return rec
 
 
@@ -565,7 +573,7 @@ def _decimated_change(path: Path, f: int, shape: tuple[int, int]) -> np.ndarray:
 
 def detect_quicklook(before: Scene | str | Path, after: Scene | str | Path,
                      out_dir: str | Path, path: str | Path | None = None, *,
-                     sensor: str | None = None, max_px: int = QUICKLOOK_MAX_PX) -> PairFigure:
+                     max_px: int = QUICKLOOK_MAX_PX) -> PairFigure:
     """``out_dir/quicklook.png`` (or ``path``): the pair a ``sitewatch detect`` run compared,
     over its whole extent, one stretch for both, its change objects (every object of
     ``change.tif``) outlined, hatched where not observed (no data in an image, or not
@@ -579,8 +587,8 @@ def detect_quicklook(before: Scene | str | Path, after: Scene | str | Path,
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise BriefError(f"{out}: no readable detect result (summary.json): {exc}") from None
-    sb = before if isinstance(before, Scene) else open_input(before, sensor=sensor)
-    sa = after if isinstance(after, Scene) else open_input(after, sensor=sensor)
+    sb = before if isinstance(before, Scene) else open_input(before)  # as detect_scenes does
+    sa = after if isinstance(after, Scene) else open_input(after)
     grid = scene_grid(sb)
     reg = summary.get("registration") or {}
     shift = (Shift(float(reg["dy"]), float(reg["dx"]))
