@@ -167,11 +167,13 @@ def pair_figure(path: Path, before: Panel, after: Panel, part_rings: Sequence[np
         _frame(ax, panel)
     _legend(fig, with_changes=True, with_unobserved=before.masked or after.masked,
             above_caption=below, outline_label=outline_label)
+    if below:  # the legend above a caption of up to two lines and the credit line
+        fig.legends[-1].set_bbox_to_anchor((0.99, 0.125))
     _caption(fig, caption, 8, y=0.045 if credit else 0.01)
     if credit:
         fig.text(0.01, 0.01, _plain(credit), fontsize=6.5, color="#404040", va="bottom",
                  ha="left")
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.19 if below else 0.1,
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.21 if below else 0.1,
                         wspace=0.03)
     return _save(fig, path)
 

@@ -218,18 +218,23 @@ def part_label(site: Site, part: str) -> str:
 
 
 #: Words that name the site outside its parts (or the whole site), besides :data:`REST`.
-_REST_WORDS = {"rest", "rest of site", "rest-of-site", "whole", "whole site", "site", "all",
-               REST}
+_REST_WORDS = {"rest", "rest of site", "whole", "whole site", "site", "all", REST}
+
+
+def _plain_words(text: str) -> str:
+    """``text`` lower-cased, underscores as spaces: "Launch_Pad" and "launch pad" match."""
+    return " ".join(text.replace("_", " ").lower().split())
 
 
 def find_part(site: Site, text: str | None) -> str:
-    """The part named or labelled ``text`` (case-insensitive); None, "whole site" or
+    """The part named or labelled ``text`` (case-insensitive, underscores as spaces: "launch
+    pad" finds ``launch_pad``); None, "whole site" or
     "rest of site" is :data:`REST`.  :class:`SiteError` names the text and the parts."""
-    if text is None or text.strip().lower() in _REST_WORDS:
+    if text is None or _plain_words(text) in _REST_WORDS:
         return REST
-    want = text.strip().lower()
+    want = _plain_words(text)
     for p in site.parts:
-        if p.name.lower() == want or p.label.lower() == want:
+        if want in (_plain_words(p.name), _plain_words(p.label)):
             if not p.placed:
                 raise SiteError(f"part {text!r} of site {site.id!r} is not placed yet "
                                 f"(sitewatch site place {site.id} {p.name} ...)")
@@ -319,8 +324,8 @@ def pair_caption(label: str, objects: ChangeObjects, before: Scene, after: Scene
     text = (f"{label}: {what}, {_day_or_id(before)} -> {_day_or_id(after)}, "
             f"{_sensors(before, after)}{res}; same stretch for both dates")
     if downsample > 1:
-        text += (f"; drawn at 1/{downsample} resolution ({pixel_m:g} m pixels), nearby "
-                 "objects may merge")
+        text += (f"; drawn at 1/{downsample} resolution: objects and areas counted on its "
+                 f"{pixel_m:g} m pixels")
     if change == "computed":
         text += "; objects detected for this pair with the run's detector"
     if hatched:
