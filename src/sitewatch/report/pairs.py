@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from sitewatch.times import iso_day
 from sitewatch.watch.products import CHANGE_NODATA, applied_shift, processed_grid
 from sitewatch.watch.records import ProcessedScene
 from sitewatch.watch.zonal import REST
+
+if TYPE_CHECKING:
+    from sitewatch.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -471,7 +474,24 @@ def scene_on(rows: Mapping[str, ProcessedScene], scenes: Mapping[str, Scene], da
     return scenes[on[0]]
 
 
-def compare(store: Any, site_id: str, part: str | None, day_before: str, day_after: str,
+def _pair_on(rows: Mapping[str, ProcessedScene], scenes: Mapping[str, Scene], d1: str,
+             d2: str, site_id: str) -> tuple[Scene, Scene]:
+    """The scenes of days ``d1`` and ``d2``: the one grid on which each day has exactly one
+    usable scene (a day seen by two sensors is then no ambiguity), else :func:`scene_on`'s
+    rule for each day."""
+    by_grid: dict[str, dict[str, list[str]]] = {}
+    for sid, r in rows.items():
+        day = iso_day(r.acquired)
+        if r.usable and sid in scenes and day in (d1, d2):
+            by_grid.setdefault(r.grid, {}).setdefault(day, []).append(sid)
+    one = [g for g, days in by_grid.items()
+           if len(days.get(d1, [])) == 1 and len(days.get(d2, [])) == 1]
+    if len(one) == 1:
+        return scenes[by_grid[one[0]][d1][0]], scenes[by_grid[one[0]][d2][0]]
+    return scene_on(rows, scenes, d1, site_id), scene_on(rows, scenes, d2, site_id)
+
+
+def compare(store: Store, site_id: str, part: str | None, day_before: str, day_after: str,
             path: str | Path | None = None, *, figures_dir: str | Path | None = None
             ) -> PairFigure:
     """Draw a part (by name or label; None: the whole site) of a stored site between two
@@ -496,8 +516,7 @@ def compare(store: Any, site_id: str, part: str | None, day_before: str, day_aft
         raise BriefError(f"site {site_id!r} has not been processed yet: run `sitewatch run "
                          f"{site_id}` first")
     scenes = {s.id: s for s in store.scenes(site_id)}
-    before = scene_on(rows, scenes, d1.isoformat(), site_id)
-    after = scene_on(rows, scenes, d2.isoformat(), site_id)
+    before, after = _pair_on(rows, scenes, d1.isoformat(), d2.isoformat(), site_id)
     gb, ga = rows[before.id].grid, rows[after.id].grid
     if gb != ga:
         raise SceneError(f"{before.id} ({d1}) is on the {gb} grid and {after.id} ({d2}) on "
