@@ -144,7 +144,7 @@ def test_rest_of_a_site_with_parts_leaves_the_parts_objects_out(sites, drawn_rin
                  "-o", str(tmp_path / "rest.png"), "--json")
     assert r.exit_code == 0, r.output
     rec = json.loads(r.stdout)
-    assert rec["label"] == "Rest of site"
+    assert rec["label"] == "Rest of the site"
     assert 36 not in rec["object_pixels"]
     assert rec["objects"] == len(drawn_rings[-1])
 
@@ -220,7 +220,7 @@ def test_parts_are_found_by_name_or_label_in_any_case():
     assert pairs.find_part(site, "launch pad") == "launch_pad"
     assert pairs.find_part(site, "LAUNCH PAD (APRON)") == "launch_pad"
     assert pairs.find_part(site, None) == pairs.find_part(site, "whole site") == REST
-    assert pairs.part_label(site, REST) == "Rest of site"
+    assert pairs.part_label(site, REST) == "Rest of the site"
     with pytest.raises(SiteError, match="'stand'.*not placed"):
         pairs.find_part(site, "stand")
     assert pairs.part_label(Site("b", "B", g), REST) == "Whole site"

@@ -214,9 +214,9 @@ def change_objects(path: str | None, win: tuple[slice, slice], part_mask: np.nda
 
 def part_label(site: Site, part: str) -> str:
     """A part's label in words; for :data:`REST`, "Whole site" when the site has no placed
-    part, else "Rest of site"."""
+    part, else "Rest of the site" (as :func:`~sitewatch.report.findings.part_label` says)."""
     if part == REST:
-        return "Rest of site" if site.placed_parts() else "Whole site"
+        return "Rest of the site" if site.placed_parts() else "Whole site"
     return site.part(part).label
 
 
