@@ -245,7 +245,8 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
         try:
             figures.append(_alert_figure(n, a, site, processed, scenes, by_grid, fig_dir))
         except SitewatchError as exc:
-            brief.warnings.append(f"figure for alert {a.id} not drawn: {exc}")
+            brief.warnings.append(f"Figure {n} ({part_label(site, a.part)}, "
+                                  f"{_day(a.time)}) not drawn: {exc}")
         else:
             written.append(out / figures[-1]["path"])
             if figures[-1].get("missing"):
