@@ -294,7 +294,8 @@ def _outline_words(site: Site) -> str:
 
 def credits(*scenes: Scene) -> str:
     """The imagery credit lines of ``scenes`` (one per sensor and year, in order)."""
-    return "; ".join(dict.fromkeys(credit(s.sensor, s.acquired.year) for s in scenes))
+    return "; ".join(dict.fromkeys(credit(s.sensor, s.acquired.year if _date_of(s) else
+                                          "undated") for s in scenes))
 
 
 def objects_words(objects: ChangeObjects, pixel_m2: float) -> str:
@@ -315,6 +316,12 @@ def _day_or_id(s: Scene) -> str:
     return _date_of(s) or s.id
 
 
+def _title(which: str, s: Scene) -> str:
+    """A panel's title: "before: 2024-03-15" over the scene id (the id alone if undated)."""
+    day = _date_of(s)
+    return f"{which}: {day}\n{s.id}" if day else f"{which}: {s.id}"
+
+
 def pair_caption(label: str, objects: ChangeObjects, before: Scene, after: Scene,
                  pixel_m: float, *, hatched: bool, change: ChangeSource,
                  note: str | None = None, downsample: int = 1) -> str:
@@ -327,8 +334,8 @@ def pair_caption(label: str, objects: ChangeObjects, before: Scene, after: Scene
     text = (f"{label}: {what}, {_day_or_id(before)} -> {_day_or_id(after)}, "
             f"{_sensors(before, after)}{res}; same stretch for both dates")
     if downsample > 1:
-        text += (f"; drawn at 1/{downsample} resolution: objects and areas counted on its "
-                 f"{pixel_m:g} m pixels")
+        size = f"{pixel_m:g} m pixels" if pixel_m else f"{downsample} x {downsample} px cells"
+        text += f"; drawn at 1/{downsample} resolution: objects and areas counted on its {size}"
     if change == "computed":
         text += "; objects detected for this pair with the run's detector"
     if hatched:
@@ -433,9 +440,9 @@ def draw_pair(path: Path, site: Site, before: Scene, after: Scene,
                      stored if source == "stored" or objects == "stored" else None, note, method)
     t = crop.transform
     pair_figure(Path(path),
-                Panel(rgb_b, res_m, f"before: {_day_or_id(before)}\n{before.id}",
+                Panel(rgb_b, res_m, _title("before", before),
                       unobserved(raw_b)),
-                Panel(rgb_a, res_m, f"after: {_day_or_id(after)}\n{after.id}",
+                Panel(rgb_a, res_m, _title("after", after),
                       unobserved(raw_a)),
                 _outline_rings(site, grid, part, t), drawn.rings, change_holes=drawn.holes,
                 caption=caption if standalone else None,
@@ -603,10 +610,21 @@ def detect_quicklook(before: Scene | str | Path, after: Scene | str | Path,
     ``change.tif``) outlined, hatched where not observed (no data in an image, or not
     observed in the change map), with a caption and the imagery credit; read decimated to at
     most ``max_px`` pixels a side (the caption says so).  Returns what was drawn."""
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        # Plain pictures (SAR BMPs) are fine here, as in detect: the caption says "pixel grid".
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return _detect_quicklook(before, after, Path(out_dir), path, max_px)
+
+
+def _detect_quicklook(before: Scene | str | Path, after: Scene | str | Path, out: Path,
+                      path: str | Path | None, max_px: int) -> PairFigure:
     from sitewatch.change.tiled import open_input, scene_grid
     from sitewatch.imagery.coregister import Shift
 
-    out = Path(out_dir)
     try:
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -648,9 +666,9 @@ def detect_quicklook(before: Scene | str | Path, after: Scene | str | Path,
                      credits(sb, sa), caption, str(change_path), None,
                      str(summary.get("method", "")), f)
     pair_figure(target,
-                Panel(stretch(raw_b, lo, hi)[0], pixel_m, f"before: {_day_or_id(sb)}\n{sb.id}",
+                Panel(stretch(raw_b, lo, hi)[0], pixel_m, _title("before", sb),
                       unobserved(raw_b)),
-                Panel(stretch(raw_a, lo, hi)[0], pixel_m, f"after: {_day_or_id(sa)}\n{sa.id}",
+                Panel(stretch(raw_a, lo, hi)[0], pixel_m, _title("after", sa),
                       unobserved(raw_a)),
                 [], drawn.rings, change_holes=drawn.holes, caption=caption,
                 credit=rec.credit, outline_label="")
