@@ -540,8 +540,9 @@ def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | No
         times = [p.time for p in pts]
         vals = [p.value for p in pts]
         unobs = [p.time for p in pts if not p.observed]
+        ends = {a.id: _event_end(a) for a in alerts if a.part == part}
         marks = [(m.time, m.value if math.isfinite(m.value) else None,
-                  m.measure not in ("", s.measure)) for m in s.alerts
+                  m.measure not in ("", s.measure), ends.get(m.id)) for m in s.alerts
                  if m.id in mine and lo_s <= _day(m.time) <= hi_s]
         other = sorted({m.measure for m in s.alerts if m.id in mine
                         and m.measure not in ("", s.measure)})
@@ -563,6 +564,14 @@ def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | No
         out.append({"part": part, "path": path.relative_to(fig_dir.parent).as_posix(),
                     "caption": caption})
     return out
+
+
+def _event_end(a: StoredAlert) -> datetime | None:
+    """The last date of an alert's event (None: one date, or not recorded)."""
+    from sitewatch.times import parse_time
+
+    end = a.alert.end
+    return parse_time(end) if end and end[:10] > _day(a.time) else None
 
 
 def _part_table(site: Site, alerts: list[StoredAlert], processed: dict[str, ProcessedScene],

@@ -195,6 +195,8 @@ def overview_figure(path: Path, panel: Panel, parts: Sequence[tuple[str, Sequenc
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.0, 7.4), dpi=150)
+    # The layout first: label sizes are measured in data units, which depend on it.
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.1 if caption else 0.07)
     h, w = panel.rgb.shape[1:]
     _image(ax, panel)
     for _name, rings in parts:
@@ -235,7 +237,6 @@ def overview_figure(path: Path, panel: Panel, parts: Sequence[tuple[str, Sequenc
     _legend(fig, with_changes=False, with_markers=True, with_unobserved=panel.masked,
             above_caption=bool(caption))
     _caption(fig, caption, 8)
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.1 if caption else 0.07)
     return _save(fig, path)
 
 
@@ -300,7 +301,8 @@ def place_labels(parts: Sequence[Box], sizes: Sequence[tuple[float, float]],
         lx, ly, far = best
         placed.append((lx, ly, lx + tw, ly + th))
         lead = None
-        if far:
+        gap = max(lx - x1, x0 - (lx + tw), ly - y1, y0 - (ly + th), 0.0)
+        if far or gap > 2 * pad:  # a label set apart from its part is tied to it by a line
             tx = min(max(cx, lx), lx + tw)
             ty = min(max(cy, ly), ly + th)
             px = min(max(tx, x0), x1)
@@ -320,7 +322,7 @@ def timeline_figure(path: Path, times: Sequence[Any], values: Sequence[float],
     fig, ax = plt.subplots(figsize=(7.0, 2.8), dpi=150)
     if band is not None:
         ax.axhspan(band[0], band[1], color=SKY, alpha=0.35, hatch="//", linewidth=0,
-                   label="normal range (median ± 3 spreads)")
+                   label="normal range")
     ax.plot(times, values, color=BLUE, marker="o", markersize=3, linewidth=1,
             label="observed")
     lo = min([v for v in values if np.isfinite(v)] or [0.0])
@@ -332,8 +334,16 @@ def timeline_figure(path: Path, times: Sequence[Any], values: Sequence[float],
     for t, v, *rest in alerts:
         # An alert raised on another measure (``rest[0]`` True) is a diamond at its own
         # value; one with no value at all is hollow at the top of the axis, with a line:
-        # never at another date's value.
+        # never at another date's value.  An event that lasts (``rest[1]``, its last date)
+        # is shaded to that date, so its later dates outside the band are read as the same
+        # alert.
         other = bool(rest and rest[0])
+        end = rest[1] if len(rest) > 1 else None
+        if end is not None and end > t:
+            ax.axvspan(t, end, color=VERMILION, alpha=0.12, linewidth=0,
+                       label="alert's event, to its last date"
+                       if "span" not in labelled else None)
+            labelled.add("span")
         ax.axvline(t, color=VERMILION, linewidth=0.8, linestyle="--")
         hollow = v is None or not np.isfinite(v)
         what = "alert, no value to show" if hollow else \
@@ -348,10 +358,12 @@ def timeline_figure(path: Path, times: Sequence[Any], values: Sequence[float],
     ax.set_title(_plain(title), fontsize=9)
     ax.tick_params(labelsize=7)
     ax.set_ylim(bottom=min(lo, 0) - 0.02)
-    ax.legend(fontsize=6, loc="upper left", frameon=True)
+    # The legend beside the plot, never over a point or an alert.
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=True,
+              borderaxespad=0)
     fig.autofmt_xdate()
     _caption(fig, caption, 7)
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.88, bottom=0.3 if caption else 0.2)
+    fig.subplots_adjust(left=0.11, right=0.75, top=0.88, bottom=0.3 if caption else 0.2)
     return _save(fig, path)
 
 
