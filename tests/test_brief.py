@@ -439,12 +439,12 @@ def test_one_stretch_for_both_dates():
 def drawn(watched, tmp_path_factory):
     """The watched site's brief again, with what each figure was drawn from recorded: the
     stretch of each image, the change outlines, the texts drawn in each figure."""
-    from sitewatch.report import brief, figures
+    from sitewatch.report import figures, pairs
 
     store, _b, _tmp = watched
     calls: dict[str, list] = {"stretch": [], "pairs": [], "texts": []}
     mp = pytest.MonkeyPatch()
-    stretch, pair, save = brief.stretch, brief.pair_figure, figures._save
+    stretch, pair, save = pairs.stretch, pairs.pair_figure, figures._save
 
     def spy_stretch(rgb, lo=None, hi=None):
         out = stretch(rgb, lo, hi)
@@ -459,8 +459,8 @@ def drawn(watched, tmp_path_factory):
         calls["texts"].append((path.name, [t.get_text() for t in fig.texts]))
         return save(fig, path)
 
-    mp.setattr(brief, "stretch", spy_stretch)
-    mp.setattr(brief, "pair_figure", spy_pair)
+    mp.setattr(pairs, "stretch", spy_stretch)  # the brief's pairs are drawn by report.pairs
+    mp.setattr(pairs, "pair_figure", spy_pair)
     mp.setattr(figures, "_save", spy_save)
     try:
         b = write_brief(store, "testsite", tmp_path_factory.mktemp("drawn"),

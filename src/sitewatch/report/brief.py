@@ -619,8 +619,9 @@ def _part_table(site: Site, alerts: list[StoredAlert], store: Store, seen: Seen,
              "dates": dates.get(p.name, 0), "observed": observed.get(p.name, 0),
              "alerts": by_part.get(p.name, [])} for p in site.parts]
     if dates.get(REST) or by_part.get(REST):  # the whole site, or what lies outside the parts
-        rows.append({"label": part_label(site, REST), "kind": "whole site" if not site.parts
-                     else "outside the named parts", "placed": True, "version": None,
+        rest = "outside the named parts" if site.placed_parts() else "whole site"
+        rows.append({"label": part_label(site, REST), "kind": rest, "placed": True,
+                     "version": None,
                      "dates": dates.get(REST, 0), "observed": observed.get(REST, 0),
                      "alerts": by_part.get(REST, [])})
     return rows

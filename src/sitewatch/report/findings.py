@@ -44,11 +44,11 @@ LOW_CONFIDENCE = ("low", "none")
 def part_label(site: Site, name: str) -> str:
     """How a page names part ``name``: its label; the part the pipeline scores outside every
     named part (:data:`~sitewatch.watch.zonal.REST`) is "the whole site" on a site with no
-    parts and "the rest of the site" otherwise."""
+    placed part and "the rest of the site" otherwise."""
     from sitewatch.watch.zonal import REST
 
-    if name == REST:
-        return "Rest of the site" if site.parts else "Whole site"
+    if name == REST:  # with no part placed, the pipeline's rest is the whole site
+        return "Rest of the site" if site.placed_parts() else "Whole site"
     try:
         return site.part(name).label
     except SiteError:

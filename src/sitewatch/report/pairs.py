@@ -34,6 +34,7 @@ from sitewatch.imagery.grid import GridImage, SiteGrid, load_scene
 from sitewatch.imagery.scenes import Scene
 from sitewatch.imagery.sensors import rgb_bands
 from sitewatch.report.figures import Panel, pair_figure
+from sitewatch.report.findings import part_label
 from sitewatch.report.quicklook import credit, limits, stretch, true_colour, unobserved
 from sitewatch.sites.site import Site
 from sitewatch.times import iso_day
@@ -211,14 +212,6 @@ def change_objects(path: str | None, win: tuple[slice, slice], part_mask: np.nda
 
 
 # --- parts -------------------------------------------------------------------------------------
-
-def part_label(site: Site, part: str) -> str:
-    """A part's label in words; for :data:`REST`, "Whole site" when the site has no placed
-    part, else "Rest of the site" (as :func:`~sitewatch.report.findings.part_label` says)."""
-    if part == REST:
-        return "Rest of the site" if site.placed_parts() else "Whole site"
-    return site.part(part).label
-
 
 #: Words that name the site outside its parts (or the whole site), besides :data:`REST`.
 _REST_WORDS = {"rest", "rest of site", "whole", "whole site", "site", "all", REST}
