@@ -70,7 +70,9 @@ def demo(ctx: Ctx, workdir: str | None, seed: int, as_json: bool, wide: bool) ->
             title="alerts from `sitewatch run` beside the planted changes (lag in usable "
                   "scenes after the change; detected = lag 0 or 1)")
         for fa in card.false_alarms:
-            out.print(esc(f"  false alarm: {fa.id} {iso_day(fa.time)} {fa.tier}: {fa.text}"))
+            what = fa.text if wide else fa.text.split(". ")[0]  # `sitewatch alert ID`: all
+            out.print(esc(f"  false alarm: {fa.id if wide else fa.id[:8]} {iso_day(fa.time)} "
+                          f"{fa.tier}: {what}"))
         s = card.summary()
         out.print(f"alerts: {s['detected']} of {s['changes']} planted changes detected within "
                   f"one usable scene (mean lag {s['mean_lag_scenes'] or 0:.2f}); "
@@ -101,8 +103,8 @@ SCORE_COLUMNS = (Col("event"), Col("date"), Col("change", 3), Col("alert"),
                  Col("parts", 5, text=True, one_line=False, min_width=16))
 #: The story: the date and the two assessments first; what arrived wraps.
 STORY_COLUMNS = (Col("date"), Col("launch"), Col("engine test"),
-                 Col("expected launch window", 2, text=True, one_line=False, min_width=12),
-                 Col("what arrived", 1, text=True, one_line=False, min_width=16))
+                 Col("expected launch window", 1, text=True, one_line=False, min_width=12),
+                 Col("what arrived", 2, text=True, one_line=False, min_width=16))
 
 
 def _pairs_table(res: DemoResult, sensor: str, wide: bool) -> None:

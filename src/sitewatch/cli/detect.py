@@ -150,7 +150,7 @@ def methods(sensor: str | None, as_json: bool, wide: bool) -> None:
         (m.name + (" *" if DEFAULT_METHOD.get(m.sensor) == m.name else ""), m.sensor,
          m.default_threshold, m.summary) for m in found], wide=wide)
     out.print("* the default for its sensor.  A trained classifier: `sitewatch detect "
-              "--model FILE` (see `sitewatch train`).")
+              "--model FILE` (see `sitewatch train`).", soft_wrap=False)
 
 
 #: `methods`: the summary is the free text.
