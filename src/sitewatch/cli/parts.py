@@ -7,6 +7,7 @@ import getpass
 from collections.abc import Callable
 
 import click
+from rich.text import Text
 
 from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx
 from sitewatch.cli.sites import format_latlon, site
@@ -198,6 +199,7 @@ def history(ctx: Ctx, site_id: str, part: str | None, as_json: bool, wide: bool)
         return
     rows = []
     for v in versions:
+        geom: str | Text
         if v.geometry is not None:
             c = v.geometry.centroid
             geom = (f"{v.geometry.geom_type}, {metres_area(v.geometry) / 1e4:.2f} ha, "
