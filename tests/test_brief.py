@@ -53,7 +53,7 @@ def test_brief_html_is_strict_and_complete(watched):
                     "Provenance"):
         assert f"<h2>{heading}" in page
     assert "scene_06" in page or "scene_07" in page  # provenance names the scenes
-    assert re.search(r"Figure 1\. .+: .+, 2024-\d\d-\d\d -&gt; 2024-\d\d-\d\d\.", page)
+    assert re.search(r"Figure 1\. .+: .+, 2024-\d\d-\d\d to 2024-\d\d-\d\d\.", page)
     # figures alongside, linked relatively: the page opens offline
     for src in re.findall(r'<img src="([^"]+)"', page):
         assert not src.startswith(("http:", "https:", "//"))

@@ -38,11 +38,19 @@ from sitewatch.imagery.grid import SiteGrid, load_scene
 from sitewatch.imagery.scenes import Scene
 from sitewatch.imagery.sensors import rgb_bands
 from sitewatch.report.figures import Panel, overview_figure, pair_figure, timeline_figure
+from sitewatch.report.findings import (
+    key_findings,
+    odds_rows,
+    params_words,
+    part_label,
+    period_words,
+    reason_words,
+)
 from sitewatch.report.quicklook import credit, limits, stretch, true_colour, unobserved
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
 from sitewatch.times import iso, iso_day
-from sitewatch.warning.records import Assessment, SiteAssessment
+from sitewatch.warning.records import SiteAssessment
 from sitewatch.watch.alerts import Alert
 from sitewatch.watch.products import applied_shift, processed_grid
 from sitewatch.watch.records import ProcessedScene, StoredAlert
@@ -279,32 +287,31 @@ def write_brief(store: Store, site_id: str, out_dir: str | Path, *,
 def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Path,
                  start: date | None, end: date | None, pdf: bool,
                  tick: Callable[[str, int, int], None], written: list[Path]) -> Brief:
-    from sitewatch.warning.record import assess_site
+    from sitewatch.report.findings import default_date, group_alerts, rank_alerts
+    from sitewatch.warning.record import assess_site, indicators_for
 
     site_id = site.id
     run = store.last_run(site_id, finished=True)
     ph = run.params_hash if run else None
     brief = Brief(out / "brief.html")
-    at = end or date.today()
+    scenes = {s.id: s for s in store.scenes(site_id)}
+    last_image = max((s.acquired for s in scenes.values()), default=None)
+    at = end or default_date(site, last_image, date.today())
     lo_s, hi_s = (start.isoformat() if start else ""), (end.isoformat() if end else "9999")
     # An alert belongs to the period when its dates (start to end) overlap it.
-    alerts = [a for a in (store.alerts(site_id, params_hash=ph) if ph else [])
-              if a.status != "dismissed"
-              and _day(a.start) <= hi_s and _day(a.end) >= lo_s]
-    tiers = {"warning": 0, "watch": 1, "info": 2}
-
-    def strength(a: StoredAlert) -> float:
-        z = a.alert.z
-        return -abs(z) if math.isfinite(z) else 0.0
-
-    ranked = sorted(alerts, key=lambda a: (tiers.get(a.tier, 3), strength(a), a.time))
+    in_period = [a for a in (store.alerts(site_id, params_hash=ph) if ph else [])
+                 if _day(a.start) <= hi_s and _day(a.end) >= lo_s]
+    alerts = [a for a in in_period if a.status != "dismissed"]
+    dismissed = [a for a in in_period if a.status == "dismissed"]
+    groups = group_alerts(alerts, site)
+    ranked = rank_alerts(alerts, site)
     processed = {sid: r for sid, r in (store.processed(site_id, ph) if ph else {}).items()
                  if lo_s <= _day(r.acquired) <= hi_s}
-    scenes = {s.id: s for s in store.scenes(site_id)}
     by_grid: dict[str, list[Scene]] = {}
     for sid, row in processed.items():
         if sid in scenes:
             by_grid.setdefault(row.grid, []).append(scenes[sid])
+    cat = indicators_for(site)
 
     figures: list[dict[str, Any]] = []
     for n, a in enumerate(ranked[:MAX_FIGURES], start=1):
@@ -312,7 +319,8 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
         try:
             figures.append(_alert_figure(n, a, site, processed, scenes, by_grid, fig_dir))
         except SitewatchError as exc:
-            brief.warnings.append(f"figure for alert {a.id} not drawn: {exc}")
+            brief.warnings.append(f"Figure {n} ({part_label(site, a.part)}, "
+                                  f"{_day(a.time)}) not drawn: {exc}")
         else:
             written.append(out / figures[-1]["path"])
             if figures[-1].get("missing"):
@@ -335,15 +343,26 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
     brief.exports += _exports(site, alerts, assessment, processed, ranked[:MAX_FIGURES],
                               exp_dir, brief.warnings)
     written += brief.exports
-    findings = _key_findings(assessment, figures)
+    figure_of = {f["alert"].id: f["n"] for f in figures}
+    day_of = {sid: sc.acquired.date().isoformat() for sid, sc in scenes.items()}
+    sensor_of = {sid: f"{sc.sensor}, {sc.resolution:g} m" if sc.resolution else sc.sensor
+                 for sid, sc in scenes.items()}
+    findings = key_findings(site, assessment, groups, figure_of, sensor_of, processed, at,
+                            dismissed=len(dismissed), ran=run is not None, cat=cat,
+                            day_of=day_of)
+    first = min((_date_of(r.acquired) for r in processed.values()), default=None)
     html = _env().get_template("brief.html").render(
         site=site, at=at.isoformat(), start=start, end=end, findings=findings,
+        period=period_words(start, end, first), label=lambda n: part_label(site, n),
         assessment=assessment, figures=figures, overview=overview, timelines=timelines,
         alerts=ranked, gaps=gaps, reports=reports, notes=notes, scenes=used,
         processed=processed, run=run, version=__version__, words=_words,
         exports=[p.relative_to(out).as_posix() for p in brief.exports],
-        parts=_part_table(site, ranked, processed, store, ph), notes_on=brief.warnings,
-        coverage=_coverage_table(assessment))
+        parts=_part_table(site, ranked, processed, store, ph, figure_of),
+        notes_on=brief.warnings, coverage=_coverage_table(site, assessment),
+        appendix=_alert_rows(site, [*ranked, *dismissed], figure_of, day_of),
+        odds=odds_rows(assessment), reason_words=reason_words,
+        params=params_words(run.params if run else None), sources=_source_words)
     atomic_write(brief.html, html_text(html))
     written.append(brief.html)
     if pdf:
@@ -355,18 +374,59 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
     return brief
 
 
-def _coverage_table(assessment: SiteAssessment) -> list[dict[str, str]]:
+def _coverage_table(site: Site, assessment: SiteAssessment) -> list[dict[str, str]]:
     """Per part, when optical imagery last saw it clear and when SAR last saw it (with the
     number of dates), and the indicators those sensors can show there."""
     rows: dict[str, dict[str, Any]] = {}
     for s in assessment.imagery.seen:
-        r = rows.setdefault(s.part, {"part": s.part, "optical": "never", "sar": "never",
-                                     "inds": []})
-        r[s.sensor] = f"{s.last.isoformat()} ({s.dates})"
+        r = rows.setdefault(s.part, {"part": part_label(site, s.part), "optical": "never",
+                                     "sar": "never", "inds": []})
+        r[s.sensor] = f"{s.last.isoformat()} ({s.dates} dates)"
         r["inds"] += [i for i in s.indicators if i not in r["inds"]]
     return [{"part": r["part"], "optical": r["optical"], "sar": r["sar"],
              "indicators": ", ".join(w.replace("_", " ") for w in r["inds"]) or "-"}
             for r in rows.values()]
+
+
+def _date_of(t: datetime | str) -> date:
+    return t.date() if isinstance(t, datetime) else date.fromisoformat(str(t)[:10])
+
+
+def _alert_rows(site: Site, alerts: list[StoredAlert], figure_of: dict[str, int],
+                day_of: dict[str, str]) -> list[dict[str, Any]]:
+    """The appendix's alert table: every alert of the period (dismissed ones too, with the
+    analyst's reason), with its figure, measure, value against the normal value, and id."""
+    from sitewatch.watch.events import KIND_WORDS
+
+    rows = []
+    for a in alerts:
+        rec = a.alert
+        status = a.status + (f": {a.reason}" if a.reason else "")
+        rows.append({"figure": figure_of.get(a.id),
+                     "date": day_of.get(rec.after_scene or "") or _day(rec.time),
+                     "before": day_of.get(rec.before_scene or "") or _day(rec.start),
+                     "part": part_label(site, a.part), "tier": a.tier,
+                     "kind": KIND_WORDS.get(rec.kind, rec.kind),
+                     "confidence": f"{rec.confidence} ({rec.history} earlier dates)",
+                     "value": f"{rec.value:.3f}" if math.isfinite(rec.value) else "-",
+                     "expected": f"{rec.expected:.3f}" if math.isfinite(rec.expected) else "-",
+                     "z": f"{rec.z:.1f}" if math.isfinite(rec.z) else "-",
+                     "measure": rec.measure.replace("_", " "), "status": status,
+                     "id": a.id})
+    return rows
+
+
+def _source_words(report: Any) -> str:
+    """Who published a report, for the sources list: its outlets and authors, else where it
+    came from (a URL), else "source not named" (never a local file path)."""
+    reading = report.reading
+    who = [*getattr(reading, "outlets", [])[:2], *getattr(reading, "authors", [])[:2]]
+    if who:
+        return ", ".join(dict.fromkeys(who))
+    name = str(report.name)
+    if name.startswith(("http://", "https://")):
+        return name
+    return "source not named in the text"
 
 
 def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, ProcessedScene],
@@ -414,9 +474,9 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
                    f"{change_path} is missing (moved or deleted)")
     res_m = grid.resolution
     finding = _finding(rec, drawn, res_m * res_m)
-    caption = (f"Figure {n}. {part.label}: {finding}, {_day(sb.acquired.isoformat())} -> "
+    caption = (f"Figure {n}. {part.label}: {finding}, {_day(sb.acquired.isoformat())} to "
                f"{_day(sa.acquired.isoformat())}. {sa.sensor}, {res_m:g} m pixels; "
-               f"alert {a.id} ({a.tier}). Same stretch for both dates.")
+               f"{_caveat(a)} Same stretch for both dates.")
     if unobserved(raw_b).any() or unobserved(raw_a).any():
         caption += " Hatched: not observed (cloud, shadow or no data)."
     if not change_path:
@@ -435,6 +495,22 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
             "alert": a, "part": part, "before": sb, "after": sa, "finding": finding,
             "objects": drawn.count, "rings": len(drawn.rings), "limits": (lo, hi),
             "credit": _credits(sb, sa), "missing": missing}
+
+
+def _caveat(a: StoredAlert) -> str:
+    """The alert's tier and what should make a reader careful: a low-confidence normal
+    range, an analyst's verdict."""
+    from sitewatch.report.findings import LOW_CONFIDENCE
+
+    rec = a.alert
+    s = f"{a.tier} alert"
+    if a.status == "confirmed":
+        s += ", confirmed by the analyst" + (f" ({a.reason})" if a.reason else "")
+    s += "."
+    if rec.confidence in LOW_CONFIDENCE:
+        s += (f" Low confidence: the part's normal range rests on {rec.history} earlier "
+              f"date{'s' if rec.history != 1 else ''}; this may be a false alarm.")
+    return s
 
 
 def _credits(*scenes: Scene) -> str:
@@ -476,20 +552,25 @@ def _overview(site: Site, alerts: list[StoredAlert], processed: dict[str, Proces
         warnings.append(f"overview not drawn: {exc}")
         return None
     raw = true_colour(img)
-    rgb, _, _ = stretch(raw)
     geoms = _part_geoms(site, grid)
-    parts = [(name, _rings(g, grid.transform)) for name, g in geoms.items()]
+    win = _overview_window(geoms, grid)
+    raw = raw[:, win[0], win[1]]
+    rgb, _, _ = stretch(raw)
+    from affine import Affine
+
+    t = grid.transform @ Affine.translation(win[1].start, win[0].start)  # the crop's origin
+    parts = [(_short_label(site, name), _rings(g, t)) for name, g in geoms.items()]
     markers = []
-    inv = ~grid.transform
+    inv = ~t
     for n, a in enumerate(alerts, start=1):
         g = geoms.get(a.part)
         if g is not None:
             c = g.representative_point()
             col, rw = inv @ (c.x, c.y)
             markers.append((n, col - 0.5, rw - 0.5))
-    caption = (f"Site overview: {site.name}, {sc.sensor} image of {_day(sc.acquired.isoformat())} "
-               f"({sc.id}), {grid.resolution:g} m pixels; parts outlined; numbers are the "
-               "alerts of this brief, as in the figures.")
+    caption = (f"Site overview: {site.name}, {sc.sensor} image of {_day(sc.acquired.isoformat())}"
+               f", {grid.resolution:g} m pixels; parts outlined and named; numbered markers are "
+               "the figures of this brief.")
     if unobserved(raw).any():
         caption += " Hatched: not observed (cloud, shadow or no data)."
     path = overview_figure(path_under(fig_dir, "overview.png"),
@@ -499,11 +580,42 @@ def _overview(site: Site, alerts: list[StoredAlert], processed: dict[str, Proces
             "credit": _credits(sc)}
 
 
+def _overview_window(geoms: dict[str, Any], grid: SiteGrid) -> tuple[slice, slice]:
+    """The overview's crop: the placed parts with a margin of a third of their extent (and at
+    least :data:`CROP_MIN_PX`), so that parts and labels are large enough to read; the whole
+    grid when the site has no parts."""
+    rows, cols = grid.shape
+    if not geoms:
+        return slice(0, rows), slice(0, cols)
+    x0, y0, x1, y1 = shapely.union_all(list(geoms.values())).bounds
+    inv = ~grid.transform
+    (c0, r0), (c1, r1) = inv @ (x0, y1), inv @ (x1, y0)
+    side = max(c1 - c0, r1 - r0)
+    pad = max(CROP_MIN_PX, side / 3)
+    # A square crop around the parts' centre (the figure is square), inside the grid.
+    half = side / 2 + pad
+    cc, rc = (c0 + c1) / 2, (r0 + r1) / 2
+    return (slice(max(0, int(rc - half)), min(rows, math.ceil(rc + half))),
+            slice(max(0, int(cc - half)), min(cols, math.ceil(cc + half))))
+
+
+def _short_label(site: Site, name: str) -> str:
+    """A part's label short enough for a map: up to its first comma or bracket, else its
+    name in words when that is still long."""
+    label = part_label(site, name)
+    short = re.split(r",| \(", label, maxsplit=1)[0].strip()
+    if len(short) > 28:
+        short = name.replace("_", " ")
+        short = short[0].upper() + short[1:]
+    return short
+
+
 def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | None,
                period: tuple[str, str], fig_dir: Path) -> list[dict[str, Any]]:
     """One timeline per alerted part, drawn from the series its alerts were raised on
     (:func:`~sitewatch.watch.timeline.part_series`: the alerts' own measure and grid, the
     normal band of the dates with no alert), so every alert sits at the value it names."""
+    from sitewatch.watch.alerts import measure_words
     from sitewatch.watch.timeline import part_series
     from sitewatch.watch.zonal import REST
 
@@ -527,59 +639,69 @@ def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | No
         times = [p.time for p in pts]
         vals = [p.value for p in pts]
         unobs = [p.time for p in pts if not p.observed]
-        marks = [(m.time, m.value if math.isfinite(m.value) else None) for m in s.alerts
+        ends = {a.id: _event_end(a) for a in alerts if a.part == part}
+        marks = [(m.time, m.value if math.isfinite(m.value) else None,
+                  m.measure not in ("", s.measure), ends.get(m.id)) for m in s.alerts
                  if m.id in mine and lo_s <= _day(m.time) <= hi_s]
-        label = site.part(part).label if part in names else part
+        other = sorted({m.measure for m in s.alerts if m.id in mine
+                        and m.measure not in ("", s.measure)})
+        label = part_label(site, part)
         caption = (f"{label}: {s.measure_label}, {s.grid} grid, {_day(pts[0].time)} to "
                    f"{_day(pts[-1].time)} ({sum(p.observed for p in pts)} of {len(pts)} dates "
                    "observed); the shaded band is the normal range of the dates with no "
                    "alert, triangles are the alerts at the values they were raised on.")
+        if other:
+            caption += (" Diamonds: alerts raised on another measure ("
+                        + "; ".join(measure_words(m, part).rstrip(", ") for m in other)
+                        + ") on a date this one did not see, at their own values.")
         safe = safe_name(part, "part", 40)
         path = timeline_figure(path_under(fig_dir, f"timeline_{len(out) + 1:02d}_{safe}.png"),
                                times, vals, unobs, marks, s.band,
                                html_text(f"Timeline: {label}"), None,
-                               s.measure.replace("_", " "))
+                               "radar change share" if "omnibus" in s.measure
+                               else "changed share")
         out.append({"part": part, "path": path.relative_to(fig_dir.parent).as_posix(),
                     "caption": caption})
     return out
 
 
+def _event_end(a: StoredAlert) -> datetime | None:
+    """The last date of an alert's event (None: one date, or not recorded)."""
+    from sitewatch.times import parse_time
+
+    end = a.alert.end
+    return parse_time(end) if end and end[:10] > _day(a.time) else None
+
+
 def _part_table(site: Site, alerts: list[StoredAlert], processed: dict[str, ProcessedScene],
-                store: Store, ph: str | None) -> list[dict[str, Any]]:
+                store: Store, ph: str | None, figure_of: dict[str, int]
+                ) -> list[dict[str, Any]]:
+    from sitewatch.watch.zonal import REST
+
     obs = store.observations(site.id, ph, reference="previous") if ph else []
     dates: dict[str, int] = {}
     observed: dict[str, int] = {}
     for o in obs:  # one pass, not one per part: sites may have tens of thousands of parts
         dates[o.part] = dates.get(o.part, 0) + 1
         observed[o.part] = observed.get(o.part, 0) + bool(o.observed)
-    by_part: dict[str, list[StoredAlert]] = {}
-    for a in alerts:
-        by_part.setdefault(a.part, []).append(a)
+    by_part: dict[str, list[str]] = {}
+    for a in sorted(alerts, key=lambda a: a.time):
+        n = figure_of.get(a.id)
+        by_part.setdefault(a.part, []).append(
+            f"{_day(a.time)} {a.tier}" + (f" (Figure {n})" if n else ""))
     # The observations are those of each part's current geometry version (the one every
     # number and alert of this brief rests on); the table names it.
     versions = store.current_part_versions(site.id)
-    return [{"name": p.name, "label": p.label, "kind": p.kind, "placed": p.placed,
+    rows = [{"label": p.label, "kind": _words(p.kind), "placed": p.placed,
              "version": versions.get(p.name) if p.placed else None,
              "dates": dates.get(p.name, 0), "observed": observed.get(p.name, 0),
              "alerts": by_part.get(p.name, [])} for p in site.parts]
-
-
-def _key_findings(a: Assessment, figures: list[dict[str, Any]]) -> list[str]:
-    la, et = a.launch, a.engine_test
-    out = [f"Launch within {la.horizon_days:g} days: {_words(la.level)} "
-           f"({la.likelihood:.0%}, range {la.likelihood_range[0]:.0%}–"
-           f"{la.likelihood_range[1]:.0%})"
-           + (f"; expected {la.window.start} to {la.window.end}"
-              if la.window and la.window.start else "") + ".",
-           f"Engine test: {_words(et.level)} ({et.likelihood:.0%})."]
-    if figures:
-        f = figures[0]
-        out.append(f"Strongest imagery finding: {f['part'].label}, {f['finding']}, "
-                   f"{_day(f['before'].acquired.isoformat())} -> "
-                   f"{_day(f['after'].acquired.isoformat())} (Figure {f['n']}).")
-    else:
-        out.append("No imagery alert in this period.")
-    return out
+    if dates.get(REST) or by_part.get(REST):  # the whole site, or what lies outside the parts
+        rows.append({"label": part_label(site, REST), "kind": "whole site" if not site.parts
+                     else "outside the named parts", "placed": True, "version": None,
+                     "dates": dates.get(REST, 0), "observed": observed.get(REST, 0),
+                     "alerts": by_part.get(REST, [])})
+    return rows
 
 
 def _feature(geom: Any, props: dict[str, Any]) -> dict[str, Any]:

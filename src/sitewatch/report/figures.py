@@ -178,35 +178,128 @@ def overview_figure(path: Path, panel: Panel, parts: Sequence[tuple[str, Sequenc
                     markers: Sequence[tuple[int, float, float]], caption: str | None = None
                     ) -> Path:
     """The whole site: every placed part outlined and labelled, alerts as numbered markers.
+    Labels are placed so that none overlaps another label, a marker or the image's edge
+    (:func:`place_labels`), with a leader line when a label sits away from its part.
     ``caption`` is drawn only when given (a brief prints it in the page)."""
     import matplotlib.patheffects as pe
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.0, 7.4), dpi=150)
-    w = panel.rgb.shape[2]
+    # The layout first: label sizes are measured in data units, which depend on it.
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.1 if caption else 0.07)
+    h, w = panel.rgb.shape[1:]
     _image(ax, panel)
-    halo = [pe.withStroke(linewidth=2.5, foreground="white")]
-    for name, rings in parts:
+    for _name, rings in parts:
         _outline(ax, rings, kind="part")
-        if rings:
-            c = rings[0].mean(axis=0)
-            ax.text(c[0], c[1], _plain(name), fontsize=6, ha="center", va="center", color="black",
-                    path_effects=halo)
-    seen: dict[tuple[int, int], int] = {}
-    for n, x, y in markers:
-        k = (round(x), round(y))
-        x += seen.get(k, 0) * w * 0.03  # alerts at one part side by side, not on top
-        seen[k] = seen.get(k, 0) + 1
+    marker_boxes: list[Box] = []
+    r = 0.018 * max(w, h)  # the marker's radius in pixels (13 pt at this size)
+    for n, x0, y in markers:
+        x = x0
+        # Markers side by side, never on top of another (alerts at one part, or at parts
+        # one inside the other).
+        while any(_overlap((x - r, y - r, x + r, y + r), b) for b in marker_boxes):
+            x += 2.2 * r
         ax.plot(x, y, marker="o", markersize=13, markerfacecolor=VERMILION,
-                markeredgecolor="black", linestyle="none")
+                markeredgecolor="black", linestyle="none", zorder=4)
         ax.text(x, y, str(n), fontsize=7, ha="center", va="center", color="white",
-                fontweight="bold")
+                fontweight="bold", zorder=5)
+        marker_boxes.append((x - r, y - r, x + r, y + r))
     _frame(ax, panel)
+    halo = [pe.withStroke(linewidth=2.5, foreground="white")]
+    boxes = [(rings, _bbox(rings)) for _n, rings in parts if rings]
+    texts = [ax.text(0, 0, _plain(name), fontsize=6.5, ha="left", va="bottom", color="black",
+                     path_effects=halo, zorder=6) for name, rings in parts if rings]
+    renderer = fig.canvas.get_renderer()
+    inv = ax.transData.inverted()
+    sizes = []
+    for t in texts:
+        ext = t.get_window_extent(renderer)
+        (x0, y0), (x1, y1) = inv.transform([(ext.x0, ext.y0), (ext.x1, ext.y1)])
+        sizes.append((abs(x1 - x0), abs(y1 - y0)))
+    spots = place_labels([b for _r, b in boxes], sizes, (w, h), marker_boxes)
+    for t, (lx, ly, lead) in zip(texts, spots, strict=True):
+        t.set_position((lx, ly))
+        t.set_va("top")
+        if lead is not None:
+            ax.plot([lead[0], lead[2]], [lead[1], lead[3]], color="white", linewidth=0.8,
+                    path_effects=[pe.withStroke(linewidth=1.8, foreground="black")],
+                    zorder=5)
     _legend(fig, with_changes=False, with_markers=True, with_unobserved=panel.masked,
             above_caption=bool(caption))
     _caption(fig, caption, 8)
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.1 if caption else 0.07)
     return _save(fig, path)
+
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels (y down)
+
+
+def _bbox(rings: Sequence[np.ndarray]) -> Box:
+    xy = np.concatenate(list(rings))
+    return (float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()),
+            float(xy[:, 1].max()))
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def place_labels(parts: Sequence[Box], sizes: Sequence[tuple[float, float]],
+                 extent: tuple[float, float], obstacles: Sequence[Box] = ()
+                 ) -> list[tuple[float, float, tuple[float, float, float, float] | None]]:
+    """Where each part's label goes: (left, top, leader) in pixels, ``leader`` a line from
+    the part to a label set away from it (None when the label touches its part).
+
+    Greedy, largest part first: candidates around the part's box (right, left, below, above,
+    then the corners), then the same farther out in rings; the first candidate inside the
+    image that overlaps no label placed so far and no obstacle (alert markers) wins, and one
+    that also clears every part's box is preferred.  With no free spot the label goes on its
+    part's box (the rare crowded case: every label still drawn)."""
+    w, h = extent
+    order = sorted(range(len(parts)), key=lambda i: -(parts[i][2] - parts[i][0])
+                   * (parts[i][3] - parts[i][1]))
+    placed: list[Box] = []
+    out: dict[int, tuple[float, float, tuple[float, float, float, float] | None]] = {}
+    pad = 0.006 * max(w, h)
+    for i in order:
+        x0, y0, x1, y1 = parts[i]
+        tw, th = sizes[i]
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        best: tuple[float, float, bool] | None = None
+        for ring in range(6):
+            d = pad + ring * 2.5 * th
+            cands = [(x1 + d, cy - th / 2), (x0 - d - tw, cy - th / 2),
+                     (cx - tw / 2, y1 + d), (cx - tw / 2, y0 - d - th),
+                     (x1 + d, y1 + d), (x0 - d - tw, y1 + d), (x1 + d, y0 - d - th),
+                     (x0 - d - tw, y0 - d - th)]
+            for lx, ly in cands:
+                box = (lx, ly, lx + tw, ly + th)
+                if lx < 0 or ly < 0 or box[2] > w or box[3] > h:
+                    continue
+                if any(_overlap(box, o) for o in (*placed, *obstacles)):
+                    continue
+                clear = not any(_overlap(box, p) for p in parts)
+                if clear:
+                    best = (lx, ly, ring > 0)
+                    break
+                if best is None:
+                    best = (lx, ly, ring > 0)
+            if best is not None and (not any(_overlap((best[0], best[1], best[0] + tw,
+                                                       best[1] + th), p) for p in parts)):
+                break
+        if best is None:
+            best = (max(0.0, min(x0, w - tw)), max(0.0, min(y0, h - th)), False)
+        lx, ly, far = best
+        placed.append((lx, ly, lx + tw, ly + th))
+        lead = None
+        gap = max(lx - x1, x0 - (lx + tw), ly - y1, y0 - (ly + th), 0.0)
+        if far or gap > 2 * pad:  # a label set apart from its part is tied to it by a line
+            tx = min(max(cx, lx), lx + tw)
+            ty = min(max(cy, ly), ly + th)
+            px = min(max(tx, x0), x1)
+            py = min(max(ty, y0), y1)
+            lead = (px, py, tx, ty)
+        out[i] = (lx, ly, lead)
+    return [out[i] for i in range(len(parts))]
 
 
 def timeline_figure(path: Path, times: Sequence[Any], values: Sequence[float],
@@ -219,7 +312,7 @@ def timeline_figure(path: Path, times: Sequence[Any], values: Sequence[float],
     fig, ax = plt.subplots(figsize=(7.0, 2.8), dpi=150)
     if band is not None:
         ax.axhspan(band[0], band[1], color=SKY, alpha=0.35, hatch="//", linewidth=0,
-                   label="normal range (median ± 3 spreads)")
+                   label="normal range")
     ax.plot(times, values, color=BLUE, marker="o", markersize=3, linewidth=1,
             label="observed")
     lo = min([v for v in values if np.isfinite(v)] or [0.0])
@@ -227,23 +320,40 @@ def timeline_figure(path: Path, times: Sequence[Any], values: Sequence[float],
         ax.axvline(t, color="grey", linewidth=0.6, linestyle=":",
                    label="not observed" if i == 0 else None)
     top = max([v for v in values if np.isfinite(v)] or [0.0])
-    for i, (t, v) in enumerate(alerts):
-        # An alert dated where this grid has no observation is drawn at the top of the axis,
-        # hollow, with a line: never at another date's value.
+    labelled: set[str] = set()
+    for t, v, *rest in alerts:
+        # An alert raised on another measure (``rest[0]`` True) is a diamond at its own
+        # value; one with no value at all is hollow at the top of the axis, with a line:
+        # never at another date's value.  An event that lasts (``rest[1]``, its last date)
+        # is shaded to that date, so its later dates outside the band are read as the same
+        # alert.
+        other = bool(rest and rest[0])
+        end = rest[1] if len(rest) > 1 else None
+        if end is not None and end > t:
+            ax.axvspan(t, end, color=VERMILION, alpha=0.12, linewidth=0,
+                       label="alert's event, to its last date"
+                       if "span" not in labelled else None)
+            labelled.add("span")
         ax.axvline(t, color=VERMILION, linewidth=0.8, linestyle="--")
         hollow = v is None or not np.isfinite(v)
-        ax.plot(t, top if hollow else v, marker="^", markersize=9,
+        what = "alert, no value to show" if hollow else \
+            "alert on another measure" if other else "alert"
+        ax.plot(t, top if hollow else v, marker="D" if other else "^",
+                markersize=7 if other else 9,
                 markerfacecolor="white" if hollow else VERMILION, markeredgecolor="black",
-                linestyle="none", label="alert" if i == 0 else None)
+                linestyle="none", label=what if what not in labelled else None)
+        labelled.add(what)
     ax.axhline(0, color="black", linewidth=0.5)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.set_title(_plain(title), fontsize=9)
     ax.tick_params(labelsize=7)
     ax.set_ylim(bottom=min(lo, 0) - 0.02)
-    ax.legend(fontsize=6, loc="upper left", frameon=True)
+    # The legend beside the plot, never over a point or an alert.
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=True,
+              borderaxespad=0)
     fig.autofmt_xdate()
     _caption(fig, caption, 7)
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.88, bottom=0.3 if caption else 0.2)
+    fig.subplots_adjust(left=0.11, right=0.75, top=0.88, bottom=0.3 if caption else 0.2)
     return _save(fig, path)
 
 
@@ -282,4 +392,4 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-__all__ = ["Panel", "overview_figure", "pair_figure", "timeline_figure"]
+__all__ = ["Panel", "overview_figure", "pair_figure", "place_labels", "timeline_figure"]

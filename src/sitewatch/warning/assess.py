@@ -187,10 +187,11 @@ def _reason(cd: _Candidate, eff: float, event: str, corroborating: bool) -> Reas
     extra = f"; {ev.coarse}" if ev.coarse else ""
     hedge = ev.hedge
     sure = f" ({hedge})" if hedge and hedge != "firm" else ""
-    text = (f"{what}{where}{when}: {ev.source}{sure}{stale}"
-            f"{'; also reported independently' if corroborating else ''}{extra}. "
-            f"Counts x{lr ** eff:.2f} on the odds (likelihood ratio {lr:g}, weight {eff:.2f}).")
-    return Reason(text=text, direction=direction, indicator=ind.id, kind=ev.kind,
+    plain = (f"{what}{where}{when}: {ev.source}{sure}{stale}"
+             f"{'; also reported independently' if corroborating else ''}{extra}.")
+    text = (f"{plain} Counts x{lr ** eff:.2f} on the odds (likelihood ratio {lr:g}, "
+            f"weight {eff:.2f}).")
+    return Reason(text=text, plain=plain, direction=direction, indicator=ind.id, kind=ev.kind,
                   source=ev.source, origin=ev.origin, date=ev.time, part=ev.part,
                   weight=round(eff, 3), likelihood_ratio=lr,
                   log_lr=round(eff * math.log(lr), 4), evidence=ev.id, link=ev.link,

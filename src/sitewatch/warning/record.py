@@ -271,12 +271,14 @@ def coverage(store: Store, site: Site, indicator_set: IndicatorSet, at: date,
                     and horizon <= o.acquired.date() <= at and o.observed]
             usable = [o for o in seen if ind.sar or _sensor_of_grid(o.grid) == "optical"]
             if not usable:
-                where = ", ".join(sorted(names))
+                labels = sorted(site.part(n).label for n in names)
+                where = ", ".join(labels[:-1]) + " and " + labels[-1] if len(labels) > 1 \
+                    else labels[0]
                 why[ind.id] = (
-                    f"{where} seen only by SAR since {horizon.isoformat()} (last "
+                    f"{where}: seen only by SAR since {horizon.isoformat()} (last "
                     f"{max(o.acquired.date() for o in seen).isoformat()}), and SAR change "
                     "does not show this; no clear optical image" if seen else
-                    f"{where} not seen clear (cloud, no data) since {horizon.isoformat()}")
+                    f"{where}: not seen clear (cloud, no data) since {horizon.isoformat()}")
                 continue
         if best and ind.resolution_m and best > ind.resolution_m:
             why[ind.id] = (f"only as a change at {best:g} m: telling what it is needs "

@@ -145,9 +145,18 @@ class Reason:
     evidence: str  # the Evidence id
     link: Mapping[str, Any] = field(default_factory=dict)
     sentence: str | None = None  # the claim's sentence (None for imagery)
+    #: ``text`` without the odds arithmetic: what, where, when, who (for pages read by people;
+    #: the arithmetic goes to an appendix).  Empty in records stored before it was kept.
+    plain: str = ""
+
+    @property
+    def factor(self) -> float:
+        """What this item multiplies the odds by (likelihood ratio to the power of weight)."""
+        return float(self.likelihood_ratio ** self.weight)
 
     def to_dict(self) -> JsonDict:
-        return {"text": self.text, "direction": self.direction, "indicator": self.indicator,
+        return {"text": self.text, "plain": self.plain, "direction": self.direction,
+                "indicator": self.indicator,
                 "kind": self.kind, "source": self.source, "origin": self.origin,
                 "date": _day(self.date), "part": self.part, "weight": self.weight,
                 "likelihood_ratio": self.likelihood_ratio, "log_lr": self.log_lr,
@@ -159,7 +168,7 @@ class Reason:
         return cls(d["text"], d["direction"], d["indicator"], d["kind"], d["source"],
                    d["origin"], parse_date(d.get("date")), d.get("part"), d["weight"],
                    d["likelihood_ratio"], d["log_lr"], d["evidence"], dict(d["link"]),
-                   d.get("sentence"))
+                   d.get("sentence"), d.get("plain") or "")
 
 
 @dataclass(frozen=True)

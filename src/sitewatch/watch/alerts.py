@@ -39,6 +39,21 @@ MEASURE_WORDS = {
     "changed_excess_omnibus": "radar change share found by the omnibus test over the "
                               "orbit's recent dates, beyond the rest of the site,",
 }
+
+
+def measure_words(measure: str, part: str | None = None) -> str:
+    """How alert texts name ``measure`` (:data:`MEASURE_WORDS`, ending in a comma when the
+    value follows).  For the site outside every part (:data:`~sitewatch.watch.zonal.REST`)
+    the "excess" measures are the plain changed share (there is no rest of the site to
+    subtract), and are named so."""
+    words = MEASURE_WORDS.get(measure, measure.replace("_", " "))
+    from sitewatch.watch.zonal import REST
+
+    if part == REST:
+        words = words.replace(", beyond the rest of the site,", "")
+    return words
+
+
 #: |z| (or level-shift size, in spreads) from which each tier starts.
 TIER_Z = {"info": UNUSUAL_Z, "watch": 5.0, "warning": 8.0}
 
@@ -126,7 +141,7 @@ def from_departure(site: str, part: str, measure: str, time: str, d: Departure,
     if tier is None:
         return None
     way = "above" if d.z > 0 else "below"
-    text = (f"{part}: {MEASURE_WORDS.get(measure, measure)} {_num(d.value)} on {time[:10]}, "
+    text = (f"{part}: {measure_words(measure, part)} {_num(d.value)} on {time[:10]}, "
             f"{abs(d.z):.1f} spreads {way} normal ({_num(d.expected)}); "
             f"{_history(baseline)}.")
     return Alert(alert_id(site, part, measure, "departure", time), site, part, time, measure,
@@ -152,11 +167,21 @@ def from_changepoint(site: str, part: str, measure: str, cp: ChangePoint, baseli
     words = _KIND_WORDS.get(cp.kind, cp.kind)
     tail = " (the next usable scene will say whether it lasts)" if cp.kind == "unconfirmed" \
         else ""
-    text = (f"{part}: {measure} shows {words} {cp.time[:10]}: {_num(cp.before)} -> "
+    text = (f"{part}: {measure_words(measure, part).rstrip(', ')} shows {words} "
+            f"{cp.time[:10]}: {_num(cp.before)} -> "
             f"{_num(cp.after)} ({cp.size:+.1f} spreads){tail}; {_history(baseline)}.")
     return Alert(alert_id(site, part, measure, cp.kind, cp.time), site, part, cp.time,
                  measure, cp.kind, tier, cp.after, cp.before, cp.size, baseline.confidence,
                  baseline.n, text, before_scene, after_scene)
 
-__all__ = ["MEASURE_WORDS", "TIERS", "TIER_Z", "Alert", "alert_id", "from_changepoint",
-           "from_departure", "tier_for"]
+__all__ = [
+    "MEASURE_WORDS",
+    "TIERS",
+    "TIER_Z",
+    "Alert",
+    "alert_id",
+    "from_changepoint",
+    "from_departure",
+    "measure_words",
+    "tier_for",
+]

@@ -141,10 +141,13 @@ class SeriesPoint:
 class SeriesAlert:
     id: str
     time: datetime
-    value: float  # the plotted measure at the alert's date (NaN when not observed there)
+    value: float  # the alert's value on ``measure`` at its date (NaN: none to show)
     tier: str
     status: str
     scene_id: str | None
+    #: The measure ``value`` is on: the series' own, or (an alert raised on another measure
+    #: on a date this measure did not see) the measure the alert was raised on.
+    measure: str = ""
 
 
 @dataclass
@@ -163,10 +166,10 @@ class PartSeries:
 
     @property
     def measure_label(self) -> str:
-        from sitewatch.watch.alerts import MEASURE_WORDS
+        from sitewatch.watch.alerts import measure_words
 
-        words = MEASURE_WORDS.get(self.measure, self.measure.replace("_", " "))
-        return words.rstrip(", ")  # the alert texts' words run on into a value
+        # the alert texts' words run on into a value
+        return measure_words(self.measure, self.part).rstrip(", ")
 
     def to_dict(self) -> dict[str, Any]:
         def num(v: float) -> float | None:
@@ -179,12 +182,25 @@ class PartSeries:
                            for p in self.points],
                 "band": list(self.band) if self.band else None,
                 "alerts": [{"id": a.id, "time": iso(a.time), "value": num(a.value),
+                            "measure": a.measure or self.measure,
                             "tier": a.tier, "status": a.status, "scene": a.scene_id}
                            for a in self.alerts]}
 
 
 def _float(v: Any) -> float:
     return math.nan if v is None else float(v)
+
+
+def _own_value(a: StoredAlert, grid: str) -> tuple[float, str]:
+    """An alert's value on the measure it was raised on, at its own date (from its
+    findings), else its recorded value."""
+    day = a.alert.time[:10]
+    for f in a.alert.findings:
+        if str(f.get("time", ""))[:10] == day and (f.get("grid") or grid) == grid:
+            v = f.get("value")
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                return float(v), str(f.get("measure") or a.alert.measure)
+    return float(a.alert.value), a.alert.measure
 
 
 def part_series(store: Store, site_id: str, params_hash: str, part: str) -> list[PartSeries]:
@@ -223,8 +239,11 @@ def part_series(store: Store, site_id: str, params_hash: str, part: str) -> list
         marks = []
         for a in mine:
             at = by_day.get(a.time.date())
-            marks.append(SeriesAlert(a.id, a.time, at.value if at else math.nan, a.tier,
-                                     a.status, a.alert.after_scene))
+            value, on = (at.value if at else math.nan), measure
+            if not math.isfinite(value):  # raised on another measure: at the value it names
+                value, on = _own_value(a, grid)
+            marks.append(SeriesAlert(a.id, a.time, value, a.tier, a.status,
+                                     a.alert.after_scene, on))
         out.append(PartSeries(part, grid, measure, pts, band, marks))
     return out
 
