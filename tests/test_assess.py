@@ -307,7 +307,7 @@ EVENT_KEYS = ["level", "likelihood", "likelihood_range", "prior", "horizon_days"
               "recent_test_likelihood", "window", "reasons", "against", "unobserved",
               "corroborated", "independent_sources", "context", "summary"]
 REASON_KEYS = ["text", "direction", "indicator", "kind", "source", "origin", "date", "part",
-               "weight", "likelihood_ratio", "log_lr", "evidence", "link", "sentence"]
+               "weight", "likelihood_ratio", "log_lr", "evidence", "link", "sentence", "plain"]
 
 
 def test_site_assessment_json_keys_and_round_trip(store, tmp_path):

@@ -224,7 +224,7 @@ def test_brief_timelines_mark_each_alert_at_the_value_it_was_raised_on(tmp_path,
              for a in alerts for f in a.alert.findings}
     for times, values, marks, band, _ylabel in drawn:
         assert marks
-        for t, v, other in marks:
+        for t, v, other, *_end in marks:
             assert v is not None
             if other:  # raised on another measure: at the value the alert names
                 assert (t.date().isoformat(), round(v, 9)) in named

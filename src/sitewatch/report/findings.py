@@ -179,16 +179,24 @@ def pair_sentence(f: PairFinding, site: Site, figure_of: Mapping[str, int],
     if inds:
         s += f"; read as {_names(inds[:2])}"
     s += _figs([figure_of[a.id] for a in f.alerts if a.id in figure_of]) + "."
-    if any(a.alert.confidence in LOW_CONFIDENCE for a in f.alerts):
-        s += " Low confidence: the parts' normal range rests on few earlier dates."
+    low = [part_label(site, a.part) for a in f.alerts if a.alert.confidence in LOW_CONFIDENCE]
+    if low:
+        names = _names(low)
+        s += (f" Low confidence at the {names[0].lower() + names[1:]}: "
+              f"{'its' if len(set(low)) == 1 else 'their'} normal range rests on few earlier "
+              "dates.")
     return s
 
 
 def _event_sentence(event: str, x: EventAssessment) -> str:
+    """The assessment's own summary (an analyst's sentence that names the event), else the
+    level in words."""
     head = EVENT_WORDS.get(event, event)
     summary = x.summary.strip()
     if x.level == "not_applicable":
         return f"{head}: not assessed. {summary}"
+    if summary and head.lower() in summary.lower():
+        return summary
     return f"{head}: {summary}" if summary else f"{head}: {x.level.replace('_', ' ')}."
 
 

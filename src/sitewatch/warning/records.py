@@ -155,13 +155,13 @@ class Reason:
         return float(self.likelihood_ratio ** self.weight)
 
     def to_dict(self) -> JsonDict:
-        return {"text": self.text, "plain": self.plain, "direction": self.direction,
+        return {"text": self.text, "direction": self.direction,
                 "indicator": self.indicator,
                 "kind": self.kind, "source": self.source, "origin": self.origin,
                 "date": _day(self.date), "part": self.part, "weight": self.weight,
                 "likelihood_ratio": self.likelihood_ratio, "log_lr": self.log_lr,
                 "evidence": self.evidence, "link": dict(self.link),
-                "sentence": self.sentence}
+                "sentence": self.sentence, "plain": self.plain}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Reason:
