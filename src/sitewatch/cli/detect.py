@@ -78,6 +78,8 @@ def _bands(text: str | None) -> list[str] | None:
 @click.option("--window", type=int, default=1024, show_default=True,
               help="Processing window (pixels); memory grows with its square.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs already in --out.")
+@click.option("--quicklook", is_flag=True, help="Also write quicklook.png: the pair with its "
+              "change objects, one stretch, a caption (downsampled past 2000 px a side).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json.")
 @pass_ctx
 def detect(ctx: Ctx, before: str, after: str, out_dir: str, method: str | None,
@@ -85,7 +87,7 @@ def detect(ctx: Ctx, before: str, after: str, out_dir: str, method: str | None,
            sensor: str | None,
            bands: str | None, params: tuple[str, ...], mask: str | None, min_pixels: int,
            no_coregister: bool, no_normalise: bool, no_clouds: bool, window: int,
-           overwrite: bool, as_json: bool) -> None:
+           overwrite: bool, quicklook: bool, as_json: bool) -> None:
     """Detect change from BEFORE to AFTER.
 
     Each is an image as the catalogue accepts it: a multiband file, or a folder of
@@ -113,8 +115,13 @@ def detect(ctx: Ctx, before: str, after: str, out_dir: str, method: str | None,
             mask=mask, clouds=not no_clouds, window=window, min_pixels=min_pixels,
             overwrite=overwrite, progress=tick)
     s = run.summary
+    look = None
+    if quicklook:
+        from sitewatch.report.pairs import detect_quicklook
+
+        look = detect_quicklook(before, after, run.out_dir)
     if as_json:
-        echo_json(s)
+        echo_json({**s, "quicklook": look.to_dict()} if look else s)
         return
     for note in s["notes"]:
         err.print(f"[yellow]note:[/] {esc(note)}")
@@ -130,6 +137,8 @@ def detect(ctx: Ctx, before: str, after: str, out_dir: str, method: str | None,
         f"observed pixels changed" + (f" ({100 * frac:.2f}%)" if frac is not None else "")
         + (f", {area / 1e4:.2f} ha" if area else "") + f", {s['objects']} object(s)"))
     out.print(esc(f"wrote {', '.join(s['outputs'])} to {run.out_dir} in {s['seconds']:.1f} s"))
+    if look:
+        out.print(esc(f"quicklook: {look.path}: {look.caption}"))
 
 
 @click.command()

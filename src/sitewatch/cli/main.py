@@ -31,6 +31,7 @@ def _register() -> None:
     from sitewatch.cli import (
         catalog,
         collateral,
+        compare,
         demo,
         detect,
         parts,
@@ -63,6 +64,7 @@ def _register() -> None:
     cli.add_command(collateral.assess)
     cli.add_command(collateral.indicators)
     cli.add_command(collateral.brief)
+    cli.add_command(compare.compare)
     cli.add_command(demo.demo)
     cli.add_command(serve.serve)
 

@@ -27,7 +27,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import shapely
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -37,7 +36,7 @@ from sitewatch.fileio import atomic_write, ensure_under, is_safe_name, path_unde
 from sitewatch.imagery.grid import SiteGrid, load_scene
 from sitewatch.imagery.scenes import Scene
 from sitewatch.imagery.sensors import rgb_bands
-from sitewatch.report.figures import Panel, overview_figure, pair_figure, timeline_figure
+from sitewatch.report.figures import Panel, overview_figure, timeline_figure
 from sitewatch.report.findings import (
     key_findings,
     odds_rows,
@@ -46,20 +45,22 @@ from sitewatch.report.findings import (
     period_words,
     reason_words,
 )
-from sitewatch.report.quicklook import credit, limits, stretch, true_colour, unobserved
-from sitewatch.sites.site import Site
+from sitewatch.report.pairs import CROP_MIN_PX, ChangeObjects, draw_pair
+from sitewatch.report.pairs import change_objects as _change_objects  # noqa: F401 (tests)
+from sitewatch.report.pairs import rings as _rings
+from sitewatch.report.quicklook import credit, stretch, true_colour, unobserved
+from sitewatch.sites.site import Part, Site
 from sitewatch.store import Store
 from sitewatch.times import iso, iso_day
 from sitewatch.warning.records import SiteAssessment
 from sitewatch.watch.alerts import Alert
 from sitewatch.watch.products import applied_shift, processed_grid
 from sitewatch.watch.records import ProcessedScene, StoredAlert
+from sitewatch.watch.zonal import REST
 
 log = logging.getLogger(__name__)
 #: At most this many before/after figures (the strongest alerts first).
 MAX_FIGURES = 8
-#: Margin around a part in its before/after crop (share of the part's size, and at least).
-CROP_MARGIN, CROP_MIN_PX = 0.6, 24
 
 
 #: The list of files a brief wrote in its folder (JSON, relative paths): the next brief in
@@ -140,76 +141,6 @@ def _words(s: str) -> str:
     return s.replace("_", " ")
 
 
-def _rings(geom: Any, transform: Any) -> list[np.ndarray]:
-    """Exterior rings of a projected geometry, in pixel (col, row) coordinates."""
-    inv = ~transform
-    out = []
-    for poly in getattr(geom, "geoms", [geom]):
-        ext = getattr(poly, "exterior", None)
-        if ext is None:
-            continue
-        xy = np.asarray(ext.coords)
-        cols, rows = inv @ (xy[:, 0], xy[:, 1])
-        out.append(np.column_stack([np.asarray(cols) - 0.5, np.asarray(rows) - 0.5]))
-    return out
-
-
-def _window(mask_rows: np.ndarray, mask_cols: np.ndarray, shape: tuple[int, int]
-            ) -> tuple[slice, slice]:
-    r0, r1 = int(mask_rows.min()), int(mask_rows.max()) + 1
-    c0, c1 = int(mask_cols.min()), int(mask_cols.max()) + 1
-    pad_r = max(CROP_MIN_PX, int((r1 - r0) * CROP_MARGIN))
-    pad_c = max(CROP_MIN_PX, int((c1 - c0) * CROP_MARGIN))
-    return (slice(max(0, r0 - pad_r), min(shape[0], r1 + pad_r)),
-            slice(max(0, c0 - pad_c), min(shape[1], c1 + pad_c)))
-
-
-@dataclass(frozen=True)
-class ChangeObjects:
-    """The change objects a figure draws: those touching its part (the pipeline's rule,
-    :func:`~sitewatch.watch.zonal.part_changes`: 8-connected changed pixels inside the part
-    or next to it), their outlines in the crop's pixel coordinates, and their sizes."""
-
-    rings: list[np.ndarray]
-    pixels: list[int]
-    holes: list[np.ndarray] = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        """How many objects are drawn (the caption's number)."""
-        return len(self.pixels)
-
-
-def _change_objects(path: str | None, win: tuple[slice, slice], part_mask: np.ndarray
-                    ) -> ChangeObjects:
-    """The change objects of a stored change map's crop ``win`` that touch ``part_mask``
-    (the part's pixels in the same crop); objects elsewhere in the crop are not drawn, so
-    the caption's count is the number on the picture."""
-    if not path or not Path(path).is_file():
-        return ChangeObjects([], [])
-    from rasterio.features import shapes
-    from scipy import ndimage
-
-    from sitewatch.watch.products import read_change
-
-    change, _t, _c = read_change(path, win)  # the crop only
-    eight = np.ones((3, 3), bool)
-    labels, _n = ndimage.label(change == 1, structure=eight)
-    near = ndimage.binary_dilation(part_mask, structure=eight)
-    ids = np.unique(labels[near])
-    ids = ids[ids > 0]
-    if ids.size == 0:
-        return ChangeObjects([], [])
-    sizes = np.bincount(labels.ravel())
-    keep = np.isin(labels, ids)
-    rings, holes = [], []
-    for geom, _val in shapes(labels.astype(np.int32), mask=keep, connectivity=8):
-        exterior, *inner = (np.asarray(r, dtype=float) - 0.5 for r in geom["coordinates"])
-        rings.append(exterior)
-        holes += inner
-    return ChangeObjects(rings, [int(sizes[i]) for i in ids], holes)
-
-
 def _part_geoms(site: Site, grid: SiteGrid) -> dict[str, Any]:
     out = {}
     for p in site.placed_parts():
@@ -217,11 +148,6 @@ def _part_geoms(site: Site, grid: SiteGrid) -> dict[str, Any]:
         if fp is not None and not fp.is_empty:
             out[p.name] = fp
     return out
-
-
-def _rgb_crop(img: Any, win: tuple[slice, slice]) -> np.ndarray:
-    """The true-colour crop ``win`` of a loaded image, not stretched (NaN: not observed)."""
-    return true_colour(img)[:, win[0], win[1]]
 
 
 PDF_HELP = ("PDF needs WeasyPrint and the Pango library: pip install 'sitewatch[pdf]', and on "
@@ -329,7 +255,8 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
                          brief.warnings)
     if overview:
         written.append(out / overview["path"])
-    timelines = _timelines(site, ranked, store, ph, (lo_s, hi_s), fig_dir)
+    seen = _seen(store, site_id, ph, (lo_s, hi_s))
+    timelines = _timelines(site, ranked, store, ph, (lo_s, hi_s), fig_dir, seen)
     written += [out / t["path"] for t in timelines]
     assessment = assess_site(store, site, at=at)
     reports = store.reports(site_id)
@@ -358,7 +285,7 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
         alerts=ranked, gaps=gaps, reports=reports, notes=notes, scenes=used,
         processed=processed, run=run, version=__version__, words=_words,
         exports=[p.relative_to(out).as_posix() for p in brief.exports],
-        parts=_part_table(site, ranked, processed, store, ph, figure_of),
+        parts=_part_table(site, ranked, store, seen, figure_of),
         notes_on=brief.warnings, coverage=_coverage_table(site, assessment),
         appendix=_alert_rows(site, [*ranked, *dismissed], figure_of, day_of),
         odds=odds_rows(assessment), reason_words=reason_words,
@@ -437,62 +364,37 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
     if before_id is None or after_id is None or before_id not in scenes \
             or after_id not in scenes:
         raise BriefError("its before or after scene is no longer catalogued")
-    done_after, done_before = processed.get(after_id), processed.get(before_id)
+    done_after = processed.get(after_id)
     grid_key = done_after.grid if done_after else ""
-    grid = processed_grid(done_after, site, by_grid.get(grid_key, [scenes[after_id]]))
-    part = site.part(rec.part)
-    fp = part.footprint(grid.crs)
-    if fp is None:
-        raise BriefError(f"part {part.name!r} is not placed")
-    mask = grid.mask(fp, all_touched=True)
-    rows, cols = np.nonzero(mask)
-    if rows.size == 0:
-        raise BriefError(f"part {part.name!r} is outside the grid")
-    win = _window(rows, cols, grid.shape)
     sb, sa = scenes[before_id], scenes[after_id]
-    pick = rgb_bands(sa.band_names)
-    img_b = load_scene(sb, grid, pick, shift=applied_shift(done_before))
-    img_a = load_scene(sa, grid, pick, shift=applied_shift(done_after))
-    # One stretch for both dates (limits over the clear pixels of both crops): a brighter
-    # after is brighter ground, not another stretch; the caption says so.
-    raw_b, raw_a = _rgb_crop(img_b, win), _rgb_crop(img_a, win)
-    lo, hi = limits(raw_b, raw_a)
-    rgb_b, rgb_a = stretch(raw_b, lo, hi)[0], stretch(raw_a, lo, hi)[0]
-    from affine import Affine
-
-    t = grid.transform @ Affine.translation(win[1].start, win[0].start)  # the crop's origin
-    part_rings = _rings(fp, t)
-    products = done_after.products if done_after else None
-    change_path = products.change if products else None
+    path = path_under(fig_dir, f"fig{n:02d}_{safe_name(a.id)}.png")
+    # Drawn by report.pairs: one stretch for both dates, only the change objects of the
+    # stored change map that touch the part; the caption is printed in the page.
+    drawn_fig = draw_pair(path, site, sb, sa, processed, by_grid.get(grid_key, [sa]),
+                          rec.part, objects="stored")
+    drawn = drawn_fig.objects
+    change_path = drawn_fig.change_map
     missing = None
-    try:
-        drawn = _change_objects(change_path, win, mask[win])
-    except SitewatchError as exc:
-        drawn, missing = ChangeObjects([], []), f"figure {n}: change objects not drawn: {exc}"
-    if change_path and not Path(change_path).is_file():
-        missing = (f"figure {n}: change objects not drawn: the stored change map "
-                   f"{change_path} is missing (moved or deleted)")
-    res_m = grid.resolution
+    if drawn_fig.change == "none" and change_path:
+        missing = f"figure {n}: change objects not drawn: {drawn_fig.change_note}"
+    lo, hi = drawn_fig.limits
+    res_m = drawn_fig.pixel_m
     finding = _finding(rec, drawn, res_m * res_m)
-    caption = (f"Figure {n}. {part.label}: {finding}, {_day(sb.acquired.isoformat())} to "
+    label = part_label(site, rec.part)
+    caption = (f"Figure {n}. {label}: {finding}, {_day(sb.acquired.isoformat())} to "
                f"{_day(sa.acquired.isoformat())}. {sa.sensor}, {res_m:g} m pixels; "
                f"{_caveat(a)} Same stretch for both dates.")
-    if unobserved(raw_b).any() or unobserved(raw_a).any():
+    if drawn_fig.hatched_before or drawn_fig.hatched_after:
         caption += " Hatched: not observed (cloud, shadow or no data)."
     if not change_path:
         caption += (" Change objects not drawn: this pair was processed before sitewatch kept "
                     "change maps.")
     elif missing:
         caption += " Change objects not drawn: the stored change map could not be read."
-    # The caption is printed in the page (<figcaption>), not drawn in the picture.
-    path = pair_figure(path_under(fig_dir, f"fig{n:02d}_{safe_name(a.id)}.png"),
-                       Panel(rgb_b, res_m, f"before: {_day(sb.acquired.isoformat())}\n{sb.id}",
-                             unobserved(raw_b)),
-                       Panel(rgb_a, res_m, f"after: {_day(sa.acquired.isoformat())}\n{sa.id}",
-                             unobserved(raw_a)),
-                       part_rings, drawn.rings, change_holes=drawn.holes)
     return {"n": n, "path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption,
-            "alert": a, "part": part, "before": sb, "after": sa, "finding": finding,
+            "alert": a, "part": site.part(rec.part) if rec.part != REST
+            else Part(REST, "other", None, {"label": label}),
+            "before": sb, "after": sa, "finding": finding,
             "objects": drawn.count, "rings": len(drawn.rings), "limits": (lo, hi),
             "credit": _credits(sb, sa), "missing": missing}
 
@@ -610,8 +512,28 @@ def _short_label(site: Site, name: str) -> str:
     return short
 
 
+#: (part, grid) -> {scene id: seen clear}: the brief's one definition of "observed".
+Seen = dict[tuple[str, str], dict[str, bool]]
+
+
+def _seen(store: Store, site_id: str, ph: str | None, period: tuple[str, str]) -> Seen:
+    """Which dates of the period saw each part clear, per grid: the observation against the
+    previous usable image (at least half the part's pixels seen on both images,
+    :data:`~sitewatch.watch.zonal.MIN_OBSERVED`).  The per-part table and every timeline
+    caption count from this, so a date is counted the same way everywhere in the brief."""
+    out: Seen = {}
+    if ph is None:
+        return out
+    lo_s, hi_s = period
+    # One pass, not one per part: sites may have tens of thousands of parts.
+    for o in store.observations(site_id, ph, reference="previous"):
+        if lo_s <= _day(o.acquired) <= hi_s:
+            out.setdefault((o.part, o.grid), {})[o.scene_id] = bool(o.observed)
+    return out
+
+
 def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | None,
-               period: tuple[str, str], fig_dir: Path) -> list[dict[str, Any]]:
+               period: tuple[str, str], fig_dir: Path, seen: Seen) -> list[dict[str, Any]]:
     """One timeline per alerted part, drawn from the series its alerts were raised on
     (:func:`~sitewatch.watch.timeline.part_series`: the alerts' own measure and grid, the
     normal band of the dates with no alert), so every alert sits at the value it names."""
@@ -638,7 +560,9 @@ def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | No
             continue
         times = [p.time for p in pts]
         vals = [p.value for p in pts]
-        unobs = [p.time for p in pts if not p.observed]
+        clear = seen.get((part, s.grid), {})
+        unobs = [p.time for p in pts if not clear.get(p.scene_id, p.observed)]
+        n_clear = sum(clear.get(p.scene_id, p.observed) for p in pts)
         ends = {a.id: _event_end(a) for a in alerts if a.part == part}
         marks = [(m.time, m.value if math.isfinite(m.value) else None,
                   m.measure not in ("", s.measure), ends.get(m.id)) for m in s.alerts
@@ -647,8 +571,8 @@ def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | No
                         and m.measure not in ("", s.measure)})
         label = part_label(site, part)
         caption = (f"{label}: {s.measure_label}, {s.grid} grid, {_day(pts[0].time)} to "
-                   f"{_day(pts[-1].time)} ({sum(p.observed for p in pts)} of {len(pts)} dates "
-                   "observed); the shaded band is the normal range of the dates with no "
+                   f"{_day(pts[-1].time)} ({n_clear} of {len(pts)} dates seen clear"
+                   "); the shaded band is the normal range of the dates with no "
                    "alert, triangles are the alerts at the values they were raised on.")
         if other:
             caption += (" Diamonds: alerts raised on another measure ("
@@ -673,17 +597,15 @@ def _event_end(a: StoredAlert) -> datetime | None:
     return parse_time(end) if end and end[:10] > _day(a.time) else None
 
 
-def _part_table(site: Site, alerts: list[StoredAlert], processed: dict[str, ProcessedScene],
-                store: Store, ph: str | None, figure_of: dict[str, int]
-                ) -> list[dict[str, Any]]:
+def _part_table(site: Site, alerts: list[StoredAlert], store: Store, seen: Seen,
+                figure_of: dict[str, int]) -> list[dict[str, Any]]:
     from sitewatch.watch.zonal import REST
 
-    obs = store.observations(site.id, ph, reference="previous") if ph else []
     dates: dict[str, int] = {}
     observed: dict[str, int] = {}
-    for o in obs:  # one pass, not one per part: sites may have tens of thousands of parts
-        dates[o.part] = dates.get(o.part, 0) + 1
-        observed[o.part] = observed.get(o.part, 0) + bool(o.observed)
+    for (part, _grid), by_scene in seen.items():
+        dates[part] = dates.get(part, 0) + len(by_scene)
+        observed[part] = observed.get(part, 0) + sum(by_scene.values())
     by_part: dict[str, list[str]] = {}
     for a in sorted(alerts, key=lambda a: a.time):
         n = figure_of.get(a.id)

@@ -148,12 +148,17 @@ def _outline(ax: Any, rings: Sequence[np.ndarray], *, kind: str,
 
 def pair_figure(path: Path, before: Panel, after: Panel, part_rings: Sequence[np.ndarray],
                 change_rings: Sequence[np.ndarray], caption: str | None = None, *,
-                change_holes: Sequence[np.ndarray] = ()) -> Path:
+                change_holes: Sequence[np.ndarray] = (), credit: str | None = None,
+                outline_label: str | None = None) -> Path:
     """Before and after, side by side, part outline on both, change objects (``change_rings``
     one outline per object, ``change_holes`` the unchanged holes in them) on the after.
-    ``caption`` is drawn under the pictures only when given: a brief prints it in the page."""
+    ``caption`` is drawn under the pictures only when given: a brief prints it in the page;
+    ``credit`` (the imagery credit line) likewise, in small type under the caption.
+    ``outline_label`` names the dashed outline in the legend (default: the part's; "" leaves
+    it out, for a picture with no outline)."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(8.0, 4.6 if caption else 4.3), dpi=150)
+    below = bool(caption or credit)
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 4.8 if below else 4.3), dpi=150)
     for ax, panel, changes, holes in ((axes[0], before, (), ()),
                                       (axes[1], after, change_rings, change_holes)):
         _image(ax, panel)
@@ -161,16 +166,21 @@ def pair_figure(path: Path, before: Panel, after: Panel, part_rings: Sequence[np
         _outline(ax, changes, kind="change", holes=holes)
         _frame(ax, panel)
     _legend(fig, with_changes=True, with_unobserved=before.masked or after.masked,
-            above_caption=bool(caption))
-    _caption(fig, caption, 8)
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.16 if caption else 0.1,
+            above_caption=below, outline_label=outline_label)
+    if below:  # the legend above a caption of up to two lines and the credit line
+        fig.legends[-1].set_bbox_to_anchor((0.99, 0.125))
+    _caption(fig, caption, 8, y=0.045 if credit else 0.01)
+    if credit:
+        fig.text(0.01, 0.01, _plain(credit), fontsize=6.5, color="#404040", va="bottom",
+                 ha="left")
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.21 if below else 0.1,
                         wspace=0.03)
     return _save(fig, path)
 
 
-def _caption(fig: Any, caption: str | None, size: float) -> None:
+def _caption(fig: Any, caption: str | None, size: float, y: float = 0.01) -> None:
     if caption:
-        fig.text(0.01, 0.01, _plain(caption), fontsize=size, wrap=True, va="bottom",
+        fig.text(0.01, y, _plain(caption), fontsize=size, wrap=True, va="bottom",
                  ha="left")
 
 
@@ -358,13 +368,14 @@ def timeline_figure(path: Path, times: Sequence[Any], values: Sequence[float],
 
 
 def _legend(fig: Any, *, with_changes: bool, with_markers: bool = False,
-            with_unobserved: bool = False, above_caption: bool = True) -> None:
+            with_unobserved: bool = False, above_caption: bool = True,
+            outline_label: str | None = None) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles: list[Any] = [Line2D([], [], color="white", linestyle=(0, (4, 2)), linewidth=1.4,
-                                label="part outline (dashed)",
-                                path_effects=_stroke(2.8))]
+    handles: list[Any] = [] if outline_label == "" else [
+        Line2D([], [], color="white", linestyle=(0, (4, 2)), linewidth=1.4,
+               label=outline_label or "part outline (dashed)", path_effects=_stroke(2.8))]
     if with_changes:
         handles.append(Line2D([], [], color=ORANGE, linewidth=1.6,
                               label="change objects (solid)", path_effects=_stroke(3.0)))
