@@ -1,7 +1,8 @@
 """The CLI convention (docs/cli.md), checked on every command of the click tree: the site is
-the first positional argument, ``-o`` and ``--out`` are one option, ``--json`` wherever a
-table is printed, global options before or after the subcommand, and the README's command
-lines parse against the commands they name.
+the first positional argument, ``-o`` and ``--out`` are one option, ``--json`` and ``--wide``
+wherever a table is printed (every table through the one helper, cli/tables.py), global
+options before or after the subcommand, and the README's command lines parse against the
+commands they name.
 
 A command that does not follow a rule yet is listed in ``EXEMPT`` with the reason, so that
 it shows here rather than being skipped silently."""
@@ -32,7 +33,7 @@ MUST_TAKE_SITE = {"run", "alerts list", "timeline", "assess", "brief", "ingest",
                   "load", "collateral add"}
 
 #: (rule, command) -> why the command does not follow the rule yet; rules are "site",
-#: "json".  Empty: every command follows the convention today.  Commands with no site
+#: "json", "wide".  Empty: every command follows the convention today.  Commands with no site
 #: argument at all (detect, methods, train, indicators, demo, serve, site list/validate/add/
 #: import, collateral read, alert ALERT_ID) are not about one stored site (docs/cli.md).
 EXEMPT: dict[tuple[str, str], str] = {}
@@ -119,20 +120,52 @@ def test_out_and_o_are_one_option(name):
             assert "--out" in o.opts, f"{name}: output option {o.opts} is not -o/--out"
 
 
+#: How a command's source shows that it prints a table: the helper every table goes through
+#: (and rich's own Table, which test_every_table_goes_through_the_helper keeps out).
+TABLE_MARKERS = ("print_table(", "Table(")
+
+
+def _prints_table(cmd: click.Command) -> bool:
+    src = _source(cmd)
+    return any(m in src for m in TABLE_MARKERS)
+
+
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_a_command_that_prints_a_table_has_json(name):
     cmd = ALL[name]
-    if "Table(" not in _source(cmd) and "_plain_table(" not in _source(cmd):
-        return
-    if _exempt("json", name):
+    if not _prints_table(cmd) or _exempt("json", name):
         return
     assert any("--json" in o.opts for o in _options(cmd)), f"{name} prints a table, no --json"
 
 
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_a_command_that_prints_a_table_has_wide(name):
+    """Rule 6: tables fit the terminal by leaving columns out; --wide shows them all."""
+    cmd = ALL[name]
+    if not _prints_table(cmd) or _exempt("wide", name):
+        return
+    wide = [o for o in _options(cmd) if "--wide" in o.opts]
+    assert wide and wide[0].is_flag and wide[0].name == "wide", \
+        f"{name} prints a table, no --wide"
+    assert "wide=wide" in _source(cmd), f"{name} takes --wide but never passes it on"
+
+
 def test_the_table_check_sees_tables():
     """The heuristic above finds the tables it must (through helpers too)."""
-    for name in ("scenes list", "run", "site show", "alerts list", "collateral read"):
-        assert "Table(" in _source(ALL[name]), name
+    for name in ("scenes list", "run", "site show", "alerts list", "collateral read",
+                 "timeline", "demo", "methods", "indicators", "source list"):
+        assert _prints_table(ALL[name]), name
+
+
+def test_every_table_goes_through_the_helper():
+    """One layout rule for every table (cli/tables.py): no command builds a rich Table of
+    its own, which would wrap dates and ids at 80 columns again."""
+    cli_dir = ROOT / "src" / "sitewatch" / "cli"
+    for f in sorted(cli_dir.glob("*.py")):
+        if f.name == "tables.py":
+            continue
+        text = f.read_text(encoding="utf-8")
+        assert "Table(" not in text and "rich.table" not in text, f"{f.name} builds a Table"
 
 
 @pytest.mark.parametrize("name", sorted(ALL))

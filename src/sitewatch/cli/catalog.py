@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from sitewatch.cli.common import (
     Ctx,
@@ -19,6 +18,7 @@ from sitewatch.cli.common import (
     progress_bar,
     site_first,
 )
+from sitewatch.cli.tables import Col, print_table, styled, wide_option
 from sitewatch.errors import SceneError, SiteError
 from sitewatch.imagery.grid import grid_for_scenes, load_scene, pixel_grid, write_geotiff
 from sitewatch.imagery.ingest import ingest as run_ingest
@@ -75,9 +75,10 @@ def scenes() -> None:
 @deprecated_site_option
 @click.option("--sensor", help="Only this sensor.")
 @click.option("--json", "as_json", is_flag=True, help="Full records as JSON.")
+@wide_option
 @pass_ctx
 def list_scenes(ctx: Ctx, site_id: str | None, site_opt: str | None, sensor: str | None,
-                as_json: bool) -> None:
+                as_json: bool, wide: bool) -> None:
     """List the catalogued scenes of SITE, oldest first."""
     site_id, _ = site_first(site_id, site_opt)
     with ctx.store() as store:
@@ -87,18 +88,18 @@ def list_scenes(ctx: Ctx, site_id: str | None, site_opt: str | None, sensor: str
     if as_json:
         echo_json([s.to_dict() for s in rows])
         return
-    t = Table(box=None, header_style="bold")
-    t.add_column("id", no_wrap=True)
-    t.add_column("acquired (UTC)", no_wrap=True)
-    for col in ("sensor", "bands", "masks", "res m", "size", "georef"):
-        t.add_column(col)
-    for s in rows:
-        t.add_row(esc(s.id), s.acquired.strftime("%Y-%m-%d %H:%M"), esc(s.sensor),
-                  str(len(s.bands)), esc(",".join(m.kind for m in s.masks) or "-"),
-                  f"{s.resolution:g}" if s.resolution else "-", f"{s.width}x{s.height}",
-                  "yes" if s.georeferenced else "[yellow]no[/]")
-    out.print(t)
+    print_table(SCENE_COLUMNS, [
+        (s.id, s.acquired.strftime("%Y-%m-%d %H:%M"), s.sensor, f"{s.resolution:g}"
+         if s.resolution else "-", f"{s.width}x{s.height}", str(len(s.bands)),
+         ",".join(m.kind for m in s.masks) or "-",
+         "yes" if s.georeferenced else styled("no", "yellow")) for s in rows], wide=wide)
     out.print(f"{len(rows)} scene(s)")
+
+
+#: The scenes table: the id, the time and the sensor always; then what a scene is like.
+SCENE_COLUMNS = (Col("id"), Col("acquired (UTC)"), Col("sensor"),
+                 Col("res m", 1, justify="right"), Col("size", 3, justify="right"),
+                 Col("bands", 4, justify="right"), Col("masks", 5), Col("georef", 2))
 
 
 @scenes.command("remove")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
 from sitewatch.cli.common import (
     Ctx,
@@ -21,8 +20,10 @@ from sitewatch.cli.common import (
     esc,
     out,
     pass_ctx,
+    progress_bar,
     site_first,
 )
+from sitewatch.cli.tables import Col, print_table, wide_option
 from sitewatch.errors import SiteError, SitewatchError
 from sitewatch.times import iso_day
 
@@ -70,10 +71,14 @@ def _indicator_files(ctx: Ctx, given: tuple[str, ...]) -> list[str]:
     return [str(p) for p in user_files(ctx.home)] + list(given)
 
 
-def _print_claims(reading: Reading) -> None:
-    t = Table(title=f"claims in {esc(reading.name)} ({len(reading.claims)})")
-    for col in ("site", "part", "activity", "certainty", "source", "when", "sentence"):
-        t.add_column(col, overflow="fold")
+#: The claims of a report: the sentence is the free text.
+CLAIM_COLUMNS = (Col("activity"), Col("certainty", 1), Col("site", 3), Col("part", 4),
+                 Col("when", 2, text=True, min_width=10), Col("source", 5, text=True),
+                 Col("sentence", 6, text=True, one_line=False, min_width=24))
+
+
+def _print_claims(reading: Reading, wide: bool = False) -> None:
+    rows = []
     for c in reading.claims:
         when = (c.time or {}).get("text") or ""
         if c.time and c.time.get("start"):
@@ -81,9 +86,10 @@ def _print_claims(reading: Reading) -> None:
                                                c.time["start"] else "") + ")"
         act = ("NOT " if c.negated else "") + c.activity
         src = (c.source or "author") + (f" via {c.via}" if c.via else "")
-        t.add_row(esc(c.site or "-"), esc(c.part or "-"), esc(act), c.certainty, esc(src),
-                  esc(when), esc(c.sentence[:160]))
-    out.print(t)
+        rows.append((act, c.certainty, c.site or "-", c.part or "-", when, src,
+                     c.sentence if wide else c.sentence[:160]))
+    print_table(CLAIM_COLUMNS, rows, wide=wide,
+                title=f"claims in {esc(reading.name)} ({len(reading.claims)})")
 
 
 def _print_assessment(a: Assessment, stated: dict[str, str] | None = None) -> None:
@@ -114,9 +120,10 @@ def collateral() -> None:
 @_MAX_SECONDS
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (see "
               "docs/collateral.md).")
+@wide_option
 @pass_ctx
 def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, max_seconds: float,
-             as_json: bool) -> None:
+             as_json: bool, wide: bool) -> None:
     """Extract the claims of FILE and assess them alone (nothing is stored)."""
     from sitewatch.warning.assess import assess_reading
     from sitewatch.warning.collateral import read_file
@@ -139,7 +146,7 @@ def read_cmd(ctx: Ctx, file: str, published: str | None, max_mb: float, max_seco
                       + (f" ({', '.join(reading.outlets)})" if reading.outlets else "")))
     out.print("sites: " + (esc(", ".join(reading.sites)) or "none known"))
     if reading.claims:
-        _print_claims(reading)
+        _print_claims(reading, wide)
     else:
         out.print("no claims found")
     if reading.background:
@@ -176,9 +183,10 @@ def add_cmd(ctx: Ctx, site_id: str | None, files: tuple[str, ...], site_opt: str
 
     results: list[dict[str, object]] = []
     failed = 0
-    with ctx.store() as store:
+    with ctx.store() as store, progress_bar(not as_json and len(files) > 1) as tick:
         site = _site(store, site_id)
-        for f in files:
+        for n, f in enumerate(files):
+            tick("read reports", n, len(files))
             try:
                 added = add_report(store, site, f, published=published,
                                    max_bytes=_max_bytes(max_mb),
@@ -214,6 +222,7 @@ def add_cmd(ctx: Ctx, site_id: str | None, files: tuple[str, ...], site_opt: str
                              if added.skipped else ""))
                 for w in added.reading.warnings:
                     err.print(f"  warning: {esc(w)}")
+        tick("read reports", len(files), len(files))
     if as_json:
         echo_json(results)
     if failed:
@@ -223,8 +232,9 @@ def add_cmd(ctx: Ctx, site_id: str | None, files: tuple[str, ...], site_opt: str
 @collateral.command("list")
 @click.argument("site_id")
 @click.option("--json", "as_json", is_flag=True)
+@wide_option
 @pass_ctx
-def list_cmd(ctx: Ctx, site_id: str, as_json: bool) -> None:
+def list_cmd(ctx: Ctx, site_id: str, as_json: bool, wide: bool) -> None:
     """The reports and notes stored for a site."""
     with ctx.store() as store:
         _site(store, site_id)
@@ -236,16 +246,19 @@ def list_cmd(ctx: Ctx, site_id: str, as_json: bool) -> None:
                                for r in reports],
                    "notes": [n.to_dict() for n in notes]})
         return
-    t = Table(title=f"reports on {esc(site_id)} ({len(reports)})")
-    for col in ("id", "published", "title", "claims", "stated launch", "stated engine test"):
-        t.add_column(col, overflow="fold")
-    for r in reports:
-        st = r.reading.stated
-        t.add_row(r.id, iso_day(r.published) if r.published else "?", esc(r.title[:80]),
-                  str(len(r.reading.claims)), st["launch"], st["engine_test"])
-    out.print(t)
+    print_table(REPORT_COLUMNS, [
+        (r.id, iso_day(r.published) if r.published else "?", str(len(r.reading.claims)),
+         r.reading.stated["launch"], r.reading.stated["engine_test"],
+         r.title if wide else r.title[:80]) for r in reports],
+        title=f"reports on {esc(site_id)} ({len(reports)})", wide=wide)
     for n in notes:
         out.print(f"note {n.id} {iso_day(n.date)} {esc(n.part or '')}: {esc(n.text[:120])}")
+
+
+#: `collateral list`: the title is the free text.
+REPORT_COLUMNS = (Col("id"), Col("published"), Col("claims", 3, justify="right"),
+                  Col("stated launch", 1), Col("stated engine test", 2),
+                  Col("title", 4, text=True, min_width=16))
 
 
 @click.command()
@@ -333,9 +346,10 @@ def assess(ctx: Ctx, site_id: str, at: str | None, indicator_files: tuple[str, .
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--markdown", is_flag=True, help="The indicators as a Markdown page with the "
               "basis of every strength (docs/indicators.md is this).")
+@wide_option
 @pass_ctx
 def indicators(ctx: Ctx, site_type: str, indicator_files: tuple[str, ...],
-               as_json: bool, markdown: bool) -> None:
+               as_json: bool, markdown: bool, wide: bool) -> None:
     """The indicators: what precedes a launch or a test, and how strongly."""
     from sitewatch.warning.indicators import indicators_markdown, load_indicators
 
@@ -348,17 +362,21 @@ def indicators(ctx: Ctx, site_type: str, indicator_files: tuple[str, ...],
                    "events": {k: vars(v) for k, v in cat.events.items()},
                    "indicators": [i.to_dict() for i in cat.indicators]})
         return
-    t = Table(title=f"indicators for {esc(site_type)}")
-    for col in ("id", "event", "phase", "parts", "LR (launch / engine test)", "half-life d",
-                "needs"):
-        t.add_column(col, overflow="fold")
+    rows = []
     for i in cat.indicators:
         lr = " / ".join(f"{i.lr[e][1]:g}" if e in i.lr else "-"
                         for e in ("launch", "engine_test"))
-        t.add_row(i.id, i.event, i.phase, esc(", ".join(i.part_kinds) or "any"), lr,
-                  f"{i.half_life_days:g}",
-                  "text" if i.resolution_m == 0 else f"<= {i.resolution_m:g} m")
-    out.print(t)
+        rows.append((i.id, i.event, i.phase, lr, f"{i.half_life_days:g}",
+                     "text" if i.resolution_m == 0 else f"<= {i.resolution_m:g} m",
+                     ", ".join(i.part_kinds) or "any"))
+    print_table(INDICATOR_COLUMNS, rows, title=f"indicators for {esc(site_type)}", wide=wide)
+
+
+#: `indicators`: the part kinds are the free text.
+INDICATOR_COLUMNS = (Col("id"), Col("event", 2), Col("phase", 3),
+                     Col("LR (launch / engine test)", 1, justify="right"),
+                     Col("half-life d", 4, justify="right"), Col("needs", 5),
+                     Col("parts", 6, text=True, one_line=False, min_width=16))
 
 
 __all__ = ["assess", "collateral", "indicators", "note"]
@@ -378,7 +396,6 @@ def brief(ctx: Ctx, site_id: str, start: str | None, end: str | None, out_dir: s
           pdf: bool) -> None:
     """Write the analyst brief of a site: findings, assessment, annotated figures, sources,
     provenance, and GeoJSON/COG exports, from stored results."""
-    from sitewatch.cli.common import progress_bar
     from sitewatch.errors import CollateralError
     from sitewatch.report.brief import write_brief
     from sitewatch.times import parse_date

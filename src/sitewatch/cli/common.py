@@ -128,11 +128,25 @@ def setup_logging(verbosity: int) -> None:
     logging.getLogger("urllib3").setLevel(level if level <= logging.DEBUG else logging.ERROR)
 
 
+def _quiet() -> bool:
+    """Whether ``sitewatch -q`` (or -qq) was given to the command running now."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(Ctx) if ctx is not None else None
+    return obj is not None and obj.verbosity < 0
+
+
 @contextmanager
-def progress_bar(enabled: bool = True) -> Iterator[Any]:
-    """A rich progress bar on stderr; yields ``tick(stage, done, total)``."""
-    if not enabled or not err.is_terminal:
+def progress_bar(enabled: bool = True, stage_lines: bool = False) -> Iterator[Any]:
+    """A rich progress bar on stderr; yields ``tick(stage, done, total)``.  Off (a tick that
+    does nothing) when ``enabled`` is False (``--json``), with ``-q``, and when stderr is
+    not a terminal (a log file gets no bar redrawn in it); there, ``stage_lines`` writes
+    one line as each stage starts instead, for a command that is long and otherwise
+    silent (`sitewatch demo`)."""
+    if not enabled or _quiet():
         yield lambda *_: None
+        return
+    if not err.is_terminal:
+        yield _stage_lines() if stage_lines else (lambda *_: None)
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=True) as prog:
@@ -144,6 +158,19 @@ def progress_bar(enabled: bool = True) -> Iterator[Any]:
             prog.update(tasks[stage], completed=done, total=total)
 
         yield tick
+
+
+def _stage_lines() -> Any:
+    """A ``tick`` that writes ``stage (N)...`` on stderr the first time a stage ticks."""
+    seen: set[str] = set()
+
+    def tick(stage: str, done: int, total: int) -> None:
+        if stage not in seen:
+            seen.add(stage)
+            err.print(esc(f"{stage} ({total})..." if total > 1 else f"{stage}..."),
+                      soft_wrap=True)
+
+    return tick
 
 
 #: Global options of ``sitewatch`` that may also be written after the subcommand

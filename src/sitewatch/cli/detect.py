@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 from rasterio.errors import NotGeoreferencedWarning
-from rich.table import Table
 
 from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
+from sitewatch.cli.tables import Col, print_table, wide_option
 from sitewatch.imagery.sensors import PAIR_METHOD
 
 
@@ -144,7 +144,8 @@ def detect(ctx: Ctx, before: str, after: str, out_dir: str, method: str | None,
 @click.command()
 @click.option("--sensor", type=click.Choice(["optical", "sar"]), help="Only this sensor.")
 @click.option("--json", "as_json", is_flag=True, help="Full descriptions as JSON.")
-def methods(sensor: str | None, as_json: bool) -> None:
+@wide_option
+def methods(sensor: str | None, as_json: bool, wide: bool) -> None:
     """List the change detectors."""
     from sitewatch.change.base import methods as all_methods
     from sitewatch.change.detect import DEFAULT_METHOD
@@ -154,13 +155,16 @@ def methods(sensor: str | None, as_json: bool) -> None:
         echo_json([{**m.describe(), "default_for": [k for k, v in DEFAULT_METHOD.items()
                                                     if v == m.name]} for m in found])
         return
-    table = Table("method", "sensor", "threshold", "what it does", box=None)
-    for m in found:
-        star = " *" if DEFAULT_METHOD.get(m.sensor) == m.name else ""
-        table.add_row(esc(m.name + star), m.sensor, esc(m.default_threshold), esc(m.summary))
-    out.print(table)
+    print_table(METHOD_COLUMNS, [
+        (m.name + (" *" if DEFAULT_METHOD.get(m.sensor) == m.name else ""), m.sensor,
+         m.default_threshold, m.summary) for m in found], wide=wide)
     out.print("* the default for its sensor.  A trained classifier: `sitewatch detect "
-              "--model FILE` (see `sitewatch train`).")
+              "--model FILE` (see `sitewatch train`).", soft_wrap=False)
+
+
+#: `methods`: the summary is the free text.
+METHOD_COLUMNS = (Col("method"), Col("sensor"), Col("threshold", 1),
+                  Col("what it does", 2, text=True, one_line=False, min_width=20))
 
 
 @click.command()

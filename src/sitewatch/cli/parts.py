@@ -7,10 +7,11 @@ import getpass
 from collections.abc import Callable
 
 import click
-from rich.table import Table
+from rich.text import Text
 
 from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx
-from sitewatch.cli.sites import site
+from sitewatch.cli.sites import format_latlon, site
+from sitewatch.cli.tables import Col, print_table, styled, wide_option
 from sitewatch.errors import SiteError
 from sitewatch.sites.place import (
     Placement,
@@ -74,7 +75,7 @@ def _placed_text(s: Site, part: str, version: int | None) -> str:
     assert g is not None
     c = g.centroid
     v = f"version {version}" if version else "unchanged"
-    return (f"{v}, {metres_area(g) / 1e4:.2f} ha, centre {c.y:.5f} N {c.x:.5f} E")
+    return (f"{v}, {metres_area(g) / 1e4:.2f} ha, centre {format_latlon(c.y, c.x)}")
 
 
 @site.command("place")
@@ -179,8 +180,9 @@ def edit(ctx: Ctx, site_id: str, kind_value: tuple[str, ...], rename: tuple[str,
 @click.argument("part", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (GeoJSON "
               "geometry of every version).")
+@wide_option
 @pass_ctx
-def history(ctx: Ctx, site_id: str, part: str | None, as_json: bool) -> None:
+def history(ctx: Ctx, site_id: str, part: str | None, as_json: bool, wide: bool) -> None:
     """Every geometry version of SITE's parts (or of one PART)."""
     with ctx.store() as store:
         s = _site(store, site_id)
@@ -195,17 +197,24 @@ def history(ctx: Ctx, site_id: str, part: str | None, as_json: bool) -> None:
         out.print(f"site {esc(repr(site_id))}: no part has been placed yet"
                   + (f" ({esc(part)})" if part else ""))
         return
-    t = Table("part", "version", "time", "geometry", "by", "note")
+    rows = []
     for v in versions:
+        geom: str | Text
         if v.geometry is not None:
             c = v.geometry.centroid
             geom = (f"{v.geometry.geom_type}, {metres_area(v.geometry) / 1e4:.2f} ha, "
-                    f"{c.y:.5f} N {c.x:.5f} E")
+                    f"{format_latlon(c.y, c.x)}")
         else:
-            geom = "[yellow]not placed[/]"
-        t.add_row(esc(v.part), str(v.version), v.created_at.strftime("%Y-%m-%d %H:%M"), geom,
-                  esc(v.author or ""), esc(v.note or ""))
-    out.print(t)
+            geom = styled("not placed", "yellow")
+        rows.append((v.part, str(v.version), v.created_at.strftime("%Y-%m-%d %H:%M"), geom,
+                     v.author or "", v.note or ""))
+    print_table(HISTORY_COLUMNS, rows, wide=wide)
+
+
+#: `site history`: the geometry and the note are the free text.
+HISTORY_COLUMNS = (Col("part"), Col("version", justify="right"), Col("time"),
+                   Col("geometry", 1, text=True, one_line=False, min_width=16),
+                   Col("by", 2), Col("note", 3, text=True, one_line=False, min_width=16))
 
 
 __all__ = ["edit", "geometry_options", "history", "place"]

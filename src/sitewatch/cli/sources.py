@@ -7,9 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 import click
-from rich.table import Table
 
 from sitewatch.cli.common import Ctx, echo_json, err, esc, out, pass_ctx, progress_bar
+from sitewatch.cli.tables import Col, print_table, wide_option
 from sitewatch.errors import SiteError, SourceError
 from sitewatch.times import parse_time
 
@@ -98,8 +98,9 @@ def add(ctx: Ctx, site_id: str, preset: str | None, api: str | None, collection:
 @source.command("list")
 @click.argument("site_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
+@wide_option
 @pass_ctx
-def list_(ctx: Ctx, site_id: str | None, as_json: bool) -> None:
+def list_(ctx: Ctx, site_id: str | None, as_json: bool, wide: bool) -> None:
     """List the sources of a site (or of every site)."""
     with ctx.store() as store:
         if site_id is not None and store.use_site(site_id) is None:
@@ -108,15 +109,18 @@ def list_(ctx: Ctx, site_id: str | None, as_json: bool) -> None:
     if as_json:
         echo_json([s.to_dict() for s in rows])
         return
-    t = Table(box=None, header_style="bold")
-    for col in ("site", "name", "preset", "collection", "max cloud", "query", "api"):
-        t.add_column(col)
-    for s in rows:
-        t.add_row(esc(s.site_id), esc(s.name), esc(s.preset or "-"), esc(s.collection),
-                  f"{s.max_cloud:g}%" if s.max_cloud is not None else "-",
-                  esc(json.dumps(s.query, sort_keys=True) if s.query else "-"), esc(s.api))
-    out.print(t)
+    print_table(SOURCE_COLUMNS, [
+        (s.site_id, s.name, s.preset or "-", s.collection,
+         f"{s.max_cloud:g}%" if s.max_cloud is not None else "-",
+         json.dumps(s.query, sort_keys=True) if s.query else "-", s.api) for s in rows],
+        wide=wide)
     out.print(f"{len(rows)} source(s)")
+
+
+#: `source list`: the query and the API URL are the long ones; --wide shows them.
+SOURCE_COLUMNS = (Col("site"), Col("name"), Col("preset", 3), Col("collection", 1),
+                  Col("max cloud", 2, justify="right"), Col("query", 5, text=True),
+                  Col("api", 4))
 
 
 @source.command("remove")

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table
 
 from sitewatch.cli.common import (
     Ctx,
@@ -20,6 +19,7 @@ from sitewatch.cli.common import (
     progress_bar,
 )
 from sitewatch.cli.detect import _params
+from sitewatch.cli.tables import Col, print_table, styled, wide_option
 from sitewatch.errors import SiteError
 from sitewatch.imagery.sensors import WATCH_METHOD
 from sitewatch.times import iso_day
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sitewatch.store import Store
     from sitewatch.watch.records import StoredAlert
     from sitewatch.watch.sinks import Delivery
+    from sitewatch.watch.timeline import Timeline
 
 TIER_STYLE = {"info": "", "watch": "bold", "warning": "bold reverse"}
 
@@ -60,10 +61,11 @@ def _num(v: Any, fmt: str = "{:.3f}") -> str:
 @click.option("--webhook", help="POST each new or updated alert to this URL (JSON body, "
               "see docs/watch.md); retried with back-off for at most 30 s in all.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+@wide_option
 @pass_ctx
 def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
         min_usable: float, composite: int, level_alerts: bool, jsonl: str | None,
-        geojson: str | None, webhook: str | None, as_json: bool) -> None:
+        geojson: str | None, webhook: str | None, as_json: bool, wide: bool) -> None:
     """Process the site's new scenes, score every part and raise alerts.
 
     Only scenes without a result for these parameters are processed; an interrupted run
@@ -95,6 +97,7 @@ def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
             finally:
                 for s in sinks:
                     s.close()
+        labels = _part_labels(store, site_id)
     if as_json:
         echo_json(rep.to_dict())
         return
@@ -112,7 +115,7 @@ def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
     new, upd = rep.alerts.get("new", []), rep.alerts.get("updated", [])
     out.print(f"{len(new)} new alert(s), {len(upd)} updated")
     if new or upd:
-        _alert_table([*new, *upd], title="new and updated alerts")
+        _alert_table([*new, *upd], title="new and updated alerts", wide=wide, labels=labels)
     _print_deliveries(rep.deliveries)
     left = sum(d.pending for d in rep.deliveries)
     if left:
@@ -144,15 +147,46 @@ def _print_deliveries(deliveries: Sequence[Delivery]) -> None:
             err.print(esc(f"  {d.sink}: {d.error}"))
 
 
-def _alert_table(alerts: Sequence[StoredAlert], title: str) -> None:
-    t = Table(title=title, title_justify="left")
-    for c in ("id", "date", "part", "tier", "kind", "status", "what"):
-        t.add_column(c, overflow="fold")
+#: The alerts table: the date, the part, the tier and the short id always; the rest as room
+#: allows (`sitewatch alert ID` shows one alert in full).
+ALERT_COLUMNS = (Col("date"), Col("part"), Col("tier", 1), Col("status", 2), Col("kind", 3),
+                 Col("id"), Col("what", 4, text=True, min_width=16),
+                 Col("label", 5, text=True))
+
+
+def _alert_table(alerts: Sequence[StoredAlert], title: str, wide: bool = False,
+                 labels: dict[str, str] | None = None) -> None:
+    """One line per alert at 80 columns; ``wide``: the full id and the full text."""
+    short = _short_ids([a.id for a in alerts])
+    rows = []
     for a in alerts:
-        style = TIER_STYLE.get(a.tier, "")
-        t.add_row(a.id, iso_day(a.time), esc(a.part), f"[{style}]{a.tier}[/]"
-                  if style else a.tier, a.kind, a.status, esc(a.text))
-    out.print(t)
+        what = a.text
+        if what.startswith(f"{a.part}: "):  # the part is in its own column
+            what = what[len(a.part) + 2:]
+        if not wide:  # its first sentence; the findings are in `sitewatch alert ID`
+            what = what.split(". ")[0]
+        rows.append((iso_day(a.time), a.part, styled(a.tier, TIER_STYLE.get(a.tier, "")),
+                     a.status, a.kind, a.id if wide else short[a.id], what,
+                     (labels or {}).get(a.part, "")))
+    print_table(ALERT_COLUMNS, rows, title=title, wide=wide)
+
+
+def _short_ids(ids: Sequence[str], least: int = 8) -> dict[str, str]:
+    """Each id cut to the shortest prefix of at least ``least`` characters that tells the
+    listed ids apart (``sitewatch alert`` takes a unique prefix).
+
+    >>> _short_ids(["abcdef0123", "abcdef0199"], least=4)
+    {'abcdef0123': 'abcdef012', 'abcdef0199': 'abcdef019'}
+    """
+    n = least
+    while len({i[:n] for i in ids}) < len(set(ids)):
+        n += 1
+    return {i: i[:n] for i in ids}
+
+
+def _part_labels(store: Store, site_id: str) -> dict[str, str]:
+    site = store.use_site(site_id)
+    return {p.name: p.label for p in site.parts} if site is not None else {}
 
 
 def _params_hash(store: Store, site_id: str) -> str:
@@ -171,9 +205,10 @@ def _params_hash(store: Store, site_id: str) -> str:
               help="Also draw the timeline to this PNG (needs matplotlib: "
                    "pip install 'sitewatch[plot]').")
 @click.option("--json", "as_json", is_flag=True, help="Every observation as JSON.")
+@wide_option
 @pass_ctx
 def timeline(ctx: Ctx, site_id: str, part: str | None, plot: str | None,
-             as_json: bool) -> None:
+             as_json: bool, wide: bool) -> None:
     """Per-part observations over time (from the latest `sitewatch run`)."""
     from sitewatch.watch.timeline import build_timeline
 
@@ -189,31 +224,51 @@ def timeline(ctx: Ctx, site_id: str, part: str | None, plot: str | None,
         echo_json(tl.to_dict())
         return
     if part:
-        t = Table(title=f"{part}: per date (changed % is of the part's observed pixels; "
-                        "n/o = not observed)", title_justify="left")
-        for c in ("date", "grid", "observed %", "changed %", "changed m2", "objects",
-                  "vs composite %", "NDVI", "brightness", "alert"):
-            t.add_column(c, justify="right" if c not in ("date", "grid", "alert") else "left")
-        for r in tl.rows:
-            m = r.measures
-            obs = r.observed_fraction >= 0.5 and r.reference == "previous"
-            t.add_row(iso_day(r.time), r.grid, _pct(r.observed_fraction),
-                      _pct(r.changed_fraction) if obs else r.status_word,
-                      _num(m.get("changed_area_m2"), "{:,.0f}") if obs else "",
-                      str(int(m.get("objects") or 0)) if obs else "",
-                      _pct(r.composite_fraction), _num(m.get("ndvi_after")),
-                      _num(m.get("brightness_after")), ", ".join(r.alerts))
-        out.print(t)
-        return
+        _part_timeline(tl, part, wide)
+    else:
+        _matrix_timeline(tl, wide)
+
+
+#: `timeline --part`: the date, the grid, the changed share and the alerts first.
+PART_TIMELINE_COLUMNS = (
+    Col("date"), Col("grid"), Col("observed %", 2, justify="right"),
+    Col("changed %", justify="right"), Col("changed m2", 3, justify="right"),
+    Col("objects", 4, justify="right"), Col("vs composite %", 2, justify="right"),
+    Col("NDVI", 5, justify="right"), Col("brightness", 6, justify="right"), Col("alert", 1))
+
+
+def _part_timeline(tl: Timeline, part: str, wide: bool) -> None:
+    rows = []
+    for r in tl.rows:
+        m = r.measures
+        obs = r.observed_fraction >= 0.5 and r.reference == "previous"
+        ids = ", ".join(r.alerts) if wide else ", ".join(i[:8] for i in r.alerts)
+        rows.append((iso_day(r.time), r.grid, _pct(r.observed_fraction),
+                     _pct(r.changed_fraction) if obs else r.status_word,
+                     _num(m.get("changed_area_m2"), "{:,.0f}") if obs else "",
+                     str(int(m.get("objects") or 0)) if obs else "",
+                     _pct(r.composite_fraction), _num(m.get("ndvi_after")),
+                     _num(m.get("brightness_after")), ids))
+    print_table(PART_TIMELINE_COLUMNS, rows, wide=wide,
+                title=f"{esc(part)}: per date (changed % is of the part's observed pixels; "
+                      "n/o = not observed)")
+
+
+def _matrix_timeline(tl: Timeline, wide: bool) -> None:
+    """Changed % per date (rows) and part (columns); at a narrow terminal the parts with
+    the most alerts, then the most change, are kept."""
+    matrix = tl.matrix()
     parts = tl.parts
-    t = Table(title="changed % of each part since the previous usable date (n/o = not "
-                    "observed; * = alert)", title_justify="left")
-    t.add_column("date")
-    t.add_column("grid")
-    for p in parts:
-        t.add_column(esc(p.replace("_", " ")), justify="right", max_width=12)
-    for (time, grid), cells in tl.matrix().items():
-        row = []
+    alerted = {p: sum(bool(c.get(p) and c[p].alerts) for c in matrix.values()) for p in parts}
+    peak = {p: max((c[p].changed_fraction for c in matrix.values()
+                    if c.get(p) is not None and not math.isnan(c[p].changed_fraction)),
+                   default=0.0) for p in parts}
+    rank = sorted(parts, key=lambda p: (-alerted[p], -peak[p]))
+    cols = [Col("date"), Col("grid")] + [
+        Col(p.replace("_", " "), 1 + rank.index(p), justify="right") for p in parts]
+    rows = []
+    for (time, grid), cells in matrix.items():
+        row = [iso_day(time), grid]
         for p in parts:
             cell = cells.get(p)
             if cell is None:
@@ -222,8 +277,9 @@ def timeline(ctx: Ctx, site_id: str, part: str | None, plot: str | None,
                 row.append(cell.status_word)
             else:
                 row.append(_pct(cell.changed_fraction) + ("*" if cell.alerts else ""))
-        t.add_row(iso_day(time), grid, *row)
-    out.print(t)
+        rows.append(row)
+    print_table(cols, rows, wide=wide, title="changed % of each part since the previous "
+                "usable date (n/o = not observed; * = alert)")
 
 
 @click.group(cls=ListByDefaultGroup, subcommand_metavar="SITE | COMMAND [ARGS]...")
@@ -240,23 +296,27 @@ def alerts() -> None:
               help="Only alerts with this status (repeatable) [default: all].")
 @click.option("--part", help="Only this part.")
 @click.option("--json", "as_json", is_flag=True, help="Full alerts as JSON.")
+@wide_option
 @pass_ctx
 def list_alerts(ctx: Ctx, site_id: str, statuses: tuple[str, ...], part: str | None,
-                as_json: bool) -> None:
-    """List a site's alerts (of the latest run's parameters), oldest first."""
+                as_json: bool, wide: bool) -> None:
+    """List a site's alerts (of the latest run's parameters), oldest first: one line each
+    (`sitewatch alert ALERT_ID` shows one in full; so do --wide and --json)."""
     with ctx.store() as store:
         if store.use_site(site_id) is None:
             raise SiteError(f"no site {site_id!r} in the catalogue")
         last = store.last_run(site_id)  # the alerts of the latest run's parameters
         found = store.alerts(site_id, status=statuses or None, part=part,
                              params_hash=last.params_hash if last else None)
+        labels = _part_labels(store, site_id)
     if as_json:
         echo_json([a.payload() for a in found])
         return
     if not found:
         out.print("no alerts" + (f" with status {', '.join(statuses)}" if statuses else ""))
         return
-    _alert_table(found, title=f"alerts at {esc(site_id)} ({len(found)})")
+    _alert_table(found, title=f"alerts at {esc(site_id)} ({len(found)})", wide=wide,
+                 labels=labels)
 
 
 @alerts.command("deliver")
@@ -310,14 +370,27 @@ def deliver(ctx: Ctx, site_id: str, jsonl: str | None, geojson: str | None,
 
 @click.command()
 @click.argument("alert_id")
-@click.argument("action", type=click.Choice(["seen", "dismiss", "confirm", "reopen"]))
+@click.argument("action", required=False,
+                type=click.Choice(["seen", "dismiss", "confirm", "reopen"]))
 @click.option("--reason", help="Why (kept with the alert; asked for when dismissing).")
-@click.option("--json", "as_json", is_flag=True, help="The updated alert as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="The (updated) alert as JSON.")
 @pass_ctx
-def alert(ctx: Ctx, alert_id: str, action: str, reason: str | None, as_json: bool) -> None:
-    """Mark an alert seen, dismiss it (a false alarm: its dates become normal for the part's
-    baseline at the next run), confirm it (a real event), or reopen it.  ALERT_ID may be a
-    unique prefix."""
+def alert(ctx: Ctx, alert_id: str, action: str | None, reason: str | None,
+          as_json: bool) -> None:
+    """Show one alert in full (`sitewatch alert ALERT_ID`), or mark it seen, dismiss it (a
+    false alarm: its dates become normal for the part's baseline at the next run), confirm
+    it (a real event), or reopen it.  ALERT_ID may be a unique prefix (as `alerts` shows)."""
+    if action is None:
+        with ctx.store() as store:
+            found = store.get_alert(alert_id)
+            if found is None:
+                raise SiteError(f"no alert {alert_id!r} (see `sitewatch alerts SITE`)")
+            labels = _part_labels(store, found.site)
+        if as_json:
+            echo_json(found.payload())
+        else:
+            _show_alert(found, labels.get(found.part, ""))
+        return
     status = {"seen": "seen", "dismiss": "dismissed", "confirm": "confirmed",
               "reopen": "new"}[action]
     if action == "dismiss" and not reason:
@@ -331,5 +404,29 @@ def alert(ctx: Ctx, alert_id: str, action: str, reason: str | None, as_json: boo
                   + (f" ({reason})" if reason else "")))
     if action == "dismiss":
         out.print("its dates count as normal for the part from the next `sitewatch run`")
+
+def _show_alert(a: StoredAlert, label: str) -> None:
+    """Every field of one alert an analyst reads, then its full text."""
+    x = a.alert
+    span = iso_day(a.time) + (f" to {iso_day(a.end)}" if iso_day(a.end) != iso_day(a.time)
+                              else "")
+    rows = [("alert", a.id), ("site", a.site),
+            ("part", a.part + (f" ({label})" if label else "")),
+            ("dates", f"{span} (previous usable image {iso_day(a.start)})"
+             if x.start else span),
+            ("tier", a.tier), ("kind", a.kind),
+            ("status", a.status + (f" ({a.reason})" if a.reason else "")),
+            ("measure", f"{x.measure}: {_num(x.value, '{:.4g}')} against a normal "
+                        f"{_num(x.expected, '{:.4g}')}, {_num(x.z, '{:.1f}')} spreads"),
+            ("confidence", f"{x.confidence}, {x.history} dates of history"),
+            ("scenes", f"{x.before_scene or '?'} -> {x.after_scene or '?'}"
+             + (f" ({x.grid})" if x.grid else ""))]
+    if x.objects:
+        rows.append(("objects", f"{x.objects}, largest {x.largest_object_m2:,.0f} m2"))
+    for k, v in rows:
+        out.print(f"[bold]{k:>10}[/]  {esc(v)}")
+    out.print()
+    out.print(esc(a.text), soft_wrap=False)  # wrapped at words on a terminal
+
 
 __all__ = ["TIER_STYLE", "alert", "alerts", "deliver", "list_alerts", "run", "timeline"]

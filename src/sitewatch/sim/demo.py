@@ -227,20 +227,33 @@ class DemoResult:
 #: progress(stage, done, total)
 Progress = Callable[[str, int, int], None]
 
+#: What the demo's stages are called in its progress (the library's stage names, which
+#: other commands show bare, said as the steps of the demo).
+DEMO_STAGES = {"simulate": "simulate scenes", "read": "ingest: read scenes",
+               "store": "ingest: catalogue scenes",
+               "process": "run: co-register and measure each scene",
+               "alerts": "run: raise alerts", "story": "assess the reports",
+               "figures": "brief: figures"}
+
 
 def run_demo(home: Path, *, workdir: Path | None = None, seed: int = 0,
              progress: Progress | None = None, brief: bool = True,
              method: str = DEMO_METHOD) -> DemoResult:
     """Run the demo; results in ``home`` (catalogue, change products) and ``workdir``
     (default home/demo: the scenario, the notice, the brief unless ``brief`` is False)."""
-    tick = progress or (lambda *_: None)
+    given = progress or (lambda *_: None)
+
+    def tick(stage: str, done: int, total: int) -> None:
+        given(DEMO_STAGES.get(stage, stage), done, total)
+
     work = Path(workdir) if workdir else Path(home) / "demo"
     scenario = simulate_scenario(work / "scenario", seed=seed,
                                  progress=lambda d, n: tick("simulate", d, n))
     with Store.open_home(home) as store:
         res = watch_scenario(store, scenario, RunParams(method=method), progress=tick,
                              products=Path(home) / "products")
-        res.story, res.story_sources = collateral_story(store, res.site, scenario, work)
+        res.story, res.story_sources = collateral_story(store, res.site, scenario, work,
+                                                        progress=tick)
         if brief:
             from sitewatch.report.brief import write_brief
 
@@ -383,10 +396,12 @@ def demo_reports() -> tuple[list[Path], str]:
             "sitewatch's SIMULATED stand-ins for the seed articles")
 
 
-def collateral_story(store: Store, site: Site, scenario: Scenario, work: Path
-                     ) -> tuple[list[StoryRow], str]:
+def collateral_story(store: Store, site: Site, scenario: Scenario, work: Path,
+                     progress: Progress | None = None) -> tuple[list[StoryRow], str]:
     """Add reports and a navigation notice along the simulated year and assess the site on
-    each alert and report date: the assessment moving as evidence arrives."""
+    each alert and report date: the assessment moving as evidence arrives (``progress``
+    ticks "story" per date assessed)."""
+    tick = progress or (lambda *_: None)
     from importlib import resources
 
     from sitewatch.warning.record import add_report, assess_site
@@ -419,11 +434,13 @@ def collateral_story(store: Store, site: Site, scenario: Scenario, work: Path
         by_day.setdefault(day, []).append(what)
     rows = [StoryRow(first.isoformat(), "imagery starts", "no_evidence", 0.05, "no_evidence",
                      0.05)]
-    for day, whats in sorted(by_day.items()):
+    for n, (day, whats) in enumerate(sorted(by_day.items())):
+        tick("story", n, len(by_day))
         judged = assess_site(store, site, at=date.fromisoformat(day))
         w = judged.launch.window
         rows.append(StoryRow(day, "; ".join(whats), judged.launch.level,
                              judged.launch.likelihood, judged.engine_test.level,
                              judged.engine_test.likelihood,
                              f"{w.start} to {w.end}" if w and w.start else None))
+    tick("story", len(by_day), len(by_day))
     return rows, sources
