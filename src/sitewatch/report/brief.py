@@ -297,7 +297,8 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
         brief.pdf = write_pdf(brief.html, out / "brief.pdf")
     brief.figures = [out / f["path"] for f in figures] + \
         ([out / overview["path"]] if overview else []) + [out / t["path"] for t in timelines]
-    tick("figures", 1, 1)
+    done = min(len(ranked), MAX_FIGURES)
+    tick("figures", done, done)
     return brief
 
 
