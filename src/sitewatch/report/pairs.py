@@ -310,9 +310,12 @@ def _day_or_id(s: Scene) -> str:
 
 
 def _title(which: str, s: Scene) -> str:
-    """A panel's title: "before: 2024-03-15" over the scene id (the id alone if undated)."""
+    """A panel's title as a published figure has it: "Before: 2024-03-15 (sentinel-2)"
+    (the scene id, which readers do not need, is in the brief's provenance; an undated
+    scene is named by its id)."""
     day = _date_of(s)
-    return f"{which}: {day}\n{s.id}" if day else f"{which}: {s.id}"
+    head = which[:1].upper() + which[1:]
+    return f"{head}: {day} ({s.sensor})" if day else f"{head}: {s.id}"
 
 
 def pair_caption(label: str, objects: ChangeObjects, before: Scene, after: Scene,
