@@ -263,3 +263,36 @@ def test_part_lookup_is_by_name_and_errors_stay_short():
     assert site.part("p299").name == "p299" and site.part("p0") is site.parts[0]
     with pytest.raises(SiteError, match=r"no part 'nope' \(parts: p0, .*p49 and 250 more\)"):
         site.part("nope")
+
+
+def test_site_set_changes_type_and_name_and_the_assessment_follows(tmp_path):
+    """A site made by ``ingest`` is a facility (change only); ``site set --type`` makes it a
+    launch site, whose assessment is then made; bad input is refused and changes nothing."""
+    from click.testing import CliRunner
+
+    from sitewatch.cli.main import cli
+    from sitewatch.sites.site import bare_site
+    from sitewatch.store import Store
+    from sitewatch.warning.record import assess_site
+
+    home = tmp_path / "home"
+    with Store.open_home(home) as store:
+        store.put_site(bare_site("plant", new_site("x", 124.7, 39.66).boundary, "test"), "file")
+        assert assess_site(store, store.use_site("plant")).launch.level == "not_applicable"
+    run = CliRunner().invoke
+    r = run(cli, ["--home", str(home), "site", "set", "plant", "--type", "launch_site",
+                  "--name", "A  plant\n by the sea"])
+    assert r.exit_code == 0, r.output
+    with Store.open_home(home) as store:
+        s = store.get_site("plant")
+        assert s.site_type == "launch_site" and s.name == "A plant by the sea"
+        assert assess_site(store, s).launch.level != "not_applicable"
+    for args, code, words in ((["plant"], 2, "nothing to set"),
+                              (["plant", "--type", "moonbase"], 2, "moonbase"),
+                              (["nowhere", "--type", "facility"], 1, "nowhere"),
+                              (["plant", "--name", "\x1b[31mred"], 1, "printable")):
+        r = run(cli, ["--home", str(home), "site", "set", *args])
+        assert r.exit_code == code and words in r.output, (args, r.output)
+    with Store.open_home(home) as store:
+        s = store.get_site("plant")
+        assert s.site_type == "launch_site" and s.name == "A plant by the sea"

@@ -1,4 +1,4 @@
-"""``sitewatch site list|show|init|validate|add``."""
+"""``sitewatch site list|show|init|validate|add|set``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from sitewatch.sites.site import (
     builtin_site_ids,
     load_site,
     new_site,
+    with_properties,
 )
 
 
@@ -187,4 +188,26 @@ def add(ctx: Ctx, file: str) -> None:
         status = store.put_site(s, "file")
     out.print(f"site {esc(repr(s.id))}: {status}")
 
-__all__ = ["add", "format_latlon", "init", "list_", "show", "site", "validate"]
+@site.command("set")
+@click.argument("site_id", metavar="SITE")
+@click.option("--type", "site_type", type=click.Choice(SITE_TYPES),
+              help="The site's type: it decides which events are assessed (launch_site: "
+                   "launch and engine test; other types: change only).")
+@click.option("--name", help="The site's display name.")
+@pass_ctx
+def set_(ctx: Ctx, site_id: str, site_type: str | None, name: str | None) -> None:
+    """Change a catalogued site's type or name (a site made by `ingest` is a `facility`:
+    `sitewatch site set SITE --type launch_site` makes its assessments launch ones)."""
+    if site_type is None and name is None:
+        raise click.UsageError("nothing to set: give --type and/or --name")
+    with ctx.store() as store:
+        current = store.get_site(site_id)
+        if current is None:
+            raise SiteError(f"no site {site_id!r} in the catalogue (sitewatch site list)")
+        changed = with_properties(current, site_type=site_type, name=name)
+        status = store.put_site(changed, None, note="site set")
+    out.print(f"site {esc(repr(site_id))}: {status}; type {esc(changed.site_type)}, name "
+              f"{esc(repr(changed.name))}")
+
+
+__all__ = ["add", "format_latlon", "init", "list_", "set_", "show", "site", "validate"]

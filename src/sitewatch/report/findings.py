@@ -267,7 +267,7 @@ def key_findings(site: Site, assessment: SiteAssessment, groups: Sequence[PairFi
     if all(v == "not_applicable" for v in levels.values()):
         kind = site.site_type.replace("_", " ")
         out = [f"Launch and engine test: not assessed; sitewatch watches this {kind} for "
-               "change only (a site_type such as launch_site in the site file makes it "
+               f"change only (`sitewatch site set {site.id} --type launch_site` makes it "
                "assess them)." if site.site_type == "facility" else
                f"Launch and engine test: not assessed; neither is made at a {kind}."]
     else:

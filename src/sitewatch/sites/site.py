@@ -27,7 +27,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -535,6 +535,39 @@ def bare_site(site_id: str, boundary: BaseGeometry, note: str) -> Site:
     _parse_name(site_id, "site", "id")
     return Site(site_id, site_id, boundary, (), {"site_type": "facility", "note": note})
 
-__all__ = ["MAX_JSON_DEPTH", "PART_KINDS", "SITE_TYPES", "TEMPLATES", "Part", "Site", "bare_site",
-           "builtin_site", "builtin_site_ids", "load_site", "loads_site", "new_site", "plain_json",
-           "site_from_geojson", "square_boundary"]
+def with_properties(site: Site, *, site_type: str | None = None, name: str | None = None
+                    ) -> Site:
+    """``site`` with another type and/or name (None: kept); the type is checked against
+    :data:`SITE_TYPES`, the name must be printable text."""
+    props = dict(site.properties)
+    if site_type is not None:
+        if site_type not in SITE_TYPES:
+            raise SiteError(f"site type {site_type!r} is not one of {', '.join(SITE_TYPES)}")
+        props["site_type"] = site_type
+    new_name = site.name
+    if name is not None:
+        new_name = " ".join(name.split())
+        if not new_name or len(new_name) > 200 or not new_name.isprintable():
+            raise SiteError(f"site {site.id!r}: name {name!r} must be 1-200 printable "
+                            "characters")
+    return replace(site, name=new_name, properties=props)
+
+
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "PART_KINDS",
+    "SITE_TYPES",
+    "TEMPLATES",
+    "Part",
+    "Site",
+    "bare_site",
+    "builtin_site",
+    "builtin_site_ids",
+    "load_site",
+    "loads_site",
+    "new_site",
+    "plain_json",
+    "site_from_geojson",
+    "square_boundary",
+    "with_properties",
+]
