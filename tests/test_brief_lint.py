@@ -187,7 +187,8 @@ def test_caption_counts_equal_the_objects_drawn(brief: Rendered):
     assert figs, "no before/after figure in the page"
     for n, name, caption in figs:
         drawn = brief.drawn.pairs[name]
-        m = re.search(r"(\d+) change objects? at the part", caption)
+        m = re.search(r"(\d+) change objects? (?:at the part|in the site|outside the named "
+                      r"parts)", caption)
         said = int(m.group(1)) if m else 0
         assert said == drawn, f"Figure {n}: caption says {said}, the figure drew {drawn}"
 

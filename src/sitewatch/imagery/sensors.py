@@ -108,8 +108,9 @@ def worth_applying(shift: Shift) -> bool:
 
 
 def rgb_bands(available: Sequence[str]) -> tuple[str, ...]:
-    """The bands of a true-colour picture from ``available``: :data:`RGB_BANDS` when all
-    three are there, else the first three available (fewer when there are fewer).
+    """The bands of a picture from ``available``: :data:`RGB_BANDS` (true colour) when all
+    three are there, else :data:`FALSE_COLOUR` when its bands are, else the first three
+    available (fewer when there are fewer).  :func:`composite_words` names the choice.
 
     >>> rgb_bands(["blue", "green", "red", "nir"])
     ('red', 'green', 'blue')
@@ -118,11 +119,41 @@ def rgb_bands(available: Sequence[str]) -> tuple[str, ...]:
     """
     if all(b in available for b in RGB_BANDS):
         return RGB_BANDS
+    if all(b in available for b in FALSE_COLOUR):
+        return FALSE_COLOUR
     return tuple(available[:3])
+
+
+#: The false-colour composite a picture uses when the visible bands are missing (e.g. a
+#: Landsat series kept as red, NIR and SWIR): SWIR 1.6 um, NIR, red as red, green, blue, the
+#: analysts' "5-4-3" of Landsat TM, where vegetation is green, bare soil and burn scars brown
+#: or pink, water dark.
+FALSE_COLOUR = ("swir16", "nir", "red")
+
+
+def composite_words(bands: Sequence[str]) -> str | None:
+    """How a caption names the composite ``bands`` (as picked by :func:`rgb_bands`): None
+    for true colour (nothing to say), else the bands shown as red, green and blue.
+
+    >>> composite_words(("swir16", "nir", "red"))
+    'false colour (SWIR 1.6 µm, near infrared, red as red, green, blue: vegetation green)'
+    >>> composite_words(("red", "green", "blue")) is None
+    True
+    """
+    bands = tuple(bands)
+    if bands == RGB_BANDS:
+        return None
+    if bands == FALSE_COLOUR:
+        return ("false colour (SWIR 1.6 µm, near infrared, red as red, green, blue: "
+                "vegetation green)")
+    if len(bands) == 1:
+        return f"band {bands[0]} in grey"
+    return f"bands {', '.join(bands)} as red, green, blue"
 
 
 __all__ = [
     "ASSUMED_KIND",
+    "FALSE_COLOUR",
     "MIN_APPLIED_SHIFT_PX",
     "OPTICAL_BANDS",
     "PAIR_METHOD",
@@ -131,6 +162,7 @@ __all__ = [
     "SAR_WATCH_THRESHOLD_DB",
     "SENSOR_KINDS",
     "WATCH_METHOD",
+    "composite_words",
     "kind_of",
     "registration_bands",
     "rgb_bands",

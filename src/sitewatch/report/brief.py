@@ -35,7 +35,7 @@ from sitewatch.errors import BriefError, MissingExtraError, OutputError, SiteErr
 from sitewatch.fileio import atomic_write, ensure_under, is_safe_name, path_under, safe_name
 from sitewatch.imagery.grid import SiteGrid, load_scene
 from sitewatch.imagery.scenes import Scene
-from sitewatch.imagery.sensors import rgb_bands
+from sitewatch.imagery.sensors import composite_words, rgb_bands
 from sitewatch.report.figures import Panel, overview_figure, timeline_figure
 from sitewatch.report.findings import (
     key_findings,
@@ -380,11 +380,14 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
         missing = f"figure {n}: change objects not drawn: {drawn_fig.change_note}"
     lo, hi = drawn_fig.limits
     res_m = drawn_fig.pixel_m
-    finding = _finding(rec, drawn, res_m * res_m)
+    finding = _finding(rec, drawn, res_m * res_m, _where(site, rec.part))
     label = part_label(site, rec.part)
     caption = (f"Figure {n}. {label}: {finding}, {_day(sb.acquired.isoformat())} to "
                f"{_day(sa.acquired.isoformat())}. {sa.sensor}, {res_m:g} m pixels; "
                f"{_caveat(a)} Same stretch for both dates.")
+    shown = composite_words(rgb_bands(sa.band_names))
+    if shown:
+        caption += f" Shown in {shown}."
     if drawn_fig.hatched_before or drawn_fig.hatched_after:
         caption += " Hatched: not observed (cloud, shadow or no data)."
     if not change_path:
@@ -421,7 +424,8 @@ def _credits(*scenes: Scene) -> str:
     return "; ".join(dict.fromkeys(credit(s.sensor, s.acquired.year) for s in scenes))
 
 
-def _finding(rec: Alert, drawn: ChangeObjects, pixel_m2: float) -> str:
+def _finding(rec: Alert, drawn: ChangeObjects, pixel_m2: float, where: str = "at the part"
+             ) -> str:
     """The alert's kind in words and the change objects the figure draws (their number and
     the largest's area, counted from the drawing, not from the alert record)."""
     from sitewatch.watch.events import KIND_WORDS
@@ -429,9 +433,19 @@ def _finding(rec: Alert, drawn: ChangeObjects, pixel_m2: float) -> str:
     words = KIND_WORDS.get(rec.kind, "unusual change")
     objs = drawn.count
     if objs:
-        words += f", {objs} change object{'s' if objs != 1 else ''} at the part " \
+        words += f", {objs} change object{'s' if objs != 1 else ''} {where} " \
                  f"(largest {max(drawn.pixels) * pixel_m2:,.0f} m²)"
     return words
+
+
+def _where(site: Site, part: str) -> str:
+    """Where a figure's change objects are, in words: at a part, in the whole site, or
+    outside the named parts."""
+    from sitewatch.watch.zonal import REST
+
+    if part != REST:
+        return "at the part"
+    return "outside the named parts" if site.placed_parts() else "in the site"
 
 
 def _overview(site: Site, alerts: list[StoredAlert], processed: dict[str, ProcessedScene],
@@ -463,6 +477,13 @@ def _overview(site: Site, alerts: list[StoredAlert], processed: dict[str, Proces
 
     t = grid.transform @ Affine.translation(win[1].start, win[0].start)  # the crop's origin
     parts = [(_short_label(site, name), _rings(g, t)) for name, g in geoms.items()]
+    outline = None
+    if not parts:  # no part placed: the site's boundary is the one outline, unnamed
+        from sitewatch.imagery.geo import to_crs
+
+        boundary = to_crs(site.boundary, "EPSG:4326", grid.crs)
+        if not boundary.is_empty:
+            parts, outline = [("", _rings(boundary, t))], "site boundary (dashed)"
     markers = []
     inv = ~t
     for n, a in enumerate(alerts, start=1):
@@ -472,13 +493,18 @@ def _overview(site: Site, alerts: list[StoredAlert], processed: dict[str, Proces
             col, rw = inv @ (c.x, c.y)
             markers.append((n, col - 0.5, rw - 0.5))
     caption = (f"Site overview: {site.name}, {sc.sensor} image of {_day(sc.acquired.isoformat())}"
-               f", {grid.resolution:g} m pixels; parts outlined and named; numbered markers are "
-               "the figures of this brief.")
+               f", {grid.resolution:g} m pixels; "
+               + ("parts outlined and named" if outline is None else "no part is placed: the "
+                  "whole site, outlined, is watched as one")
+               + ("; numbered markers are the figures of this brief." if markers else "."))
+    shown = composite_words(pick)
+    if shown:
+        caption += f" Shown in {shown}."
     if unobserved(raw).any():
         caption += " Hatched: not observed (cloud, shadow or no data)."
     path = overview_figure(path_under(fig_dir, "overview.png"),
                            Panel(rgb, grid.resolution, html_text(site.name), unobserved(raw)),
-                           parts, markers)
+                           parts, markers, outline_label=outline)
     return {"path": path.relative_to(fig_dir.parent).as_posix(), "caption": caption,
             "credit": _credits(sc)}
 

@@ -185,8 +185,8 @@ def _caption(fig: Any, caption: str | None, size: float, y: float = 0.01) -> Non
 
 
 def overview_figure(path: Path, panel: Panel, parts: Sequence[tuple[str, Sequence[np.ndarray]]],
-                    markers: Sequence[tuple[int, float, float]], caption: str | None = None
-                    ) -> Path:
+                    markers: Sequence[tuple[int, float, float]], caption: str | None = None,
+                    *, outline_label: str | None = None) -> Path:
     """The whole site: every placed part outlined and labelled, alerts as numbered markers.
     Labels are placed so that none overlaps another label, a marker or the image's edge
     (:func:`place_labels`), with a leader line when a label sits away from its part.
@@ -217,8 +217,10 @@ def overview_figure(path: Path, panel: Panel, parts: Sequence[tuple[str, Sequenc
     _frame(ax, panel)
     halo = [pe.withStroke(linewidth=2.5, foreground="white")]
     boxes = [(rings, _bbox(rings)) for _n, rings in parts if rings]
+    boxes = [(rings, box) for (name, rings), (_r, box) in
+             zip([p for p in parts if p[1]], boxes, strict=True) if name]  # unnamed: no label
     texts = [ax.text(0, 0, _plain(name), fontsize=6.5, ha="left", va="bottom", color="black",
-                     path_effects=halo, zorder=6) for name, rings in parts if rings]
+                     path_effects=halo, zorder=6) for name, rings in parts if rings and name]
     renderer = fig.canvas.get_renderer()
     inv = ax.transData.inverted()
     sizes = []
@@ -234,8 +236,9 @@ def overview_figure(path: Path, panel: Panel, parts: Sequence[tuple[str, Sequenc
             ax.plot([lead[0], lead[2]], [lead[1], lead[3]], color="white", linewidth=0.8,
                     path_effects=[pe.withStroke(linewidth=1.8, foreground="black")],
                     zorder=5)
-    _legend(fig, with_changes=False, with_markers=True, with_unobserved=panel.masked,
-            above_caption=bool(caption))
+    _legend(fig, with_changes=False, with_markers=bool(markers),
+            with_unobserved=panel.masked, above_caption=bool(caption),
+            outline_label=outline_label if parts else "")
     _caption(fig, caption, 8)
     return _save(fig, path)
 

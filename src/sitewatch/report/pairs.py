@@ -32,7 +32,7 @@ import numpy as np
 from sitewatch.errors import BriefError, SceneError, SiteError, SitewatchError
 from sitewatch.imagery.grid import GridImage, SiteGrid, load_scene
 from sitewatch.imagery.scenes import Scene
-from sitewatch.imagery.sensors import rgb_bands
+from sitewatch.imagery.sensors import composite_words, rgb_bands
 from sitewatch.report.figures import Panel, pair_figure
 from sitewatch.report.findings import part_label
 from sitewatch.report.quicklook import credit, limits, stretch, true_colour, unobserved
@@ -334,6 +334,9 @@ def pair_caption(label: str, objects: ChangeObjects, before: Scene, after: Scene
         text += f"; drawn at 1/{downsample} resolution: objects and areas counted on its {size}"
     if change == "computed":
         text += "; objects detected for this pair with the run's detector"
+    shown = composite_words(rgb_bands(after.band_names))
+    if shown:
+        text += f"; {shown}"
     if hatched:
         text += "; hatched: not observed"
     return text
