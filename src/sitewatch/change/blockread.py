@@ -259,51 +259,63 @@ class RowChunk:
         return sum(r.nbytes + (0 if m is None else m.nbytes) for r, m in self.parts)
 
 
-def aligned_to_blocks(rows: int, block_rows: Sequence[int]) -> bool:
-    """Whether strips of ``rows`` start on a block boundary of every file."""
-    return all(rows % b == 0 for b in block_rows)
+def chunk_bounds(height: int, strip_rows: int, block_rows: Sequence[int]
+                 ) -> list[tuple[int, int]]:
+    """Row ranges to read a file set in: about ``strip_rows`` each, starting on a block
+    boundary of every file (the least common multiple of their block heights), so that no
+    block is decoded twice.  Files with blocks taller than two strips are read in strips
+    of ``strip_rows`` (their blocks on a seam are then decoded twice)."""
+    step = math.lcm(*block_rows) if block_rows else 1
+    if step > 2 * strip_rows:
+        step = strip_rows
+    else:
+        step *= max(1, round(strip_rows / step))
+    return [(r, min(r + step, height)) for r in range(0, height, step)]
 
 
 class StripFeed:
-    """Windows of one scene for a pass over strips of rows, in order.
+    """Windows of one scene for a pass over strips of windows, in order.
 
-    ``bounds`` are the strips' (first row, end row).  :meth:`ready` (called with each strip
-    before its windows are loaded) makes sure that chunk ``k`` and its neighbours are in
-    memory (the context halo of a window reaches ``ctx`` rows into them), keeps only the
-    last ``ctx`` rows of chunk ``k - 1``, drops older ones and starts reading chunk
-    ``k + 2`` through ``submit`` (a thread pool), so decoding overlaps the computing.  Each
-    row of every file is read once.  :meth:`window` may be called from several threads.
+    ``bounds`` are the strips' (first row, end row).  The scene is read in block-aligned
+    chunks of rows, full width (:func:`chunk_bounds`), each once.  :meth:`ready` (called
+    with each strip before its windows are loaded) makes sure that the chunks covering the
+    strip and its context halo of ``ctx`` rows are in memory, drops the rows no later strip
+    needs, and starts reading the next chunk through ``submit`` (a thread pool), so that
+    decoding overlaps computing.  :meth:`window` may be called from several threads.
     """
 
     def __init__(self, reader: SceneReader, bounds: Sequence[tuple[int, int]], ctx: int,
                  submit: Callable[..., Future[RowChunk]]) -> None:
-        if bounds and ctx > min(r1 - r0 for r0, r1 in bounds):
-            raise ValueError(f"context of {ctx} rows is taller than a strip")
         self.reader, self.bounds, self.ctx = reader, list(bounds), ctx
+        tallest = max((r1 - r0 for r0, r1 in bounds), default=1)
+        self.chunks = chunk_bounds(reader.grid.height, tallest, reader.block_rows)
         self._submit = submit
         self._pending: dict[int, Future[RowChunk]] = {}
-        self._chunks: dict[int, RowChunk] = {}
+        self._loaded: dict[int, RowChunk] = {}
         self._current: list[RowChunk] = []
 
-    def _want(self, k: int) -> None:
-        if 0 <= k < len(self.bounds) and k not in self._chunks and k not in self._pending:
-            self._pending[k] = self._submit(self.reader.read_rows, *self.bounds[k])
+    def _want(self, j: int) -> None:
+        if 0 <= j < len(self.chunks) and j not in self._loaded and j not in self._pending:
+            self._pending[j] = self._submit(self.reader.read_rows, *self.chunks[j])
 
     def ready(self, k: int) -> None:
-        """Strip ``k``'s rows and halo are in memory; chunk ``k + 2`` is on its way."""
-        for j in (k, k + 1):
+        """Strip ``k``'s rows and halo are in memory; the chunk after them is on its way."""
+        r0, r1 = self.bounds[k]
+        lo, hi = max(0, r0 - self.ctx), min(self.reader.grid.height, r1 + self.ctx)
+        need = [j for j, (a, b) in enumerate(self.chunks) if a < hi and b > lo]
+        for j in need:
             self._want(j)
-        for j in (k, k + 1):
+        for j in need:
             if j in self._pending:
-                self._chunks[j] = self._pending.pop(j).result()
-        for j in list(self._chunks):
-            if j < k - 1:
-                del self._chunks[j]
-        prev = self._chunks.get(k - 1)
-        if prev is not None and prev.r1 - prev.r0 > self.ctx:
-            self._chunks[k - 1] = prev.tail(self.ctx)
-        self._want(k + 2)
-        self._current = [self._chunks[j] for j in (k - 1, k, k + 1) if j in self._chunks]
+                self._loaded[j] = self._pending.pop(j).result()
+        for j in list(self._loaded):
+            if j < need[0]:
+                del self._loaded[j]  # no later strip reaches above ``lo``
+        first = self._loaded[need[0]]
+        if first.r1 - lo < (first.r1 - first.r0) // 2:
+            self._loaded[need[0]] = first.tail(first.r1 - lo)
+        self._want(need[-1] + 1)
+        self._current = [self._loaded[j] for j in need]
 
     def window(self, win: Window) -> GridImage:
         return self.reader.assemble(self._current, win)
@@ -318,12 +330,12 @@ class StripFeed:
                 with contextlib.suppress(Exception):
                     fut.result()
         self._pending.clear()
-        self._chunks.clear()
+        self._loaded.clear()
         self._current = []
 
     @property
     def nbytes(self) -> int:
-        return sum(c.nbytes for c in self._chunks.values())
+        return sum(c.nbytes for c in self._loaded.values())
 
 
-__all__ = ["Handles", "RowChunk", "SceneReader", "StripFeed", "aligned_to_blocks"]
+__all__ = ["Handles", "RowChunk", "SceneReader", "StripFeed", "chunk_bounds"]

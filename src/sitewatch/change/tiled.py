@@ -67,9 +67,10 @@ OUTPUTS = ("change.tif", "score.tif", "changes.geojson", "summary.json")
 Progress = Callable[[str, int, int], None]
 
 
-def open_input(path: str | Path, *, sensor: str | None = None) -> Scene:
+def open_input(path: str | Path, *, sensor: str | None = None, decode: bool = True) -> Scene:
     """One scene from a path as the catalogue accepts it (a file, or a folder holding one
-    scene such as an OSCD ``imgs_1``); an undated input is fine here."""
+    scene such as an OSCD ``imgs_1``); an undated input is fine here.  ``decode=False``: no
+    decode of every block now (see :func:`~sitewatch.imagery.scenes.read_scene`)."""
     p = Path(path)
     if not p.exists():
         raise SceneError(f"{p}: no such file or folder")
@@ -79,7 +80,7 @@ def open_input(path: str | Path, *, sensor: str | None = None) -> Scene:
     if len(sources) > 1:
         keys = ", ".join(Path(s.key).name for s in sources[:5])
         raise SceneError(f"{p}: holds {len(sources)} scenes ({keys}...); give one scene")
-    return read_scene(sources[0], time=_NO_TIME, sensor=sensor)
+    return read_scene(sources[0], time=_NO_TIME, sensor=sensor, decode=decode)
 
 
 def scene_grid(scene: Scene) -> SiteGrid:
@@ -332,8 +333,11 @@ def detect_scenes(
     t0 = _time.perf_counter()
     tick = progress or (lambda *_: None)
     notes: list[str] = []
-    sb = before if isinstance(before, Scene) else open_input(before)
-    sa = after if isinstance(after, Scene) else open_input(after)
+    # No decode of every block when opening: the pass over every window decodes each block
+    # once anyway, and a block that fails then fails the run with a SceneError naming the
+    # file (and leaves no outputs).  On a whole tile that saves a second full decode.
+    sb = before if isinstance(before, Scene) else open_input(before, decode=False)
+    sa = after if isinstance(after, Scene) else open_input(after, decode=False)
     kind, note = sensor_kind(sb, sensor)
     if note:
         notes.append(note)
@@ -538,10 +542,9 @@ def _changes(loader: PairLoader, det: Detector, fitted: dict[str, Any],
     ctx = max(halo, 4) if grid.crs is not None else 0
     groups = _strip_groups(all_w)
     bounds = [(int(g[0].row_off), int(g[0].row_off + g[0].height)) for g in groups]
-    tall_enough = bool(bounds) and ctx <= min(r1 - r0 for r0, r1 in bounds)
     feeds: list[StripFeed | None] = []
     for i, reader in enumerate(loader.readers):
-        usable = reader is not None and tall_enough and (i == 0 or loader.shift is None)
+        usable = reader is not None and (i == 0 or loader.shift is None)
         feed = StripFeed(reader, bounds, ctx, pool.submit) if usable and reader else None
         if feed is not None:
             res.callback(feed.close)
