@@ -261,15 +261,22 @@ class RowChunk:
 
 def chunk_bounds(height: int, strip_rows: int, block_rows: Sequence[int]
                  ) -> list[tuple[int, int]]:
-    """Row ranges to read a file set in: about ``strip_rows`` each, starting on a block
-    boundary of every file (the least common multiple of their block heights), so that no
-    block is decoded twice.  Files with blocks taller than two strips are read in strips
-    of ``strip_rows`` (their blocks on a seam are then decoded twice)."""
+    """Row ranges to read a file set in: about half a strip of ``strip_rows`` each (the halo
+    below a strip then holds half a strip's rows in memory, not a whole one), starting on a
+    block boundary of every file (the least common multiple of their block heights), so
+    that no block is decoded twice.  Files with blocks taller than two strips are read in
+    strips of ``strip_rows`` (their blocks on a seam are then decoded twice).
+
+    >>> chunk_bounds(2000, 1024, [512, 1])
+    [(0, 512), (512, 1024), (1024, 1536), (1536, 2000)]
+    >>> chunk_bounds(2000, 1024, [1024])[:2], chunk_bounds(2000, 128, [2000])[:2]
+    ([(0, 1024), (1024, 2000)], [(0, 128), (128, 256)])
+    """
     step = math.lcm(*block_rows) if block_rows else 1
     if step > 2 * strip_rows:
         step = strip_rows
     else:
-        step *= max(1, round(strip_rows / step))
+        step *= max(1, round(strip_rows / 2 / step))
     return [(r, min(r + step, height)) for r in range(0, height, step)]
 
 
@@ -280,8 +287,9 @@ class StripFeed:
     chunks of rows, full width (:func:`chunk_bounds`), each once.  :meth:`ready` (called
     with each strip before its windows are loaded) makes sure that the chunks covering the
     strip and its context halo of ``ctx`` rows are in memory, drops the rows no later strip
-    needs, and starts reading the next chunk through ``submit`` (a thread pool), so that
-    decoding overlaps computing.  :meth:`window` may be called from several threads.
+    needs, and starts reading the chunks of the next strip through ``submit`` (a thread
+    pool), so that decoding overlaps computing.  :meth:`window` may be called from several
+    threads.
     """
 
     def __init__(self, reader: SceneReader, bounds: Sequence[tuple[int, int]], ctx: int,
@@ -298,11 +306,15 @@ class StripFeed:
         if 0 <= j < len(self.chunks) and j not in self._loaded and j not in self._pending:
             self._pending[j] = self._submit(self.reader.read_rows, *self.chunks[j])
 
-    def ready(self, k: int) -> None:
-        """Strip ``k``'s rows and halo are in memory; the chunk after them is on its way."""
+    def _needed(self, k: int) -> tuple[int, list[int]]:
+        """The first row strip ``k`` reaches (with its halo) and the chunks holding it."""
         r0, r1 = self.bounds[k]
         lo, hi = max(0, r0 - self.ctx), min(self.reader.grid.height, r1 + self.ctx)
-        need = [j for j, (a, b) in enumerate(self.chunks) if a < hi and b > lo]
+        return lo, [j for j, (a, b) in enumerate(self.chunks) if a < hi and b > lo]
+
+    def ready(self, k: int) -> None:
+        """Strip ``k``'s rows and halo are in memory; strip ``k + 1``'s are on their way."""
+        lo, need = self._needed(k)
         for j in need:
             self._want(j)
         for j in need:
@@ -314,7 +326,9 @@ class StripFeed:
         first = self._loaded[need[0]]
         if first.r1 - lo < (first.r1 - first.r0) // 2:
             self._loaded[need[0]] = first.tail(first.r1 - lo)
-        self._want(need[-1] + 1)
+        if k + 1 < len(self.bounds):
+            for j in self._needed(k + 1)[1]:
+                self._want(j)
         self._current = [self._loaded[j] for j in need]
 
     def window(self, win: Window) -> GridImage:

@@ -304,6 +304,22 @@ def _profile(grid: SiteGrid, dtype: str, nodata: float, block: int) -> dict[str,
     return prof
 
 
+def _open_pair(before: Scene | str | Path, after: Scene | str | Path) -> tuple[Scene, Scene]:
+    """Both inputs opened side by side (most of the time goes to the checksum of the files,
+    which releases the GIL); an error of BEFORE is raised first.
+
+    No decode of every block when opening: the pass over every window decodes each block
+    once anyway, and a block that fails then fails the run with a SceneError naming the file
+    (and leaves no outputs).  On a whole tile that saves a second full decode."""
+
+    def one(p: Scene | str | Path) -> Scene:
+        return p if isinstance(p, Scene) else open_input(p, decode=False)
+
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        fb, fa = ex.submit(one, before), ex.submit(one, after)
+        return fb.result(), fa.result()
+
+
 def detect_scenes(
     before: Scene | str | Path,
     after: Scene | str | Path,
@@ -333,11 +349,7 @@ def detect_scenes(
     t0 = _time.perf_counter()
     tick = progress or (lambda *_: None)
     notes: list[str] = []
-    # No decode of every block when opening: the pass over every window decodes each block
-    # once anyway, and a block that fails then fails the run with a SceneError naming the
-    # file (and leaves no outputs).  On a whole tile that saves a second full decode.
-    sb = before if isinstance(before, Scene) else open_input(before, decode=False)
-    sa = after if isinstance(after, Scene) else open_input(after, decode=False)
+    sb, sa = _open_pair(before, after)
     kind, note = sensor_kind(sb, sensor)
     if note:
         notes.append(note)
@@ -490,7 +502,7 @@ def detect_scenes(
 
 
 #: GDAL's block cache while a pair is detected, MB (enough for a few rows of blocks).
-GDAL_CACHE_MB = 128
+GDAL_CACHE_MB = 32
 #: Most threads decoding and scoring windows side by side (GDAL's decoders and numpy release
 #: the GIL); memory grows by a window's working set per thread.
 MAX_THREADS = 4
