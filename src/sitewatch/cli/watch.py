@@ -218,6 +218,11 @@ ALERT_COLUMNS = (Col("date"), Col("part"), Col("tier", 1), Col("status", 2), Col
                  Col("label", 5, text=True))
 
 
+#: An alert's kind in the table, short (the brief's words, as `sitewatch alert ID` shows).
+KIND_SHORT = {"departure": "unusual", "level_shift": "new level", "spike": "short-lived",
+              "unconfirmed": "unconfirmed"}
+
+
 def _alert_table(alerts: Sequence[StoredAlert], title: str, wide: bool = False,
                  labels: dict[str, str] | None = None) -> None:
     """One line per alert at 80 columns; ``wide``: the full id and the full text."""
@@ -230,7 +235,8 @@ def _alert_table(alerts: Sequence[StoredAlert], title: str, wide: bool = False,
         if not wide:  # its first sentence; the findings are in `sitewatch alert ID`
             what = what.split(". ")[0]
         rows.append((iso_day(a.time), a.part, styled(a.tier, TIER_STYLE.get(a.tier, "")),
-                     a.status, a.kind, a.id if wide else short[a.id], what,
+                     a.status, KIND_SHORT.get(a.kind, a.kind), a.id if wide else short[a.id],
+                     what,
                      (labels or {}).get(a.part, "")))
     print_table(ALERT_COLUMNS, rows, title=title, wide=wide)
 
