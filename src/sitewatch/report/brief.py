@@ -353,8 +353,8 @@ def _alert_rows(site: Site, alerts: list[StoredAlert], figure_of: dict[str, int]
                 day_of: dict[str, str]) -> list[dict[str, Any]]:
     """The appendix's alert table: every alert of the period (dismissed ones too, with the
     analyst's reason), with its figure, measure, value on its own date (where its timeline
-    draws it; an event's largest value of a later date beside it) against the normal value,
-    and id."""
+    draws it; an event's strongest finding of another date beside it) against the normal
+    value, and id."""
     from sitewatch.watch.alerts import measure_words
     from sitewatch.watch.events import KIND_WORDS
     from sitewatch.watch.timeline import own_point
@@ -375,8 +375,12 @@ def _alert_rows(site: Site, alerts: list[StoredAlert], figure_of: dict[str, int]
                      "part": part_label(site, a.part), "tier": a.tier,
                      "kind": KIND_WORDS.get(rec.kind, rec.kind),
                      "confidence": f"{rec.confidence} ({rec.history} earlier dates)",
-                     "value": num(value) + (f" (event's largest {num(rec.value)} on "
-                                            f"{str(peak['time'])[:10]})" if peak else ""),
+                     "value": num(value) + (
+                         f" (the event's strongest finding: {num(rec.value)} on "
+                         f"{str(peak['time'])[:10]}"
+                         + (f", {_grid_words(str(peak['grid']))} grid"
+                            if peak.get("grid") and peak.get("grid") != rec.grid else "")
+                         + ")" if peak else ""),
                      "expected": num(rec.expected),
                      "z": f"{rec.z:.1f}" if math.isfinite(rec.z) else "-",
                      "measure": measure_words(measure, a.part).rstrip(", "), "status": status,
