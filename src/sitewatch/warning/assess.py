@@ -428,7 +428,7 @@ def _not_applicable_words(event: str, kind: str) -> str:
     one, many = _EVENT_NOUN[event]
     if kind == "facility":  # a catalogue site whose type was never said
         return (f"No {one} assessment: the site's type is not stated (change is watched "
-                f"only); `sitewatch site set SITE --type launch_site` makes sitewatch assess "
+                f"only); “sitewatch site set SITE --type launch_site” makes sitewatch assess "
                 f"{many}.")
     words = kind.replace("_", " ")
     article = "an" if words[:1] in "aeiou" else "a"
