@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -264,3 +266,32 @@ def test_a_corrupt_block_fails_the_run_naming_the_file_and_writes_nothing(tmp_pa
                       coregister=False)
     assert "\n" not in str(exc.value)
     assert not list((tmp_path / "out").glob("*.tif"))
+
+
+def test_reads_in_threads_leave_the_unraisable_hook_as_it_was():
+    """detect reads in a thread pool: A enters, B enters, A leaves, B leaves.  Each reader
+    used to restore the hook it found, so B put A's back and it stayed installed."""
+    from sitewatch.imagery.rasters import reading
+
+    original = sys.unraisablehook
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def a() -> None:
+        with reading("a.tif"):
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b() -> None:
+        a_in.wait(5)
+        with reading("b.tif"):
+            b_in.set()
+            a_out.wait(5)
+            assert sys.unraisablehook is not original  # still inside one reader
+
+    threads = [threading.Thread(target=f) for f in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sys.unraisablehook is original

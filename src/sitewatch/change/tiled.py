@@ -8,7 +8,19 @@ BEFORE, masks what either date cannot see, and then works in two passes:
 2. every window (with the detector's context halo) is loaded, normalised, scored,
    thresholded and cleaned, and written straight into ``change.tif`` and ``score.tif``.
 
-Memory therefore depends on the window size and the sample, never on the scene size.
+Memory therefore depends on the window size, the sample and the width of a strip of
+windows, never on the number of rows.
+
+Pass 2 reads each file of a scene that lies on the grid's own pixels in full-width chunks of
+rows aligned to its blocks, every block decoded once for all the bands the file holds
+(:mod:`sitewatch.change.blockread`), and cuts the windows with their halo out of them; the
+windows of a strip are scored in a small thread pool while the next strip's rows are
+decoded (GDAL's decoders and numpy release the GIL).  A date that must be warped (another
+grid, or a co-registration shift to undo) is loaded per window by ``load_scene``.  The
+statistics of pass 1 come from the sample in memory, so IR-MAD's iterations (at most
+``max_iter``, 30) run on the sample and add no pass over the scene: each input block is
+decoded once in pass 2, plus the sample and co-registration windows in pass 1.
+
 Change polygons are traced strip by strip and the pieces of an object cut by a strip seam
 are joined again.  Outputs are written under temporary names and renamed at the end, so an
 interrupted run leaves no half-written results behind.
