@@ -440,8 +440,9 @@ def report(res: dict[str, Any]) -> str:
         f"{m['rasterio']}, GDAL {m['gdal']}.  ",
         f"Code: {res['code']}.",
         "",
-        f"Input: synthetic Sentinel-2-like pairs, 4 bands (B02, B03, B04, B08) at 10 m, one "
-        f"uint16 GeoTIFF per band (512 x 512 tiles, deflate), read from `{res['cache']}`. "
+        f"Input: synthetic Sentinel-2-like pairs, 4 bands (B02, B03, B04, B08) at 10 m, uint16, "
+        f"one GeoTIFF per band (512 x 512 tiles, deflate) and, with `--layouts`, the same "
+        f"pixels stored as the layouts below, read from `{res['cache']}`. "
         f"`detect_scenes(window={res['window']}, sample_pixels={res['sample_pixels']:,})` with "
         "every default otherwise (co-registration on, spectral cloud test on, the method's own "
         "normalisation and threshold). One fresh child process per run; *detect s* is the "
