@@ -759,6 +759,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="processes writing the scenes")
     ap.add_argument("--workdir", default=None, help="where to write (default: a new temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the scenes and the database")
+    ap.add_argument("--reuse-scenes", action="store_true",
+                    help="when --workdir already holds this plan's scenes (from a --keep run "
+                         "with the same --scenes/--size/--parts/--seed), use them instead of "
+                         "writing them again")
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                     help="profile the incremental run (on a copy of the database)")
     ap.add_argument("--out", default=str(REPO / "docs" / "bench_watch_speed.md"))
@@ -827,20 +831,29 @@ def main(argv: list[str] | None = None) -> int:
         info["clouds"] = {"clear": sum(p["cover"] == 0 for p in plan[:-1]),
                           "partly": sum(0 < p["cover"] < 0.5 for p in plan[:-1]),
                           "heavy": sum(p["cover"] >= 0.5 for p in plan[:-1])}
-        for d in (hist, new):
-            shutil.rmtree(d, ignore_errors=True)
-            d.mkdir(parents=True)
         for f in work.glob("sw*.db*"):
             f.unlink()
-        log(f"writing {a.scenes} + 1 scenes of {a.size} x {a.size} px to {work}")
-        t0 = time.perf_counter()
-        jobs = [(k, lay, plan[k], a.scenes, a.seed, str(hist if k < a.scenes else new))
-                for k in range(a.scenes + 1)]
-        with ProcessPoolExecutor(a.jobs, mp_context=mp.get_context("spawn")) as ex:
-            for i, _ in enumerate(ex.map(write_scene, jobs, chunksize=4)):
-                if (i + 1) % 10 == 0:
-                    log(f"  {i + 1} scenes written")
-        info["write_s"] = time.perf_counter() - t0
+        stamp = work / "scenes.json"
+        want = json.dumps({"scenes": a.scenes, "size": a.size, "parts": a.parts,
+                           "seed": a.seed, "times": info["times"]})
+        if a.reuse_scenes and stamp.exists() and stamp.read_text() == want:
+            log(f"reusing the {a.scenes} + 1 scenes already in {work}")
+            info["write_s"] = math.nan
+        else:
+            stamp.unlink(missing_ok=True)
+            for d in (hist, new):
+                shutil.rmtree(d, ignore_errors=True)
+                d.mkdir(parents=True)
+            log(f"writing {a.scenes} + 1 scenes of {a.size} x {a.size} px to {work}")
+            t0 = time.perf_counter()
+            jobs = [(k, lay, plan[k], a.scenes, a.seed, str(hist if k < a.scenes else new))
+                    for k in range(a.scenes + 1)]
+            with ProcessPoolExecutor(a.jobs, mp_context=mp.get_context("spawn")) as ex:
+                for i, _ in enumerate(ex.map(write_scene, jobs, chunksize=4)):
+                    if (i + 1) % 10 == 0:
+                        log(f"  {i + 1} scenes written")
+            info["write_s"] = time.perf_counter() - t0
+            stamp.write_text(want)
         info["scene_mib"] = np.mean([f.stat().st_size for f in hist.glob("*.tif")]) / 2**20
         log(f"scenes written in {info['write_s']:.0f} s ({info['scene_mib']:.0f} MiB each)")
 

@@ -186,7 +186,7 @@ def test_a_version_5_catalogue_with_alerts_is_migrated(tmp_path):
         {"alert_events", "alert_sinks", "alert_deliveries"})
     con.close()
     with Store.open_path(db) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 8
+        assert s.schema_version() == SCHEMA_VERSION == 9
         assert [x.to_dict() for x in s.alerts("testsite")] == before  # kept as they were
         # Alerts of version 5 were sent when stored: nothing to deliver again...
         assert s.alert_events("testsite") == []

@@ -107,9 +107,9 @@ def _downgrade_to_v6(db) -> None:
         d = json.loads(rec)
         d.pop("part_version")
         con.execute("UPDATE alerts SET record = ? WHERE id = ?", (json.dumps(d), aid))
-    # Part versions are the latest migration: the version before it is the one to test.
-    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                (str(SCHEMA_VERSION - 1),))
+    # Part versions are migration 7 -> 8: version 7 is the one to test (later migrations
+    # only add tables).
+    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", ("7",))
     con.commit()
     con.close()
 

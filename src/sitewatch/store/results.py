@@ -27,6 +27,7 @@ from sitewatch.store.schema import (
     processed_table,
     registrations_table,
     runs_table,
+    scoring_state_table,
 )
 from sitewatch.times import iso, parse_time
 from sitewatch.watch.alerts import Alert
@@ -174,6 +175,36 @@ class ResultStore(StoreBase):
             rows = [r for r in rows if r["part_version"] == current.get(r["part"], 0)]
         return [decoded("observations", f"{r['scene_id']} {r['part']}", _observation_of, r)
                 for r in rows]
+
+    def scoring_state(self, site_id: str, params_hash: str) -> dict[str, Any] | None:
+        """Where alert scoring of a site with these parameters stopped (the JSON
+        :func:`sitewatch.watch.pipeline.score_alerts` keeps), or None."""
+        t = scoring_state_table
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(t.c.state).where(
+                (t.c.site_id == site_id) & (t.c.params_hash == params_hash))).first()
+        if row is None:
+            return None
+        try:
+            got = json.loads(row[0])
+        except ValueError:
+            return None  # a cache: unreadable means scoring starts again
+        return got if isinstance(got, dict) else None
+
+    def put_scoring_state(self, site_id: str, params_hash: str, state: Mapping[str, Any]
+                          ) -> None:
+        """Keep where alert scoring stopped (replacing what was kept)."""
+        t = scoring_state_table
+        key = (t.c.site_id == site_id) & (t.c.params_hash == params_hash)
+        values = {"state": json.dumps(state, sort_keys=True), "updated_at": _now()}
+        try:
+            with self.engine.begin() as c:
+                if not c.execute(t.update().where(key).values(**values)).rowcount:
+                    c.execute(t.insert().values(site_id=site_id, params_hash=params_hash,
+                                                **values))
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"the scoring state of site {site_id!r} could not be stored "
+                             f"({exc.orig})") from None
 
     # ------------------------------------------------------------------ runs
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 metadata = sa.MetaData()
 
@@ -311,6 +311,20 @@ stac_items_table = sa.Table(
 )
 
 
+#: Version 9: where alert scoring stopped, per site and parameter set (JSON: each part's
+#: series state, :class:`sitewatch.watch.events.SeriesState`, and a digest of what the
+#: scoring read), so that a run scores only new dates and a run with nothing new scores
+#: nothing.  A cache: deleting a row only makes the next run score every date again.
+scoring_state_table = sa.Table(
+    "scoring_state",
+    metadata,
+    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("params_hash", sa.String(16), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+)
+
+
 def _v1_to_v2(conn: sa.Connection) -> None:
     """Version 2 records every co-registration shift with its scene."""
     registrations_table.create(conn)
@@ -417,11 +431,16 @@ def _parts_versions(conn: sa.Connection) -> None:
     backfill_versions(conn)
 
 
+def _v8_to_v9(conn: sa.Connection) -> None:
+    """Version 9 keeps where alert scoring stopped (``scoring_state``)."""
+    scoring_state_table.create(conn, checkfirst=True)
+
+
 #: Migrations from version N to N+1, keyed by N.  Each runs inside the opening transaction.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3,
                                                           3: _v3_to_v4, 4: _v4_to_v5,
                                                           5: _v5_to_v6, 6: _v6_to_v7,
-                                                          7: _parts_versions}
+                                                          7: _parts_versions, 8: _v8_to_v9}
 
 
 def stored_version(conn: sa.Connection) -> int:
@@ -470,5 +489,5 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "alert_deliveries_table", "alert_even
            "alert_sinks_table", "alerts_table", "evidence_table", "grids_table",
            "meta_table", "metadata", "migrate", "notes_table", "observations_table",
            "part_versions_table",
-           "processed_table", "registrations_table", "reports_table", "runs_table", "scenes_table",
+           "processed_table", "registrations_table", "reports_table", "runs_table", "scenes_table", "scoring_state_table",
            "sites_table", "sources_table", "stac_items_table", "stored_version"]
