@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from sitewatch.cli.main import cli
 from sitewatch.report.brief import write_brief
-from sitewatch.store import SCHEMA_VERSION, Store
+from sitewatch.store import Store
 from sitewatch.watch.pipeline import run_site
 from sitewatch.watch.zonal import REST
 from test_pipeline import PARAMS, catalogue

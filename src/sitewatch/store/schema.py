@@ -489,5 +489,6 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "alert_deliveries_table", "alert_even
            "alert_sinks_table", "alerts_table", "evidence_table", "grids_table",
            "meta_table", "metadata", "migrate", "notes_table", "observations_table",
            "part_versions_table",
-           "processed_table", "registrations_table", "reports_table", "runs_table", "scenes_table", "scoring_state_table",
+           "processed_table", "registrations_table", "reports_table", "runs_table", "scenes_table",
+           "scoring_state_table",
            "sites_table", "sources_table", "stac_items_table", "stored_version"]

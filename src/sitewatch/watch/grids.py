@@ -47,6 +47,7 @@ from sitewatch.imagery.sentinel1 import orbit_key
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
 from sitewatch.store.parts import layout_key
+from sitewatch.watch.imagecache import ImageCache
 from sitewatch.watch.params import PipelineError, RunParams, RunReport
 from sitewatch.watch.records import (
     Chain,
@@ -58,7 +59,7 @@ from sitewatch.watch.records import (
     measures_of,
 )
 from sitewatch.watch.sarseries import OMNIBUS_ALPHA, OMNIBUS_DATES, omnibus_observations
-from sitewatch.watch.zonal import REST, part_changes
+from sitewatch.watch.zonal import REST, ZoneIndex, part_changes
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,8 @@ class GridRun:
 
     def __init__(self, store: Store, site: Site, key: str, scenes: list[Scene],
                  params: RunParams, products: Path | None = None, *,
-                 grid: SiteGrid | None = None, bands: tuple[str, ...] | None = None):
+                 grid: SiteGrid | None = None, bands: tuple[str, ...] | None = None,
+                 cache: Path | None = None):
         self.store, self.site, self.key, self.scenes, self.params = store, site, key, scenes, params
         self.products = products
         self.kind = key.split("-", 1)[0]
@@ -221,6 +223,8 @@ class GridRun:
         for m in self.masks.values():
             rest &= ~m
         self.zones = {**self.masks, REST: rest}  # what part_changes reports on
+        #: The zones as pixel indices, worked out once for every date of the grid.
+        self.zone_index = ZoneIndex(self.masks, self.inside)
         #: Each zone's geometry version, stored with its observations; the layout key
         #: (parts and versions) is part of every result's chain, so a part moved since a
         #: scene was scored makes the scene scored again.
@@ -233,6 +237,9 @@ class GridRun:
         self.ref_band: np.ndarray | None = None
         #: Scenes found unreadable in this run, with why: failed, and left out of every chain.
         self.unreadable: dict[str, str] = {}
+        #: The composite's members kept on disk between runs (None: no cache folder).
+        self.disk = (ImageCache(cache, site.id, params.hash, key, self.grid, self.fingerprint,
+                                tuple(self.bands)) if cache is not None else None)
 
     def read(self, sc: Scene, bands: Sequence[str], shift: Shift | None = None) -> GridImage:
         """``sc`` on the grid; whatever stops its pixels being read (sitewatch's errors,
@@ -329,16 +336,44 @@ class GridRun:
         """A usable scene, loaded again with its recorded shift (cached); :class:`_Unreadable`
         when its pixels cannot be read any more."""
         if scene_id not in self.cache:
-            sc = next(s for s in self.scenes if s.id == scene_id)
-            shift = None
-            for r in self.store.registrations(self.site.id, self.key, scene_id=scene_id):
-                if r.reference_id == self.ref_id:
-                    shift = r.applied_shift
-            try:
-                self.cache[scene_id] = self.load(sc, shift)
-            except UnreadableScene as exc:
-                raise _Unreadable(sc.id, str(exc)) from None
+            sc = self.scene(scene_id)
+            shift = self.recorded_shift(scene_id)
+            img = self.disk.get(sc, shift) if self.disk is not None else None
+            if img is None:
+                try:
+                    img = self.load(sc, shift)
+                except UnreadableScene as exc:
+                    raise _Unreadable(sc.id, str(exc)) from None
+            self.cache[scene_id] = img
         return self.cache[scene_id]
+
+    def scene(self, scene_id: str) -> Scene:
+        return next(s for s in self.scenes if s.id == scene_id)
+
+    def recorded_shift(self, scene_id: str) -> Shift | None:
+        """The shift undone when the usable scene was loaded (its registration to the
+        grid's reference), None when none was."""
+        shift = None
+        for r in self.store.registrations(self.site.id, self.key, scene_id=scene_id):
+            if r.reference_id == self.ref_id:
+                shift = r.applied_shift
+        return shift
+
+    def keep_on_disk(self, ids: Sequence[str]) -> None:
+        """Keep the images of ``ids`` (the next date's composite members) in the disk cache,
+        and only those of the grid."""
+        if self.disk is None:
+            return
+        wanted = []
+        for i in ids:
+            sc = self.scene(i)
+            img = self.cache.get(i)
+            if img is not None:
+                self.disk.put(sc, img)
+                wanted.append((sc, img.shift))
+            else:
+                wanted.append((sc, self.recorded_shift(i)))
+        self.disk.keep(wanted)
 
     def keep_only(self, ids: Iterable[str]) -> None:
         keep = set(ids)
@@ -369,9 +404,11 @@ def _obs(g: GridRun, sc: Scene, part: str, reference: str, reference_id: str | N
 
 def _not_observed(g: GridRun, sc: Scene, img: GridImage | None) -> list[Observation]:
     rows = []
-    for name, m in g.zones.items():
-        n = int(m.sum())
-        frac = float(img.valid[m].mean()) if (img is not None and n) else 0.0
+    valid = img.valid.ravel() if img is not None else None
+    for name in g.zones:
+        px = g.zone_index.pixels[name]
+        n = int(px.size)
+        frac = float(valid[px].mean()) if (valid is not None and n) else 0.0
         rows.append(_obs(g, sc, name, "none", None, frac, math.nan,
                          {"pixels": n, "observed_fraction": frac}))
     return rows
@@ -383,7 +420,7 @@ def _observations(g: GridRun, sc: Scene, before: np.ndarray, after: GridImage, r
     ch = detect_arrays(before, after.data, g.bands, g.method, sensor=g.kind,
                        params=g.method_params or None, threshold=watch_threshold(g.method))
     stats = part_changes(ch, g.masks, g.pixel_area, site_mask=g.inside, before=before,
-                         after=after.data, bands=g.bands)
+                         after=after.data, bands=g.bands, zones=g.zone_index)
     rows = [_obs(g, sc, name, reference, reference_id, pc.observed_fraction,
                  pc.changed_fraction, measures_of(pc.to_dict())) for name, pc in stats.items()]
     written = None
@@ -405,8 +442,11 @@ def _observations(g: GridRun, sc: Scene, before: np.ndarray, after: GridImage, r
 def _composite(images: Sequence[GridImage]) -> np.ndarray:
     """Per-pixel median of the images (clear-sky: masked pixels are NaN and skipped).
 
-    Sorting the few members puts NaN last; the median is then read at the middle of each
-    pixel's valid values (about twice as fast as ``np.nanmedian`` on a 2000 x 2000 site).
+    Band by band, the members' values are put in order by a sorting network of elementwise
+    minima and maxima (NaN taken as +inf, so it sorts last); the median is then read at the
+    middle of each pixel's ``k`` valid values.  The same values as sorting each pixel's
+    members (what this did before, and ``np.nanmedian``), several times faster and without
+    a members-last copy of the stack.
 
     >>> a = np.array([[[1.0, np.nan]]], np.float32)
     >>> b = np.array([[[3.0, np.nan]]], np.float32)
@@ -416,16 +456,39 @@ def _composite(images: Sequence[GridImage]) -> np.ndarray:
     [[[2.0, nan]]]
     """
     first = images[0].data
+    m = len(images)
     out = np.empty(first.shape, np.float32)
-    for b in range(first.shape[0]):  # band by band: the stack is one band of each member
-        stack = np.stack([im.data[b] for im in images], axis=-1)  # members last: contiguous
-        stack.sort(axis=-1)
-        k = np.isfinite(stack).sum(axis=-1)
-        lo = np.take_along_axis(stack, np.maximum((k - 1) // 2, 0)[..., None], axis=-1)[..., 0]
-        hi = np.take_along_axis(stack, np.maximum(k // 2, 0)[..., None], axis=-1)[..., 0]
+    inf = np.float32(np.inf)
+    for b in range(first.shape[0]):
+        vals = []
+        k = np.zeros(first.shape[1:], np.int8 if m < 127 else np.int32)
+        for im in images:
+            x = np.array(im.data[b], dtype=np.float32)  # a copy: sorted in place below
+            k += np.isfinite(x)
+            x[np.isnan(x)] = inf
+            vals.append(x)
+        # Odd-even transposition network: m rounds of compare-exchange put every pixel's
+        # m values in ascending order (exact: min/max only move values).
+        for r in range(m):
+            for i in range(r % 2, m - 1, 2):
+                lo = np.minimum(vals[i], vals[i + 1])
+                np.maximum(vals[i], vals[i + 1], out=vals[i + 1])
+                vals[i] = lo
+        lo = _pick(vals, np.maximum((k - 1) // 2, 0))
+        hi = _pick(vals, np.maximum(k // 2, 0))
         out[b] = (lo + hi) * np.float32(0.5)
         out[b][k == 0] = np.nan
     return out
+
+
+def _pick(vals: Sequence[np.ndarray], idx: np.ndarray) -> np.ndarray:
+    """Per pixel, ``vals[idx]`` (``np.choose``, by ``np.where`` over the few indices that
+    occur: several times faster)."""
+    top = int(idx.max()) if idx.size else 0
+    sel = vals[top]
+    for j in range(top - 1, -1, -1):
+        sel = np.where(idx == j, vals[j], sel)
+    return sel
 
 
 def process_grid(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
@@ -438,7 +501,8 @@ def process_grid(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
     for _ in range(len(g.scenes) + 1):
         report.reused = reused0
         try:
-            _grid_pass(g, done, report, tick)
+            usable = _grid_pass(g, done, report, tick)
+            g.keep_on_disk(usable[-chain_length(g.params, g.kind):])
             break
         except _Unreadable as bad:
             log.warning("%s: %s; it is failed, and later dates are compared without it",
@@ -453,7 +517,8 @@ def process_grid(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
 
 
 def _grid_pass(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
-               tick: Callable[[str], None]) -> None:
+               tick: Callable[[str], None]) -> list[str]:
+    """One pass over the grid's scenes; returns the usable ones, in time order."""
     store, params = g.store, g.params
     ref = g.choose_reference(done)
     report.grids[g.key] = ref
@@ -486,6 +551,7 @@ def _grid_pass(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
         else:
             g.cache.pop(sc.id, None)
         tick(sc.id)
+    return usable
 
 
 def _process_scene(g: GridRun, sc: Scene, chain: Chain

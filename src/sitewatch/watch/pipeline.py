@@ -69,6 +69,7 @@ from sitewatch.watch.grids import (
     process_grid,
     run_memory,
 )
+from sitewatch.watch.imagecache import cache_folder
 from sitewatch.watch.params import PIPELINE_VERSION, PipelineError, Progress, RunParams, RunReport
 from sitewatch.watch.records import STATUSES, ProcessedScene, RunSummary, StoredAlert
 from sitewatch.watch.sinks import Sink, deliver_pending
@@ -271,7 +272,8 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
     for key in sorted(groups):
         grid, bands = plans[key]
         g = GridRun(store, site, key, groups[key], params,
-                  Path(products) if products is not None else None, grid=grid, bands=bands)
+                    Path(products) if products is not None else None, grid=grid, bands=bands,
+                    cache=cache_folder(store.url))
         process_grid(g, done, report, tick)
         del g
     tick_cb("alerts", 0, 1)
