@@ -370,6 +370,8 @@ STAGES = {  # stage -> functions of sitewatch.watch.grids / .pipeline, or Store 
     "zonal (part_changes)": ("grids", "part_changes"),
     "composite (median of 5)": ("grids", "_composite"),
     "not-observed rows": ("grids", "_not_observed"),
+    "image cache: read (composite members kept between runs)": ("cache", "get"),
+    "image cache: write": ("cache", "put"),
     "store: put_result (with the registration)": ("store", "put_result"),
     "store: registrations (read)": ("store", "registrations"),
     "score alerts (all series)": ("pipeline", "score_alerts"),
@@ -380,6 +382,10 @@ def _install_timers() -> dict[str, list[float]]:
     from sitewatch.store import Store
     from sitewatch.watch import grids, pipeline
 
+    try:
+        from sitewatch.watch.imagecache import ImageCache
+    except ImportError:  # a sitewatch from before the image cache
+        ImageCache = None
     acc: dict[str, list[float]] = {k: [0.0, 0] for k in STAGES}
 
     def wrap(fn, key):
@@ -393,8 +399,9 @@ def _install_timers() -> dict[str, list[float]]:
         return timed
 
     for key, (where, name) in STAGES.items():
-        owner = {"pipeline": pipeline, "grids": grids}.get(where, Store)
-        setattr(owner, name, wrap(getattr(owner, name), key))
+        owner = {"pipeline": pipeline, "grids": grids, "cache": ImageCache}.get(where, Store)
+        if owner is not None and hasattr(owner, name):
+            setattr(owner, name, wrap(getattr(owner, name), key))
     return acc
 
 
@@ -486,6 +493,9 @@ def step_run(db: str, method: str | None, profile: bool = False) -> dict[str, An
         st = pstats.Stats(prof, stream=buf)
         st.sort_stats("cumulative").print_stats(30)
         out["profile"] = _short_profile(buf.getvalue())
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(25)
+        out["profile_self"] = _short_profile(buf.getvalue())
     return out
 
 
@@ -693,6 +703,10 @@ def build_report(a: argparse.Namespace, cmd: str, info: dict[str, Any]) -> str:
                   f"run; {info['profile']['seconds']:.1f} s under the profiler. Top 30 by "
                   "cumulative time (`timed` and `process_scene` are this benchmark's timing "
                   "wrappers):", "", "```", text, "```"]
+        if info["profile"].get("self"):
+            own = re.sub(r"\S*/src/(sitewatch/)", r"\1", info["profile"]["self"])
+            lines += ["", "Top 25 by own time:", "", "```",
+                      own.replace(str(REPO) + "/", ""), "```"]
     if info.get("alerts"):
         lines += alert_section(info, n)
     return "\n".join(lines) + "\n"
@@ -887,7 +901,7 @@ def main(argv: list[str] | None = None) -> int:
             p = in_child(step_run, str(work / "sw_profile.db"),
                          None if meths[0] == WATCH_METHOD else meths[0], True)
             info["profile"] = {"method": p["method"], "seconds": p["seconds"],
-                               "text": p["profile"]}
+                               "text": p["profile"], "self": p.get("profile_self", "")}
             log(f"profiled the new-scene run: {p['seconds']:.1f} s under cProfile")
         info["runs"] = runs
         info["alerts"] = alerts

@@ -8,6 +8,7 @@ stored failed with the reason (and left out of the later dates' chains), and the
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -223,8 +224,6 @@ class GridRun:
         for m in self.masks.values():
             rest &= ~m
         self.zones = {**self.masks, REST: rest}  # what part_changes reports on
-        #: The zones as pixel indices, worked out once for every date of the grid.
-        self.zone_index = ZoneIndex(self.masks, self.inside)
         #: Each zone's geometry version, stored with its observations; the layout key
         #: (parts and versions) is part of every result's chain, so a part moved since a
         #: scene was scored makes the scene scored again.
@@ -240,6 +239,12 @@ class GridRun:
         #: The composite's members kept on disk between runs (None: no cache folder).
         self.disk = (ImageCache(cache, site.id, params.hash, key, self.grid, self.fingerprint,
                                 tuple(self.bands)) if cache is not None else None)
+
+    @functools.cached_property
+    def zone_index(self) -> ZoneIndex:
+        """The zones as pixel indices, worked out once for every date of the grid (and not
+        at all by a run with nothing to process)."""
+        return ZoneIndex(self.masks, self.inside)
 
     def read(self, sc: Scene, bands: Sequence[str], shift: Shift | None = None) -> GridImage:
         """``sc`` on the grid; whatever stops its pixels being read (sitewatch's errors,
