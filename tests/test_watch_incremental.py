@@ -40,8 +40,12 @@ def stored(store: Store) -> dict[str, list]:
 @pytest.fixture
 def counted(monkeypatch):
     """Counts scene loads (read + warp from the file) and series scorings."""
-    n = {"loads": 0, "scored": 0}
-    load, score = grids.GridRun.load, pipeline.score_series
+    n = {"loads": 0, "reads": 0, "scored": 0}
+    load, read, score = grids.GridRun.load, grids.GridRun.read, pipeline.score_series
+
+    def counting_read(self, sc, bands, shift=None):
+        n["reads"] += 1
+        return read(self, sc, bands, shift)
 
     def counting_load(self, sc, shift=None):
         n["loads"] += 1
@@ -52,6 +56,7 @@ def counted(monkeypatch):
         return score(*a, **kw)
 
     monkeypatch.setattr(grids.GridRun, "load", counting_load)
+    monkeypatch.setattr(grids.GridRun, "read", counting_read)
     monkeypatch.setattr(pipeline, "score_series", counting_score)
     return n
 
@@ -67,12 +72,14 @@ def test_scene_by_scene_runs_store_what_one_run_from_scratch_stores(tmp_path, co
         run_site(store, "testsite", PARAMS)
         for i in range(5, 12):
             catalogue(store, tmp_path / "imgs_steps", [i])
-            loads = counted["loads"]
+            loads, reads = counted["loads"], counted["reads"]
             rep = run_site(store, "testsite", PARAMS)
             assert [s for s, _, _ in rep.processed] == [f"scene_{i:02d}"]
-            # The new scene is loaded from its file (a probe for co-registration, then its
-            # bands); the previous date and the composite's members come from the cache.
+            # The new scene is read from its file twice (a probe for co-registration, then
+            # its bands); the reference's band, the previous date and the composite's
+            # members come from the cache.
             assert counted["loads"] - loads == 1
+            assert counted["reads"] - reads == 2
         assert stored(store) == scratch
         # Nothing new: no series is scored, nothing is stored again.
         scored = counted["scored"]
@@ -80,9 +87,10 @@ def test_scene_by_scene_runs_store_what_one_run_from_scratch_stores(tmp_path, co
         assert rep.processed == [] and rep.alerts == {"new": [], "updated": []}
         assert counted["scored"] == scored
         assert stored(store) == scratch
-    # The cache keeps only what the next date needs: the composite's members.
+    # The cache keeps only what the next date needs: the composite's members, and the
+    # co-registration reference's band.
     cached = list((tmp_path / "steps" / "cache" / "watch").rglob("*.npz"))
-    assert len(cached) == PARAMS.composite
+    assert len(cached) == PARAMS.composite + 1
 
 
 def test_without_the_image_cache_the_results_are_the_same(tmp_path, monkeypatch, counted):

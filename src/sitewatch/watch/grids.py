@@ -330,12 +330,22 @@ class GridRun:
         """The reference's registration band; :class:`_Unreadable` when it cannot be read."""
         if self.ref_band is None:
             assert self.ref_id is not None
-            sc = next(s for s in self.scenes if s.id == self.ref_id)
-            try:
-                self.ref_band = self.reg_image(self.read(sc, self.reg_bands))
-            except UnreadableScene as exc:
-                raise _Unreadable(sc.id, str(exc)) from None
+            sc = self.scene(self.ref_id)
+            band = self.disk.get_band(sc, self._ref_what) if self.disk is not None else None
+            if band is None:
+                try:
+                    band = self.reg_image(self.read(sc, self.reg_bands))
+                except UnreadableScene as exc:
+                    raise _Unreadable(sc.id, str(exc)) from None
+                if self.disk is not None:
+                    self.disk.put_band(sc, self._ref_what, band)
+            self.ref_band = band
         return self.ref_band
+
+    @property
+    def _ref_what(self) -> tuple[str, ...]:
+        """How the reference's band is made (its key in the disk cache)."""
+        return ("registration", self.kind, *self.reg_bands)
 
     def aligned(self, scene_id: str) -> GridImage:
         """A usable scene, loaded again with its recorded shift (cached); :class:`_Unreadable`
@@ -378,7 +388,8 @@ class GridRun:
                 wanted.append((sc, img.shift))
             else:
                 wanted.append((sc, self.recorded_shift(i)))
-        self.disk.keep(wanted)
+        ref = [(self.scene(self.ref_id), self._ref_what)] if self.ref_id else []
+        self.disk.keep(wanted, ref)
 
     def keep_only(self, ids: Iterable[str]) -> None:
         keep = set(ids)

@@ -97,26 +97,56 @@ class ImageCache:
     def put(self, sc: Scene, img: GridImage) -> None:
         """Keep ``img`` (written to a temporary file, then renamed: a reader never sees half
         a file).  A cache that cannot be written is logged and skipped."""
-        path = self._path(sc, img.shift)
+        self._write(sc.id, self._path(sc, img.shift), data=img.data, quality=img.quality,
+                    bands=np.array(img.bands, dtype=str))
+
+    def _band_path(self, sc: Scene, what: tuple[str, ...]) -> Path:
+        key = _hash(FORMAT, "band", sc.id, sc.checksum, self.fingerprint, what)
+        return self.folder / f"{key}.npz"
+
+    def get_band(self, sc: Scene, what: tuple[str, ...]) -> np.ndarray | None:
+        """A 2-D float32 array derived from ``sc`` on the grid (``what`` names how: e.g. the
+        co-registration reference's band), or None when it is not cached."""
+        path = self._band_path(sc, what)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = z["data"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return None
+        if data.dtype != np.float32 or data.shape != self.grid.shape:
+            return None
+        return data
+
+    def put_band(self, sc: Scene, what: tuple[str, ...], data: np.ndarray) -> None:
+        """Keep a 2-D array derived from ``sc`` (see :meth:`get_band`)."""
+        self._write(sc.id, self._band_path(sc, what), data=data)
+
+    def _write(self, scene_id: str, path: Path, **arrays: np.ndarray) -> None:
         if path.exists():
             return
+        tmp = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, data=img.data, quality=img.quality,
-                         bands=np.array(img.bands, dtype=str))
+                np.savez(f, **arrays)
             os.replace(tmp, path)
         except OSError as exc:
-            log.warning("%s: cannot keep the image in %s (%s)", sc.id, self.folder, exc)
-            with contextlib.suppress(OSError, UnboundLocalError):
-                os.unlink(tmp)
+            log.warning("%s: cannot keep its pixels in %s (%s)", scene_id, self.folder, exc)
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
-    def keep(self, wanted: Iterable[tuple[Scene, Shift | None]]) -> None:
-        """Delete every cached image of the grid but ``wanted``'s."""
+    def keep(self, images: Iterable[tuple[Scene, Shift | None]],
+             bands: Iterable[tuple[Scene, tuple[str, ...]]] = ()) -> None:
+        """Delete every cached file of the grid but those of ``images`` (scene and shift)
+        and ``bands`` (scene and what)."""
         if not self.folder.is_dir():
             return
-        names = {self._path(sc, shift).name for sc, shift in wanted}
+        names = {self._path(sc, shift).name for sc, shift in images}
+        names |= {self._band_path(sc, what).name for sc, what in bands}
         for p in self.folder.iterdir():
             if p.name not in names:
                 with contextlib.suppress(OSError):
