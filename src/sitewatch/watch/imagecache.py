@@ -26,6 +26,7 @@ import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -131,7 +132,8 @@ class ImageCache:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
+                savez: Any = np.savez  # numpy's stubs take **kwds as allow_pickle's type
+                savez(f, **arrays)
             os.replace(tmp, path)
         except OSError as exc:
             log.warning("%s: cannot keep its pixels in %s (%s)", scene_id, self.folder, exc)
