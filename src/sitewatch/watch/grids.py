@@ -14,6 +14,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -627,25 +628,29 @@ def _process_scene(g: GridRun, sc: Scene, chain: Chain
                           _not_observed(g, sc, probe))
         shift = reg_rec.applied_shift
     del probe  # not held while the scene's bands are read
-    try:
-        img = g.load(sc, shift)
-    except UnreadableScene as exc:
-        return result("failed", f"cannot be loaded: {exc}", _not_observed(g, sc, None))
+    # The scene's bands are read (GDAL, without the GIL) on the other core while the
+    # previous date and the composite are made ready (from memory or the image cache).
+    with ThreadPoolExecutor(1, thread_name_prefix="sitewatch-load") as pool:
+        loading = pool.submit(g.load, sc, shift)
+        ready = _references(g, previous, comp_ids)
+        try:
+            img = loading.result()
+        except UnreadableScene as exc:
+            return result("failed", f"cannot be loaded: {exc}", _not_observed(g, sc, None))
     g.cache[sc.id] = img
     if previous is None:
         return result("first", "first usable date", _not_observed(g, sc, img))
     try:
-        prev = g.aligned(previous)
-        obs, comparisons["previous"] = _observations(g, sc, prev.data, img, "previous",
-                                                     previous, products=True)
-        del prev
+        obs, comparisons["previous"] = _observations(g, sc, ready.previous().data, img,
+                                                     "previous", previous, products=True)
         # SAR: no median composite (its speckle statistics change with its number of
         # members); the omnibus test over the orbit's recent dates takes its place.
-        if len(comp_ids) >= 2 and g.kind != "sar":
-            comp = _composite([g.aligned(i) for i in comp_ids])
+        comp = ready.composite()
+        if comp is not None:
             c_obs, comparisons["composite"] = _observations(
                 g, sc, comp, img, "composite", ",".join(comp_ids), members=comp_ids)
             obs += c_obs
+        del ready, comp
     except (MethodError, GridError) as exc:
         g.cache.pop(sc.id, None)
         comparisons.clear()
@@ -653,6 +658,48 @@ def _process_scene(g: GridRun, sc: Scene, chain: Chain
     if g.kind == "sar":
         obs, omnibus = omnibus_observations(g, sc, img, chain_ids[-(OMNIBUS_DATES - 1):], obs)
     return result("ok", f"{seen:.0%} of the site observed", obs)
+
+
+class _Ready:
+    """The previous date and the composite made ready for a scene, or why they could not
+    be (raised when they are first wanted, where comparing one by one would have found
+    it)."""
+
+    def __init__(self) -> None:
+        self.prev: GridImage | None = None
+        self.comp: np.ndarray | None = None
+        self.prev_error: _Unreadable | None = None
+        self.comp_error: _Unreadable | None = None
+
+    def previous(self) -> GridImage:
+        if self.prev_error is not None:
+            raise self.prev_error
+        assert self.prev is not None
+        return self.prev
+
+    def composite(self) -> np.ndarray | None:
+        if self.comp_error is not None:
+            raise self.comp_error
+        return self.comp
+
+
+def _references(g: GridRun, previous: str | None, comp_ids: Sequence[str]) -> _Ready:
+    """The previous usable date and the composite of ``comp_ids`` (None for SAR grids or
+    fewer than two members); a scene that cannot be read is kept as the error to raise."""
+    out = _Ready()
+    if previous is None:
+        return out
+    try:
+        out.prev = g.aligned(previous)
+    except _Unreadable as exc:
+        out.prev_error = exc
+        return out
+    if len(comp_ids) >= 2 and g.kind != "sar":
+        try:
+            out.comp = _composite([g.aligned(i) for i in comp_ids])
+        except _Unreadable as exc:
+            out.comp_error = exc
+    return out
 
 
 def plan_grids(site: Site, groups: Mapping[str, Sequence[Scene]], params: RunParams

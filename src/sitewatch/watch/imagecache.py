@@ -5,10 +5,12 @@ catalogue.
 A new scene is compared with the previous usable date and with the median of the last
 ``composite`` ones; without this cache every run read and warped those 5 scenes again (on a
 2000 x 2000 px site, most of a new scene's time).  A cached image is found by a key made of
-everything its pixels depend on (the scene file's checksum, the grid, the bands, the shift,
-this module's format version): whatever changes, the key changes and the scene is loaded
-from its file as before.  The cache is bounded: after a grid's pass only the images its next
-date needs are kept (:meth:`ImageCache.keep`), a few hundred MB per site and grid at most.
+everything its pixels depend on (the scene's checksum, its files' sizes and modification
+times, the grid, the bands, the shift, this module's format version): whatever changes,
+the key changes and the scene is loaded from its files as before (a file damaged since is
+then found unreadable, as it was without the cache).  The cache is bounded: after a grid's
+pass only the images its next date needs are kept (:meth:`ImageCache.keep`), a few hundred
+MB per site and grid at most.
 Deleting the folder is always safe.
 
 ``$SITEWATCH_WATCH_CACHE``: a folder to use, or ``off``; by default ``cache/watch`` beside
@@ -61,6 +63,18 @@ def _hash(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()[:24]
 
 
+def _files(sc: Scene) -> tuple[tuple[str, int, int], ...] | None:
+    """The scene's files as they are now (path, size, modification time), part of every
+    key: a file changed, replaced or damaged since its pixels were cached is read again
+    (and found unreadable when it is), as it was before there was a cache.  None when a
+    file cannot be looked at (the scene is then loaded from its files, which says why)."""
+    paths = sorted({b.path for b in sc.bands} | {m.path for m in sc.masks})
+    try:
+        return tuple((p, (st := os.stat(p)).st_size, st.st_mtime_ns) for p in paths)
+    except OSError:
+        return None
+
+
 class ImageCache:
     """One grid's cached images (site, parameter set and grid each have their folder)."""
 
@@ -71,7 +85,8 @@ class ImageCache:
 
     def _path(self, sc: Scene, shift: Shift | None) -> Path:
         moved = (float(shift.dy), float(shift.dx)) if shift is not None else None
-        key = _hash(FORMAT, sc.id, sc.checksum, self.fingerprint, self.bands, moved)
+        key = _hash(FORMAT, sc.id, sc.checksum, _files(sc), self.fingerprint, self.bands,
+                    moved)
         return self.folder / f"{key}.npz"
 
     def get(self, sc: Scene, shift: Shift | None) -> GridImage | None:
@@ -102,7 +117,7 @@ class ImageCache:
                     bands=np.array(img.bands, dtype=str))
 
     def _band_path(self, sc: Scene, what: tuple[str, ...]) -> Path:
-        key = _hash(FORMAT, "band", sc.id, sc.checksum, self.fingerprint, what)
+        key = _hash(FORMAT, "band", sc.id, sc.checksum, _files(sc), self.fingerprint, what)
         return self.folder / f"{key}.npz"
 
     def get_band(self, sc: Scene, what: tuple[str, ...]) -> np.ndarray | None:
