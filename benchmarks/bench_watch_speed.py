@@ -30,8 +30,9 @@ sizes.  Then, each step in its own fresh process (so its peak RSS is its own):
 2. ``run_site`` from scratch, once per method of ``--methods`` (the first is timed per
    stage);
 3. ``ingest`` the extra scene, then the incremental ``run_site`` with each method (it
-   processes only that scene, then rescoring every part's series), and the same run again
-   under cProfile on a copy of the database taken before it;
+   processes only that scene, then scores the series' new date), and the same run again
+   under cProfile on a copy of the database (and of the image cache beside it) taken
+   before it;
 4. a no-op re-run (nothing new).
 
 Per-scene seconds come from the ``progress`` callback; the split into stages comes from
@@ -421,7 +422,10 @@ def step_ingest(db: str, folder: str, site_json: dict[str, Any] | None) -> dict[
             "sitewatch": str(Path(sitewatch.__file__).parent)}
 
 
-def step_run(db: str, method: str | None, profile: bool = False) -> dict[str, Any]:
+def step_run(db: str, method: str | None, profile: bool = False,
+             cache: str | None = None) -> dict[str, Any]:
+    if cache is not None:  # the image cache of the composite's members
+        os.environ["SITEWATCH_WATCH_CACHE"] = cache
     from sitewatch.store import Store
     from sitewatch.times import iso
     from sitewatch.watch import grids, pipeline
@@ -689,7 +693,9 @@ def build_report(a: argparse.Namespace, cmd: str, info: dict[str, Any]) -> str:
     lines += ["", f"## Where the time goes: {first['label']}, {first['method']}", "",
               "Timing wrappers around what `sitewatch.watch.pipeline` calls (no profiler). *load* "
               "includes re-loading a scene with its co-registration shift and the composite "
-              "members that were no longer cached.", "", *stage_table(first)]
+              "members found neither in memory nor in the image cache (`cache/watch` beside "
+              "the catalogue, which keeps the next date's members between runs).", "",
+              *stage_table(first)]
     inc = [r for r in info["runs"] if r["label"] == "new scene"]
     for r in inc[:1]:
         lines += ["", f"The same split for the incremental run ({r['method']}):", "",
@@ -847,6 +853,8 @@ def main(argv: list[str] | None = None) -> int:
                           "heavy": sum(p["cover"] >= 0.5 for p in plan[:-1])}
         for f in work.glob("sw*.db*"):
             f.unlink()
+        for d in ("cache", "cache_profile"):  # image caches of an earlier run's catalogue
+            shutil.rmtree(work / d, ignore_errors=True)
         stamp = work / "scenes.json"
         want = json.dumps({"scenes": a.scenes, "size": a.size, "parts": a.parts,
                            "seed": a.seed, "times": info["times"]})
@@ -886,6 +894,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"ingested the new scene in {info['ingest_new']['seconds']:.2f} s")
         if a.profile:
             copy_db(db, work / "sw_profile.db")
+            # The image cache goes with its catalogue: the profiled run finds what the
+            # timed one found (the timed run prunes the cache to its own next date).
+            if (work / "cache").is_dir():
+                shutil.copytree(work / "cache", work / "cache_profile")
         for m in meths:
             r = in_child(step_run, str(db), None if m == WATCH_METHOD else m)
             r["label"] = "new scene"
@@ -899,7 +911,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"no-op re-run, {r['method']}: {r['seconds']:.2f} s")
         if a.profile:
             p = in_child(step_run, str(work / "sw_profile.db"),
-                         None if meths[0] == WATCH_METHOD else meths[0], True)
+                         None if meths[0] == WATCH_METHOD else meths[0], True,
+                         str(work / "cache_profile" / "watch"))
             info["profile"] = {"method": p["method"], "seconds": p["seconds"],
                                "text": p["profile"], "self": p.get("profile_self", "")}
             log(f"profiled the new-scene run: {p['seconds']:.1f} s under cProfile")
