@@ -626,7 +626,9 @@ def build_report(a: argparse.Namespace, cmd: str, info: dict[str, Any]) -> str:
         f"- code: {info['code']}; src/sitewatch was copied when the benchmark started "
         "and every step imported that copy (" + info["code_where"] + ")",
         f"- wall time of the whole benchmark: {info['wall']:.0f} s (writing the scenes: "
-        f"{info['write_s']:.0f} s with {a.jobs} processes)",
+        + (f"{info['write_s']:.0f} s with {a.jobs} processes)"
+           if math.isfinite(info["write_s"]) else
+           "none: those of an earlier run with the same plan were reused, `--reuse-scenes`)"),
         "",
         "## The synthetic site (SIMULATED)",
         "",

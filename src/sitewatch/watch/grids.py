@@ -219,17 +219,16 @@ class GridRun:
         self.missing = {s.id: gap for s in scenes if (gap := lacking(s, self.bands))}
         self.method, self.method_params = detector_for(params, self.kind, self.bands)
         self.reg_bands = registration_bands(self.bands)
-        self.masks = self.grid.part_masks(site)
-        self.inside = self.grid.site_mask(site)
-        rest = self.inside.copy()
-        for m in self.masks.values():
-            rest &= ~m
-        self.zones = {**self.masks, REST: rest}  # what part_changes reports on
+        if self.grid.crs is None:
+            _ = self.masks  # refused now (a pixel grid cannot place parts), as before
+        #: The zones part_changes reports on: each placed part, then the rest of the site.
+        #: Their masks are made when first needed (a run with nothing new needs none).
+        self.zone_names = [*self._part_names(), REST]
         #: Each zone's geometry version, stored with its observations; the layout key
         #: (parts and versions) is part of every result's chain, so a part moved since a
         #: scene was scored makes the scene scored again.
         current = store.current_part_versions(site.id)
-        self.versions = {name: current.get(name, 0) for name in self.zones}
+        self.versions = {name: current.get(name, 0) for name in self.zone_names}
         self.layout = layout_key(self.versions)
         self.pixel_area = self.grid.resolution ** 2
         self.cache: dict[str, GridImage] = {}
@@ -240,6 +239,39 @@ class GridRun:
         #: The composite's members kept on disk between runs (None: no cache folder).
         self.disk = (ImageCache(cache, site.id, params.hash, key, self.grid, self.fingerprint,
                                 tuple(self.bands)) if cache is not None else None)
+
+    def _part_names(self) -> list[str]:
+        """The parts :meth:`SiteGrid.part_masks` makes a mask of (those with a footprint on
+        the grid's CRS), in its order, without drawing the masks."""
+        out = []
+        for p in self.site.placed_parts():
+            geom = p.footprint(self.grid.crs)
+            if geom is not None and not geom.is_empty:
+                out.append(p.name)
+        return out
+
+    @functools.cached_property
+    def masks(self) -> dict[str, np.ndarray]:
+        """Each placed part's mask on the grid."""
+        return self.grid.part_masks(self.site)
+
+    @functools.cached_property
+    def inside(self) -> np.ndarray:
+        """The site's mask on the grid."""
+        return self.grid.site_mask(self.site)
+
+    @functools.cached_property
+    def zones(self) -> dict[str, np.ndarray]:
+        """Each part's mask and the rest of the site's (inside the site, outside every
+        part): what part_changes reports on."""
+        rest = self.inside.copy()
+        for m in self.masks.values():
+            rest &= ~m
+        zones = {**self.masks, REST: rest}
+        if list(zones) != self.zone_names:
+            raise PipelineError(f"{self.site.id}: the {self.key} grid's part masks "
+                                f"{list(zones)} are not its parts {self.zone_names}")
+        return zones
 
     @functools.cached_property
     def zone_index(self) -> ZoneIndex:
@@ -422,7 +454,7 @@ def _obs(g: GridRun, sc: Scene, part: str, reference: str, reference_id: str | N
 def _not_observed(g: GridRun, sc: Scene, img: GridImage | None) -> list[Observation]:
     rows = []
     valid = img.valid.ravel() if img is not None else None
-    for name in g.zones:
+    for name in g.zone_names:
         px = g.zone_index.pixels[name]
         n = int(px.size)
         frac = float(valid[px].mean()) if (valid is not None and n) else 0.0

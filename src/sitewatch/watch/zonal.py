@@ -72,15 +72,22 @@ class PartChange:
         return asdict(self)
 
 
-def _index(arr: np.ndarray, bands: Sequence[str], name: str) -> np.ndarray | None:
-    """An index from ``arr`` (bands first; any trailing shape: a grid, or the pixels of one
-    zone), in float64."""
+def _index(arr: np.ndarray, bands: Sequence[str], name: str,
+           pixels: np.ndarray | None = None) -> np.ndarray | None:
+    """An index from ``arr`` (bands first; any trailing shape: a grid, or with ``pixels``
+    the flat grid's pixels of one zone, gathered one band at a time), in float64."""
     need = INDEX_BANDS[name]
     if any(b not in bands for b in need):
         return None
-    get = {b: arr[bands.index(b)].astype(np.float64) for b in need}
+    get = {b: (arr[bands.index(b)] if pixels is None else arr[bands.index(b), pixels])
+           .astype(np.float64) for b in need}
     if name == "brightness":
-        return np.mean([get[b] for b in need], axis=0)
+        # np.mean over the stacked bands is this sum, band by band, then the division
+        # (the same values), without the (bands, pixels) float64 stack.
+        total = get[need[0]]
+        for b in need[1:]:
+            total += get[b]
+        return total / len(need)
     a, b = get[need[0]], get[need[1]]
     with np.errstate(invalid="ignore", divide="ignore"):
         out = (a - b) / (a + b)
@@ -184,9 +191,9 @@ def part_changes(
         obj_px = sizes[ids]
         extra: dict[str, float] = {}
         if b_flat is not None and a_flat is not None:
-            bz, az = b_flat[:, obs_px], a_flat[:, obs_px]
             for iname in INDEX_BANDS:
-                ib, ia = _index(bz, names, iname), _index(az, names, iname)
+                ib = _index(b_flat, names, iname, obs_px)
+                ia = _index(a_flat, names, iname, obs_px)
                 if ib is None or ia is None:
                     continue
                 both = np.isfinite(ib) & np.isfinite(ia)
