@@ -29,7 +29,11 @@ A grid whose estimated peak memory exceeds the budget (:func:`memory_budget`) is
 before anything is processed.
 
 After the scenes, every part's series is scored (:mod:`sitewatch.watch.events`) and
-alerts are stored; an event already alerted is updated, never alerted twice.  The library
+alerts are stored; an event already alerted is updated, never alerted twice.  Scoring is
+incremental: each series resumes after the dates it scored (its state is kept in the
+store), and a run in which nothing it reads changed scores nothing; the composite's members
+are kept between runs in an image cache beside the catalogue
+(:mod:`sitewatch.watch.imagecache`), so a new scene reads only its own file.  The library
 never prints: progress goes to a callback, messages to :mod:`logging`.
 """
 
