@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
-from sitewatch.store.base import StoreBase, _finite, _now, decoded
+from sitewatch.store.base import StoreBase, _finite, _now, decoded, insert_new, upsert
 from sitewatch.store.parts import current_versions
 from sitewatch.store.scenes import registration_of, write_registration
 from sitewatch.store.schema import (
@@ -108,8 +108,6 @@ class ResultStore(StoreBase):
                 raise StoreError(f"observation of {ob.scene_id!r} ({ob.part}) stored with the "
                                  f"result of {scene_id!r}")
         pr, o = processed_table, observations_table
-        key_p = ((pr.c.site_id == site_id) & (pr.c.scene_id == scene_id)
-                 & (pr.c.params_hash == params_hash))
         key_o = ((o.c.site_id == site_id) & (o.c.scene_id == scene_id)
                  & (o.c.params_hash == params_hash))
         rows = [{
@@ -140,9 +138,8 @@ class ResultStore(StoreBase):
                                                    & o.c.part.in_(names[i:i + 500])))
                 # Updated in place, not deleted: deleting would cascade to the observations
                 # of earlier part versions, which are kept.
-                if not c.execute(pr.update().where(key_p).values(**values)).rowcount:
-                    c.execute(pr.insert().values(site_id=site_id, scene_id=scene_id,
-                                                 params_hash=params_hash, **values))
+                upsert(c, pr, {"site_id": site_id, "scene_id": scene_id,
+                               "params_hash": params_hash, **values})
                 if rows:
                     c.execute(o.insert(), rows)
                 if result.registration is not None:
@@ -272,15 +269,21 @@ class ResultStore(StoreBase):
                    values: dict[str, Any]) -> str:
         t = alerts_table
         with self.engine.begin() as c:
-            row = c.execute(sa.select(t).where(t.c.id == key)).mappings().first()
+            # Read under a row lock (PostgreSQL; SQLite writers take turns anyway): two
+            # processes updating one alert each see the other's revision.
+            row = c.execute(sa.select(t).where(t.c.id == key).with_for_update()
+                            ).mappings().first()
             now = _now()
             if row is None:
                 text = json.dumps(record, sort_keys=True)
-                c.execute(t.insert().values(
-                    id=alert.id, status="new", reason=None, record=text, revision=1,
-                    created_at=now, updated_at=now, **values))
-                _add_event(c, "new", alert.id, 1, text, "new", None, params_hash, now)
-                return "new"
+                if insert_new(c, t, {"id": alert.id, "status": "new", "reason": None,
+                                     "record": text, "revision": 1, "created_at": now,
+                                     "updated_at": now, **values}):
+                    _add_event(c, "new", alert.id, 1, text, "new", None, params_hash, now)
+                    return "new"
+                # Another process stored it just now: this is an update of that one.
+                row = c.execute(sa.select(t).where(t.c.id == alert.id).with_for_update()
+                                ).mappings().one()
             old = json.loads(row["record"])
             text = json.dumps({**record, "id": row["id"]}, sort_keys=True)
             if json.dumps(old, sort_keys=True) == text:
