@@ -117,9 +117,15 @@ def database_url(target: str | Path | sa.engine.URL) -> sa.engine.URL:
 
 def _one_line(exc: BaseException, secret: str | None) -> str:
     text = " ".join(str(exc).split())
-    if secret:
+    if secret and len(secret) >= 4:  # drivers do not quote it; this is a second guard
         text = text.replace(secret, "***")
     return text[:300] or type(exc).__name__
+
+
+def db_reason(exc: sa.exc.DBAPIError) -> str:
+    """What the database said of a failed statement, on one line (PostgreSQL adds DETAIL and
+    HINT lines)."""
+    return _one_line(exc.orig if exc.orig is not None else exc, None)
 
 
 def connect_error(where: str, exc: sa.exc.DBAPIError, secret: str | None = None) -> StoreError:
@@ -336,9 +342,11 @@ def _insert(conn: sa.Connection, table: sa.Table) -> Any:
 def insert_new(conn: sa.Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:
     """Insert one row unless its primary key is taken; True when it was inserted.  Never a
     unique-key error when another process inserted the same row just before."""
+    keys = list(table.primary_key.columns)
+    # RETURNING, not rowcount: SQLAlchemy leaves an INSERT's rowcount unset on PostgreSQL.
     res = conn.execute(_insert(conn, table).values(**values).on_conflict_do_nothing(
-        index_elements=[c.name for c in table.primary_key.columns]))
-    return bool(res.rowcount)
+        index_elements=[c.name for c in keys]).returning(*keys))
+    return res.first() is not None
 
 
 def upsert(conn: sa.Connection, table: sa.Table, rows: Mapping[str, Any]
@@ -377,5 +385,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cur.close()
 
-__all__ = ["DB_NAME", "DIALECTS", "StoreBase", "connect_error", "database_url", "decoded",
+__all__ = ["DB_NAME", "DIALECTS", "StoreBase", "connect_error", "database_url", "db_reason",
+           "decoded",
            "insert_new", "mask_url", "upsert"]

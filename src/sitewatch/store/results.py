@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
-from sitewatch.store.base import StoreBase, _finite, _now, decoded, insert_new, upsert
+from sitewatch.store.base import StoreBase, _finite, _now, db_reason, decoded, insert_new, upsert
 from sitewatch.store.parts import current_versions
 from sitewatch.store.scenes import registration_of, write_registration
 from sitewatch.store.schema import (
@@ -145,8 +145,9 @@ class ResultStore(StoreBase):
                 if result.registration is not None:
                     write_registration(c, result.registration)
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"results of scene {scene_id!r} could not be stored ({exc.orig}); "
-                             "nothing was half-written: run the command again") from None
+            raise StoreError(f"results of scene {scene_id!r} could not be stored "
+                             f"({db_reason(exc)}); nothing was half-written: run the command "
+                             "again") from None
 
     def observations(self, site_id: str, params_hash: str, *, part: str | None = None,
                      reference: str | None = None, versions: str = "current"
@@ -262,7 +263,7 @@ class ResultStore(StoreBase):
         try:
             return self._put_alert(alert, params_hash, key, record, values)
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"alert {alert.id!r} could not be stored ({exc.orig}); nothing "
+            raise StoreError(f"alert {alert.id!r} could not be stored ({db_reason(exc)}); nothing "
                              "was half-written: run the command again") from None
 
     def _put_alert(self, alert: Alert, params_hash: str, key: str, record: dict[str, Any],

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sitewatch.errors import StoreError
 from sitewatch.imagery.scenes import Scene
 from sitewatch.sites.site import Site, builtin_site, builtin_site_ids, loads_site
-from sitewatch.store.base import StoreBase, _finite, _now, decoded, insert_new, upsert
+from sitewatch.store.base import StoreBase, _finite, _now, db_reason, decoded, insert_new, upsert
 from sitewatch.store.parts import record_versions
 from sitewatch.store.schema import (
     alerts_table,
@@ -113,7 +113,7 @@ class SceneStore(StoreBase):
         try:
             return self._put_site(site, origin, conn, note, author, renamed)
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"site {site.id!r} could not be stored ({exc.orig}); another "
+            raise StoreError(f"site {site.id!r} could not be stored ({db_reason(exc)}); another "
                              "sitewatch may be writing the catalogue: run the command again"
                              ) from None
 
@@ -218,7 +218,7 @@ class SceneStore(StoreBase):
         except sa.exc.DBAPIError as exc:
             raise StoreError(
                 f"scene {scene.id!r} of site {scene.site_id!r} could not be stored "
-                f"({exc.orig}); another sitewatch may be writing the catalogue: nothing was "
+                f"({db_reason(exc)}); another sitewatch may be writing the catalogue: nothing was "
                 "half-written, run the command again"
             ) from None
 
@@ -289,7 +289,7 @@ class SceneStore(StoreBase):
                 c.execute(t.delete().where((t.c.site_id == site_id) & (t.c.id == scene_id)))
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"scene {scene_id!r} of site {site_id!r} could not be removed "
-                             f"({exc.orig}); nothing was removed: run the command again"
+                             f"({db_reason(exc)}); nothing was removed: run the command again"
                              ) from None
         return RemovedScene(site_id, scene_id, int(n_res or 0), int(n_obs or 0),
                             int(n_reg or 0), tuple(products), tuple(cited))

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sitewatch.errors import SourceError, StoreError
 from sitewatch.imagery.scenes import Scene
 from sitewatch.sources.records import Source
-from sitewatch.store.base import _now, decoded, insert_new
+from sitewatch.store.base import _now, db_reason, decoded, insert_new
 from sitewatch.store.scenes import SceneStore
 from sitewatch.store.schema import sources_table, stac_items_table
 
@@ -121,10 +121,10 @@ class SourceStore(SceneStore):
                 self._insert_item(c, site_id, it)
         except sa.exc.IntegrityError as exc:
             raise StoreError(f"Item {it.item_id!r} of {it.collection!r} could not be "
-                             f"recorded for site {site_id!r} ({exc.orig}); another sync may "
+                             f"recorded for site {site_id!r} ({db_reason(exc)}); another sync may "
                              "be running: nothing was half-written") from None
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"Item {it.item_id!r} could not be recorded ({exc.orig}); "
+            raise StoreError(f"Item {it.item_id!r} could not be recorded ({db_reason(exc)}); "
                              "nothing was half-written, run the sync again") from None
 
 
