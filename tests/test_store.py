@@ -20,6 +20,7 @@ from sitewatch.errors import StoreError
 from sitewatch.imagery.coregister import LocalShift, Registration, Shift
 from sitewatch.imagery.ingest import ingest
 from sitewatch.store import SCHEMA_VERSION, Store
+from sitewatch.store.base import database_url
 from sitewatch.watch.alerts import Alert
 from sitewatch.watch.records import (
     Chain,
@@ -323,3 +324,28 @@ def test_alert_ids_by_prefix(store):
         store.get_alert("abcd")
     with pytest.raises(StoreError, match="no alert"):
         store.set_alert_status("ffff0000", "seen")
+
+
+def test_a_schema_creation_that_fails_leaves_no_table(store_url, monkeypatch):
+    """The schema is made in one transaction on both databases (on SQLite the driver would
+    run DDL outside one: ``BEGIN IMMEDIATE`` is what makes it atomic)."""
+    from sitewatch.store import schema
+
+    real = schema.metadata.create_all
+
+    def crash(conn):
+        real(conn)
+        raise StoreError("crashed after creating the tables")
+
+    monkeypatch.setattr(schema.metadata, "create_all", crash)
+    with pytest.raises(StoreError, match="crashed"):
+        Store.open_url(store_url)
+    monkeypatch.undo()
+    engine = sa.create_engine(database_url(store_url))
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+    with Store.open_url(store_url) as s:  # and the next open makes it whole
+        assert s.schema_version() == SCHEMA_VERSION
+

@@ -9,8 +9,8 @@
   nothing it committed;
 * the per-site lock: on PostgreSQL an advisory lock on the server keeps apart writers with
   different homes (other machines), names its holder, and is released with a killed holder;
-* four processes opening a new PostgreSQL database at once make its schema once (they are the
-  writers above);
+* four processes opening a new database at once make its schema once (they are the writers
+  above);
 * a server database made with a linguistic collation still sorts as SQLite does.
 """
 
@@ -109,12 +109,9 @@ def test_unusable_databases_are_one_line_errors_without_the_password(pg_server, 
 
 
 def test_four_processes_writing_at_once_leave_exact_counts(store_url):
-    """On PostgreSQL the four also open the new database together: one makes the schema,
-    the others wait for it (an advisory lock) and find it made."""
+    """The four also open the new database together: one makes the schema, the others wait
+    for it (an advisory lock; SQLite's write lock) and find it made."""
     n = 12
-    if "://" not in store_url:
-        with Store.open_url(store_url):
-            pass  # SQLite: the file's schema first (a file is made by one process)
     procs = [_spawn("write", store_url, str(k), str(n)) for k in range(4)]
     for p in procs:
         out, err = p.communicate(timeout=300)

@@ -229,13 +229,21 @@ class StoreBase:
         return self.dialect == "postgresql"
 
     def _init_schema(self) -> None:
+        """Create or migrate the schema in one transaction, which other processes opening the
+        same database meanwhile wait for (then find the schema made): on PostgreSQL under
+        an advisory lock (DDL is transactional there); on SQLite under ``BEGIN IMMEDIATE``,
+        taken only when there is something to do (the driver would otherwise run DDL
+        outside any transaction, and a current catalogue opens without waiting for a
+        writer)."""
         try:
             with self.engine.begin() as conn:
                 if self.dialect == "postgresql":
-                    # Two processes opening a new database together: one creates the schema,
-                    # the other waits here, then finds it made (DDL is transactional).
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:a, 0)"),
                                  {"a": LOCK_MIGRATE})
+                elif schema.is_current(conn):
+                    return
+                else:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 schema.migrate(conn, self.where, _now())
         except StoreError:
             raise

@@ -449,6 +449,17 @@ def stored_version(conn: sa.Connection) -> int:
     return int(row[0])
 
 
+def is_current(conn: sa.Connection) -> bool:
+    """Whether the database holds this version's schema already (nothing to create or
+    migrate): a read, so that opening a current catalogue never waits for a writer."""
+    if not sa.inspect(conn).has_table("meta"):
+        return False
+    try:
+        return stored_version(conn) == SCHEMA_VERSION
+    except StoreError:
+        return False
+
+
 def migrate(conn: sa.Connection, where: str, now: str) -> None:
     """Create the schema in an empty database, or migrate an older one to this version.
 
@@ -482,7 +493,7 @@ def migrate(conn: sa.Connection, where: str, now: str) -> None:
         )
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "alert_deliveries_table", "alert_events_table",
-           "alert_sinks_table", "alerts_table", "evidence_table", "grids_table",
+           "alert_sinks_table", "alerts_table", "evidence_table", "grids_table", "is_current",
            "meta_table", "metadata", "migrate", "notes_table", "observations_table",
            "part_versions_table",
            "processed_table", "registrations_table", "reports_table", "runs_table", "scenes_table",
