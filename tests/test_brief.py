@@ -477,7 +477,7 @@ def test_before_and_after_share_their_stretch(drawn):
     for (lo_b, hi_b), (lo_a, hi_a) in zip(pair_calls[::2], pair_calls[1::2], strict=True):
         assert np.array_equal(lo_b, lo_a) and np.array_equal(hi_b, hi_a)
     page = _b.html.read_text(encoding="utf-8")
-    assert "Same stretch for both dates." in page and "stretched on its own" not in page
+    assert "One linear stretch for both dates" in page and "stretched on its own" not in page
 
 
 def test_each_caption_is_printed_once_in_the_page_and_not_in_the_picture(drawn):

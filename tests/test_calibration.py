@@ -248,3 +248,29 @@ def test_building_alone_bears_on_no_launch():
     a = assess_reading(r)
     assert a.launch.level == "no_evidence", a.launch.summary
     assert {c.indicator for c in a.launch.context} >= {"construction"}
+
+
+def test_unlikely_but_above_the_usual_rate_leads_with_the_reasons_for():
+    """9% against a usual 5%: the level is "unlikely", but the evidence is net *for*; the
+    sentence must not give a weak item against as the reason (the brief's headline did)."""
+    from datetime import date
+
+    from sitewatch.warning.assess import summarise
+    from sitewatch.warning.records import EventAssessment, Reason
+
+    def reason(text, direction, lr, weight):
+        import math
+
+        return Reason(text, direction, "x", "report", "Kyodo", "media:kyodo",
+                      date(2024, 11, 15), None, weight, lr, weight * math.log(lr), "e")
+
+    pro = reason("navigation warning or no-fly zone declared on 2024-11-15: Kyodo. Counts x1.44"
+                 " on the odds (likelihood ratio 8, weight 0.18).", "for", 8.0, 0.18)
+    con = reason("razing or dismantling of structures on 2024-11-15: Kyodo. Counts x0.98 on "
+                 "the odds (likelihood ratio 0.68, weight 0.05).", "against", 0.68, 0.05)
+    a = EventAssessment("unlikely", 0.09, (0.06, 0.16), 0.05, 30, None, None, (pro,), (con,),
+                        (), {}, ())
+    s = summarise("launch", a)
+    assert s.startswith("A launch within 30 days is unlikely, though more likely than usual: "
+                        "navigation warning"), s
+    assert "Against it: razing" in s and not ODDS.search(s)

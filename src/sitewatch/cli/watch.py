@@ -42,7 +42,14 @@ def _num(v: Any, fmt: str = "{:.3f}") -> str:
 
 
 @click.command()
-@click.argument("site_id")
+@click.argument("site_ids", metavar="SITE...", nargs=-1)
+@click.option("--all", "all_sites", is_flag=True, help="Every site in the catalogue.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Run the sites on a local Dask cluster of this many worker processes "
+                   "(needs the `cluster` extra) [default with several sites: one per core].")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run the sites on this Dask scheduler (tcp://host:8786); its workers need "
+                   "sitewatch and the same home (shared file system) and store.")
 @click.option("--method", help="Change detector (see `sitewatch methods`) [default: "
               f"{WATCH_METHOD['optical']} for optical, {WATCH_METHOD['sar']} for SAR].")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
@@ -63,7 +70,8 @@ def _num(v: Any, fmt: str = "{:.3f}") -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 @wide_option
 @pass_ctx
-def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
+def run(ctx: Ctx, site_ids: tuple[str, ...], all_sites: bool, workers: int | None,
+        scheduler: str | None, method: str | None, params: tuple[str, ...],
         min_usable: float, composite: int, level_alerts: bool, jsonl: str | None,
         geojson: str | None, webhook: str | None, as_json: bool, wide: bool) -> None:
     """Process the site's new scenes, score every part and raise alerts.
@@ -72,12 +80,68 @@ def run(ctx: Ctx, site_id: str, method: str | None, params: tuple[str, ...],
     resumes where it stopped.  Each sink gets the site's alert events it has not received,
     those an earlier run left pending included (see `sitewatch alerts deliver`).  While a
     `sitewatch watch` cycle works on the site, the run waits for it (the site's lock).
+
+    Several sites (or --all) run as one task per site on a Dask cluster: a local one of
+    --workers processes, or the scheduler at --scheduler (docs/scale.md).
     """
-    from sitewatch.watch.locks import describe_holder, site_lock
-    from sitewatch.watch.pipeline import RunParams, run_site
+    from sitewatch.watch.pipeline import RunParams
 
     rp = RunParams(method=method, method_params=_params(params), min_usable=min_usable,
                    composite=composite, levels=level_alerts)
+    if all_sites and site_ids:
+        raise click.UsageError("give sites or --all, not both")
+    if not all_sites and not site_ids:
+        raise click.UsageError("missing SITE (or --all)")
+    if workers and scheduler:
+        raise click.UsageError("give --workers (a local cluster) or --scheduler, not both")
+    if all_sites or len(site_ids) > 1 or workers or scheduler:
+        if jsonl or geojson or webhook:
+            raise click.UsageError("--jsonl/--geojson/--webhook go with one site; with many, "
+                                   "`sitewatch alerts deliver SITE` sends each site's events")
+        _run_fleet(ctx, site_ids, rp, workers=workers, scheduler=scheduler, as_json=as_json)
+        return
+    _run_one(ctx, site_ids[0], rp, jsonl=jsonl, geojson=geojson, webhook=webhook,
+             as_json=as_json, wide=wide)
+
+
+def _run_fleet(ctx: Ctx, site_ids: tuple[str, ...], rp: Any, *, workers: int | None,
+               scheduler: str | None, as_json: bool) -> None:
+    """Many sites on a Dask cluster: a line per site as it finishes, a table at the end."""
+    from sitewatch.watch.fleet import jobs_for, run_fleet
+
+    with ctx.store() as store:
+        known = [r.site.id for r in store.list_sites()]
+        missing = [s for s in site_ids if s not in known]
+        if missing:
+            raise SiteError(f"no site {missing[0]!r} in the catalogue (see `sitewatch site "
+                            "list`)")
+        db = store.engine.url.render_as_string(hide_password=False)
+    ids = site_ids or tuple(known)
+    jobs = jobs_for(ids, db, ctx.home, rp)
+
+    def said(o: Any) -> None:
+        if not as_json:
+            what = (f"{o.processed} processed, {o.reused} already done, {o.new_alerts} new "
+                    f"alert(s), {o.seconds:.1f} s" if o.ok else f"failed: {o.error}")
+            err.print(esc(f"  {o.site_id}: {what}"), soft_wrap=True)
+
+    with progress_bar(not as_json) as tick:
+        outcomes = run_fleet(jobs, scheduler=scheduler, workers=workers, progress=tick,
+                             on_outcome=said)
+    if as_json:
+        echo_json([o.to_dict() for o in outcomes])
+    else:
+        bad = [o for o in outcomes if not o.ok]
+        out.print(f"{len(outcomes)} site(s): {len(outcomes) - len(bad)} done, {len(bad)} "
+                  "failed")
+    if any(not o.ok for o in outcomes):
+        raise SystemExit(1)
+
+
+def _run_one(ctx: Ctx, site_id: str, rp: Any, *, jsonl: str | None, geojson: str | None,
+             webhook: str | None, as_json: bool, wide: bool) -> None:
+    from sitewatch.watch.locks import describe_holder, site_lock
+    from sitewatch.watch.pipeline import run_site
 
     def waiting(holder: Any) -> None:
         err.print(esc(f"site {site_id!r}: {describe_holder(holder)} is working on it; this "
@@ -154,6 +218,11 @@ ALERT_COLUMNS = (Col("date"), Col("part"), Col("tier", 1), Col("status", 2), Col
                  Col("label", 5, text=True))
 
 
+#: An alert's kind in the table, short (the brief's words, as `sitewatch alert ID` shows).
+KIND_SHORT = {"departure": "unusual", "level_shift": "new level", "spike": "short-lived",
+              "unconfirmed": "unconfirmed"}
+
+
 def _alert_table(alerts: Sequence[StoredAlert], title: str, wide: bool = False,
                  labels: dict[str, str] | None = None) -> None:
     """One line per alert at 80 columns; ``wide``: the full id and the full text."""
@@ -166,7 +235,8 @@ def _alert_table(alerts: Sequence[StoredAlert], title: str, wide: bool = False,
         if not wide:  # its first sentence; the findings are in `sitewatch alert ID`
             what = what.split(". ")[0]
         rows.append((iso_day(a.time), a.part, styled(a.tier, TIER_STYLE.get(a.tier, "")),
-                     a.status, a.kind, a.id if wide else short[a.id], what,
+                     a.status, KIND_SHORT.get(a.kind, a.kind), a.id if wide else short[a.id],
+                     what,
                      (labels or {}).get(a.part, "")))
     print_table(ALERT_COLUMNS, rows, title=title, wide=wide)
 

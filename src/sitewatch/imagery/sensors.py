@@ -136,7 +136,7 @@ def composite_words(bands: Sequence[str]) -> str | None:
     for true colour (nothing to say), else the bands shown as red, green and blue.
 
     >>> composite_words(("swir16", "nir", "red"))
-    'false colour (SWIR 1.6 µm, near infrared, red as red, green, blue: vegetation green)'
+    'false colour: SWIR 1.6 µm shown as red, near infrared as green, red as blue (vegetation green)'
     >>> composite_words(("red", "green", "blue")) is None
     True
     """
@@ -144,11 +144,12 @@ def composite_words(bands: Sequence[str]) -> str | None:
     if bands == RGB_BANDS:
         return None
     if bands == FALSE_COLOUR:
-        return ("false colour (SWIR 1.6 µm, near infrared, red as red, green, blue: "
-                "vegetation green)")
+        return ("false colour: SWIR 1.6 µm shown as red, near infrared as green, red as "
+                "blue (vegetation green)")
     if len(bands) == 1:
         return f"band {bands[0]} in grey"
-    return f"bands {', '.join(bands)} as red, green, blue"
+    shown = [f"{b} as {c}" for b, c in zip(bands, ("red", "green", "blue"), strict=False)]
+    return "bands shown " + ", ".join(shown)
 
 
 __all__ = [

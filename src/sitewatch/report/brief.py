@@ -44,6 +44,7 @@ from sitewatch.report.findings import (
     part_label,
     period_words,
     reason_words,
+    season_caveat,
 )
 from sitewatch.report.pairs import CROP_MIN_PX, ChangeObjects, draw_pair
 from sitewatch.report.pairs import change_objects as _change_objects  # noqa: F401 (tests)
@@ -59,8 +60,10 @@ from sitewatch.watch.records import ProcessedScene, StoredAlert
 from sitewatch.watch.zonal import REST
 
 log = logging.getLogger(__name__)
-#: At most this many before/after figures (the strongest alerts first).
+#: Before/after figures: every alerted part gets one (its strongest alert), then the next
+#: strongest alerts up to :data:`MAX_FIGURES`; never more than :data:`MAX_PART_FIGURES`.
 MAX_FIGURES = 8
+MAX_PART_FIGURES = 20
 
 
 #: The list of files a brief wrote in its folder (JSON, relative paths): the next brief in
@@ -240,8 +243,9 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
     cat = indicators_for(site)
 
     figures: list[dict[str, Any]] = []
-    for n, a in enumerate(ranked[:MAX_FIGURES], start=1):
-        tick("figures", n - 1, min(len(ranked), MAX_FIGURES))
+    figured = _figured(ranked)
+    for n, a in enumerate(figured, start=1):
+        tick("figures", n - 1, len(figured))
         try:
             figures.append(_alert_figure(n, a, site, processed, scenes, by_grid, fig_dir))
         except SitewatchError as exc:
@@ -251,7 +255,7 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
             written.append(out / figures[-1]["path"])
             if figures[-1].get("missing"):
                 brief.warnings.append(figures[-1]["missing"])
-    overview = _overview(site, ranked[:MAX_FIGURES], processed, scenes, by_grid, fig_dir,
+    overview = _overview(site, figured, processed, scenes, by_grid, fig_dir,
                          brief.warnings)
     if overview:
         written.append(out / overview["path"])
@@ -267,7 +271,7 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
             if not r.usable and lo_s <= _day(r.acquired) <= hi_s]
     used = sorted((s for s in scenes.values()
                    if lo_s <= s.acquired.date().isoformat() <= hi_s), key=lambda s: s.acquired)
-    brief.exports += _exports(site, alerts, assessment, processed, ranked[:MAX_FIGURES],
+    brief.exports += _exports(site, alerts, assessment, processed, figured,
                               exp_dir, brief.warnings)
     written += brief.exports
     figure_of = {f["alert"].id: f["n"] for f in figures}
@@ -286,7 +290,7 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
         processed=processed, run=run, version=__version__, words=_words,
         exports=[p.relative_to(out).as_posix() for p in brief.exports],
         parts=_part_table(site, ranked, store, seen, figure_of),
-        notes_on=brief.warnings, coverage=_coverage_table(site, assessment),
+        notes_on=brief.warnings, coverage=_coverage_table(site, assessment, seen, day_of),
         appendix=_alert_rows(site, [*ranked, *dismissed], figure_of, day_of),
         odds=odds_rows(assessment), reason_words=reason_words,
         params=params_words(run.params if run else None), sources=_source_words)
@@ -297,23 +301,48 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
         brief.pdf = write_pdf(brief.html, out / "brief.pdf")
     brief.figures = [out / f["path"] for f in figures] + \
         ([out / overview["path"]] if overview else []) + [out / t["path"] for t in timelines]
-    done = min(len(ranked), MAX_FIGURES)
+    done = len(figured)
     tick("figures", done, done)
     return brief
 
 
-def _coverage_table(site: Site, assessment: SiteAssessment) -> list[dict[str, str]]:
+def _figured(ranked: list[StoredAlert]) -> list[StoredAlert]:
+    """The alerts that get a figure, in the brief's order: the strongest of every alerted
+    part (up to :data:`MAX_PART_FIGURES` parts), then the next strongest up to
+    :data:`MAX_FIGURES`."""
+    first: dict[str, StoredAlert] = {}
+    for a in ranked:
+        first.setdefault(a.part, a)
+    pick = {a.id for a in list(first.values())[:MAX_PART_FIGURES]}
+    for a in ranked:
+        if len(pick) >= max(MAX_FIGURES, min(len(first), MAX_PART_FIGURES)):
+            break
+        pick.add(a.id)
+    return [a for a in ranked if a.id in pick]
+
+
+def _coverage_table(site: Site, assessment: SiteAssessment, seen: Seen,
+                    day_of: dict[str, str]) -> list[dict[str, str]]:
     """Per part, when optical imagery last saw it clear and when SAR last saw it (with the
-    number of dates), and the indicators those sensors can show there."""
-    rows: dict[str, dict[str, Any]] = {}
+    number of dates seen clear: the brief's one count, :func:`_seen`), and the indicators
+    those sensors can show there (from the assessment)."""
+    inds: dict[str, list[str]] = {}
     for s in assessment.imagery.seen:
-        r = rows.setdefault(s.part, {"part": part_label(site, s.part), "optical": "never",
-                                     "sar": "never", "inds": []})
-        r[s.sensor] = f"{s.last.isoformat()} ({s.dates} dates)"
-        r["inds"] += [i for i in s.indicators if i not in r["inds"]]
-    return [{"part": r["part"], "optical": r["optical"], "sar": r["sar"],
-             "indicators": ", ".join(w.replace("_", " ") for w in r["inds"]) or "-"}
-            for r in rows.values()]
+        inds.setdefault(s.part, [])
+        inds[s.part] += [i for i in s.indicators if i not in inds[s.part]]
+    rows: dict[str, dict[str, Any]] = {}
+    for (part, grid), by_scene in sorted(seen.items()):
+        sensor = "sar" if grid.startswith("sar") else "optical"
+        r = rows.setdefault(part, {"part": part_label(site, part), "optical": [], "sar": []})
+        r[sensor] += [day_of.get(sid, "") for sid, ok in by_scene.items() if ok]
+
+    def when(days: list[str]) -> str:
+        days = [d for d in days if d]
+        return f"{max(days)} ({len(days)} dates)" if days else "never"
+
+    return [{"part": r["part"], "optical": when(r["optical"]), "sar": when(r["sar"]),
+             "indicators": ", ".join(w.replace("_", " ") for w in inds.get(p, [])) or "-"}
+            for p, r in rows.items()]
 
 
 def _date_of(t: datetime | str) -> date:
@@ -323,23 +352,38 @@ def _date_of(t: datetime | str) -> date:
 def _alert_rows(site: Site, alerts: list[StoredAlert], figure_of: dict[str, int],
                 day_of: dict[str, str]) -> list[dict[str, Any]]:
     """The appendix's alert table: every alert of the period (dismissed ones too, with the
-    analyst's reason), with its figure, measure, value against the normal value, and id."""
+    analyst's reason), with its figure, measure, value on its own date (where its timeline
+    draws it; an event's strongest finding of another date beside it) against the normal
+    value, and id."""
+    from sitewatch.watch.alerts import measure_words
     from sitewatch.watch.events import KIND_WORDS
+    from sitewatch.watch.timeline import own_point
+
+    def num(v: float) -> str:
+        return "-" if not math.isfinite(v) else f"{0.0 if abs(v) < 0.0005 else v:.3f}"
 
     rows = []
     for a in alerts:
         rec = a.alert
         status = a.status + (f": {a.reason}" if a.reason else "")
+        measure, value, _day_of_value = own_point(a)
+        peak = next((f for f in rec.findings if f.get("value") == rec.value
+                     and str(f.get("time", ""))[:10] != rec.time[:10]), None)
         rows.append({"figure": figure_of.get(a.id),
                      "date": day_of.get(rec.after_scene or "") or _day(rec.time),
                      "before": day_of.get(rec.before_scene or "") or _day(rec.start),
                      "part": part_label(site, a.part), "tier": a.tier,
                      "kind": KIND_WORDS.get(rec.kind, rec.kind),
                      "confidence": f"{rec.confidence} ({rec.history} earlier dates)",
-                     "value": f"{rec.value:.3f}" if math.isfinite(rec.value) else "-",
-                     "expected": f"{rec.expected:.3f}" if math.isfinite(rec.expected) else "-",
+                     "value": num(value) + (
+                         f" (the event's strongest finding: {num(rec.value)} on "
+                         f"{str(peak['time'])[:10]}"
+                         + (f", {_grid_words(str(peak['grid']))} grid"
+                            if peak.get("grid") and peak.get("grid") != rec.grid else "")
+                         + ")" if peak else ""),
+                     "expected": num(rec.expected),
                      "z": f"{rec.z:.1f}" if math.isfinite(rec.z) else "-",
-                     "measure": rec.measure.replace("_", " "), "status": status,
+                     "measure": measure_words(measure, a.part).rstrip(", "), "status": status,
                      "id": a.id})
     return rows
 
@@ -384,7 +428,15 @@ def _alert_figure(n: int, a: StoredAlert, site: Site, processed: dict[str, Proce
     label = part_label(site, rec.part)
     caption = (f"Figure {n}. {label}: {finding}, {_day(sb.acquired.isoformat())} to "
                f"{_day(sa.acquired.isoformat())}. {sa.sensor}, {res_m:g} m pixels; "
-               f"{_caveat(a)} Same stretch for both dates.")
+               f"{_caveat(a)} One linear stretch for both dates (2nd to 98th percentile of "
+               "their clear pixels).")
+    season = season_caveat(sb.acquired.date(), sa.acquired.date())
+    if season:
+        caption += " " + season
+    if "composite" in rec.measure and drawn_fig.hatched_before:
+        caption += (" The alert compares the after image with the composite of the last "
+                    "usable dates, not with this before image alone, which is partly not "
+                    "observed.")
     shown = composite_words(rgb_bands(sa.band_names))
     if shown:
         caption += f" Shown in {shown}."
@@ -564,14 +616,12 @@ def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | No
     """One timeline per alerted part, drawn from the series its alerts were raised on
     (:func:`~sitewatch.watch.timeline.part_series`: the alerts' own measure and grid, the
     normal band of the dates with no alert), so every alert sits at the value it names."""
-    from sitewatch.watch.alerts import measure_words
     from sitewatch.watch.timeline import part_series
     from sitewatch.watch.zonal import REST
 
     out: list[dict[str, Any]] = []
     if ph is None:
         return out
-    lo_s, hi_s = period
     names = {p.name for p in site.parts}
     mine = {a.id for a in alerts}
     for part in dict.fromkeys(a.part for a in alerts):
@@ -580,40 +630,69 @@ def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | No
         candidates = part_series(store, site.id, ph, part)
         if not candidates:
             continue
-        # The grid that carries most of this brief's alerts of the part (else the longest).
-        s = max(candidates, key=lambda c: (sum(m.id in mine for m in c.alerts), len(c.points)))
-        pts = [p for p in s.points if lo_s <= _day(p.time) <= hi_s]
-        if not pts:
-            continue
-        times = [p.time for p in pts]
-        vals = [p.value for p in pts]
-        clear = seen.get((part, s.grid), {})
-        unobs = [p.time for p in pts if not clear.get(p.scene_id, p.observed)]
-        n_clear = sum(clear.get(p.scene_id, p.observed) for p in pts)
-        ends = {a.id: _event_end(a) for a in alerts if a.part == part}
-        marks = [(m.time, m.value if math.isfinite(m.value) else None,
-                  m.measure not in ("", s.measure), ends.get(m.id)) for m in s.alerts
-                 if m.id in mine and lo_s <= _day(m.time) <= hi_s]
-        other = sorted({m.measure for m in s.alerts if m.id in mine
-                        and m.measure not in ("", s.measure)})
-        label = part_label(site, part)
-        caption = (f"{label}: {s.measure_label}, {s.grid} grid, {_day(pts[0].time)} to "
-                   f"{_day(pts[-1].time)} ({n_clear} of {len(pts)} dates seen clear"
-                   "); the shaded band is the normal range of the dates with no "
-                   "alert, triangles are the alerts at the values they were raised on.")
-        if other:
-            caption += (" Diamonds: alerts raised on another measure ("
-                        + "; ".join(measure_words(m, part).rstrip(", ") for m in other)
-                        + ") on a date this one did not see, at their own values.")
-        safe = safe_name(part, "part", 40)
-        path = timeline_figure(path_under(fig_dir, f"timeline_{len(out) + 1:02d}_{safe}.png"),
-                               times, vals, unobs, marks, s.band,
-                               html_text(f"Timeline: {label}"), None,
-                               "radar change share" if "omnibus" in s.measure
-                               else "changed share")
-        out.append({"part": part, "path": path.relative_to(fig_dir.parent).as_posix(),
-                    "caption": caption})
+        # One timeline per grid that carries this brief's alerts of the part: an alert is
+        # drawn on the grid it was raised on, never on another grid's values.
+        for s in [c for c in candidates if any(m.id in mine for m in c.alerts)]:
+            made = _timeline(site, part, s, alerts, mine, period, fig_dir, seen, len(out) + 1)
+            if made:
+                out.append(made)
     return out
+
+
+def _grid_words(key: str) -> str:
+    """A grid key in words: "optical-3m" -> "3 m optical", "sar-10m-rel047-asc" -> "10 m
+    radar (relative orbit 47, ascending)"."""
+    kind, _, rest = key.partition("-")
+    res, _, orbit = rest.partition("-")
+    words = f"{res.replace('m', ' m')} {'radar' if kind == 'sar' else kind}".strip()
+    m = re.match(r"rel0*(\d+)-(asc|desc)", orbit)
+    if m:
+        words += f" (relative orbit {m.group(1)}, " \
+                 f"{'ascending' if m.group(2) == 'asc' else 'descending'})"
+    return words
+
+
+def _timeline(site: Site, part: str, s: Any, alerts: list[StoredAlert], mine: set[str],
+              period: tuple[str, str], fig_dir: Path, seen: Seen, n: int
+              ) -> dict[str, Any] | None:
+    """One part's timeline on one grid (``s``: its :class:`~sitewatch.watch.timeline.
+    PartSeries`), with this brief's alerts of that grid at their own points."""
+    from sitewatch.watch.alerts import measure_words
+
+    lo_s, hi_s = period
+    pts = [p for p in s.points if lo_s <= _day(p.time) <= hi_s]
+    if not pts:
+        return None
+    times = [p.time for p in pts]
+    vals = [p.value for p in pts]
+    clear = seen.get((part, s.grid), {})
+    unobs = [p.time for p in pts if not clear.get(p.scene_id, p.observed)]
+    n_clear = sum(clear.get(p.scene_id, p.observed) for p in pts)
+    ends = {a.id: _event_end(a) for a in alerts if a.part == part}
+    marks = [(m.time, m.value if math.isfinite(m.value) else None,
+              m.measure not in ("", s.measure), ends.get(m.id)) for m in s.alerts
+             if m.id in mine and lo_s <= _day(m.time) <= hi_s]
+    other = sorted({m.measure for m in s.alerts if m.id in mine
+                    and m.measure not in ("", s.measure)})
+    label = part_label(site, part)
+    caption = (f"{label}: {s.measure_label}, on the {_grid_words(s.grid)} grid, "
+               f"{_day(pts[0].time)} to {_day(pts[-1].time)} ({n_clear} of {len(pts)} dates "
+               "seen clear); the shaded band is the normal range of the dates with no alert, "
+               "triangles are the alerts at the values they were raised on.")
+    if other:
+        caption += (" Diamonds: alerts raised on another measure ("
+                    + "; ".join(measure_words(m, part).rstrip(", ") for m in other)
+                    + "), at their own values.")
+    if any(e is not None for e in ends.values()):
+        caption += " A shaded span runs from an alert to the last date of its event."
+    safe = safe_name(f"{part}_{s.grid}", "part", 48)
+    path = timeline_figure(path_under(fig_dir, f"timeline_{n:02d}_{safe}.png"),
+                           times, vals, unobs, marks, s.band,
+                           html_text(f"Timeline: {label} ({_grid_words(s.grid)})"), None,
+                           "radar change share" if "omnibus" in s.measure
+                           else "changed share")
+    return {"part": part, "path": path.relative_to(fig_dir.parent).as_posix(),
+            "caption": caption}
 
 
 def _event_end(a: StoredAlert) -> datetime | None:
@@ -721,4 +800,4 @@ def _exports(site: Site, alerts: list[StoredAlert], assessment: SiteAssessment,
     return written
 
 
-__all__ = ["MANIFEST", "MAX_FIGURES", "Brief", "html_text", "write_brief"]
+__all__ = ["MANIFEST", "MAX_FIGURES", "MAX_PART_FIGURES", "Brief", "html_text", "write_brief"]

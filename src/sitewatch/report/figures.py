@@ -127,7 +127,7 @@ def _image(ax: Any, panel: Panel) -> None:
 def _outline(ax: Any, rings: Sequence[np.ndarray], *, kind: str,
              holes: Sequence[np.ndarray] = ()) -> None:
     """Part outlines dashed; change objects solid with a faint fill (their ``holes`` left
-    unfilled), so that one object whose outline folds into a notch reads as one object."""
+    unfilled and not outlined), so that one object reads as one object."""
     import matplotlib.patheffects as pe
 
     if kind != "part" and rings:
@@ -136,8 +136,9 @@ def _outline(ax: Any, rings: Sequence[np.ndarray], *, kind: str,
 
         compound = MplPath.make_compound_path(*(MplPath(xy, closed=True)
                                                 for xy in [*rings, *holes]))
-        ax.add_patch(PathPatch(compound, facecolor=ORANGE, alpha=0.22, linewidth=0))
-    for xy in [*rings, *holes] if kind != "part" else rings:
+        ax.add_patch(PathPatch(compound, facecolor=ORANGE, alpha=0.3, linewidth=0))
+    # Holes are left unfilled, not outlined: an outlined hole reads as another object.
+    for xy in rings:
         if kind == "part":
             ax.plot(xy[:, 0], xy[:, 1], color="white", linewidth=1.4, linestyle=(0, (4, 2)),
                     path_effects=[pe.withStroke(linewidth=2.8, foreground="black")])
@@ -286,7 +287,8 @@ def place_labels(parts: Sequence[Box], sizes: Sequence[tuple[float, float]],
                      (x0 - d - tw, y0 - d - th)]
             for lx, ly in cands:
                 box = (lx, ly, lx + tw, ly + th)
-                if lx < 0 or ly < 0 or box[2] > w or box[3] > h:
+                edge = 2 * pad  # the halo and the frame: a label never touches the edge
+                if lx < edge or ly < edge or box[2] > w - edge or box[3] > h - edge:
                     continue
                 if any(_overlap(box, o) for o in (*placed, *obstacles)):
                     continue
@@ -344,7 +346,7 @@ def timeline_figure(path: Path, times: Sequence[Any], values: Sequence[float],
         end = rest[1] if len(rest) > 1 else None
         if end is not None and end > t:
             ax.axvspan(t, end, color=VERMILION, alpha=0.12, linewidth=0,
-                       label="alert's event, to its last date"
+                       label="event duration"
                        if "span" not in labelled else None)
             labelled.add("span")
         ax.axvline(t, color=VERMILION, linewidth=0.8, linestyle="--")

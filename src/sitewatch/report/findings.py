@@ -139,7 +139,14 @@ def indicators_of(assessment: SiteAssessment, cat: IndicatorSet | None = None
                   ) -> dict[str, list[str]]:
     """Alert id -> the names of the indicators its imagery evidence was read as (those of a
     launch or an engine test first; ``cat`` names them)."""
-    out: dict[str, list[tuple[bool, str]]] = {}
+    return {k: [n for _e, n in v] for k, v in read_events(assessment, cat).items()}
+
+
+def read_events(assessment: SiteAssessment, cat: IndicatorSet | None = None
+                ) -> dict[str, list[tuple[str, str]]]:
+    """Alert id -> (event, indicator name) its imagery evidence was read as, those of a
+    launch or an engine test first."""
+    out: dict[str, list[tuple[bool, str, str]]] = {}
     for ev in assessment.evidence:
         aid = ev.link.get("alert") if isinstance(ev.link, Mapping) else None
         if not aid:
@@ -148,8 +155,8 @@ def indicators_of(assessment: SiteAssessment, cat: IndicatorSet | None = None
         if cat is not None:
             with contextlib.suppress(CollateralError):  # else the id in words
                 name = cat.indicator(ev.indicator).name
-        out.setdefault(str(aid), []).append((ev.event not in EVENT_WORDS, name))
-    return {k: [n for _c, n in sorted(set(v))] for k, v in out.items()}
+        out.setdefault(str(aid), []).append((ev.event not in EVENT_WORDS, ev.event, name))
+    return {k: [(e, n) for _c, e, n in sorted(set(v))] for k, v in out.items()}
 
 
 def pair_sentence(f: PairFinding, site: Site, figure_of: Mapping[str, int],
@@ -172,13 +179,19 @@ def pair_sentence(f: PairFinding, site: Site, figure_of: Mapping[str, int],
     s = f"{kind[0].upper() + kind[1:]} {where}, {when}"
     if sensor:
         s += f" ({sensor})"
-    if objs:
+    if objs and len(f.alerts) == 1:
         s += (f": {objs} change object{'s' if objs != 1 else ''}, the largest "
               f"{largest:,.0f} m²")
+    elif objs:  # one object often touches several parts: no total that counts it twice
+        s += f": change objects of up to {largest:,.0f} m²"
     inds = [n for a in f.alerts for n in read_as.get(a.id, [])]
     if inds:
         s += f"; read as {_names(inds[:2])}"
     s += _figs([figure_of[a.id] for a in f.alerts if a.id in figure_of]) + "."
+    if before and after:
+        caveat = season_caveat(date.fromisoformat(before), date.fromisoformat(after))
+        if caveat:
+            s += " " + caveat
     low = [part_label(site, a.part) for a in f.alerts if a.alert.confidence in LOW_CONFIDENCE]
     if low:
         names = _names(low)
@@ -200,6 +213,30 @@ def _event_sentence(event: str, x: EventAssessment) -> str:
     return f"{head}: {summary}" if summary else f"{head}: {x.level.replace('_', ' ')}."
 
 
+def _too_old(site: Site, assessment: SiteAssessment, groups: Sequence[PairFinding],
+             figure_of: Mapping[str, int], at: date, cat: IndicatorSet | None) -> list[str]:
+    """For an event with no evidence, the latest imagery of the period that was read as one
+    of its indicators: too old to count now, but the reader sees it in the figures and must
+    not think the page contradicts itself."""
+    read = read_events(assessment, cat)
+    out = []
+    for event, head in EVENT_WORDS.items():
+        if getattr(assessment, event).level != "no_evidence":
+            continue
+        seen = [(a, name) for g in groups for a in g.alerts
+                for ev, name in read.get(a.id, []) if ev == event]
+        if not seen:
+            continue
+        a, name = max(seen, key=lambda t: t[0].time)
+        day = _date(a.time)
+        fig = f" (Figure {figure_of[a.id]})" if a.id in figure_of else ""
+        label = part_label(site, a.part)
+        out.append(f"{head}: the imagery read as {name} at the {label[0].lower() + label[1:]} "
+                   f"on {day.isoformat()}{fig} is {age_words((at - day).days)} old, too old "
+                   "to count now.")
+    return out
+
+
 def expired_notices(assessment: SiteAssessment, at: date) -> list[str]:
     """Navigation notices whose window ended before ``at``, in sentences."""
     out = []
@@ -214,9 +251,9 @@ def expired_notices(assessment: SiteAssessment, at: date) -> list[str]:
         days = (at - end).days
         out.append(f"A navigation notice {issued}({ev.source}) announced a "
                    f"{EVENT_WORDS.get(ev.event, ev.event).lower()} window "
-                   f"{start.isoformat() if start else '?'} to {end.isoformat()}; it ended "
-                   f"{days} day{'s' if days != 1 else ''} before this brief, so it no longer "
-                   "counts towards the assessment.")
+                   f"{start.isoformat() if start else '?'} to {end.isoformat()}; the window "
+                   f"ended {days} day{'s' if days != 1 else ''} before this brief (the notice "
+                   "now counts only as an old report that a launch was planned).")
     return sorted(set(out))
 
 
@@ -233,9 +270,9 @@ def imagery_sentence(processed: Mapping[str, ProcessedScene], at: date) -> str |
     last = usable[-1]
     day = _date(last.acquired)
     age = (at - day).days
-    s = f"Last usable image: {day.isoformat()}"
+    s = f"Last image usable for the whole site: {day.isoformat()}"
     if age > 0:
-        s += f", {age} day{'s' if age != 1 else ''} before this brief"
+        s += f", {age_words(age)} before this brief"
     after = [r for r in done if _date(r.acquired) > day]
     if after:
         s += (f"; {len(after)} later image{'s' if len(after) != 1 else ''} "
@@ -243,9 +280,31 @@ def imagery_sentence(processed: Mapping[str, ProcessedScene], at: date) -> str |
               f"{'were' if len(after) != 1 else 'was'} mostly cloud, shadow or no data")
     s += "."
     if age > 60:
-        s += (" Findings and the assessment rest on old imagery; `sitewatch brief --to "
-              f"{day.isoformat()}` writes the brief as of that image.")
+        s += (" Findings and the assessment rest on old imagery; “sitewatch brief --to "
+              f"{day.isoformat()}” writes the brief as of that image.")
     return s
+
+
+def age_words(days: int) -> str:
+    """An age in the unit a reader takes in: days, weeks, months, then years."""
+    if days < 14:
+        return f"{days} day{'s' if days != 1 else ''}"
+    if days < 60:
+        return f"{days // 7} weeks"
+    if days < 730:
+        return f"{round(days / 30.44)} months"
+    return f"{days / 365.25:.1f} years"
+
+
+def season_caveat(before: date, after: date) -> str | None:
+    """A caveat when a pair spans seasons (more than 60 days and at least three months of
+    the year apart): snow, leaves and crops change with the season, not with activity."""
+    gap = abs(before.month - after.month)
+    gap = min(gap, 12 - gap)
+    if abs((after - before).days) <= 60 or gap < 3:
+        return None
+    return (f"The dates are {age_words(abs((after - before).days))} apart "
+            f"({before:%B} and {after:%B}): snow, vegetation or crops may explain the change.")
 
 
 def _date(t: datetime | date | str) -> date:
@@ -267,11 +326,12 @@ def key_findings(site: Site, assessment: SiteAssessment, groups: Sequence[PairFi
     if all(v == "not_applicable" for v in levels.values()):
         kind = site.site_type.replace("_", " ")
         out = [f"Launch and engine test: not assessed; sitewatch watches this {kind} for "
-               f"change only (`sitewatch site set {site.id} --type launch_site` makes it "
+               f"change only (“sitewatch site set {site.id} --type launch_site” makes it "
                "assess them)." if site.site_type == "facility" else
                f"Launch and engine test: not assessed; neither is made at a {kind}."]
     else:
         out = [_event_sentence(e, getattr(assessment, e)) for e in EVENT_WORDS]
+        out += _too_old(site, assessment, groups, figure_of, at, cat)
     out += expired_notices(assessment, at)
     # What the imagery was read as, when the site's type has events to assess (a facility's
     # change is only change: the launch catalogue's words would mislead).
@@ -334,6 +394,8 @@ def params_words(params: Mapping[str, Any] | None) -> str:
             v = ", ".join(f"{a}={b}" for a, b in v.items()) or "none"
         elif isinstance(v, bool):
             v = "yes" if v else "no"
+        elif v is None:
+            v = "default"
         parts.append(f"{k.replace('_', ' ')} {v}")
     return "; ".join(parts)
 
@@ -357,7 +419,25 @@ def default_date(site: Site, last_image: datetime | date | None, today: date) ->
     return today
 
 
-__all__ = ["EVENT_PART_KINDS", "LOW_CONFIDENCE", "TIER_ORDER", "PairFinding", "default_date",
-           "expired_notices", "group_alerts", "imagery_sentence", "indicators_of",
-           "key_findings", "odds_rows", "pair_sentence", "params_words", "part_label",
-           "period_words", "rank_alerts", "reason_words"]
+__all__ = [
+    "EVENT_PART_KINDS",
+    "LOW_CONFIDENCE",
+    "TIER_ORDER",
+    "PairFinding",
+    "age_words",
+    "default_date",
+    "expired_notices",
+    "group_alerts",
+    "imagery_sentence",
+    "indicators_of",
+    "key_findings",
+    "odds_rows",
+    "pair_sentence",
+    "params_words",
+    "part_label",
+    "period_words",
+    "rank_alerts",
+    "read_events",
+    "reason_words",
+    "season_caveat",
+]

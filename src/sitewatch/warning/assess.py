@@ -428,7 +428,7 @@ def _not_applicable_words(event: str, kind: str) -> str:
     one, many = _EVENT_NOUN[event]
     if kind == "facility":  # a catalogue site whose type was never said
         return (f"No {one} assessment: the site's type is not stated (change is watched "
-                f"only); `sitewatch site set SITE --type launch_site` makes sitewatch assess "
+                f"only); “sitewatch site set SITE --type launch_site” makes sitewatch assess "
                 f"{many}.")
     words = kind.replace("_", " ")
     article = "an" if words[:1] in "aeiou" else "a"
@@ -451,12 +451,17 @@ def summarise(event: str, a: EventAssessment) -> str:
         h=f"{a.horizon_days:g}")
     if a.level == "no_evidence":
         return f"{head} (the usual rate is {a.prior:.0%} in {a.horizon_days:g} days)."
-    main = a.against if a.level == "unlikely" and a.against else a.reasons
+    # "Unlikely" above the usual rate is still a net case *for*: its reasons lead (the
+    # strongest first), never a weaker item against it.
+    net_for = a.level == "unlikely" and a.likelihood > a.prior and bool(a.reasons)
+    main = a.against if a.level == "unlikely" and a.against and not net_for else a.reasons
     said = [reason_words(r) for r in main[:2]]
+    if net_for:
+        head += ", though more likely than usual"
     s = head + (": " + " and ".join(said) if said else "") + "."
-    if a.level == "unlikely" and not a.against and a.reasons:
+    if a.level == "unlikely" and not a.against and a.reasons and not net_for:
         s += " What was reported does not make it more likely than usual."
-    elif a.level != "unlikely" and a.against:
+    elif (a.level != "unlikely" or net_for) and a.against:
         s += f" Against it: {reason_words(a.against[0])}."
     if a.window:
         s += " " + _window_words(a.window)

@@ -274,11 +274,17 @@ def coverage(store: Store, site: Site, indicator_set: IndicatorSet, at: date,
                 labels = sorted(site.part(n).label for n in names)
                 where = ", ".join(labels[:-1]) + " and " + labels[-1] if len(labels) > 1 \
                     else labels[0]
+                days = (at - horizon).days
+                clear = [o.acquired.date() for o in obs if o.part in names and o.observed
+                         and o.acquired.date() <= at]
+                last_clear = (f"last seen clear {max(clear).isoformat()}" if clear
+                              else "never seen clear")
                 why[ind.id] = (
-                    f"{where}: seen only by SAR since {horizon.isoformat()} (last "
-                    f"{max(o.acquired.date() for o in seen).isoformat()}), and SAR change "
-                    "does not show this; no clear optical image" if seen else
-                    f"{where}: not seen clear (cloud, no data) since {horizon.isoformat()}")
+                    f"{where}: seen only by SAR in the {days} days before {at.isoformat()} "
+                    f"(last {max(o.acquired.date() for o in seen).isoformat()}), and SAR "
+                    "change does not show this; no clear optical image" if seen else
+                    f"{where}: not seen clear (cloud, no data) in the {days} days before "
+                    f"{at.isoformat()} ({last_clear})")
                 continue
         if best and ind.resolution_m and best > ind.resolution_m:
             why[ind.id] = (f"only as a change at {best:g} m: telling what it is needs "

@@ -191,16 +191,22 @@ def _float(v: Any) -> float:
     return math.nan if v is None else float(v)
 
 
-def _own_value(a: StoredAlert, grid: str) -> tuple[float, str]:
-    """An alert's value on the measure it was raised on, at its own date (from its
-    findings), else its recorded value."""
-    day = a.alert.time[:10]
-    for f in a.alert.findings:
-        if str(f.get("time", ""))[:10] == day and (f.get("grid") or grid) == grid:
-            v = f.get("value")
-            if isinstance(v, (int, float)) and math.isfinite(v):
-                return float(v), str(f.get("measure") or a.alert.measure)
-    return float(a.alert.value), a.alert.measure
+def own_point(a: StoredAlert, grid: str | None = None) -> tuple[str, float, str]:
+    """Where an alert stands on a timeline: (measure, value, day) of its finding on its own
+    date and grid: the measure it was raised on when that was measured then, else the
+    largest finding of that date.  An event's record value may be a later date's (its
+    strongest); the alert is drawn, and listed, at its own date.  Falls back to the record's
+    measure and value."""
+    rec = a.alert
+    day, grid = rec.time[:10], grid or rec.grid
+    here = [f for f in rec.findings if str(f.get("time", ""))[:10] == day
+            and (f.get("grid") or grid) == grid
+            and isinstance(f.get("value"), (int, float)) and math.isfinite(f["value"])]
+    if here:
+        f = next((f for f in here if f.get("measure") == rec.measure),
+                 max(here, key=lambda f: float(f["value"])))
+        return str(f.get("measure") or rec.measure), float(f["value"]), day
+    return rec.measure, float(rec.value), day
 
 
 def part_series(store: Store, site_id: str, params_hash: str, part: str) -> list[PartSeries]:
@@ -220,10 +226,9 @@ def part_series(store: Store, site_id: str, params_hash: str, part: str) -> list
             continue
         mine = [a for a in alerts if (a.alert.grid or grid) == grid]
         counts: dict[str, int] = {}
-        for a in mine:
-            for f in a.alert.findings:
-                if (f.get("grid") or grid) == grid:
-                    counts[str(f.get("measure"))] = counts.get(str(f.get("measure")), 0) + 1
+        for a in mine:  # the measure most of the grid's alerts stand on at their own dates
+            m = own_point(a, grid)[0]
+            counts[m] = counts.get(m, 0) + 1
         measure = max(counts, key=lambda m: (counts[m], m == DEFAULT_MEASURE)) if counts \
             else DEFAULT_MEASURE
         pts = [SeriesPoint(parse_time(o.time), o.scene_id, o.previous_id,
@@ -238,10 +243,10 @@ def part_series(store: Store, site_id: str, params_hash: str, part: str) -> list
             band = (med - 3 * mad, med + 3 * mad)
         marks = []
         for a in mine:
+            on, value, _day = own_point(a, grid)
             at = by_day.get(a.time.date())
-            value, on = (at.value if at else math.nan), measure
-            if not math.isfinite(value):  # raised on another measure: at the value it names
-                value, on = _own_value(a, grid)
+            if on == measure and at is not None and math.isfinite(at.value):
+                value = at.value  # the plotted point itself (the same number)
             marks.append(SeriesAlert(a.id, a.time, value, a.tier, a.status,
                                      a.alert.after_scene, on))
         out.append(PartSeries(part, grid, measure, pts, band, marks))
@@ -295,4 +300,4 @@ def plot_timeline(tl: Timeline, path: str | Path) -> Path:
 
 
 __all__ = ["DEFAULT_MEASURE", "PartSeries", "SeriesAlert", "SeriesPoint", "Timeline",
-           "TimelineRow", "build_timeline", "part_series", "plot_timeline"]
+           "TimelineRow", "build_timeline", "own_point", "part_series", "plot_timeline"]

@@ -1,0 +1,143 @@
+"""Many sites on a real Dask LocalCluster (worker processes): every site's results equal a
+serial run's, a second run adds nothing, an unknown site is an outcome and not a crash, and a
+worker killed in the middle of a site's run is replaced and the store ends identical to a
+clean run's (tasks are idempotent: each scene is its own transaction, alerts have ids)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from sitewatch.store import Store
+from sitewatch.watch.fleet import SiteJob, SiteOutcome, jobs_for, run_fleet, run_job
+from sitewatch.watch.pipeline import run_site
+from test_pipeline import PARAMS, test_site, write_scenes
+
+pytest.importorskip("distributed", reason="the cluster extra is not installed "
+                                          "(pip install 'sitewatch[cluster]')")
+
+SITES = ("alpha", "bravo", "charlie")
+
+
+def _home(root: Path) -> Path:
+    """A home with three small sites (the synthetic series of test_pipeline, one each)."""
+    home = root / "home"
+    imgs = root / "imgs"
+    write_scenes(imgs, range(8))
+    from sitewatch.imagery.ingest import ingest
+
+    with Store.open_home(home) as store:
+        for sid in SITES:
+            ingest(store, [imgs], sid, site=dataclasses.replace(test_site(), id=sid))
+    return home
+
+
+def _snapshot(home: Path, site_id: str) -> list[tuple]:
+    with Store.open_home(home) as store:
+        obs = sorted((r.scene_id, r.part, r.reference, r.reference_id,
+                      json.dumps(r.to_dict()["measures"], sort_keys=True))
+                     for r in store.observations(site_id, PARAMS.hash))
+        done = sorted((k, v.status) for k, v in store.processed(site_id, PARAMS.hash).items())
+        alerts = sorted((a.id, a.tier, a.kind, a.status, a.alert.value)
+                        for a in store.alerts(site_id))
+    return [*obs, *done, *alerts]
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory) -> Path:
+    home = _home(tmp_path_factory.mktemp("serial"))
+    with Store.open_home(home) as store:
+        for sid in SITES:
+            run_site(store, sid, PARAMS, products=home / "products")
+    return home
+
+
+def _db(home: Path) -> str:
+    with Store.open_home(home) as store:
+        return store.engine.url.render_as_string(hide_password=False)
+
+
+def test_sites_on_two_workers_equal_a_serial_run_and_a_rerun_adds_nothing(serial, tmp_path):
+    home = _home(tmp_path)
+    seen: list[str] = []
+    jobs = jobs_for(SITES, _db(home), home, PARAMS)
+    outcomes = run_fleet(jobs, workers=2, on_outcome=lambda o: seen.append(o.site_id))
+    assert [o.site_id for o in outcomes] == list(SITES) and sorted(seen) == sorted(SITES)
+    assert all(o.ok and o.processed == 8 for o in outcomes), outcomes
+    assert len({o.worker for o in outcomes}) >= 1
+    for sid in SITES:
+        assert _snapshot(home, sid) == _snapshot(serial, sid), sid
+    again = run_fleet(jobs, workers=2)
+    assert all(o.ok and o.processed == 0 and o.reused == 8 for o in again), again
+
+
+def test_an_unknown_site_is_its_own_outcome(tmp_path):
+    home = _home(tmp_path)
+    jobs = jobs_for(("alpha", "nowhere"), _db(home), home, PARAMS)
+    out = {o.site_id: o for o in run_fleet(jobs, workers=1)}
+    assert out["alpha"].ok and out["alpha"].processed == 8
+    assert not out["nowhere"].ok and "nowhere" in (out["nowhere"].error or "")
+
+
+def killed_once(job: SiteJob) -> SiteOutcome:
+    """The task, but the first attempt at each site kills its own worker process (SIGKILL,
+    no clean-up) after three scenes were stored."""
+    marker = Path(job.home) / f"killed-{job.site_id}"
+    if not marker.exists():
+        marker.touch()
+        from sitewatch.watch.params import RunParams
+
+        def die(stage: str, done: int, _total: int) -> None:
+            if stage == "process" and done >= 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        with Store(job.db) as store:
+            run_site(store, job.site_id, RunParams.from_dict(job.params), progress=die,
+                     products=Path(job.home) / "products")
+    return run_job(job)
+
+
+def test_a_worker_killed_mid_site_is_retried_and_the_store_matches_a_clean_run(serial,
+                                                                              tmp_path):
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests
+    home = _home(tmp_path)
+    jobs = jobs_for(SITES[:2], _db(home), home, PARAMS)
+    outcomes = run_fleet(jobs, workers=2, task=killed_once)
+    assert all(o.ok for o in outcomes), outcomes
+    for sid in SITES[:2]:
+        assert (home / f"killed-{sid}").exists()  # the first attempt did die
+        assert _snapshot(home, sid) == _snapshot(serial, sid), sid
+
+
+def test_cli_runs_several_sites_on_a_local_cluster(serial, tmp_path):
+    """`sitewatch run A B --workers 1 --json` (and `--all`) print one outcome per site; a
+    wrong combination is a usage error."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from sitewatch.cli.main import cli
+
+    home = tmp_path / "home"
+    shutil.copytree(serial, home)  # already run: the cluster finds nothing new
+    r = CliRunner().invoke(cli, ["--home", str(home), "run", "alpha", "bravo", "--workers",
+                                 "1", "--method", "ratio", "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)
+    assert [o["site_id"] for o in got] == ["alpha", "bravo"]
+    assert all(o["ok"] and o["processed"] == 0 and o["reused"] == 8 for o in got)
+    r = CliRunner().invoke(cli, ["--home", str(home), "run", "--all", "--workers", "1",
+                                 "--method", "ratio", "--json"])
+    assert r.exit_code == 0 and len(json.loads(r.output)) == len(SITES), r.output
+    for args in (["alpha", "--all"], [], ["alpha", "bravo", "--jsonl", "x.jsonl"],
+                 ["alpha", "--workers", "1", "--scheduler", "tcp://127.0.0.1:1"]):
+        r = CliRunner().invoke(cli, ["--home", str(home), "run", *args])
+        assert r.exit_code == 2, (args, r.output)
