@@ -68,7 +68,7 @@ def catalogue(work: Path, db: str, ids: list[str]) -> None:
     from sitewatch.sites.site import site_from_geojson
 
     sites = json.loads((work / "sites.json").read_text())
-    with Store(db) as store:
+    with Store.open_url(db) as store:
         for sid in ids:
             ingest(store, [work / "scenes" / sid], sid, site=site_from_geojson(sites[sid], sid))
 
@@ -76,7 +76,7 @@ def catalogue(work: Path, db: str, ids: list[str]) -> None:
 def snapshot(db: str, ids: list[str]) -> str:
     """Everything the runs stored, without timestamps, as one comparable text."""
     rows: list[Any] = []
-    with Store(db) as store:
+    with Store.open_url(db) as store:
         for sid in ids:
             h = PARAMS.hash
             rows += sorted((sid, r.scene_id, r.part, r.reference, r.reference_id,
@@ -92,7 +92,7 @@ def serial(db: str, home: Path, ids: list[str]) -> float:
     from sitewatch.watch.pipeline import run_site
 
     t0 = time.perf_counter()
-    with Store(db) as store:
+    with Store.open_url(db) as store:
         for sid in ids:
             run_site(store, sid, PARAMS, products=home / "products")
     return time.perf_counter() - t0
@@ -113,7 +113,7 @@ def killer(job: SiteJob) -> SiteOutcome:
             if (k >= 0 and stage == "process" and done >= k) or (k < 0 and stage == "alerts"):
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        with Store(job.db) as store:
+        with Store.open_url(job.db) as store:
             run_site(store, job.site_id, RunParams.from_dict(job.params), progress=die,
                      products=Path(job.home) / "products")
     return run_job(job)

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
-from sitewatch.store.base import StoreBase, _finite, _now, decoded
+from sitewatch.store.base import StoreBase, _finite, _now, db_reason, decoded, insert_new, upsert
 from sitewatch.store.parts import current_versions
 from sitewatch.store.scenes import registration_of, write_registration
 from sitewatch.store.schema import (
@@ -109,8 +109,6 @@ class ResultStore(StoreBase):
                 raise StoreError(f"observation of {ob.scene_id!r} ({ob.part}) stored with the "
                                  f"result of {scene_id!r}")
         pr, o = processed_table, observations_table
-        key_p = ((pr.c.site_id == site_id) & (pr.c.scene_id == scene_id)
-                 & (pr.c.params_hash == params_hash))
         key_o = ((o.c.site_id == site_id) & (o.c.scene_id == scene_id)
                  & (o.c.params_hash == params_hash))
         rows = [{
@@ -141,16 +139,16 @@ class ResultStore(StoreBase):
                                                    & o.c.part.in_(names[i:i + 500])))
                 # Updated in place, not deleted: deleting would cascade to the observations
                 # of earlier part versions, which are kept.
-                if not c.execute(pr.update().where(key_p).values(**values)).rowcount:
-                    c.execute(pr.insert().values(site_id=site_id, scene_id=scene_id,
-                                                 params_hash=params_hash, **values))
+                upsert(c, pr, {"site_id": site_id, "scene_id": scene_id,
+                               "params_hash": params_hash, **values})
                 if rows:
                     c.execute(o.insert(), rows)
                 if result.registration is not None:
                     write_registration(c, result.registration)
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"results of scene {scene_id!r} could not be stored ({exc.orig}); "
-                             "nothing was half-written: run the command again") from None
+            raise StoreError(f"results of scene {scene_id!r} could not be stored "
+                             f"({db_reason(exc)}); nothing was half-written: run the command "
+                             "again") from None
 
     def observations(self, site_id: str, params_hash: str, *, part: str | None = None,
                      reference: str | None = None, versions: str = "current"
@@ -296,22 +294,28 @@ class ResultStore(StoreBase):
         try:
             return self._put_alert(alert, params_hash, key, record, values)
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"alert {alert.id!r} could not be stored ({exc.orig}); nothing "
+            raise StoreError(f"alert {alert.id!r} could not be stored ({db_reason(exc)}); nothing "
                              "was half-written: run the command again") from None
 
     def _put_alert(self, alert: Alert, params_hash: str, key: str, record: dict[str, Any],
                    values: dict[str, Any]) -> str:
         t = alerts_table
         with self.engine.begin() as c:
-            row = c.execute(sa.select(t).where(t.c.id == key)).mappings().first()
+            # Read under a row lock (PostgreSQL; SQLite writers take turns anyway): two
+            # processes updating one alert each see the other's revision.
+            row = c.execute(sa.select(t).where(t.c.id == key).with_for_update()
+                            ).mappings().first()
             now = _now()
             if row is None:
                 text = json.dumps(record, sort_keys=True)
-                c.execute(t.insert().values(
-                    id=alert.id, status="new", reason=None, record=text, revision=1,
-                    created_at=now, updated_at=now, **values))
-                _add_event(c, "new", alert.id, 1, text, "new", None, params_hash, now)
-                return "new"
+                if insert_new(c, t, {"id": alert.id, "status": "new", "reason": None,
+                                     "record": text, "revision": 1, "created_at": now,
+                                     "updated_at": now, **values}):
+                    _add_event(c, "new", alert.id, 1, text, "new", None, params_hash, now)
+                    return "new"
+                # Another process stored it just now: this is an update of that one.
+                row = c.execute(sa.select(t).where(t.c.id == alert.id).with_for_update()
+                                ).mappings().one()
             old = json.loads(row["record"])
             text = json.dumps({**record, "id": row["id"]}, sort_keys=True)
             if json.dumps(old, sort_keys=True) == text:
