@@ -246,7 +246,7 @@ def test_a_version_4_catalogue_is_migrated_and_read(sqlite_db):
     db = sqlite_db
     _make_v4(db, Store.open_path(db))
     with Store.open_path(db) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 8
+        assert s.schema_version() == SCHEMA_VERSION == 9
         done = s.processed(SITE, PH)
         one = done["scene_1"]
         assert one.registration is not None and not one.registration.applied

@@ -242,3 +242,28 @@ def test_composite_is_the_nan_skipping_median():
             want = np.nanmedian(np.stack(data), axis=0)
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
+
+
+def test_the_scoring_state_is_kept_on_either_database(store_url, tmp_path, counted):
+    """On SQLite and PostgreSQL: the state is stored, replaced, and a run with nothing new
+    scores no series; a new scene's run stores what one run from scratch stores."""
+    with Store.open_url(store_url) as store:
+        assert store.scoring_state("testsite", PARAMS.hash) is None
+        store.put_scoring_state("testsite", PARAMS.hash, {"version": "x", "n": [1, 2]})
+        store.put_scoring_state("testsite", PARAMS.hash, {"version": "y"})
+        assert store.scoring_state("testsite", PARAMS.hash) == {"version": "y"}
+        catalogue(store, tmp_path / "imgs", range(7))
+        run_site(store, "testsite", PARAMS)
+        kept = store.scoring_state("testsite", PARAMS.hash)
+        assert kept is not None and kept["version"] == events.SCORING_VERSION
+        assert kept["series"]  # one state per part's series
+        scored = counted["scored"]
+        run_site(store, "testsite", PARAMS)
+        assert counted["scored"] == scored
+        catalogue(store, tmp_path / "imgs", [7, 8])
+        run_site(store, "testsite", PARAMS)
+        steps = stored(store)
+    with Store.open_path(tmp_path / "scratch" / "sitewatch.db") as store:
+        catalogue(store, tmp_path / "imgs_scratch", range(9))
+        run_site(store, "testsite", PARAMS)
+        assert stored(store) == steps

@@ -192,17 +192,14 @@ class ResultStore(StoreBase):
     def put_scoring_state(self, site_id: str, params_hash: str, state: Mapping[str, Any]
                           ) -> None:
         """Keep where alert scoring stopped (replacing what was kept)."""
-        t = scoring_state_table
-        key = (t.c.site_id == site_id) & (t.c.params_hash == params_hash)
-        values = {"state": json.dumps(state, sort_keys=True), "updated_at": _now()}
+        row = {"site_id": site_id, "params_hash": params_hash,
+               "state": json.dumps(state, sort_keys=True), "updated_at": _now()}
         try:
             with self.engine.begin() as c:
-                if not c.execute(t.update().where(key).values(**values)).rowcount:
-                    c.execute(t.insert().values(site_id=site_id, params_hash=params_hash,
-                                                **values))
+                upsert(c, scoring_state_table, row)
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"the scoring state of site {site_id!r} could not be stored "
-                             f"({exc.orig})") from None
+                             f"({db_reason(exc)})") from None
 
     # ------------------------------------------------------------------ runs
 

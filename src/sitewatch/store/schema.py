@@ -333,10 +333,10 @@ stac_items_table = sa.Table(
 scoring_state_table = sa.Table(
     "scoring_state",
     metadata,
-    sa.Column("site_id", sa.String(64), primary_key=True),
-    sa.Column("params_hash", sa.String(16), primary_key=True),
+    sa.Column("site_id", _s(64), primary_key=True),
+    sa.Column("params_hash", _s(16), primary_key=True),
     sa.Column("state", sa.Text, nullable=False),
-    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", _s(32), nullable=False),
 )
 
 
