@@ -9,7 +9,15 @@ and per-pixel sensor noise; AFTER has a global gain and offset, a phenology drop
 vegetation NIR, and planted rectangular changes (new built-up / cleared ground, about 1.5 %
 of the area, kept as ``truth.tif`` beside the two scenes).
 
-Each (method, size) runs ``detect_scenes(before_dir, after_dir, out)`` in a fresh child
+``--layouts`` also stores the same pixels as users have them (derived once from the per-band
+files, in the cache): ``pixel``, one 4-band GeoTIFF per date as GDAL writes it by default
+(pixel-interleaved, in strips, deflate); ``band``, one 4-band band-interleaved GeoTIFF in
+512 x 512 tiles; ``jp2``, one lossless JPEG 2000 file per band (GDAL's JP2OpenJPEG driver,
+1024 x 1024 tiles) named like a Sentinel-2 granule's; ``per-band`` is the original set.  The
+multiband files name their bands (descriptions) and carry the DN scale (1e-4), so every
+layout gives the detector the same reflectances.
+
+Each (layout, method, size) runs ``detect_scenes(before, after, out)`` in a fresh child
 process (this script again, ``--child``): wall time of the process and of ``detect_scenes``
 itself, throughput, and the child's peak resident set size (``wait4`` ``ru_maxrss``).  The
 change map is then scored against the planted truth (outside the timing) as a sanity check.
@@ -17,6 +25,8 @@ change map is then scored against the planted truth (outside the timing) as a sa
     python benchmarks/bench_detect_speed.py                      # 1024, 4096, 10980
     python benchmarks/bench_detect_speed.py --sizes 1024 --methods cva,irmad --out /tmp/x.md
     python benchmarks/bench_detect_speed.py --profile irmad:4096 # adds a cProfile section
+    python benchmarks/bench_detect_speed.py --layouts per-band,pixel,band,jp2 \
+        --methods hacd,irmad --sizes 2745,5490,10980 --out docs/bench_detect_tiles.md
 
 Nothing is written into the repository except ``--out`` (default docs/bench_speed.md).
 """
@@ -176,6 +186,92 @@ def synthesise(size: int, root: Path) -> dict[str, Any]:
     return meta
 
 
+LAYOUTS = ("per-band", "pixel", "band", "jp2")
+LAYOUT_TEXT = {
+    "per-band": "one GeoTIFF per band, 512 x 512 tiles, deflate + predictor 2",
+    "pixel": "one 4-band GeoTIFF per date, GDAL's defaults: pixel-interleaved, strips of "
+             "one row, deflate",
+    "band": "one 4-band GeoTIFF per date, band-interleaved, 512 x 512 tiles, deflate",
+    "jp2": "one lossless JPEG 2000 per band (JP2OpenJPEG, 1024 x 1024 tiles)",
+}
+
+
+def _multiband_name(date: str) -> str:
+    return f"S2A_MSIL2A_{date}_N0300_R046_{TILE}_{date}.tif"
+
+
+def layout_paths(root: Path, layout: str) -> tuple[Path, Path]:
+    """The BEFORE and AFTER inputs of ``layout`` under a size's cache folder."""
+    if layout == "per-band":
+        return root / "before", root / "after"
+    if layout == "jp2":
+        return root / "jp2" / "before", root / "jp2" / "after"
+    return tuple(root / layout / d / _multiband_name(date)  # type: ignore[return-value]
+                 for d, date in zip(("before", "after"), DATES, strict=True))
+
+
+def write_layout(root: Path, layout: str) -> dict[str, Any]:
+    """Store the per-band pair of ``root`` as ``layout`` (once; a marker file says done)."""
+    import numpy as np
+    import rasterio
+    from rasterio.windows import Window
+
+    marker = root / f"{layout}.done.json"
+    if layout == "per-band":
+        return {"seconds": 0.0}
+    if marker.exists():
+        return json.loads(marker.read_text())
+    shutil.rmtree(root / layout, ignore_errors=True)
+    t0 = time.perf_counter()
+    for d, date in zip(("before", "after"), DATES, strict=True):
+        files = [root / d / f"{TILE}_{date}_{bid}.tif" for bid, _ in S2_BANDS]
+        srcs = [rasterio.open(f) for f in files]
+        try:
+            prof = {**srcs[0].profile}
+            out_dir = root / layout / d
+            out_dir.mkdir(parents=True, exist_ok=True)
+            if layout == "jp2":
+                jp2 = {"driver": "JP2OpenJPEG", "width": prof["width"], "height": prof["height"],
+                       "count": 1, "dtype": "uint16", "nodata": 0, "crs": prof["crs"],
+                       "transform": prof["transform"], "QUALITY": 100, "REVERSIBLE": "YES",
+                       "blockxsize": 1024, "blockysize": 1024}
+                for (bid, _), src in zip(S2_BANDS, srcs, strict=True):
+                    with rasterio.open(out_dir / f"{TILE}_{date}_{bid}.jp2", "w", **jp2) as dst:
+                        dst.write(src.read(1), 1)
+                continue
+            mb = {"driver": "GTiff", "width": prof["width"], "height": prof["height"],
+                  "count": len(srcs), "dtype": "uint16", "nodata": 0, "crs": prof["crs"],
+                  "transform": prof["transform"], "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+            if layout == "band":
+                mb.update(interleave="band", tiled=True, blockxsize=512, blockysize=512)
+            with rasterio.open(out_dir / _multiband_name(date), "w", **mb) as dst:
+                for r0 in range(0, mb["height"], STRIP):
+                    w = Window(0, r0, mb["width"], min(STRIP, mb["height"] - r0))
+                    dst.write(np.stack([s.read(1, window=w) for s in srcs]), window=w)
+                for i, (_, name) in enumerate(S2_BANDS, 1):
+                    dst.set_band_description(i, name)
+                dst.scales = (1e-4,) * len(srcs)
+                dst.offsets = (0.0,) * len(srcs)
+        finally:
+            for src in srcs:
+                src.close()
+    files = [p for p in (root / layout).rglob("*") if p.is_file()]
+    meta = {"seconds": round(time.perf_counter() - t0, 1),
+            "mib": round(sum(p.stat().st_size for p in files) / 2**20, 1),
+            "block": _block_text(files[0])}
+    marker.write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def _block_text(path: Path) -> str:
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        bh, bw = ds.block_shapes[0]
+        inter = ds.profile.get("interleave", "")
+        return f"{bh} x {bw}" + (f", {inter}-interleaved" if ds.count > 1 else "")
+
+
 # --------------------------------------------------------------------------- child
 
 
@@ -271,13 +367,14 @@ def score_against_truth(change: Path, truth: Path) -> dict[str, float]:
 
 
 def run_one(method: str, size: int, root: Path, work: Path, args: argparse.Namespace,
-            profile_out: Path | None = None) -> dict[str, Any]:
-    tag = f"{method}-{size}" + ("-profile" if profile_out else "")
+            profile_out: Path | None = None, layout: str = "per-band") -> dict[str, Any]:
+    tag = f"{layout}-{method}-{size}" + ("-profile" if profile_out else "")
+    before, after = layout_paths(root, layout)
     out_dir = work / tag
     result = work / f"{tag}.json"
     log = work / f"{tag}.log"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--method", method,
-           "--before", str(root / "before"), "--after", str(root / "after"),
+           "--before", str(before), "--after", str(after),
            "--result-dir", str(out_dir), "--result", str(result),
            "--window", str(args.window), "--sample-pixels", str(args.sample_pixels)]
     if profile_out:
@@ -289,14 +386,16 @@ def run_one(method: str, size: int, root: Path, work: Path, args: argparse.Names
     if rc != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
         print(f" FAILED (exit {rc})", file=sys.stderr)
-        return {"method": method, "size": size, "error": f"exit {rc}: {tail}"}
+        return {"layout": layout, "method": method, "size": size,
+                "error": f"exit {rc}: {tail}"}
     res = json.loads(result.read_text())
-    res.update({"method": method, "size": size, "process_s": round(wall, 2),
+    res.update({"layout": layout, "method": method, "size": size, "process_s": round(wall, 2),
                 "cpu_s": round(cpu, 2), "wait4_rss_mib": round(rss, 1),
                 "load": [round(load0, 1), round(load1, 1)]})
     if not profile_out:
         res.update(score_against_truth(out_dir / "change.tif", root / "truth.tif"))
-    print(f" {res['detect_s']:.1f} s, {rss:.0f} MiB", file=sys.stderr, flush=True)
+    print(f" {res['detect_s']:.1f} s, CPU {cpu:.1f} s, {rss:.0f} MiB", file=sys.stderr,
+          flush=True)
     if not args.keep:
         shutil.rmtree(out_dir, ignore_errors=True)
     return res
@@ -341,8 +440,9 @@ def report(res: dict[str, Any]) -> str:
         f"{m['rasterio']}, GDAL {m['gdal']}.  ",
         f"Code: {res['code']}.",
         "",
-        f"Input: synthetic Sentinel-2-like pairs, 4 bands (B02, B03, B04, B08) at 10 m, one "
-        f"uint16 GeoTIFF per band (512 x 512 tiles, deflate), read from `{res['cache']}`. "
+        f"Input: synthetic Sentinel-2-like pairs, 4 bands (B02, B03, B04, B08) at 10 m, uint16, "
+        f"one GeoTIFF per band (512 x 512 tiles, deflate) and, with `--layouts`, the same "
+        f"pixels stored as the layouts below, read from `{res['cache']}`. "
         f"`detect_scenes(window={res['window']}, sample_pixels={res['sample_pixels']:,})` with "
         "every default otherwise (co-registration on, spectral cloud test on, the method's own "
         "normalisation and threshold). One fresh child process per run; *detect s* is the "
@@ -362,35 +462,44 @@ def report(res: dict[str, Any]) -> str:
           v["planted_objects"], v["seconds"]]
          for s, v in sorted(((int(k), v) for k, v in syn.items()))]))
     out.append("")
+    lays = res.get("layouts", {})
+    if len(lays) > 1 or set(lays) - {"per-band"}:
+        out += ["Layouts (the same pixels, derived from the per-band files; MiB of the pair "
+                "at the largest size):", ""]
+        out.append(_table(["layout", "what", "blocks", "MiB"],
+                          [[k, LAYOUT_TEXT[k], v.get("block", "512 x 512"), v.get("mib", "")]
+                           for k, v in lays.items()]))
+        out.append("")
     rows = []
     for r in res["runs"]:
         mpx = r["size"] ** 2 / 1e6
+        lay = r.get("layout", "per-band")
         if "error" in r:
-            rows.append([r["method"], f"{r['size']}²", "error", *[""] * 10])
+            rows.append([lay, r["method"], f"{r['size']}²", "error", *[""] * 10])
             continue
-        rows.append([r["method"], f"{r['size']}²", f"{r['detect_s']:.1f}",
+        rows.append([lay, r["method"], f"{r['size']}²", f"{r['detect_s']:.1f}",
                      f"{r['process_s']:.1f}", f"{r['cpu_s']:.1f}",
                      "/".join(f"{v:.1f}" for v in r["load"]), f"{mpx / r['detect_s']:.2f}",
                      f"{r['detect_s'] / mpx:.3f}", f"{r['wait4_rss_mib']:.0f}",
                      _fmt(100 * r["changed_fraction"] if r["changed_fraction"] is not None
                           else None), _fmt(r.get("precision")), _fmt(r.get("recall")),
                      _fmt(r.get("f1"))])
-    out.append(_table(["method", "size", "detect s", "process s", "CPU s", "load", "Mpx/s",
-                       "s/Mpx",
-                       "peak RSS MiB", "changed %", "P", "R", "F1"], rows))
-    # Linearity: s/Mpx per size, one row per method.
+    out.append(_table(["layout", "method", "size", "detect s", "process s", "CPU s", "load",
+                       "Mpx/s", "s/Mpx", "peak RSS MiB", "changed %", "P", "R", "F1"], rows))
+    # Linearity: s/Mpx per size, one row per layout and method.
     sizes = sorted({r["size"] for r in res["runs"]})
-    by = {(r["method"], r["size"]): r for r in res["runs"] if "error" not in r}
-    meths = list(dict.fromkeys(r["method"] for r in res["runs"]))
+    by = {(r.get("layout", "per-band"), r["method"], r["size"]): r for r in res["runs"]
+          if "error" not in r}
+    keys = list(dict.fromkeys((r.get("layout", "per-band"), r["method"]) for r in res["runs"]))
     lin = []
-    for meth in meths:
-        row: list[Any] = [meth]
+    for lay, meth in keys:
+        row: list[Any] = [lay, meth]
         for s in sizes:
-            r = by.get((meth, s))
+            r = by.get((lay, meth, s))
             row.append(f"{r['detect_s'] / (s * s / 1e6):.3f}" if r else "")
-        big = [s for s in sizes if (meth, s) in by]
+        big = [s for s in sizes if (lay, meth, s) in by]
         if len(big) >= 2:
-            a, b = by[meth, big[0]], by[meth, big[-1]]
+            a, b = by[lay, meth, big[0]], by[lay, meth, big[-1]]
             ratio = (b["detect_s"] / big[-1] ** 2) / (a["detect_s"] / big[0] ** 2)
             row.append(f"{ratio:.2f}")
         else:
@@ -398,13 +507,17 @@ def report(res: dict[str, Any]) -> str:
         lin.append(row)
     out += ["", "Linearity (seconds per megapixel; the last column is s/Mpx at the largest "
             "size over s/Mpx at the smallest: 1.0 = linear, < 1 = fixed costs amortised):", ""]
-    out.append(_table(["method", *[f"{s}²" for s in sizes], "largest / smallest"], lin))
-    full = by.get(("irmad", FULL))
+    out.append(_table(["layout", "method", *[f"{s}²" for s in sizes], "largest / smallest"],
+                      lin))
+    full = [r for (lay, meth, size), r in by.items() if size == FULL]
     if full:
-        ok = full["detect_s"] < TARGET_S and full["wait4_rss_mib"] < TARGET_GIB * 1024
-        out += ["", f"Target for irmad on a full tile: < {TARGET_S:.0f} s and < "
-                f"{TARGET_GIB:.0f} GiB peak. Measured {full['detect_s']:.1f} s, "
-                f"{full['wait4_rss_mib'] / 1024:.2f} GiB: **{'met' if ok else 'missed'}**."]
+        out += ["", f"Target on a full tile: < {TARGET_S:.0f} s and < {TARGET_GIB:.0f} GiB "
+                "peak:", ""]
+        for r in full:
+            ok = r["detect_s"] < TARGET_S and r["wait4_rss_mib"] < TARGET_GIB * 1024
+            out.append(f"- {r.get('layout', 'per-band')}, {r['method']}: {r['detect_s']:.1f} s "
+                       f"({r['process_s']:.1f} s with start-up), "
+                       f"{r['wait4_rss_mib'] / 1024:.2f} GiB: **{'met' if ok else 'missed'}**")
     if res.get("skipped"):
         out += ["", "Not run: " + "; ".join(res["skipped"]) + "."]
     notes = sorted({n for r in res["runs"] for n in r.get("notes", [])})
@@ -413,7 +526,8 @@ def report(res: dict[str, Any]) -> str:
     if res.get("profile"):
         p = res["profile"]
         out += ["", f"### Profile: {p['method']} on {p['size']}² (cProfile, "
-                f"{p['detect_s']:.1f} s under the profiler)", "", profile_section(
+                f"{p['detect_s']:.1f} s under the profiler, layout {p.get('layout', 'per-band')})",
+                "", profile_section(
                     Path(p["stats"]), res.get("profile_top", 25))]
     return "\n".join(out) + "\n"
 
@@ -433,6 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=None,
                    help="scratch folder for outputs [default: a new temp dir, removed]")
     p.add_argument("--keep", action="store_true", help="keep each run's outputs")
+    p.add_argument("--layouts", default="per-band",
+                   help=f"input layouts to run, of {', '.join(LAYOUTS)} [default: %(default)s]")
     p.add_argument("--window", type=int, default=1024, help="detect_scenes window")
     p.add_argument("--sample-pixels", type=int, default=4_000_000,
                    help="detect_scenes sample_pixels")
@@ -463,6 +579,10 @@ def main(argv: list[str] | None = None) -> int:
     full_methods = chosen if args.full_methods == "all" else [
         s.strip() for s in args.full_methods.split(",") if s.strip()]
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    layouts = [s.strip() for s in args.layouts.split(",") if s.strip()]
+    if set(layouts) - set(LAYOUTS):
+        p.error(f"unknown layout(s) {', '.join(sorted(set(layouts) - set(LAYOUTS)))}; "
+                f"known: {', '.join(LAYOUTS)}")
     if any(s < 256 or s > FULL for s in sizes):
         p.error(f"sizes must be between 256 and {FULL}")
 
@@ -474,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", *[os.path.relpath(sys.argv[0], REPO)
                                          if i == 0 else a for i, a in enumerate(sys.argv)]]),
         "machine": machine(), "cache": str(cache), "window": args.window,
-        "sample_pixels": args.sample_pixels, "synthetic": {}, "runs": [],
+        "sample_pixels": args.sample_pixels, "synthetic": {}, "runs": [], "layouts": {},
         "code": code_state(),
         "skipped": skipped,
     }
@@ -482,21 +602,28 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             print(f"synthesising {size} x {size} ...", file=sys.stderr, flush=True)
             res["synthetic"][str(size)] = synthesise(size, cache / f"s2_{size}")
+            for lay in layouts:
+                print(f"  storing as {lay} ...", file=sys.stderr, flush=True)
+                res["layouts"][lay] = write_layout(cache / f"s2_{size}", lay)
         for size in sizes:
             todo = [m for m in chosen if size < FULL or m in full_methods]
             for m in chosen:
                 if size == FULL and m not in full_methods:
                     res["skipped"].append(f"{m} at {FULL}² (not in --full-methods)")
-            for m in todo:
-                res["runs"].append(run_one(m, size, cache / f"s2_{size}", work, args))
+            for lay in layouts:
+                for m in todo:
+                    res["runs"].append(run_one(m, size, cache / f"s2_{size}", work, args,
+                                               layout=lay))
         if args.profile:
             meth, _, sz = args.profile.partition(":")
             size = int(sz or 4096)
             root = cache / f"s2_{size}"
             res["synthetic"][str(size)] = synthesise(size, root)
+            lay = layouts[-1]
+            write_layout(root, lay)
             stats = work / f"profile-{meth}-{size}.pstats"
-            pr = run_one(meth, size, root, work, args, profile_out=stats)
-            res["profile"] = {"method": meth, "size": size, "stats": str(stats),
+            pr = run_one(meth, size, root, work, args, profile_out=stats, layout=lay)
+            res["profile"] = {"method": meth, "size": size, "stats": str(stats), "layout": lay,
                               "detect_s": pr.get("detect_s", math.nan)}
         md = report(res)
     finally:

@@ -8,7 +8,19 @@ BEFORE, masks what either date cannot see, and then works in two passes:
 2. every window (with the detector's context halo) is loaded, normalised, scored,
    thresholded and cleaned, and written straight into ``change.tif`` and ``score.tif``.
 
-Memory therefore depends on the window size and the sample, never on the scene size.
+Memory therefore depends on the window size, the sample and the width of a strip of
+windows, never on the number of rows.
+
+Pass 2 reads each file of a scene that lies on the grid's own pixels in full-width chunks of
+rows aligned to its blocks, every block decoded once for all the bands the file holds
+(:mod:`sitewatch.change.blockread`), and cuts the windows with their halo out of them; the
+windows of a strip are scored in a small thread pool while the next strip's rows are
+decoded (GDAL's decoders and numpy release the GIL).  A date that must be warped (another
+grid, or a co-registration shift to undo) is loaded per window by ``load_scene``.  The
+statistics of pass 1 come from the sample in memory, so IR-MAD's iterations (at most
+``max_iter``, 30) run on the sample and add no pass over the scene: each input block is
+decoded once in pass 2, plus the sample and co-registration windows in pass 1.
+
 Change polygons are traced strip by strip and the pieces of an object cut by a strip seam
 are joined again.  Outputs are written under temporary names and renamed at the end, so an
 interrupted run leaves no half-written results behind.
@@ -18,9 +30,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time as _time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +48,7 @@ from rasterio.windows import Window
 from sitewatch import __version__
 from sitewatch.change import post
 from sitewatch.change.base import ChangeMap, Detector, MethodError, observed_both
+from sitewatch.change.blockread import Handles, SceneReader, StripFeed
 from sitewatch.change.detect import _plain, resolve, threshold_for
 from sitewatch.change.normalise import Normalisation, NormalisationError, fit_normalisation
 from sitewatch.errors import GridError, SceneError
@@ -64,9 +79,10 @@ OUTPUTS = ("change.tif", "score.tif", "changes.geojson", "summary.json")
 Progress = Callable[[str, int, int], None]
 
 
-def open_input(path: str | Path, *, sensor: str | None = None) -> Scene:
+def open_input(path: str | Path, *, sensor: str | None = None, decode: bool = True) -> Scene:
     """One scene from a path as the catalogue accepts it (a file, or a folder holding one
-    scene such as an OSCD ``imgs_1``); an undated input is fine here."""
+    scene such as an OSCD ``imgs_1``); an undated input is fine here.  ``decode=False``: no
+    decode of every block now (see :func:`~sitewatch.imagery.scenes.read_scene`)."""
     p = Path(path)
     if not p.exists():
         raise SceneError(f"{p}: no such file or folder")
@@ -76,7 +92,7 @@ def open_input(path: str | Path, *, sensor: str | None = None) -> Scene:
     if len(sources) > 1:
         keys = ", ".join(Path(s.key).name for s in sources[:5])
         raise SceneError(f"{p}: holds {len(sources)} scenes ({keys}...); give one scene")
-    return read_scene(sources[0], time=_NO_TIME, sensor=sensor)
+    return read_scene(sources[0], time=_NO_TIME, sensor=sensor, decode=decode)
 
 
 def scene_grid(scene: Scene) -> SiteGrid:
@@ -165,6 +181,22 @@ class PairLoader:
     shift: Shift | None = None
     exclude: np.ndarray | None = None  # user mask on the full grid (bool, True = exclude)
     spectral_clouds: bool = False
+    #: Readers of scenes that lie on the grid's own pixels (None: warp with load_scene).
+    readers: tuple[SceneReader | None, SceneReader | None] = (None, None)
+    #: Strip feeds of the pass over every window (set by :func:`detect_scenes`).
+    feeds: tuple[StripFeed | None, StripFeed | None] = (None, None)
+
+    def _image(self, i: int, scene: Scene, g: SiteGrid, win: Window | None,
+               shift: Shift | None) -> GridImage:
+        """One date's window: cut from its strip feed or read once per file where the
+        scene lies on the grid and no shift is undone, else warped by ``load_scene``."""
+        if win is not None and shift is None:
+            feed, reader = self.feeds[i], self.readers[i]
+            if feed is not None:
+                return feed.window(win)
+            if reader is not None:
+                return reader.window(win)
+        return load_scene(scene, g, self.bands, shift=shift)
 
     def load(self, win: Window | None = None) -> tuple[np.ndarray, np.ndarray]:
         if self.grid.crs is None:
@@ -174,8 +206,8 @@ class PairLoader:
             g = self.grid
         else:
             g = self.grid if win is None else sub_grid(self.grid, win)
-        b = load_scene(self.before, g, self.bands)
-        a = load_scene(self.after, g, self.bands, shift=self.shift)
+        b = self._image(0, self.before, g, win, None)
+        a = self._image(1, self.after, g, win, self.shift)
         if self.spectral_clouds:
             _mask_clouds(b, a)
         if self.exclude is not None:
@@ -284,6 +316,22 @@ def _profile(grid: SiteGrid, dtype: str, nodata: float, block: int) -> dict[str,
     return prof
 
 
+def _open_pair(before: Scene | str | Path, after: Scene | str | Path) -> tuple[Scene, Scene]:
+    """Both inputs opened side by side (most of the time goes to the checksum of the files,
+    which releases the GIL); an error of BEFORE is raised first.
+
+    No decode of every block when opening: the pass over every window decodes each block
+    once anyway, and a block that fails then fails the run with a SceneError naming the file
+    (and leaves no outputs).  On a whole tile that saves a second full decode."""
+
+    def one(p: Scene | str | Path) -> Scene:
+        return p if isinstance(p, Scene) else open_input(p, decode=False)
+
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        fb, fa = ex.submit(one, before), ex.submit(one, after)
+        return fb.result(), fa.result()
+
+
 def detect_scenes(
     before: Scene | str | Path,
     after: Scene | str | Path,
@@ -313,8 +361,7 @@ def detect_scenes(
     t0 = _time.perf_counter()
     tick = progress or (lambda *_: None)
     notes: list[str] = []
-    sb = before if isinstance(before, Scene) else open_input(before)
-    sa = after if isinstance(after, Scene) else open_input(after)
+    sb, sa = _open_pair(before, after)
     kind, note = sensor_kind(sb, sensor)
     if note:
         notes.append(note)
@@ -338,122 +385,203 @@ def detect_scenes(
 
         exclude = user_mask(mask, grid.crs, grid.transform, grid.shape)
     spectral = clouds and kind == "optical" and not sb.masks and not sa.masks
-    loader = PairLoader(sb, sa, grid, use, exclude=exclude, spectral_clouds=spectral)
-    halo = int(getattr(det, "halo", 0))
-    win_size = max(64, int(window))
+    with ExitStack() as res:
+        # Every block is read once and every output block written once: GDAL's block cache
+        # (5 % of RAM by default, 1.2 GB here) would only hold dirty output blocks and
+        # decoded input blocks nobody asks for again, as resident memory.
+        res.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB))
+        handles = res.enter_context(Handles())
+        pool = res.enter_context(_pool())
+        loader = PairLoader(sb, sa, grid, use, exclude=exclude, spectral_clouds=spectral,
+                            readers=(SceneReader.for_scene(sb, grid, use, handles),
+                                     SceneReader.for_scene(sa, grid, use, handles)))
+        halo = int(getattr(det, "halo", 0))
+        win_size = max(64, int(window))
 
-    # Co-registration (optical and SAR alike; a rejected match is reported, not applied).
-    reg = None
-    if coregister and grid.crs is not None:
-        tick("co-registering", 0, 1)
-        reg = coregister_pair(loader, registration_bands(use))
-        if reg is None:
-            notes.append("co-registration skipped: too little overlap in the central window")
-        elif reg.status == "rejected":
-            notes.append(f"co-registration rejected ({reg.reason}); no shift applied")
-        elif not worth_applying(reg.shift):
-            # Below the estimate's own precision; applying it would resample every AFTER
-            # band (a warp per band and window instead of a plain read) for nothing.
-            notes.append(f"co-registration shift ({reg.shift.dy:.2f}, {reg.shift.dx:.2f}) px "
-                         f"is below {MIN_APPLIED_SHIFT_PX} px; not applied")
+        # Co-registration (optical and SAR alike; a rejected match is reported, not applied).
+        reg = None
+        if coregister and grid.crs is not None:
+            tick("co-registering", 0, 1)
+            reg = coregister_pair(loader, registration_bands(use))
+            if reg is None:
+                notes.append("co-registration skipped: too little overlap in the central window")
+            elif reg.status == "rejected":
+                notes.append(f"co-registration rejected ({reg.reason}); no shift applied")
+            elif not worth_applying(reg.shift):
+                # Below the estimate's own precision; applying it would resample every AFTER
+                # band (a warp per band and window instead of a plain read) for nothing.
+                notes.append(f"co-registration shift ({reg.shift.dy:.2f}, "
+                             f"{reg.shift.dx:.2f}) px is below {MIN_APPLIED_SHIFT_PX} px; "
+                             "not applied")
+            else:
+                loader.shift = reg.shift
+            tick("co-registering", 1, 1)
+
+        # Pass 1: global statistics from a sample.
+        samp = sample_windows(grid.shape, win_size, sample_pixels) if grid.crs else [None]
+        pairs = []
+        tick("sampling", 0, len(samp))
+        for i, (b, a) in enumerate(pool.map(loader.load, samp)):  # in order: same mosaic
+            tick("sampling", i, len(samp))
+            if observed_both(b, a).any():
+                pairs.append((b, a))
+        tick("sampling", len(samp), len(samp))
+        if not pairs:
+            raise SceneError(f"{sb.id} -> {sa.id}: no pixel is observed on both dates (cloud, "
+                             "nodata or no overlap)")
+        sb_arr, sa_arr = mosaic(pairs, 2 * halo + 2)
+        del pairs
+        norm: Normalisation | None = None
+        details: dict[str, Any] = {}
+        if (det.normalise if normalise is None else normalise) and kind == "optical":
+            try:
+                norm = fit_normalisation(sb_arr, sa_arr)
+                sa_arr = norm.apply(sa_arr)
+                details["normalisation"] = norm.to_dict()
+            except NormalisationError as exc:
+                notes.append(f"normalisation skipped: {exc}")
+        fitted = det.fit(sb_arr, sa_arr, use)
+        sample_score = det.score(sb_arr, sa_arr, use, fitted)
+        t, rule = threshold_for(det, sample_score, threshold, len(use), alpha)
+        observed_sample = int(np.isfinite(sample_score).sum())
+        del sb_arr, sa_arr, sample_score
+
+        # Pass 2: every window, written as it is done.
+        all_w = windows(grid.shape, win_size) if grid.crs else [Window(0, 0, grid.width,
+                                                                          grid.height)]
+        counts = {"observed": 0, "changed": 0}
+        strips: dict[int, list[tuple[Window, np.ndarray, np.ndarray]]] = {}
+        features: list[dict[str, Any]] = []
+        pending: list[dict[str, Any]] = []
+        with ExitStack() as stack:
+            # Renamed into place together once all are written (summary.json last: it says the
+            # run is complete); an error leaves no partial output and any older ones intact.
+            tmp = {n: stack.enter_context(atomic_path(out / n)) for n in reversed(OUTPUTS)}
+            with rasterio.open(tmp["change.tif"], "w", **_profile(grid, "uint8", NOT_OBSERVED,
+                                                                    win_size)) as dc, \
+                 rasterio.open(tmp["score.tif"], "w", **_profile(grid, "float32", float("nan"),
+                                                                   win_size)) as ds:
+                for i, (w, cm) in enumerate(_changes(loader, det, fitted, norm, t, rule,
+                                                     all_w, halo, grid, min_pixels,
+                                                     max_hole_pixels, pool, res)):
+                    tick("detecting", i, len(all_w))
+                    code = np.where(cm.changed, CHANGE, NO_CHANGE).astype(np.uint8)
+                    code[~cm.observed] = NOT_OBSERVED
+                    dc.write(code, 1, window=w)
+                    ds.write(cm.score.astype(np.float32), 1, window=w)
+                    counts["observed"] += int(cm.observed.sum())
+                    counts["changed"] += int(cm.changed.sum())
+                    strips.setdefault(int(w.row_off), []).append((w, cm.changed, cm.score))
+                    if sum(int(x.width) for x, _, _ in strips[int(w.row_off)]) >= grid.width:
+                        row = strips.pop(int(w.row_off))
+                        _strip_polygons(row, grid, features, pending)
+                tick("detecting", len(all_w), len(all_w))
+            features.extend(_join_pieces(pending, grid.crs))
+            features.sort(key=lambda f: -(f["properties"]["pixels"]))
+            for k, f in enumerate(features, 1):
+                f["properties"]["id"] = k
+            fc = post.feature_collection(features, grid.crs)
+            tmp["changes.geojson"].write_text(json.dumps(fc))
+            px_area = _pixel_area_m2(grid)
+            summary = {
+                "sitewatch": __version__,
+                "before": _scene_summary(sb), "after": _scene_summary(sa),
+                "sensor": kind, "method": det.name, "params": det.options,
+                "bands": list(use),
+                "threshold": t, "threshold_rule": rule,
+                "grid": {"crs": grid.crs, "transform": list(grid.transform)[:6],
+                         "width": grid.width, "height": grid.height},
+                "registration": reg.to_dict() if reg else None,
+                "registration_applied": loader.shift is not None,
+                "cloud_test": "spectral with temporal check" if spectral else
+                              ("provider masks" if (sb.masks or sa.masks) else "none"),
+                "user_mask": str(mask) if mask is not None else None,
+                "details": {**details, **{k: v for k, v in fitted.items() if _plain(v)}},
+                "pixels": {"total": grid.width * grid.height, **counts,
+                           "sampled_for_statistics": observed_sample},
+                "changed_fraction": (counts["changed"] / counts["observed"]
+                                     if counts["observed"] else None),
+                "changed_area_m2": counts["changed"] * px_area if px_area else None,
+                "objects": len(features),
+                "seconds": round(_time.perf_counter() - t0, 3),
+                "notes": notes,
+                "outputs": {n: n for n in OUTPUTS},
+                "values": {"change.tif": {"1": "change", "0": "no change",
+                                          "255": "not observed"}},
+            }
+            tmp["summary.json"].write_text(json.dumps(summary, indent=2, default=_json_default))
+        return DetectRun(summary, out)
+
+
+#: GDAL's block cache while a pair is detected, MB (enough for a few rows of blocks).
+GDAL_CACHE_MB = 32
+#: Most threads decoding and scoring windows side by side (GDAL's decoders and numpy release
+#: the GIL); memory grows by a window's working set per thread.
+MAX_THREADS = 4
+
+
+def _threads() -> int:
+    """Threads for the pool: the CPUs this process may use, at least 2 (so decoding overlaps
+    computing even on one core), at most :data:`MAX_THREADS`."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(2, min(MAX_THREADS, n))
+
+
+@contextmanager
+def _pool() -> Iterator[ThreadPoolExecutor]:
+    """A thread pool that, when the run fails, drops the work not yet started."""
+    pool = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="sitewatch-detect")
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _strip_groups(all_w: Sequence[Window]) -> list[list[Window]]:
+    """The windows grouped by strip (same first row), in order."""
+    groups: list[list[Window]] = []
+    for w in all_w:
+        if groups and groups[-1][0].row_off == w.row_off:
+            groups[-1].append(w)
         else:
-            loader.shift = reg.shift
-        tick("co-registering", 1, 1)
+            groups.append([w])
+    return groups
 
-    # Pass 1: global statistics from a sample.
-    samp = sample_windows(grid.shape, win_size, sample_pixels) if grid.crs else [None]
-    pairs = []
-    for i, w in enumerate(samp):
-        tick("sampling", i, len(samp))
-        b, a = loader.load(w)
-        if observed_both(b, a).any():
-            pairs.append((b, a))
-    tick("sampling", len(samp), len(samp))
-    if not pairs:
-        raise SceneError(f"{sb.id} -> {sa.id}: no pixel is observed on both dates (cloud, "
-                         "nodata or no overlap)")
-    sb_arr, sa_arr = mosaic(pairs, 2 * halo + 2)
-    del pairs
-    norm: Normalisation | None = None
-    details: dict[str, Any] = {}
-    if (det.normalise if normalise is None else normalise) and kind == "optical":
-        try:
-            norm = fit_normalisation(sb_arr, sa_arr)
-            sa_arr = norm.apply(sa_arr)
-            details["normalisation"] = norm.to_dict()
-        except NormalisationError as exc:
-            notes.append(f"normalisation skipped: {exc}")
-    fitted = det.fit(sb_arr, sa_arr, use)
-    sample_score = det.score(sb_arr, sa_arr, use, fitted)
-    t, rule = threshold_for(det, sample_score, threshold, len(use), alpha)
-    observed_sample = int(np.isfinite(sample_score).sum())
-    del sb_arr, sa_arr, sample_score
 
-    # Pass 2: every window, written as it is done.
-    all_w = windows(grid.shape, win_size) if grid.crs else [Window(0, 0, grid.width,
-                                                                      grid.height)]
-    counts = {"observed": 0, "changed": 0}
-    strips: dict[int, list[tuple[Window, np.ndarray, np.ndarray]]] = {}
-    features: list[dict[str, Any]] = []
-    pending: list[dict[str, Any]] = []
-    with ExitStack() as stack:
-        # Renamed into place together once all are written (summary.json last: it says the
-        # run is complete); an error leaves no partial output and any older ones intact.
-        tmp = {n: stack.enter_context(atomic_path(out / n)) for n in reversed(OUTPUTS)}
-        with rasterio.open(tmp["change.tif"], "w", **_profile(grid, "uint8", NOT_OBSERVED,
-                                                                win_size)) as dc, \
-             rasterio.open(tmp["score.tif"], "w", **_profile(grid, "float32", float("nan"),
-                                                               win_size)) as ds:
-            for i, w in enumerate(all_w):
-                tick("detecting", i, len(all_w))
-                cm = _window_change(loader, det, fitted, norm, t, rule, w, halo, grid,
-                                    min_pixels, max_hole_pixels)
-                code = np.where(cm.changed, CHANGE, NO_CHANGE).astype(np.uint8)
-                code[~cm.observed] = NOT_OBSERVED
-                dc.write(code, 1, window=w)
-                ds.write(cm.score.astype(np.float32), 1, window=w)
-                counts["observed"] += int(cm.observed.sum())
-                counts["changed"] += int(cm.changed.sum())
-                strips.setdefault(int(w.row_off), []).append((w, cm.changed, cm.score))
-                if sum(int(x.width) for x, _, _ in strips[int(w.row_off)]) >= grid.width:
-                    row = strips.pop(int(w.row_off))
-                    _strip_polygons(row, grid, features, pending)
-            tick("detecting", len(all_w), len(all_w))
-        features.extend(_join_pieces(pending, grid.crs))
-        features.sort(key=lambda f: -(f["properties"]["pixels"]))
-        for k, f in enumerate(features, 1):
-            f["properties"]["id"] = k
-        fc = post.feature_collection(features, grid.crs)
-        tmp["changes.geojson"].write_text(json.dumps(fc))
-        px_area = _pixel_area_m2(grid)
-        summary = {
-            "sitewatch": __version__,
-            "before": _scene_summary(sb), "after": _scene_summary(sa),
-            "sensor": kind, "method": det.name, "params": det.options,
-            "bands": list(use),
-            "threshold": t, "threshold_rule": rule,
-            "grid": {"crs": grid.crs, "transform": list(grid.transform)[:6],
-                     "width": grid.width, "height": grid.height},
-            "registration": reg.to_dict() if reg else None,
-            "registration_applied": loader.shift is not None,
-            "cloud_test": "spectral with temporal check" if spectral else
-                          ("provider masks" if (sb.masks or sa.masks) else "none"),
-            "user_mask": str(mask) if mask is not None else None,
-            "details": {**details, **{k: v for k, v in fitted.items() if _plain(v)}},
-            "pixels": {"total": grid.width * grid.height, **counts,
-                       "sampled_for_statistics": observed_sample},
-            "changed_fraction": (counts["changed"] / counts["observed"]
-                                 if counts["observed"] else None),
-            "changed_area_m2": counts["changed"] * px_area if px_area else None,
-            "objects": len(features),
-            "seconds": round(_time.perf_counter() - t0, 3),
-            "notes": notes,
-            "outputs": {n: n for n in OUTPUTS},
-            "values": {"change.tif": {"1": "change", "0": "no change",
-                                      "255": "not observed"}},
-        }
-        tmp["summary.json"].write_text(json.dumps(summary, indent=2, default=_json_default))
-    return DetectRun(summary, out)
+def _changes(loader: PairLoader, det: Detector, fitted: dict[str, Any],
+             norm: Normalisation | None, t: float, rule: str, all_w: Sequence[Window],
+             halo: int, grid: SiteGrid, min_pixels: int, max_hole_pixels: int,
+             pool: ThreadPoolExecutor, res: ExitStack) -> Iterator[tuple[Window, ChangeMap]]:
+    """Every window's change map, in the order of ``all_w``.
+
+    The windows of a strip are scored in ``pool`` while the rows of the strips after it are
+    decoded (:class:`~sitewatch.change.blockread.StripFeed`: each block of each file once,
+    for all its bands); a date that has to be warped is loaded per window instead.
+    """
+    ctx = max(halo, 4) if grid.crs is not None else 0
+    groups = _strip_groups(all_w)
+    bounds = [(int(g[0].row_off), int(g[0].row_off + g[0].height)) for g in groups]
+    feeds: list[StripFeed | None] = []
+    for i, reader in enumerate(loader.readers):
+        usable = reader is not None and (i == 0 or loader.shift is None)
+        feed = StripFeed(reader, bounds, ctx, pool.submit) if usable and reader else None
+        if feed is not None:
+            res.callback(feed.close)
+        feeds.append(feed)
+    loader.feeds = (feeds[0], feeds[1])
+    for k, ws in enumerate(groups):
+        for feed in feeds:
+            if feed is not None:
+                feed.ready(k)
+        futs = [pool.submit(_window_change, loader, det, fitted, norm, t, rule, w, halo, grid,
+                            min_pixels, max_hole_pixels) for w in ws]
+        for w, fut in zip(ws, futs, strict=True):
+            yield w, fut.result()
 
 
 def _window_change(loader: PairLoader, det: Detector, fitted: dict[str, Any],

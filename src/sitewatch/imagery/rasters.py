@@ -21,6 +21,7 @@ import os
 import stat
 import struct
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,24 +76,38 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
+#: Readers inside :func:`_gdal_messages_as_text` (threads read side by side: the hook is
+#: installed by the first and removed by the last, never restored out of order).
+_hook_users = 0
+_hook_lock = threading.Lock()
+_hook_previous: Any = None
+
+
 @contextmanager
 def _gdal_messages_as_text() -> Iterator[None]:
     """rasterio's GDAL message handler decodes messages as UTF-8; a message quoting bytes of a
     damaged file (a mangled TIFF tag) fails there and Python prints an "Exception ignored"
     traceback.  Such messages are dropped (logged at debug level) while input is read."""
-    previous = sys.unraisablehook
+    global _hook_users, _hook_previous
 
     def hook(unraisable: Any) -> None:
         if isinstance(unraisable.exc_value, UnicodeDecodeError):
             log.debug("GDAL message that is not UTF-8 dropped: %s", unraisable.exc_value)
             return
-        previous(unraisable)
+        _hook_previous(unraisable)
 
-    sys.unraisablehook = hook
+    with _hook_lock:
+        if _hook_users == 0:
+            _hook_previous = sys.unraisablehook
+            sys.unraisablehook = hook
+        _hook_users += 1
     try:
         yield
     finally:
-        sys.unraisablehook = previous
+        with _hook_lock:
+            _hook_users -= 1
+            if _hook_users == 0:
+                sys.unraisablehook = _hook_previous
 
 
 def check_regular_file(path: str | Path) -> os.stat_result:

@@ -29,6 +29,7 @@ from sitewatch.imagery.discover import (
 )
 from sitewatch.imagery.naming import NameInfo, parse_name, parse_text
 from sitewatch.imagery.rasters import (
+    check_container,
     check_envi_size,
     check_regular_file,
     check_transform,
@@ -415,13 +416,16 @@ def read_scene(
     *,
     time: datetime | None = None,
     sensor: str | None = None,
+    decode: bool = True,
 ) -> Scene:
     """Open the files of ``src`` and build its :class:`Scene` record.
 
     ``time`` is used only when neither metadata nor the file names give the acquisition
     time; ``sensor`` overrides the sensor read from metadata or names.  Raises
     :class:`SceneError` for unreadable, corrupt or inconsistent input and for a scene whose
-    time is unknown.
+    time is unknown.  ``decode=False`` skips the decode of every block (the container checks
+    still run): for a caller that reads every pixel at once anyway and turns a failing block
+    into a :class:`SceneError` then (``detect``: a second full decode of a whole tile).
     """
     warn: list[str] = []
     envi = read_envi_header(src.header) if src.header else None
@@ -434,7 +438,10 @@ def read_scene(
             ds = open_raster(path)
             datasets.append((path, parse_name(path.name), ds))
             check_transform(ds, path)
-            validate_raster(ds, path, envi)
+            if decode:
+                validate_raster(ds, path, envi)
+            else:
+                check_container(path, ds, envi)
         return _build(src, datasets, envi, time, sensor, warn)
     finally:
         for _, _, ds in datasets:
