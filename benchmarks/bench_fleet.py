@@ -152,10 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", type=int, default=5)
     ap.add_argument("--trials", type=int, default=10, help="fault runs (0: none)")
     ap.add_argument("--pg", help="a PostgreSQL server URL (a database per run is created)")
+    ap.add_argument("--pg-start", action="store_true",
+                    help="start a throwaway PostgreSQL 15 for the run (tests/pg_server.py: "
+                         "Debian's postgresql-15, fsync off) and use it")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench_fleet.md"))
     ap.add_argument("--keep", help="a work folder to keep (default: a temporary one)")
     a = ap.parse_args(argv)
+    a.argv = list(sys.argv[1:] if argv is None else argv)
+    if a.pg_start and not a.pg:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from pg_server import start_postgres
+
+        pg = start_postgres()
+        try:
+            return main([*a.argv, "--pg", pg.dsn])
+        finally:
+            pg.close()
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import us
@@ -230,7 +243,9 @@ def write_doc(path: Path, a: argparse.Namespace, rows: list[dict[str, Any]],
     import distributed
     import numpy
 
-    cmd = "python benchmarks/bench_fleet.py " + " ".join(sys.argv[1:])
+    shown = [x for x in a.argv if not x.startswith("postgresql://")]
+    cmd = "python benchmarks/bench_fleet.py " + " ".join(
+        x for i, x in enumerate(shown) if not (x == "--pg" and a.pg_start))
     lines = [
         "# Many sites: serial, and on a Dask LocalCluster of 1 and 2 workers", "",
         f"- command: `{cmd}`",
