@@ -68,7 +68,7 @@ def catalogue(work: Path, db: str, ids: list[str]) -> None:
     from sitewatch.sites.site import site_from_geojson
 
     sites = json.loads((work / "sites.json").read_text())
-    with Store(db) as store:
+    with Store.open_url(db) as store:
         for sid in ids:
             ingest(store, [work / "scenes" / sid], sid, site=site_from_geojson(sites[sid], sid))
 
@@ -76,7 +76,7 @@ def catalogue(work: Path, db: str, ids: list[str]) -> None:
 def snapshot(db: str, ids: list[str]) -> str:
     """Everything the runs stored, without timestamps, as one comparable text."""
     rows: list[Any] = []
-    with Store(db) as store:
+    with Store.open_url(db) as store:
         for sid in ids:
             h = PARAMS.hash
             rows += sorted((sid, r.scene_id, r.part, r.reference, r.reference_id,
@@ -92,7 +92,7 @@ def serial(db: str, home: Path, ids: list[str]) -> float:
     from sitewatch.watch.pipeline import run_site
 
     t0 = time.perf_counter()
-    with Store(db) as store:
+    with Store.open_url(db) as store:
         for sid in ids:
             run_site(store, sid, PARAMS, products=home / "products")
     return time.perf_counter() - t0
@@ -113,7 +113,7 @@ def killer(job: SiteJob) -> SiteOutcome:
             if (k >= 0 and stage == "process" and done >= k) or (k < 0 and stage == "alerts"):
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        with Store(job.db) as store:
+        with Store.open_url(job.db) as store:
             run_site(store, job.site_id, RunParams.from_dict(job.params), progress=die,
                      products=Path(job.home) / "products")
     return run_job(job)
@@ -152,10 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", type=int, default=5)
     ap.add_argument("--trials", type=int, default=10, help="fault runs (0: none)")
     ap.add_argument("--pg", help="a PostgreSQL server URL (a database per run is created)")
+    ap.add_argument("--pg-start", action="store_true",
+                    help="start a throwaway PostgreSQL 15 for the run (tests/pg_server.py: "
+                         "Debian's postgresql-15, fsync off) and use it")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "docs" / "bench_fleet.md"))
     ap.add_argument("--keep", help="a work folder to keep (default: a temporary one)")
     a = ap.parse_args(argv)
+    a.argv = list(sys.argv[1:] if argv is None else argv)
+    if a.pg_start and not a.pg:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from pg_server import start_postgres
+
+        pg = start_postgres()
+        try:
+            return main([*a.argv, "--pg", pg.dsn])
+        finally:
+            pg.close()
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import us
@@ -230,7 +243,9 @@ def write_doc(path: Path, a: argparse.Namespace, rows: list[dict[str, Any]],
     import distributed
     import numpy
 
-    cmd = "python benchmarks/bench_fleet.py " + " ".join(sys.argv[1:])
+    shown = [x for x in a.argv if not x.startswith("postgresql://")]
+    cmd = "python benchmarks/bench_fleet.py " + " ".join(
+        x for i, x in enumerate(shown) if not (x == "--pg" and a.pg_start))
     lines = [
         "# Many sites: serial, and on a Dask LocalCluster of 1 and 2 workers", "",
         f"- command: `{cmd}`",

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The test suite's real services (tests/stac_server.py, docs/testing.md): Debian's PostgreSQL
-# 15 and PostGIS 3 for pgstac, and Debian's chromium for the web view's browser tests
-# (tests/test_web_browser.py drives it with Playwright for Python; fonts so text renders).  The Python side (pypgstac, stac-fastapi-pgstac, uvicorn,
-# pystac-client) comes with `pip install -e '.[test]'`.  Idempotent and quiet: apt runs only
-# when a package is missing.  Works as root (CI) or with sudo.
+# The test suite's real services (docs/testing.md): Debian's PostgreSQL 15 (the store tests'
+# server, tests/pg_server.py, and with PostGIS 3 the pgstac of tests/stac_server.py; the
+# fixtures start their own clusters under a temporary folder and stop them), and Debian's
+# chromium for the web view's browser tests (tests/test_web_browser.py drives it with
+# Playwright for Python; fonts so text renders).  The Python side (psycopg, pypgstac,
+# stac-fastapi-pgstac, uvicorn, pystac-client) comes with `pip install -e '.[test]'`.
+# Idempotent and quiet: apt runs only when a package is missing.  Works as root (CI) or with
+# sudo.
 set -euo pipefail
 packages=(postgresql-15 postgresql-15-postgis-3 chromium fonts-dejavu-core)
 missing=()

@@ -164,3 +164,52 @@ def big_s2_asset(stac_services) -> str:
     rel = "big/S2_10980_B04.tif"
     big_cog(stac_services.files.root / rel)
     return rel
+
+
+# -- the catalogue on both databases (tests/pg_server.py; docs/testing.md) -------------------
+
+#: The password of the test PostgreSQL server over TCP (the tests of a wrong one need one).
+PG_PASSWORD = "sw-test-secret"
+
+#: The databases the store tests run on (``store_url``).
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL 15 server for the store tests, started once per session on
+    127.0.0.1 (its data under a temporary folder, removed with the server when the session
+    ends).  Skips saying why when PostgreSQL or psycopg is not installed, unless
+    SITEWATCH_REQUIRE_SERVICES=1 (CI), then fails."""
+    from pg_server import missing_postgres, start_postgres
+
+    why = missing_postgres()
+    if why and _services_required():
+        pytest.fail(f"PostgreSQL required (SITEWATCH_REQUIRE_SERVICES=1) but: {why}",
+                    pytrace=False)
+    if why:
+        pytest.skip(f"PostgreSQL unavailable: {why} (run scripts/install-test-services.sh)")
+    cluster = start_postgres(password=PG_PASSWORD)  # installed but broken: fail
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> Any:
+    """The URL of a new, empty database on the test server, dropped after the test."""
+    name = pg_server.new_database()
+    try:
+        yield pg_server.url(name)
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store test keeps its catalogue, once per database: a SQLite file under
+    tmp_path, then a fresh PostgreSQL database (``Store.open_url`` opens either)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "db" / "sitewatch.db")
+    return str(request.getfixturevalue("pg_url"))

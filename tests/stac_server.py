@@ -16,13 +16,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pwd
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -31,17 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from fault_proxy import FaultProxy
+from pg_server import PG_BIN, PgCluster, ServiceUnavailable, free_port
 
-__all__ = ["FileServer", "PgCluster", "ServedRequest", "ServiceUnavailable", "StacApiServer",
-           "StacServices", "missing_services", "start_services"]
+__all__ = ["FileServer", "PgCluster", "PgstacCluster", "ServedRequest", "ServiceUnavailable",
+           "StacApiServer", "StacServices", "missing_services", "start_services"]
 
-PG_BIN = Path(os.environ.get("SITEWATCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
 TESTS = Path(__file__).resolve().parent
 DEFAULT_PAGE_CAP = 10
-
-
-class ServiceUnavailable(RuntimeError):
-    """A test service cannot run here (what is missing is in the message)."""
 
 
 def missing_services() -> str | None:
@@ -61,12 +54,6 @@ def missing_services() -> str | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_port(port: int, proc: subprocess.Popen[bytes] | None, what: str, log: Path,
                timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
@@ -82,66 +69,8 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes] | None, what: str, log: 
     raise ServiceUnavailable(f"{what} did not listen on port {port} within {timeout:.0f} s")
 
 
-class PgCluster:
-    """A throwaway PostgreSQL cluster on 127.0.0.1 (and a unix socket in its folder).
-
-    PostgreSQL refuses to run as root; as root the server runs as the ``postgres`` user (the
-    Debian package creates it) and the folder is handed to that user.
-    """
-
-    user = "sitewatch"
-    database = "postgres"
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="sitewatch-pg-"))
-        self.port = free_port()
-        self._run_as: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            pw = pwd.getpwnam("postgres")
-            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
-            self._run_as = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
-        self.started = False
-
-    @property
-    def dsn(self) -> str:
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
-
-    def _pg(self, *args: str) -> None:
-        env = {"PATH": f"{PG_BIN}:/usr/bin:/bin", "HOME": str(self.dir), "LC_ALL": "C",
-               "TZ": "UTC"}
-        r = subprocess.run([str(PG_BIN / args[0]), *args[1:]], capture_output=True, text=True,
-                           env=env, cwd=self.dir, **self._run_as)
-        if r.returncode != 0:
-            raise ServiceUnavailable(f"{args[0]} failed: {(r.stderr or r.stdout)[-2000:]}")
-
-    def start(self) -> None:
-        data = self.dir / "data"
-        if not data.exists():
-            self._pg("initdb", "-D", str(data), "-U", self.user, "--auth=trust", "-E", "UTF8",
-                     "--no-locale", "--no-sync", "--no-instructions")
-        opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
-        self._pg("pg_ctl", "-D", str(data), "-l", str(self.dir / "postgres.log"), "-w",
-                 "-t", "30", "-o", opts, "start")
-        self.started = True
-
-    def stop(self) -> None:
-        if self.started:
-            self._pg("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
-            self.started = False
-
-    def close(self) -> None:
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def sql(self, statement: str, params: Iterable[Any] | None = None) -> list[tuple[Any, ...]]:
-        import psycopg
-
-        with psycopg.connect(self.dsn, autocommit=True) as conn, conn.cursor() as cur:
-            cur.execute(statement, params)  # type: ignore[arg-type]
-            return cur.fetchall() if cur.description else []
+class PgstacCluster(PgCluster):
+    """A :class:`PgCluster` that can hold the pgstac schema (PostGIS + ``pypgstac migrate``)."""
 
     def install_pgstac(self) -> None:
         self.sql("CREATE EXTENSION IF NOT EXISTS postgis")
@@ -158,7 +87,8 @@ class StacApiServer:
     port refuses connections (a catalogue that is down).
     """
 
-    def __init__(self, db: PgCluster, workdir: Path, page_cap: int = DEFAULT_PAGE_CAP) -> None:
+    def __init__(self, db: PgstacCluster, workdir: Path,
+                 page_cap: int = DEFAULT_PAGE_CAP) -> None:
         self.db = db
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -310,7 +240,7 @@ class StacServices:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.db = PgCluster()
+        self.db = PgstacCluster()
         self.api: StacApiServer | None = None
         self.files: FileServer | None = None
         self.proxy: FaultProxy | None = None

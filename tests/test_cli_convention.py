@@ -178,9 +178,11 @@ def test_no_command_reuses_a_global_option(name):
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_global_options_after_any_subcommand_are_lifted(name):
     path = name.split()
-    ctx = cli.make_context("sitewatch", [*path, "-vv", "--home", "/h", "-q", "--help"],
+    ctx = cli.make_context("sitewatch", [*path, "-vv", "--home", "/h", "-q",
+                                         "--db=postgresql://u@h/d", "--help"],
                            resilient_parsing=True)
-    assert ctx.params == {"home": "/h", "verbose": 2, "quiet": 1}
+    assert ctx.params == {"home": "/h", "verbose": 2, "quiet": 1,
+                          "db": "postgresql://u@h/d"}
     assert [*getattr(ctx, "_protected_args", []), *ctx.args] == [*path, "--help"]
 
 
@@ -188,6 +190,8 @@ def test_lifting_leaves_values_after_double_dash_alone():
     assert lift_global_options(["note", "s", "--", "-v"]) == ["note", "s", "--", "-v"]
     assert lift_global_options(["--home=/h", "run", "s", "-q"]) == ["-q", "--home=/h", "run",
                                                                      "s"]
+    assert lift_global_options(["run", "s", "--db", "postgresql://h/d"]) == [
+        "--db", "postgresql://h/d", "run", "s"]
 
 
 def test_global_options_after_the_subcommand_work(tmp_path):

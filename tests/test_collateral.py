@@ -266,15 +266,15 @@ def test_not_a_negation_and_may_the_month():
     assert not c.negated and c.certainty == "firm"
 
 
-# -- the stored records: each one through a real SQLite store and back --------------------
+# -- the stored records: each one through a real store (SQLite, PostgreSQL) and back ------
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(store_url):
     from sitewatch.sites.site import builtin_site
     from sitewatch.store import Store
 
-    with Store.open_path(tmp_path / "db" / "sitewatch.db") as s:
+    with Store.open_url(store_url) as s:
         s.put_site(builtin_site("sohae-sim"), "built-in")
         yield s
 

@@ -97,7 +97,7 @@ def killed_once(job: SiteJob) -> SiteOutcome:
             if stage == "process" and done >= 3:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        with Store(job.db) as store:
+        with Store.open_url(job.db) as store:
             run_site(store, job.site_id, RunParams.from_dict(job.params), progress=die,
                      products=Path(job.home) / "products")
     return run_job(job)

@@ -1,8 +1,8 @@
-"""The alert outbox: events stored in the same transaction as their alerts, delivered per sink
-after (and only after) the sink wrote them, pending ones sent by the next run or
-`sitewatch alerts deliver`, the version-6 migration from a version-5 file with alerts, and
-kill -9 at three points of a delivery: every alert event reaches the JSON-lines file at least
-once and, de-duplicated by event id, exactly once."""
+"""The alert outbox (the store and a run, on SQLite and on PostgreSQL): events stored in the
+same transaction as their alerts, delivered per sink after (and only after) the sink wrote
+them, pending ones sent by the next run or `sitewatch alerts deliver`, the version-6 migration
+from a version-5 file with alerts, and kill -9 at three points of a delivery: every alert
+event reaches the JSON-lines file at least once and, de-duplicated by event id, exactly once."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from conftest import rng_image, write_tif
@@ -78,9 +79,16 @@ def _alert(aid: str = "a1b2c3d4e5f60718", part: str = "pad", text: str = "pad: c
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store.open_path(tmp_path / "db" / "sitewatch.db") as s:
+def store(store_url):
+    """A catalogue on each database (SQLite, PostgreSQL)."""
+    with Store.open_url(store_url) as s:
         yield s
+
+
+def _sql(store: Store, statement: str, **params) -> list[tuple]:
+    with store.engine.begin() as c:
+        res = c.execute(sa.text(statement), params)
+        return [tuple(r) for r in res] if res.returns_rows else []
 
 
 # --------------------------------------------------------------------------- the store
@@ -119,11 +127,8 @@ def test_an_event_is_stored_in_the_same_transaction_as_its_alert(store):
     a, other = _alert(), _alert("ffff0000ffff0000", part="tower")
     store.put_alert(other, "p1")
     # The outbox refuses the event (its id is taken): the alert is not stored either.
-    con = sqlite3.connect(store.engine.url.database)
-    con.execute("UPDATE alert_events SET id = ?",
-                (event_id(a.id, 1, json.dumps(a.to_dict(), sort_keys=True)),))
-    con.commit()
-    con.close()
+    _sql(store, "UPDATE alert_events SET id = :id",
+         id=event_id(a.id, 1, json.dumps(a.to_dict(), sort_keys=True)))
     with pytest.raises(StoreError, match=r"alert 'a1b2c3d4e5f60718' could not be stored.*"
                                          "nothing was half-written"):
         store.put_alert(a, "p1")
@@ -156,9 +161,7 @@ def test_a_sink_gets_the_events_from_its_first_use_and_all_with_replay(store):
     store.delete_alerts("testsite")
     assert store.alert_events("testsite") == []
     assert store.pending_events("jsonl:/a", "testsite", replay=True) == []
-    con = sqlite3.connect(store.engine.url.database)
-    assert con.execute("SELECT count(*) FROM alert_deliveries").fetchone()[0] == 0
-    con.close()
+    assert _sql(store, "SELECT count(*) FROM alert_deliveries") == [(0,)]
 
 
 def _make_v5(db: Path) -> None:
@@ -186,7 +189,7 @@ def test_a_version_5_catalogue_with_alerts_is_migrated(tmp_path):
         {"alert_events", "alert_sinks", "alert_deliveries"})
     con.close()
     with Store.open_path(db) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 8
+        assert s.schema_version() == SCHEMA_VERSION == 9
         assert [x.to_dict() for x in s.alerts("testsite")] == before  # kept as they were
         # Alerts of version 5 were sent when stored: nothing to deliver again...
         assert s.alert_events("testsite") == []

@@ -1,6 +1,7 @@
-"""The store on its own: every record through a real SQLite file and back, NaN as null, the
-registration kept once, the version-5 migration from a version-4 file, a newer file refused,
-a failed write leaving nothing, the alert lifecycle and alert ids by prefix."""
+"""The store on its own, on SQLite and on PostgreSQL (``store_url``): every record through a
+real database and back, NaN as null, the registration kept once, a newer catalogue refused, a
+failed write leaving nothing, the alert lifecycle and alert ids by prefix; and the version-5
+migration from a version-4 file (SQLite: the only database older versions wrote)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from affine import Affine
 
 from conftest import SOHAE_UTM, rng_image, write_tif
@@ -18,6 +20,7 @@ from sitewatch.errors import StoreError
 from sitewatch.imagery.coregister import LocalShift, Registration, Shift
 from sitewatch.imagery.ingest import ingest
 from sitewatch.store import SCHEMA_VERSION, Store
+from sitewatch.store.base import database_url
 from sitewatch.watch.alerts import Alert
 from sitewatch.watch.records import (
     Chain,
@@ -43,19 +46,36 @@ def _scenes(folder, n=3):
                   descriptions=["blue", "green", "red", "nir"])
 
 
-@pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "db" / "sitewatch.db"
+def _catalogued(tmp_path, target: str) -> str:
     _scenes(tmp_path / "imgs")
-    with Store.open_path(path) as s:
+    with Store.open_url(target) as s:
         ingest(s, [tmp_path / "imgs"], SITE)
-    return path
+    return target
+
+
+@pytest.fixture
+def db(tmp_path, store_url) -> str:
+    """A catalogue with three scenes of the site, on each database."""
+    return _catalogued(tmp_path, store_url)
+
+
+@pytest.fixture
+def sqlite_db(tmp_path) -> str:
+    """A catalogue with three scenes of the site, in a SQLite file."""
+    return _catalogued(tmp_path, str(tmp_path / "db" / "sitewatch.db"))
 
 
 @pytest.fixture
 def store(db):
-    with Store.open_path(db) as s:
+    with Store.open_url(db) as s:
         yield s
+
+
+def _sql(store: Store, statement: str, **params) -> list[tuple]:
+    """Rows of one SQL statement on the store's own database, whichever it is."""
+    with store.engine.begin() as c:
+        res = c.execute(sa.text(statement), params)
+        return [tuple(r) for r in res] if res.returns_rows else []
 
 
 def _registration(scene="scene_2", *, applied=True, residual=NAN) -> SceneRegistration:
@@ -127,11 +147,9 @@ def test_a_processed_scene_with_its_registration_and_observations_round_trips(st
 def test_nan_is_null_in_the_database_and_nan_when_read(store, db):
     res, obs = _result()
     store.put_result(res, obs)
-    con = sqlite3.connect(db)
-    rows = con.execute("SELECT part, changed_fraction, measures FROM observations "
-                       "WHERE reference = 'previous' ORDER BY part").fetchall()
-    detail = json.loads(con.execute("SELECT detail FROM processed").fetchone()[0])
-    con.close()
+    rows = _sql(store, "SELECT part, changed_fraction, measures FROM observations "
+                       "WHERE reference = 'previous' ORDER BY part")
+    detail = json.loads(_sql(store, "SELECT detail FROM processed")[0][0])
     rest, pad = rows
     assert rest[1] is None and pad[1] == 0.25  # SQL NULL, not a number
     assert json.loads(rest[2])["ndvi_change"] is None  # JSON null
@@ -147,11 +165,9 @@ def test_the_registration_is_stored_once(store, db):
     reg = _registration(applied=False)
     res, obs = _result(reg=reg)
     store.put_result(res, obs)
-    con = sqlite3.connect(db)
-    detail = json.loads(con.execute("SELECT detail FROM processed").fetchone()[0])
-    regs = con.execute("SELECT scene_id, applied FROM registrations").fetchall()
-    con.close()
-    assert "registration" not in detail and regs == [("scene_2", 0)]
+    detail = json.loads(_sql(store, "SELECT detail FROM processed")[0][0])
+    regs = _sql(store, "SELECT scene_id, applied FROM registrations")
+    assert "registration" not in detail and regs == [("scene_2", False)]  # 0 in SQLite
     (r,) = store.registrations(SITE, GRID)
     assert store.processed(SITE, PH)["scene_2"].registration == r
     assert r.applied_shift is None and r.shift == Shift(0.5, -1.25)
@@ -226,10 +242,11 @@ def _make_v4(db, store: Store) -> None:
     con.close()
 
 
-def test_a_version_4_catalogue_is_migrated_and_read(db, store):
-    _make_v4(db, store)
+def test_a_version_4_catalogue_is_migrated_and_read(sqlite_db):
+    db = sqlite_db
+    _make_v4(db, Store.open_path(db))
     with Store.open_path(db) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 8
+        assert s.schema_version() == SCHEMA_VERSION == 9
         done = s.processed(SITE, PH)
         one = done["scene_1"]
         assert one.registration is not None and not one.registration.applied
@@ -249,14 +266,11 @@ def test_a_version_4_catalogue_is_migrated_and_read(db, store):
 
 
 def test_a_newer_catalogue_is_refused(db, store):
+    _sql(store, "UPDATE meta SET value = :v WHERE key = 'schema_version'",
+         v=str(SCHEMA_VERSION + 1))
     store.close()
-    con = sqlite3.connect(db)
-    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                (str(SCHEMA_VERSION + 1),))
-    con.commit()
-    con.close()
     with pytest.raises(StoreError, match="newer than this sitewatch understands"):
-        Store.open_path(db)
+        Store.open_url(db)
 
 
 def test_a_failed_write_leaves_nothing_half_written(store, db):
@@ -310,3 +324,28 @@ def test_alert_ids_by_prefix(store):
         store.get_alert("abcd")
     with pytest.raises(StoreError, match="no alert"):
         store.set_alert_status("ffff0000", "seen")
+
+
+def test_a_schema_creation_that_fails_leaves_no_table(store_url, monkeypatch):
+    """The schema is made in one transaction on both databases (on SQLite the driver would
+    run DDL outside one: ``BEGIN IMMEDIATE`` is what makes it atomic)."""
+    from sitewatch.store import schema
+
+    real = schema.metadata.create_all
+
+    def crash(conn):
+        real(conn)
+        raise StoreError("crashed after creating the tables")
+
+    monkeypatch.setattr(schema.metadata, "create_all", crash)
+    with pytest.raises(StoreError, match="crashed"):
+        Store.open_url(store_url)
+    monkeypatch.undo()
+    engine = sa.create_engine(database_url(store_url))
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+    with Store.open_url(store_url) as s:  # and the next open makes it whole
+        assert s.schema_version() == SCHEMA_VERSION
+

@@ -21,21 +21,39 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.segment import Segment
 
 from sitewatch.errors import SitewatchError
-from sitewatch.store import Store
+from sitewatch.store import DB_NAME, Store
 from sitewatch.store.home import resolve_home
+
+#: The environment variable naming the catalogue database (as ``--db``).
+DB_ENV_VAR = "SITEWATCH_DB"
 
 
 @dataclass
 class Ctx:
     home_option: str | None
     verbosity: int
+    db_option: str | None = None
 
     @property
     def home(self) -> Path:
         return resolve_home(self.home_option)
 
+    @property
+    def db_url(self) -> str | None:
+        """The catalogue database given with ``--db`` or ``SITEWATCH_DB`` (None: the SQLite
+        file in the home)."""
+        return (self.db_option or "").strip() or None
+
     def store(self) -> Store:
-        return Store.open_home(self.home)
+        """The catalogue: the ``--db`` database (PostgreSQL for a server), else the home's
+        SQLite file.  The home still keeps products, caches and lock files."""
+        url = self.db_url
+        return Store.open_url(url) if url else Store.open_home(self.home)
+
+    def has_catalogue(self) -> bool:
+        """Whether there is a catalogue to read without creating one: a ``--db`` database
+        always counts (a server's is shared), the home's file only once it exists."""
+        return self.db_url is not None or (self.home / DB_NAME).exists()
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -176,7 +194,7 @@ def _stage_lines() -> Any:
 #: Global options of ``sitewatch`` that may also be written after the subcommand
 #: (``sitewatch run sohae -v``): flags, and options that take one value.
 GLOBAL_FLAGS = frozenset({"-v", "--verbose", "-q", "--quiet"})
-GLOBAL_VALUED = frozenset({"--home"})
+GLOBAL_VALUED = frozenset({"--home", "--db"})
 _SHORT_GLOBALS = re.compile(r"-[vq]+")
 
 
@@ -185,7 +203,8 @@ def lift_global_options(args: list[str]) -> list[str]:
     ``sitewatch run sohae -v --home H`` means ``sitewatch -v --home H run sohae``.
 
     Only the exact global spellings are lifted (``-v``, ``-vv``, ``-q``, ``--verbose``,
-    ``--quiet``, ``--home H``, ``--home=H``); no subcommand uses them for anything else.
+    ``--quiet``, ``--home H``, ``--home=H``, ``--db URL``, ``--db=URL``); no subcommand uses
+    them for anything else.
     Everything after ``--`` is left alone.
 
     >>> lift_global_options(["run", "sohae", "-vv", "--home", "/h"])
@@ -205,7 +224,8 @@ def lift_global_options(args: list[str]) -> list[str]:
         if a == "--":
             kept += tail[j:]
             break
-        if a in GLOBAL_FLAGS or _SHORT_GLOBALS.fullmatch(a) or a.startswith("--home="):
+        if a in GLOBAL_FLAGS or _SHORT_GLOBALS.fullmatch(a) or a.startswith(("--home=",
+                                                                              "--db=")):
             lifted.append(a)
         elif a in GLOBAL_VALUED and j + 1 < len(tail):
             lifted += tail[j:j + 2]
@@ -295,7 +315,7 @@ class SitewatchGroup(click.Group):
             err.print("interrupted: finished work is kept; run the command again to resume")
             raise SystemExit(130) from None
 
-__all__ = ["GLOBAL_FLAGS", "GLOBAL_VALUED", "Ctx", "ListByDefaultGroup", "SafeConsole",
-           "SitewatchGroup", "clean_text", "deprecated_site_option", "echo_json",
+__all__ = ["DB_ENV_VAR", "GLOBAL_FLAGS", "GLOBAL_VALUED", "Ctx", "ListByDefaultGroup",
+           "SafeConsole", "SitewatchGroup", "clean_text", "deprecated_site_option", "echo_json",
            "echo_json_text", "echo_text", "err", "esc", "lift_global_options", "out",
            "pass_ctx", "progress_bar", "setup_logging", "site_first"]

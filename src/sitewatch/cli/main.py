@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sitewatch import __version__
-from sitewatch.cli.common import Ctx, SitewatchGroup, setup_logging
+from sitewatch.cli.common import DB_ENV_VAR, Ctx, SitewatchGroup, setup_logging
 
 
 @click.group(cls=SitewatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,18 +13,23 @@ from sitewatch.cli.common import Ctx, SitewatchGroup, setup_logging
 @click.option("--home", "home", type=click.Path(file_okay=False), envvar="SITEWATCH_HOME",
               help="Folder holding the catalogue and products [env SITEWATCH_HOME; default: "
                    "the user data directory].")
+@click.option("--db", "db", metavar="URL", envvar=DB_ENV_VAR,
+              help="The catalogue database: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB for a "
+                   "server shared by several processes or machines, or sqlite:///PATH [env "
+                   "SITEWATCH_DB; default: sitewatch.db in the home].")
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
 @click.option("-q", "--quiet", count=True, help="Less output.")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, verbose: int, quiet: int) -> None:
+def cli(ctx: click.Context, home: str | None, db: str | None, verbose: int,
+        quiet: int) -> None:
     """Watch facilities from orbit: catalogue imagery of sites and measure change per part.
 
     A command about a site takes it first (`sitewatch run SITE`), writes to -o/--out, and
-    prints --json wherever it prints a table; -v, -q and --home may also follow the command
-    (docs/cli.md).
+    prints --json wherever it prints a table; -v, -q, --home and --db may also follow the
+    command (docs/cli.md).
     """
     setup_logging(verbose - quiet)
-    ctx.obj = Ctx(home, verbose - quiet)
+    ctx.obj = Ctx(home, verbose - quiet, db)
 
 
 def _register() -> None:

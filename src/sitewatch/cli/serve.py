@@ -55,7 +55,8 @@ def serve(ctx: Ctx, host: str, port: int, read_only: bool, allow_hosts: tuple[st
         if host in ("0.0.0.0", "::") and not allow_hosts:
             err.print("  give --allow-host NAME for the names the page is reached by",
                       soft_wrap=True)
-    app = create_app(home, read_only=read_only, token=token, allowed_hosts=allowed)
+    app = create_app(home, read_only=read_only, token=token, allowed_hosts=allowed,
+                     store=ctx.store() if ctx.db_url else None)  # --db: the server's store
     shown = f"[{host}]" if ":" in host else host
     out.print(f"sitewatch web view of {esc(home)}: http://{shown}:{port}/"
               + ("  (read-only)" if read_only else ""), soft_wrap=True)

@@ -34,8 +34,7 @@ def _resolve(ctx: Ctx, ref: str) -> tuple[Site, str]:
     p = Path(ref)
     if p.suffix.lower() in (".geojson", ".json") or p.is_file():
         return load_site(p), "file"
-    home_db = ctx.home / "sitewatch.db"
-    if home_db.exists():
+    if ctx.has_catalogue():
         with ctx.store() as store:
             site = store.get_site(ref)
         if site is not None:
@@ -62,7 +61,7 @@ def list_(ctx: Ctx, as_json: bool, wide: bool) -> None:
         rows[sid] = {"id": sid, "name": s.name, "type": s.site_type, "origin": "built-in",
                      "parts": len(s.parts), "placed": len(s.placed_parts()), "scenes": 0,
                      "simulated": s.simulated}
-    if (ctx.home / "sitewatch.db").exists():
+    if ctx.has_catalogue():
         with ctx.store() as store:
             for r in store.list_sites():
                 s = r.site

@@ -151,7 +151,7 @@ def _run_one(ctx: Ctx, site_id: str, rp: Any, *, jsonl: str | None, geojson: str
         if store.use_site(site_id) is None:
             raise SiteError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
         # The site's lock: a watcher's cycle and this run never interleave (docs/watching.md).
-        with site_lock(ctx.home, site_id, purpose="sitewatch run", wait=True,
+        with site_lock(ctx.home, site_id, purpose="sitewatch run", wait=True, store=store,
                        on_wait=waiting):
             sinks = _sinks(jsonl, geojson, webhook, store, rp.hash)
             try:

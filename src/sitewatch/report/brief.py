@@ -647,8 +647,8 @@ def _grid_words(key: str) -> str:
     words = f"{res.replace('m', ' m')} {'radar' if kind == 'sar' else kind}".strip()
     m = re.match(r"rel0*(\d+)-(asc|desc)", orbit)
     if m:
-        words += f" (relative orbit {m.group(1)}, " \
-                 f"{'ascending' if m.group(2) == 'asc' else 'descending'})"
+        words += f", orbit {m.group(1)} " \
+                 f"{'ascending' if m.group(2) == 'asc' else 'descending'}"
     return words
 
 

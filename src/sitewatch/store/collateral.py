@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sitewatch.store.base import StoreBase, _nan_to_none, _now, decoded
+from sitewatch.store.base import StoreBase, _nan_to_none, _now, decoded, insert_new, upsert
 from sitewatch.store.schema import evidence_table, notes_table, reports_table
 from sitewatch.times import iso_day
 from sitewatch.warning.evidence import Evidence
@@ -45,18 +45,17 @@ class CollateralStore(StoreBase):
         d = report.to_dict()
         now = _now()
         with self.engine.begin() as c:
-            exists = c.execute(sa.select(reports_table.c.id).where(
-                reports_table.c.id == report.id)).first() is not None
             values = {"site_id": report.site_id, "name": report.name, "title": report.title,
                       "published": d["published"], "checksum": report.checksum, "text": text,
                       "reading": json.dumps(d["reading"], sort_keys=True)}
+            # Inserted unless stored (by this process or another just now): then updated,
+            # keeping the day it was first added.
+            exists = not insert_new(c, reports_table, {"id": report.id,
+                                                       "added_at": d["added_at"] or now,
+                                                       **values})
             if exists:
                 c.execute(reports_table.update().where(reports_table.c.id == report.id)
                           .values(**values))
-            else:
-                c.execute(reports_table.insert().values(id=report.id,
-                                                        added_at=d["added_at"] or now,
-                                                        **values))
             self._replace_evidence(c, report.site_id, report.id, evidence, now)
         return not exists
 
@@ -103,10 +102,9 @@ class CollateralStore(StoreBase):
         d = note.to_dict()
         now = _now()
         with self.engine.begin() as c:
-            c.execute(notes_table.delete().where(notes_table.c.id == note.id))
-            c.execute(notes_table.insert().values(
-                id=note.id, site_id=note.site_id, part=note.part, date=d["date"],
-                author=note.author, text=note.text, added_at=now))
+            upsert(c, notes_table, {"id": note.id, "site_id": note.site_id, "part": note.part,
+                                    "date": d["date"], "author": note.author,
+                                    "text": note.text, "added_at": now})
             self._replace_evidence(c, note.site_id, note.id, evidence, now)
 
     def notes(self, site_id: str) -> list[Note]:

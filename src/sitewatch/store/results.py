@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
-from sitewatch.store.base import StoreBase, _finite, _now, decoded
+from sitewatch.store.base import StoreBase, _finite, _now, db_reason, decoded, insert_new, upsert
 from sitewatch.store.parts import current_versions
 from sitewatch.store.scenes import registration_of, write_registration
 from sitewatch.store.schema import (
@@ -27,6 +27,7 @@ from sitewatch.store.schema import (
     processed_table,
     registrations_table,
     runs_table,
+    scoring_state_table,
 )
 from sitewatch.times import iso, parse_time
 from sitewatch.watch.alerts import Alert
@@ -108,8 +109,6 @@ class ResultStore(StoreBase):
                 raise StoreError(f"observation of {ob.scene_id!r} ({ob.part}) stored with the "
                                  f"result of {scene_id!r}")
         pr, o = processed_table, observations_table
-        key_p = ((pr.c.site_id == site_id) & (pr.c.scene_id == scene_id)
-                 & (pr.c.params_hash == params_hash))
         key_o = ((o.c.site_id == site_id) & (o.c.scene_id == scene_id)
                  & (o.c.params_hash == params_hash))
         rows = [{
@@ -140,16 +139,16 @@ class ResultStore(StoreBase):
                                                    & o.c.part.in_(names[i:i + 500])))
                 # Updated in place, not deleted: deleting would cascade to the observations
                 # of earlier part versions, which are kept.
-                if not c.execute(pr.update().where(key_p).values(**values)).rowcount:
-                    c.execute(pr.insert().values(site_id=site_id, scene_id=scene_id,
-                                                 params_hash=params_hash, **values))
+                upsert(c, pr, {"site_id": site_id, "scene_id": scene_id,
+                               "params_hash": params_hash, **values})
                 if rows:
                     c.execute(o.insert(), rows)
                 if result.registration is not None:
                     write_registration(c, result.registration)
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"results of scene {scene_id!r} could not be stored ({exc.orig}); "
-                             "nothing was half-written: run the command again") from None
+            raise StoreError(f"results of scene {scene_id!r} could not be stored "
+                             f"({db_reason(exc)}); nothing was half-written: run the command "
+                             "again") from None
 
     def observations(self, site_id: str, params_hash: str, *, part: str | None = None,
                      reference: str | None = None, versions: str = "current"
@@ -174,6 +173,33 @@ class ResultStore(StoreBase):
             rows = [r for r in rows if r["part_version"] == current.get(r["part"], 0)]
         return [decoded("observations", f"{r['scene_id']} {r['part']}", _observation_of, r)
                 for r in rows]
+
+    def scoring_state(self, site_id: str, params_hash: str) -> dict[str, Any] | None:
+        """Where alert scoring of a site with these parameters stopped (the JSON
+        :func:`sitewatch.watch.pipeline.score_alerts` keeps), or None."""
+        t = scoring_state_table
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(t.c.state).where(
+                (t.c.site_id == site_id) & (t.c.params_hash == params_hash))).first()
+        if row is None:
+            return None
+        try:
+            got = json.loads(row[0])
+        except ValueError:
+            return None  # a cache: unreadable means scoring starts again
+        return got if isinstance(got, dict) else None
+
+    def put_scoring_state(self, site_id: str, params_hash: str, state: Mapping[str, Any]
+                          ) -> None:
+        """Keep where alert scoring stopped (replacing what was kept)."""
+        row = {"site_id": site_id, "params_hash": params_hash,
+               "state": json.dumps(state, sort_keys=True), "updated_at": _now()}
+        try:
+            with self.engine.begin() as c:
+                upsert(c, scoring_state_table, row)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"the scoring state of site {site_id!r} could not be stored "
+                             f"({db_reason(exc)})") from None
 
     # ------------------------------------------------------------------ runs
 
@@ -265,22 +291,28 @@ class ResultStore(StoreBase):
         try:
             return self._put_alert(alert, params_hash, key, record, values)
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"alert {alert.id!r} could not be stored ({exc.orig}); nothing "
+            raise StoreError(f"alert {alert.id!r} could not be stored ({db_reason(exc)}); nothing "
                              "was half-written: run the command again") from None
 
     def _put_alert(self, alert: Alert, params_hash: str, key: str, record: dict[str, Any],
                    values: dict[str, Any]) -> str:
         t = alerts_table
         with self.engine.begin() as c:
-            row = c.execute(sa.select(t).where(t.c.id == key)).mappings().first()
+            # Read under a row lock (PostgreSQL; SQLite writers take turns anyway): two
+            # processes updating one alert each see the other's revision.
+            row = c.execute(sa.select(t).where(t.c.id == key).with_for_update()
+                            ).mappings().first()
             now = _now()
             if row is None:
                 text = json.dumps(record, sort_keys=True)
-                c.execute(t.insert().values(
-                    id=alert.id, status="new", reason=None, record=text, revision=1,
-                    created_at=now, updated_at=now, **values))
-                _add_event(c, "new", alert.id, 1, text, "new", None, params_hash, now)
-                return "new"
+                if insert_new(c, t, {"id": alert.id, "status": "new", "reason": None,
+                                     "record": text, "revision": 1, "created_at": now,
+                                     "updated_at": now, **values}):
+                    _add_event(c, "new", alert.id, 1, text, "new", None, params_hash, now)
+                    return "new"
+                # Another process stored it just now: this is an update of that one.
+                row = c.execute(sa.select(t).where(t.c.id == alert.id).with_for_update()
+                                ).mappings().one()
             old = json.loads(row["record"])
             text = json.dumps({**record, "id": row["id"]}, sort_keys=True)
             if json.dumps(old, sort_keys=True) == text:

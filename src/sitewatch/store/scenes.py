@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sitewatch.errors import StoreError
 from sitewatch.imagery.scenes import Scene
 from sitewatch.sites.site import Site, builtin_site, builtin_site_ids, loads_site
-from sitewatch.store.base import StoreBase, _finite, _now, decoded
+from sitewatch.store.base import StoreBase, _finite, _now, db_reason, decoded, insert_new, upsert
 from sitewatch.store.parts import record_versions
 from sitewatch.store.schema import (
     alerts_table,
@@ -95,10 +95,8 @@ def write_registration(c: sa.Connection, reg: SceneRegistration) -> None:
         "detail": json.dumps({**reg.to_dict(), "created_at": None}, sort_keys=True),
         "created_at": _now(),
     }
-    c.execute(t.delete().where((t.c.site_id == reg.site_id) & (t.c.scene_id == reg.scene_id)
-                               & (t.c.grid == reg.grid)))
-    c.execute(t.insert().values(site_id=reg.site_id, scene_id=reg.scene_id, grid=reg.grid,
-                                **values))
+    upsert(c, t, {"site_id": reg.site_id, "scene_id": reg.scene_id, "grid": reg.grid,
+                  **values})
 
 
 class SceneStore(StoreBase):
@@ -115,7 +113,7 @@ class SceneStore(StoreBase):
         try:
             return self._put_site(site, origin, conn, note, author, renamed)
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"site {site.id!r} could not be stored ({exc.orig}); another "
+            raise StoreError(f"site {site.id!r} could not be stored ({db_reason(exc)}); another "
                              "sitewatch may be writing the catalogue: run the command again"
                              ) from None
 
@@ -124,9 +122,6 @@ class SceneStore(StoreBase):
                   renamed: Mapping[str, str] | None) -> str:
         text = site.dumps()
         with self._conn(conn) as c:
-            row = c.execute(
-                sa.select(sites_table.c.geojson).where(sites_table.c.id == site.id)
-            ).first()
             now = _now()
             values: dict[str, Any] = {
                 "name": site.name, "site_type": site.site_type, "simulated": site.simulated,
@@ -134,12 +129,16 @@ class SceneStore(StoreBase):
             }
             if origin is not None:
                 values["origin"] = origin
-            if row is None:
-                values.setdefault("origin", "file")
-                c.execute(sites_table.insert().values(id=site.id, created_at=now, **values))
-                record_versions(c, site, note=note or f"{values['origin']} site stored",
+            first = {"origin": "file", **values}
+            key = sites_table.c.id == site.id
+            if c.execute(sa.select(sites_table.c.id).where(key)).first() is None and insert_new(
+                    c, sites_table, {"id": site.id, "created_at": now, **first}):
+                record_versions(c, site, note=note or f"{first['origin']} site stored",
                                 author=author)
                 return "added"
+            # The site's row locked (PostgreSQL) while its part versions are counted on.
+            row = c.execute(
+                sa.select(sites_table.c.geojson).where(key).with_for_update()).one()
             if row[0] == text:
                 return "unchanged"
             c.execute(sites_table.update().where(sites_table.c.id == site.id).values(**values))
@@ -199,20 +198,18 @@ class SceneStore(StoreBase):
         t = scenes_table
         try:
             with self._conn(conn) as c:
-                row = c.execute(
-                    sa.select(t.c.record).where(
-                        (t.c.site_id == scene.site_id) & (t.c.id == scene.id))
-                ).first()
                 now = _now()
                 values = {
                     "acquired": iso(scene.acquired), "sensor": scene.sensor,
                     "source": scene.source, "checksum": scene.checksum, "record": record,
                     "updated_at": now,
                 }
-                if row is None:
-                    c.execute(t.insert().values(site_id=scene.site_id, id=scene.id,
-                                                ingested_at=now, **values))
+                key = (t.c.site_id == scene.site_id) & (t.c.id == scene.id)
+                if c.execute(sa.select(t.c.id).where(key)).first() is None and insert_new(
+                        c, t, {"site_id": scene.site_id, "id": scene.id, "ingested_at": now,
+                               **values}):
                     return "added"
+                row = c.execute(sa.select(t.c.record).where(key).with_for_update()).one()
                 if row.record == record:
                     return "unchanged"
                 c.execute(t.update().where((t.c.site_id == scene.site_id)
@@ -221,7 +218,7 @@ class SceneStore(StoreBase):
         except sa.exc.DBAPIError as exc:
             raise StoreError(
                 f"scene {scene.id!r} of site {scene.site_id!r} could not be stored "
-                f"({exc.orig}); another sitewatch may be writing the catalogue: nothing was "
+                f"({db_reason(exc)}); another sitewatch may be writing the catalogue: nothing was "
                 "half-written, run the command again"
             ) from None
 
@@ -292,7 +289,7 @@ class SceneStore(StoreBase):
                 c.execute(t.delete().where((t.c.site_id == site_id) & (t.c.id == scene_id)))
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"scene {scene_id!r} of site {site_id!r} could not be removed "
-                             f"({exc.orig}); nothing was removed: run the command again"
+                             f"({db_reason(exc)}); nothing was removed: run the command again"
                              ) from None
         return RemovedScene(site_id, scene_id, int(n_res or 0), int(n_obs or 0),
                             int(n_reg or 0), tuple(products), tuple(cited))
@@ -353,9 +350,8 @@ class SceneStore(StoreBase):
     def set_grid_reference(self, site_id: str, grid: str, scene_id: str) -> None:
         t = grids_table
         with self.engine.begin() as c:
-            c.execute(t.delete().where((t.c.site_id == site_id) & (t.c.grid == grid)))
-            c.execute(t.insert().values(site_id=site_id, grid=grid, reference_id=scene_id,
-                                        created_at=_now()))
+            upsert(c, t, {"site_id": site_id, "grid": grid, "reference_id": scene_id,
+                          "created_at": _now()})
 
 def _scene_of(row: Any) -> Scene:
     """A scene from its stored (record, id) row; a damaged row is a one-line StoreError."""

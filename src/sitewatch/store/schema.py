@@ -1,8 +1,9 @@
 """The catalogue database's schema and its migrations, in one place.
 
 Every table of every area (scenes and grids; watch results; collateral and evidence) is
-declared here with SQLAlchemy Core, so that the whole database can be read in one file and a
-server database (PostgreSQL) can follow.  ``SCHEMA_VERSION`` is kept in the ``meta`` table;
+declared here with SQLAlchemy Core, so that the whole database can be read in one file and
+the same declarations make it on SQLite and on PostgreSQL (string columns differ there only in
+type: :func:`_s`).  ``SCHEMA_VERSION`` is kept in the ``meta`` table;
 :func:`migrate` brings an older database up to date inside the opening transaction and
 refuses one made by a newer sitewatch.
 """
@@ -17,42 +18,56 @@ import sqlalchemy as sa
 
 from sitewatch.errors import StoreError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
+
+
+def _s(length: int) -> sa.types.TypeEngine[str]:
+    """A string column: ``VARCHAR(length)`` on SQLite (which never enforces the length), and
+    ``TEXT COLLATE "C"`` on PostgreSQL: the length is not enforced there either (the same
+    input must not fail on one database only), and the "C" collation compares and sorts by
+    code point as SQLite does, whatever locale the server's databases were made with, so that
+    every ``ORDER BY`` gives the same order on both."""
+    return sa.String(length).with_variant(sa.Text(collation="C"), "postgresql")
+
+
+#: A text column (see :func:`_s`).
+_TEXT: sa.types.TypeEngine[str] = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+
 
 metadata = sa.MetaData()
 
 meta_table = sa.Table(
     "meta",
     metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("key", _s(64), primary_key=True),
+    sa.Column("value", _TEXT, nullable=False),
 )
 
 sites_table = sa.Table(
     "sites",
     metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("site_type", sa.String(64), nullable=False),
-    sa.Column("origin", sa.String(16), nullable=False),  # builtin | file | bare
+    sa.Column("id", _s(64), primary_key=True),
+    sa.Column("name", _TEXT, nullable=False),
+    sa.Column("site_type", _s(64), nullable=False),
+    sa.Column("origin", _s(16), nullable=False),  # builtin | file | bare
     sa.Column("simulated", sa.Boolean, nullable=False, default=False),
-    sa.Column("geojson", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String(32), nullable=False),
-    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("geojson", _TEXT, nullable=False),
+    sa.Column("created_at", _s(32), nullable=False),
+    sa.Column("updated_at", _s(32), nullable=False),
 )
 
 scenes_table = sa.Table(
     "scenes",
     metadata,
-    sa.Column("site_id", sa.String(64), sa.ForeignKey("sites.id"), primary_key=True),
-    sa.Column("id", sa.String(128), primary_key=True),
-    sa.Column("acquired", sa.String(32), nullable=False, index=True),
-    sa.Column("sensor", sa.String(64), nullable=False),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("checksum", sa.String(64), nullable=False),
-    sa.Column("record", sa.Text, nullable=False),  # the full Scene as JSON
-    sa.Column("ingested_at", sa.String(32), nullable=False),
-    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("site_id", _s(64), sa.ForeignKey("sites.id"), primary_key=True),
+    sa.Column("id", _s(128), primary_key=True),
+    sa.Column("acquired", _s(32), nullable=False, index=True),
+    sa.Column("sensor", _s(64), nullable=False),
+    sa.Column("source", _TEXT, nullable=False),
+    sa.Column("checksum", _s(64), nullable=False),
+    sa.Column("record", _TEXT, nullable=False),  # the full Scene as JSON
+    sa.Column("ingested_at", _s(32), nullable=False),
+    sa.Column("updated_at", _s(32), nullable=False),
     sa.UniqueConstraint("site_id", "source", name="uq_scene_source"),
 )
 
@@ -60,17 +75,17 @@ scenes_table = sa.Table(
 registrations_table = sa.Table(
     "registrations",
     metadata,
-    sa.Column("site_id", sa.String(64), primary_key=True),
-    sa.Column("scene_id", sa.String(128), primary_key=True),
-    sa.Column("grid", sa.String(64), primary_key=True),  # e.g. "10m": one grid per resolution
-    sa.Column("reference_id", sa.String(128), nullable=False),
+    sa.Column("site_id", _s(64), primary_key=True),
+    sa.Column("scene_id", _s(128), primary_key=True),
+    sa.Column("grid", _s(64), primary_key=True),  # e.g. "10m": one grid per resolution
+    sa.Column("reference_id", _s(128), nullable=False),
     sa.Column("dy", sa.Float, nullable=False),
     sa.Column("dx", sa.Float, nullable=False),
     sa.Column("reliability", sa.Float, nullable=False),
     sa.Column("residual_px", sa.Float, nullable=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("detail", sa.Text, nullable=False),  # the SceneRegistration as JSON
-    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("status", _s(16), nullable=False),
+    sa.Column("detail", _TEXT, nullable=False),  # the SceneRegistration as JSON
+    sa.Column("created_at", _s(32), nullable=False),
     # Version 5: whether the shift was undone when the scene was loaded (the one place the
     # registration is kept; before, processed.detail held a second copy with this flag).
     sa.Column("applied", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -83,10 +98,10 @@ registrations_table = sa.Table(
 grids_table = sa.Table(
     "grids",
     metadata,
-    sa.Column("site_id", sa.String(64), primary_key=True),
-    sa.Column("grid", sa.String(64), primary_key=True),
-    sa.Column("reference_id", sa.String(128), nullable=False),
-    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("site_id", _s(64), primary_key=True),
+    sa.Column("grid", _s(64), primary_key=True),
+    sa.Column("reference_id", _s(128), nullable=False),
+    sa.Column("created_at", _s(32), nullable=False),
 )
 
 #: One row per scene processed by ``sitewatch run`` with one set of parameters.  Written in
@@ -94,17 +109,17 @@ grids_table = sa.Table(
 processed_table = sa.Table(
     "processed",
     metadata,
-    sa.Column("site_id", sa.String(64), primary_key=True),
-    sa.Column("scene_id", sa.String(128), primary_key=True),
-    sa.Column("params_hash", sa.String(16), primary_key=True),
-    sa.Column("grid", sa.String(64), nullable=False),
-    sa.Column("acquired", sa.String(32), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # see pipeline.STATUSES
-    sa.Column("previous_id", sa.String(128), nullable=True),
-    sa.Column("chain", sa.Text, nullable=False),  # JSON: what the result depends on
-    sa.Column("params", sa.Text, nullable=False),  # JSON: the parameters (provenance)
-    sa.Column("detail", sa.Text, nullable=False),  # JSON: reason, comparisons, products
-    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("site_id", _s(64), primary_key=True),
+    sa.Column("scene_id", _s(128), primary_key=True),
+    sa.Column("params_hash", _s(16), primary_key=True),
+    sa.Column("grid", _s(64), nullable=False),
+    sa.Column("acquired", _s(32), nullable=False),
+    sa.Column("status", _s(16), nullable=False),  # see pipeline.STATUSES
+    sa.Column("previous_id", _s(128), nullable=True),
+    sa.Column("chain", _TEXT, nullable=False),  # JSON: what the result depends on
+    sa.Column("params", _TEXT, nullable=False),  # JSON: the parameters (provenance)
+    sa.Column("detail", _TEXT, nullable=False),  # JSON: reason, comparisons, products
+    sa.Column("created_at", _s(32), nullable=False),
     sa.ForeignKeyConstraint(["site_id", "scene_id"], ["scenes.site_id", "scenes.id"],
                             ondelete="CASCADE"),
 )
@@ -114,20 +129,20 @@ processed_table = sa.Table(
 observations_table = sa.Table(
     "observations",
     metadata,
-    sa.Column("site_id", sa.String(64), primary_key=True),
-    sa.Column("scene_id", sa.String(128), primary_key=True),
-    sa.Column("params_hash", sa.String(16), primary_key=True),
-    sa.Column("part", sa.Text, primary_key=True),
-    sa.Column("reference", sa.String(16), primary_key=True),  # previous | composite | none
+    sa.Column("site_id", _s(64), primary_key=True),
+    sa.Column("scene_id", _s(128), primary_key=True),
+    sa.Column("params_hash", _s(16), primary_key=True),
+    sa.Column("part", _TEXT, primary_key=True),
+    sa.Column("reference", _s(16), primary_key=True),  # previous | composite | none
     # Version 7: the part geometry version the row was measured with (part_versions; for
     # the rest of the site, the site's layout version).  Rows of older versions are kept.
     sa.Column("part_version", sa.Integer, primary_key=True, server_default=sa.text("0")),
-    sa.Column("grid", sa.String(64), nullable=False),
-    sa.Column("acquired", sa.String(32), nullable=False, index=True),
-    sa.Column("reference_id", sa.String(128), nullable=True),
+    sa.Column("grid", _s(64), nullable=False),
+    sa.Column("acquired", _s(32), nullable=False, index=True),
+    sa.Column("reference_id", _s(128), nullable=True),
     sa.Column("observed_fraction", sa.Float, nullable=False),
     sa.Column("changed_fraction", sa.Float, nullable=True),
-    sa.Column("measures", sa.Text, nullable=False),
+    sa.Column("measures", _TEXT, nullable=False),
     sa.ForeignKeyConstraint(["site_id", "scene_id", "params_hash"],
                             ["processed.site_id", "processed.scene_id",
                              "processed.params_hash"], ondelete="CASCADE"),
@@ -139,35 +154,35 @@ observations_table = sa.Table(
 part_versions_table = sa.Table(
     "part_versions",
     metadata,
-    sa.Column("site_id", sa.String(64), primary_key=True),
-    sa.Column("part", sa.Text, primary_key=True),
+    sa.Column("site_id", _s(64), primary_key=True),
+    sa.Column("part", _TEXT, primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("kind", sa.String(64), nullable=False),
-    sa.Column("geometry", sa.Text, nullable=True),  # GeoJSON (lon/lat), null: not placed
-    sa.Column("key", sa.String(16), nullable=False),
-    sa.Column("author", sa.Text, nullable=True),
-    sa.Column("note", sa.Text, nullable=True),
-    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("kind", _s(64), nullable=False),
+    sa.Column("geometry", _TEXT, nullable=True),  # GeoJSON (lon/lat), null: not placed
+    sa.Column("key", _s(16), nullable=False),
+    sa.Column("author", _TEXT, nullable=True),
+    sa.Column("note", _TEXT, nullable=True),
+    sa.Column("created_at", _s(32), nullable=False),
 )
 
 #: Alerts with their lifecycle: new -> seen -> dismissed (with a reason) | confirmed.
 alerts_table = sa.Table(
     "alerts",
     metadata,
-    sa.Column("id", sa.String(16), primary_key=True),
-    sa.Column("site_id", sa.String(64), nullable=False, index=True),
-    sa.Column("part", sa.Text, nullable=False),
-    sa.Column("time", sa.String(32), nullable=False),
-    sa.Column("start", sa.String(32), nullable=False),  # the usable date before the event
-    sa.Column("end", sa.String(32), nullable=False),  # the last date showing it
-    sa.Column("tier", sa.String(16), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("reason", sa.Text, nullable=True),
-    sa.Column("params_hash", sa.String(16), nullable=False),
-    sa.Column("record", sa.Text, nullable=False),  # the full Alert as JSON
-    sa.Column("created_at", sa.String(32), nullable=False),
-    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("id", _s(16), primary_key=True),
+    sa.Column("site_id", _s(64), nullable=False, index=True),
+    sa.Column("part", _TEXT, nullable=False),
+    sa.Column("time", _s(32), nullable=False),
+    sa.Column("start", _s(32), nullable=False),  # the usable date before the event
+    sa.Column("end", _s(32), nullable=False),  # the last date showing it
+    sa.Column("tier", _s(16), nullable=False),
+    sa.Column("kind", _s(16), nullable=False),
+    sa.Column("status", _s(16), nullable=False),
+    sa.Column("reason", _TEXT, nullable=True),
+    sa.Column("params_hash", _s(16), nullable=False),
+    sa.Column("record", _TEXT, nullable=False),  # the full Alert as JSON
+    sa.Column("created_at", _s(32), nullable=False),
+    sa.Column("updated_at", _s(32), nullable=False),
     # Version 6: 1 when stored, +1 at every change of the record (part of the event ids).
     sa.Column("revision", sa.Integer, nullable=False, server_default=sa.text("1")),
 )
@@ -180,15 +195,15 @@ alert_events_table = sa.Table(
     "alert_events",
     metadata,
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("id", sa.String(32), nullable=False, unique=True),
-    sa.Column("alert_id", sa.String(16), sa.ForeignKey("alerts.id", ondelete="CASCADE"),
+    sa.Column("id", _s(32), nullable=False, unique=True),
+    sa.Column("alert_id", _s(16), sa.ForeignKey("alerts.id", ondelete="CASCADE"),
               nullable=False, index=True),
-    sa.Column("site_id", sa.String(64), nullable=False, index=True),
-    sa.Column("params_hash", sa.String(16), nullable=False),
-    sa.Column("event", sa.String(16), nullable=False),  # new | updated
+    sa.Column("site_id", _s(64), nullable=False, index=True),
+    sa.Column("params_hash", _s(16), nullable=False),
+    sa.Column("event", _s(16), nullable=False),  # new | updated
     sa.Column("revision", sa.Integer, nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),  # the alert as the sinks publish it
-    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("payload", _TEXT, nullable=False),  # the alert as the sinks publish it
+    sa.Column("created_at", _s(32), nullable=False),
     sqlite_autoincrement=True,  # a seq is never reused, even after deletions
 )
 
@@ -197,20 +212,20 @@ alert_events_table = sa.Table(
 alert_sinks_table = sa.Table(
     "alert_sinks",
     metadata,
-    sa.Column("sink", sa.Text, primary_key=True),
-    sa.Column("site_id", sa.String(64), primary_key=True),
+    sa.Column("sink", _TEXT, primary_key=True),
+    sa.Column("site_id", _s(64), primary_key=True),
     sa.Column("since_seq", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_at", _s(32), nullable=False),
 )
 
 #: Which sink received which event (written only after the sink wrote or POSTed it).
 alert_deliveries_table = sa.Table(
     "alert_deliveries",
     metadata,
-    sa.Column("event_id", sa.String(32), sa.ForeignKey("alert_events.id", ondelete="CASCADE"),
+    sa.Column("event_id", _s(32), sa.ForeignKey("alert_events.id", ondelete="CASCADE"),
               primary_key=True),
-    sa.Column("sink", sa.Text, primary_key=True),
-    sa.Column("delivered_at", sa.String(32), nullable=False),
+    sa.Column("sink", _TEXT, primary_key=True),
+    sa.Column("delivered_at", _s(32), nullable=False),
 )
 
 #: Every ``sitewatch run``: its parameters and what it did (provenance of the results).
@@ -218,13 +233,13 @@ runs_table = sa.Table(
     "runs",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("site_id", sa.String(64), nullable=False, index=True),
-    sa.Column("params_hash", sa.String(16), nullable=False),
-    sa.Column("params", sa.Text, nullable=False),
-    sa.Column("version", sa.String(32), nullable=False),
-    sa.Column("started_at", sa.String(32), nullable=False),
-    sa.Column("finished_at", sa.String(32), nullable=True),
-    sa.Column("summary", sa.Text, nullable=True),
+    sa.Column("site_id", _s(64), nullable=False, index=True),
+    sa.Column("params_hash", _s(16), nullable=False),
+    sa.Column("params", _TEXT, nullable=False),
+    sa.Column("version", _s(32), nullable=False),
+    sa.Column("started_at", _s(32), nullable=False),
+    sa.Column("finished_at", _s(32), nullable=True),
+    sa.Column("summary", _TEXT, nullable=True),
 )
 
 #: Collateral reports added to a site: the visible text as read (untrusted: shown escaped),
@@ -232,15 +247,15 @@ runs_table = sa.Table(
 reports_table = sa.Table(
     "reports",
     metadata,
-    sa.Column("id", sa.String(16), primary_key=True),
-    sa.Column("site_id", sa.String(64), nullable=False, index=True),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("published", sa.String(32), nullable=True),
-    sa.Column("checksum", sa.String(64), nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("reading", sa.Text, nullable=False),  # JSON
-    sa.Column("added_at", sa.String(32), nullable=False),
+    sa.Column("id", _s(16), primary_key=True),
+    sa.Column("site_id", _s(64), nullable=False, index=True),
+    sa.Column("name", _TEXT, nullable=False),
+    sa.Column("title", _TEXT, nullable=False),
+    sa.Column("published", _s(32), nullable=True),
+    sa.Column("checksum", _s(64), nullable=False),
+    sa.Column("text", _TEXT, nullable=False),
+    sa.Column("reading", _TEXT, nullable=False),  # JSON
+    sa.Column("added_at", _s(32), nullable=False),
 )
 
 #: Evidence from reports, notices and analyst notes (imagery evidence is derived from the
@@ -248,27 +263,27 @@ reports_table = sa.Table(
 evidence_table = sa.Table(
     "evidence",
     metadata,
-    sa.Column("id", sa.String(16), primary_key=True),
-    sa.Column("site_id", sa.String(64), nullable=False, index=True),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("source_id", sa.String(16), nullable=False, index=True),  # report or note id
-    sa.Column("time", sa.String(32), nullable=True),
-    sa.Column("indicator", sa.String(64), nullable=False),
-    sa.Column("record", sa.Text, nullable=False),  # the Evidence as JSON
-    sa.Column("added_at", sa.String(32), nullable=False),
+    sa.Column("id", _s(16), primary_key=True),
+    sa.Column("site_id", _s(64), nullable=False, index=True),
+    sa.Column("kind", _s(16), nullable=False),
+    sa.Column("source_id", _s(16), nullable=False, index=True),  # report or note id
+    sa.Column("time", _s(32), nullable=True),
+    sa.Column("indicator", _s(64), nullable=False),
+    sa.Column("record", _TEXT, nullable=False),  # the Evidence as JSON
+    sa.Column("added_at", _s(32), nullable=False),
 )
 
 #: Analyst notes: what a person saw or knows, with the part and date it is about.
 notes_table = sa.Table(
     "notes",
     metadata,
-    sa.Column("id", sa.String(16), primary_key=True),
-    sa.Column("site_id", sa.String(64), nullable=False, index=True),
-    sa.Column("part", sa.Text, nullable=True),
-    sa.Column("date", sa.String(32), nullable=False),
-    sa.Column("author", sa.Text, nullable=True),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("added_at", sa.String(32), nullable=False),
+    sa.Column("id", _s(16), primary_key=True),
+    sa.Column("site_id", _s(64), nullable=False, index=True),
+    sa.Column("part", _TEXT, nullable=True),
+    sa.Column("date", _s(32), nullable=False),
+    sa.Column("author", _TEXT, nullable=True),
+    sa.Column("text", _TEXT, nullable=False),
+    sa.Column("added_at", _s(32), nullable=False),
 )
 
 #: Version 7: the STAC sources of a site (``sitewatch source add``).  ``header_env`` names the
@@ -276,15 +291,15 @@ notes_table = sa.Table(
 sources_table = sa.Table(
     "sources",
     metadata,
-    sa.Column("site_id", sa.String(64), primary_key=True),
-    sa.Column("name", sa.String(120), primary_key=True),
-    sa.Column("api", sa.Text, nullable=False),
-    sa.Column("collection", sa.Text, nullable=False),
-    sa.Column("query", sa.Text, nullable=False),  # JSON object
+    sa.Column("site_id", _s(64), primary_key=True),
+    sa.Column("name", _s(120), primary_key=True),
+    sa.Column("api", _TEXT, nullable=False),
+    sa.Column("collection", _TEXT, nullable=False),
+    sa.Column("query", _TEXT, nullable=False),  # JSON object
     sa.Column("max_cloud", sa.Float, nullable=True),
-    sa.Column("preset", sa.String(64), nullable=True),
-    sa.Column("header_env", sa.String(120), nullable=True),
-    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("preset", _s(64), nullable=True),
+    sa.Column("header_env", _s(120), nullable=True),
+    sa.Column("created_at", _s(32), nullable=False),
 )
 
 #: Version 7: every STAC Item a sync has settled for a site, keyed by (API, collection, Item
@@ -294,20 +309,34 @@ sources_table = sa.Table(
 stac_items_table = sa.Table(
     "stac_items",
     metadata,
-    sa.Column("site_id", sa.String(64), primary_key=True),
-    sa.Column("api", sa.Text, primary_key=True),
-    sa.Column("collection", sa.Text, primary_key=True),
-    sa.Column("item_id", sa.Text, primary_key=True),
-    sa.Column("source", sa.String(120), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # scene | duplicate | skipped
-    sa.Column("scene_id", sa.String(128), nullable=True),
-    sa.Column("platform", sa.String(64), nullable=False),
-    sa.Column("acquired", sa.String(32), nullable=False),  # Item datetime to the second
-    sa.Column("tile", sa.String(64), nullable=True),
-    sa.Column("geometry", sa.Text, nullable=True),  # the Item's footprint, GeoJSON
-    sa.Column("reason", sa.Text, nullable=True),
-    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("site_id", _s(64), primary_key=True),
+    sa.Column("api", _TEXT, primary_key=True),
+    sa.Column("collection", _TEXT, primary_key=True),
+    sa.Column("item_id", _TEXT, primary_key=True),
+    sa.Column("source", _s(120), nullable=False),
+    sa.Column("status", _s(16), nullable=False),  # scene | duplicate | skipped
+    sa.Column("scene_id", _s(128), nullable=True),
+    sa.Column("platform", _s(64), nullable=False),
+    sa.Column("acquired", _s(32), nullable=False),  # Item datetime to the second
+    sa.Column("tile", _s(64), nullable=True),
+    sa.Column("geometry", _TEXT, nullable=True),  # the Item's footprint, GeoJSON
+    sa.Column("reason", _TEXT, nullable=True),
+    sa.Column("created_at", _s(32), nullable=False),
     sa.Index("ix_stac_items_acquisition", "site_id", "platform", "acquired"),
+)
+
+
+#: Version 9: where alert scoring stopped, per site and parameter set (JSON: each part's
+#: series state, :class:`sitewatch.watch.events.SeriesState`, and a digest of what the
+#: scoring read), so that a run scores only new dates and a run with nothing new scores
+#: nothing.  A cache: deleting a row only makes the next run score every date again.
+scoring_state_table = sa.Table(
+    "scoring_state",
+    metadata,
+    sa.Column("site_id", _s(64), primary_key=True),
+    sa.Column("params_hash", _s(16), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("updated_at", _s(32), nullable=False),
 )
 
 
@@ -417,11 +446,16 @@ def _parts_versions(conn: sa.Connection) -> None:
     backfill_versions(conn)
 
 
+def _v8_to_v9(conn: sa.Connection) -> None:
+    """Version 9 keeps where alert scoring stopped (``scoring_state``)."""
+    scoring_state_table.create(conn, checkfirst=True)
+
+
 #: Migrations from version N to N+1, keyed by N.  Each runs inside the opening transaction.
 MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3,
                                                           3: _v3_to_v4, 4: _v4_to_v5,
                                                           5: _v5_to_v6, 6: _v6_to_v7,
-                                                          7: _parts_versions}
+                                                          7: _parts_versions, 8: _v8_to_v9}
 
 
 def stored_version(conn: sa.Connection) -> int:
@@ -432,6 +466,17 @@ def stored_version(conn: sa.Connection) -> int:
     if row is None:
         raise StoreError("catalogue has no schema_version")
     return int(row[0])
+
+
+def is_current(conn: sa.Connection) -> bool:
+    """Whether the database holds this version's schema already (nothing to create or
+    migrate): a read, so that opening a current catalogue never waits for a writer."""
+    if not sa.inspect(conn).has_table("meta"):
+        return False
+    try:
+        return stored_version(conn) == SCHEMA_VERSION
+    except StoreError:
+        return False
 
 
 def migrate(conn: sa.Connection, where: str, now: str) -> None:
@@ -467,8 +512,9 @@ def migrate(conn: sa.Connection, where: str, now: str) -> None:
         )
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "alert_deliveries_table", "alert_events_table",
-           "alert_sinks_table", "alerts_table", "evidence_table", "grids_table",
+           "alert_sinks_table", "alerts_table", "evidence_table", "grids_table", "is_current",
            "meta_table", "metadata", "migrate", "notes_table", "observations_table",
            "part_versions_table",
            "processed_table", "registrations_table", "reports_table", "runs_table", "scenes_table",
+           "scoring_state_table",
            "sites_table", "sources_table", "stac_items_table", "stored_version"]

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sitewatch.errors import SourceError, StoreError
 from sitewatch.imagery.scenes import Scene
 from sitewatch.sources.records import Source
-from sitewatch.store.base import _now, decoded
+from sitewatch.store.base import _now, db_reason, decoded, insert_new
 from sitewatch.store.scenes import SceneStore
 from sitewatch.store.schema import sources_table, stac_items_table
 
@@ -54,16 +54,16 @@ class SourceStore(SceneStore):
     def add_source(self, src: Source) -> Source:
         """Store a new source; :class:`SourceError` when the site has one of that name."""
         t = sources_table
+        now = _now()
         with self.engine.begin() as c:
-            if c.execute(sa.select(t.c.name).where((t.c.site_id == src.site_id)
-                                                   & (t.c.name == src.name))).first():
-                raise SourceError(f"site {src.site_id!r} already has a source {src.name!r} "
-                                  "(remove it first, or give another --name)")
-            now = _now()
-            c.execute(t.insert().values(
-                site_id=src.site_id, name=src.name, api=src.api, collection=src.collection,
-                query=json.dumps(src.query, sort_keys=True), max_cloud=src.max_cloud,
-                preset=src.preset, header_env=src.header_env, created_at=now))
+            added = insert_new(c, t, {
+                "site_id": src.site_id, "name": src.name, "api": src.api,
+                "collection": src.collection, "query": json.dumps(src.query, sort_keys=True),
+                "max_cloud": src.max_cloud, "preset": src.preset,
+                "header_env": src.header_env, "created_at": now})
+        if not added:
+            raise SourceError(f"site {src.site_id!r} already has a source {src.name!r} "
+                              "(remove it first, or give another --name)")
         return Source(**{**src.to_dict(), "created_at": now})
 
     def sources(self, site_id: str | None = None) -> list[Source]:
@@ -121,10 +121,10 @@ class SourceStore(SceneStore):
                 self._insert_item(c, site_id, it)
         except sa.exc.IntegrityError as exc:
             raise StoreError(f"Item {it.item_id!r} of {it.collection!r} could not be "
-                             f"recorded for site {site_id!r} ({exc.orig}); another sync may "
+                             f"recorded for site {site_id!r} ({db_reason(exc)}); another sync may "
                              "be running: nothing was half-written") from None
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"Item {it.item_id!r} could not be recorded ({exc.orig}); "
+            raise StoreError(f"Item {it.item_id!r} could not be recorded ({db_reason(exc)}); "
                              "nothing was half-written, run the sync again") from None
 
 

@@ -26,6 +26,7 @@ the tier, a level shift among them makes the event persistent.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from sitewatch.watch.alerts import TIERS, Alert, alert_id, from_changepoint, from_departure
-from sitewatch.watch.baseline import fit_baseline
+from sitewatch.watch.baseline import days, fit_baseline
 from sitewatch.watch.changepoints import find_changepoints
 
 #: Measures scored as departures from normal (rises only), with their noise floor: the
@@ -79,23 +80,67 @@ def _value(o: Obs, m: str) -> float:
     return float(v) if v is not None else math.nan
 
 
-def series_findings(site: str, part: str, series: Sequence[Obs], *,
-                    dismissed: Iterable[str] = (), levels: bool = True) -> list[Alert]:
-    """Findings (one :class:`Alert` per measure and date) for one part on one grid.
+#: Changes whenever scoring changes what it finds: a stored :class:`SeriesState` of another
+#: version is not resumed from (its series is scored again from its first date).
+SCORING_VERSION = "1"
 
-    ``series``: the part's observations in time order; ``dismissed``: times (ISO) that
-    belong to dismissed alerts and so count as normal.
-    """
-    series = list(series)
-    if not series:
-        return []
-    dismissed = set(dismissed)
+
+@dataclass(frozen=True)
+class SeriesState:
+    """Where scoring one part's series stopped, so that a later run scores only the dates
+    after it (:func:`score_series`).  ``n``: dates scored; ``digest``: a hash of everything
+    their scoring read (each date's observation, the dismissed times, the scoring
+    version), so that a changed history (a scene processed again, an alert dismissed) is
+    noticed and the series scored from its start; ``flagged``: which of the ``n`` dates
+    were found unusual (they are not normal history for later dates); ``findings``: the
+    departures found at those dates."""
+
+    n: int
+    digest: str
+    flagged: tuple[bool, ...]
+    findings: tuple[Alert, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "digest": self.digest,
+                "flagged": [i for i, f in enumerate(self.flagged) if f],
+                "findings": [a.to_dict() for a in self.findings]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SeriesState:
+        n = int(d["n"])
+        hit = {int(i) for i in d.get("flagged", ())}
+        findings = tuple(Alert(**{**f, "findings": tuple(f.get("findings") or ())})
+                         for f in d.get("findings", ()))
+        return cls(n, str(d["digest"]), tuple(i in hit for i in range(n)), findings)
+
+
+def _digests(site: str, part: str, series: Sequence[Obs], dismissed: Iterable[str],
+             at: Iterable[int]) -> dict[int, str]:
+    """The digest of the series' first ``k`` dates (and the dismissed times), for each ``k``
+    of ``at``: a hash chained date by date, so that one pass gives every prefix's."""
+    want = set(at)
+    h = hashlib.sha256(repr((SCORING_VERSION, site, part, sorted(set(dismissed)),
+                             DEPARTURE_FLOORS, MIN_HISTORY)).encode())
+    out = {0: h.hexdigest()} if 0 in want else {}
+    for k, o in enumerate(series, start=1):
+        h.update(repr((o.time, o.scene_id, o.previous_id, o.previous_time, o.grid,
+                       sorted(o.measures.items()))).encode())
+        if k in want:
+            out[k] = h.hexdigest()
+    return out
+
+
+def _departures(site: str, part: str, series: Sequence[Obs], flagged: np.ndarray,
+                is_dismissed: np.ndarray, start: int) -> list[Alert]:
+    """Departure findings at dates ``start``.. of the series; marks those dates in
+    ``flagged`` (which holds the earlier dates' flags already).  Each date is scored
+    against the dates before it only, so starting later with the earlier flags gives what
+    scoring from the first date gives."""
     times = [o.time for o in series]
-    out: list[Alert] = []
-    flagged = np.zeros(len(series), bool)
-    is_dismissed = np.array([t in dismissed for t in times], bool)
+    t = days(times) if series else np.zeros(0)
     values = {m: np.array([_value(o, m) for o in series]) for m in DEPARTURE_FLOORS}
-    for i in range(len(series)):  # date by date: what is flagged is not normal later
+    out: list[Alert] = []
+    for i in range(start, len(series)):  # date by date: what is flagged is not normal later
         for measure, floor in DEPARTURE_FLOORS.items():
             v = values[measure]
             if not math.isfinite(v[i]):
@@ -104,8 +149,8 @@ def series_findings(site: str, part: str, series: Sequence[Obs], *,
             hist = np.isfinite(v[:i]) & normal
             if hist.sum() < MIN_HISTORY:
                 continue
-            b = fit_baseline(times[:i], v[:i], floor=floor, normal=normal)
-            d = b.departure(times[i], v[i])
+            b = fit_baseline(t[:i], v[:i], floor=floor, normal=normal)
+            d = b.departure(t[i], v[i])
             if not d.z > 0:
                 continue
             a = from_departure(site, part, measure, times[i], d, b,
@@ -116,8 +161,35 @@ def series_findings(site: str, part: str, series: Sequence[Obs], *,
                     a = replace(a, tier="watch")  # a short history cannot say "extreme"
                 flagged[i] = True
                 out.append(_placed(a, series[i]))
-    if levels:
-        normal = ~flagged | np.array([t in dismissed for t in times], bool)
+    return out
+
+
+def score_series(site: str, part: str, series: Sequence[Obs], *,
+                 dismissed: Iterable[str] = (), levels: bool = True,
+                 state: SeriesState | None = None) -> tuple[list[Alert], SeriesState]:
+    """:func:`series_findings`, resuming from ``state`` (what scoring the same series up to
+    an earlier date left) when the series still starts with the dates it scored, unchanged:
+    only the dates after them are scored then.  Returns the findings (the same as scoring
+    from scratch gives) and the state to keep for the next time.  Level change points
+    (``levels``) look at the whole series and are always searched again."""
+    series = list(series)
+    dismissed = set(dismissed)
+    n = len(series)
+    resume = state is not None and 0 < state.n <= n
+    digests = _digests(site, part, series, dismissed, (n, state.n) if resume and state else (n,))
+    flagged = np.zeros(n, bool)
+    out: list[Alert] = []
+    start = 0
+    if resume and state is not None and digests[state.n] == state.digest:
+        start = state.n
+        flagged[:start] = state.flagged
+        out = list(state.findings)
+    is_dismissed = np.array([o.time in dismissed for o in series], bool)
+    out += _departures(site, part, series, flagged, is_dismissed, start)
+    new_state = SeriesState(n, digests[n], tuple(bool(f) for f in flagged), tuple(out))
+    if levels and series:
+        times = [o.time for o in series]
+        normal = ~flagged | is_dismissed
         for measure, floor in LEVEL_FLOORS.items():
             v = np.array([_value(o, measure) for o in series])
             if np.isfinite(v).sum() < 4:
@@ -130,7 +202,17 @@ def series_findings(site: str, part: str, series: Sequence[Obs], *,
                 if a is not None:
                     out.append(_placed(a, o))
     out.sort(key=lambda a: (a.time, a.measure))
-    return out
+    return out, new_state
+
+
+def series_findings(site: str, part: str, series: Sequence[Obs], *,
+                    dismissed: Iterable[str] = (), levels: bool = True) -> list[Alert]:
+    """Findings (one :class:`Alert` per measure and date) for one part on one grid.
+
+    ``series``: the part's observations in time order; ``dismissed``: times (ISO) that
+    belong to dismissed alerts and so count as normal.
+    """
+    return score_series(site, part, series, dismissed=dismissed, levels=levels)[0]
 
 
 def _placed(a: Alert, o: Obs) -> Alert:
@@ -212,5 +294,5 @@ def _event(site: str, part: str, group: list[Alert], salt: str = "") -> Alert:
     )
 
 
-__all__ = ["DEPARTURE_FLOORS", "LEVEL_FLOORS", "MIN_HISTORY", "Obs", "group_events",
-           "series_findings"]
+__all__ = ["DEPARTURE_FLOORS", "LEVEL_FLOORS", "MIN_HISTORY", "SCORING_VERSION", "Obs",
+           "SeriesState", "group_events", "score_series", "series_findings"]

@@ -89,9 +89,9 @@ def run_job(job: SiteJob) -> SiteOutcome:
     worker = f"{os.uname().nodename}:{os.getpid()}"
     t0 = time.perf_counter()
     try:
-        with Store(job.db) as store, \
+        with Store.open_url(job.db) as store, \
                 site_lock(Path(job.home), job.site_id, purpose="sitewatch run (cluster)",
-                          wait=True):
+                          wait=True, store=store):
             rep = run_site(store, job.site_id, RunParams.from_dict(job.params),
                            products=Path(job.home) / "products")
     except SitewatchError as exc:

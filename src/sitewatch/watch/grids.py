@@ -8,11 +8,13 @@ stored failed with the reason (and left out of the later dates' chains), and the
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ from sitewatch.imagery.sentinel1 import orbit_key
 from sitewatch.sites.site import Site
 from sitewatch.store import Store
 from sitewatch.store.parts import layout_key
+from sitewatch.watch.imagecache import ImageCache
 from sitewatch.watch.params import PipelineError, RunParams, RunReport
 from sitewatch.watch.records import (
     Chain,
@@ -58,7 +61,7 @@ from sitewatch.watch.records import (
     measures_of,
 )
 from sitewatch.watch.sarseries import OMNIBUS_ALPHA, OMNIBUS_DATES, omnibus_observations
-from sitewatch.watch.zonal import REST, part_changes
+from sitewatch.watch.zonal import REST, ZoneIndex, part_changes
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +205,8 @@ class GridRun:
 
     def __init__(self, store: Store, site: Site, key: str, scenes: list[Scene],
                  params: RunParams, products: Path | None = None, *,
-                 grid: SiteGrid | None = None, bands: tuple[str, ...] | None = None):
+                 grid: SiteGrid | None = None, bands: tuple[str, ...] | None = None,
+                 cache: Path | None = None):
         self.store, self.site, self.key, self.scenes, self.params = store, site, key, scenes, params
         self.products = products
         self.kind = key.split("-", 1)[0]
@@ -215,17 +219,16 @@ class GridRun:
         self.missing = {s.id: gap for s in scenes if (gap := lacking(s, self.bands))}
         self.method, self.method_params = detector_for(params, self.kind, self.bands)
         self.reg_bands = registration_bands(self.bands)
-        self.masks = self.grid.part_masks(site)
-        self.inside = self.grid.site_mask(site)
-        rest = self.inside.copy()
-        for m in self.masks.values():
-            rest &= ~m
-        self.zones = {**self.masks, REST: rest}  # what part_changes reports on
+        if self.grid.crs is None:
+            _ = self.masks  # refused now (a pixel grid cannot place parts), as before
+        #: The zones part_changes reports on: each placed part, then the rest of the site.
+        #: Their masks are made when first needed (a run with nothing new needs none).
+        self.zone_names = [*self._part_names(), REST]
         #: Each zone's geometry version, stored with its observations; the layout key
         #: (parts and versions) is part of every result's chain, so a part moved since a
         #: scene was scored makes the scene scored again.
         current = store.current_part_versions(site.id)
-        self.versions = {name: current.get(name, 0) for name in self.zones}
+        self.versions = {name: current.get(name, 0) for name in self.zone_names}
         self.layout = layout_key(self.versions)
         self.pixel_area = self.grid.resolution ** 2
         self.cache: dict[str, GridImage] = {}
@@ -233,6 +236,48 @@ class GridRun:
         self.ref_band: np.ndarray | None = None
         #: Scenes found unreadable in this run, with why: failed, and left out of every chain.
         self.unreadable: dict[str, str] = {}
+        #: The composite's members kept on disk between runs (None: no cache folder).
+        self.disk = (ImageCache(cache, site.id, params.hash, key, self.grid, self.fingerprint,
+                                tuple(self.bands)) if cache is not None else None)
+
+    def _part_names(self) -> list[str]:
+        """The parts :meth:`SiteGrid.part_masks` makes a mask of (those with a footprint on
+        the grid's CRS), in its order, without drawing the masks."""
+        out = []
+        for p in self.site.placed_parts():
+            geom = p.footprint(self.grid.crs)
+            if geom is not None and not geom.is_empty:
+                out.append(p.name)
+        return out
+
+    @functools.cached_property
+    def masks(self) -> dict[str, np.ndarray]:
+        """Each placed part's mask on the grid."""
+        return self.grid.part_masks(self.site)
+
+    @functools.cached_property
+    def inside(self) -> np.ndarray:
+        """The site's mask on the grid."""
+        return self.grid.site_mask(self.site)
+
+    @functools.cached_property
+    def zones(self) -> dict[str, np.ndarray]:
+        """Each part's mask and the rest of the site's (inside the site, outside every
+        part): what part_changes reports on."""
+        rest = self.inside.copy()
+        for m in self.masks.values():
+            rest &= ~m
+        zones = {**self.masks, REST: rest}
+        if list(zones) != self.zone_names:
+            raise PipelineError(f"{self.site.id}: the {self.key} grid's part masks "
+                                f"{list(zones)} are not its parts {self.zone_names}")
+        return zones
+
+    @functools.cached_property
+    def zone_index(self) -> ZoneIndex:
+        """The zones as pixel indices, worked out once for every date of the grid (and not
+        at all by a run with nothing to process)."""
+        return ZoneIndex(self.masks, self.inside)
 
     def read(self, sc: Scene, bands: Sequence[str], shift: Shift | None = None) -> GridImage:
         """``sc`` on the grid; whatever stops its pixels being read (sitewatch's errors,
@@ -318,27 +363,66 @@ class GridRun:
         """The reference's registration band; :class:`_Unreadable` when it cannot be read."""
         if self.ref_band is None:
             assert self.ref_id is not None
-            sc = next(s for s in self.scenes if s.id == self.ref_id)
-            try:
-                self.ref_band = self.reg_image(self.read(sc, self.reg_bands))
-            except UnreadableScene as exc:
-                raise _Unreadable(sc.id, str(exc)) from None
+            sc = self.scene(self.ref_id)
+            band = self.disk.get_band(sc, self._ref_what) if self.disk is not None else None
+            if band is None:
+                try:
+                    band = self.reg_image(self.read(sc, self.reg_bands))
+                except UnreadableScene as exc:
+                    raise _Unreadable(sc.id, str(exc)) from None
+                if self.disk is not None:
+                    self.disk.put_band(sc, self._ref_what, band)
+            self.ref_band = band
         return self.ref_band
+
+    @property
+    def _ref_what(self) -> tuple[str, ...]:
+        """How the reference's band is made (its key in the disk cache)."""
+        return ("registration", self.kind, *self.reg_bands)
 
     def aligned(self, scene_id: str) -> GridImage:
         """A usable scene, loaded again with its recorded shift (cached); :class:`_Unreadable`
         when its pixels cannot be read any more."""
         if scene_id not in self.cache:
-            sc = next(s for s in self.scenes if s.id == scene_id)
-            shift = None
-            for r in self.store.registrations(self.site.id, self.key, scene_id=scene_id):
-                if r.reference_id == self.ref_id:
-                    shift = r.applied_shift
-            try:
-                self.cache[scene_id] = self.load(sc, shift)
-            except UnreadableScene as exc:
-                raise _Unreadable(sc.id, str(exc)) from None
+            sc = self.scene(scene_id)
+            shift = self.recorded_shift(scene_id)
+            img = self.disk.get(sc, shift) if self.disk is not None else None
+            if img is None:
+                try:
+                    img = self.load(sc, shift)
+                except UnreadableScene as exc:
+                    raise _Unreadable(sc.id, str(exc)) from None
+            self.cache[scene_id] = img
         return self.cache[scene_id]
+
+    def scene(self, scene_id: str) -> Scene:
+        return next(s for s in self.scenes if s.id == scene_id)
+
+    def recorded_shift(self, scene_id: str) -> Shift | None:
+        """The shift undone when the usable scene was loaded (its registration to the
+        grid's reference), None when none was."""
+        shift = None
+        for r in self.store.registrations(self.site.id, self.key, scene_id=scene_id):
+            if r.reference_id == self.ref_id:
+                shift = r.applied_shift
+        return shift
+
+    def keep_on_disk(self, ids: Sequence[str]) -> None:
+        """Keep the images of ``ids`` (the next date's composite members) in the disk cache,
+        and only those of the grid."""
+        if self.disk is None:
+            return
+        wanted = []
+        for i in ids:
+            sc = self.scene(i)
+            img = self.cache.get(i)
+            if img is not None:
+                self.disk.put(sc, img)
+                wanted.append((sc, img.shift))
+            else:
+                wanted.append((sc, self.recorded_shift(i)))
+        ref = [(self.scene(self.ref_id), self._ref_what)] if self.ref_id else []
+        self.disk.keep(wanted, ref)
 
     def keep_only(self, ids: Iterable[str]) -> None:
         keep = set(ids)
@@ -369,9 +453,11 @@ def _obs(g: GridRun, sc: Scene, part: str, reference: str, reference_id: str | N
 
 def _not_observed(g: GridRun, sc: Scene, img: GridImage | None) -> list[Observation]:
     rows = []
-    for name, m in g.zones.items():
-        n = int(m.sum())
-        frac = float(img.valid[m].mean()) if (img is not None and n) else 0.0
+    valid = img.valid.ravel() if img is not None else None
+    for name in g.zone_names:
+        px = g.zone_index.pixels[name]
+        n = int(px.size)
+        frac = float(valid[px].mean()) if (valid is not None and n) else 0.0
         rows.append(_obs(g, sc, name, "none", None, frac, math.nan,
                          {"pixels": n, "observed_fraction": frac}))
     return rows
@@ -383,7 +469,7 @@ def _observations(g: GridRun, sc: Scene, before: np.ndarray, after: GridImage, r
     ch = detect_arrays(before, after.data, g.bands, g.method, sensor=g.kind,
                        params=g.method_params or None, threshold=watch_threshold(g.method))
     stats = part_changes(ch, g.masks, g.pixel_area, site_mask=g.inside, before=before,
-                         after=after.data, bands=g.bands)
+                         after=after.data, bands=g.bands, zones=g.zone_index)
     rows = [_obs(g, sc, name, reference, reference_id, pc.observed_fraction,
                  pc.changed_fraction, measures_of(pc.to_dict())) for name, pc in stats.items()]
     written = None
@@ -405,8 +491,11 @@ def _observations(g: GridRun, sc: Scene, before: np.ndarray, after: GridImage, r
 def _composite(images: Sequence[GridImage]) -> np.ndarray:
     """Per-pixel median of the images (clear-sky: masked pixels are NaN and skipped).
 
-    Sorting the few members puts NaN last; the median is then read at the middle of each
-    pixel's valid values (about twice as fast as ``np.nanmedian`` on a 2000 x 2000 site).
+    Band by band, the members' values are put in order by a sorting network of elementwise
+    minima and maxima (NaN taken as +inf, so it sorts last); the median is then read at the
+    middle of each pixel's ``k`` valid values.  The same values as sorting each pixel's
+    members (what this did before, and ``np.nanmedian``), several times faster and without
+    a members-last copy of the stack.
 
     >>> a = np.array([[[1.0, np.nan]]], np.float32)
     >>> b = np.array([[[3.0, np.nan]]], np.float32)
@@ -416,16 +505,39 @@ def _composite(images: Sequence[GridImage]) -> np.ndarray:
     [[[2.0, nan]]]
     """
     first = images[0].data
+    m = len(images)
     out = np.empty(first.shape, np.float32)
-    for b in range(first.shape[0]):  # band by band: the stack is one band of each member
-        stack = np.stack([im.data[b] for im in images], axis=-1)  # members last: contiguous
-        stack.sort(axis=-1)
-        k = np.isfinite(stack).sum(axis=-1)
-        lo = np.take_along_axis(stack, np.maximum((k - 1) // 2, 0)[..., None], axis=-1)[..., 0]
-        hi = np.take_along_axis(stack, np.maximum(k // 2, 0)[..., None], axis=-1)[..., 0]
+    inf = np.float32(np.inf)
+    for b in range(first.shape[0]):
+        vals = []
+        k = np.zeros(first.shape[1:], np.int8 if m < 127 else np.int32)
+        for im in images:
+            x = np.array(im.data[b], dtype=np.float32)  # a copy: sorted in place below
+            k += np.isfinite(x)
+            x[np.isnan(x)] = inf
+            vals.append(x)
+        # Odd-even transposition network: m rounds of compare-exchange put every pixel's
+        # m values in ascending order (exact: min/max only move values).
+        for r in range(m):
+            for i in range(r % 2, m - 1, 2):
+                lo = np.minimum(vals[i], vals[i + 1])
+                np.maximum(vals[i], vals[i + 1], out=vals[i + 1])
+                vals[i] = lo
+        lo = _pick(vals, np.maximum((k - 1) // 2, 0))
+        hi = _pick(vals, np.maximum(k // 2, 0))
         out[b] = (lo + hi) * np.float32(0.5)
         out[b][k == 0] = np.nan
     return out
+
+
+def _pick(vals: Sequence[np.ndarray], idx: np.ndarray) -> np.ndarray:
+    """Per pixel, ``vals[idx]`` (``np.choose``, by ``np.where`` over the few indices that
+    occur: several times faster)."""
+    top = int(idx.max()) if idx.size else 0
+    sel = vals[top]
+    for j in range(top - 1, -1, -1):
+        sel = np.where(idx == j, vals[j], sel)
+    return sel
 
 
 def process_grid(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
@@ -438,7 +550,8 @@ def process_grid(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
     for _ in range(len(g.scenes) + 1):
         report.reused = reused0
         try:
-            _grid_pass(g, done, report, tick)
+            usable = _grid_pass(g, done, report, tick)
+            g.keep_on_disk(usable[-chain_length(g.params, g.kind):])
             break
         except _Unreadable as bad:
             log.warning("%s: %s; it is failed, and later dates are compared without it",
@@ -453,7 +566,8 @@ def process_grid(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
 
 
 def _grid_pass(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
-               tick: Callable[[str], None]) -> None:
+               tick: Callable[[str], None]) -> list[str]:
+    """One pass over the grid's scenes; returns the usable ones, in time order."""
     store, params = g.store, g.params
     ref = g.choose_reference(done)
     report.grids[g.key] = ref
@@ -486,6 +600,7 @@ def _grid_pass(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
         else:
             g.cache.pop(sc.id, None)
         tick(sc.id)
+    return usable
 
 
 def _process_scene(g: GridRun, sc: Scene, chain: Chain
@@ -545,25 +660,29 @@ def _process_scene(g: GridRun, sc: Scene, chain: Chain
                           _not_observed(g, sc, probe))
         shift = reg_rec.applied_shift
     del probe  # not held while the scene's bands are read
-    try:
-        img = g.load(sc, shift)
-    except UnreadableScene as exc:
-        return result("failed", f"cannot be loaded: {exc}", _not_observed(g, sc, None))
+    # The scene's bands are read (GDAL, without the GIL) on the other core while the
+    # previous date and the composite are made ready (from memory or the image cache).
+    with ThreadPoolExecutor(1, thread_name_prefix="sitewatch-load") as pool:
+        loading = pool.submit(g.load, sc, shift)
+        ready = _references(g, previous, comp_ids)
+        try:
+            img = loading.result()
+        except UnreadableScene as exc:
+            return result("failed", f"cannot be loaded: {exc}", _not_observed(g, sc, None))
     g.cache[sc.id] = img
     if previous is None:
         return result("first", "first usable date", _not_observed(g, sc, img))
     try:
-        prev = g.aligned(previous)
-        obs, comparisons["previous"] = _observations(g, sc, prev.data, img, "previous",
-                                                     previous, products=True)
-        del prev
+        obs, comparisons["previous"] = _observations(g, sc, ready.previous().data, img,
+                                                     "previous", previous, products=True)
         # SAR: no median composite (its speckle statistics change with its number of
         # members); the omnibus test over the orbit's recent dates takes its place.
-        if len(comp_ids) >= 2 and g.kind != "sar":
-            comp = _composite([g.aligned(i) for i in comp_ids])
+        comp = ready.composite()
+        if comp is not None:
             c_obs, comparisons["composite"] = _observations(
                 g, sc, comp, img, "composite", ",".join(comp_ids), members=comp_ids)
             obs += c_obs
+        del ready, comp
     except (MethodError, GridError) as exc:
         g.cache.pop(sc.id, None)
         comparisons.clear()
@@ -571,6 +690,48 @@ def _process_scene(g: GridRun, sc: Scene, chain: Chain
     if g.kind == "sar":
         obs, omnibus = omnibus_observations(g, sc, img, chain_ids[-(OMNIBUS_DATES - 1):], obs)
     return result("ok", f"{seen:.0%} of the site observed", obs)
+
+
+class _Ready:
+    """The previous date and the composite made ready for a scene, or why they could not
+    be (raised when they are first wanted, where comparing one by one would have found
+    it)."""
+
+    def __init__(self) -> None:
+        self.prev: GridImage | None = None
+        self.comp: np.ndarray | None = None
+        self.prev_error: _Unreadable | None = None
+        self.comp_error: _Unreadable | None = None
+
+    def previous(self) -> GridImage:
+        if self.prev_error is not None:
+            raise self.prev_error
+        assert self.prev is not None
+        return self.prev
+
+    def composite(self) -> np.ndarray | None:
+        if self.comp_error is not None:
+            raise self.comp_error
+        return self.comp
+
+
+def _references(g: GridRun, previous: str | None, comp_ids: Sequence[str]) -> _Ready:
+    """The previous usable date and the composite of ``comp_ids`` (None for SAR grids or
+    fewer than two members); a scene that cannot be read is kept as the error to raise."""
+    out = _Ready()
+    if previous is None:
+        return out
+    try:
+        out.prev = g.aligned(previous)
+    except _Unreadable as exc:
+        out.prev_error = exc
+        return out
+    if len(comp_ids) >= 2 and g.kind != "sar":
+        try:
+            out.comp = _composite([g.aligned(i) for i in comp_ids])
+        except _Unreadable as exc:
+            out.comp_error = exc
+    return out
 
 
 def plan_grids(site: Site, groups: Mapping[str, Sequence[Scene]], params: RunParams

@@ -16,6 +16,14 @@ v4, where Linux maps it onto NFS byte-range locks.)
 
 The standard library is enough for this; the ``filelock`` package would add a dependency for
 the same ``flock`` call (plus Windows support, which sitewatch does not claim).
+
+A lock file keeps apart the processes of one machine sharing one home.  When the catalogue is
+on a PostgreSQL server (``--db``), processes on other machines with other homes write it too:
+given the ``store``, :func:`site_lock` also takes the site's advisory lock on the server
+(:meth:`sitewatch.store.base.StoreBase.site_lock`, a session lock keyed by a hash of the site
+id), which the server releases with the session of a writer that dies, as the kernel does the
+file's.  The file lock is taken first, so the processes of one machine queue on it and only
+one of them at a time waits on the server.
 """
 
 from __future__ import annotations
@@ -30,11 +38,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 from sitewatch.errors import SiteError, SitewatchError
 from sitewatch.times import iso
 
 LOCK_DIR = "locks"
+
+
+class ServerLocks(Protocol):
+    """What :func:`site_lock` needs of a store to lock a site on its database server too
+    (:class:`sitewatch.store.Store` has it; on SQLite it does nothing)."""
+
+    def site_lock(self, site_id: str, *, purpose: str, wait: bool = False,
+                  on_wait: Callable[[Any], None] | None = None
+                  ) -> contextlib.AbstractContextManager[None]: ...
+
+    def site_lock_holder(self, site_id: str) -> Any: ...
 
 
 class SiteBusyError(SitewatchError, RuntimeError):
@@ -104,8 +124,17 @@ def _open(path: Path) -> int:
         raise LockFileError(path, exc) from None
 
 
-def lock_holder(home: str | Path, site_id: str) -> LockHolder | None:
-    """Who holds the site's lock now (None when nobody does)."""
+def lock_holder(home: str | Path, site_id: str, store: ServerLocks | None = None
+                ) -> LockHolder | None:
+    """Who holds the site's lock now (None when nobody does): the lock file's holder, else,
+    with a ``store`` on a database server, the holder of the site's lock there."""
+    local = _file_holder(home, site_id)
+    if local is None and store is not None:
+        return store.site_lock_holder(site_id)
+    return local
+
+
+def _file_holder(home: str | Path, site_id: str) -> LockHolder | None:
     path = lock_path(home, site_id)
     if not path.exists():
         return None
@@ -125,11 +154,26 @@ def lock_holder(home: str | Path, site_id: str) -> LockHolder | None:
 
 @contextlib.contextmanager
 def site_lock(home: str | Path, site_id: str, *, purpose: str, wait: bool = False,
-              on_wait: Callable[[LockHolder | None], None] | None = None) -> Iterator[Path]:
+              on_wait: Callable[[LockHolder | None], None] | None = None,
+              store: ServerLocks | None = None) -> Iterator[Path]:
     """Hold the site's lock for the ``with`` block.  Taken at once, or: ``wait`` False
     raises :class:`SiteBusyError` naming the holder; ``wait`` True calls ``on_wait(holder)``
     once and blocks until the holder lets go (a signal, Ctrl-C, interrupts the wait).
-    ``purpose`` (``"sitewatch watch"``) is written in the file for whoever finds it held."""
+    ``purpose`` (``"sitewatch watch"``) is written in the file for whoever finds it held.
+    With the ``store``, the site's lock on its database server is held too (PostgreSQL; on
+    SQLite the file is the only lock needed)."""
+    with _file_lock(home, site_id, purpose=purpose, wait=wait, on_wait=on_wait) as path:
+        if store is None:
+            yield path
+            return
+        with store.site_lock(site_id, purpose=purpose, wait=wait, on_wait=on_wait):
+            yield path
+
+
+@contextlib.contextmanager
+def _file_lock(home: str | Path, site_id: str, *, purpose: str, wait: bool,
+               on_wait: Callable[[LockHolder | None], None] | None) -> Iterator[Path]:
+    """The lock file's part of :func:`site_lock`."""
     path = lock_path(home, site_id)
     fd = _open(path)
     try:
@@ -160,5 +204,5 @@ def site_lock(home: str | Path, site_id: str, *, purpose: str, wait: bool = Fals
         os.close(fd)
 
 
-__all__ = ["LOCK_DIR", "LockFileError", "LockHolder", "SiteBusyError", "describe_holder",
-           "lock_holder", "lock_path", "site_lock"]
+__all__ = ["LOCK_DIR", "LockFileError", "LockHolder", "ServerLocks", "SiteBusyError",
+           "describe_holder", "lock_holder", "lock_path", "site_lock"]

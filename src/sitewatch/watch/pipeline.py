@@ -29,25 +29,38 @@ A grid whose estimated peak memory exceeds the budget (:func:`memory_budget`) is
 before anything is processed.
 
 After the scenes, every part's series is scored (:mod:`sitewatch.watch.events`) and
-alerts are stored; an event already alerted is updated, never alerted twice.  The library
+alerts are stored; an event already alerted is updated, never alerted twice.  Scoring is
+incremental: each series resumes after the dates it scored (its state is kept in the
+store), and a run in which nothing it reads changed scores nothing; the composite's members
+are kept between runs in an image cache beside the catalogue
+(:mod:`sitewatch.watch.imagecache`), so a new scene reads only its own file.  The library
 never prints: progress goes to a callback, messages to :mod:`logging`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time as _time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from sitewatch import __version__
 from sitewatch.imagery.scenes import Scene
 from sitewatch.imagery.sensors import WATCH_METHOD
 from sitewatch.store import Store
 from sitewatch.times import iso, parse_time
-from sitewatch.watch.events import DEPARTURE_FLOORS, Obs, group_events, series_findings
+from sitewatch.watch.events import (
+    DEPARTURE_FLOORS,
+    SCORING_VERSION,
+    Obs,
+    SeriesState,
+    group_events,
+    score_series,
+)
 from sitewatch.watch.grids import (
     MEMORY_ENV,
     GridRun,
@@ -60,20 +73,24 @@ from sitewatch.watch.grids import (
     process_grid,
     run_memory,
 )
+from sitewatch.watch.imagecache import cache_folder
 from sitewatch.watch.params import PIPELINE_VERSION, PipelineError, Progress, RunParams, RunReport
-from sitewatch.watch.records import STATUSES, RunSummary, StoredAlert
+from sitewatch.watch.records import STATUSES, ProcessedScene, RunSummary, StoredAlert
 from sitewatch.watch.sinks import Sink, deliver_pending
 from sitewatch.watch.zonal import REST
 
 log = logging.getLogger(__name__)
 
 
-def series(store: Store, site_id: str, params_hash: str, *, part: str | None = None
+def series(store: Store, site_id: str, params_hash: str, *, part: str | None = None,
+           processed: Mapping[str, ProcessedScene] | None = None
            ) -> dict[tuple[str, str], list[Obs]]:
     """Every part's observations against the previous usable date, per (part, grid); with
     ``part``, that part's only (and the rest of the site, which its measures are relative
-    to)."""
-    times = {k: v.acquired for k, v in store.processed(site_id, params_hash).items()}
+    to).  ``processed``: the site's processed scenes when the caller has read them."""
+    if processed is None:
+        processed = store.processed(site_id, params_hash)
+    times = {k: v.acquired for k, v in processed.items()}
     if part is None or part == REST:
         every = store.observations(site_id, params_hash, part=part)
     else:
@@ -120,23 +137,67 @@ def series(store: Store, site_id: str, params_hash: str, *, part: str | None = N
     return out
 
 
+def _inputs_digest(params: RunParams, processed: Mapping[str, ProcessedScene],
+                   versions: Mapping[str, int], stored: Sequence[StoredAlert]) -> str:
+    """A hash of everything :func:`score_alerts` reads: each processed scene's result (its
+    observations are written with it, and rewritten only with it), the parts' current
+    geometry versions, the stored alerts with their status, and the parameters."""
+    h = hashlib.sha256(repr((SCORING_VERSION, params.hash, params.levels,
+                             sorted(versions.items()))).encode())
+    for sid in sorted(processed):
+        r = processed[sid]
+        h.update(repr((sid, r.grid, iso(r.acquired), r.status, r.previous_id,
+                       sorted(r.chain.to_dict().items()), repr(r.detail()),
+                       r.created_at)).encode())
+    for a in sorted(stored, key=lambda a: a.id):
+        h.update(repr((a.id, a.status, a.reason, sorted(a.alert.to_dict().items()))).encode())
+    return h.hexdigest()
+
+
+def _series_key(part: str, grid: str) -> str:
+    return f"{part}\x1f{grid}"
+
+
 def score_alerts(store: Store, site_id: str, params: RunParams
                  ) -> dict[str, list[StoredAlert]]:
     """Score every part's series and store the alerts; returns the new and updated ones.
-    Alerts belong to a parameter set: another method's run neither sees nor updates them."""
+    Alerts belong to a parameter set: another method's run neither sees nor updates them.
+
+    Incremental: what scoring left is kept in the store (:meth:`Store.scoring_state`).  When
+    nothing it reads has changed since (no scene processed, no alert dismissed or changed,
+    no part moved), nothing is scored; otherwise each series resumes after the dates it
+    scored (:func:`sitewatch.watch.events.score_series`), or starts again where its history
+    changed.  Either way the alerts are those scoring every date from scratch gives."""
     stored = store.alerts(site_id, params_hash=params.hash)
+    processed = store.processed(site_id, params.hash)
+    versions = store.current_part_versions(site_id)
+    kept = store.scoring_state(site_id, params.hash) or {}
+    if kept.get("version") != SCORING_VERSION:
+        kept = {}
+    out: dict[str, list[StoredAlert]] = {"new": [], "updated": []}
+    if kept.get("inputs") == _inputs_digest(params, processed, versions, stored):
+        return out  # nothing new to score: the stored alerts are what scoring would give
     dismissed: dict[str, set[str]] = {}
     for a in stored:
         if a.status == "dismissed":
             dismissed.setdefault(a.part, set()).update(a.finding_times())
     findings = []
+    states: dict[str, dict[str, Any]] = {}
+    old_states = kept.get("series") or {}
     # series() holds each part's current geometry version only: alerts and baselines never
     # mix a part's series across geometries.
-    versions = store.current_part_versions(site_id)
-    for (part, _grid), obs in sorted(series(store, site_id, params.hash).items()):
-        findings += series_findings(site_id, part, obs, dismissed=dismissed.get(part, ()),
-                                    levels=params.levels)
-    out: dict[str, list[StoredAlert]] = {"new": [], "updated": []}
+    for (part, grid), obs in sorted(series(store, site_id, params.hash,
+                                           processed=processed).items()):
+        key = _series_key(part, grid)
+        old = old_states.get(key)
+        try:
+            state = SeriesState.from_dict(old) if old else None
+        except (KeyError, TypeError, ValueError):
+            state = None  # a cache: unreadable means the series is scored from its start
+        got, new_state = score_series(site_id, part, obs, dismissed=dismissed.get(part, ()),
+                                      levels=params.levels, state=state)
+        findings += got
+        states[key] = new_state.to_dict()
     by_id = {a.id: a for a in stored}
     claimed: set[str] = set()
     for ev in group_events(site_id, findings, salt=params.hash):
@@ -153,11 +214,15 @@ def score_alerts(store: Store, site_id: str, params: RunParams
         ev = replace(ev, part_version=versions.get(ev.part, 0))
         what = store.put_alert(ev, params.hash, replaces=target)
         if what in out:
-            got = store.get_alert(target)
-            assert got is not None
-            if what == "updated" and got.status == "dismissed":
+            got_alert = store.get_alert(target)
+            assert got_alert is not None
+            if what == "updated" and got_alert.status == "dismissed":
                 continue  # stored, but not news: nobody wants to hear of it again
-            out[what].append(got)
+            out[what].append(got_alert)
+    inputs = _inputs_digest(params, processed, versions,
+                            store.alerts(site_id, params_hash=params.hash))
+    store.put_scoring_state(site_id, params.hash, {"version": SCORING_VERSION,
+                                                   "inputs": inputs, "series": states})
     return out
 
 
@@ -211,7 +276,8 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
     for key in sorted(groups):
         grid, bands = plans[key]
         g = GridRun(store, site, key, groups[key], params,
-                  Path(products) if products is not None else None, grid=grid, bands=bands)
+                    Path(products) if products is not None else None, grid=grid, bands=bands,
+                    cache=cache_folder(store.url))
         process_grid(g, done, report, tick)
         del g
     tick_cb("alerts", 0, 1)

@@ -220,6 +220,7 @@ def part_series(store: Store, site_id: str, params_hash: str, part: str) -> list
     if part != REST:
         site.part(part)
     alerts = store.alerts(site_id, part=part, params_hash=params_hash)
+    processed = store.processed(site_id, params_hash)
     out = []
     for (p, grid), obs in sorted(series(store, site_id, params_hash, part=part).items()):
         if p != part:
@@ -233,6 +234,12 @@ def part_series(store: Store, site_id: str, params_hash: str, part: str) -> list
             else DEFAULT_MEASURE
         pts = [SeriesPoint(parse_time(o.time), o.scene_id, o.previous_id,
                            _float(o.measures.get(measure))) for o in obs]
+        # Dates the grid processed but could not use (cloud over the site, a failed read)
+        # are in no series: they are shown as not observed, never left out.
+        have = {p.scene_id for p in pts}
+        pts += [SeriesPoint(r.acquired, sid, None, math.nan)
+                for sid, r in processed.items() if r.grid == grid and sid not in have]
+        pts.sort(key=lambda p: p.time)
         by_day = {p.time.date(): p for p in pts}
         alerted = {a.time.date() for a in mine}
         quiet = np.array([p.value for p in pts if p.observed and p.time.date() not in alerted])

@@ -32,6 +32,7 @@ optional callback.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time as _time
@@ -240,14 +241,16 @@ SyncStep = Callable[..., "SyncOutcome | None"]
 
 
 def _sync_step(store: Store, site_id: str, *, start: date | None,
-               progress: Callable[..., None]) -> SyncOutcome | None:
+               progress: Callable[..., None], cache: Path | None = None
+               ) -> SyncOutcome | None:
     """Catalogue the site's new STAC Items (None: the site has no sources to sync)."""
     from sitewatch.sources.sync import sync_site
 
     if not store.sources(site_id):
         return None
     since = datetime.combine(start, datetime.min.time(), tzinfo=UTC) if start else None
-    report = sync_site(store, site_id, start=since, progress=progress)
+    # The STAC cache lives under the home (a server store has no folder of its own).
+    report = sync_site(store, site_id, start=since, progress=progress, cache=cache)
     return SyncOutcome(_one_line(report.summary(), 300), len(report.added),
                        len(report.failed))
 
@@ -343,13 +346,15 @@ def watch_cycle(store: Store, site_id: str, *, cycle: int = 1, home: str | Path 
     with contextlib.ExitStack() as stack:
         if home is not None:
             try:
-                stack.enter_context(site_lock(home, site_id, purpose=PURPOSE))
+                stack.enter_context(site_lock(home, site_id, purpose=PURPOSE, store=store))
             except SiteBusyError as exc:
                 return CycleReport(site_id, cycle, started, _time.perf_counter() - t0,
                                    skipped=describe_holder(exc.holder))
         cyc = _Cycle()
         _run_steps(cyc, store, site_id, home=Path(home) if home is not None else None,
-                   start=start, stop_event=stop_event, sync=sync or _sync_step,
+                   start=start, stop_event=stop_event,
+                   sync=sync or functools.partial(
+                       _sync_step, cache=Path(home) / "cache" if home is not None else None),
                    webhook=webhook, today=today)
     c = cyc.counts
     return CycleReport(site_id, cycle, started, _time.perf_counter() - t0, tuple(cyc.steps),

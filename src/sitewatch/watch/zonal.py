@@ -72,18 +72,73 @@ class PartChange:
         return asdict(self)
 
 
-def _index(arr: np.ndarray, bands: Sequence[str], name: str) -> np.ndarray | None:
+def _index(arr: np.ndarray, bands: Sequence[str], name: str,
+           pixels: np.ndarray | None = None) -> np.ndarray | None:
+    """An index from ``arr`` (bands first; any trailing shape: a grid, or with ``pixels``
+    the flat grid's pixels of one zone, gathered one band at a time), in float64."""
     need = INDEX_BANDS[name]
     if any(b not in bands for b in need):
         return None
-    get = {b: arr[bands.index(b)].astype(np.float64) for b in need}
+    get = {b: (arr[bands.index(b)] if pixels is None else arr[bands.index(b), pixels])
+           .astype(np.float64) for b in need}
     if name == "brightness":
-        return np.mean([get[b] for b in need], axis=0)
+        # np.mean over the stacked bands is this sum, band by band, then the division
+        # (the same values), without the (bands, pixels) float64 stack.
+        total = get[need[0]]
+        for b in need[1:]:
+            total += get[b]
+        return total / len(need)
     a, b = get[need[0]], get[need[1]]
     with np.errstate(invalid="ignore", divide="ignore"):
         out = (a - b) / (a + b)
     out[~np.isfinite(out)] = np.nan
     return out
+
+
+_EIGHT = np.ones((3, 3), bool)
+
+
+class ZoneIndex:
+    """The zones of a grid (each part, and the site outside every part, :data:`REST`) as
+    flat pixel indices, worked out once per grid: each zone's pixels (in row-major order)
+    and the pixels within one of them (where a change object touches the zone).  Per date,
+    :func:`part_changes` then gathers only each zone's own pixels, a pass over the site
+    instead of a full-grid mask per part, and no full-grid float64 copies of the bands."""
+
+    def __init__(self, masks: Mapping[str, np.ndarray], site_mask: np.ndarray | None = None):
+        zones = dict(masks)
+        if site_mask is not None:
+            outside = site_mask.copy()
+            for m in masks.values():
+                outside &= ~m
+            zones[REST] = outside
+        first = next(iter(zones.values()), None)
+        self.shape: tuple[int, ...] = first.shape if first is not None else (0, 0)
+        self.pixels: dict[str, np.ndarray] = {}
+        self.near: dict[str, np.ndarray] = {}
+        for name, m in zones.items():
+            self.pixels[name] = np.flatnonzero(m).astype(np.intp)
+            self.near[name] = _near(m)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.pixels)
+
+    def size(self, name: str) -> int:
+        return int(self.pixels[name].size)
+
+
+def _near(m: np.ndarray) -> np.ndarray:
+    """Flat indices of the pixels of ``m`` grown by one pixel (8-connected), worked out in
+    the part's bounding box plus one, not over the whole grid."""
+    if not m.any():
+        return np.zeros(0, np.intp)
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    r0, c0 = max(rows[0] - 1, 0), max(cols[0] - 1, 0)
+    box = (slice(r0, rows[-1] + 2), slice(c0, cols[-1] + 2))
+    near = ndimage.binary_dilation(m[box], structure=_EIGHT)
+    rr, cc = np.nonzero(near)
+    return ((rr + r0) * m.shape[1] + (cc + c0)).astype(np.intp)
 
 
 def part_changes(
@@ -95,54 +150,57 @@ def part_changes(
     before: np.ndarray | None = None,
     after: np.ndarray | None = None,
     bands: Sequence[str] | None = None,
+    zones: ZoneIndex | None = None,
 ) -> dict[str, PartChange]:
     """Change statistics for each part mask, and for the site outside all parts (``REST``).
 
     ``before``/``after`` (bands, rows, cols) with their ``bands`` names, on the change
-    map's grid, add the index measures; without them those stay NaN.
+    map's grid, add the index measures; without them those stay NaN.  ``zones``: the same
+    masks as a :class:`ZoneIndex` made once for many dates (``masks`` and ``site_mask``
+    are then not read again).
     """
-    zones = dict(masks)
-    if site_mask is not None:
-        outside = site_mask.copy()
-        for m in masks.values():
-            outside &= ~m
-        zones[REST] = outside
-    indices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    if before is not None and after is not None and bands is not None:
-        bands = list(bands)
-        for name in INDEX_BANDS:
-            ib, ia = _index(before, bands, name), _index(after, bands, name)
-            if ib is not None and ia is not None:
-                indices[name] = (ib, ia)
-    labels, n_obj = ndimage.label(result.changed & result.observed,
-                                  structure=np.ones((3, 3), bool))
-    sizes = np.bincount(labels.ravel(), minlength=n_obj + 1)
+    if zones is None:
+        zones = ZoneIndex(masks, site_mask)
+    names = list(bands) if bands is not None else []
+    with_indices = before is not None and after is not None and bands is not None
+    labels, n_obj = ndimage.label(result.changed & result.observed, structure=_EIGHT)
+    flat_labels = labels.ravel()
+    sizes = np.bincount(flat_labels, minlength=n_obj + 1)
+    observed, changed = result.observed.ravel(), result.changed.ravel()
+    score = result.score.ravel()
+    b_flat = before.reshape(before.shape[0], -1) if with_indices and before is not None \
+        else None
+    a_flat = after.reshape(after.shape[0], -1) if with_indices and after is not None else None
     out: dict[str, PartChange] = {}
-    for name, m in zones.items():
-        n = int(m.sum())
-        obs = m & result.observed
-        n_obs = int(obs.sum())
+    for name in zones.names:
+        px = zones.pixels[name]
+        n = int(px.size)
+        obs_px = px[observed[px]]  # the zone's observed pixels, in row-major order
+        n_obs = int(obs_px.size)
         if n == 0 or n_obs == 0:
             out[name] = PartChange(name, n, 0.0, _NAN, 0.0, _NAN, _NAN)
             continue
-        ch = int((result.changed & obs).sum())
-        s = result.score[obs]
+        ch = int(np.count_nonzero(changed[obs_px]))
+        s = score[obs_px]
         s = s[np.isfinite(s)]
-        # Objects inside or touching: labels under the part grown by one pixel (within the
-        # part's bounding box plus one, not over the whole grid).
-        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
-        box = (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2))
-        near = ndimage.binary_dilation(m[box], structure=np.ones((3, 3), bool))
-        ids = np.unique(labels[box][near])
-        ids = ids[ids > 0]
+        # Objects inside or touching: labels under the zone grown by one pixel.
+        hit = np.zeros(n_obj + 1, bool)
+        hit[flat_labels[zones.near[name]]] = True
+        hit[0] = False
+        ids = np.flatnonzero(hit)
         obj_px = sizes[ids]
         extra: dict[str, float] = {}
-        for iname, (ib, ia) in indices.items():
-            both = obs & np.isfinite(ib) & np.isfinite(ia)
-            if both.any():
-                vb, va = float(ib[both].mean()), float(ia[both].mean())
-                extra.update({f"{iname}_before": vb, f"{iname}_after": va,
-                              f"{iname}_change": va - vb})
+        if b_flat is not None and a_flat is not None:
+            for iname in INDEX_BANDS:
+                ib = _index(b_flat, names, iname, obs_px)
+                ia = _index(a_flat, names, iname, obs_px)
+                if ib is None or ia is None:
+                    continue
+                both = np.isfinite(ib) & np.isfinite(ia)
+                if both.any():
+                    vb, va = float(ib[both].mean()), float(ia[both].mean())
+                    extra.update({f"{iname}_before": vb, f"{iname}_after": va,
+                                  f"{iname}_change": va - vb})
         out[name] = PartChange(
             name, n, n_obs / n, ch / n_obs, ch * pixel_area_m2,
             float(np.mean(s)) if s.size else _NAN,
@@ -203,4 +261,4 @@ def omnibus_parts(result: OmnibusResult, zones: Mapping[str, np.ndarray], window
 
 
 __all__ = ["INDEX_BANDS", "MIN_OBSERVED", "OMNIBUS_MIN_SHARE", "OMNIBUS_PART_ALPHA", "REST",
-           "PartChange", "omnibus_parts", "part_changes"]
+           "PartChange", "ZoneIndex", "omnibus_parts", "part_changes"]
