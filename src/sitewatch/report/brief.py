@@ -38,6 +38,7 @@ from sitewatch.imagery.scenes import Scene
 from sitewatch.imagery.sensors import composite_words, rgb_bands
 from sitewatch.report.figures import Panel, overview_figure, timeline_figure
 from sitewatch.report.findings import (
+    as_date,
     key_findings,
     odds_rows,
     params_words,
@@ -260,7 +261,7 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
     if overview:
         written.append(out / overview["path"])
     seen = _seen(store, site_id, ph, (lo_s, hi_s))
-    timelines = _timelines(site, ranked, store, ph, (lo_s, hi_s), fig_dir, seen)
+    timelines = _timelines(site, ranked, store, ph, (lo_s, hi_s), fig_dir, seen, processed)
     written += [out / t["path"] for t in timelines]
     assessment = assess_site(store, site, at=at)
     reports = store.reports(site_id)
@@ -281,7 +282,7 @@ def _write_brief(store: Store, site: Site, out: Path, fig_dir: Path, exp_dir: Pa
     findings = key_findings(site, assessment, groups, figure_of, sensor_of, processed, at,
                             dismissed=len(dismissed), ran=run is not None, cat=cat,
                             day_of=day_of)
-    first = min((_date_of(r.acquired) for r in processed.values()), default=None)
+    first = min((as_date(r.acquired) for r in processed.values()), default=None)
     html = _env().get_template("brief.html").render(
         site=site, at=at.isoformat(), start=start, end=end, findings=findings,
         period=period_words(start, end, first), label=lambda n: part_label(site, n),
@@ -343,10 +344,6 @@ def _coverage_table(site: Site, assessment: SiteAssessment, seen: Seen,
     return [{"part": r["part"], "optical": when(r["optical"]), "sar": when(r["sar"]),
              "indicators": ", ".join(w.replace("_", " ") for w in inds.get(p, [])) or "-"}
             for p, r in rows.items()]
-
-
-def _date_of(t: datetime | str) -> date:
-    return t.date() if isinstance(t, datetime) else date.fromisoformat(str(t)[:10])
 
 
 def _alert_rows(site: Site, alerts: list[StoredAlert], figure_of: dict[str, int],
@@ -612,7 +609,8 @@ def _seen(store: Store, site_id: str, ph: str | None, period: tuple[str, str]) -
 
 
 def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | None,
-               period: tuple[str, str], fig_dir: Path, seen: Seen) -> list[dict[str, Any]]:
+               period: tuple[str, str], fig_dir: Path, seen: Seen,
+               processed: dict[str, ProcessedScene]) -> list[dict[str, Any]]:
     """One timeline per alerted part, drawn from the series its alerts were raised on
     (:func:`~sitewatch.watch.timeline.part_series`: the alerts' own measure and grid, the
     normal band of the dates with no alert), so every alert sits at the value it names."""
@@ -627,7 +625,7 @@ def _timelines(site: Site, alerts: list[StoredAlert], store: Store, ph: str | No
     for part in dict.fromkeys(a.part for a in alerts):
         if part != REST and part not in names:
             continue
-        candidates = part_series(store, site.id, ph, part)
+        candidates = part_series(store, site.id, ph, part, processed=processed)
         if not candidates:
             continue
         # One timeline per grid that carries this brief's alerts of the part: an alert is

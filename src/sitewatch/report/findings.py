@@ -228,7 +228,7 @@ def _too_old(site: Site, assessment: SiteAssessment, groups: Sequence[PairFindin
         if not seen:
             continue
         a, name = max(seen, key=lambda t: t[0].time)
-        day = _date(a.time)
+        day = as_date(a.time)
         fig = f" (Figure {figure_of[a.id]})" if a.id in figure_of else ""
         label = part_label(site, a.part)
         out.append(f"{head}: the imagery read as {name} at the {label[0].lower() + label[1:]} "
@@ -268,15 +268,15 @@ def imagery_sentence(processed: Mapping[str, ProcessedScene], at: date) -> str |
         return (f"No usable image in this period: all {len(done)} processed scenes were "
                 "mostly cloud, shadow or no data.")
     last = usable[-1]
-    day = _date(last.acquired)
+    day = as_date(last.acquired)
     age = (at - day).days
     s = f"Last image usable for the whole site: {day.isoformat()}"
     if age > 0:
         s += f", {age_words(age)} before this brief"
-    after = [r for r in done if _date(r.acquired) > day]
+    after = [r for r in done if as_date(r.acquired) > day]
     if after:
         s += (f"; {len(after)} later image{'s' if len(after) != 1 else ''} "
-              f"({', '.join(_date(r.acquired).isoformat() for r in after[:3])}) "
+              f"({', '.join(as_date(r.acquired).isoformat() for r in after[:3])}) "
               f"{'were' if len(after) != 1 else 'was'} mostly cloud, shadow or no data")
     s += "."
     if age > 60:
@@ -307,7 +307,8 @@ def season_caveat(before: date, after: date) -> str | None:
             f"({before:%B} and {after:%B}): snow, vegetation or crops may explain the change.")
 
 
-def _date(t: datetime | date | str) -> date:
+def as_date(t: datetime | date | str) -> date:
+    """A datetime, date or ISO text as its day."""
     if isinstance(t, datetime):
         return t.date()
     if isinstance(t, date):
@@ -415,7 +416,7 @@ def default_date(site: Site, last_image: datetime | date | None, today: date) ->
     for a simulated site (its imagery is of a made-up year; "today" would make every finding
     stale)."""
     if site.simulated and last_image is not None:
-        return min(_date(last_image), today)
+        return min(as_date(last_image), today)
     return today
 
 
@@ -425,6 +426,7 @@ __all__ = [
     "TIER_ORDER",
     "PairFinding",
     "age_words",
+    "as_date",
     "default_date",
     "expired_notices",
     "group_alerts",

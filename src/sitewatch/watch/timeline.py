@@ -209,7 +209,8 @@ def own_point(a: StoredAlert, grid: str | None = None) -> tuple[str, float, str]
     return rec.measure, float(rec.value), day
 
 
-def part_series(store: Store, site_id: str, params_hash: str, part: str) -> list[PartSeries]:
+def part_series(store: Store, site_id: str, params_hash: str, part: str, *,
+                processed: Mapping[str, Any] | None = None) -> list[PartSeries]:
     """The series of ``part`` on each grid it was scored on (the pipeline's own series:
     :func:`sitewatch.watch.pipeline.series`), for the latest geometry version."""
     from sitewatch.watch.pipeline import series
@@ -220,7 +221,8 @@ def part_series(store: Store, site_id: str, params_hash: str, part: str) -> list
     if part != REST:
         site.part(part)
     alerts = store.alerts(site_id, part=part, params_hash=params_hash)
-    processed = store.processed(site_id, params_hash)
+    if processed is None:  # a caller drawing many parts reads it once and passes it
+        processed = store.processed(site_id, params_hash)
     out = []
     for (p, grid), obs in sorted(series(store, site_id, params_hash, part=part).items()):
         if p != part:
