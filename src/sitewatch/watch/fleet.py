@@ -123,8 +123,6 @@ def _client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
             raise PipelineError(f"cannot reach the Dask scheduler {scheduler!r}: {exc}"
                                 ) from None
     n = workers or os.cpu_count() or 1
-    if n < 1:
-        raise PipelineError(f"--workers {n}: give at least 1")
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            dashboard_address=None, silence_logs=logging.ERROR)
     return Client(cluster), cluster
