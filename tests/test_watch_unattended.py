@@ -433,6 +433,11 @@ def test_cli_refuses_what_it_cannot_do(home):
     assert r.exit_code == 1 and "no site 'nosuchsite'" in r.output
     r = runner.invoke(cli, ["watch", SITE, "--once", "--from", "May 2024"])
     assert r.exit_code == 1 and "--from 'May 2024' is not YYYY-MM-DD" in r.output
+    r = runner.invoke(cli, ["watch", SITE, "--once", "--workers", "2", "--scheduler",
+                            "tcp://127.0.0.1:1"])
+    assert r.exit_code == 2 and "--workers (a local cluster) or --scheduler, not both" in r.output
+    r = runner.invoke(cli, ["watch", SITE, "--once", "--workers", "0"])
+    assert r.exit_code == 2
 
 
 def test_cli_once_succeeds_and_subscribes_the_sinks_given(home, tmp_path, caplog):
@@ -447,3 +452,136 @@ def test_cli_once_succeeds_and_subscribes_the_sinks_given(home, tmp_path, caplog
     # The watch's log set-up is undone: the library's messages reach the usual handlers.
     logging.getLogger("sitewatch.watch.sinks").warning("after the watch")
     assert "after the watch" in caplog.text
+
+
+# ------------------------------------------------------------------ the runs on a cluster
+
+FLEET = ("alpha", "bravo")
+
+
+def fleet_home(root: Path, sites=FLEET) -> Path:
+    """A home with small sites (the synthetic series, ten dates: each site alerts once)."""
+    import dataclasses
+
+    home = root / "home"
+    write_scenes(root / "imgs", range(10))
+    with Store.open_home(home) as store:
+        for sid in sites:
+            ingest(store, [root / "imgs"], sid, site=dataclasses.replace(test_site(), id=sid))
+    return home
+
+
+def fleet_snapshot(home: Path, site_id: str) -> list[tuple]:
+    """What the runs of a site stored, without timestamps."""
+    ph = RunParams().hash
+    with Store.open_home(home) as store:
+        obs = sorted((r.scene_id, r.part, r.reference, r.reference_id,
+                      json.dumps(r.to_dict()["measures"], sort_keys=True))
+                     for r in store.observations(site_id, ph))
+        done = sorted((k, v.status) for k, v in store.processed(site_id, ph).items())
+        alerts = sorted((a.id, a.tier, a.kind, a.status) for a in store.alerts(site_id))
+        pending = [len(store.pending_events(k, site_id)) for k in store.sinks_of(site_id)]
+    return [*obs, *done, *alerts, ("pending", *pending)]
+
+
+@pytest.fixture
+def port_8787_taken():
+    """Port 8787 held, as by another Dask cluster's dashboard (or already held by one)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("", 8787))
+            s.listen()
+        except OSError:
+            pass  # someone else has it: just as busy
+        yield
+
+
+def failing_for_charlie(job):
+    """The cluster's task, but a bug in it for the site ``charlie`` (raised on every try)."""
+    from sitewatch.watch.fleet import run_job
+
+    if job.site_id == "charlie":
+        raise RuntimeError("a bug in charlie's task")
+    return run_job(job)
+
+
+@pytest.mark.filterwarnings("error:Port 8787 is already in use")
+def test_watch_once_on_workers_stores_what_a_serial_watch_stores(tmp_path, monkeypatch,
+                                                                  port_8787_taken):
+    """`watch A B C --once --workers 2`: A and B end as after a serial `watch --once`; C's
+    task fails, which fails C's cycle only; no dashboard warning."""
+    pytest.importorskip("distributed", reason="the cluster extra is not installed")
+    import functools
+
+    import cloudpickle
+
+    from sitewatch.watch import fleet
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests
+    serial = fleet_home(tmp_path / "serial")
+    r = CliRunner().invoke(cli, ["--home", str(serial), "watch", *FLEET, "--once",
+                                 "--jsonl", str(tmp_path / "serial.jsonl")])
+    assert r.exit_code == 0, r.output
+    home = fleet_home(tmp_path / "fleet", (*FLEET, "charlie"))
+    monkeypatch.setattr(fleet, "run_fleet",
+                        functools.partial(fleet.run_fleet, task=failing_for_charlie))
+    jsonl = tmp_path / "fleet.jsonl"
+    r = CliRunner().invoke(cli, ["--home", str(home), "watch", *FLEET, "charlie", "--once",
+                                 "--workers", "2", "--jsonl", str(jsonl)])
+    assert r.exit_code == 1, r.output  # charlie failed
+    for sid in FLEET:
+        line = next(x for x in r.output.splitlines() if f" {sid} cycle 1 " in x)
+        assert " ok " in line and "run 10 scene(s), 1 new alert(s)" in line, line
+        assert "delivered 1 event(s)" in line
+        assert fleet_snapshot(home, sid) == fleet_snapshot(serial, sid), sid
+    bad = next(x for x in r.output.splitlines() if " charlie cycle 1 " in x)
+    assert " FAILED " in bad and "run failed: RuntimeError: a bug in charlie's task" in bad
+    assert "assess launch " in bad  # the steps after a failed run still ran
+    events = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    assert sorted(e["alert"]["site"] for e in events) == sorted(FLEET)
+    assert "already in use" not in r.output and "8787" not in r.output
+    # Again: nothing new to run, nothing delivered twice.
+    r = CliRunner().invoke(cli, ["--home", str(home), "watch", *FLEET, "--once",
+                                 "--workers", "1", "--jsonl", str(jsonl)])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("run 0 scene(s)") == 2 and len(jsonl.read_text().splitlines()) == 2
+
+
+def descendants(pid: int) -> list:
+    psutil = pytest.importorskip("psutil")
+    return psutil.Process(pid).children(recursive=True)
+
+
+def test_sigterm_stops_a_watch_on_workers_and_leaves_no_worker_process(tmp_path,
+                                                                       port_8787_taken):
+    pytest.importorskip("distributed", reason="the cluster extra is not installed")
+    psutil = pytest.importorskip("psutil")
+    home = fleet_home(tmp_path)
+    log = tmp_path / "watch.log"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}  # see warnings
+    with log.open("ab") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "sitewatch.cli.main", "--home",
+                                 str(home), "watch", *FLEET, "--every", "1h", "--workers",
+                                 "2"], stdout=subprocess.DEVNULL, stderr=err, env=env)
+    try:
+        for sid in FLEET:
+            wait_for(f"{sid}'s first cycle", lambda s=sid: next(
+                (x for x in log_lines(log) if f" {s} cycle 1 " in x), None), proc, log)
+        workers = [p for p in descendants(proc.pid)
+                   if "resource_tracker" not in " ".join(p.cmdline())]
+        assert len(workers) >= 2, workers  # the cluster's worker processes
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(PATIENCE) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _gone, alive = psutil.wait_procs(workers, timeout=PATIENCE)
+    assert not alive, alive  # no orphan worker
+    text = log.read_text()
+    for sid in FLEET:
+        line = next(x for x in text.splitlines() if f" {sid} cycle 1 " in x)
+        assert " ok " in line and "run 10 scene(s)" in line, line
+        assert lock_holder(home, sid) is None
+    assert "SIGTERM: stopping after the step in hand" in text and "stopped after" in text
+    assert "Traceback" not in text and "already in use" not in text, text
+    assert "distributed" not in text, text  # no Dask chatter in the watch's log

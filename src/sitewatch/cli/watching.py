@@ -133,6 +133,26 @@ def _serve(work: Callable[[threading.Event], Any]) -> Any:
     return box["result"]
 
 
+@contextlib.contextmanager
+def _cluster(workers: int | None, scheduler: str | None, stop: threading.Event
+             ) -> Iterator[Any]:
+    """The Dask client for the whole watch (None without --workers/--scheduler), closed,
+    with its local workers, however the watch ends."""
+    if not workers and not scheduler:
+        yield None
+        return
+    from sitewatch.watch.fleet import fleet_client
+
+    with fleet_client(workers=workers, scheduler=scheduler) as client:
+        log.info("running the sites on %s", f"the Dask scheduler {scheduler}" if scheduler
+                 else f"a local Dask cluster of {workers} worker(s)")
+        try:
+            yield client
+        finally:
+            if stop.is_set():
+                log.info("closing the Dask cluster")
+
+
 @click.command()
 @click.argument("site_ids", nargs=-1, required=True, metavar="SITE...")
 @click.option("--every", metavar="DURATION",
@@ -158,11 +178,19 @@ def _serve(work: Callable[[threading.Event], Any]) -> Any:
                    "delivered by then is sent at the next cycle.")
 @click.option("--log", "log_file", type=click.Path(dir_okay=False),
               help="Also append the log lines to this file.")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Run each cycle's run steps as one task per site on a local Dask cluster "
+                   "of N worker processes, started once for the watch (needs the `cluster` "
+                   "extra); sync, assess and deliver stay in this process.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="As --workers, on this Dask scheduler (tcp://host:8786); its workers need "
+                   "sitewatch and the same home (shared file system) and store.")
 @pass_ctx
 def watch(ctx: Ctx, site_ids: tuple[str, ...], every: str | None, once: bool,
           start: str | None, max_cycles: int | None, allow_short: bool,
           jsonl: tuple[str, ...], geojson: tuple[str, ...], webhook: tuple[str, ...],
-          webhook_budget: float, log_file: str | None) -> None:
+          webhook_budget: float, log_file: str | None, workers: int | None,
+          scheduler: str | None) -> None:
     """Watch sites unattended: every cycle syncs each site's sources, runs the pipeline on
     the new scenes, assesses, and delivers new alerts to the site's sinks (those used before
     by `sitewatch run` / `alerts deliver`, and those given here), logging one line per site
@@ -173,9 +201,15 @@ def watch(ctx: Ctx, site_ids: tuple[str, ...], every: str | None, once: bool,
     next one.  Ctrl-C or SIGTERM stops after the step in hand (exit 0); a second one exits
     at once.  With --once or --max-cycles the exit status is 1 when a site's last cycle
     failed.
-    """
-    from sitewatch.watch.unattended import WatchError, parse_every, watch_forever
 
+    With --workers or --scheduler the sites' runs (the heavy step) go to a Dask cluster,
+    one task per site, started once for the watch and closed when it stops; a site whose
+    task fails fails its cycle and the others go on (docs/watching.md).
+    """
+    from sitewatch.watch.unattended import WatchError, WatchResult, parse_every, watch_forever
+
+    if workers and scheduler:
+        raise click.UsageError("give --workers (a local cluster) or --scheduler, not both")
     if once and every:
         raise WatchError("give --every or --once, not both")
     interval = None if once else parse_every(every or DEFAULT_EVERY, allow_short=allow_short)
@@ -187,10 +221,13 @@ def watch(ctx: Ctx, site_ids: tuple[str, ...], every: str | None, once: bool,
                  "once" if once else f"every {every or DEFAULT_EVERY}", os.getpid(), ctx.home)
 
         def work(stop: threading.Event) -> Any:
-            with ctx.store() as store:
+            with _cluster(workers, scheduler, stop) as client, ctx.store() as store:
+                if stop.is_set():  # stopped while the cluster started
+                    return WatchResult(0, True, {})
                 return watch_forever(store, site_ids, every=interval, once=once,
                                      stop_event=stop, max_cycles=max_cycles, home=ctx.home,
-                                     start=since, webhook={"drain_s": webhook_budget})
+                                     start=since, webhook={"drain_s": webhook_budget},
+                                     client=client)
 
         result = _serve(work)
         log.info("stopped after %d cycle(s)%s", result.cycles,

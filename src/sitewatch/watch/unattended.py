@@ -36,7 +36,8 @@ import functools
 import logging
 import threading
 import time as _time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -110,8 +111,9 @@ def _span(td: timedelta) -> str:
 @dataclass(frozen=True)
 class Step:
     """One step of a cycle: ``outcome`` is ``ok``, ``failed``, ``stopped`` (a stop was
-    requested), ``not run`` (a stop came before it), or what there was to do: ``no
-    sources``, ``no scenes``, ``no sinks``."""
+    requested), ``not run`` (a stop came before it), ``skipped`` (with ``--workers``: another
+    process held the site's lock by then), or what there was to do: ``no sources``, ``no
+    scenes``, ``no sinks``."""
 
     name: str
     outcome: str
@@ -187,7 +189,8 @@ class CycleReport:
             elif s.outcome == "ok" and s.detail:
                 text = f"{s.name} {s.detail}"
             else:
-                text = f"{s.name} {s.outcome}" + (f": {s.detail}" if s.failed else "")
+                text = f"{s.name} {s.outcome}" + (
+                    f": {s.detail}" if s.failed or s.outcome == "skipped" else "")
             parts.append(text)
         line = f"{head} in {self.seconds:.1f} s: " + "; ".join(parts)
         other = [e for e in self.errors
@@ -280,6 +283,11 @@ class _Cycle:
     def add(self, key: str, n: int) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
 
+    def not_run(self) -> None:
+        """The steps after the last one recorded did not run (a stop was requested)."""
+        for rest in STEPS[len(self.steps):]:
+            self.steps.append(Step(rest, "not run"))
+
 
 def _guard(cyc: _Cycle, name: str, stop_event: threading.Event | None,
            fn: Callable[[], tuple[str, str]]) -> bool:
@@ -356,6 +364,129 @@ def watch_cycle(store: Store, site_id: str, *, cycle: int = 1, home: str | Path 
                    sync=sync or functools.partial(
                        _sync_step, cache=Path(home) / "cache" if home is not None else None),
                    webhook=webhook, today=today)
+    return _report(site_id, cycle, started, t0, cyc)
+
+
+def _run_steps(cyc: _Cycle, store: Store, site_id: str, *, home: Path | None,
+               start: date | None, stop_event: threading.Event | None, sync: SyncStep,
+               webhook: Mapping[str, Any] | None, today: date | None) -> None:
+    steps = _Steps(cyc, store, site_id, home=home, start=start, stop_event=stop_event,
+                   sync=sync, webhook=webhook, today=today)
+    for name, fn in zip(STEPS, (steps.sync, steps.run, steps.assess, steps.deliver),
+                        strict=True):
+        if not _guard(cyc, name, stop_event, fn):
+            cyc.not_run()
+            return
+
+
+class _Steps:
+    """The four steps of one site's cycle, each filling ``cyc``; ``run`` is split in
+    :meth:`run_params` (what to run, in the watch process) and the run itself (here, or as
+    a task on a cluster: :func:`_fleet_round`)."""
+
+    cyc: _Cycle
+    store: Store
+    site_id: str
+    home: Path | None
+    start: date | None
+    stop_event: threading.Event | None
+    sync_fn: SyncStep
+    webhook: Mapping[str, Any] | None
+    today: date | None
+    params_hash: str | None
+
+    def __init__(self, cyc: _Cycle, store: Store, site_id: str, *, home: Path | None,
+                 start: date | None, stop_event: threading.Event | None, sync: SyncStep,
+                 webhook: Mapping[str, Any] | None, today: date | None) -> None:
+        self.cyc, self.store, self.site_id, self.home = cyc, store, site_id, home
+        self.start, self.stop_event, self.sync_fn = start, stop_event, sync
+        self.webhook, self.today, self.params_hash = webhook, today, None
+        self.check = _stopper(stop_event)
+
+    def sync(self) -> tuple[str, str]:
+        got = self.sync_fn(self.store, self.site_id, start=self.start, progress=self.check)
+        if got is None:
+            return "no sources", ""
+        self.cyc.add("new_scenes", got.added)
+        if got.failed:
+            self.cyc.errors.append(f"sync: {got.failed} Item(s) failed")
+        return "ok", got.summary
+
+    def run_params(self) -> RunParams | None:
+        """The parameters to run the site with, None when it has no scenes to run."""
+        if self.store.use_site(self.site_id) is None:
+            raise SiteError(f"no site {self.site_id!r} in the catalogue (see `sitewatch site "
+                            "list`)")
+        params = _params_of(self.store, self.site_id)
+        self.params_hash = params.hash
+        if not any(s.georeferenced for s in self.store.scenes(self.site_id)):
+            return None
+        return params
+
+    def run(self) -> tuple[str, str]:
+        from sitewatch.watch.pipeline import run_site
+
+        params = self.run_params()
+        if params is None:
+            return "no scenes", ""
+        rep = run_site(self.store, self.site_id, params, progress=self.check,
+                       products=self.home / "products" if self.home is not None else None)
+        failures = {sc: why for sc, status, why in rep.processed if status == "failed"}
+        self.ran(len(rep.processed), failures, len(rep.alerts.get("new", [])),
+                 len(rep.alerts.get("updated", [])))
+        return "ok", ""
+
+    def ran(self, processed: int, failures: Mapping[str, str], new: int, updated: int
+            ) -> None:
+        """Count what the run did (here or on a cluster's worker)."""
+        self.cyc.add("processed", processed)
+        for sc, why in failures.items():
+            self.cyc.add("failed", 1)
+            self.cyc.errors.append(_one_line(f"scene {sc} failed: {why}", 300))
+        self.cyc.add("new", new)
+        self.cyc.add("updated", updated)
+
+    def assess(self) -> tuple[str, str]:
+        from sitewatch.warning.indicators import user_files
+        from sitewatch.warning.record import assess_site
+
+        site = self.store.use_site(self.site_id)
+        if site is None:
+            return "not run", ""
+        a = assess_site(self.store, site, at=self.today, indicator_files=user_files(self.home))
+        self.cyc.assessment = headline(a)
+        return "ok", self.cyc.assessment
+
+    def deliver(self) -> tuple[str, str]:
+        from sitewatch.watch.sinks import deliver_pending, sink_of
+
+        store, site_id = self.store, self.site_id
+        site = store.use_site(site_id)
+        keys = store.sinks_of(site_id) if site is not None else []
+        if site is None or not keys:
+            return "no sinks", ""
+        ph = self.params_hash or _params_of(store, site_id).hash
+        sinks = []
+        try:
+            for k in keys:
+                sinks.append(sink_of(k, lambda s: store.alerts(s, params_hash=ph),
+                                     webhook=self.webhook))
+            got = deliver_pending(store, site, sinks)
+        finally:
+            for s in sinks:
+                s.close()
+        for d in got:
+            self.cyc.add("delivered", d.delivered)
+            self.cyc.add("pending", d.pending)
+            if d.error or d.pending:
+                self.cyc.add("sink_failures", 1)
+                self.cyc.errors.append(_one_line(f"{d.sink}: {d.error or 'events left pending'}",
+                                                 300))
+        return "ok", ""
+
+
+def _report(site_id: str, cycle: int, started: datetime, t0: float, cyc: _Cycle
+            ) -> CycleReport:
     c = cyc.counts
     return CycleReport(site_id, cycle, started, _time.perf_counter() - t0, tuple(cyc.steps),
                        new_scenes=c.get("new_scenes", 0),
@@ -368,83 +499,139 @@ def watch_cycle(store: Store, site_id: str, *, cycle: int = 1, home: str | Path 
                        assessment=cyc.assessment, errors=tuple(cyc.errors))
 
 
-def _run_steps(cyc: _Cycle, store: Store, site_id: str, *, home: Path | None,
-               start: date | None, stop_event: threading.Event | None, sync: SyncStep,
-               webhook: Mapping[str, Any] | None, today: date | None) -> None:
-    check = _stopper(stop_event)
-    state: dict[str, Any] = {}
+# ------------------------------------------------------------------ the run on a cluster
 
-    def do_sync() -> tuple[str, str]:
-        got = sync(store, site_id, start=start, progress=check)
-        if got is None:
-            return "no sources", ""
-        cyc.add("new_scenes", got.added)
-        if got.failed:
-            cyc.errors.append(f"sync: {got.failed} Item(s) failed")
-        return "ok", got.summary
 
-    def do_run() -> tuple[str, str]:
-        from sitewatch.watch.pipeline import run_site
+def _fleet_round(store: Store, site_ids: Sequence[str], cycle: int, client: Any, *,
+                 stop_event: threading.Event, home: str | Path, start: date | None = None,
+                 sync: SyncStep | None = None, webhook: Mapping[str, Any] | None = None,
+                 today: date | None = None) -> list[CycleReport]:
+    """One round of cycles whose run steps are tasks on a Dask cluster (``client``, from
+    :func:`sitewatch.watch.fleet.fleet_client`): each site is synced here (its lock held),
+    then every site's run goes to the cluster at once (each task takes the site's lock; a
+    site busy by then is skipped), then each site is assessed and delivered here (its lock
+    held again).  A stop requested meanwhile ends every task after the scene in hand."""
+    from sitewatch.watch.fleet import SiteJob, run_fleet
 
-        if store.use_site(site_id) is None:
-            raise SiteError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
-        params = _params_of(store, site_id)
-        state["params_hash"] = params.hash
-        if not any(s.georeferenced for s in store.scenes(site_id)):
-            return "no scenes", ""
-        rep = run_site(store, site_id, params, progress=check,
-                       products=home / "products" if home is not None else None)
-        cyc.add("processed", len(rep.processed))
-        for sc, status, why in rep.processed:
-            if status == "failed":
-                cyc.add("failed", 1)
-                cyc.errors.append(_one_line(f"scene {sc} failed: {why}", 300))
-        cyc.add("new", len(rep.alerts.get("new", [])))
-        cyc.add("updated", len(rep.alerts.get("updated", [])))
-        return "ok", ""
-
-    def do_assess() -> tuple[str, str]:
-        from sitewatch.warning.indicators import user_files
-        from sitewatch.warning.record import assess_site
-
-        site = store.use_site(site_id)
-        if site is None:
-            return "not run", ""
-        a = assess_site(store, site, at=today, indicator_files=user_files(home))
-        cyc.assessment = headline(a)
-        return "ok", cyc.assessment
-
-    def do_deliver() -> tuple[str, str]:
-        from sitewatch.watch.sinks import deliver_pending, sink_of
-
-        site = store.use_site(site_id)
-        keys = store.sinks_of(site_id) if site is not None else []
-        if site is None or not keys:
-            return "no sinks", ""
-        ph = state.get("params_hash") or _params_of(store, site_id).hash
-        sinks = []
+    home = Path(home)
+    sync_fn = sync or functools.partial(_sync_step, cache=home / "cache")
+    db = store.engine.url.render_as_string(hide_password=False)
+    stop_name = f"sitewatch-watch-stop-{uuid.uuid4().hex[:12]}"
+    reports: dict[str, CycleReport] = {}
+    todo: dict[str, tuple[datetime, float, _Steps]] = {}
+    jobs: list[SiteJob] = []
+    for site_id in site_ids:
+        if stop_event.is_set():
+            break
+        started, t0 = datetime.now(UTC), _time.perf_counter()
+        steps = _Steps(_Cycle(), store, site_id, home=home, start=start, stop_event=stop_event,
+                       sync=sync_fn, webhook=webhook, today=today)
         try:
-            for k in keys:
-                sinks.append(sink_of(k, lambda s: store.alerts(s, params_hash=ph),
-                                     webhook=webhook))
-            got = deliver_pending(store, site, sinks)
-        finally:
-            for s in sinks:
-                s.close()
-        for d in got:
-            cyc.add("delivered", d.delivered)
-            cyc.add("pending", d.pending)
-            if d.error or d.pending:
-                cyc.add("sink_failures", 1)
-                cyc.errors.append(_one_line(f"{d.sink}: {d.error or 'events left pending'}",
-                                            300))
-        return "ok", ""
+            with site_lock(home, site_id, purpose=PURPOSE, store=store):
+                params = _prepare(steps)
+        except SiteBusyError as exc:
+            reports[site_id] = CycleReport(site_id, cycle, started, _time.perf_counter() - t0,
+                                           skipped=describe_holder(exc.holder))
+            continue
+        todo[site_id] = (started, t0, steps)
+        if params is not None:
+            jobs.append(SiteJob(site_id, db, str(home), params.to_dict(),
+                                purpose=f"{PURPOSE} (cluster)", wait=False, stop=stop_name))
+    for outcome in _run_on(client, jobs, stop_event, stop_name, run_fleet):
+        _ran(todo[outcome.site_id][2], outcome)
+    for site_id, (started, t0, steps) in todo.items():
+        _assess_and_deliver(steps, home)
+        reports[site_id] = _report(site_id, cycle, started, t0, steps.cyc)
+    return [reports[s] for s in site_ids if s in reports]
 
-    for name, fn in zip(STEPS, (do_sync, do_run, do_assess, do_deliver), strict=True):
-        if not _guard(cyc, name, stop_event, fn):
-            for rest in STEPS[len(cyc.steps):]:
-                cyc.steps.append(Step(rest, "not run"))
-            return
+
+def _prepare(steps: _Steps) -> RunParams | None:
+    """Sync the site and find what to run on the cluster (None: nothing; the run step is
+    then recorded here)."""
+    cyc, stop = steps.cyc, steps.stop_event
+    if not _guard(cyc, "sync", stop, steps.sync):
+        cyc.not_run()
+        return None
+    got: dict[str, RunParams | None] = {}
+
+    def params() -> tuple[str, str]:
+        got["params"] = steps.run_params()
+        return ("ok", "") if got["params"] is not None else ("no scenes", "")
+
+    if not _guard(cyc, "run", stop, params):
+        cyc.not_run()
+        return None
+    if cyc.steps[-1].outcome != "ok":  # failed, or no scenes: recorded as the run step
+        return None
+    cyc.steps.pop()  # the run step is recorded when the cluster's task is done
+    return got["params"]
+
+
+def _run_on(client: Any, jobs: Sequence[Any], stop_event: threading.Event, stop_name: str,
+            run_fleet: Callable[..., list[Any]]) -> list[Any]:
+    """Run the jobs on the cluster; a stop requested meanwhile sets the tasks' stop event
+    (checked between scenes).  A cluster that fails as a whole fails every site's run."""
+    if not jobs:
+        return []
+    from distributed import Event
+
+    from sitewatch.watch.fleet import SiteOutcome
+
+    done = threading.Event()
+
+    def relay() -> None:
+        while not done.wait(0.2):
+            if stop_event.is_set():
+                Event(stop_name, client=client).set()
+                return
+
+    relay_thread = threading.Thread(target=relay, name="sitewatch-stop-relay", daemon=True)
+    relay_thread.start()
+    try:
+        return run_fleet(jobs, client=client, on_outcome=lambda o: log.debug(
+            "%s: task done on %s in %.1f s", o.site_id, o.worker, o.seconds))
+    except Exception as exc:  # a lost scheduler: this round's runs fail, the watch goes on
+        log.debug("the cluster failed", exc_info=True)
+        return [SiteOutcome(j.site_id, error=_why(exc)) for j in jobs]
+    finally:
+        done.set()
+        relay_thread.join()
+
+
+def _ran(steps: _Steps, outcome: Any) -> None:
+    """Record the run step of a site from its task's outcome."""
+    cyc = steps.cyc
+    if outcome.stopped:
+        cyc.steps.append(Step("run", "stopped", "a stop was requested; what is done is kept"))
+    elif outcome.skipped is not None:
+        cyc.steps.append(Step("run", "skipped", f"{outcome.skipped} holds the site's lock"))
+    elif outcome.error is not None:
+        why = _one_line(outcome.error, 400)
+        cyc.steps.append(Step("run", "failed", why))
+        cyc.errors.append(why)
+    else:
+        steps.ran(outcome.processed, outcome.failures, outcome.new_alerts,
+                  outcome.updated_alerts)
+        cyc.steps.append(Step("run", "ok"))
+
+
+def _assess_and_deliver(steps: _Steps, home: Path) -> None:
+    """The assess and deliver steps of a site, with its lock held (both are recorded as
+    skipped when another process holds it now)."""
+    cyc = steps.cyc
+    if len(cyc.steps) < 2 or cyc.steps[-1].outcome in ("stopped", "not run"):
+        cyc.not_run()
+        return
+    try:
+        with site_lock(home, steps.site_id, purpose=PURPOSE, store=steps.store):
+            for name, fn in (("assess", steps.assess), ("deliver", steps.deliver)):
+                if not _guard(cyc, name, steps.stop_event, fn):
+                    cyc.not_run()
+                    return
+    except SiteBusyError as exc:
+        for name in STEPS[len(cyc.steps):]:
+            cyc.steps.append(Step(name, "skipped",
+                                  f"{describe_holder(exc.holder)} holds the site's lock"))
 
 
 # ------------------------------------------------------------------------------- the loop
@@ -469,12 +656,19 @@ def watch_forever(store: Store, site_ids: Sequence[str], *, every: timedelta | N
                   once: bool = False, stop_event: threading.Event | None = None,
                   max_cycles: int | None = None,
                   on_cycle: Callable[[CycleReport], None] | None = None,
-                  **cycle_options: Any) -> WatchResult:
+                  client: Any = None, **cycle_options: Any) -> WatchResult:
     """Cycles of every site in ``site_ids`` (in turn) every ``every``, measured from the
     start of one round to the next (a round longer than ``every`` is followed at once by the
     next), until ``stop_event`` is set, after one round with ``once``, or after
     ``max_cycles`` rounds.  Each report is logged (one line, warning level when it failed)
-    and handed to ``on_cycle``.  ``cycle_options`` go to :func:`watch_cycle`."""
+    and handed to ``on_cycle``.  ``cycle_options`` go to :func:`watch_cycle`.
+
+    With ``client`` (a Dask client, :func:`sitewatch.watch.fleet.fleet_client`; ``home``
+    is then needed), each round's run steps are tasks on its cluster, one per site, while
+    sync, assess and deliver stay in this process (:func:`_fleet_round`)."""
+    if client is not None and cycle_options.get("home") is None:
+        raise WatchError("running the sites on a cluster needs the home (site locks, "
+                         "products)")
     if not once and every is None:
         raise WatchError("give an interval (every) or once")
     if max_cycles is not None and max_cycles < 1:
@@ -485,15 +679,8 @@ def watch_forever(store: Store, site_ids: Sequence[str], *, every: timedelta | N
     while not stop.is_set():
         n += 1
         t0 = _time.monotonic()
-        for site_id in site_ids:
-            if stop.is_set():
-                break
-            try:
-                rep = watch_cycle(store, site_id, cycle=n, stop_event=stop, **cycle_options)
-            except Exception as exc:  # e.g. an unwritable lock folder: this cycle fails
-                rep = CycleReport(site_id, n, datetime.now(UTC), 0.0,
-                                  errors=(_why(exc),))
-            last[site_id] = rep
+        for rep in _round(store, site_ids, n, stop, client, cycle_options):
+            last[rep.site] = rep
             log.log(logging.INFO if rep.ok else logging.WARNING, "%s", rep.line())
             if on_cycle is not None:
                 on_cycle(rep)
@@ -505,6 +692,29 @@ def watch_forever(store: Store, site_ids: Sequence[str], *, every: timedelta | N
             if stop.wait(wait):
                 break
     return WatchResult(n, stop.is_set(), last)
+
+
+def _round(store: Store, site_ids: Sequence[str], n: int, stop: threading.Event,
+           client: Any, cycle_options: Mapping[str, Any]) -> Iterator[CycleReport]:
+    """The cycles of one round, each report as soon as it is made: one site after the
+    other, or (``client``) with the run steps on a cluster."""
+    if client is not None:
+        try:
+            yield from _fleet_round(store, site_ids, n, client, stop_event=stop,
+                                    **cycle_options)
+        except Exception as exc:  # e.g. an unwritable lock folder: this round fails
+            log.debug("round %d failed", n, exc_info=True)
+            for site_id in site_ids:
+                yield CycleReport(site_id, n, datetime.now(UTC), 0.0, errors=(_why(exc),))
+        return
+    for site_id in site_ids:
+        if stop.is_set():
+            break
+        try:
+            rep = watch_cycle(store, site_id, cycle=n, stop_event=stop, **cycle_options)
+        except Exception as exc:  # e.g. an unwritable lock folder: this cycle fails
+            rep = CycleReport(site_id, n, datetime.now(UTC), 0.0, errors=(_why(exc),))
+        yield rep
 
 
 __all__ = ["MIN_EVERY", "PURPOSE", "STEPS", "CycleReport",
