@@ -585,3 +585,62 @@ def test_sigterm_stops_a_watch_on_workers_and_leaves_no_worker_process(tmp_path,
     assert "SIGTERM: stopping after the step in hand" in text and "stopped after" in text
     assert "Traceback" not in text and "already in use" not in text, text
     assert "distributed" not in text, text  # no Dask chatter in the watch's log
+
+
+def slow_scenes(job):
+    """The cluster's task with every scene slowed down (a big site), so that a stop can
+    arrive while it runs."""
+    from sitewatch.watch import grids as worker_grids
+    from sitewatch.watch.fleet import run_job
+
+    real = worker_grids._observations
+
+    def slow(*a, **kw):
+        time.sleep(0.5)
+        return real(*a, **kw)
+
+    worker_grids._observations = slow
+    try:
+        return run_job(job)
+    finally:
+        worker_grids._observations = real
+
+
+def test_a_stop_reaches_the_tasks_on_the_cluster_between_scenes(tmp_path, monkeypatch):
+    """A stop requested while a site's run is a task on a worker ends the task after the
+    scene in hand: whole scenes only, the later steps not run, and the next round (on the
+    same cluster) resumes where it stopped."""
+    pytest.importorskip("distributed", reason="the cluster extra is not installed")
+    import functools
+
+    import cloudpickle
+
+    from sitewatch.watch import fleet
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    home = fleet_home(tmp_path, ("alpha",))
+    stop = threading.Event()
+
+    def stop_once_running() -> None:
+        wait_for("the task to hold the site's lock", lambda: (
+            lock_holder(home, "alpha") or None) and
+            lock_holder(home, "alpha").purpose == "sitewatch watch (cluster)")
+        stop.set()
+
+    monkeypatch.setattr(fleet, "run_fleet", functools.partial(fleet.run_fleet,
+                                                              task=slow_scenes))
+    with fleet.fleet_client(workers=1) as client, Store.open_home(home) as store:
+        threading.Thread(target=stop_once_running, daemon=True).start()
+        got = watch_forever(store, ["alpha"], every=None, once=True, stop_event=stop,
+                            home=home, client=client)
+        rep = got.last["alpha"]
+        assert got.stopped and rep.status == "stopped", rep.line()
+        assert [s.outcome for s in rep.steps] == ["no sources", "stopped", "not run",
+                                                  "not run"]
+        done = store.processed("alpha", RunParams().hash)
+        assert len(done) < 10
+        assert {r.scene_id for r in store.observations("alpha", RunParams().hash)} == set(done)
+        assert lock_holder(home, "alpha") is None
+        again = watch_forever(store, ["alpha"], every=None, once=True, home=home,
+                              client=client).last["alpha"]
+        assert again.ok and again.scenes_processed == 10 - len(done), again.line()
