@@ -78,3 +78,20 @@ def test_fit_pixels_are_the_strided_observed_pixels(limit: int | None) -> None:
     assert np.array_equal(got, want.astype(np.float64))
     view = arr[:, ::2, ::3]  # not contiguous
     assert np.array_equal(pixels(view, observed[::2, ::3]), view[:, observed[::2, ::3]])
+
+
+def test_ratio_noise_comes_from_a_strided_sample_on_large_grids() -> None:
+    """Over MAX_FIT_PIXELS observed pixels, each band's noise is the MAD of an even stride
+    of them (the sample IR-MAD uses), close to the MAD of every pixel."""
+    from sitewatch.change.normalise import MAX_FIT_PIXELS
+
+    rng = np.random.default_rng(11)
+    shape = (2, 700, 500)  # 350,000 px: strided by 2
+    before = rng.random(shape, dtype=np.float32) * 0.4 + 0.05
+    after = (before * rng.lognormal(0, 0.05, shape)).astype(np.float32)
+    fitted = Ratio().fit(before, after, ("b0", "b1"))
+    for i in range(2):
+        lr = _log_ratio(before[i], after[i]).ravel()
+        assert lr.size > MAX_FIT_PIXELS
+        assert fitted["sigma"][i] == float(mad(lr[::2]))
+        assert fitted["sigma"][i] == pytest.approx(float(mad(lr)), rel=0.01)

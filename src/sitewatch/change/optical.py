@@ -27,14 +27,21 @@ from sitewatch.imagery.bands import canonical, normalised_difference
 from sitewatch.robust import mad
 
 
-def _robust_sigma(values: np.ndarray) -> float:
+def _robust_sigma(values: np.ndarray, limit: int | None = None) -> float:
+    """The normal-scaled MAD of the finite ``values`` (their spread when that is 0; 1 when
+    there are none), from about ``limit`` of them evenly strided when given."""
     v = values[np.isfinite(values)]
     if v.size == 0:
         return 1.0
+    if limit is not None and v.size > limit:
+        v = np.ascontiguousarray(v[:: int(np.ceil(v.size / limit))])
     s = float(mad(v, overwrite=True))  # v is this function's own copy (now reordered)
     if s > 0:
         return s
-    return float(np.std(values[np.isfinite(values)])) or 1.0
+    v = values[np.isfinite(values)]
+    if limit is not None and v.size > limit:
+        v = v[:: int(np.ceil(v.size / limit))]
+    return float(np.std(v)) or 1.0
 
 
 def _neighbour_min_abs(a: np.ndarray, b: np.ndarray, r: int) -> np.ndarray:
@@ -93,11 +100,14 @@ class Ratio(Detector):
     reference = "Singh 1989 (image ratioing)"
     default_threshold = "4"
 
-    # Band by band: the same values as over the (bands, rows, cols) stack at once, but
-    # one band's temporaries at a time (a quarter of the memory for 4 bands).
+    # Band by band: one band's temporaries at a time (a quarter of the memory for 4
+    # bands).  Each band's noise is the MAD of at most MAX_FIT_PIXELS log ratios, evenly
+    # strided, the sample IR-MAD's statistics use: its two medians over every pixel of a
+    # 2000 x 2000 px grid were a fifth of a comparison's time, and a sample of 250,000
+    # estimates the spread to about 0.2 %.
 
     def fit(self, before, after, bands) -> Fitted:
-        return {"sigma": [_robust_sigma(_log_ratio(before[i], after[i]))
+        return {"sigma": [_robust_sigma(_log_ratio(before[i], after[i]), MAX_FIT_PIXELS)
                           for i in range(len(bands))]}
 
     def score(self, before, after, bands, fitted) -> np.ndarray:
