@@ -676,6 +676,13 @@ def _process_scene(g: GridRun, sc: Scene, chain: Chain
         g.cache[sc.id] = img
         if previous is None:
             return result("first", "first usable date", _not_observed(g, sc, img))
+        if (g.kind != "sar" and ready.comp is not None and comp_ids[0] != previous
+                and len(comp_ids) == chain_length(g.params, g.kind)):
+            # With the window full, the composite's oldest member is in no later date's
+            # composite once this scene is usable: it is not held through the comparisons
+            # (68 MB at 2000 x 2000 px x 4 bands).  Should this scene not be usable, the
+            # next one reads it again (from the image cache or its file).
+            g.cache.pop(comp_ids[0], None)
         try:
             with_previous = pool.submit(_observations, g, sc, ready.previous().data, img,
                                         "previous", previous, products=True)
