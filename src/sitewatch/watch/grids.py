@@ -660,33 +660,50 @@ def _process_scene(g: GridRun, sc: Scene, chain: Chain
                           _not_observed(g, sc, probe))
         shift = reg_rec.applied_shift
     del probe  # not held while the scene's bands are read
-    # The scene's bands are read (GDAL, without the GIL) on the other core while the
-    # previous date and the composite are made ready (from memory or the image cache).
-    with ThreadPoolExecutor(1, thread_name_prefix="sitewatch-load") as pool:
+    # Both cores: the scene's bands are read (GDAL, without the GIL) on one while the
+    # previous date and the composite are made ready (from memory or the image cache) on
+    # the other; then the comparison with the previous date runs on one while the
+    # comparison with the composite runs on the other (numpy and GDAL release the GIL for
+    # their array work).  The results are those of doing it in turn: each comparison reads
+    # only its own inputs, and the rows keep their order (previous, then composite).
+    with ThreadPoolExecutor(1, thread_name_prefix="sitewatch-scene") as pool:
         loading = pool.submit(g.load, sc, shift)
         ready = _references(g, previous, comp_ids)
         try:
             img = loading.result()
         except UnreadableScene as exc:
             return result("failed", f"cannot be loaded: {exc}", _not_observed(g, sc, None))
-    g.cache[sc.id] = img
-    if previous is None:
-        return result("first", "first usable date", _not_observed(g, sc, img))
-    try:
-        obs, comparisons["previous"] = _observations(g, sc, ready.previous().data, img,
-                                                     "previous", previous, products=True)
-        # SAR: no median composite (its speckle statistics change with its number of
-        # members); the omnibus test over the orbit's recent dates takes its place.
-        comp = ready.composite()
-        if comp is not None:
-            c_obs, comparisons["composite"] = _observations(
-                g, sc, comp, img, "composite", ",".join(comp_ids), members=comp_ids)
+        g.cache[sc.id] = img
+        if previous is None:
+            return result("first", "first usable date", _not_observed(g, sc, img))
+        if (g.kind != "sar" and ready.comp is not None and comp_ids[0] != previous
+                and len(comp_ids) == chain_length(g.params, g.kind)):
+            # With the window full, the composite's oldest member is in no later date's
+            # composite once this scene is usable: it is not held through the comparisons
+            # (68 MB at 2000 x 2000 px x 4 bands).  Should this scene not be usable, the
+            # next one reads it again (from the image cache or its file).
+            g.cache.pop(comp_ids[0], None)
+        try:
+            with_previous = pool.submit(_observations, g, sc, ready.previous().data, img,
+                                        "previous", previous, products=True)
+            try:
+                # SAR: no median composite (its speckle statistics change with its number
+                # of members); the omnibus test over the orbit's recent dates replaces it.
+                comp = ready.composite()
+                c_obs: list[Observation] = []
+                if comp is not None:
+                    c_obs, comparisons["composite"] = _observations(
+                        g, sc, comp, img, "composite", ",".join(comp_ids), members=comp_ids)
+            finally:
+                # Its outcome (or error) is wanted whatever happened to the composite's.
+                obs, comparisons["previous"] = with_previous.result()
             obs += c_obs
-        del ready, comp
-    except (MethodError, GridError) as exc:
-        g.cache.pop(sc.id, None)
-        comparisons.clear()
-        return result("failed", f"change detection failed: {exc}", _not_observed(g, sc, img))
+            del ready, comp
+        except (MethodError, GridError) as exc:
+            g.cache.pop(sc.id, None)
+            comparisons.clear()
+            return result("failed", f"change detection failed: {exc}",
+                          _not_observed(g, sc, img))
     if g.kind == "sar":
         obs, omnibus = omnibus_observations(g, sc, img, chain_ids[-(OMNIBUS_DATES - 1):], obs)
     return result("ok", f"{seen:.0%} of the site observed", obs)
