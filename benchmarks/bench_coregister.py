@@ -21,7 +21,8 @@ Usage (from the repository root)::
    (``time.process_time``, all threads) of ``--repeats`` calls, the peak of numpy
    allocations during one call (``tracemalloc``) and the rise of the process's peak resident
    memory during one call (``VmHWM`` reset through ``/proc/self/clear_refs``; FFT and BLAS
-   buffers included).  The machine's load average is printed with the table.
+   buffers included), with OpenBLAS's default threads and with ``OPENBLAS_NUM_THREADS=1``.
+   The machine's load average is printed with the table.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ class SpeedRow:
 
     path: str  # "skimage" (before issue 19) or "sitewatch"
     size: int
+    blas_threads: str  # OPENBLAS_NUM_THREADS in the child ("default": OpenBLAS's own choice)
     wall_s: float
     cpu_s: float
     traced_peak_mb: float
@@ -161,7 +163,7 @@ class SpeedRow:
     shifts: list[list[float] | None]  # dy, dx, error of the global and the 9 window estimates
 
 
-def _child(path: str, n: int, repeats: int) -> SpeedRow:
+def _child(path: str, n: int, repeats: int, blas_threads: str) -> SpeedRow:
     """One path at one size, in this (fresh) process."""
     fn = _old_register if path == "skimage" else _new_register
     ref, mov = _speed_pair(n)
@@ -185,8 +187,9 @@ def _child(path: str, n: int, repeats: int) -> SpeedRow:
         rss_rise = (_status_kib("VmHWM") - before) / 1024
     except OSError:
         pass
-    return SpeedRow(path, n, float(np.median(walls)), float(np.median(cpus)), traced / 2**20,
-                    rss_rise, [None if s is None else [s.dy, s.dx, s.error] for s in shifts])
+    return SpeedRow(path, n, blas_threads, float(np.median(walls)), float(np.median(cpus)),
+                    traced / 2**20, rss_rise,
+                    [None if s is None else [s.dy, s.dx, s.error] for s in shifts])
 
 
 # glibc keeps freed arrays below its (adaptive, up to 32 MiB) mmap threshold in the heap, so a
@@ -195,14 +198,23 @@ def _child(path: str, n: int, repeats: int) -> SpeedRow:
 _CHILD_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
 
 
-def speed(sizes: list[int], repeats: int) -> list[SpeedRow]:
+def speed(sizes: list[int], repeats: int, blas: list[str]) -> list[SpeedRow]:
+    """Both matchers at each size, under each OpenBLAS thread setting: OpenBLAS's threads
+    spin for a while after each product, so its default inflates CPU time (a watch run on
+    one site has that default; a Dask fleet worker runs with one BLAS thread)."""
     rows = []
-    for n in sizes:
-        for path in ("skimage", "sitewatch"):
-            out = subprocess.run([sys.executable, __file__, "--child", path, str(n),
-                                  str(repeats)], capture_output=True, text=True, check=True,
-                                 env=_CHILD_ENV)
-            rows.append(SpeedRow(**json.loads(out.stdout.strip().splitlines()[-1])))
+    for threads in blas:
+        env = dict(_CHILD_ENV)
+        if threads != "default":
+            env["OPENBLAS_NUM_THREADS"] = threads
+        else:
+            env.pop("OPENBLAS_NUM_THREADS", None)
+        for n in sizes:
+            for path in ("skimage", "sitewatch"):
+                out = subprocess.run([sys.executable, __file__, "--child", path, str(n),
+                                      str(repeats), threads], capture_output=True, text=True,
+                                     check=True, env=env)
+                rows.append(SpeedRow(**json.loads(out.stdout.strip().splitlines()[-1])))
     return rows
 
 
@@ -218,21 +230,22 @@ def _max_differences(a: SpeedRow, b: SpeedRow) -> tuple[float, float]:
 
 def print_speed(rows: list[SpeedRow], load: tuple[float, ...]) -> None:
     print("### register() speed and memory (global + 3 x 3 windows, upsample 20)\n")
-    print("| image px | matcher | wall s | CPU s | peak numpy MB (tracemalloc) | "
-          "peak RSS rise MB | global shift dy, dx |")
-    print("|---|---|---:|---:|---:|---:|---|")
+    print("| image px | matcher | BLAS threads | wall s | CPU s | peak numpy MB (tracemalloc) "
+          "| peak RSS rise MB | global shift dy, dx |")
+    print("|---|---|---|---:|---:|---:|---:|---|")
     for r in rows:
         g = r.shifts[0] or [float("nan")] * 2
         rss = "n/a" if r.rss_rise_mb is None else f"{r.rss_rise_mb:.0f}"
         name = "scikit-image (before)" if r.path == "skimage" else "sitewatch float32 rfft"
-        print(f"| {r.size} x {r.size} | {name} | {r.wall_s:.3f} | {r.cpu_s:.3f} | "
+        print(f"| {r.size} x {r.size} | {name} | {r.blas_threads} | {r.wall_s:.3f} | "
+              f"{r.cpu_s:.3f} | "
               f"{r.traced_peak_mb:.0f} | {rss} | {g[0]:.2f}, {g[1]:.2f} |")
-    by = {(r.size, r.path): r for r in rows}
+    by = {(r.size, r.path, r.blas_threads): r for r in rows}
     print()
-    for n in sorted({r.size for r in rows}, reverse=True):
-        old, new = by[(n, "skimage")], by[(n, "sitewatch")]
+    for n, threads in sorted({(r.size, r.blas_threads) for r in rows}, reverse=True):
+        old, new = by[(n, "skimage", threads)], by[(n, "sitewatch", threads)]
         dshift, derr = _max_differences(old, new)
-        print(f"- {n} px: {old.cpu_s / new.cpu_s:.1f}x less CPU, "
+        print(f"- {n} px, BLAS threads {threads}: {old.cpu_s / new.cpu_s:.1f}x less CPU, "
               f"{old.traced_peak_mb / new.traced_peak_mb:.1f}x less peak numpy memory; "
               f"over the 10 estimates (global, windows) the shifts differ by at most "
               f"{dshift:.3f} px and the errors by {derr:.1e}")
@@ -260,17 +273,19 @@ def main() -> int:
                     help="measure register()'s speed and memory (section 3) only")
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 1000])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--child", nargs=3, metavar=("PATH", "SIZE", "REPEATS"),
+    ap.add_argument("--blas-threads", nargs="+", default=["default", "1"],
+                    help="OPENBLAS_NUM_THREADS settings to measure ('default': unset)")
+    ap.add_argument("--child", nargs=4, metavar=("PATH", "SIZE", "REPEATS", "BLAS"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(asdict(_child(args.child[0], int(args.child[1]),
-                                       int(args.child[2])))))
+                                       int(args.child[2]), args.child[3]))))
         return 0
     t0 = time.perf_counter()
     if args.speed:
         load = os.getloadavg()
-        rows = speed(args.sizes, args.repeats)
+        rows = speed(args.sizes, args.repeats, args.blas_threads)
         print_speed(rows, load)
         print(_footer(t0))
         if args.json_out:
