@@ -164,38 +164,47 @@ class SpeedRow:
 
 
 def _child(path: str, n: int, repeats: int, blas_threads: str) -> SpeedRow:
-    """One path at one size, in this (fresh) process."""
+    """One path at one size, in this (fresh) process: times and traced memory, or (with
+    ``repeats`` 0, in a process started with :data:`_RSS_ENV`) the peak RSS rise only."""
     fn = _old_register if path == "skimage" else _new_register
     ref, mov = _speed_pair(n)
-    fn(ref, mov)  # warm-up: imports, FFT plans
+    shifts = fn(ref, mov)  # warm-up: imports, FFT plans
     walls, cpus = [], []
-    shifts: list[Shift | None] = []
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
         shifts = fn(ref, mov)
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
-    tracemalloc.start()
-    fn(ref, mov)
-    traced = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    rss_rise = None
-    try:  # reset the peak resident size (Linux >= 4.0), then one call
-        Path("/proc/self/clear_refs").write_text("5")
-        before = _status_kib("VmRSS")
+    traced, rss_rise = float("nan"), None
+    if repeats:
+        tracemalloc.start()
         fn(ref, mov)
-        rss_rise = (_status_kib("VmHWM") - before) / 1024
-    except OSError:
-        pass
-    return SpeedRow(path, n, blas_threads, float(np.median(walls)), float(np.median(cpus)),
-                    traced / 2**20, rss_rise,
+        traced = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    else:
+        try:  # reset the peak resident size (Linux >= 4.0), then one call
+            Path("/proc/self/clear_refs").write_text("5")
+            before = _status_kib("VmRSS")
+            fn(ref, mov)
+            rss_rise = (_status_kib("VmHWM") - before) / 1024
+        except OSError:
+            pass
+    return SpeedRow(path, n, blas_threads, float(np.median(walls or [np.nan])),
+                    float(np.median(cpus or [np.nan])), traced, rss_rise,
                     [None if s is None else [s.dy, s.dx, s.error] for s in shifts])
 
 
 # glibc keeps freed arrays below its (adaptive, up to 32 MiB) mmap threshold in the heap, so a
-# later call would reuse resident pages and its RSS rise would miss them: children allocate
-# every block above 64 KiB by mmap and give it back on free, so RSS follows live memory.
-_CHILD_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+# later call would reuse resident pages and its RSS rise would miss them: the RSS child
+# allocates every block above 64 KiB by mmap and gives it back on free, so RSS follows live
+# memory.  (Not for timing: every array then costs fresh page faults.)
+_RSS_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+
+
+def _run_child(path: str, n: int, repeats: int, threads: str, env: dict[str, str]) -> SpeedRow:
+    out = subprocess.run([sys.executable, __file__, "--child", path, str(n), str(repeats),
+                          threads], capture_output=True, text=True, check=True, env=env)
+    return SpeedRow(**json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def speed(sizes: list[int], repeats: int, blas: list[str]) -> list[SpeedRow]:
@@ -204,17 +213,14 @@ def speed(sizes: list[int], repeats: int, blas: list[str]) -> list[SpeedRow]:
     one site has that default; a Dask fleet worker runs with one BLAS thread)."""
     rows = []
     for threads in blas:
-        env = dict(_CHILD_ENV)
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
         if threads != "default":
             env["OPENBLAS_NUM_THREADS"] = threads
-        else:
-            env.pop("OPENBLAS_NUM_THREADS", None)
         for n in sizes:
             for path in ("skimage", "sitewatch"):
-                out = subprocess.run([sys.executable, __file__, "--child", path, str(n),
-                                      str(repeats), threads], capture_output=True, text=True,
-                                     check=True, env=env)
-                rows.append(SpeedRow(**json.loads(out.stdout.strip().splitlines()[-1])))
+                row = _run_child(path, n, repeats, threads, env)
+                row.rss_rise_mb = _run_child(path, n, 0, threads, env | _RSS_ENV).rss_rise_mb
+                rows.append(row)
     return rows
 
 
