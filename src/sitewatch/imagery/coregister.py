@@ -53,8 +53,15 @@ class Shift:
 
 ZERO = Shift(0.0, 0.0, 0.0)
 
-# Threads for the FFTs: two at most (a watch run already overlaps reading on the other core).
+# Threads for the FFTs: two at most (a watch run already overlaps reading on the other core),
+# and only for grids of 2 Mpx or more: below that a second thread gained no wall time on the
+# benchmark (benchmarks/bench_coregister.py --speed) and cost 20-30% more CPU.
 _WORKERS = max(1, min(2, os.cpu_count() or 1))
+_THREADED_FFT_PX = 1 << 21
+
+
+def _workers(shape: tuple[int, ...]) -> int:
+    return _WORKERS if int(np.prod(shape)) >= _THREADED_FFT_PX else 1
 
 
 def _prepare(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -81,7 +88,7 @@ def _spectrum(a: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, float]:
     """
     x = _prepare(a, valid)
     energy = x.size * float(np.einsum("ij,ij->i", x, x).sum(dtype=np.float64))
-    return fft.rfft2(x, workers=_WORKERS), energy
+    return fft.rfft2(x, workers=_workers(x.shape)), energy
 
 
 def _signed_freqs(n: int) -> np.ndarray:
@@ -139,7 +146,7 @@ def _phase_cross_correlation(
     np.conjugate(g, out=g)
     spec *= g  # the cross-power spectrum, in place
     del g
-    cc = fft.irfft2(spec, s=shape, workers=_WORKERS)  # real: P is Hermitian
+    cc = fft.irfft2(spec, s=shape, workers=_workers(shape))  # real: P is Hermitian
     np.abs(cc, out=cc)
     peak = np.unravel_index(int(np.argmax(cc)), shape)
     shift = np.array([p - n if p > n // 2 else p for p, n in zip(peak, shape, strict=True)],
