@@ -424,6 +424,22 @@ class GridRun:
         ref = [(self.scene(self.ref_id), self._ref_what)] if self.ref_id else []
         self.disk.keep(wanted, ref)
 
+    def release_members(self, members: Sequence[str], previous: str) -> None:
+        """Once the composite of ``members`` is made, what the comparisons need not hold
+        (each member is 68 MB at 2000 x 2000 px x 4 bands): a member kept in the disk
+        image cache (read again from there for the next date, 0.1 s), and, with the
+        window full, the oldest member, which no later date's composite has once this
+        scene is usable (should it not be, the next date reads it again).  The previous
+        date stays: it is compared next."""
+        full = len(members) == chain_length(self.params, self.kind)
+        for i, m in enumerate(members):
+            img = self.cache.get(m)
+            if m == previous or img is None:
+                continue
+            if (i == 0 and full) or (self.disk is not None
+                                     and self.disk.has(self.scene(m), img.shift)):
+                del self.cache[m]
+
     def keep_only(self, ids: Iterable[str]) -> None:
         keep = set(ids)
         for k in list(self.cache):
@@ -676,13 +692,8 @@ def _process_scene(g: GridRun, sc: Scene, chain: Chain
         g.cache[sc.id] = img
         if previous is None:
             return result("first", "first usable date", _not_observed(g, sc, img))
-        if (g.kind != "sar" and ready.comp is not None and comp_ids[0] != previous
-                and len(comp_ids) == chain_length(g.params, g.kind)):
-            # With the window full, the composite's oldest member is in no later date's
-            # composite once this scene is usable: it is not held through the comparisons
-            # (68 MB at 2000 x 2000 px x 4 bands).  Should this scene not be usable, the
-            # next one reads it again (from the image cache or its file).
-            g.cache.pop(comp_ids[0], None)
+        if ready.comp is not None:
+            g.release_members(comp_ids, previous)
         try:
             with_previous = pool.submit(_observations, g, sc, ready.previous().data, img,
                                         "previous", previous, products=True)
