@@ -61,6 +61,7 @@ _THREADED_FFT_PX = 1 << 21
 
 
 def _workers(shape: tuple[int, ...]) -> int:
+    """FFT threads for an array of ``shape``."""
     return _WORKERS if int(np.prod(shape)) >= _THREADED_FFT_PX else 1
 
 
@@ -120,7 +121,7 @@ def _upsampled_cc(half: np.ndarray, shape: tuple[int, int], ys: np.ndarray,
         d += half[:, nx // 2:nx // 2 + 1] * np.exp(-1j * np.pi * xs).astype(np.complex64)
     ky = np.exp(2j * np.pi * np.outer(ys, _signed_freqs(ny) / ny)).astype(np.complex64)
     # The small product without BLAS: OpenBLAS threads a (30, ny) x (ny, 30) product, and
-    # with the other core busy (a fleet worker, a read) waking its thread cost 70 ms here.
+    # with the other core busy (another process, a read) waking its thread cost 70 ms here.
     return np.einsum("ak,bk->ab", ky, np.ascontiguousarray(d.T))
 
 
