@@ -229,6 +229,38 @@ def test_one_pass_zonal_statistics_equal_the_per_mask_ones():
                 pc.ndvi_after) == want[name], name
 
 
+def test_large_zones_sum_their_index_means_in_chunks(monkeypatch):
+    """A zone over INDEX_CHUNK observed pixels averages its indices chunk by chunk: the same
+    means, to float64 rounding, as averaging every pixel at once."""
+    from sitewatch.watch import zonal
+
+    rng = np.random.default_rng(5)
+    h = w = 200
+    score = rng.standard_normal((h, w)).astype(np.float32)
+    observed = rng.random((h, w)) > 0.1
+    ch = ChangeMap(score, (score > 1.5) & observed, observed, 1.5, "x", "ratio", {})
+    part = np.zeros((h, w), bool)
+    part[20:60, 30:90] = True
+    site = np.ones((h, w), bool)
+    bands = ["blue", "green", "red", "nir"]
+    before, after = (rng.uniform(0.01, 0.5, (4, h, w)).astype(np.float32) for _ in range(2))
+    after[:, rng.random((h, w)) < 0.05] = np.nan
+    zones = ZoneIndex({"p": part}, site)
+    whole = part_changes(ch, {}, 100.0, zones=zones, before=before, after=after, bands=bands)
+    monkeypatch.setattr(zonal, "INDEX_CHUNK", 997)  # the rest of the site: ~33 chunks
+    chunked = part_changes(ch, {}, 100.0, zones=zones, before=before, after=after,
+                           bands=bands)
+    for name in ("p", REST):
+        a, b = whole[name].to_dict(), chunked[name].to_dict()
+        assert a.keys() == b.keys()
+        for k, v in a.items():
+            if isinstance(v, float) and math.isfinite(v):
+                assert b[k] == pytest.approx(v, rel=1e-12, abs=1e-15), (name, k)
+            else:
+                assert b[k] == v or (v != v and b[k] != b[k]), (name, k)
+    assert math.isfinite(chunked[REST].ndvi_change)
+
+
 def test_composite_is_the_nan_skipping_median():
     rng = np.random.default_rng(1)
     for m in (1, 2, 3, 5, 6):

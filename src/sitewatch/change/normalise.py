@@ -24,6 +24,7 @@ import numpy as np
 from scipy import linalg, special, stats
 
 from sitewatch.errors import SitewatchError
+from sitewatch.robust import mad
 
 #: Pixels with a no-change probability above this train the normalisation.
 NO_CHANGE_PROBABILITY = 0.95
@@ -106,10 +107,13 @@ MAX_FIT_PIXELS = 250_000
 def pixels(arr: np.ndarray, observed: np.ndarray, limit: int | None = None) -> np.ndarray:
     """(bands, rows, cols) -> (bands, n) float64 of the observed pixels, strided down to
     about ``limit`` pixels when given.  Bands-first keeps the matrix products fast."""
-    x = arr[:, observed]
-    if limit is not None and x.shape[1] > limit:
-        x = x[:, :: int(np.ceil(x.shape[1] / limit))]
-    return np.ascontiguousarray(x, dtype=np.float64)
+    # The stride is taken over the observed pixels' flat positions, so only the pixels kept
+    # are gathered (not every observed pixel of every band first, then a strided copy).
+    idx = np.flatnonzero(observed)
+    if limit is not None and idx.size > limit:
+        idx = idx[:: int(np.ceil(idx.size / limit))]
+    flat = arr.reshape(arr.shape[0], -1)
+    return np.take(flat, idx, axis=1).astype(np.float64)
 
 
 def fit_mad(x: np.ndarray, y: np.ndarray, *, iterate: bool = True, max_iter: int = 30,
@@ -180,7 +184,7 @@ def fit_mad(x: np.ndarray, y: np.ndarray, *, iterate: bool = True, max_iter: int
     if core.sum() < max(50, 0.2 * n):
         core = np.ones(n, bool)
     mc = m[:, core]
-    sigma = stats.median_abs_deviation(mc, axis=1, scale="normal")
+    sigma = mad(mc, axis=1)
     floor = 0.0 if fit.sigma_w is None else fit.sigma_w * 1e-3
     sigma = np.maximum(sigma, floor)
     return MADFit(fit.a, fit.b, fit.mean_x, fit.mean_y, fit.rho, sigma, fit.iterations,

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import ndimage, stats
+from scipy import ndimage
 
 from sitewatch.change.base import (
     Detector,
@@ -24,14 +24,24 @@ from sitewatch.change.base import (
 )
 from sitewatch.change.normalise import MAX_FIT_PIXELS, fit_mad, pixels
 from sitewatch.imagery.bands import canonical, normalised_difference
+from sitewatch.robust import mad
 
 
-def _robust_sigma(values: np.ndarray) -> float:
+def _robust_sigma(values: np.ndarray, limit: int | None = None) -> float:
+    """The normal-scaled MAD of the finite ``values`` (their spread when that is 0; 1 when
+    there are none), from about ``limit`` of them evenly strided when given."""
     v = values[np.isfinite(values)]
     if v.size == 0:
         return 1.0
-    s = float(stats.median_abs_deviation(v, scale="normal"))
-    return s if s > 0 else (float(np.std(v)) or 1.0)
+    if limit is not None and v.size > limit:
+        v = np.ascontiguousarray(v[:: int(np.ceil(v.size / limit))])
+    s = float(mad(v, overwrite=True))  # v is this function's own copy (now reordered)
+    if s > 0:
+        return s
+    v = values[np.isfinite(values)]
+    if limit is not None and v.size > limit:
+        v = v[:: int(np.ceil(v.size / limit))]
+    return float(np.std(v)) or 1.0
 
 
 def _neighbour_min_abs(a: np.ndarray, b: np.ndarray, r: int) -> np.ndarray:
@@ -90,14 +100,27 @@ class Ratio(Detector):
     reference = "Singh 1989 (image ratioing)"
     default_threshold = "4"
 
+    # Band by band: one band's temporaries at a time (a quarter of the memory for 4
+    # bands).  Each band's noise is the MAD of at most MAX_FIT_PIXELS log ratios, evenly
+    # strided, the sample IR-MAD's statistics use: its two medians over every pixel of a
+    # 2000 x 2000 px grid were a fifth of a comparison's time, and a sample of 250,000
+    # estimates the spread to about 0.2 %.
+
     def fit(self, before, after, bands) -> Fitted:
-        lr = _log_ratio(before, after)
-        return {"sigma": [_robust_sigma(lr[i]) for i in range(len(bands))]}
+        return {"sigma": [_robust_sigma(_log_ratio(before[i], after[i]), MAX_FIT_PIXELS)
+                          for i in range(len(bands))]}
 
     def score(self, before, after, bands, fitted) -> np.ndarray:
         obs = observed_both(before, after)
-        z = _log_ratio(before, after) / np.asarray(fitted["sigma"], np.float32)[:, None, None]
-        return with_nan(np.sqrt(np.mean(z**2, axis=0)), obs)
+        sigma = np.asarray(fitted["sigma"], np.float32)
+        total = np.zeros(before.shape[1:], np.float32)
+        for i in range(len(bands)):
+            z = _log_ratio(before[i], after[i])
+            z /= sigma[i]
+            np.square(z, out=z)
+            total += z  # the sum np.mean(..., axis=0) takes, in band order
+        total /= np.float32(len(bands))
+        return with_nan(np.sqrt(total, out=total), obs)
 
 
 def _log_ratio(before: np.ndarray, after: np.ndarray, floor: float = 0.02) -> np.ndarray:

@@ -33,6 +33,7 @@ import numpy as np
 from scipy import special
 
 from sitewatch.errors import SitewatchError
+from sitewatch.robust import mad
 
 #: Length of the annual cycle in days.
 YEAR_DAYS = 365.25
@@ -95,16 +96,9 @@ def series_arrays(times: Any, values: Any) -> tuple[np.ndarray, np.ndarray]:
     return t, v
 
 
-#: ``scipy.stats.median_abs_deviation(..., scale="normal")`` divides by this (ndtri(0.75)).
-_MAD_NORMAL = 0.6744897501960817
-
-
 def _mad(r: np.ndarray) -> float:
-    """The normal-scaled median absolute deviation of finite ``r``: the arithmetic of
-    ``scipy.stats.median_abs_deviation(r, scale="normal")`` (same values to the bit) without
-    its argument-handling wrapper, which cost ~1 ms a call and dominated alert scoring."""
-    med = np.median(r)
-    return float(np.median(np.abs(r - med)) / _MAD_NORMAL)
+    """The normal-scaled MAD of finite ``r`` (:func:`sitewatch.robust.mad`)."""
+    return float(mad(r))
 
 
 def _robust_scale(r: np.ndarray) -> float:

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from scipy.stats import median_abs_deviation
 
+from sitewatch.robust import mad
 from sitewatch.times import iso
 from sitewatch.watch.baseline import Baseline, BaselineError, fit_baseline, series_arrays
 
@@ -85,7 +85,7 @@ def find_changepoints(times: Any, values: Any, *, baseline: Baseline | None = No
     # The noise from successive differences: a level shift or a spike moves only one or two
     # of them, so unlike the series' own spread it is not inflated by the changes sought.
     d = np.diff(r)
-    noise = float(median_abs_deviation(d, scale="normal")) / math.sqrt(2.0)
+    noise = float(mad(d)) / math.sqrt(2.0)
     noise = max(noise, floor, b.floor) or (b.scale if b.scale > 0 else 1.0)
     r = r / noise  # in spreads
     n = r.size

@@ -424,6 +424,22 @@ class GridRun:
         ref = [(self.scene(self.ref_id), self._ref_what)] if self.ref_id else []
         self.disk.keep(wanted, ref)
 
+    def release_members(self, members: Sequence[str], previous: str) -> None:
+        """Once the composite of ``members`` is made, what the comparisons need not hold
+        (each member is 68 MB at 2000 x 2000 px x 4 bands): a member kept in the disk
+        image cache (read again from there for the next date, 0.1 s), and, with the
+        window full, the oldest member, which no later date's composite has once this
+        scene is usable (should it not be, the next date reads it again).  The previous
+        date stays: it is compared next."""
+        full = len(members) == chain_length(self.params, self.kind)
+        for i, m in enumerate(members):
+            img = self.cache.get(m)
+            if m == previous or img is None:
+                continue
+            if (i == 0 and full) or (self.disk is not None
+                                     and self.disk.has(self.scene(m), img.shift)):
+                del self.cache[m]
+
     def keep_only(self, ids: Iterable[str]) -> None:
         keep = set(ids)
         for k in list(self.cache):
@@ -660,33 +676,45 @@ def _process_scene(g: GridRun, sc: Scene, chain: Chain
                           _not_observed(g, sc, probe))
         shift = reg_rec.applied_shift
     del probe  # not held while the scene's bands are read
-    # The scene's bands are read (GDAL, without the GIL) on the other core while the
-    # previous date and the composite are made ready (from memory or the image cache).
-    with ThreadPoolExecutor(1, thread_name_prefix="sitewatch-load") as pool:
+    # Both cores: the scene's bands are read (GDAL, without the GIL) on one while the
+    # previous date and the composite are made ready (from memory or the image cache) on
+    # the other; then the comparison with the previous date runs on one while the
+    # comparison with the composite runs on the other (numpy and GDAL release the GIL for
+    # their array work).  The results are those of doing it in turn: each comparison reads
+    # only its own inputs, and the rows keep their order (previous, then composite).
+    with ThreadPoolExecutor(1, thread_name_prefix="sitewatch-scene") as pool:
         loading = pool.submit(g.load, sc, shift)
         ready = _references(g, previous, comp_ids)
         try:
             img = loading.result()
         except UnreadableScene as exc:
             return result("failed", f"cannot be loaded: {exc}", _not_observed(g, sc, None))
-    g.cache[sc.id] = img
-    if previous is None:
-        return result("first", "first usable date", _not_observed(g, sc, img))
-    try:
-        obs, comparisons["previous"] = _observations(g, sc, ready.previous().data, img,
-                                                     "previous", previous, products=True)
-        # SAR: no median composite (its speckle statistics change with its number of
-        # members); the omnibus test over the orbit's recent dates takes its place.
-        comp = ready.composite()
-        if comp is not None:
-            c_obs, comparisons["composite"] = _observations(
-                g, sc, comp, img, "composite", ",".join(comp_ids), members=comp_ids)
+        g.cache[sc.id] = img
+        if previous is None:
+            return result("first", "first usable date", _not_observed(g, sc, img))
+        if ready.comp is not None:
+            g.release_members(comp_ids, previous)
+        try:
+            with_previous = pool.submit(_observations, g, sc, ready.previous().data, img,
+                                        "previous", previous, products=True)
+            try:
+                # SAR: no median composite (its speckle statistics change with its number
+                # of members); the omnibus test over the orbit's recent dates replaces it.
+                comp = ready.composite()
+                c_obs: list[Observation] = []
+                if comp is not None:
+                    c_obs, comparisons["composite"] = _observations(
+                        g, sc, comp, img, "composite", ",".join(comp_ids), members=comp_ids)
+            finally:
+                # Its outcome (or error) is wanted whatever happened to the composite's.
+                obs, comparisons["previous"] = with_previous.result()
             obs += c_obs
-        del ready, comp
-    except (MethodError, GridError) as exc:
-        g.cache.pop(sc.id, None)
-        comparisons.clear()
-        return result("failed", f"change detection failed: {exc}", _not_observed(g, sc, img))
+            del ready, comp
+        except (MethodError, GridError) as exc:
+            g.cache.pop(sc.id, None)
+            comparisons.clear()
+            return result("failed", f"change detection failed: {exc}",
+                          _not_observed(g, sc, img))
     if g.kind == "sar":
         obs, omnibus = omnibus_observations(g, sc, img, chain_ids[-(OMNIBUS_DATES - 1):], obs)
     return result("ok", f"{seen:.0%} of the site observed", obs)

@@ -110,6 +110,10 @@ class ImageCache:
         return GridImage(sc.id, sc.acquired, sc.sensor, self.grid, bands, data, quality,
                          shift)
 
+    def has(self, sc: Scene, shift: Shift | None) -> bool:
+        """Whether ``sc`` loaded with ``shift`` is kept (:meth:`get` would find it)."""
+        return self._path(sc, shift).exists()
+
     def put(self, sc: Scene, img: GridImage) -> None:
         """Keep ``img`` (written to a temporary file, then renamed: a reader never sees half
         a file).  A cache that cannot be written is logged and skipped."""

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import median_abs_deviation
 
 from sitewatch.errors import MissingExtraError, OutputError, SiteError
+from sitewatch.robust import mad
 from sitewatch.store import Store
 from sitewatch.times import iso, parse_time
 from sitewatch.watch.records import StoredAlert
@@ -248,8 +248,8 @@ def part_series(store: Store, site_id: str, params_hash: str, part: str, *,
         band = None
         if quiet.size >= 3:
             med = float(np.median(quiet))
-            mad = max(float(median_abs_deviation(quiet, scale="normal")), 0.01)
-            band = (med - 3 * mad, med + 3 * mad)
+            spread = max(float(mad(quiet)), 0.01)
+            band = (med - 3 * spread, med + 3 * spread)
         marks = []
         for a in mine:
             on, value, _day = own_point(a, grid)

@@ -97,6 +97,44 @@ def _index(arr: np.ndarray, bands: Sequence[str], name: str,
 
 _EIGHT = np.ones((3, 3), bool)
 
+#: A zone with more observed pixels than this has its index means summed in chunks of it,
+#: so that its float64 temporaries stay near 100 MB (the rest of a 2000 x 2000 px site is
+#: most of its 4 Mpx: about 200 MB at once before, twice that with both comparisons of a
+#: scene running together).  Smaller zones are averaged in one piece as before.
+INDEX_CHUNK = 1 << 20
+
+
+def _index_means(b_flat: np.ndarray, a_flat: np.ndarray, bands: Sequence[str],
+                 pixels: np.ndarray) -> dict[str, float]:
+    """``<index>_before``, ``_after`` and ``_change``: the mean of each index over the
+    zone's ``pixels`` observed (finite) on both dates; none for an index whose bands are
+    missing or that no pixel has."""
+    out: dict[str, float] = {}
+    for iname in INDEX_BANDS:
+        sum_b = sum_a = 0.0
+        count = 0
+        for k in range(0, max(int(pixels.size), 1), INDEX_CHUNK):
+            px = pixels[k:k + INDEX_CHUNK]
+            ib = _index(b_flat, bands, iname, px)
+            ia = _index(a_flat, bands, iname, px)
+            if ib is None or ia is None:
+                break
+            both = np.isfinite(ib) & np.isfinite(ia)
+            n = int(np.count_nonzero(both))
+            if not n:
+                continue
+            if pixels.size <= INDEX_CHUNK:  # one piece: numpy's mean, as before
+                sum_b, sum_a, count = float(ib[both].mean()), float(ia[both].mean()), 1
+                break
+            sum_b += float(ib[both].sum())
+            sum_a += float(ia[both].sum())
+            count += n
+        if count:
+            vb, va = sum_b / count, sum_a / count
+            out.update({f"{iname}_before": vb, f"{iname}_after": va,
+                        f"{iname}_change": va - vb})
+    return out
+
 
 class ZoneIndex:
     """The zones of a grid (each part, and the site outside every part, :data:`REST`) as
@@ -191,16 +229,7 @@ def part_changes(
         obj_px = sizes[ids]
         extra: dict[str, float] = {}
         if b_flat is not None and a_flat is not None:
-            for iname in INDEX_BANDS:
-                ib = _index(b_flat, names, iname, obs_px)
-                ia = _index(a_flat, names, iname, obs_px)
-                if ib is None or ia is None:
-                    continue
-                both = np.isfinite(ib) & np.isfinite(ia)
-                if both.any():
-                    vb, va = float(ib[both].mean()), float(ia[both].mean())
-                    extra.update({f"{iname}_before": vb, f"{iname}_after": va,
-                                  f"{iname}_change": va - vb})
+            extra = _index_means(b_flat, a_flat, names, obs_px)
         out[name] = PartChange(
             name, n, n_obs / n, ch / n_obs, ch * pixel_area_m2,
             float(np.mean(s)) if s.size else _NAN,
