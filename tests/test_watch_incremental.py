@@ -93,6 +93,36 @@ def test_scene_by_scene_runs_store_what_one_run_from_scratch_stores(tmp_path, co
     assert len(cached) == PARAMS.composite + 1
 
 
+def test_a_series_holds_two_images_through_its_comparisons(tmp_path, monkeypatch):
+    """From scratch, with a disk image cache: while a scene is compared, only the previous
+    date and the scene itself are held in memory (the composite's other members wait on
+    disk), and the disk never holds more than the window; without a cache, all but the
+    member leaving the window are held.  The results are the same (the tests above)."""
+    held: list[int] = []
+    on_disk: list[int] = []
+    real = grids._observations
+
+    def watching(g, *a, **kw):
+        held.append(len(g.cache))
+        if g.disk is not None and g.disk.folder.is_dir():
+            on_disk.append(len(list(g.disk.folder.glob("*.npz"))))
+        return real(g, *a, **kw)
+
+    monkeypatch.setattr(grids, "_observations", watching)
+    with Store.open_path(tmp_path / "a" / "sitewatch.db") as store:
+        catalogue(store, tmp_path / "imgs", range(12))
+        run_site(store, "testsite", PARAMS)
+    assert held and max(held[4:]) == 2
+    # The window's members and the reference's band, plus the member written this scene.
+    assert on_disk and max(on_disk) <= PARAMS.composite + 2
+    held.clear()
+    monkeypatch.setenv(CACHE_ENV, "off")
+    with Store.open_path(tmp_path / "b" / "sitewatch.db") as store:
+        catalogue(store, tmp_path / "imgs", range(12))
+        run_site(store, "testsite", PARAMS)
+    assert max(held) == PARAMS.composite
+
+
 def test_without_the_image_cache_the_results_are_the_same(tmp_path, monkeypatch, counted):
     with Store.open_path(tmp_path / "a" / "sitewatch.db") as store:
         catalogue(store, tmp_path / "imgs_a", range(9))

@@ -276,8 +276,11 @@ class GridRun:
     @functools.cached_property
     def zone_index(self) -> ZoneIndex:
         """The zones as pixel indices, worked out once for every date of the grid (and not
-        at all by a run with nothing to process)."""
-        return ZoneIndex(self.masks, self.inside)
+        at all by a run with nothing to process).  The part masks it is made from are not
+        kept unless something else asked for them (SAR's omnibus zones): a full-grid mask
+        per part is 80 MB for 20 parts at 2000 x 2000 px."""
+        masks = self.__dict__.get("masks") or self.grid.part_masks(self.site)
+        return ZoneIndex(masks, self.inside)
 
     def read(self, sc: Scene, bands: Sequence[str], shift: Shift | None = None) -> GridImage:
         """``sc`` on the grid; whatever stops its pixels being read (sitewatch's errors,
@@ -426,19 +429,29 @@ class GridRun:
 
     def release_members(self, members: Sequence[str], previous: str) -> None:
         """Once the composite of ``members`` is made, what the comparisons need not hold
-        (each member is 68 MB at 2000 x 2000 px x 4 bands): a member kept in the disk
-        image cache (read again from there for the next date, 0.1 s), and, with the
-        window full, the oldest member, which no later date's composite has once this
-        scene is usable (should it not be, the next date reads it again).  The previous
-        date stays: it is compared next."""
+        (each member is 68 MB at 2000 x 2000 px x 4 bands).  With the window full, the
+        oldest member, which no later date's composite has once this scene is usable
+        (should it not be, the next date reads it again); and, when there is a disk image
+        cache, every other member but the previous date (compared next): kept there (each
+        is written once, when first let go) and read back from there for the next date,
+        about 0.1 s each.  A series from scratch then holds 2 images instead of 5 between
+        its comparisons, for about a tenth more time (docs/bench_watch_speed.md)."""
         full = len(members) == chain_length(self.params, self.kind)
         for i, m in enumerate(members):
-            img = self.cache.get(m)
-            if m == previous or img is None:
+            if m == previous:
                 continue
-            if (i == 0 and full) or (self.disk is not None
-                                     and self.disk.has(self.scene(m), img.shift)):
-                del self.cache[m]
+            img = self.cache.get(m)
+            if i == 0 and full:  # out of the window: not kept on disk either
+                self.cache.pop(m, None)
+                if self.disk is not None:
+                    shift = img.shift if img is not None else self.recorded_shift(m)
+                    self.disk.drop(self.scene(m), shift)
+            elif img is not None and self.disk is not None:
+                sc = self.scene(m)
+                if not self.disk.has(sc, img.shift):
+                    self.disk.put(sc, img)
+                if self.disk.has(sc, img.shift):  # not when the cache cannot be written
+                    del self.cache[m]
 
     def keep_only(self, ids: Iterable[str]) -> None:
         keep = set(ids)
@@ -484,8 +497,8 @@ def _observations(g: GridRun, sc: Scene, before: np.ndarray, after: GridImage, r
                   ) -> tuple[list[Observation], Comparison]:
     ch = detect_arrays(before, after.data, g.bands, g.method, sensor=g.kind,
                        params=g.method_params or None, threshold=watch_threshold(g.method))
-    stats = part_changes(ch, g.masks, g.pixel_area, site_mask=g.inside, before=before,
-                         after=after.data, bands=g.bands, zones=g.zone_index)
+    stats = part_changes(ch, {}, g.pixel_area, before=before, after=after.data,
+                         bands=g.bands, zones=g.zone_index)  # the zones hold the masks
     rows = [_obs(g, sc, name, reference, reference_id, pc.observed_fraction,
                  pc.changed_fraction, measures_of(pc.to_dict())) for name, pc in stats.items()]
     written = None

@@ -114,6 +114,11 @@ class ImageCache:
         """Whether ``sc`` loaded with ``shift`` is kept (:meth:`get` would find it)."""
         return self._path(sc, shift).exists()
 
+    def drop(self, sc: Scene, shift: Shift | None) -> None:
+        """Forget ``sc`` loaded with ``shift`` (no date needs it any more)."""
+        with contextlib.suppress(OSError):
+            self._path(sc, shift).unlink()
+
     def put(self, sc: Scene, img: GridImage) -> None:
         """Keep ``img`` (written to a temporary file, then renamed: a reader never sees half
         a file).  A cache that cannot be written is logged and skipped."""
