@@ -134,6 +134,9 @@ def fit_mad(x: np.ndarray, y: np.ndarray, *, iterate: bool = True, max_iter: int
     rho_old = np.zeros(p)
     converged = False
     fit: MADFit | None = None
+    # The (p, n) work arrays are made once and reused by every iteration (the same
+    # arithmetic as fresh arrays; two comparisons run IR-MAD at once in the watch).
+    xc, yc, wx, m, z = (np.empty_like(x, dtype=np.float64) for _ in range(5))
     for it in range(1, (max_iter if iterate else 1) + 1):
         sw = w.sum()
         if sw < 2 * p + 2:
@@ -141,11 +144,13 @@ def fit_mad(x: np.ndarray, y: np.ndarray, *, iterate: bool = True, max_iter: int
                                      "changed")
         mx = x @ w / sw
         my = y @ w / sw
-        xc, yc = x - mx[:, None], y - my[:, None]
-        wx = xc * w
+        np.subtract(x, mx[:, None], out=xc)
+        np.subtract(y, my[:, None], out=yc)
+        np.multiply(xc, w, out=wx)
         sxx = wx @ xc.T / sw
-        syy = (yc * w) @ yc.T / sw
         sxy = wx @ yc.T / sw
+        np.multiply(yc, w, out=z)  # z as scratch space until the variates below
+        syy = z @ yc.T / sw
         reg = ridge * (np.trace(sxx) + np.trace(syy)) / (2 * p)
         sxx = sxx + reg * np.eye(p)
         syy = syy + reg * np.eye(p)
@@ -165,8 +170,10 @@ def fit_mad(x: np.ndarray, y: np.ndarray, *, iterate: bool = True, max_iter: int
         sign[sign == 0] = 1
         b = b * sign
         sigma_w = np.sqrt(np.maximum(2.0 * (1.0 - rho), 1e-12))
-        m = a.T @ xc - b.T @ yc
-        z = m / sigma_w[:, None]
+        np.matmul(a.T, xc, out=m)
+        np.matmul(b.T, yc, out=z)
+        np.subtract(m, z, out=m)
+        np.divide(m, sigma_w[:, None], out=z)
         zz = np.einsum("ij,ij->j", z, z)
         fit = MADFit(a, b, mx, my, rho, sigma_w, it, converged, sigma_w)
         if not iterate or (it > 1 and np.max(np.abs(rho - rho_old)) < tol):
