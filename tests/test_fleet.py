@@ -16,6 +16,7 @@ import pytest
 
 from sitewatch.store import Store
 from sitewatch.watch.fleet import SiteJob, SiteOutcome, jobs_for, run_fleet, run_job
+from sitewatch.watch.params import RunParams
 from sitewatch.watch.pipeline import run_site
 from test_pipeline import PARAMS, test_site, write_scenes
 
@@ -38,12 +39,12 @@ def _home(root: Path) -> Path:
     return home
 
 
-def _snapshot(home: Path, site_id: str) -> list[tuple]:
+def _snapshot(home: Path, site_id: str, params: RunParams = PARAMS) -> list[tuple]:
     with Store.open_home(home) as store:
         obs = sorted((r.scene_id, r.part, r.reference, r.reference_id,
                       json.dumps(r.to_dict()["measures"], sort_keys=True))
-                     for r in store.observations(site_id, PARAMS.hash))
-        done = sorted((k, v.status) for k, v in store.processed(site_id, PARAMS.hash).items())
+                     for r in store.observations(site_id, params.hash))
+        done = sorted((k, v.status) for k, v in store.processed(site_id, params.hash).items())
         alerts = sorted((a.id, a.tier, a.kind, a.status, a.alert.value)
                         for a in store.alerts(site_id))
     return [*obs, *done, *alerts]
@@ -153,3 +154,44 @@ def test_cli_runs_several_sites_on_a_local_cluster(serial, tmp_path):
                  ["alpha", "--workers", "1", "--scheduler", "tcp://127.0.0.1:1"]):
         r = CliRunner().invoke(cli, ["--home", str(home), "run", *args])
         assert r.exit_code == 2, (args, r.output)
+
+
+def _grid_home(root: Path) -> Path:
+    """A home with one site of three grids: an optical one (cloudy) and two SAR orbits."""
+    from sitewatch.imagery.ingest import ingest
+    from test_sar_watch import sar_site, write_cloudy_optical, write_s1_series
+
+    write_s1_series(root / "s1")
+    write_cloudy_optical(root / "s2", n=4)
+    home = root / "home"
+    with Store.open_home(home) as store:
+        ingest(store, [root / "s1", root / "s2"], "sarsite", site=sar_site())
+    return home
+
+
+def test_a_site_s_grids_run_as_their_own_tasks_and_store_what_a_serial_run_does(tmp_path):
+    """On a cluster, each grid of a site is processed by its own task while the site's task
+    holds the lock, then the site's task scores: the store equals a serial run's, and the
+    outcome counts every scene as processed once."""
+    from distributed import get_task_stream
+
+    from sitewatch.watch.fleet import fleet_client
+    from sitewatch.watch.pipeline import site_grids
+
+    params = RunParams()  # the sensors' own methods (test_pipeline's is optical only)
+    serial_home = _grid_home(tmp_path / "serial")
+    with Store.open_home(serial_home) as store:
+        grids = site_grids(store, "sarsite")
+        want = run_site(store, "sarsite", params, products=serial_home / "products")
+    assert len(grids) == 3
+    home = _grid_home(tmp_path / "cluster")
+    with fleet_client(workers=2) as client, get_task_stream(client) as stream:
+        (outcome,) = run_fleet(jobs_for(["sarsite"], _db(home), home, params), client=client)
+    assert outcome.ok, outcome
+    keys = {t["key"] if isinstance(t["key"], str) else str(t["key"]) for t in stream.data}
+    assert {g for g in grids if any(f"sitewatch-grid-sarsite-{g}-" in k for k in keys)} \
+        == set(grids)
+    assert outcome.processed == len(want.processed) and outcome.reused == 0
+    assert _snapshot(home, "sarsite", params) == _snapshot(serial_home, "sarsite", params)
+    again = run_fleet(jobs_for(["sarsite"], _db(home), home, params), workers=1)
+    assert again[0].ok and again[0].processed == 0 and again[0].reused == len(want.processed)

@@ -20,6 +20,10 @@ Two tasks never work on one site together: each holds the site's lock
 lock, and the change products the briefs draw), and the store should be PostgreSQL: SQLite is
 one file that one machine writes.
 
+A site with several grids (an optical one, SAR orbits) has each grid processed by its own
+task (:func:`run_grid`) while the site's task holds the lock and waits without holding a
+worker slot; the site's task then scores and delivers (``SiteJob.split_grids``).
+
 A caller that runs fleets again and again (``sitewatch watch --workers``, a cycle every few
 hours) starts the cluster once with :func:`fleet_client` and hands the client to each
 :func:`run_fleet`.  A local cluster starts without its web dashboard (set
@@ -49,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from sitewatch.errors import MissingExtraError, SitewatchError
-from sitewatch.watch.params import PipelineError, RunParams
+from sitewatch.watch.params import PipelineError, RunParams, RunReport
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,9 @@ class SiteJob:
     purpose: str = "sitewatch run (cluster)"  # written in the site's lock file
     wait: bool = True  # wait for the site's lock (a run) or skip a busy site (a watch)
     stop: str | None = None  # the name of a distributed.Event that asks the task to stop
+    #: On a cluster, a site with several grids (an optical one, a SAR orbit or two) has
+    #: each grid processed by its own task, scored by the site's task once they are done.
+    split_grids: bool = True
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,7 @@ def run_job(job: SiteJob) -> SiteOutcome:
     requested through ``job.stop`` ends the run after the scene in hand (``stopped``)."""
     from sitewatch.store import Store
     from sitewatch.watch.locks import SiteBusyError, describe_holder, site_lock
-    from sitewatch.watch.pipeline import run_site
+    from sitewatch.watch.pipeline import run_site, site_grids
 
     worker = f"{os.uname().nodename}:{os.getpid()}"
     t0 = time.perf_counter()
@@ -119,8 +126,11 @@ def run_job(job: SiteJob) -> SiteOutcome:
         with Store.open_url(job.db) as store, \
                 site_lock(Path(job.home), job.site_id, purpose=job.purpose, wait=job.wait,
                           store=store):
+            grids = _grid_reports(job, site_grids(store, job.site_id)) \
+                if job.split_grids else []
             rep = run_site(store, job.site_id, RunParams.from_dict(job.params),
-                           products=Path(job.home) / "products", progress=check)
+                           products=Path(job.home) / "products", progress=check,
+                           processed_elsewhere=grids)
     except _Stopped:
         return SiteOutcome(job.site_id, seconds=time.perf_counter() - t0, worker=worker,
                            stopped=True)
@@ -138,6 +148,47 @@ def run_job(job: SiteJob) -> SiteOutcome:
                        round(time.perf_counter() - t0, 3), statuses, None, worker,
                        failures={str(sc): str(why) for sc, status, why in rep.processed
                                  if status == "failed"})
+
+
+def _grid_reports(job: SiteJob, keys: Sequence[str]) -> list[RunReport]:
+    """Each of a site's grids processed by its own task on the cluster this task runs on
+    (none when the site has one grid, or outside a Dask worker): the site's task holds
+    the site's lock for them, and gives up its worker slot while it waits
+    (``worker_client``).  A stop reaches them as it reaches the site's task."""
+    if len(keys) < 2:
+        return []
+    try:
+        from distributed import worker_client
+        from distributed.worker import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return []
+    run = uuid.uuid4().hex[:8]
+    with worker_client() as client:
+        futures = [client.submit(run_grid, job, key, key=f"sitewatch-grid-{job.site_id}-{key}-"
+                                 f"{run}", pure=False, retries=RETRIES) for key in keys]
+        reports: list[tuple[RunReport, bool]] = client.gather(futures)
+    if any(stopped for _, stopped in reports):
+        raise _Stopped("stop requested")
+    return [rep for rep, _ in reports]
+
+
+def run_grid(job: SiteJob, grid: str) -> tuple[RunReport, bool]:
+    """The task for one grid of a site (see :func:`_grid_reports`): its scenes processed,
+    nothing scored.  Whether a stop cut it short comes back with the report (the site's
+    task then stops)."""
+    from sitewatch.store import Store
+    from sitewatch.watch.pipeline import run_site
+
+    check = _stop_check(job.stop)
+    params = RunParams.from_dict(job.params)
+    with Store.open_url(job.db) as store:
+        try:
+            return run_site(store, job.site_id, params, products=Path(job.home) / "products",
+                            progress=check, grids=[grid]), False
+        except _Stopped:
+            return RunReport(job.site_id, params), True
 
 
 class _Stopped(KeyboardInterrupt):
@@ -293,4 +344,4 @@ def _submit(client: Any, jobs: Sequence[SiteJob],
 
 
 __all__ = ["DASHBOARD_ENV", "RETRIES", "SiteJob", "SiteOutcome", "fleet_client", "jobs_for",
-           "run_fleet", "run_job"]
+           "run_fleet", "run_grid", "run_job"]

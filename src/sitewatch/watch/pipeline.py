@@ -237,21 +237,35 @@ def usable_dates(store: Store, site_id: str, params_hash: str) -> dict[str, list
     return {g: sorted(v) for g, v in out.items()}
 
 
+def site_grids(store: Store, site_id: str) -> list[str]:
+    """The keys of the grids a run of ``site_id`` processes (one per sensor kind and
+    resolution, and per SAR orbit), in the order it processes them."""
+    return sorted({grid_key(s) for s in store.scenes(site_id) if s.georeferenced})
+
+
 def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
              progress: Progress | None = None,
-             sinks: Sequence[Sink] = (), products: str | Path | None = None) -> RunReport:
+             sinks: Sequence[Sink] = (), products: str | Path | None = None,
+             grids: Sequence[str] | None = None,
+             processed_elsewhere: Sequence[RunReport] = ()) -> RunReport:
     """Process every catalogued scene of ``site_id`` not yet processed with ``params``, then
     score the series and store alerts (with their events, in the store's outbox); then each
     sink gets every event of the site still pending for it, this run's and those an earlier
     run left (:func:`sitewatch.watch.sinks.deliver_pending`).  With ``products`` (a folder),
     each pair's change map and score are kept there as Cloud Optimized GeoTIFFs
-    (:mod:`sitewatch.watch.products`) for briefs."""
+    (:mod:`sitewatch.watch.products`) for briefs.
+
+    A site's grids are independent until scoring, so a cluster may process them apart
+    (:mod:`sitewatch.watch.fleet`): ``grids`` (keys from :func:`site_grids`) processes only
+    those, and neither scores, delivers nor records a run: that is left to a whole run
+    after them, given their reports as ``processed_elsewhere`` so that its own report and
+    run record count their scenes as processed, not reused."""
     t0 = _time.perf_counter()
     params = params or RunParams()
     site = store.use_site(site_id)
     if site is None:
         raise PipelineError(f"no site {site_id!r} in the catalogue (see `sitewatch site list`)")
-    if not site.placed_parts():
+    if not site.placed_parts() and grids is None:
         log.warning("%s: the site has no placed parts; only the rest of the site is scored",
                     site_id)
     scenes = [s for s in store.scenes(site_id) if s.georeferenced]
@@ -261,11 +275,19 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
     groups: dict[str, list[Scene]] = {}
     for s in scenes:
         groups.setdefault(grid_key(s), []).append(s)
+    if grids is not None:
+        unknown = sorted(set(grids) - set(groups))
+        if unknown:
+            raise PipelineError(f"site {site_id!r} has no grid {', '.join(unknown)} (its "
+                                f"grids: {', '.join(sorted(groups))})")
+        groups = {k: v for k, v in groups.items() if k in grids}
+        scenes = [s for k in groups for s in groups[k]]
     plans = plan_grids(site, groups, params)  # refused up front, before anything is stored
     report = RunReport(site_id, params)
-    run = store.start_run(site_id, params.hash, params.to_dict(), __version__)
+    whole = grids is None
+    run = store.start_run(site_id, params.hash, params.to_dict(), __version__) if whole else None
     # A sink used for the first time gets the events from this run on.
-    first_use = {s.key for s in sinks if store.subscribe_sink(s.key, site_id)}
+    first_use = {s.key for s in sinks if store.subscribe_sink(s.key, site_id)} if whole else set()
     done = store.processed(site_id, params.hash)
     total = len(scenes)
     counted: set[str] = set()
@@ -287,6 +309,12 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
                         bands=bands, cache=cache_folder(store.url))
             process_grid(g, done, report, tick)
             del g
+    report.seconds = _time.perf_counter() - t0
+    if run is None:  # some grids only: scoring and delivery come with the whole run
+        return report
+    for part in processed_elsewhere:  # their scenes were processed, not reused, here
+        report.processed = [*part.processed, *report.processed]
+        report.reused = max(report.reused - len(part.processed), 0)
     tick_cb("alerts", 0, 1)
     report.alerts = score_alerts(store, site_id, params)
     tick_cb("alerts", 1, 1)
@@ -316,5 +344,6 @@ __all__ = [
     "run_site",
     "score_alerts",
     "series",
+    "site_grids",
     "usable_dates",
 ]
