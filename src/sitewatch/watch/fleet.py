@@ -280,7 +280,15 @@ def fleet_client(*, scheduler: str | None = None, workers: int | None = None
     dashboard = os.environ.get(DASHBOARD_ENV, "").strip()
     # dashboard_address=None would still start the scheduler's HTTP server on 8787 and warn
     # "Port 8787 is already in use" when another cluster has it: a free port, no dashboard.
-    with _quiet_dask():
+    import dask
+
+    # Dask starts its workers with MALLOC_TRIM_THRESHOLD_=65536, so that glibc gives freed
+    # memory back at once; a scene's tens of MB of temporaries are then mapped afresh (page
+    # faults) on every allocation: a new scene on the 2000 px site took 10.9 s instead of
+    # 6.8 s.  Local workers keep glibc's own (adaptive) thresholds; a scheduler's workers
+    # are configured where they are started (docs/scale.md).
+    with _quiet_dask(), dask.config.set(
+            {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                                dashboard_address=dashboard or ":0",
                                scheduler_kwargs={"dashboard": bool(dashboard)},
