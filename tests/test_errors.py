@@ -23,7 +23,10 @@ def _error_classes():
     for mod in pkgutil.walk_packages(sitewatch.__path__, "sitewatch."):
         m = importlib.import_module(mod.name)
         for _, cls in inspect.getmembers(m, inspect.isclass):
-            if issubclass(cls, BaseException) and cls.__module__ == m.__name__:
+            # A KeyboardInterrupt subclass is a stop signal, not an error (fleet's _Stopped
+            # asks a run to end after its scene in hand): no handler of errors may catch it.
+            if (issubclass(cls, BaseException) and cls.__module__ == m.__name__
+                    and not issubclass(cls, KeyboardInterrupt)):
                 yield cls
 
 
