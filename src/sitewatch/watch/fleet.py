@@ -22,7 +22,7 @@ one file that one machine writes.
 
 A site with several grids (an optical one, SAR orbits) has each grid processed by its own
 task (:func:`run_grid`) while the site's task holds the lock and waits without holding a
-worker slot; the site's task then scores and delivers (``SiteJob.split_grids``).
+worker slot; the site's task then scores and delivers.
 
 A caller that runs fleets again and again (``sitewatch watch --workers``, a cycle every few
 hours) starts the cluster once with :func:`fleet_client` and hands the client to each
@@ -79,9 +79,6 @@ class SiteJob:
     purpose: str = "sitewatch run (cluster)"  # written in the site's lock file
     wait: bool = True  # wait for the site's lock (a run) or skip a busy site (a watch)
     stop: str | None = None  # the name of a distributed.Event that asks the task to stop
-    #: On a cluster, a site with several grids (an optical one, a SAR orbit or two) has
-    #: each grid processed by its own task, scored by the site's task once they are done.
-    split_grids: bool = True
 
 
 @dataclass(frozen=True)
@@ -126,8 +123,7 @@ def run_job(job: SiteJob) -> SiteOutcome:
         with Store.open_url(job.db) as store, \
                 site_lock(Path(job.home), job.site_id, purpose=job.purpose, wait=job.wait,
                           store=store):
-            grids = _grid_reports(job, site_grids(store, job.site_id)) \
-                if job.split_grids else []
+            grids = _grid_reports(job, site_grids(store, job.site_id))
             rep = run_site(store, job.site_id, RunParams.from_dict(job.params),
                            products=Path(job.home) / "products", progress=check,
                            processed_elsewhere=grids)

@@ -446,12 +446,8 @@ class GridRun:
                 if self.disk is not None:
                     shift = img.shift if img is not None else self.recorded_shift(m)
                     self.disk.drop(self.scene(m), shift)
-            elif img is not None and self.disk is not None:
-                sc = self.scene(m)
-                if not self.disk.has(sc, img.shift):
-                    self.disk.put(sc, img)
-                if self.disk.has(sc, img.shift):  # not when the cache cannot be written
-                    del self.cache[m]
+            elif img is not None and self.disk is not None and self.disk.put(self.scene(m), img):
+                del self.cache[m]  # kept when the cache cannot be written
 
     def keep_only(self, ids: Iterable[str]) -> None:
         keep = set(ids)

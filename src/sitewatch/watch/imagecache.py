@@ -110,20 +110,17 @@ class ImageCache:
         return GridImage(sc.id, sc.acquired, sc.sensor, self.grid, bands, data, quality,
                          shift)
 
-    def has(self, sc: Scene, shift: Shift | None) -> bool:
-        """Whether ``sc`` loaded with ``shift`` is kept (:meth:`get` would find it)."""
-        return self._path(sc, shift).exists()
-
     def drop(self, sc: Scene, shift: Shift | None) -> None:
         """Forget ``sc`` loaded with ``shift`` (no date needs it any more)."""
         with contextlib.suppress(OSError):
             self._path(sc, shift).unlink()
 
-    def put(self, sc: Scene, img: GridImage) -> None:
+    def put(self, sc: Scene, img: GridImage) -> bool:
         """Keep ``img`` (written to a temporary file, then renamed: a reader never sees half
-        a file).  A cache that cannot be written is logged and skipped."""
-        self._write(sc.id, self._path(sc, img.shift), data=img.data, quality=img.quality,
-                    bands=np.array(img.bands, dtype=str))
+        a file); whether it is kept.  A cache that cannot be written is logged and
+        skipped."""
+        return self._write(sc.id, self._path(sc, img.shift), data=img.data,
+                           quality=img.quality, bands=np.array(img.bands, dtype=str))
 
     def _band_path(self, sc: Scene, what: tuple[str, ...]) -> Path:
         key = _hash(FORMAT, "band", sc.id, sc.checksum, _files(sc), self.fingerprint, what)
@@ -148,9 +145,10 @@ class ImageCache:
         """Keep a 2-D array derived from ``sc`` (see :meth:`get_band`)."""
         self._write(sc.id, self._band_path(sc, what), data=data)
 
-    def _write(self, scene_id: str, path: Path, **arrays: np.ndarray) -> None:
+    def _write(self, scene_id: str, path: Path, **arrays: np.ndarray) -> bool:
+        """Write ``arrays`` to ``path`` unless it is there; whether it is there after."""
         if path.exists():
-            return
+            return True
         tmp = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -164,6 +162,8 @@ class ImageCache:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+            return False
+        return True
 
     def keep(self, images: Iterable[tuple[Scene, Shift | None]],
              bands: Iterable[tuple[Scene, tuple[str, ...]]] = ()) -> None:

@@ -312,9 +312,10 @@ def run_site(store: Store, site_id: str, params: RunParams | None = None, *,
     report.seconds = _time.perf_counter() - t0
     if run is None:  # some grids only: scoring and delivery come with the whole run
         return report
-    for part in processed_elsewhere:  # their scenes were processed, not reused, here
-        report.processed = [*part.processed, *report.processed]
-        report.reused = max(report.reused - len(part.processed), 0)
+    # The grids processed elsewhere: their scenes count as processed, not reused, here.
+    elsewhere = [p for part in processed_elsewhere for p in part.processed]
+    report.processed = [*elsewhere, *report.processed]
+    report.reused = max(report.reused - len(elsewhere), 0)
     tick_cb("alerts", 0, 1)
     report.alerts = score_alerts(store, site_id, params)
     tick_cb("alerts", 1, 1)
