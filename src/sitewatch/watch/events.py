@@ -49,6 +49,17 @@ from sitewatch.watch.changepoints import find_changepoints
 DEPARTURE_FLOORS: dict[str, float] = {"changed_excess": 0.01,
                                       "changed_excess_composite": 0.01,
                                       "changed_excess_omnibus": 0.01}
+#: A departure of these measures found on a comparison that spans seasons (the measure's
+#: flag in the observation, see :func:`sitewatch.watch.pipeline.series`) is season until
+#: the same comparison against the same season of earlier years (``changed_excess_season``)
+#: shows at least :data:`SEASON_CONFIRM` of its value (and :data:`SEASON_CONFIRM_MIN`): it
+#: is dropped when that comparison does not, and graded down (``info``, ``low``
+#: confidence, said to be possibly season) when there is no same-season reference yet.
+SEASON_FLAGS: dict[str, str] = {"changed_excess": "season_span",
+                                "changed_excess_composite": "season_span_composite"}
+SEASON_CONFIRM = 0.5
+#: ... and at least this share of the part (2 pixels of a 5 x 5 px part).
+SEASON_CONFIRM_MIN = 0.08
 #: Level measures searched for change points, with their noise floor.
 LEVEL_FLOORS: dict[str, float] = {"brightness_rel": 0.005, "ndvi_rel": 0.01}
 #: Dates of history needed before a date is scored at all (with one, the alert says its
@@ -82,7 +93,7 @@ def _value(o: Obs, m: str) -> float:
 
 #: Changes whenever scoring changes what it finds: a stored :class:`SeriesState` of another
 #: version is not resumed from (its series is scored again from its first date).
-SCORING_VERSION = "1"
+SCORING_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,8 @@ def _digests(site: str, part: str, series: Sequence[Obs], dismissed: Iterable[st
     of ``at``: a hash chained date by date, so that one pass gives every prefix's."""
     want = set(at)
     h = hashlib.sha256(repr((SCORING_VERSION, site, part, sorted(set(dismissed)),
-                             DEPARTURE_FLOORS, MIN_HISTORY)).encode())
+                             DEPARTURE_FLOORS, MIN_HISTORY, SEASON_CONFIRM,
+                             SEASON_CONFIRM_MIN)).encode())
     out = {0: h.hexdigest()} if 0 in want else {}
     for k, o in enumerate(series, start=1):
         h.update(repr((o.time, o.scene_id, o.previous_id, o.previous_time, o.grid,
@@ -159,9 +171,32 @@ def _departures(site: str, part: str, series: Sequence[Obs], flagged: np.ndarray
             if a is not None:
                 if b.confidence in ("none", "low") and a.tier == "warning":
                     a = replace(a, tier="watch")  # a short history cannot say "extreme"
+                a = _season_checked(a, series[i], measure)
+            if a is not None:
                 flagged[i] = True
                 out.append(_placed(a, series[i]))
     return out
+
+
+def _season_checked(a: Alert, o: Obs, measure: str) -> Alert | None:
+    """A finding on a comparison that spans seasons, judged by the same comparison against
+    the same season of earlier years (:data:`SEASON_FLAGS`): kept (and said to be
+    confirmed) when that shows the change too, None when it does not, and graded down to
+    ``info`` at ``low`` confidence, said to be possibly season, when there is none yet."""
+    flag = SEASON_FLAGS.get(measure)
+    if flag is None or not _value(o, flag) > 0:
+        return a
+    same = _value(o, "changed_excess_season")
+    if math.isfinite(same):
+        if same < max(SEASON_CONFIRM * a.value, SEASON_CONFIRM_MIN):
+            return None  # the same season of earlier years looks the same: season
+        return replace(a, text=a.text + f" The pair spans seasons; against the same season "
+                                        f"of earlier years the part changed too "
+                                        f"({same:.2f} beyond the rest of the site).")
+    return replace(a, tier="info", confidence="low",
+                   text=a.text + " Season? The pair spans seasons and there is no "
+                                 "same-season reference from earlier years yet: possibly "
+                                 "the season, not the ground.")
 
 
 def score_series(site: str, part: str, series: Sequence[Obs], *,
@@ -294,5 +329,6 @@ def _event(site: str, part: str, group: list[Alert], salt: str = "") -> Alert:
     )
 
 
-__all__ = ["DEPARTURE_FLOORS", "LEVEL_FLOORS", "MIN_HISTORY", "SCORING_VERSION", "Obs",
-           "SeriesState", "group_events", "score_series", "series_findings"]
+__all__ = ["DEPARTURE_FLOORS", "LEVEL_FLOORS", "MIN_HISTORY", "SCORING_VERSION",
+           "SEASON_CONFIRM", "SEASON_CONFIRM_MIN", "SEASON_FLAGS", "Obs", "SeriesState",
+           "group_events", "score_series", "series_findings"]

@@ -8,6 +8,7 @@ stored failed with the reason (and left out of the later dates' chains), and the
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -61,12 +62,21 @@ from sitewatch.watch.records import (
     measures_of,
 )
 from sitewatch.watch.sarseries import OMNIBUS_ALPHA, OMNIBUS_DATES, omnibus_observations
-from sitewatch.watch.zonal import REST, ZoneIndex, part_changes
+from sitewatch.watch.zonal import MIN_OBSERVED, REST, ZoneIndex, part_changes
 
 log = logging.getLogger(__name__)
 
 #: A scene whose site coverage reaches this can be a grid's co-registration reference.
 REFERENCE_MIN_SEEN = 0.9
+#: A comparison spans seasons when its reference date (the previous usable date, or the
+#: composite's middle member) is more than this many days before the scene.
+SEASON_GAP_DAYS = 60
+#: The same-season reference: usable dates of earlier years within this many days of the
+#: scene's day of year (and at least :data:`SEASON_MIN_AGE_DAYS` before it) ...
+SEASON_WINDOW_DAYS = 31
+SEASON_MIN_AGE_DAYS = 300
+#: ... the most recent this many of them, composited by per-pixel median.
+SEASON_MEMBERS = 3
 #: What reading a catalogued scene's pixels can raise besides sitewatch's own errors: GDAL's
 #: read errors (a corrupt tile that ingest's probe of the first and last blocks missed), and
 #: the file system's (a file gone or unreadable since it was ingested).
@@ -449,6 +459,21 @@ class GridRun:
             elif img is not None and self.disk is not None and self.disk.put(self.scene(m), img):
                 del self.cache[m]  # kept when the cache cannot be written
 
+    def needs_fill(self, previous: GridImage) -> np.ndarray | None:
+        """The pixels of the parts ``previous`` saw less than :data:`~sitewatch.watch.
+        zonal.MIN_OBSERVED` of (None: no part): only those take their last clear view from
+        earlier dates, so that a part the previous date saw is compared with that date
+        alone, as before, and the rest of the site (the measures' baseline) likewise."""
+        valid = previous.valid.ravel()
+        out: np.ndarray | None = None
+        for name, px in self.zone_index.pixels.items():
+            if name == REST or not px.size or valid[px].mean() >= MIN_OBSERVED:
+                continue
+            if out is None:
+                out = np.zeros(valid.size, bool)
+            out[px] = True
+        return out.reshape(previous.valid.shape) if out is not None else None
+
     def keep_only(self, ids: Iterable[str]) -> None:
         keep = set(ids)
         for k in list(self.cache):
@@ -465,9 +490,60 @@ class _Unreadable(SitewatchError, RuntimeError):
         self.scene_id, self.why = scene_id, why
 
 
-def _chain(g: GridRun, sc: Scene, ref: str, previous: str | None, composite: list[str]
-           ) -> Chain:
-    return Chain(sc.checksum, ref, previous, tuple(composite), g.fingerprint, g.layout)
+def _chain(g: GridRun, sc: Scene, ref: str, previous: str | None, composite: list[str],
+           season: Sequence[str] = ()) -> Chain:
+    return Chain(sc.checksum, ref, previous, tuple(composite), g.fingerprint, g.layout,
+                 tuple(season))
+
+
+def _days_apart(a: Any, b: Any) -> float:
+    return abs((a - b).total_seconds()) / 86400.0
+
+
+def season_spans(when: Any, previous: str | None, composite: Sequence[str],
+                 times: Mapping[str, Any]) -> tuple[bool, bool]:
+    """Whether a scene's comparison with its previous usable date, and with its composite
+    (its middle member), reach across seasons: more than :data:`SEASON_GAP_DAYS` apart.
+    ``times``: acquisition times by scene id."""
+    def far(i: str | None) -> bool:
+        t = times.get(i) if i is not None else None
+        return t is not None and _days_apart(when, t) > SEASON_GAP_DAYS
+
+    return far(previous), len(composite) >= 2 and far(composite[(len(composite) - 1) // 2])
+
+
+def spans_seasons(g: GridRun, sc: Scene, previous: str | None, composite: Sequence[str]
+                  ) -> bool:
+    """Whether either of the scene's comparisons spans seasons (:func:`season_spans`)."""
+    ids = [i for i in (previous, *composite) if i is not None]
+    return any(season_spans(sc.acquired, previous, composite,
+                            {i: g.scene(i).acquired for i in ids}))
+
+
+def season_members(g: GridRun, sc: Scene, usable: Sequence[str]) -> tuple[str, ...]:
+    """The same-season reference of ``sc`` when its comparisons span seasons
+    (:func:`spans_seasons`): the latest :data:`SEASON_MEMBERS` usable dates of earlier years
+    (at least :data:`SEASON_MIN_AGE_DAYS` before it) within :data:`SEASON_WINDOW_DAYS` of
+    its day of year, oldest first; () when there is none or the pair does not span seasons
+    (optical grids only).  A function of the usable dates before the scene, so it is part
+    of the chain, and an incremental run gives what a run from scratch gives."""
+    if g.kind == "sar" or not usable:
+        return ()
+    held = chain_length(g.params, g.kind)
+    if not spans_seasons(g, sc, usable[-1], usable[-held:]):
+        return ()
+    out: list[str] = []
+    for i in reversed(usable):
+        other = g.scene(i).acquired
+        age = _days_apart(sc.acquired, other)
+        if age < SEASON_MIN_AGE_DAYS:
+            continue
+        doy = abs(sc.acquired.timetuple().tm_yday - other.timetuple().tm_yday)
+        if min(doy, 365 - doy) <= SEASON_WINDOW_DAYS:
+            out.append(i)
+            if len(out) == SEASON_MEMBERS:
+                break
+    return tuple(reversed(out))
 
 
 def _obs(g: GridRun, sc: Scene, part: str, reference: str, reference_id: str | None,
@@ -489,14 +565,24 @@ def _not_observed(g: GridRun, sc: Scene, img: GridImage | None) -> list[Observat
 
 
 def _observations(g: GridRun, sc: Scene, before: np.ndarray, after: GridImage, reference: str,
-                  reference_id: str, members: Sequence[str] = (), products: bool = False
-                  ) -> tuple[list[Observation], Comparison]:
+                  reference_id: str, members: Sequence[str] = (), products: bool = False,
+                  filled: np.ndarray | None = None) -> tuple[list[Observation], Comparison]:
     ch = detect_arrays(before, after.data, g.bands, g.method, sensor=g.kind,
                        params=g.method_params or None, threshold=watch_threshold(g.method))
     stats = part_changes(ch, {}, g.pixel_area, before=before, after=after.data,
                          bands=g.bands, zones=g.zone_index)  # the zones hold the masks
-    rows = [_obs(g, sc, name, reference, reference_id, pc.observed_fraction,
-                 pc.changed_fraction, measures_of(pc.to_dict())) for name, pc in stats.items()]
+    rows = []
+    for name, pc in stats.items():
+        m = measures_of(pc.to_dict())
+        if filled is not None:
+            # The share of the zone's compared pixels whose reference is an earlier date
+            # than the previous one (their last clear observation).
+            px = g.zone_index.pixels[name]
+            seen = ch.observed.ravel()[px]
+            m["reference_filled"] = (float(filled.ravel()[px][seen].mean()) if seen.any()
+                                     else math.nan)
+        rows.append(_obs(g, sc, name, reference, reference_id, pc.observed_fraction,
+                         pc.changed_fraction, m))
     written = None
     if g.products is not None and products:
         from sitewatch.watch.products import product_paths, write_change_products
@@ -601,7 +687,7 @@ def _grid_pass(g: GridRun, done: dict[str, ProcessedScene], report: RunReport,
     for sc in g.scenes:
         previous = usable[-1] if usable else None
         comp_ids = usable[-held:]
-        chain = _chain(g, sc, ref, previous, comp_ids)
+        chain = _chain(g, sc, ref, previous, comp_ids, season_members(g, sc, usable))
         row = done.get(sc.id)
         fresh = (row is not None and row.chain.same_as(chain) and row.grid == g.key
                  and tuple(row.bands) == tuple(g.bands)
@@ -704,8 +790,9 @@ def _process_scene(g: GridRun, sc: Scene, chain: Chain
         if ready.comp is not None:
             g.release_members(comp_ids, previous)
         try:
-            with_previous = pool.submit(_observations, g, sc, ready.previous().data, img,
-                                        "previous", previous, products=True)
+            with_previous = pool.submit(_observations, g, sc, ready.previous_data(), img,
+                                        "previous", previous, products=True,
+                                        filled=ready.filled)
             try:
                 # SAR: no median composite (its speckle statistics change with its number
                 # of members); the omnibus test over the orbit's recent dates replaces it.
@@ -717,6 +804,8 @@ def _process_scene(g: GridRun, sc: Scene, chain: Chain
             finally:
                 # Its outcome (or error) is wanted whatever happened to the composite's.
                 obs, comparisons["previous"] = with_previous.result()
+            if chain.season:
+                obs = _with_season(g, sc, img, list(chain.season), obs, chain_ids)
             obs += c_obs
             del ready, comp
         except (MethodError, GridError) as exc:
@@ -737,6 +826,10 @@ class _Ready:
     def __init__(self) -> None:
         self.prev: GridImage | None = None
         self.comp: np.ndarray | None = None
+        #: The previous date with the pixels it did not see taken from the latest earlier
+        #: member that saw them (None: nothing to fill), and where that was done.
+        self.last_clear: np.ndarray | None = None
+        self.filled: np.ndarray | None = None
         self.prev_error: _Unreadable | None = None
         self.comp_error: _Unreadable | None = None
 
@@ -745,6 +838,13 @@ class _Ready:
             raise self.prev_error
         assert self.prev is not None
         return self.prev
+
+    def previous_data(self) -> np.ndarray:
+        """What the scene is compared with as its "previous" date: each pixel's last clear
+        observation (the previous usable date where it saw the pixel, else the latest
+        earlier member of the composite that did)."""
+        prev = self.previous()
+        return self.last_clear if self.last_clear is not None else prev.data
 
     def composite(self) -> np.ndarray | None:
         if self.comp_error is not None:
@@ -765,9 +865,95 @@ def _references(g: GridRun, previous: str | None, comp_ids: Sequence[str]) -> _R
         return out
     if len(comp_ids) >= 2 and g.kind != "sar":
         try:
-            out.comp = _composite([g.aligned(i) for i in comp_ids])
+            members = [g.aligned(i) for i in comp_ids]
+            out.comp = _composite(members)
+            need = g.needs_fill(out.prev)
+            if need is not None:
+                out.last_clear, out.filled = last_clear(out.prev, members, need)
         except _Unreadable as exc:
             out.comp_error = exc
+    return out
+
+
+def last_clear(previous: GridImage, members: Sequence[GridImage],
+               where: np.ndarray | None = None
+               ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Each pixel's last clear observation: ``previous`` where it saw the pixel, else the
+    latest of ``members`` (in time order; ``previous`` among them) that did, scaled band by
+    band onto ``previous``'s radiometry (the ratio of their medians over the pixels both
+    saw); and the mask of the pixels so filled.  Only pixels of ``where`` (default: all) are
+    filled.  (None, None) when there is nothing to fill.  A part under cloud on the previous
+    usable date is so compared with the last date that saw it, not left unobserved, at no
+    extra comparison (the members are held for the composite anyway).
+
+    >>> from types import SimpleNamespace as S
+    >>> q = lambda v: np.array([[0 if np.isfinite(x) else 1 for x in v]], np.uint8)
+    >>> mk = lambda v: S(scene_id=str(v), data=np.array([[v]], np.float32), valid=q(v) == 0)
+    >>> old, prev = mk([5.0, 2.0, np.nan]), mk([5.0, np.nan, np.nan])
+    >>> data, filled = last_clear(prev, [old, prev])
+    >>> data.tolist(), filled.tolist()
+    ([[[5.0, 2.0, nan]]], [[False, True, False]])
+    """
+    todo = ~previous.valid
+    if where is not None:
+        todo &= where
+    if not todo.any():
+        return None, None
+    data = previous.data.copy()
+    filled = np.zeros(todo.shape, bool)
+    for m in reversed(members):
+        if m is previous or m.scene_id == previous.scene_id:
+            continue
+        take = todo & m.valid
+        if take.any():
+            both = previous.valid & m.valid
+            for b in range(data.shape[0]):
+                data[b][take] = m.data[b][take] * _gain(previous.data[b], m.data[b], both)
+            filled |= take
+            todo &= ~take
+            if not todo.any():
+                break
+    if not filled.any():
+        return None, None
+    return data, filled
+
+
+def _gain(to: np.ndarray, frm: np.ndarray, both: np.ndarray, limit: int = 250_000) -> float:
+    """The ratio of the medians of ``to`` and ``frm`` over ``both`` (about ``limit`` pixels
+    evenly strided), 1 when fewer than 100 pixels or a median is not positive."""
+    idx = np.flatnonzero(both)
+    if idx.size < 100:
+        return 1.0
+    idx = idx[:: max(1, idx.size // limit)]
+    a, b = float(np.median(to.ravel()[idx])), float(np.median(frm.ravel()[idx]))
+    return a / b if a > 0 and b > 0 else 1.0
+
+
+def _with_season(g: GridRun, sc: Scene, img: GridImage, season: list[str],
+                 obs: list[Observation], held: Sequence[str]) -> list[Observation]:
+    """The comparison rows against the previous date with, for each zone, the same-season
+    reference's measures added (``changed_fraction_season``, ``observed_fraction_season``):
+    the scene compared with the per-pixel median of the usable dates of earlier years near
+    its day of year (:func:`season_members`).  Not stored as rows of their own: one row a
+    part and date stays what every reader of "previous" rows expects."""
+    imgs = [g.aligned(i) for i in season]
+    ref = _composite(imgs) if len(imgs) >= 2 else imgs[0].data
+    for i in season:  # older dates: not needed by the next scene
+        if i not in held:
+            g.cache.pop(i, None)
+    rows, _ = _observations(g, sc, ref, img, "season", ",".join(season), members=season)
+    by_part = {r.part: r for r in rows}
+    out = []
+    for o in obs:
+        s_row = by_part.get(o.part)
+        if s_row is None:
+            out.append(o)
+            continue
+        m = dict(o.measures)
+        m["observed_fraction_season"] = s_row.observed_fraction
+        m["changed_fraction_season"] = (s_row.changed_fraction if s_row.observed
+                                        else math.nan)
+        out.append(dataclasses.replace(o, measures=m))
     return out
 
 
@@ -795,4 +981,5 @@ def plan_grids(site: Site, groups: Mapping[str, Sequence[Scene]], params: RunPar
 
 __all__ = ["MEMORY_ENV", "OMNIBUS_ALPHA", "OMNIBUS_DATES", "REFERENCE_MIN_SEEN", "GridRun",
            "UnreadableScene", "chain_length", "detector_for", "grid_key", "lacking",
-           "load_bands", "memory_budget", "plan_grids", "process_grid", "run_memory"]
+           "load_bands", "memory_budget", "plan_grids", "process_grid", "run_memory",
+           "season_members", "season_spans"]

@@ -16,7 +16,7 @@ from sitewatch.watch.sinks import Delivery
 
 #: Bumped whenever the pipeline's algorithm changes what it stores: results of another
 #: version are recomputed.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 #: progress(stage, done, total)
 Progress = Callable[[str, int, int], None]
 

@@ -74,6 +74,7 @@ from sitewatch.watch.grids import (
     plan_grids,
     process_grid,
     run_memory,
+    season_spans,
 )
 from sitewatch.watch.imagecache import cache_folder
 from sitewatch.watch.params import PIPELINE_VERSION, PipelineError, Progress, RunParams, RunReport
@@ -121,6 +122,25 @@ def series(store: Store, site_id: str, params_hash: str, *, part: str | None = N
             base_c = base_c if math.isfinite(base_c) else 0.0
         m["changed_excess"] = m.get("changed_fraction", math.nan) - base
         m["changed_excess_composite"] = m["changed_fraction_composite"] - base_c
+        # A part the previous date did not see was compared with its last clear view, an
+        # older date (grids.last_clear): its change counts where the composite agrees, so
+        # that the older date's phenology alone is not a change.
+        if m.get("reference_filled", 0.0) > 0 and math.isfinite(m["changed_excess_composite"]):
+            m["changed_excess"] = min(m["changed_excess"], m["changed_excess_composite"])
+        # The same comparison against the same season of earlier years (when the pair
+        # spans seasons and history has it), beyond the rest of the site's, and whether
+        # each comparison spans seasons: a finding on such a pair needs its confirmation.
+        base_s = 0.0
+        if r.part != REST and around is not None:
+            base_s = around.measure("changed_fraction_season")
+            base_s = base_s if math.isfinite(base_s) else 0.0
+        m["changed_excess_season"] = m.get("changed_fraction_season", math.nan) - base_s
+        done = processed.get(r.scene_id)
+        if done is not None:
+            span_p, span_c = season_spans(r.acquired, done.chain.previous,
+                                          done.chain.composite, times)
+            m["season_span"] = float(span_p)
+            m["season_span_composite"] = float(span_c)
         # SAR: the share the omnibus test flags at this date, beyond the rest of the site.
         om = m.get("omnibus_changed_fraction", math.nan)
         if math.isfinite(om) and r.part != REST:

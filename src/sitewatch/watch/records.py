@@ -160,7 +160,9 @@ class SceneRegistration:
 @dataclass(frozen=True)
 class Chain:
     """What a scene's result rests on: the file, the grid's reference scene, the previous
-    usable date and the composite's members.  A result whose chain differs is recomputed."""
+    usable date, the composite's members and, when its comparisons span seasons, the
+    same-season reference's members (earlier years).  A result whose chain differs is
+    recomputed."""
 
     checksum: str
     reference: str
@@ -170,17 +172,23 @@ class Chain:
     #: The parts and their geometry versions scored (:func:`sitewatch.store.parts.
     #: layout_key`); "" in results stored before part versions were kept.
     parts: str = ""
+    #: The same-season reference's members (usable dates of earlier years near the scene's
+    #: day of year); () when the scene's comparisons do not span seasons or there is none.
+    season: tuple[str, ...] = ()
 
     def to_dict(self) -> JSON:
-        return {"checksum": self.checksum, "reference": self.reference,
-                "previous": self.previous, "composite": list(self.composite),
-                "grid": self.grid, "parts": self.parts}
+        d: JSON = {"checksum": self.checksum, "reference": self.reference,
+                   "previous": self.previous, "composite": list(self.composite),
+                   "grid": self.grid, "parts": self.parts}
+        if self.season:  # absent when empty: what results stored before it was kept say
+            d["season"] = list(self.season)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Chain:
         return cls(str(d["checksum"]), str(d["reference"]), d.get("previous"),
                    tuple(d.get("composite") or ()), str(d.get("grid") or ""),
-                   str(d.get("parts") or ""))
+                   str(d.get("parts") or ""), tuple(d.get("season") or ()))
 
     def same_as(self, other: Chain) -> bool:
         """Whether a stored chain (``self``) still holds for ``other``; one stored before
