@@ -38,6 +38,8 @@ MEASURE_WORDS = {
                                 "rest of the site,",
     "changed_excess_omnibus": "radar change share found by the omnibus test over the "
                               "orbit's recent dates, beyond the rest of the site,",
+    "score_excess": "change score (95th percentile at the part, in the pair's noise units) "
+                    "beyond the rest of the site's,",
 }
 
 

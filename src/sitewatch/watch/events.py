@@ -38,6 +38,9 @@ from sitewatch.watch.alerts import TIERS, Alert, alert_id, from_changepoint, fro
 from sitewatch.watch.baseline import days, fit_baseline
 from sitewatch.watch.changepoints import find_changepoints
 
+#: The noise floor of ``score_excess`` (the part's 95th percentile score beyond the rest
+#: of the site's, in the pair's noise units; no pixel threshold).
+SCORE_FLOOR = 0.5
 #: Measures scored as departures from normal (rises only), with their noise floor: the
 #: changed share against the previous usable date, and against the rolling clear-sky
 #: composite (which still sees a change whose part was under cloud on the first date after
@@ -48,18 +51,23 @@ from sitewatch.watch.changepoints import find_changepoints
 #: most false alarms.
 DEPARTURE_FLOORS: dict[str, float] = {"changed_excess": 0.01,
                                       "changed_excess_composite": 0.01,
-                                      "changed_excess_omnibus": 0.01}
+                                      "changed_excess_omnibus": 0.01,
+                                      "score_excess": SCORE_FLOOR}
 #: A departure of these measures found on a comparison that spans seasons (the measure's
 #: flag in the observation, see :func:`sitewatch.watch.pipeline.series`) is season until
 #: the same comparison against the same season of earlier years (``changed_excess_season``)
-#: shows at least :data:`SEASON_CONFIRM` of its value (and :data:`SEASON_CONFIRM_MIN`): it
+#: shows at least :data:`SEASON_CONFIRM` of its value (and :data:`SEASON_CONFIRMS`'s least): it
 #: is dropped when that comparison does not, and graded down (``info``, ``low``
 #: confidence, said to be possibly season) when there is no same-season reference yet.
 SEASON_FLAGS: dict[str, str] = {"changed_excess": "season_span",
-                                "changed_excess_composite": "season_span_composite"}
+                                "changed_excess_composite": "season_span_composite",
+                                "score_excess": "season_span"}
+#: The same-season measure that confirms each (and its least value).
+SEASON_CONFIRMS: dict[str, tuple[str, float]] = {
+    "changed_excess": ("changed_excess_season", 0.08),
+    "changed_excess_composite": ("changed_excess_season", 0.08),
+    "score_excess": ("score_excess_season", 1.0)}
 SEASON_CONFIRM = 0.5
-#: ... and at least this share of the part (2 pixels of a 5 x 5 px part).
-SEASON_CONFIRM_MIN = 0.08
 #: Level measures searched for change points, with their noise floor.
 LEVEL_FLOORS: dict[str, float] = {"brightness_rel": 0.005, "ndvi_rel": 0.01}
 #: Dates of history needed before a date is scored at all (with one, the alert says its
@@ -132,7 +140,7 @@ def _digests(site: str, part: str, series: Sequence[Obs], dismissed: Iterable[st
     want = set(at)
     h = hashlib.sha256(repr((SCORING_VERSION, site, part, sorted(set(dismissed)),
                              DEPARTURE_FLOORS, MIN_HISTORY, SEASON_CONFIRM,
-                             SEASON_CONFIRM_MIN)).encode())
+                             SEASON_CONFIRMS)).encode())
     out = {0: h.hexdigest()} if 0 in want else {}
     for k, o in enumerate(series, start=1):
         h.update(repr((o.time, o.scene_id, o.previous_id, o.previous_time, o.grid,
@@ -186,9 +194,10 @@ def _season_checked(a: Alert, o: Obs, measure: str) -> Alert | None:
     flag = SEASON_FLAGS.get(measure)
     if flag is None or not _value(o, flag) > 0:
         return a
-    same = _value(o, "changed_excess_season")
+    name, least = SEASON_CONFIRMS[measure]
+    same = _value(o, name)
     if math.isfinite(same):
-        if same < max(SEASON_CONFIRM * a.value, SEASON_CONFIRM_MIN):
+        if same < max(SEASON_CONFIRM * a.value, least):
             return None  # the same season of earlier years looks the same: season
         return replace(a, text=a.text + f" The pair spans seasons; against the same season "
                                         f"of earlier years the part changed too "
@@ -329,6 +338,18 @@ def _event(site: str, part: str, group: list[Alert], salt: str = "") -> Alert:
     )
 
 
-__all__ = ["DEPARTURE_FLOORS", "LEVEL_FLOORS", "MIN_HISTORY", "SCORING_VERSION",
-           "SEASON_CONFIRM", "SEASON_CONFIRM_MIN", "SEASON_FLAGS", "Obs", "SeriesState",
-           "group_events", "score_series", "series_findings"]
+__all__ = [
+    "DEPARTURE_FLOORS",
+    "LEVEL_FLOORS",
+    "MIN_HISTORY",
+    "SCORE_FLOOR",
+    "SCORING_VERSION",
+    "SEASON_CONFIRM",
+    "SEASON_CONFIRMS",
+    "SEASON_FLAGS",
+    "Obs",
+    "SeriesState",
+    "group_events",
+    "score_series",
+    "series_findings",
+]

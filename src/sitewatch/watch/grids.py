@@ -953,6 +953,8 @@ def _with_season(g: GridRun, sc: Scene, img: GridImage, season: list[str],
         m["observed_fraction_season"] = s_row.observed_fraction
         m["changed_fraction_season"] = (s_row.changed_fraction if s_row.observed
                                         else math.nan)
+        m["p95_score_season"] = (s_row.measure("p95_score") if s_row.observed
+                                 else math.nan)
         out.append(dataclasses.replace(o, measures=m))
     return out
 

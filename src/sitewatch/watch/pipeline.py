@@ -106,6 +106,8 @@ def series(store: Store, site_id: str, params_hash: str, *, part: str | None = N
     # a changed share of a few pixels at a cloud's edge is not evidence.
     comp = {(r.scene_id, r.part): r.changed_fraction if r.observed else math.nan
             for r in every if r.reference == "composite"}
+    comp_p95 = {(r.scene_id, r.part): r.measure("p95_score") if r.observed else math.nan
+                for r in every if r.reference == "composite"}
     out: dict[tuple[str, str], list[Obs]] = {}
     for r in rows:
         m = dict(r.measures)
@@ -127,6 +129,20 @@ def series(store: Store, site_id: str, params_hash: str, *, part: str | None = N
         # that the older date's phenology alone is not a change.
         if m.get("reference_filled", 0.0) > 0 and math.isfinite(m["changed_excess_composite"]):
             m["changed_excess"] = min(m["changed_excess"], m["changed_excess_composite"])
+        # The detector's score at the part (its 95th percentile, in the pair's noise units)
+        # beyond the rest of the site's: no pixel threshold, so a part whose change the
+        # pair's threshold (set over the whole scene) misses can still depart from its own
+        # history.  Likewise against the composite, for a part seen through its last clear
+        # view, and against the same season.
+        if r.part != REST:
+            rest_p95 = around.measure("p95_score") if around else math.nan
+            sx = m.get("p95_score", math.nan) - rest_p95
+            if m.get("reference_filled", 0.0) > 0:
+                sx = min(sx, comp_p95.get((r.scene_id, r.part), math.nan)
+                         - comp_p95.get((r.scene_id, REST), math.nan))
+            m["score_excess"] = sx
+            m["score_excess_season"] = m.get("p95_score_season", math.nan) - (
+                around.measure("p95_score_season") if around else math.nan)
         # The same comparison against the same season of earlier years (when the pair
         # spans seasons and history has it), beyond the rest of the site's, and whether
         # each comparison spans seasons: a finding on such a pair needs its confirmation.
