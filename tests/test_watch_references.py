@@ -173,3 +173,17 @@ def test_season_members_are_earlier_years_near_the_day_of_year():
     # within the season (the previous date 15 days before): no same-season reference
     near = SimpleNamespace(id="y", acquired=datetime.fromisoformat("2022-11-16"))
     assert season_members(g, near, ["e"]) == ()
+
+
+def test_a_change_under_the_pair_threshold_departs_through_the_score_excess():
+    """No pixel passed the pair's threshold (set over the whole scene), so the changed
+    share is 0; the part's score beyond the rest of the site's departs from its history."""
+    rng = np.random.default_rng(1)
+    values = [{"changed_excess": 0.0, "score_excess": float(v), "season_span": 0.0}
+              for v in rng.normal(0.0, 0.2, 10)]
+    values.append({"changed_excess": 0.0, "score_excess": 3.0, "season_span": 0.0})
+    got = series_findings("s", "p", _obs(values), levels=False)
+    assert [(f.measure, f.time[:10]) for f in got] == [("score_excess", "2024-04-10")]
+    # across seasons, the same season's score must show it too
+    values[-1] = {**values[-1], "season_span": 1.0, "score_excess_season": 0.2}
+    assert series_findings("s", "p", _obs(values), levels=False) == []
