@@ -62,11 +62,13 @@ is ``looks``, else estimated with :func:`enl` on each date), then take local mea
 ``pca-kmeans``) on that difference image: PCA of its non-overlapping ``block`` x ``block``
 blocks, each pixel's neighbourhood projected on the components holding ``variance`` of the
 variance, k-means with k = 2, change = the cluster whose centre means more difference.
-``clip=True`` first clips the difference image at Tukey's far-out fence (as the
-``*-robust`` thresholds do, :func:`sitewatch.change.thresholds.robust`), so that a few
-exploding ratios do not take a cluster of their own.  It is the SAR default of
-``sitewatch detect``: on the two real pairs, chosen without looking at the pair it is scored
-on, it had the best worst-case kappa (docs/bench_sar.md).
+``robust=True`` clips the difference image at Tukey's far-out fence and leaves a spike of
+ties at its lowest value out of the fit (as the ``*-robust`` thresholds do,
+:func:`sitewatch.change.thresholds.robust`), so that a few exploding ratios do not take a
+cluster of their own, nor dark water split from land instead of change from no change
+(off by default).  ``sar-pca-kmeans`` at its defaults is the SAR default of ``sitewatch
+detect``: on the two real pairs, scored on each without having been chosen on it, it had
+the best worst-case kappa (docs/bench_sar.md).
 
 Omnibus test (Conradsen et al. 2016)
 ------------------------------------
@@ -144,7 +146,7 @@ from sitewatch.change.base import (
 )
 from sitewatch.change.optical import PCAKMeans, local_mean
 from sitewatch.change.speckle import FILTERS, filter_halo, filtered
-from sitewatch.change.thresholds import robust
+from sitewatch.change.thresholds import SPIKE_SHARE, robust
 
 __all__ = ["DIFFERENCES", "LogRatio", "Omnibus", "OmnibusResult", "SARPCAKMeans",
            "default_floor", "enl", "omnibus_series", "omnibus_stack"]
@@ -526,7 +528,7 @@ class SARPCAKMeans(_DifferenceDetector, PCAKMeans):
     @classmethod
     def params(cls) -> dict[str, Any]:
         return {**_DifferenceDetector.params(), "window": 1, "block": 5, "variance": 0.9,
-                "seed": 0, "clip": False}
+                "seed": 0, "robust": False}
 
     @property
     def halo(self) -> int:  # type: ignore[override]
@@ -546,16 +548,31 @@ class SARPCAKMeans(_DifferenceDetector, PCAKMeans):
 
     def fit(self, before, after, bands) -> Fitted:
         self._sar = self._prepare(before, after)
-        if self.options["clip"]:
-            # Tukey's far-out fence of the difference image (thresholds.robust): a few
-            # exploding ratios (land flooded to zeros) would otherwise take a k-means
-            # cluster of their own and leave every other change with the no-change one.
-            d, obs = _DifferenceDetector._difference(self, before, after, self._sar)
-            try:
-                self._sar["clip"] = float(robust(d[obs]).max())
-            except ValueError:
-                self._sar["clip"] = None
+        if self.options["robust"]:
+            before, after = self._robust(before, after)
         return {**PCAKMeans.fit(self, before, after, bands), **self._sar}
+
+    def _robust(self, before, after) -> tuple[np.ndarray, np.ndarray]:
+        """``robust=True``, as the ``*-robust`` thresholds (:func:`robust`): clip the
+        difference image at Tukey's far-out fence (a few exploding ratios, land flooded to
+        zeros, would otherwise take a k-means cluster of their own and leave every other
+        change with the no-change one), and leave a spike of ties at its lowest value (dark
+        water on both dates, at least 1 % of the pixels) out of the fit (else k-means may
+        split water from land instead of change from no change).  The spike is left out by
+        marking it unobserved for the fit only; with ``window`` > 1 the local means next to
+        it then differ a little between fit and score."""
+        d, obs = _DifferenceDetector._difference(self, before, after, self._sar)
+        vals = d[obs]
+        try:
+            self._sar["clip"] = float(robust(vals).max())
+        except ValueError:
+            self._sar["clip"] = None
+            return before, after
+        tie = obs & (d == vals.min())
+        if tie.sum() >= SPIKE_SHARE * obs.sum():
+            before = np.where(tie, np.nan, before)
+            after = np.where(tie, np.nan, after)
+        return before, after
 
     def score(self, before, after, bands, fitted) -> np.ndarray:
         self._sar = {k: fitted[k] for k in ("floor", "looks", "scale", "clip") if k in fitted}
