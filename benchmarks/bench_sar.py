@@ -245,6 +245,9 @@ PUBLISHED = [
     Config(_s("sar-pca-kmeans", amplitude=False, speckle="none", window=1, block=5,
               robust=True), "0"),
 ]
+#: ``sar-pca-kmeans`` at the detector's defaults now: CELIK with ``robust=True`` (the SAR
+#: default of ``sitewatch detect``).
+PCA_DEFAULT = PUBLISHED[-1]
 
 
 # --------------------------------------------------------------------------------------
@@ -312,7 +315,8 @@ def loo_table(real: list[Pair], synth: list[Pair], all_c: list[Config],
         others = [p for p in real if p is not held]
         picks = {
             "old default (sar-log-ratio, box 3 x 3, Otsu)": OLD_DEFAULT,
-            "sar-pca-kmeans at its defaults (log-ratio, h = 5)": CELIK,
+            "sar-pca-kmeans as published (log-ratio, h = 5)": CELIK,
+            "sar-pca-kmeans at its defaults (robust, the SAR default)": PCA_DEFAULT,
             "LOPO: robust choice on the other pair": choose(others, all_c),
             "LOPO: robust choice on the other pair + synthetic set": choose(others + synth,
                                                                             all_c),
@@ -564,13 +568,17 @@ def main(argv: list[str] | None = None) -> int:
         "## Held-out kappa per real pair (leave-one-pair-out)",
         "Each procedure picks one configuration among all of them without looking at the "
         "held-out pair (except the last row, the oracle), and is scored on that pair.  The "
-        "old default and sar-pca-kmeans at its defaults are fixed configurations (the old "
-        "default was "
-        "chosen on these two pairs, so its row is in-sample).",
+        "old default and the two sar-pca-kmeans rows are fixed configurations (the old "
+        "default was chosen on these two pairs, so its row is in-sample).  The SAR default "
+        "of `sitewatch detect` is sar-pca-kmeans at its defaults; its `robust` option was "
+        "turned on by default after this sweep had been seen on every pair: it moves the "
+        "two real kappas by under 0.005 and keeps k-means from splitting dark water from "
+        "land (the synthetic pairs below), the failure the issue names.",
         loo,
         "## The choice on both real pairs, scored on the synthetic set (never seen)",
         synthetic_table(synth, {"old default": OLD_DEFAULT, "robust choice on both real "
-                                "pairs": final, "sar-pca-kmeans at its defaults": CELIK,
+                                "pairs": final, "sar-pca-kmeans as published": CELIK,
+                                "sar-pca-kmeans at its defaults (robust)": PCA_DEFAULT,
                                 "sar-pca-kmeans, robust choice on both real pairs":
                                 final_pca, "published settings, robust choice on both "
                                 "real pairs": final_pub}),
