@@ -56,9 +56,9 @@ DEPARTURE_FLOORS: dict[str, float] = {"changed_excess": 0.01,
 #: A departure of these measures found on a comparison that spans seasons (the measure's
 #: flag in the observation, see :func:`sitewatch.watch.pipeline.series`) is season until
 #: the same comparison against the same season of earlier years (``changed_excess_season``)
-#: shows at least :data:`SEASON_CONFIRM` of its value (and :data:`SEASON_CONFIRMS`'s least): it
-#: is dropped when that comparison does not, and graded down (``info``, ``low``
-#: confidence, said to be possibly season) when there is no same-season reference yet.
+#: shows at least :data:`SEASON_CONFIRM` of its value (and :data:`SEASON_CONFIRMS`'s least):
+#: otherwise (it does not, or there is no same-season reference yet) it is graded down to
+#: ``info`` at ``low`` confidence and said to be possibly season.
 SEASON_FLAGS: dict[str, str] = {"changed_excess": "season_span",
                                 "changed_excess_composite": "season_span_composite",
                                 "score_excess": "season_span"}
@@ -101,7 +101,7 @@ def _value(o: Obs, m: str) -> float:
 
 #: Changes whenever scoring changes what it finds: a stored :class:`SeriesState` of another
 #: version is not resumed from (its series is scored again from its first date).
-SCORING_VERSION = "2"
+SCORING_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -186,26 +186,28 @@ def _departures(site: str, part: str, series: Sequence[Obs], flagged: np.ndarray
     return out
 
 
-def _season_checked(a: Alert, o: Obs, measure: str) -> Alert | None:
+def _season_checked(a: Alert, o: Obs, measure: str) -> Alert:
     """A finding on a comparison that spans seasons, judged by the same comparison against
     the same season of earlier years (:data:`SEASON_FLAGS`): kept (and said to be
-    confirmed) when that shows the change too, None when it does not, and graded down to
-    ``info`` at ``low`` confidence, said to be possibly season, when there is none yet."""
+    confirmed) when that shows the change too; else graded down to ``info`` at ``low``
+    confidence and said to be possibly season (so season alone never alerts above that)."""
     flag = SEASON_FLAGS.get(measure)
     if flag is None or not _value(o, flag) > 0:
         return a
     name, least = SEASON_CONFIRMS[measure]
     same = _value(o, name)
-    if math.isfinite(same):
-        if same < max(SEASON_CONFIRM * a.value, least):
-            return None  # the same season of earlier years looks the same: season
+    if math.isfinite(same) and same >= max(SEASON_CONFIRM * a.value, least):
         return replace(a, text=a.text + f" The pair spans seasons; against the same season "
                                         f"of earlier years the part changed too "
                                         f"({same:.2f} beyond the rest of the site).")
+    why = ("against the same season of earlier years it did not change as much "
+           f"({same:.2f} beyond the rest of the site)" if math.isfinite(same) else
+           "there is no same-season reference from earlier years yet")
+    # Not dropped: the same-season comparison can be blind too (snow lines, another
+    # year's threshold), and a real change after a winter gap is then only seen here.
     return replace(a, tier="info", confidence="low",
-                   text=a.text + " Season? The pair spans seasons and there is no "
-                                 "same-season reference from earlier years yet: possibly "
-                                 "the season, not the ground.")
+                   text=a.text + f" Season? The pair spans seasons and {why}: possibly the "
+                                 "season, not the ground.")
 
 
 def score_series(site: str, part: str, series: Sequence[Obs], *,
