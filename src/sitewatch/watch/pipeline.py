@@ -133,8 +133,9 @@ def series(store: Store, site_id: str, params_hash: str, *, part: str | None = N
         # beyond the rest of the site's: no pixel threshold, so a part whose change the
         # pair's threshold (set over the whole scene) misses can still depart from its own
         # history.  Likewise against the composite, for a part seen through its last clear
-        # view, and against the same season.
-        if r.part != REST:
+        # view, and against the same season.  Optical grids only: a SAR pair's score is a
+        # log ratio of speckled means, whose tail at a part is not in noise units.
+        if r.part != REST and not r.grid.startswith("sar"):
             rest_p95 = around.measure("p95_score") if around else math.nan
             sx = m.get("p95_score", math.nan) - rest_p95
             if m.get("reference_filled", 0.0) > 0:
