@@ -4,9 +4,16 @@ rate, detection lag and false alarms per part-year of ``sitewatch.watch.pipeline
 
 Usage (from the repository root)::
 
-    python benchmarks/bench_watch_colorado.py [--data ../shared/data] [--seeds 10]
-        [--events 8] [--runs "as-is=default,ratio,cva off=default swir16=default"]
+    python benchmarks/bench_watch_colorado.py [--data ../shared/data] [--seeds 20]
+        [--first-seed 10] [--events 8] [--runs "as-is=default,hacd,cva off=default"]
+        [--json summary.json] [--compare LABEL=earlier.json]
         [--out docs/bench_watch_colorado.md]
+
+Seeds 0-9 are for choosing parameters; the default run reports on seeds 10-29 (issue 20).
+Besides the site-scene scoring below, events are scored *within one usable scene of the
+part*: on the first two usable scenes after the event's day on which the part is seen
+(at least half its box clear in Fmask), and alerts at untouched parts whose every finding
+came from a comparison spanning seasons are counted (``season_only``).
 
 The series is ``landsat_timeseries_colorado``: 105 real Landsat 5/7 scenes (2008-2013,
 61 x 61 px at 30 m, red / nir / swir16 surface reflectance with an Fmask band) with their
