@@ -52,7 +52,9 @@ __all__ = [
     "HALO",
     "CnnDetector",
     "CnnModel",
+    "TrainOptions",
     "expected_shapes",
+    "scene_stats",
     "torch_available",
     "train_cnn",
 ]
@@ -136,7 +138,7 @@ def _build(in_bands: int, widths: Sequence[int] = WIDTHS) -> Any:
 
     w = list(widths)
 
-    class SiamDiff(nn.Module):  # type: ignore[misc,name-defined]
+    class SiamDiff(nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.enc = nn.ModuleList(block(a, b) for a, b in zip([in_bands, *w[:-1]], w,
@@ -405,7 +407,7 @@ def _cores() -> int:
 
 def _holdout_rows(rows: int, frac: float, rng: np.random.Generator) -> tuple[int, int]:
     """A band of rows (start, stop) covering ``frac`` of ``rows``, at a random place."""
-    n = max(1, int(round(rows * frac))) if frac > 0 else 0
+    n = max(1, round(rows * frac)) if frac > 0 else 0
     if n == 0 or n >= rows:
         return 0, 0
     r0 = int(rng.integers(0, rows - n + 1))

@@ -431,7 +431,8 @@ def save_cnn(model: CnnModel, path: str | Path) -> Path:
     (:meth:`~sitewatch.change.cnn.CnnModel.header`) and an ``.npz`` of its weights."""
     p = Path(path)
     buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in model.weights.items()})
+    arrays: dict[str, Any] = {k: np.asarray(v) for k, v in model.weights.items()}
+    np.savez_compressed(buf, **arrays)
     header = json.dumps(model.header(), sort_keys=True).encode()
     data = _MAGIC + b"\n" + header + b"\n" + buf.getvalue()
     if len(data) > MAX_MODEL_BYTES:

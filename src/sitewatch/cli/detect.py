@@ -186,7 +186,8 @@ METHOD_COLUMNS = (Col("method"), Col("sensor"), Col("threshold", 1),
 @click.option("--model-type", type=click.Choice(["cnn", "gbt"]),
               help="cnn: a fully convolutional change network (FC-Siam-diff; the `cnn` "
               "extra, PyTorch); gbt: the per-pixel gradient-boosting classifier (the `learn` "
-              "extra) [default: cnn when PyTorch is installed, else gbt].")
+              "extra) [default: gbt when its extra is installed (it scores better on OSCD), "
+              "else cnn when PyTorch is].")
 @click.option("--epochs", type=click.IntRange(min=1), help="cnn: training epochs "
               "[default: 15].")
 @click.option("--seed", type=int, default=0, show_default=True,
