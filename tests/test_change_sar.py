@@ -93,8 +93,8 @@ def test_default_floor():
 
 def test_registered_for_sar():
     names = [c.name for c in methods("sar")]
-    assert names == ["sar-log-ratio", "sar-omnibus"]
-    for name in names:
+    assert names == ["sar-log-ratio", "sar-pca-kmeans", "sar-omnibus"]
+    for name in ("sar-log-ratio", "sar-omnibus"):
         d = get_detector(name)
         assert d.sensor == "sar" and d.normalise is False
         assert d.halo == 1  # window 3
@@ -194,7 +194,7 @@ def test_bad_inputs_are_refused_clearly(method):
     with pytest.raises(MethodError, match="window must be an odd integer"):
         detect_arrays(before, after, ["vv"], method, sensor="sar", params={"window": 4})
     with pytest.raises(MethodError, match="no parameter"):
-        detect_arrays(before, after, ["vv"], method, sensor="sar", params={"looks": 3})
+        detect_arrays(before, after, ["vv"], method, sensor="sar", params={"bogus": 3})
     with pytest.raises(MethodError, match="is for sar images"):
         detect_arrays(before, after, ["vv"], method, sensor="optical")
     with pytest.raises(MethodError, match="floor must be > 0"):

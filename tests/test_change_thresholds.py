@@ -121,7 +121,11 @@ def test_pick_dispatches():
     assert pick(x, "quantile", q=0.95) == quantile(x, 0.95)
     assert pick(x, "quantile") == quantile(x, 0.99)
     assert pick(None, "significance", alpha=0.05, dof=4) == significance(0.05, 4)
-    assert set(THRESHOLD_METHODS) == {"otsu", "kittler-illingworth", "significance", "quantile"}
+    assert set(THRESHOLD_METHODS) == {"otsu", "kittler-illingworth", "significance", "quantile",
+                                      "kmeans", "otsu-robust", "ki-robust", "kmeans-robust"}
+    assert pick(x, "kmeans") == th.kmeans(x)
+    assert pick(x, "ki-robust") == pick(x, "kittler-illingworth-robust")
+    assert pick(x, "otsu-robust") == otsu(th.robust(x))
 
 
 def test_pick_fixed_numbers():
@@ -144,3 +148,38 @@ def test_pick_unknown_name_lists_the_options():
         pick([1.0, 2.0], "mean")
     for name in (*THRESHOLD_METHODS, "ki"):
         assert repr(name) in str(info.value)
+
+
+def spiked(seed: int = 0, explode: bool = False) -> np.ndarray:
+    """|log-ratio|-like scores: 30 % ties at 0 (dark water on both dates), a folded
+    no-change mode, 10 % change (the last values), and with ``explode`` 1 % of the change
+    exploding (land flooded to zeros)."""
+    rng = np.random.default_rng(seed)
+    change = rng.normal(2.5, 0.4, 1000)
+    if explode:
+        change[-100:] = rng.uniform(30, 40, 100)
+    return np.concatenate([np.zeros(3000), np.abs(rng.normal(0, 0.3, 6000)), change])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_robust_rules_survive_a_spike_and_exploding_ratios(seed):
+    truth = np.arange(10_000) >= 9000
+    x = spiked(seed)
+    assert np.mean((x > kittler_illingworth(x)) == truth) < 0.5  # KI cuts in the spike
+    y = spiked(seed, explode=True)
+    assert np.mean((y > otsu(y)) == truth) < 0.95  # Otsu splits the changes
+    for rule in ("ki-robust", "otsu-robust", "kmeans-robust"):
+        for v in (x, y):
+            assert np.mean((v > pick(v, rule)) == truth) > 0.99, rule
+
+
+def test_robust_leaves_out_the_spike_and_clips():
+    x = spiked(explode=True)
+    r = th.robust(x)
+    assert r.size == x.size - 3000 and r.min() > 0  # the ties at 0 are gone
+    q1, q3 = np.quantile(x[x > 0], [0.25, 0.75])
+    assert r.max() == pytest.approx(q3 + 3 * (q3 - q1))
+    y = np.concatenate([np.zeros(5), np.linspace(1, 2, 995)])  # 0.5 % ties: not a spike
+    assert th.robust(y).size == 1000
+    with pytest.raises(ThresholdError, match="tie at the lowest"):
+        th.robust([0.0] * 10 + [1.0])

@@ -173,7 +173,7 @@ def test_cli_detect_on_the_real_ottawa_sar_pair(tmp_path):
     assert res.exit_code == 0, res.output
     change, _ = read(tmp_path / "o" / "change.tif")
     truth, _ = read(d / "ottawa_gt.bmp")
-    assert _kappa(change == 1, truth > 127) > 0.9  # measured 0.921
+    assert _kappa(change == 1, truth > 127) > 0.9  # measured 0.908 (sar-pca-kmeans)
 
 
 def test_detect_on_a_real_oscd_folder_pair_lands_on_the_label_grid(tmp_path):

@@ -39,8 +39,9 @@ MIN_APPLIED_SHIFT_PX = 0.1
 RGB_BANDS = ("red", "green", "blue")
 
 #: Default detector of a single pair (``sitewatch detect``), chosen on the benchmarks
-#: (docs/benchmarks.md).
-PAIR_METHOD = {"optical": "hacd", "sar": "sar-log-ratio"}
+#: (docs/benchmarks.md; SAR: PCA-k-means had the best worst-case kappa held out, leave one
+#: real pair out, docs/bench_sar.md).
+PAIR_METHOD = {"optical": "hacd", "sar": "sar-pca-kmeans"}
 #: Default detector of a watch run (``sitewatch run``).  Not the pair default (HACD): over
 #: time series, where each part's history sets what is unusual, the log ratio of
 #: IR-MAD-normalised bands alerted as many planted changes with fewer false alarms, on the

@@ -72,6 +72,10 @@ _BLOCK_TAGS = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5",
 #: not the report's text (share links, "READ MORE", cookie and subscription prompts,
 #: copyright lines, comment widgets, tag lists, photo credits).
 _BOILER_WORDS = 30
+#: ... and of at most this many characters: a longer line is never furniture, and the pattern's
+#: leading ``\W*`` and ``.*`` would backtrack quadratically over a long run without spaces
+#: (30,000 commas took 114 s).
+_BOILER_CHARS = 500
 _BOILERPLATE = re.compile(r"""^\W*(?:
     skip\ to\ (?:main\ )?content|back\ to\ top|menu(?:\ content)?|search|home|
     advertisement|advertisment|sponsored(?:\ content)?|story\ continues\ below.*|
@@ -120,7 +124,7 @@ _SHARE_WORDS = frozenset((
 def is_boilerplate(line: str) -> bool:
     """True for a line of page furniture (see ``_BOILERPLATE``), never for a long one."""
     s = line.strip()
-    if not s or len(s.split()) > _BOILER_WORDS:
+    if not s or len(s) > _BOILER_CHARS or len(s.split()) > _BOILER_WORDS:
         return False
     words = re.findall(r"[\w-]+", s.lower())
     if words and set(words) <= _SHARE_WORDS and "share" in words:
