@@ -145,7 +145,7 @@ def test_cli_train_model_type_cnn_then_detect(make_tif, tmp_path):
     assert info["training"]["epochs"] == 1 and info["training"]["seed"] == 4
     assert info["training"]["pairs_used"][0]["label"] == str(pl)
     res = runner.invoke(cli, ["detect", str(pa), str(pb), "--model", str(model), "--out",
-                              str(tmp_path / "o"), "--json"])
+                              str(tmp_path / "o"), "--window", "64", "--json"])  # 16 windows
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     assert summary["method"] == "cnn"
