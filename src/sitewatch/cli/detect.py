@@ -52,8 +52,10 @@ def _bands(text: str | None) -> list[str] | None:
               help="Folder for change.tif, score.tif, changes.geojson and summary.json.")
 @click.option("--method", "-m", help="Detector (see `sitewatch methods`) [default: "
               f"{PAIR_METHOD['optical']} for optical, {PAIR_METHOD['sar']} for SAR].")
-@click.option("--threshold", "-t", help="otsu, ki (Kittler-Illingworth), significance, "
-              "quantile, or a number [default: the method's].")
+@click.option("--threshold", "-t", help="otsu, ki (Kittler-Illingworth), kmeans, their "
+              "-robust forms (otsu-robust, ki-robust, kmeans-robust: a spike of ties at the "
+              "lowest score, such as dark water, left out and outliers clipped), "
+              "significance, quantile, or a number [default: the method's].")
 @click.option("--alpha", type=float, default=0.01, show_default=True,
               help="Significance level for --threshold significance.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
