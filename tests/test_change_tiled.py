@@ -199,7 +199,7 @@ def test_cli_train_then_detect_with_the_model(make_tif, tmp_path):
     runner = CliRunner()
     model = tmp_path / "m.joblib"
     res = runner.invoke(cli, ["train", "--pair", str(pa), str(pb), str(pl), "--change-value",
-                              "2", "--out", str(model), "--json"])
+                              "2", "--model-type", "gbt", "--out", str(model), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["bands"] == list(NAMES) and model.exists()
     res = runner.invoke(cli, ["detect", str(pa), str(pb), "--model", str(model), "--out",
@@ -208,8 +208,8 @@ def test_cli_train_then_detect_with_the_model(make_tif, tmp_path):
     change, _ = read(tmp_path / "o" / "change.tif")
     assert (change[OBJ] == 1).mean() > 0.8 and (change == 1).mean() < 0.05
     # Training refuses to clobber a model, and a wrong change value is explained.
-    res = runner.invoke(cli, ["train", "--pair", str(pa), str(pb), str(pl), "--out",
-                              str(model)])
+    res = runner.invoke(cli, ["train", "--pair", str(pa), str(pb), str(pl), "--model-type",
+                              "gbt", "--out", str(model)])
     assert res.exit_code != 0 and "--overwrite" in res.output
     res = runner.invoke(cli, ["train", "--pair", str(pa), str(pb), str(pl), "--change-value",
                               "7", "--out", str(tmp_path / "m2.joblib")])

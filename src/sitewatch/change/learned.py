@@ -424,7 +424,13 @@ class LearnedDetector(Detector):
         return with_nan(p, observed_both(np.asarray(before), np.asarray(after)) & np.isfinite(p))
 
 
-def detector_from_file(path: str | Path, *, trust_pickle: bool = False) -> LearnedDetector:
-    """A :class:`LearnedDetector` from a model file (see :func:`load_model`; a legacy
-    pickle file only with ``trust_pickle``)."""
-    return LearnedDetector(model=load_model(path, trust_pickle=trust_pickle))
+def detector_from_file(path: str | Path, *, trust_pickle: bool = False) -> Detector:
+    """The detector of a model file (see :func:`load_model`; a legacy pickle file only
+    with ``trust_pickle``): a :class:`LearnedDetector` for a gradient-boosting model, a
+    :class:`~sitewatch.change.cnn.CnnDetector` for a change network."""
+    model = load_model(path, trust_pickle=trust_pickle)
+    if isinstance(model, ChangeModel):
+        return LearnedDetector(model=model)
+    from sitewatch.change.cnn import CnnDetector
+
+    return CnnDetector(model=model)

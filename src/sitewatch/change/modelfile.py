@@ -52,9 +52,11 @@ from sitewatch.change.features import feature_names
 from sitewatch.fileio import atomic_write
 
 if TYPE_CHECKING:
+    from sitewatch.change.cnn import CnnModel
     from sitewatch.change.learned import ChangeModel
 
 __all__ = [
+    "CNN_FORMAT_VERSION",
     "FORMAT",
     "FORMAT_VERSION",
     "LEGACY_FORMAT_VERSION",
@@ -64,6 +66,7 @@ __all__ = [
     "convert_model",
     "load_model",
     "read_header",
+    "save_cnn",
     "save_model",
 ]
 
@@ -72,6 +75,9 @@ FORMAT = "sitewatch-change-model"
 FORMAT_VERSION = 2
 #: The layout of files written before version 2: a zlib-compressed joblib pickle.
 LEGACY_FORMAT_VERSION = 1
+#: The layout of change network files (:mod:`sitewatch.change.cnn`): the JSON header and an
+#: ``.npz`` of the network's weights, read with ``allow_pickle=False``.
+CNN_FORMAT_VERSION = 3
 
 
 def _sklearn():
@@ -137,9 +143,11 @@ def _parse_header(p: Path, head: bytes) -> tuple[dict[str, Any], int]:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise MethodError(f"{p}: not a sitewatch change model file")
     version = header.get("format_version")
-    if type(version) is not int or version not in (FORMAT_VERSION, LEGACY_FORMAT_VERSION):
+    if type(version) is not int or version not in (FORMAT_VERSION, LEGACY_FORMAT_VERSION,
+                                                    CNN_FORMAT_VERSION):
         raise MethodError(f"{p}: change model format version {repr(version)[:40]}"
-                          f" is not supported (this sitewatch reads {FORMAT_VERSION})")
+                          f" is not supported (this sitewatch reads {FORMAT_VERSION} and "
+                          f"{CNN_FORMAT_VERSION})")
     return header, len(magic) + len(line) + 2
 
 
@@ -277,7 +285,7 @@ def _unpickle_legacy(p: Path, payload: bytes) -> Any:
 
 
 def load_model(path: str | Path, *, bands: Sequence[str] | None = None,
-               trust_pickle: bool = False) -> ChangeModel:
+               trust_pickle: bool = False) -> ChangeModel | CnnModel:
     """Read a model written by :meth:`~sitewatch.change.learned.ChangeModel.save`
     (:func:`save_model`).
 
@@ -291,23 +299,18 @@ def load_model(path: str | Path, *, bands: Sequence[str] | None = None,
     may differ.
 
     A legacy model file (format version 1: a pickle) is refused unless ``trust_pickle``
-    is true.
+    is true.  A change network file (format version :data:`CNN_FORMAT_VERSION`) gives a
+    :class:`~sitewatch.change.cnn.CnnModel` (:func:`load_cnn`).
 
     .. warning:: ``trust_pickle=True`` unpickles the file, which can run any code it
        holds: only for files you made yourself or otherwise trust.
     """
     p = Path(path)
-    sk = _sklearn()
-    _check_size(p)
-    try:
-        with open(p, "rb") as f:
-            raw = f.read(MAX_MODEL_BYTES + 1)
-    except OSError as exc:
-        raise MethodError(f"{p}: not a readable sitewatch change model ({exc})") from None
-    if len(raw) > MAX_MODEL_BYTES:  # grew since it was checked
-        raise MethodError(f"{p}: over the {MAX_MODEL_BYTES >> 20} MiB limit of change "
-                          "model files")
+    raw = _read_file(p)
     header, start = _parse_header(p, raw[:len(_MAGIC) + 2 + _MAX_HEADER])
+    if header["format_version"] == CNN_FORMAT_VERSION:
+        return _load_cnn(p, header, raw[start:], bands)
+    sk = _sklearn()
     legacy = header["format_version"] == LEGACY_FORMAT_VERSION
     if legacy and not trust_pickle:
         raise MethodError(_legacy_message(p))
@@ -351,6 +354,92 @@ def load_model(path: str | Path, *, bands: Sequence[str] | None = None,
         raise MethodError(f"{p}: the classifier takes {getattr(est, 'n_features_in_', None)}"
                           f" features, the header names {len(names)}; corrupt model")
     return ChangeModel(est, model_bands, names, threshold, dict(header.get("training") or {}))
+
+
+def _read_file(p: Path) -> bytes:
+    _check_size(p)
+    try:
+        with open(p, "rb") as f:
+            raw = f.read(MAX_MODEL_BYTES + 1)
+    except OSError as exc:
+        raise MethodError(f"{p}: not a readable sitewatch change model ({exc})") from None
+    if len(raw) > MAX_MODEL_BYTES:  # grew since it was checked
+        raise MethodError(f"{p}: over the {MAX_MODEL_BYTES >> 20} MiB limit of change "
+                          "model files")
+    return raw
+
+
+def _load_cnn(p: Path, header: dict[str, Any], payload: bytes,
+              bands: Sequence[str] | None) -> CnnModel:
+    """A change network from its header and ``.npz`` payload, checked against the
+    architecture the header names before anything is built (numpy only, no pickle)."""
+    from sitewatch.change.cnn import ARCH, CnnModel, expected_shapes
+
+    arch = header.get("architecture")
+    model_bands = header.get("bands")
+    norm = header.get("normalisation")
+    if not isinstance(arch, dict) or arch.get("name") != ARCH:
+        raise MethodError(f"{p}: not a change network this sitewatch knows (architecture "
+                          f"{str(arch.get('name') if isinstance(arch, dict) else arch)[:40]})")
+    try:
+        widths = tuple(int(w) for w in arch["widths"])
+        names = tuple(str(b) for b in model_bands)  # type: ignore[union-attr]
+        mean = np.asarray(norm["mean"], np.float32)  # type: ignore[index]
+        std = np.asarray(norm["std"], np.float32)  # type: ignore[index]
+        threshold = float(header["threshold"])
+    except (KeyError, TypeError, ValueError):
+        raise MethodError(f"{p}: the change network's header is incomplete or corrupt "
+                          "(architecture, bands, normalisation, threshold)") from None
+    if (not names or len(widths) != 4 or not all(0 < w <= 1024 for w in widths)
+            or mean.shape != (len(names),) or std.shape != (len(names),)
+            or not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all())
+            or not math.isfinite(threshold)):
+        raise MethodError(f"{p}: the change network's header is inconsistent (widths, "
+                          "bands or normalisation)")
+    if bands is not None:
+        missing = [b for b in names if b not in tuple(bands)]
+        if missing:
+            raise MethodError(f"{p}: the model needs band(s) {', '.join(missing)}; given "
+                              f"{', '.join(bands) or 'none'}")
+    archive = _unpack_archive(p, payload)
+    try:
+        with np.load(io.BytesIO(archive), allow_pickle=False) as z:
+            weights = {k: z[k] for k in z.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise MethodError(f"{p}: the change network's weights cannot be read "
+                          f"({type(exc).__name__}: {str(exc)[:200]})") from None
+    want = expected_shapes(len(names), widths)
+    if set(weights) != set(want):
+        raise MethodError(f"{p}: the change network's weights do not match its architecture "
+                          f"({len(weights)} arrays, {len(want)} expected); corrupt model")
+    for k, shape in want.items():
+        w = weights[k]
+        if w.shape != shape or w.dtype.kind not in "fi" or (
+                w.dtype.kind == "f" and not np.isfinite(w).all()):
+            raise MethodError(f"{p}: the change network's array {k} is {w.dtype}{w.shape}, "
+                              f"expected {shape} of finite numbers; corrupt model")
+    mode = norm.get("mode", "global")  # type: ignore[union-attr]
+    if mode not in ("global", "scene"):
+        raise MethodError(f"{p}: the change network's input normalisation "
+                          f"{str(mode)[:40]!r} is not one this sitewatch knows")
+    return CnnModel(names, weights, mean, std, threshold, widths,
+                    dict(header.get("training") or {}), input_norm=mode)
+
+
+def save_cnn(model: CnnModel, path: str | Path) -> Path:
+    """Write a change network: the magic line, its JSON header line
+    (:meth:`~sitewatch.change.cnn.CnnModel.header`) and an ``.npz`` of its weights."""
+    p = Path(path)
+    buf = io.BytesIO()
+    arrays: dict[str, Any] = {k: np.asarray(v) for k, v in model.weights.items()}
+    np.savez_compressed(buf, **arrays)
+    header = json.dumps(model.header(), sort_keys=True).encode()
+    data = _MAGIC + b"\n" + header + b"\n" + buf.getvalue()
+    if len(data) > MAX_MODEL_BYTES:
+        raise MethodError(f"{p}: the model would be {len(data) / 2**20:.0f} MiB, over the "
+                          f"{MAX_MODEL_BYTES >> 20} MiB limit of model files")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(p, data)
 
 
 def _load_skops(p: Path, archive: bytes) -> Any:
@@ -399,7 +488,7 @@ def save_model(model: ChangeModel, path: str | Path) -> Path:
 
 
 def convert_model(src: str | Path, dst: str | Path, *, trust_pickle: bool = False
-                  ) -> ChangeModel:
+                  ) -> ChangeModel | CnnModel:
     """Re-save the model file ``src`` (any format this sitewatch reads; a legacy pickle
     only with ``trust_pickle``: see :func:`load_model`) in the current format at
     ``dst``; returns the model."""

@@ -52,12 +52,15 @@ def _bands(text: str | None) -> list[str] | None:
               help="Folder for change.tif, score.tif, changes.geojson and summary.json.")
 @click.option("--method", "-m", help="Detector (see `sitewatch methods`) [default: "
               f"{PAIR_METHOD['optical']} for optical, {PAIR_METHOD['sar']} for SAR].")
-@click.option("--threshold", "-t", help="otsu, ki (Kittler-Illingworth), significance, "
-              "quantile, or a number [default: the method's].")
+@click.option("--threshold", "-t", help="otsu, ki (Kittler-Illingworth), kmeans, their "
+              "-robust forms (otsu-robust, ki-robust, kmeans-robust: a spike of ties at the "
+              "lowest score, such as dark water, left out and outliers clipped), "
+              "significance, quantile, or a number [default: the method's].")
 @click.option("--alpha", type=float, default=0.01, show_default=True,
               help="Significance level for --threshold significance.")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False),
-              help="A classifier trained with `sitewatch train` (instead of --method).")
+              help="A model trained with `sitewatch train`, either type (instead of "
+              "--method).")
 @click.option("--trust-model", is_flag=True, help="Load a legacy model file too; "
               + TRUST_RISK)
 @click.option("--sensor", type=click.Choice(["optical", "sar"]),
@@ -182,13 +185,24 @@ METHOD_COLUMNS = (Col("method"), Col("sensor"), Col("threshold", 1),
               "current format (a legacy pickle file needs --trust-model).")
 @click.option("--trust-model", is_flag=True, help="With --convert: load a legacy model "
               "file too; " + TRUST_RISK)
+@click.option("--model-type", type=click.Choice(["cnn", "gbt"]),
+              help="cnn: a fully convolutional change network (FC-Siam-diff; the `cnn` "
+              "extra, PyTorch); gbt: the per-pixel gradient-boosting classifier (the `learn` "
+              "extra) [default: gbt when its extra is installed (it scores better on OSCD), "
+              "else cnn when PyTorch is].")
+@click.option("--epochs", type=click.IntRange(min=1), help="cnn: training epochs "
+              "[default: 15].")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed (patches, initial weights, samples): same seed, same model.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing model file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON.")
 @pass_ctx
 def train(ctx: Ctx, pairs: tuple[tuple[str, str, str], ...], change_value: float,
           bands: str | None, out_path: str, convert: str | None, trust_model: bool,
+          model_type: str | None, epochs: int | None, seed: int,
           overwrite: bool, as_json: bool) -> None:
-    """Train a per-pixel change classifier (gradient boosting) from labelled pairs.
+    """Train a change model from labelled pairs: a change network (cnn) or a per-pixel
+    gradient-boosting classifier (gbt).
 
     Nothing is downloaded: the model learns only from the pairs given.  Use it with
     `sitewatch detect BEFORE AFTER --model FILE`.  Model files hold data, not code; a
@@ -204,16 +218,24 @@ def train(ctx: Ctx, pairs: tuple[tuple[str, str, str], ...], change_value: float
 
         model = convert_model(convert, out_path, trust_pickle=trust_model)
     else:
-        from sitewatch.change.training import train_from_files
+        from sitewatch.change.training import default_model_type, train_from_files
 
+        kind = model_type or default_model_type()
+        if epochs is not None and kind != "cnn":
+            raise click.UsageError("--epochs is for --model-type cnn")
+        opts: dict[str, Any] = {"seed": seed}
+        if epochs is not None:
+            opts["epochs"] = epochs
         with progress_bar(not as_json) as tick:
             model = train_from_files(pairs, out_path, change_value=change_value,
-                                     bands=_bands(bands), progress=tick)
+                                     bands=_bands(bands), model_type=kind, progress=tick,
+                                     **opts)
     info = model.header()
     if as_json:
         echo_json(info)
         return
-    what = (f"converted {convert}" if convert else f"trained on {len(pairs)} pair(s)")
+    what = (f"converted {convert}" if convert else
+            f"trained a {info.get('model_type', 'gbt')} model on {len(pairs)} pair(s)")
     out.print(esc(f"{what}, bands {', '.join(info['bands'])}; wrote {out_path}"))
 
 __all__ = ["detect", "methods", "train"]
