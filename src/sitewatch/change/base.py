@@ -19,7 +19,7 @@ detector's default rule or the user's.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -177,4 +177,19 @@ def finite_sample(values: np.ndarray, limit: int = 2_000_000) -> np.ndarray:
 ProgressFn = Callable[[int, int], None]
 
 __all__ = ["ChangeMap", "Detector", "Fitted", "MethodError", "ProgressFn", "finite_sample",
-           "get_detector", "methods", "observed_both", "register_detector", "with_nan"]
+           "get_detector", "methods", "observed_both", "pick_bands",
+           "register_detector", "with_nan"]
+
+
+def pick_bands(before: np.ndarray, after: np.ndarray, bands: Sequence[str],
+               wanted: Sequence[str], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``wanted`` bands of a pair whose bands are ``bands``, in ``wanted``'s order, as
+    float32; a :class:`MethodError` naming ``what`` (the model) when one is missing."""
+    bands = tuple(bands)
+    missing = [b for b in wanted if b not in bands]
+    if missing:
+        raise MethodError(f"{what} needs band(s) {', '.join(missing)}; the pair has "
+                          f"{', '.join(bands) or 'none'}")
+    pick = [bands.index(b) for b in wanted]
+    return (np.asarray(before, dtype=np.float32)[pick],
+            np.asarray(after, dtype=np.float32)[pick])

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sitewatch.change.base import Detector, Fitted, MethodError, observed_both, with_nan
+from sitewatch.change.base import Detector, Fitted, MethodError, observed_both, pick_bands, with_nan
 from sitewatch.errors import MissingExtraError
 
 if TYPE_CHECKING:
@@ -246,14 +246,7 @@ class CnnModel:
 
     def _pick(self, before: np.ndarray, after: np.ndarray, bands: Sequence[str]
               ) -> tuple[np.ndarray, np.ndarray]:
-        bands = tuple(bands)
-        missing = [b for b in self.bands if b not in bands]
-        if missing:
-            raise MethodError(f"the change network needs band(s) {', '.join(missing)}; the "
-                              f"pair has {', '.join(bands) or 'none'}")
-        pick = [bands.index(b) for b in self.bands]
-        return (np.asarray(before, dtype=np.float32)[pick],
-                np.asarray(after, dtype=np.float32)[pick])
+        return pick_bands(before, after, bands, self.bands, "the change network")
 
     def scene_stats(self, before: np.ndarray, after: np.ndarray, bands: Sequence[str]
                     ) -> dict[str, np.ndarray]:

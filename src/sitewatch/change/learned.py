@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from sitewatch.change.base import Detector, Fitted, MethodError, observed_both, with_nan
+from sitewatch.change.base import Detector, Fitted, MethodError, observed_both, pick_bands, with_nan
 from sitewatch.change.features import (
     HALO,
     feature_names,
@@ -136,14 +136,7 @@ class ChangeModel:
 
     def _pick(self, before: np.ndarray, after: np.ndarray, bands: Sequence[str]
               ) -> tuple[np.ndarray, np.ndarray]:
-        bands = tuple(bands)
-        missing = [b for b in self.bands if b not in bands]
-        if missing:
-            raise MethodError(f"the change model needs band(s) {', '.join(missing)}; the "
-                              f"pair has {', '.join(bands) or 'none'}")
-        pick = [bands.index(b) for b in self.bands]
-        return (np.asarray(before, dtype=np.float32)[pick],
-                np.asarray(after, dtype=np.float32)[pick])
+        return pick_bands(before, after, bands, self.bands, "the change model")
 
     def scene_stats(self, before: np.ndarray, after: np.ndarray,
                     bands: Sequence[str]) -> dict[str, Any]:
