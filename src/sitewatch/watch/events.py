@@ -101,7 +101,7 @@ def _value(o: Obs, m: str) -> float:
 
 #: Changes whenever scoring changes what it finds: a stored :class:`SeriesState` of another
 #: version is not resumed from (its series is scored again from its first date).
-SCORING_VERSION = "3"
+SCORING_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -205,9 +205,11 @@ def _season_checked(a: Alert, o: Obs, measure: str) -> Alert:
            "there is no same-season reference from earlier years yet")
     # Not dropped: the same-season comparison can be blind too (snow lines, another
     # year's threshold), and a real change after a winter gap is then only seen here.
+    # The departure's own text names its baseline's confidence; the alert's is now low.
+    text = a.text.replace(f"; {a.confidence} confidence, ", "; ", 1)
     return replace(a, tier="info", confidence="low",
-                   text=a.text + f" Season? The pair spans seasons and {why}: possibly the "
-                                 "season, not the ground.")
+                   text=text + f" Season? The pair spans seasons and {why}: possibly the "
+                               "season, not the ground (low confidence).")
 
 
 def score_series(site: str, part: str, series: Sequence[Obs], *,

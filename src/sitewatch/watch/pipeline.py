@@ -80,7 +80,7 @@ from sitewatch.watch.imagecache import cache_folder
 from sitewatch.watch.params import PIPELINE_VERSION, PipelineError, Progress, RunParams, RunReport
 from sitewatch.watch.records import STATUSES, ProcessedScene, RunSummary, StoredAlert
 from sitewatch.watch.sinks import Sink, deliver_pending
-from sitewatch.watch.zonal import REST
+from sitewatch.watch.zonal import MIN_OBSERVED, REST
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,16 @@ def series(store: Store, site_id: str, params_hash: str, *, part: str | None = N
     out: dict[tuple[str, str], list[Obs]] = {}
     for r in rows:
         m = dict(r.measures)
+        # The same-season comparison is judged on what it saw itself: it stands when it saw
+        # the part (a part half clouded on the previous date can be clear on both dates of
+        # the same-season pair), and is not evidence when it did not.
+        season_seen = m.get("observed_fraction_season", math.nan) >= MIN_OBSERVED
+        keep = {"pixels", "observed_fraction", "observed_fraction_season"}
         if not r.observed:
-            m.update({k: math.nan for k in m if k not in ("pixels", "observed_fraction")})
+            m.update({k: math.nan for k in m if k not in keep
+                      and not (season_seen and k.endswith("_season"))})
+        if not season_seen:
+            m.update({k: math.nan for k in m if k.endswith("_season") and k not in keep})
         m["changed_fraction_composite"] = comp.get((r.scene_id, r.part), math.nan)
         around = rest.get(r.scene_id)
         # Change beyond what the rest of the site shows on the same pair (see events).
