@@ -17,9 +17,11 @@ from sitewatch.imagery.geo import to_crs
 from sitewatch.imagery.ingest import ingest
 from sitewatch.sites.site import Part, Site
 from sitewatch.store import Store
+from sitewatch.watch.alerts import Alert
 from sitewatch.watch.events import Obs, series_findings
 from sitewatch.watch.grids import season_members
 from sitewatch.watch.pipeline import RunParams, run_site
+from sitewatch.watch.records import StoredAlert
 
 SIZE = 64
 X0, Y0 = SOHAE_UTM[0] - 320, SOHAE_UTM[1] + 320
@@ -192,3 +194,30 @@ def test_a_change_under_the_pair_threshold_departs_through_the_score_excess():
     values[-1] = {**values[-1], "season_span": 1.0, "score_excess_season": 0.2}
     (f,) = series_findings("s", "p", _obs(values), levels=False)
     assert (f.tier, f.confidence) == ("info", "low") and "Season?" in f.text
+
+
+
+def _stored(confidence: str, text: str, history: int = 26) -> StoredAlert:
+    rec = Alert(id="a1", site="refsite", part="(rest of site)", time="2011-05-14T00:00:00Z",
+                measure="changed_excess_composite", kind="departure", tier="info", value=0.15,
+                expected=0.002, z=14.0, confidence=confidence, history=history, text=text,
+                before_scene="b", after_scene="a")
+    return StoredAlert(rec, "new", "h")
+
+
+def test_the_brief_says_why_a_season_graded_alert_is_low_confidence():
+    from sitewatch.report.brief import _caveat
+    from sitewatch.report.findings import PairFinding, pair_sentence
+
+    graded = _stored("low", "changed share ...; 26 dates of history. Season? The pair spans "
+                            "seasons and ...: possibly the season, not the ground.")
+    short = _stored("low", "changed share ...; low confidence, 2 dates of history.", 2)
+    assert "may be the season" in _caveat(graded) and "normal range" not in _caveat(graded)
+    assert "normal range rests on 2 earlier dates" in _caveat(short)
+    # A high-confidence alert one of whose findings was season-graded has no such caveat.
+    assert "season" not in _caveat(_stored("high", graded.alert.text))
+    days = {"b": "2010-11-03", "a": "2011-05-14"}
+    s = pair_sentence(PairFinding((graded,)), _site(), {}, {}, {}, days)
+    assert "Possibly the season" in s and "few earlier dates" not in s
+    s = pair_sentence(PairFinding((short,)), _site(), {}, {}, {}, days)
+    assert "few earlier dates" in s and "Possibly the season" not in s

@@ -456,13 +456,18 @@ def _caveat(a: StoredAlert) -> str:
     """The alert's tier and what should make a reader careful: a low-confidence normal
     range, an analyst's verdict."""
     from sitewatch.report.findings import LOW_CONFIDENCE
+    from sitewatch.watch.events import season_graded
 
     rec = a.alert
     s = f"{a.tier} alert"
     if a.status == "confirmed":
         s += ", confirmed by the analyst" + (f" ({a.reason})" if a.reason else "")
     s += "."
-    if rec.confidence in LOW_CONFIDENCE:
+    if rec.confidence in LOW_CONFIDENCE and season_graded(rec.text):
+        s += (" Low confidence: the comparison it rests on spans seasons, and the same "
+              "season of earlier years does not show this change (or there is none yet): "
+              "it may be the season, not the ground.")
+    elif rec.confidence in LOW_CONFIDENCE:
         s += (f" Low confidence: the part's normal range rests on {rec.history} earlier "
               f"date{'s' if rec.history != 1 else ''}; this may be a false alarm.")
     return s

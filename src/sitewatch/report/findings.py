@@ -28,6 +28,7 @@ from sitewatch.sites.site import Site
 from sitewatch.times import iso_day
 from sitewatch.warning.indicators import IndicatorSet
 from sitewatch.warning.records import EventAssessment, Reason, SiteAssessment
+from sitewatch.watch.events import season_graded
 from sitewatch.watch.records import ProcessedScene, StoredAlert
 
 #: Tiers from the most to the least urgent.
@@ -192,7 +193,13 @@ def pair_sentence(f: PairFinding, site: Site, figure_of: Mapping[str, int],
         caveat = season_caveat(date.fromisoformat(before), date.fromisoformat(after))
         if caveat:
             s += " " + caveat
-    low = [part_label(site, a.part) for a in f.alerts if a.alert.confidence in LOW_CONFIDENCE]
+    low_alerts = [a for a in f.alerts if a.alert.confidence in LOW_CONFIDENCE]
+    season = [part_label(site, a.part) for a in low_alerts if season_graded(a.alert.text)]
+    if season:
+        names = _names(season)
+        s += (f" Possibly the season at the {names[0].lower() + names[1:]}: the same season "
+              "of earlier years does not show this change.")
+    low = [part_label(site, a.part) for a in low_alerts if not season_graded(a.alert.text)]
     if low:
         names = _names(low)
         s += (f" Low confidence at the {names[0].lower() + names[1:]}: "

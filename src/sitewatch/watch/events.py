@@ -68,6 +68,8 @@ SEASON_CONFIRMS: dict[str, tuple[str, float]] = {
     "changed_excess_composite": ("changed_excess_season", 0.08),
     "score_excess": ("score_excess_season", 1.0)}
 SEASON_CONFIRM = 0.5
+#: The words that open the text a season-graded finding adds (:func:`season_graded`).
+SEASON_MARK = "Season?"
 #: Level measures searched for change points, with their noise floor.
 LEVEL_FLOORS: dict[str, float] = {"brightness_rel": 0.005, "ndvi_rel": 0.01}
 #: Dates of history needed before a date is scored at all (with one, the alert says its
@@ -208,8 +210,15 @@ def _season_checked(a: Alert, o: Obs, measure: str) -> Alert:
     # The departure's own text names its baseline's confidence; the alert's is now low.
     text = a.text.replace(f"; {a.confidence} confidence, ", "; ", 1)
     return replace(a, tier="info", confidence="low",
-                   text=text + f" Season? The pair spans seasons and {why}: possibly the "
+                   text=text + f" {SEASON_MARK} The pair spans seasons and {why}: possibly the "
                                "season, not the ground (low confidence).")
+
+
+def season_graded(text: str) -> bool:
+    """Whether an alert's (or finding's) ``text`` says it was graded down as possibly the
+    season (:func:`_season_checked`): its low confidence is the season's, not a short
+    history's."""
+    return SEASON_MARK in text
 
 
 def score_series(site: str, part: str, series: Sequence[Obs], *,
@@ -351,9 +360,11 @@ __all__ = [
     "SEASON_CONFIRM",
     "SEASON_CONFIRMS",
     "SEASON_FLAGS",
+    "SEASON_MARK",
     "Obs",
     "SeriesState",
     "group_events",
     "score_series",
+    "season_graded",
     "series_findings",
 ]
