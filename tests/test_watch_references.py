@@ -221,3 +221,9 @@ def test_the_brief_says_why_a_season_graded_alert_is_low_confidence():
     assert "Possibly the season" in s and "few earlier dates" not in s
     s = pair_sentence(PairFinding((short,)), _site(), {}, {}, {}, days)
     assert "few earlier dates" in s and "Possibly the season" not in s
+    # The web view marks it too (the alert list's "season" flag, shown as "season?").
+    from sitewatch.web.views import _alert
+
+    assert _alert(_site(), graded)["season"] is True
+    assert _alert(_site(), short)["season"] is False
+    assert _alert(_site(), _stored("high", graded.alert.text))["season"] is False

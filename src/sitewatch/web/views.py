@@ -23,6 +23,7 @@ from sitewatch.imagery.sensors import kind_of
 from sitewatch.sites.site import PART_KINDS, Site
 from sitewatch.store import Store
 from sitewatch.times import iso, iso_day
+from sitewatch.watch.events import season_graded
 from sitewatch.watch.records import StoredAlert
 from sitewatch.watch.zonal import REST
 from sitewatch.web.errors import NotFound, WebError
@@ -182,6 +183,9 @@ def _alert(site: Site, a: StoredAlert) -> dict[str, Any]:
     rec = a.payload()
     rec["position"] = _part_position(site, a.part)
     rec["label"] = _label(site, a.part)
+    # Graded down because its comparison spans seasons and the same season of earlier
+    # years does not show it (watch.events.season_graded): the page marks it "season?".
+    rec["season"] = a.alert.confidence == "low" and season_graded(a.alert.text)
     return rec
 
 

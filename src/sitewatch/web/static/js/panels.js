@@ -290,6 +290,11 @@ function alertItem(ctx, a, actions) {
       h("span", { className: "alert-date" }, day(a.time)),
       h("span", { className: "alert-part" }, a.label || a.part || ""),
       h("span", { className: `tier-badge tier-${safeClass(a.tier)}` }, a.tier || ""),
+      a.season ? h("span", {
+        className: "season-badge",
+        title: "low confidence: the comparison spans seasons and the same season of "
+               + "earlier years does not show this change",
+      }, "season?") : null,
       h("span", { className: "alert-status" }, status)),
     h("p", { className: "alert-text" }, a.text || ""),
     a.status_reason ? h("p", { className: "alert-reason" }, `reason: ${a.status_reason}`) : null,
