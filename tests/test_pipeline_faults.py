@@ -259,6 +259,16 @@ def test_memory_estimate_grows_with_what_is_held():
     assert pipeline.run_memory(grid, 4, 9, 2) > one
 
 
+def test_memory_estimate_counts_the_same_season_reference(monkeypatch):
+    # A cross-season scene also holds the same-season members and their median.
+    from sitewatch.watch import grids
+
+    grid = site_grid(test_site(), 10.0)
+    one = pipeline.run_memory(grid, 4, 5, 2)
+    monkeypatch.setattr(grids, "SEASON_MEMBERS", grids.SEASON_MEMBERS + 2)
+    assert pipeline.run_memory(grid, 4, 5, 2) == one + 2 * grid.width * grid.height * 4 * 4
+
+
 def test_cli_run_refuses_a_site_over_budget_in_one_line(home, tmp_path, monkeypatch):
     with Store.open_home(home) as s:
         catalogue(s, tmp_path / "imgs", range(2))

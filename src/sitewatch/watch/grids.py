@@ -115,13 +115,18 @@ def run_memory(grid: SiteGrid, bands: int, composite: int, parts: int) -> int:
     change detection (the scene in hand, the composite, the detector's and the per-part
     measures' working copies: about 8 images); a byte a pixel for each part's mask and a few
     more (site, rest, quality, validity); and 64 MiB for the rest (Python, the database).
-    Measured peaks were about 0.8 of it (781 and 1,182 px square grids)."""
+    Measured peaks were about 0.8 of it (781 and 1,182 px square grids).  A scene whose
+    comparisons span seasons is then also compared with the same season of earlier years
+    (:func:`season_members`), after the other two and with the composite still held: its
+    :data:`SEASON_MEMBERS` images, their median, the composite, the scene and one
+    comparison's working copies (about 4 images); counted from that sum, not yet measured."""
     px = grid.width * grid.height
     image = px * bands * 4
     held = image * composite
     register_peak = held + px * 112
     detect_peak = held + image * 8
-    return max(register_peak, detect_peak) + px * (parts + 6) + 64 * 2**20
+    season_peak = held + image * (SEASON_MEMBERS + 1 + 1 + 1 + 4)
+    return max(register_peak, detect_peak, season_peak) + px * (parts + 6) + 64 * 2**20
 
 
 def grid_key(scene: Scene) -> str:
