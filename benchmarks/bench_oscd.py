@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from _provenance import code_state
+from _scores import confusion, scores
 
 from sitewatch.change import post
 from sitewatch.change.base import (
@@ -124,27 +125,6 @@ def load_city(root: Path, name: str, coregister: bool) -> City:
     if cm.shape != grid.shape:
         raise SystemExit(f"{name}: label {cm.shape} is not on the date-1 grid {grid.shape}")
     return City(name, before, after, cm == 2, np.isin(cm, (1, 2)), shift)
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def confusion(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    p, t = pred[mask], truth[mask]
-    return np.array([np.sum(p & t), np.sum(p & ~t), np.sum(~p & t), np.sum(~p & ~t)],
-                    dtype=np.int64)
-
-
-def scores(c: np.ndarray) -> dict[str, float]:
-    tp, fp, fn, tn = (float(v) for v in c)
-    n = tp + fp + fn + tn
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    po = (tp + tn) / n if n else 0.0
-    pe = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / (n * n) if n else 0.0
-    kappa = (po - pe) / (1 - pe) if pe < 1 else 0.0
-    return {"precision": prec, "recall": rec, "f1": f1, "kappa": kappa}
 
 
 # --------------------------------------------------------------------------- configs

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _scores import confusion, scores
 
 REPO = Path(__file__).resolve().parents[1]
 CITIES = ("abudhabi", "aguasclaras", "beihai", "bercy", "bordeaux", "mumbai", "paris",
@@ -167,22 +168,6 @@ def load_pack(path: Path, cities: list[str] | None = None
 # --------------------------------------------------------------------------- runs
 
 
-def confusion(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> list[int]:
-    p, t = pred[mask], truth[mask]
-    return [int(np.sum(p & t)), int(np.sum(p & ~t)), int(np.sum(~p & t)),
-            int(np.sum(~p & ~t))]
-
-
-def scores(c: list[int] | np.ndarray) -> dict[str, float]:
-    tp, fp, fn, tn = (float(v) for v in c)
-    n = tp + fp + fn + tn
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    po = (tp + tn) / n if n else 0.0
-    pe = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / (n * n) if n else 0.0
-    kappa = (po - pe) / (1 - pe) if pe < 1 else 0.0
-    return {"precision": prec, "recall": rec, "f1": f1, "kappa": kappa}
 
 
 _PACK: dict[str, Any] = {}
@@ -211,7 +196,7 @@ def run_fold(pack_path: str, seed: int, test: str, device: str, threads: int | N
                       provenance={"cities": [c for c in names if c != test]})
     b, a, label, labelled = data[test]
     cm = detect_arrays(b, a, BANDS, CnnDetector(model=model))
-    res = {"confusion": confusion(cm.changed, label, cm.observed & labelled),
+    res = {"confusion": confusion(cm.changed, label, cm.observed & labelled).tolist(),
            "threshold": model.threshold, "threshold_f1": model.summary["threshold_f1"],
            "train_seconds": model.summary["seconds"],
            "seconds": round(time.perf_counter() - t0, 1), "summary": model.summary}

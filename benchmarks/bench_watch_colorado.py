@@ -690,6 +690,15 @@ def registration_stats(store: Store, site_id: str) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- report
 
 
+def _by_size(events: list[dict[str, Any]], key: str) -> list[str]:
+    """The share of events whose ``key`` is true, one cell per planted size (:data:`SIZES`)."""
+    out = []
+    for size in SIZES:
+        ev = [e for e in events if e["size"] == size]
+        out.append(_pct(sum(e[key] for e in ev), len(ev)))
+    return out
+
+
 def _pct(n: int, d: int) -> str:
     return f"{100 * n / d:.0f} % ({n}/{d})" if d else "–"
 
@@ -883,10 +892,7 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
               "| method | " + " | ".join(f"{s} px" for s in SIZES) + " | >= 4 px |",
               "|---|" + "---|" * (len(SIZES) + 1)]
     for r in results:
-        cells = []
-        for size in SIZES:
-            ev = [e for e in r.events if e["size"] == size]
-            cells.append(_pct(sum(e["detected_part"] for e in ev), len(ev)))
+        cells = _by_size(r.events, "detected_part")
         s = sums[r.label]
         lines.append(f"| {r.label} | " + " | ".join(cells) +
                      f" | {_pct(s['big_det_part'], s['big_n'])} |")
@@ -923,10 +929,7 @@ def render(results: list[MethodResult], layouts: list[Layout], series: Series, a
               "with a usable scene after the event |",
               "|---|" + "---|" * (len(SIZES) + 2)]
     for r in results:
-        cells = []
-        for size in SIZES:
-            ev = [e for e in r.events if e["size"] == size]
-            cells.append(_pct(sum(e["detected"] for e in ev), len(ev)))
+        cells = _by_size(r.events, "detected")
         s = sums[r.label]
         lines.append(f"| {r.label} | " + " | ".join(cells) +
                      f" | {_pct(s['big_det'], s['big_n'])} | "

@@ -284,6 +284,17 @@ def _unpickle_legacy(p: Path, payload: bytes) -> Any:
         return joblib.load(io.BytesIO(raw))
 
 
+def _check_bands(p: Path, needed: Sequence[str], bands: Sequence[str] | None) -> None:
+    """A :class:`MethodError` naming the model file when ``bands`` (if given) lack one the
+    model needs."""
+    if bands is None:
+        return
+    missing = [b for b in needed if b not in tuple(bands)]
+    if missing:
+        raise MethodError(f"{p}: the model needs band(s) {', '.join(missing)}; given "
+                          f"{', '.join(bands) or 'none'}")
+
+
 def load_model(path: str | Path, *, bands: Sequence[str] | None = None,
                trust_pickle: bool = False) -> ChangeModel | CnnModel:
     """Read a model written by :meth:`~sitewatch.change.learned.ChangeModel.save`
@@ -319,11 +330,7 @@ def load_model(path: str | Path, *, bands: Sequence[str] | None = None,
     if not model_bands or names != feature_names(model_bands):
         raise MethodError(f"{p}: its features do not match this sitewatch's "
                           "(sitewatch.change.learned); retrain the model")
-    if bands is not None:
-        missing = [b for b in model_bands if b not in tuple(bands)]
-        if missing:
-            raise MethodError(f"{p}: the model needs band(s) {', '.join(missing)}; given "
-                              f"{', '.join(bands) or 'none'}")
+    _check_bands(p, model_bands, bands)
     try:
         threshold = float(header["threshold"])
     except (KeyError, TypeError, ValueError):
@@ -396,11 +403,7 @@ def _load_cnn(p: Path, header: dict[str, Any], payload: bytes,
             or not math.isfinite(threshold)):
         raise MethodError(f"{p}: the change network's header is inconsistent (widths, "
                           "bands or normalisation)")
-    if bands is not None:
-        missing = [b for b in names if b not in tuple(bands)]
-        if missing:
-            raise MethodError(f"{p}: the model needs band(s) {', '.join(missing)}; given "
-                              f"{', '.join(bands) or 'none'}")
+    _check_bands(p, names, bands)
     archive = _unpack_archive(p, payload)
     try:
         with np.load(io.BytesIO(archive), allow_pickle=False) as z:
